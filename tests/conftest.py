@@ -1,0 +1,25 @@
+"""Shared pytest configuration.
+
+Hypothesis runs with no deadline (the first call of a Numba kernel compiles it) and a fixed derandomized
+profile under CI, so a CI run is reproducible.
+"""
+
+import os
+
+import matplotlib
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+matplotlib.use("Agg")
+
+settings.register_profile("dev", deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "ci", deadline=None, max_examples=60, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("ci" if os.environ.get("CI", "").lower() == "true" else "dev")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
