@@ -25,12 +25,3 @@ def upstream():
 
     return get
 
-
-def run_case(upstream, case):
-    """Run one cross-check case after making sure its upstream library imports; assert it passed."""
-    from refnsm.crosscheck import adapter
-
-    upstream(adapter(case.family).UPSTREAM)
-    row = case.run()
-    assert row.passed, str(row)
-    return row
