@@ -1,0 +1,328 @@
+"""Numba kernels of the spiking family: the math only (no validation; callers pass C-contiguous float arrays).
+
+Arithmetic stays in the input dtype (constants are cast with ``X.dtype.type``) so a float32 call follows
+float32 rounding as torch does; scalar losses are accumulated in float64.  Matrix products use BLAS
+through ``np.dot``.  See ``refnsm/spiking/losses.py`` for the math and the public API.
+"""
+
+import numpy as np
+from numba import njit
+
+# kernel codes
+LINEAR, POLYNOMIAL, SIGMOID, GAUSSIAN = 0, 1, 2, 3
+# pairwise loss codes
+MSE, L1, BCE = 0, 1, 2
+
+
+@njit(cache=True)
+def row_sqnorms(x):
+    n, d = x.shape
+    out = np.empty(n, dtype=x.dtype)
+    for i in range(n):
+        acc = x.dtype.type(0.0)
+        for k in range(d):
+            acc += x[i, k] * x[i, k]
+        out[i] = acc
+    return out
+
+
+@njit(cache=True)
+def kernel_forward(x, y, kind, p):
+    """K[i, j] = kappa(x_i, y_j) and the Gram matrix G = x y^T."""
+    G = np.dot(x, y.T)
+    if kind == LINEAR:
+        return G.copy(), G
+    nx, ny = G.shape
+    K = np.empty_like(G)
+    one = G.dtype.type(1.0)
+    pp = G.dtype.type(p)
+    if kind == POLYNOMIAL:
+        for i in range(nx):
+            for j in range(ny):
+                K[i, j] = G[i, j] ** pp
+    elif kind == SIGMOID:
+        for i in range(nx):
+            for j in range(ny):
+                K[i, j] = one / (one + np.exp(-(pp * G[i, j])))
+    else:  # GAUSSIAN: exp(-((|x_i|^2 + |y_j|^2) - 2 G_ij) / (2 sigma^2)), in torch's order of operations
+        x2 = row_sqnorms(x)
+        y2 = row_sqnorms(y)
+        two = G.dtype.type(2.0)
+        c = G.dtype.type(2.0 * p * p)
+        for i in range(nx):
+            for j in range(ny):
+                K[i, j] = np.exp(-((x2[i] + y2[j]) - two * G[i, j]) / c)
+    return K, G
+
+
+@njit(cache=True)
+def _kernel_coupling(A, K, G, kind, p):
+    """For linear/polynomial/sigmoid: B = dL/dG.  For gaussian: Q = dL/dDist."""
+    nx, ny = A.shape
+    B = np.empty_like(A)
+    pp = A.dtype.type(p)
+    one = A.dtype.type(1.0)
+    if kind == LINEAR:
+        B[:, :] = A
+    elif kind == POLYNOMIAL:
+        if p == 0.0:  # d/dG G^0 = 0 identically (torch masks it the same way)
+            B[:, :] = 0.0
+        else:
+            pm1 = A.dtype.type(p - 1.0)
+            for i in range(nx):
+                for j in range(ny):
+                    B[i, j] = A[i, j] * (pp * G[i, j] ** pm1)
+    elif kind == SIGMOID:
+        for i in range(nx):
+            for j in range(ny):
+                B[i, j] = pp * (A[i, j] * (K[i, j] * (one - K[i, j])))
+    else:
+        c = A.dtype.type(2.0 * p * p)
+        for i in range(nx):
+            for j in range(ny):
+                B[i, j] = -((A[i, j] * K[i, j]) / c)
+    return B
+
+
+@njit(cache=True)
+def kernel_vjp(A, x, y, kind, p):
+    """(dL/dx, dL/dy) for K = kernel(x, y) and A = dL/dK (x and y distinct arguments)."""
+    K, G = kernel_forward(x, y, kind, p)
+    B = _kernel_coupling(A, K, G, kind, p)
+    if kind != GAUSSIAN:
+        return np.dot(B, y), np.dot(B.T, x)
+    # Dist = x2_i + y2_j - 2 G_ij:  dx_i = 2 x_i sum_j Q_ij - 2 (Q y)_i,  dy_j = 2 y_j sum_i Q_ij - 2 (Q^T x)_j
+    two = A.dtype.type(2.0)
+    gx = np.dot(B, y)
+    gy = np.dot(B.T, x)
+    rs = B.sum(axis=1)
+    cs = B.sum(axis=0)
+    for i in range(x.shape[0]):
+        for k in range(x.shape[1]):
+            gx[i, k] = two * rs[i] * x[i, k] - two * gx[i, k]
+    for j in range(y.shape[0]):
+        for k in range(y.shape[1]):
+            gy[j, k] = two * cs[j] * y[j, k] - two * gy[j, k]
+    return gx, gy
+
+
+@njit(cache=True)
+def similarity_forward(X, kind, p, eps):
+    """S = kappa(X, X), cosine-normalised with eps for the linear kernel; also returns G and the row norms r."""
+    K, G = kernel_forward(X, X, kind, p)
+    n = X.shape[0]
+    r = np.sqrt(row_sqnorms(X))
+    if kind == LINEAR:
+        e = X.dtype.type(eps)
+        for i in range(n):
+            for j in range(n):
+                K[i, j] = G[i, j] / (r[i] * r[j] + e)
+    return K, G, r
+
+
+@njit(cache=True)
+def similarity_vjp(A, X, S, G, r, kind, p, eps):
+    """dL/dX for S = similarity(X) and A = dL/dS (both kernel arguments are X, so the two paths add).
+
+    S, G, r are the outputs of ``similarity_forward(X, ...)`` (passed in so the forward is not recomputed).
+
+    Written as dX = W X + diag(h) X with
+      linear:     W = B + B^T,  B = A / P,  h_i = ((C + C^T) r)_i / r_i  (0 where r_i = 0),  C = -A G / P^2
+      poly/sigm.: W = B + B^T,  h = 0
+      gaussian:   W = -2 (Q + Q^T),  h = 2 (Q 1 + Q^T 1)
+    """
+    n = X.shape[0]
+    W = np.empty_like(A)
+    h = np.zeros(n, dtype=X.dtype)
+    if kind == LINEAR:
+        e = X.dtype.type(eps)
+        B = np.empty_like(A)
+        C = np.empty_like(A)
+        for i in range(n):
+            for j in range(n):
+                P = r[i] * r[j] + e
+                B[i, j] = A[i, j] / P
+                C[i, j] = -A[i, j] * G[i, j] / (P * P)
+        for i in range(n):
+            acc = X.dtype.type(0.0)
+            for j in range(n):
+                W[i, j] = B[i, j] + B[j, i]
+                acc += (C[i, j] + C[j, i]) * r[j]
+            h[i] = acc / r[i] if r[i] != 0 else X.dtype.type(0.0)
+    else:
+        B = _kernel_coupling(A, S, G, kind, p)
+        if kind == GAUSSIAN:
+            two = X.dtype.type(2.0)
+            rs = B.sum(axis=1)
+            cs = B.sum(axis=0)
+            for i in range(n):
+                h[i] = two * (rs[i] + cs[i])
+                for j in range(n):
+                    W[i, j] = -two * (B[i, j] + B[j, i])
+        else:
+            for i in range(n):
+                for j in range(n):
+                    W[i, j] = B[i, j] + B[j, i]
+    out = np.dot(W, X)
+    for i in range(n):
+        if h[i] != 0:
+            for k in range(X.shape[1]):
+                out[i, k] += h[i] * X[i, k]
+    return out
+
+
+@njit(cache=True)
+def pairwise_loss(S, Y, loss, bce_eps):
+    """mean over all N^2 entries of the elementwise loss between S and the target Y (float64 accumulator)."""
+    n, m = S.shape
+    acc = 0.0
+    one = S.dtype.type(1.0)
+    floor = S.dtype.type(-100.0)
+    for i in range(n):
+        for j in range(m):
+            s = S[i, j]
+            t = Y[i, j]
+            if loss == MSE:
+                d = s - t
+                acc += d * d
+            elif loss == L1:
+                acc += abs(s - t)
+            else:  # torch's BCE: -(t max(log s, -100) + (1 - t) max(log1p(-s), -100))
+                ls = max(np.log(s), floor)
+                l1s = max(np.log1p(-s), floor)
+                acc += (t - one) * l1s - t * ls
+    return acc / (n * m)
+
+
+@njit(cache=True)
+def pairwise_loss_grad(S, Y, loss, g, bce_eps):
+    """A = dL/dS = g * (elementwise derivative) / N^2, with torch's conventions (sign(0) = 0, BCE's epsilon)."""
+    n, m = S.shape
+    A = np.empty_like(S)
+    scale = S.dtype.type(g / (n * m))
+    two = S.dtype.type(2.0)
+    one = S.dtype.type(1.0)
+    e = S.dtype.type(bce_eps)
+    for i in range(n):
+        for j in range(m):
+            d = S[i, j] - Y[i, j]
+            if loss == MSE:
+                A[i, j] = two * d * scale
+            elif loss == L1:
+                A[i, j] = (one if d > 0 else (-one if d < 0 else S.dtype.type(0.0))) * scale
+            else:
+                s = S[i, j]
+                A[i, j] = d / max(s * (one - s), e) * scale
+    return A
+
+
+@njit(cache=True)
+def cross_entropy_steps(x, target, ignore_index, g, want_grad):
+    """Mean cross-entropy over every (t, n, s) with target[n, s] != ignore_index, and its gradient.
+
+    x is [T, N, C, S] (S = product of the spatial dims, 1 when there are none), target is [N, S].
+    Returns (loss, grad, count) with grad = g * (softmax - onehot) / count at valid positions, 0 elsewhere.
+    """
+    T, N, C, S = x.shape
+    valid = 0
+    for n in range(N):
+        for s in range(S):
+            if target[n, s] != ignore_index:
+                valid += 1
+    count = valid * T
+    grad = np.zeros_like(x) if want_grad else np.zeros((0, 0, 0, 0), dtype=x.dtype)
+    if count == 0:
+        return np.nan, grad, 0
+    total = 0.0
+    scale = g / count
+    for t in range(T):
+        for n in range(N):
+            for s in range(S):
+                tg = target[n, s]
+                if tg == ignore_index:
+                    continue
+                m = -np.inf
+                for c in range(C):
+                    v = float(x[t, n, c, s])
+                    if v > m:
+                        m = v
+                se = 0.0
+                for c in range(C):
+                    se += np.exp(float(x[t, n, c, s]) - m)
+                lse = m + np.log(se)
+                total += lse - float(x[t, n, tg, s])
+                if want_grad:
+                    for c in range(C):
+                        pc = np.exp(float(x[t, n, c, s]) - m) / se
+                        if c == tg:
+                            pc -= 1.0
+                        grad[t, n, c, s] = pc * scale
+    return total / count, grad, count
+
+
+@njit(cache=True)
+def time_mean(x):
+    """mean over the leading (time) axis, accumulated in the input dtype as torch's mean(0) does."""
+    T = x.shape[0]
+    out = np.zeros(x.shape[1:], dtype=x.dtype)
+    flat = out.reshape(-1)
+    xs = x.reshape(T, -1)
+    for t in range(T):
+        for k in range(flat.size):
+            flat[k] += xs[t, k]
+    inv = x.dtype.type(T)
+    for k in range(flat.size):
+        flat[k] = flat[k] / inv
+    return out
+
+
+@njit(cache=True)
+def broadcast_time(grad_mean, T):
+    """d/dx of mean_t x: the gradient of the mean divided by T, repeated over the T steps."""
+    out = np.empty((T,) + grad_mean.shape, dtype=grad_mean.dtype)
+    flat = grad_mean.reshape(-1)
+    o = out.reshape(T, -1)
+    inv = grad_mean.dtype.type(T)
+    for t in range(T):
+        for k in range(flat.size):
+            o[t, k] = flat[k] / inv
+    return out
+
+
+@njit(cache=True)
+def mse_to_constant(y, phi, g, want_grad):
+    """mean((y - phi)^2) over every element, and g * 2 (y - phi) / numel."""
+    flat = y.reshape(-1)
+    n = flat.size
+    acc = 0.0
+    grad = np.empty_like(flat) if want_grad else np.empty(0, dtype=y.dtype)
+    ph = y.dtype.type(phi)
+    for k in range(n):
+        d = flat[k] - ph
+        acc += d * d
+        if want_grad:
+            grad[k] = 2.0 * d * g / n
+    return acc / n, grad
+
+
+@njit(cache=True)
+def firing_rate_mse(spikes, labels, g, want_grad):
+    """mean over [N, C] of (mean_t spikes - onehot(labels))^2 and its gradient w.r.t. spikes [T, N, C]."""
+    T, N, C = spikes.shape
+    fr = time_mean(spikes)
+    acc = 0.0
+    d = np.empty((N, C), dtype=spikes.dtype)
+    for n in range(N):
+        for c in range(C):
+            target = 1.0 if labels[n] == c else 0.0
+            d[n, c] = fr[n, c] - spikes.dtype.type(target)
+            acc += float(d[n, c]) * float(d[n, c])
+    grad = np.empty((0, 0, 0), dtype=spikes.dtype)
+    if want_grad:
+        grad = np.empty_like(spikes)
+        scale = 2.0 * g / (N * C * T)
+        for t in range(T):
+            for n in range(N):
+                for c in range(C):
+                    grad[t, n, c] = d[n, c] * scale
+    return acc / (N * C), grad

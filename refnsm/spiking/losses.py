@@ -1,0 +1,537 @@
+r"""Spike similarity and TET losses, mirroring spikingjelly 2.0.0 (``activation_based.functional.loss``).
+
+Notation: :math:`X \in \mathbb{R}^{N \times D}` are the spikes flattened per sample, :math:`G = X X^\top`,
+:math:`A = \partial L / \partial S`, :math:`\odot` and :math:`\oslash` elementwise product and division.
+
+Similarity kernels (:func:`kernel_dot_product`), for rows :math:`x_i` of ``x`` and :math:`y_j` of ``y``:
+
+* linear      :math:`K_{ij} = x_i \cdot y_j`
+* polynomial  :math:`K_{ij} = (x_i \cdot y_j)^d` (no offset, no scale)
+* sigmoid     :math:`K_{ij} = \sigma(\alpha\, x_i \cdot y_j)`
+* gaussian    :math:`K_{ij} = \exp(-(\|x_i\|^2 + \|y_j\|^2 - 2 x_i \cdot y_j) / (2\sigma^2))`
+
+Spike similarity loss (:func:`spike_similar_loss`): the output similarity
+:math:`S = \kappa(X, X)`, cosine-normalised for the linear kernel as
+:math:`S_{ij} = G_{ij} / (\|x_i\| \|x_j\| + 10^{-8})`, is pulled toward the label co-occurrence matrix
+:math:`Y = \min(L L^\top, 1)` by a loss averaged over **all** :math:`N^2` pairs (diagonal included):
+``mse`` :math:`\overline{(S-Y)^2}`, ``l1`` :math:`\overline{|S-Y|}`, ``bce``
+:math:`-\overline{Y \max(\log S, -100) + (1-Y)\max(\log(1-S), -100)}`.
+
+TET (Deng et al., ICLR 2022, :func:`temporal_efficient_training_cross_entropy`): the cross-entropy applied at every
+time step and averaged, :math:`L = \frac1T \sum_t \mathrm{CE}(x_t, y)`, instead of the cross-entropy of the
+time-averaged output (:func:`time_mean_cross_entropy`, the "SDT" baseline).  :class:`TETLoss` adds the paper's
+regulariser :math:`\lambda\,\overline{(x - \phi)^2}`.
+
+Gradients (derived in the docstrings below and checked against finite differences in ``tests/``) follow
+torch's conventions where they are sound: :math:`\mathrm{sign}(0) = 0` in L1, the BCE gradient
+:math:`(S - Y)/\max(S(1-S), \epsilon)` with torch's :math:`\epsilon` (the float32 literal ``1e-12f``), the zero
+norm-gradient of an all-zero row.  Where spikingjelly misbehaves refnsm does better and says so
+(``docs/upstream_differences.md``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _checks
+from . import _kernels as K
+
+__all__ = [
+    "kernel_dot_product",
+    "kernel_dot_product_vjp",
+    "spike_similarity_matrix",
+    "spike_similarity_matrix_vjp",
+    "label_similarity_matrix",
+    "spike_similar_loss",
+    "spike_similar_loss_vjp",
+    "spike_similar_loss_value_and_grad",
+    "temporal_efficient_training_cross_entropy",
+    "temporal_efficient_training_cross_entropy_vjp",
+    "time_mean_cross_entropy",
+    "time_mean_cross_entropy_vjp",
+    "tet_loss",
+    "tet_loss_vjp",
+    "TETLoss",
+    "firing_rate_mse",
+    "firing_rate_mse_vjp",
+    "KERNELS",
+    "LOSSES",
+]
+
+KERNELS = ("linear", "polynomial", "sigmoid", "gaussian")
+LOSSES = ("mse", "l1", "bce")
+_KERNEL_CODE = {"linear": K.LINEAR, "polynomial": K.POLYNOMIAL, "sigmoid": K.SIGMOID, "gaussian": K.GAUSSIAN}
+_KERNEL_ARG = {"polynomial": "d (the exponent)", "sigmoid": "alpha (the slope)", "gaussian": "sigma (the width)"}
+_LOSS_CODE = {"mse": K.MSE, "l1": K.L1, "bce": K.BCE}
+
+#: epsilon of the cosine normalisation, added after the outer product of the row norms (spikingjelly)
+COSINE_EPS = 1e-8
+#: epsilon in torch's BCE gradient: the C float literal 1e-12f (eager CPU kernel), i.e. 9.999999960041972e-13
+BCE_EPS = float(np.float32(1e-12))
+#: the ignore_index of torch's cross-entropy
+IGNORE_INDEX = -100
+
+
+# ----------------------------------------------------------------------------------------------- validation
+def _check_compat(compat):
+    if compat is not None and compat != "spikingjelly":
+        raise ValueError(f"compat: expected None or 'spikingjelly', got {compat!r}")
+    return compat
+
+
+def _kernel_spec(kernel, args, name="kernel"):
+    """Validate a kernel name and its positional argument; return (code, parameter)."""
+    _checks.check_option(kernel, name, KERNELS)
+    if kernel == "linear":
+        if args:
+            raise TypeError(f"{name}: 'linear' takes no kernel argument, got {len(args)}: {args!r}")
+        return K.LINEAR, 0.0
+    what = _KERNEL_ARG[kernel]
+    if len(args) != 1:
+        raise TypeError(
+            f"{name}: {kernel!r} needs exactly one kernel argument, {what}, passed positionally after the "
+            f"kernel name; got {len(args)}: {args!r}"
+        )
+    p = _checks.check_real(args[0], f"{kernel} kernel argument {what.split()[0]}", positive=kernel == "gaussian")
+    return _KERNEL_CODE[kernel], p
+
+
+def _flatten_spikes(spikes, dtype=None):
+    X = _checks.as_float_array(spikes, "spikes", min_ndim=2, shape_hint="[N, ...] (batch first)", dtype=dtype)
+    if X.shape[0] == 0:
+        raise ValueError(f"spikes: expected at least one sample, got shape {X.shape}")
+    return X, X.reshape(X.shape[0], -1)
+
+
+def _label_matrix(labels, n, dtype, compat):
+    L = _checks.as_float_array(labels, "labels", ndim=2, shape_hint="[N, C] (multi-hot)")
+    if L.shape[0] != n:
+        raise ValueError(f"labels: expected {n} rows to match spikes' batch size, got shape {L.shape}")
+    # spikingjelly computes Y in float32 whatever the spikes' dtype (labels.float()); refnsm uses the spikes'
+    # dtype unless compat="spikingjelly".  For 0/1 labels the two are identical.
+    work = np.float32 if compat == "spikingjelly" else dtype
+    L = L.astype(work, copy=False)
+    return np.minimum(L @ L.T, np.asarray(1.0, dtype=work)).astype(dtype, copy=False)
+
+
+def _bce_range_check(S, Y, kernel, dtype):
+    if not ((S >= 0) & (S <= 1)).all():
+        idx = tuple(int(i) for i in np.argwhere(~((S >= 0) & (S <= 1)))[0])
+        v = S[idx]
+        if kernel == "linear" and v > 1:
+            why = ("the cosine diagonal ||x||^2 / (||x||^2 + 1e-8) rounds above 1 in float32 because 1e-8 is below "
+                   "float32 resolution; compute in float64" if dtype == np.float32 else "rounding of the cosine similarity")
+        elif kernel == "linear":
+            why = "the cosine similarity of signed inputs lies in [-1, 1]; BCE needs non-negative spikes"
+        elif kernel == "gaussian":
+            why = ("cancellation in ||x||^2 + ||y||^2 - 2 x.y made a squared distance slightly negative, as happens "
+                   "with real-valued (e.g. smoothed) spikes; binary spikes give exact distances")
+        elif kernel == "polynomial":
+            why = "the polynomial kernel is not normalised"
+        else:
+            why = "the sigmoid kernel rounded outside [0, 1]"
+        raise ValueError(
+            f"spikes: loss_type 'bce' needs the similarity matrix S in [0, 1], but S{list(idx)} = {float(v)!r} "
+            f"(kernel {kernel!r}): {why}. Use loss_type 'mse' or 'l1' for this kernel and data."
+        )
+    if not ((Y >= 0) & (Y <= 1)).all():
+        idx = tuple(int(i) for i in np.argwhere(~((Y >= 0) & (Y <= 1)))[0])
+        raise ValueError(
+            f"labels: loss_type 'bce' needs the label matrix min(L L^T, 1) in [0, 1], but it is {float(Y[idx])!r} at "
+            f"{list(idx)}; labels must be non-negative"
+        )
+
+
+# --------------------------------------------------------------------------------------- kernel_dot_product
+def _kdp_prepare(x, y, kernel, args, compat):
+    _check_compat(compat)
+    dtype = _checks.result_float_dtype(x, y)
+    x = _checks.as_float_array(x, "x", ndim=2, shape_hint="[Nx, M]", dtype=dtype)
+    y = _checks.as_float_array(y, "y", ndim=2, shape_hint="[Ny, M]", dtype=dtype)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"y: expected {x.shape[1]} columns to match x (shape {x.shape}), got shape {y.shape}")
+    code, p = _kernel_spec(kernel, args)
+    tile = False
+    if code == K.GAUSSIAN and x.shape[0] != y.shape[0] and x.shape[0] != 1:
+        if compat == "spikingjelly" and y.shape[0] == 1:
+            tile = True
+        else:
+            raise ValueError(
+                f"y: the gaussian kernel needs as many rows as x (or x with one row); got x {x.shape} and y "
+                f"{y.shape}. spikingjelly returns a wrong [Nx, Nx] matrix for Ny = 1 and crashes otherwise; "
+                f"pass compat='spikingjelly' to reproduce the Ny = 1 output"
+            )
+    return x, y, code, p, tile
+
+
+def kernel_dot_product(x, y, kernel="linear", *args, compat=None):
+    r"""Kernel matrix :math:`K_{ij} = \kappa(x_i, y_j)` between the rows of ``x`` and ``y``.
+
+    Parameters
+    ----------
+    x : array_like, shape [Nx, M]
+    y : array_like, shape [Ny, M]
+    kernel : {"linear", "polynomial", "sigmoid", "gaussian"}
+        ``linear`` :math:`x_i\cdot y_j`; ``polynomial`` :math:`(x_i\cdot y_j)^d`; ``sigmoid``
+        :math:`\sigma(\alpha\,x_i\cdot y_j)`; ``gaussian``
+        :math:`\exp(-(\|x_i\|^2+\|y_j\|^2-2x_i\cdot y_j)/(2\sigma^2))`, the squared distance expanded in exactly
+        that order (as spikingjelly does), so real-valued inputs can give :math:`K` a few ulp above 1.
+    *args
+        The kernel's one argument, positionally: ``d``, ``alpha`` or ``sigma > 0``.
+    compat : None or "spikingjelly"
+        With ``"spikingjelly"``, the gaussian kernel with ``Ny == 1 < Nx`` returns spikingjelly's ``[Nx, Nx]``
+        matrix (every column equal to :math:`k(x_i, y_0)`) instead of raising.
+
+    Returns
+    -------
+    ndarray, shape [Nx, Ny]
+        In the common float dtype of ``x`` and ``y`` (float32 only if both are float32).
+
+    Raises
+    ------
+    ValueError
+        Shapes that do not match; the gaussian kernel with ``Nx != Ny`` (and ``Nx != 1``), where spikingjelly
+        silently returns a wrong matrix or crashes; ``sigma <= 0``; NaN or Inf.
+    TypeError
+        Unknown types; a missing or superfluous kernel argument.
+    """
+    x, y, code, p, tile = _kdp_prepare(x, y, kernel, args, compat)
+    Kmat, _ = K.kernel_forward(x, y, code, p)
+    if tile:
+        return np.repeat(Kmat, x.shape[0], axis=1)
+    return Kmat
+
+
+def kernel_dot_product_vjp(grad_out, x, y, kernel="linear", *args, compat=None):
+    r"""Gradients :math:`(\partial L/\partial x, \partial L/\partial y)` of :func:`kernel_dot_product`.
+
+    With :math:`A = \partial L/\partial K` (``grad_out``, shape [Nx, Ny]) and :math:`G = x y^\top`:
+
+    * linear, polynomial, sigmoid: :math:`\bar x = B y`, :math:`\bar y = B^\top x`, where :math:`B = \partial L/\partial G`
+      is :math:`A`, :math:`A \odot d\,G^{d-1}` (identically 0 when :math:`d = 0`), or
+      :math:`\alpha\,A \odot K \odot (1 - K)`;
+    * gaussian: with :math:`Q = -A \odot K / (2\sigma^2) = \partial L/\partial \mathrm{Dist}`,
+      :math:`\bar x = 2\,\mathrm{diag}(Q\mathbf 1)\,x - 2 Q y` and
+      :math:`\bar y = 2\,\mathrm{diag}(Q^\top\mathbf 1)\,y - 2 Q^\top x`.
+
+    When ``x`` and ``y`` are the same array the total gradient is the sum of the two.
+    """
+    x, y, code, p, tile = _kdp_prepare(x, y, kernel, args, compat)
+    expected = (x.shape[0], x.shape[0] if tile else y.shape[0])
+    A = _checks.as_float_array(grad_out, "grad_out", dtype=x.dtype)
+    _checks.check_shape(A, "grad_out", expected, "the kernel matrix's shape")
+    if tile:  # every column of the tiled output is k(x_i, y_0): their gradients add
+        A = np.ascontiguousarray(A.sum(axis=1, keepdims=True))
+    return K.kernel_vjp(A, x, y, code, p)
+
+
+# ------------------------------------------------------------------------------- similarity and its losses
+def spike_similarity_matrix(spikes, kernel_type="linear", *args):
+    r"""Output similarity :math:`S = \kappa(X, X)` of the flattened spikes, :math:`X` = ``spikes`` as [N, D].
+
+    For the linear kernel :math:`S_{ij} = x_i\cdot x_j / (\|x_i\|\,\|x_j\| + 10^{-8})`: an all-zero row gives a
+    zero row and column (:math:`S_{ii} = 0`), and :math:`S_{ii} = r^2/(r^2 + 10^{-8}) < 1` in float64.  The other
+    kernels are used raw (not normalised).
+    """
+    code, p = _kernel_spec(kernel_type, args, "kernel_type")
+    _, X = _flatten_spikes(spikes)
+    S, _, _ = K.similarity_forward(X, code, p, COSINE_EPS)
+    return S
+
+
+def spike_similarity_matrix_vjp(grad_out, spikes, kernel_type="linear", *args):
+    r"""Gradient :math:`\partial L/\partial\,\mathrm{spikes}` of :func:`spike_similarity_matrix`.
+
+    Both kernel arguments are :math:`X`, so the two paths add: :math:`\bar X = (B + B^\top) X` for the linear
+    (un-normalised), polynomial and sigmoid kernels and :math:`\bar X = 2\,\mathrm{diag}(Q\mathbf 1 + Q^\top\mathbf 1)X
+    - 2(Q + Q^\top)X` for the gaussian (see :func:`kernel_dot_product_vjp`).  For the cosine normalisation
+    :math:`S = G \oslash P`, :math:`P = r r^\top + \epsilon`:
+    :math:`B = A \oslash P`, :math:`C = -A \odot G \oslash P^{2}`, :math:`g = (C + C^\top) r`,
+    :math:`\bar X = (B + B^\top) X + \mathrm{diag}(g \oslash r) X`, with :math:`g_i/r_i := 0` where :math:`r_i = 0`
+    (the subgradient of the norm at 0 that torch uses).  A silent row therefore receives gradients of order
+    :math:`1/\epsilon = 10^8` through :math:`B`.
+    """
+    code, p = _kernel_spec(kernel_type, args, "kernel_type")
+    shape_in, X = _flatten_spikes(spikes)
+    A = _checks.as_float_array(grad_out, "grad_out", dtype=X.dtype)
+    _checks.check_shape(A, "grad_out", (X.shape[0], X.shape[0]), "the similarity matrix's shape")
+    S, G, r = K.similarity_forward(X, code, p, COSINE_EPS)
+    return K.similarity_vjp(A, X, S, G, r, code, p, COSINE_EPS).reshape(shape_in.shape)
+
+
+def label_similarity_matrix(labels, dtype=np.float64, *, compat=None):
+    r"""Target similarity :math:`Y = \min(L L^\top, 1)` of multi-hot labels ``L`` [N, C].
+
+    For 0/1 labels :math:`Y_{ij} = 1` iff samples *i* and *j* share a label, and :math:`Y_{ii} = 0` for a sample
+    with no label.  Only the upper side is clamped (soft or negative labels pass through).  With
+    ``compat="spikingjelly"`` the product is formed in float32 as spikingjelly does (``labels.float()``).
+    """
+    _check_compat(compat)
+    L = _checks.as_float_array(labels, "labels", ndim=2, shape_hint="[N, C] (multi-hot)")
+    dtype = np.dtype(dtype)
+    if dtype not in _checks.FLOAT_DTYPES:
+        raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
+    return _label_matrix(L, L.shape[0], dtype, compat)
+
+
+def _ssl_prepare(spikes, labels, kernel_type, loss_type, args, compat):
+    _check_compat(compat)
+    code, p = _kernel_spec(kernel_type, args, "kernel_type")
+    _checks.check_option(loss_type, "loss_type", LOSSES)
+    shaped, X = _flatten_spikes(spikes)
+    Y = _label_matrix(labels, X.shape[0], X.dtype, compat)
+    S, G, r = K.similarity_forward(X, code, p, COSINE_EPS)
+    if loss_type == "bce":
+        _bce_range_check(S, Y, kernel_type, X.dtype)
+    return shaped.shape, X, Y, S, G, r, code, p, _LOSS_CODE[loss_type]
+
+
+def spike_similar_loss(spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None):
+    r"""Similarity-matching loss between output spike trains and their labels (spikingjelly's ``spike_similar_loss``).
+
+    .. math::
+
+        L = \frac{1}{N^2} \sum_{i,j} \ell(S_{ij}, Y_{ij}),\qquad S = \kappa(X, X),\quad Y = \min(L L^\top, 1)
+
+    with :math:`\ell` the squared error (``mse``), absolute error (``l1``) or torch's clamped binary
+    cross-entropy (``bce``: :math:`-[Y\max(\log S,-100) + (1-Y)\max(\log(1-S),-100)]`).  The linear kernel is
+    cosine-normalised (:func:`spike_similarity_matrix`).  Every pair counts, the diagonal included.
+
+    Parameters
+    ----------
+    spikes : array_like, shape [N, ...]
+        Batch first (e.g. [N, M, T]); every other axis is flattened.  spikingjelly's multi-step layout
+        [T, N, M] must be transposed first.
+    labels : array_like, shape [N, C]
+        Multi-hot labels (any real values; only the upper side of :math:`L L^\top` is clamped).
+    kernel_type : {"linear", "polynomial", "sigmoid", "gaussian"}
+    loss_type : {"mse", "l1", "bce"}
+    *args
+        The kernel's argument (see :func:`kernel_dot_product`).
+    compat : None or "spikingjelly"
+        Form :math:`Y` in float32 as spikingjelly does (identical for 0/1 labels).
+
+    Returns
+    -------
+    float
+        The loss, as a 0-d array of the spikes' dtype.
+
+    Raises
+    ------
+    ValueError
+        Mismatched batch sizes, NaN/Inf, and for ``bce`` a similarity or label matrix outside [0, 1], with the
+        reason (float32 rounding of the cosine diagonal, cancellation in the gaussian distance, an unnormalised
+        kernel, signed inputs).  Unlike spikingjelly, ``bce`` works in float64.
+    """
+    _, X, Y, S, _, _, _, _, lcode = _ssl_prepare(spikes, labels, kernel_type, loss_type, args, compat)
+    return np.asarray(K.pairwise_loss(S, Y, lcode, BCE_EPS), dtype=X.dtype)
+
+
+def spike_similar_loss_vjp(grad_out, spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None):
+    r"""Gradient of :func:`spike_similar_loss` with respect to ``spikes`` (same shape as ``spikes``).
+
+    First :math:`A = \partial L/\partial S`: ``mse`` :math:`2(S - Y)/N^2`; ``l1`` :math:`\mathrm{sign}(S-Y)/N^2`
+    with :math:`\mathrm{sign}(0) = 0`; ``bce`` :math:`(S - Y)/\max(S(1-S), \epsilon)/N^2` with torch's
+    :math:`\epsilon` = float32(1e-12) (this is torch's gradient, not the derivative of the clamped forward: where
+    the log is clamped the forward is flat but the gradient is not 0).  Then :math:`A` is pulled back through
+    :math:`S(X)` as in :func:`spike_similarity_matrix_vjp`.  ``labels`` get no gradient (they are treated as
+    constants, as spikingjelly's ``labels.float()`` cuts the graph for integer labels).
+
+    ``grad_out`` is the upstream gradient of the scalar loss (``None`` means 1.0).
+    """
+    g = _checks.scalar_grad_out(grad_out)
+    shape, X, Y, S, G, r, code, p, lcode = _ssl_prepare(spikes, labels, kernel_type, loss_type, args, compat)
+    A = K.pairwise_loss_grad(S, Y, lcode, g, BCE_EPS)
+    return K.similarity_vjp(A, X, S, G, r, code, p, COSINE_EPS).reshape(shape)
+
+
+def spike_similar_loss_value_and_grad(spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None):
+    """``(spike_similar_loss(...), spike_similar_loss_vjp(None, ...))`` sharing one forward pass (for training)."""
+    shape, X, Y, S, G, r, code, p, lcode = _ssl_prepare(spikes, labels, kernel_type, loss_type, args, compat)
+    value = np.asarray(K.pairwise_loss(S, Y, lcode, BCE_EPS), dtype=X.dtype)
+    A = K.pairwise_loss_grad(S, Y, lcode, 1.0, BCE_EPS)
+    return value, K.similarity_vjp(A, X, S, G, r, code, p, COSINE_EPS).reshape(shape)
+
+
+# --------------------------------------------------------------------------------------------- TET losses
+def _ce_prepare(x_seq, target, ignore_index):
+    x = _checks.as_float_array(x_seq, "x_seq", min_ndim=3, shape_hint="[T, N, C, *spatial]")
+    tgt = _checks.as_index_array(target, "target", shape_hint="[N, *spatial]")
+    ignore_index = _checks.check_int(ignore_index, "ignore_index")
+    expected = (x.shape[1],) + x.shape[3:]
+    if tgt.shape != expected:
+        raise ValueError(
+            f"target: expected shape {expected} (x_seq's batch and spatial dims, [N, *spatial]) for x_seq of shape "
+            f"{x.shape}, got {tgt.shape}"
+        )
+    T, N, C = x.shape[:3]
+    if C == 0:
+        raise ValueError(f"x_seq: expected at least one class (axis 2), got shape {x.shape}")
+    bad = (tgt != ignore_index) & ((tgt < 0) | (tgt >= C))
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"target: class indices must be in [0, {C}) or ignore_index={ignore_index}; got {tgt[idx]} at {idx}")
+    S = int(np.prod(x.shape[3:], dtype=np.int64))
+    x4 = x.reshape(T, N, C, S)
+    t2 = tgt.reshape(N, S)
+    if T == 0 or not (t2 != ignore_index).any():
+        raise ValueError(
+            f"target: no position to average over (T={T}, {t2.size} targets, all equal to ignore_index="
+            f"{ignore_index} or none): the mean cross-entropy is undefined (torch returns nan)"
+        )
+    return x, x4, t2, ignore_index
+
+
+def temporal_efficient_training_cross_entropy(x_seq, target, ignore_index=IGNORE_INDEX):
+    r"""TET loss: the cross-entropy at every time step, averaged (Deng et al., ICLR 2022).
+
+    .. math::
+
+        L = -\frac{1}{|V|} \sum_{(t, n, s) \in V} \log \operatorname{softmax}(x_{t,n,:,s})_{y_{n,s}}
+          = \frac1T \sum_t \mathrm{CE}(x_t, y)
+
+    where :math:`V` are the positions whose target is not ``ignore_index`` (the same at every step, so the
+    per-step means have equal weight).
+
+    Parameters
+    ----------
+    x_seq : array_like, shape [T, N, C, *spatial]
+        Logits per time step.
+    target : integer array_like, shape [N, *spatial]
+        Class indices in [0, C), or ``ignore_index``.
+    ignore_index : int
+        Target value excluded from the mean (torch's default -100).
+
+    Returns
+    -------
+    0-d ndarray of x_seq's dtype.
+    """
+    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
+    loss, _, _ = K.cross_entropy_steps(x4, t2, ii, 1.0, False)
+    return np.asarray(loss, dtype=x.dtype)
+
+
+def temporal_efficient_training_cross_entropy_vjp(grad_out, x_seq, target, ignore_index=IGNORE_INDEX):
+    r"""Gradient of the TET cross-entropy: :math:`\partial L/\partial x_{t,n,c,s} =
+    (p_{t,n,c,s} - [c = y_{n,s}])\,[(n,s)\in V] / |V|`, with :math:`p` the softmax over classes (computed as
+    ``exp(log_softmax)`` with the maximum subtracted)."""
+    g = _checks.scalar_grad_out(grad_out)
+    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
+    _, grad, _ = K.cross_entropy_steps(x4, t2, ii, g, True)
+    return grad.reshape(x.shape)
+
+
+def time_mean_cross_entropy(x_seq, target, ignore_index=IGNORE_INDEX):
+    r"""The "SDT" baseline: cross-entropy of the time-averaged logits, :math:`\mathrm{CE}(\frac1T\sum_t x_t, y)`."""
+    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
+    loss, _, _ = K.cross_entropy_steps(K.time_mean(x4)[None], t2, ii, 1.0, False)
+    return np.asarray(loss, dtype=x.dtype)
+
+
+def time_mean_cross_entropy_vjp(grad_out, x_seq, target, ignore_index=IGNORE_INDEX):
+    r"""Gradient of :func:`time_mean_cross_entropy`: :math:`(\bar p - \mathrm{onehot})/(|V'|\,T)` at every step,
+    with :math:`\bar p` the softmax of the time-averaged logits and :math:`|V'|` the valid (n, s) positions."""
+    g = _checks.scalar_grad_out(grad_out)
+    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
+    _, grad_mean, _ = K.cross_entropy_steps(K.time_mean(x4)[None], t2, ii, g, True)
+    return K.broadcast_time(grad_mean[0], x.shape[0]).reshape(x.shape)
+
+
+def _tet_params(mean, tet_lambda):
+    phi = _checks.check_real(mean, "mean")
+    lam = _checks.check_in_interval(tet_lambda, "tet_lambda", 0.0, 1.0)
+    return phi, lam
+
+
+def tet_loss(x_seq, target, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX):
+    r"""The full TET objective :math:`(1-\lambda)\,L_{TET} + \lambda\,\overline{(x - \phi)^2}`.
+
+    The second term, a mean over all :math:`T \cdot N \cdot C \cdots` logits, pulls the outputs toward the constant
+    :math:`\phi` (``mean``); the paper and spikingjelly's ``TETLoss`` use :math:`\phi = 1`,
+    :math:`\lambda = 10^{-3}`.  The cross-entropy term is :func:`temporal_efficient_training_cross_entropy`.
+    """
+    phi, lam = _tet_params(mean, tet_lambda)
+    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
+    ce, _, _ = K.cross_entropy_steps(x4, t2, ii, 1.0, False)
+    reg = K.mse_to_constant(x, phi, 1.0, False)[0] if lam != 0 else 0.0
+    return np.asarray((1.0 - lam) * ce + lam * reg, dtype=x.dtype)
+
+
+def tet_loss_vjp(grad_out, x_seq, target, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX):
+    r"""Gradient of :func:`tet_loss`: :math:`(1-\lambda)\,\partial L_{TET}/\partial x + \lambda\,2(x-\phi)/\mathrm{numel}`."""
+    g = _checks.scalar_grad_out(grad_out)
+    phi, lam = _tet_params(mean, tet_lambda)
+    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
+    _, grad, _ = K.cross_entropy_steps(x4, t2, ii, g * (1.0 - lam), True)
+    grad = grad.reshape(x.shape)
+    if lam != 0:
+        grad = grad + K.mse_to_constant(x, phi, g * lam, True)[1].reshape(x.shape)
+    return grad
+
+
+class TETLoss:
+    r"""Stateful form of :func:`tet_loss` (spikingjelly's example ``TETLoss`` with its cross-entropy criterion).
+
+    ``loss = TETLoss()(x_seq, target)`` then ``TETLoss.backward()`` returns :math:`\partial L/\partial x_{seq}` for
+    the last call.
+
+    Parameters
+    ----------
+    mean : float
+        :math:`\phi`, the constant the regulariser pulls the logits toward (1.0).
+    tet_lambda : float in [0, 1]
+        :math:`\lambda`, the weight of the regulariser (1e-3).
+    ignore_index : int
+        Target value excluded from the cross-entropy (-100).
+    """
+
+    def __init__(self, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX):
+        self.mean, self.tet_lambda = _tet_params(mean, tet_lambda)
+        self.ignore_index = _checks.check_int(ignore_index, "ignore_index")
+        self._saved = None
+
+    def forward(self, x_seq, target):
+        value = tet_loss(x_seq, target, self.mean, self.tet_lambda, self.ignore_index)
+        self._saved = (np.array(x_seq, copy=True), np.array(target, copy=True))
+        return value
+
+    __call__ = forward
+
+    def backward(self, grad_out=None):
+        if self._saved is None:
+            raise RuntimeError("TETLoss.backward: call the loss (forward) first")
+        x_seq, target = self._saved
+        return tet_loss_vjp(grad_out, x_seq, target, self.mean, self.tet_lambda, self.ignore_index)
+
+    def __repr__(self):
+        return f"TETLoss(mean={self.mean}, tet_lambda={self.tet_lambda}, ignore_index={self.ignore_index})"
+
+
+def _fr_prepare(spikes_seq, labels):
+    x = _checks.as_float_array(spikes_seq, "spikes_seq", ndim=3, shape_hint="[T, N, C]")
+    lab = _checks.as_index_array(labels, "labels", ndim=1, shape_hint="[N]")
+    T, N, C = x.shape
+    if lab.shape[0] != N:
+        raise ValueError(f"labels: expected {N} labels to match spikes_seq's batch size (axis 1), got shape {lab.shape}")
+    if T == 0 or N == 0 or C == 0:
+        raise ValueError(f"spikes_seq: expected non-empty T, N and C, got shape {x.shape}")
+    if ((lab < 0) | (lab >= C)).any():
+        bad = int(lab[(lab < 0) | (lab >= C)][0])
+        raise ValueError(f"labels: class indices must be in [0, {C}), got {bad}")
+    return x, lab
+
+
+def firing_rate_mse(spikes_seq, labels):
+    r"""spikingjelly's tutorial loss: :math:`\overline{(\frac1T\sum_t s_t - \mathrm{onehot}(y))^2}` over [N, C].
+
+    ``spikes_seq`` is [T, N, C] (multi-step layout), ``labels`` integer [N].
+    """
+    x, lab = _fr_prepare(spikes_seq, labels)
+    return np.asarray(K.firing_rate_mse(x, lab, 1.0, False)[0], dtype=x.dtype)
+
+
+def firing_rate_mse_vjp(grad_out, spikes_seq, labels):
+    r"""Gradient of :func:`firing_rate_mse`: :math:`2(\mathrm{fr} - \mathrm{onehot})/(N C T)` at every step."""
+    g = _checks.scalar_grad_out(grad_out)
+    x, lab = _fr_prepare(spikes_seq, labels)
+    return K.firing_rate_mse(x, lab, g, True)[1]
