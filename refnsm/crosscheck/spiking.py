@@ -130,17 +130,17 @@ def _upstream_ssl(X, labels, kernel, loss, args):
     return float(out.detach()), xs.grad.numpy().copy(), cap[0].grad.numpy().copy()
 
 
-def _refnsm_ssl(X, labels, kernel, loss, args):
+def _refnsm_ssl(X, labels, kernel, loss, args, compat=None):
     from refnsm import spiking as sp
     from refnsm.spiking import _kernels as K
     from refnsm.spiking.losses import BCE_EPS, _LOSS_CODE
 
     try:
-        value = float(sp.spike_similar_loss(X, labels, kernel, loss, *args))
-        grad = sp.spike_similar_loss_vjp(None, X, labels, kernel, loss, *args)
+        value = float(sp.spike_similar_loss(X, labels, kernel, loss, *args, compat=compat))
+        grad = sp.spike_similar_loss_vjp(None, X, labels, kernel, loss, *args, compat=compat)
     except ValueError as exc:
         return "raise", str(exc)
-    S = sp.spike_similarity_matrix(X, kernel, *args)
+    S = sp.spike_similarity_matrix(X, kernel, *args, compat=compat)
     Y = sp.label_similarity_matrix(labels, X.dtype)
     A = K.pairwise_loss_grad(S, Y, _LOSS_CODE[loss], 1.0, BCE_EPS)
     return value, grad, A
@@ -170,25 +170,42 @@ def _compare(name, up, me, tol, use_dS=False, note=""):
                     (note + " (grad = dL/dS)").strip() if use_dS else note)
 
 
+def _ssl_pair(X, lab, kernel, loss, args):
+    """Upstream and refnsm results.  Where upstream refuses BCE only because torch's rounding put a diagonal
+    S_ii (exactly 1, or r^2/(r^2+eps)) above 1 and refnsm's exact diagonal computes, compat="spikingjelly" must
+    reproduce the refusal; the row then compares the two refusals and says so."""
+    up = _upstream_ssl(X, lab, kernel, loss, args)
+    me = _refnsm_ssl(X, lab, kernel, loss, args)
+    note = ""
+    if up[0] == "raise" and me[0] != "raise":
+        me = _refnsm_ssl(X, lab, kernel, loss, args, compat="spikingjelly")
+        note = "upstream's diagonal rounds above 1: refnsm computes, compat='spikingjelly' raises as upstream"
+    return up, me, note
+
+
 def _ssl_case(kernel, args, loss, kind, seed):
     def run():
         X = _spikes(kind, seed)
         lab = _labels(X.shape[0], 4, seed)
-        up = _upstream_ssl(X, lab, kernel, loss, args)
-        me = _refnsm_ssl(X, lab, kernel, loss, args)
-        return _compare(f"spike_similar_loss[{kernel}{list(args) or ''},{loss},{kind}]", up, me, TOL)
+        up, me, note = _ssl_pair(X, lab, kernel, loss, args)
+        row = _compare(f"spike_similar_loss[{kernel}{list(args) or ''},{loss},{kind}]", up, me, TOL)
+        row.note = (row.note + "; " + note).strip("; ") if note else row.note
+        return row
 
     return run
 
 
 def _ssl_unlabeled_case(kernel, args):
     def run():
+        # With S_00 ~ 1 - 3e-9 against Y_00 = 0 the loss is -log(1 - S_00): torch's diagonal G/(r r + eps) has a
+        # relative error ~3e-8 in 1 - S_00, refnsm's exact diagonal ~1e-16 (tests/test_spiking.py proves it
+        # against rational arithmetic).  To check the formulas against upstream, refnsm runs with torch's rounding.
         X = _spikes("binary", 7)
         lab = _labels(X.shape[0], 4, 7, unlabeled=True)
         up = _upstream_ssl(X, lab, kernel, "bce", args)
-        me = _refnsm_ssl(X, lab, kernel, "bce", args)
+        me = _refnsm_ssl(X, lab, kernel, "bce", args, compat="spikingjelly")
         return _compare(f"spike_similar_loss[{kernel},bce,unlabeled]", up, me, TOL, use_dS=True,
-                        note="ill-conditioned dL/dX")
+                        note="ill-conditioned dL/dX; compat rounding")
 
     return run
 
@@ -306,8 +323,7 @@ def _ssl32_case(kernel, args, loss):
     def run():
         X = _spikes("binary", 11).astype(np.float32)
         lab = _labels(X.shape[0], 4, 11)
-        up = _upstream_ssl(X, lab, kernel, loss, args)
-        me = _refnsm_ssl(X, lab, kernel, loss, args)
+        up, me, _ = _ssl_pair(X, lab, kernel, loss, args)
         return _compare(f"spike_similar_loss[{kernel}{list(args) or ''},{loss},binary,float32]", up, me, TOL32)
 
     return run

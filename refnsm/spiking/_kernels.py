@@ -107,8 +107,13 @@ def kernel_vjp(A, x, y, kind, p):
 
 
 @njit(cache=True)
-def similarity_forward(X, kind, p, eps):
-    """S = kappa(X, X), cosine-normalised with eps for the linear kernel; also returns G and the row norms r."""
+def similarity_forward(X, kind, p, eps, exact_diagonal):
+    """S = kappa(X, X), cosine-normalised with eps for the linear kernel; also returns G and the row norms r.
+
+    With ``exact_diagonal`` the diagonal is formed from its closed form instead of by cancellation: the gaussian
+    S_ii = exp(-0) = 1, and the cosine S_ii = r_i r_i / (r_i r_i + eps), which cannot round above 1.  torch's
+    order of operations (``exact_diagonal=False``) can put both a few ulp above 1 (spec section 8, bugs 2-3).
+    """
     K, G = kernel_forward(X, X, kind, p)
     n = X.shape[0]
     r = np.sqrt(row_sqnorms(X))
@@ -117,6 +122,11 @@ def similarity_forward(X, kind, p, eps):
         for i in range(n):
             for j in range(n):
                 K[i, j] = G[i, j] / (r[i] * r[j] + e)
+            if exact_diagonal:
+                K[i, i] = (r[i] * r[i]) / (r[i] * r[i] + e)
+    elif kind == GAUSSIAN and exact_diagonal:
+        for i in range(n):
+            K[i, i] = X.dtype.type(1.0)
     return K, G, r
 
 

@@ -226,20 +226,26 @@ def kernel_dot_product_vjp(grad_out, x, y, kernel="linear", *args, compat=None):
 
 
 # ------------------------------------------------------------------------------- similarity and its losses
-def spike_similarity_matrix(spikes, kernel_type="linear", *args):
+def spike_similarity_matrix(spikes, kernel_type="linear", *args, compat=None):
     r"""Output similarity :math:`S = \kappa(X, X)` of the flattened spikes, :math:`X` = ``spikes`` as [N, D].
 
     For the linear kernel :math:`S_{ij} = x_i\cdot x_j / (\|x_i\|\,\|x_j\| + 10^{-8})`: an all-zero row gives a
-    zero row and column (:math:`S_{ii} = 0`), and :math:`S_{ii} = r^2/(r^2 + 10^{-8}) < 1` in float64.  The other
-    kernels are used raw (not normalised).
+    zero row and column (:math:`S_{ii} = 0`), and :math:`S_{ii} = r^2/(r^2 + 10^{-8}) \le 1`.  The other kernels are
+    used raw (not normalised).
+
+    The diagonal is formed from its closed form (gaussian :math:`S_{ii} = 1`, cosine :math:`r_i r_i/(r_i r_i + \epsilon)`)
+    rather than by the cancellation torch performs, which can round it a few ulp above 1 (in float32 for the
+    cosine almost always) and makes a following BCE refuse the input.  ``compat="spikingjelly"`` keeps torch's
+    rounding.  The gradient is the same either way (the closed form is the same function of X).
     """
+    _check_compat(compat)
     code, p = _kernel_spec(kernel_type, args, "kernel_type")
     _, X = _flatten_spikes(spikes)
-    S, _, _ = K.similarity_forward(X, code, p, COSINE_EPS)
+    S, _, _ = K.similarity_forward(X, code, p, COSINE_EPS, compat is None)
     return S
 
 
-def spike_similarity_matrix_vjp(grad_out, spikes, kernel_type="linear", *args):
+def spike_similarity_matrix_vjp(grad_out, spikes, kernel_type="linear", *args, compat=None):
     r"""Gradient :math:`\partial L/\partial\,\mathrm{spikes}` of :func:`spike_similarity_matrix`.
 
     Both kernel arguments are :math:`X`, so the two paths add: :math:`\bar X = (B + B^\top) X` for the linear
@@ -251,11 +257,12 @@ def spike_similarity_matrix_vjp(grad_out, spikes, kernel_type="linear", *args):
     (the subgradient of the norm at 0 that torch uses).  A silent row therefore receives gradients of order
     :math:`1/\epsilon = 10^8` through :math:`B`.
     """
+    _check_compat(compat)
     code, p = _kernel_spec(kernel_type, args, "kernel_type")
     shape_in, X = _flatten_spikes(spikes)
     A = _checks.as_float_array(grad_out, "grad_out", dtype=X.dtype)
     _checks.check_shape(A, "grad_out", (X.shape[0], X.shape[0]), "the similarity matrix's shape")
-    S, G, r = K.similarity_forward(X, code, p, COSINE_EPS)
+    S, G, r = K.similarity_forward(X, code, p, COSINE_EPS, compat is None)
     return K.similarity_vjp(A, X, S, G, r, code, p, COSINE_EPS).reshape(shape_in.shape)
 
 
@@ -280,7 +287,7 @@ def _ssl_prepare(spikes, labels, kernel_type, loss_type, args, compat):
     _checks.check_option(loss_type, "loss_type", LOSSES)
     shaped, X = _flatten_spikes(spikes)
     Y = _label_matrix(labels, X.shape[0], X.dtype, compat)
-    S, G, r = K.similarity_forward(X, code, p, COSINE_EPS)
+    S, G, r = K.similarity_forward(X, code, p, COSINE_EPS, compat is None)
     if loss_type == "bce":
         _bce_range_check(S, Y, kernel_type, X.dtype)
     return shaped.shape, X, Y, S, G, r, code, p, _LOSS_CODE[loss_type]
@@ -309,7 +316,8 @@ def spike_similar_loss(spikes, labels, kernel_type="linear", loss_type="mse", *a
     *args
         The kernel's argument (see :func:`kernel_dot_product`).
     compat : None or "spikingjelly"
-        Form :math:`Y` in float32 as spikingjelly does (identical for 0/1 labels).
+        Reproduce spikingjelly's rounding: :math:`Y` formed in float32 (identical for 0/1 labels) and the diagonal
+        of :math:`S` formed by cancellation (see :func:`spike_similarity_matrix`).
 
     Returns
     -------
