@@ -37,7 +37,7 @@ from importlib import import_module as _import_module
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("spiking", "similarity", "hopfield", "linear", "regularization", "gradcheck", "crosscheck", "cuda")
+_SUBMODULES = ("spiking", "similarity", "hopfield", "linear", "regularization", "gradcheck", "crosscheck")
 
 __all__ = ["__version__", *_SUBMODULES]
 

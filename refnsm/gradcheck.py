@@ -188,7 +188,7 @@ def gradcheck(
     g_arg = 1.0 if grad_out is None else np.asarray(grad_out, dtype=np.float64)
 
     analytic = vjp(g_arg, *x64)
-    if len(wrt) == 1 and not isinstance(analytic, tuple):
+    if not isinstance(analytic, (tuple, list)):
         analytic = (analytic,)
     analytic = [np.asarray(a, dtype=np.float64) for a in analytic]
     if len(analytic) != len(wrt):

@@ -1,0 +1,197 @@
+"""``python -m refnsm {info, demo, crosscheck, bench}``.
+
+* ``info``       versions, threads, GPU / CUDA simulator, and which upstream libraries import.
+* ``demo``       runs every tutorial in quick mode (figures to ``figures/``) and prints what each reproduced.
+* ``crosscheck`` runs the cross-check adapters whose upstream library imports and prints a table.
+* ``bench``      runs ``benchmarks/bench_*.py`` and assembles ``benchmarks/RESULTS.md`` from their outputs.
+
+``demo`` and ``bench`` need a source checkout (the tutorials and benchmarks are not part of the installed package).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _checkout_dir(name: str) -> Path:
+    path = ROOT / name
+    if not path.is_dir():
+        sys.exit(f"refnsm: {path} not found; `{name}` runs from a source checkout (git clone, then pip install -e .)")
+    return path
+
+
+def _table(head, rows) -> str:
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    fmt = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([fmt(head), fmt(["-" * w for w in widths]), *map(fmt, rows)])
+
+
+# --------------------------------------------------------------------------------------------------- info
+def gpu_status() -> str:
+    """'CUDA simulator', 'GPU: <name>', or 'no GPU (<reason>)'.  Never raises."""
+    if os.environ.get("NUMBA_ENABLE_CUDASIM", "") == "1":
+        return "CUDA simulator (NUMBA_ENABLE_CUDASIM=1): kernels run in Python, for testing only"
+    try:
+        from numba import cuda
+    except Exception as exc:  # numba-cuda missing or broken
+        return f"no GPU (numba.cuda unavailable: {type(exc).__name__})"
+    try:
+        if cuda.is_available():
+            dev = cuda.get_current_device()
+            name = dev.name.decode() if isinstance(dev.name, bytes) else dev.name
+            return f"GPU: {name} (compute capability {dev.compute_capability})"
+        return "no GPU (numba.cuda finds no CUDA driver/device)"
+    except Exception as exc:
+        return f"no GPU ({type(exc).__name__}: {exc})"
+
+
+def cmd_info(args) -> int:
+    import numba
+    import numpy
+    import scipy
+
+    import refnsm
+
+    print(f"refnsm {refnsm.__version__}  ({ROOT})")
+    print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores")
+    print(f"numpy {numpy.__version__}, scipy {scipy.__version__}, numba {numba.__version__}")
+    print(f"numba threads: {numba.get_num_threads()} (NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS})")
+    print(f"CUDA: {gpu_status()}")
+    from .crosscheck import _upstream
+
+    rows = []
+    for fam, (dist, spec_version) in _upstream.UPSTREAM.items():
+        ver = _upstream.version(dist)
+        status = "not installed" if ver is None else "installed"
+        if ver is not None and not args.no_upstream:
+            t0 = time.perf_counter()
+            try:
+                _upstream.load(dist)
+                status = f"imports ({time.perf_counter() - t0:.1f} s)"
+            except Exception as exc:
+                status = f"does not import: {type(exc).__name__}: {str(exc)[:60]}"
+        rows.append((fam, dist, ver or "-", spec_version, status))
+    print("\nupstream libraries (for cross-checks; `make crosscheck` installs them in .venv-peers):")
+    print(_table(("family", "upstream", "installed", "spec", "status"), rows))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------- demo
+def cmd_demo(args) -> int:
+    tdir = _checkout_dir("tutorials")
+    scripts = sorted(p for p in tdir.glob("[0-9][0-9]_*.py"))
+    env = dict(os.environ, MPLBACKEND="Agg", REFNSM_QUICK="0" if args.full else "1")
+    rows, failed = [], 0
+    for script in scripts:
+        t0 = time.perf_counter()
+        cmd = [sys.executable, str(script)] + ([] if args.full else ["--quick"])
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+        dt = time.perf_counter() - t0
+        results = [ln[len("RESULT:"):].strip() for ln in res.stdout.splitlines() if ln.startswith("RESULT:")]
+        if res.returncode != 0:
+            failed += 1
+            print(res.stdout[-2000:], res.stderr[-4000:], sep="\n", file=sys.stderr)
+            results = [f"FAILED (exit {res.returncode})"]
+        rows.append((script.name, f"{dt:.1f} s", results[-1] if results else "(no RESULT line)"))
+    print(f"\nrefnsm tutorial tour ({'full' if args.full else 'quick'} mode); figures in {ROOT / 'figures'}")
+    print(_table(("tutorial", "time", "reproduced"), rows))
+    return 1 if failed else 0
+
+
+# --------------------------------------------------------------------------------------------- crosscheck
+def cmd_crosscheck(args) -> int:
+    from . import crosscheck as cc
+    from .crosscheck import _upstream
+
+    families = args.family or cc.available_families()
+    all_rows, missing = [], []
+    for fam in families:
+        ad = cc.adapter(fam)
+        try:
+            _upstream.load(ad.UPSTREAM)
+        except Exception as exc:
+            missing.append((fam, ad.UPSTREAM, f"{type(exc).__name__}: {str(exc)[:70]}"))
+            continue
+        for case in ad.cases():
+            try:
+                all_rows.append(case.run())
+            except Exception as exc:  # a crash is a failed row, not a crashed command
+                all_rows.append(cc.CheckRow(fam, case.name, ad.UPSTREAM, float("inf"), float("inf"), 0.0,
+                                            f"crashed: {type(exc).__name__}: {exc}"))
+    if args.verbose:
+        print(cc.format_table(all_rows))
+        print()
+    groups: dict = {}
+    for r in all_rows:
+        precision = "float32" if "float32" in r.function else "float64"
+        key = (r.family, r.function.split("[")[0], r.upstream, precision)
+        groups.setdefault(key, []).append(r)
+    rows = []
+    for (fam, fn, up, precision), rs in groups.items():
+        npass = sum(r.passed for r in rs)
+        rows.append((fam, fn, up, precision, len(rs), f"{max(r.value_err for r in rs):.1e}", f"{max(r.grad_err for r in rs):.1e}",
+                     f"{max(r.tol for r in rs):.0e}", "pass" if npass == len(rs) else f"FAIL ({len(rs) - npass})"))
+    print(_table(("family", "function", "upstream", "dtype", "cases", "max value rel err", "max grad rel err", "tol", "result"),
+                 rows))
+    for fam, dist, why in missing:
+        print(f"{fam}: upstream {dist} does not import ({why}); run `make crosscheck`")
+    for r in all_rows:
+        if not r.passed:
+            print("FAILED:", r)
+    failed = sum(not r.passed for r in all_rows)
+    print(f"\n{len(all_rows) - failed} passed, {failed} failed" + (f", {len(missing)} families skipped" if missing else ""))
+    return 1 if failed or (missing and os.environ.get("CI", "").lower() == "true") else 0
+
+
+# -------------------------------------------------------------------------------------------------- bench
+def cmd_bench(args) -> int:
+    bdir = _checkout_dir("benchmarks")
+    scripts = sorted(bdir.glob("bench_*.py"))
+    if args.family:
+        scripts = [s for s in scripts if s.stem[len("bench_"):] in args.family]
+    env = dict(os.environ, MPLBACKEND="Agg", REFNSM_QUICK="1" if args.quick else "0")
+    failed = 0
+    for script in scripts:
+        print(f"== {script.name}", flush=True)
+        res = subprocess.run([sys.executable, str(script)], env=env, cwd=ROOT)
+        failed += res.returncode != 0
+    if not args.quick:
+        parts = sorted((bdir / "results").glob("*.md"))
+        text = ["# Benchmark results", "",
+                "Generated by `python -m refnsm bench` (`make bench`) from `benchmarks/results/*.md`, each written by its",
+                "benchmark script from a measured run: ratios are upstream time / refnsm time (above 1: refnsm faster),",
+                "warm times are medians, the first call (Numba compilation or cache load) is reported apart.", ""]
+        text += [p.read_text().strip() + "\n" for p in parts]
+        (bdir / "RESULTS.md").write_text("\n".join(text))
+        print(f"wrote {bdir / 'RESULTS.md'} from {len(parts)} result files")
+    return 1 if failed else 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m refnsm", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("info", help="versions, threads, GPU, upstream libraries")
+    p.add_argument("--no-upstream", action="store_true", help="do not try to import the upstream libraries")
+    p = sub.add_parser("demo", help="run the tutorials (quick mode) and summarise what they reproduce")
+    p.add_argument("--full", action="store_true", help="full-size runs instead of quick mode")
+    p = sub.add_parser("crosscheck", help="compare against the upstream libraries that import")
+    p.add_argument("--family", action="append", help="restrict to a family (repeatable)")
+    p.add_argument("-v", "--verbose", action="store_true", help="print every case, not one row per function")
+    p = sub.add_parser("bench", help="run benchmarks/ and assemble benchmarks/RESULTS.md")
+    p.add_argument("--family", action="append", help="restrict to a family (repeatable)")
+    p.add_argument("--quick", action="store_true", help="tiny timing budget; does not write results")
+    args = parser.parse_args(argv)
+    return {"info": cmd_info, "demo": cmd_demo, "crosscheck": cmd_crosscheck, "bench": cmd_bench}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""The shared validation helpers: messages name the argument, the expected and the received."""
+
+import numpy as np
+import pytest
+
+from refnsm import _checks as C
+
+
+def test_as_float_array_dtypes_and_no_aliasing():
+    a32 = np.ones((2, 2), np.float32)
+    assert C.as_float_array(a32, "x").dtype == np.float32
+    assert C.as_float_array([[1, 2]], "x").dtype == np.float64
+    assert C.as_float_array(np.array([True, False]), "x").dtype == np.float64
+    with pytest.raises(TypeError, match="x: expected a real numeric array, got dtype complex128"):
+        C.as_float_array(np.ones(2, complex), "x")
+    with pytest.raises(TypeError, match="x: expected a real numeric array"):
+        C.as_float_array("abc", "x")
+    with pytest.raises(ValueError, match=r"x: expected 2 dimensions \[N, D\], got shape \(3,\)"):
+        C.as_float_array(np.ones(3), "x", ndim=2, shape_hint="[N, D]")
+    with pytest.raises(ValueError, match=r"x: expected finite values, got nan at index \(1,\)"):
+        C.as_float_array([0.0, np.nan], "x")
+    with pytest.raises(ValueError, match="x: expected a non-empty array"):
+        C.as_float_array(np.ones((0, 2)), "x", allow_empty=False)
+
+
+def test_index_array_rejects_floats_with_a_reason():
+    with pytest.raises(TypeError, match="target: expected integer class indices, got dtype float64 \\(one-hot"):
+        C.as_index_array(np.ones(3), "target")
+    assert C.as_index_array(np.array([1, 2], np.int32), "target").dtype == np.int64
+
+
+def test_scalars_and_options():
+    assert C.check_real(2, "sigma", positive=True) == 2.0
+    with pytest.raises(ValueError, match="sigma: expected a positive number \\(> 0\\), got 0.0"):
+        C.check_real(0.0, "sigma", positive=True)
+    with pytest.raises(TypeError, match="sigma: expected a real number, got bool True"):
+        C.check_real(True, "sigma")
+    with pytest.raises(ValueError, match="mode: expected one of 'a', 'b'; got 'c'"):
+        C.check_option("c", "mode", ("a", "b"))
+    with pytest.raises(ValueError, match="n: expected an integer >= 1, got 0"):
+        C.check_int(0, "n", minimum=1)
+    with pytest.raises(ValueError, match=r"r: expected a number in \[0.0, 1.0\], got 2.0"):
+        C.check_in_interval(2, "r", 0.0, 1.0)
+    with pytest.raises(ValueError, match=r"w: expected shape \(3, \*\) \(weights\), got \(2, 2\)"):
+        C.check_shape(np.ones((2, 2)), "w", (3, None), "weights")
+
+
+def test_rng_and_grad_out():
+    assert isinstance(C.resolve_rng(3), np.random.Generator)
+    g = np.random.default_rng(0)
+    assert C.resolve_rng(g) is g
+    with pytest.raises(TypeError, match="rng: expected a numpy.random.Generator"):
+        C.resolve_rng("seed")
+    assert C.scalar_grad_out(None) == 1.0 and C.scalar_grad_out(np.array([2.0])) == 2.0
+    with pytest.raises(ValueError, match="grad_out: expected a scalar"):
+        C.scalar_grad_out(np.ones(2))
+    assert C.result_float_dtype(np.ones(2, np.float32), np.ones(2, np.int64)) == np.float32
+    assert C.result_float_dtype(np.ones(2, np.float32), np.ones(2)) == np.float64
