@@ -27,11 +27,10 @@ def row_sqnorms(x):
 
 
 @njit(cache=True)
-def kernel_forward(x, y, kind, p):
-    """K[i, j] = kappa(x_i, y_j) and the Gram matrix G = x y^T."""
-    G = np.dot(x, y.T)
+def kernel_from_gram(G, x, y, kind, p):
+    """K[i, j] = kappa(x_i, y_j) from the Gram matrix G = x y^T (linear: a copy of G)."""
     if kind == LINEAR:
-        return G.copy(), G
+        return G.copy()
     nx, ny = G.shape
     K = np.empty_like(G)
     one = G.dtype.type(1.0)
@@ -52,7 +51,14 @@ def kernel_forward(x, y, kind, p):
         for i in range(nx):
             for j in range(ny):
                 K[i, j] = np.exp(-((x2[i] + y2[j]) - two * G[i, j]) / c)
-    return K, G
+    return K
+
+
+@njit(cache=True)
+def kernel_forward(x, y, kind, p):
+    """K[i, j] = kappa(x_i, y_j) and the Gram matrix G = x y^T."""
+    G = np.dot(x, y.T)
+    return kernel_from_gram(G, x, y, kind, p), G
 
 
 @njit(cache=True)
@@ -107,14 +113,16 @@ def kernel_vjp(A, x, y, kind, p):
 
 
 @njit(cache=True)
-def similarity_forward(X, kind, p, eps, exact_diagonal):
-    """S = kappa(X, X), cosine-normalised with eps for the linear kernel; also returns G and the row norms r.
+def similarity_forward(X, G, kind, p, eps, exact_diagonal):
+    """S = kappa(X, X) from the Gram matrix G = X X^T, cosine-normalised with eps for the linear kernel.
 
-    With ``exact_diagonal`` the diagonal is formed from its closed form instead of by cancellation: the gaussian
-    S_ii = exp(-0) = 1, and the cosine S_ii = r_i r_i / (r_i r_i + eps), which cannot round above 1.  torch's
-    order of operations (``exact_diagonal=False``) can put both a few ulp above 1 (spec section 8, bugs 2-3).
+    Returns (S, r) with r the row norms.  G is formed by the caller with NumPy's ``X @ X.T`` (BLAS syrk: half the
+    flops of a general product, and exactly symmetric).  With ``exact_diagonal`` the diagonal is formed from its
+    closed form instead of by cancellation: the gaussian S_ii = exp(-0) = 1, and the cosine
+    S_ii = r_i r_i / (r_i r_i + eps), which cannot round above 1.  torch's order of operations
+    (``exact_diagonal=False``) can put both a few ulp above 1 (spec section 8, bugs 2-3).
     """
-    K, G = kernel_forward(X, X, kind, p)
+    K = kernel_from_gram(G, X, X, kind, p)
     n = X.shape[0]
     r = np.sqrt(row_sqnorms(X))
     if kind == LINEAR:
@@ -127,14 +135,14 @@ def similarity_forward(X, kind, p, eps, exact_diagonal):
     elif kind == GAUSSIAN and exact_diagonal:
         for i in range(n):
             K[i, i] = X.dtype.type(1.0)
-    return K, G, r
+    return K, r
 
 
 @njit(cache=True)
 def similarity_vjp(A, X, S, G, r, kind, p, eps):
     """dL/dX for S = similarity(X) and A = dL/dS (both kernel arguments are X, so the two paths add).
 
-    S, G, r are the outputs of ``similarity_forward(X, ...)`` (passed in so the forward is not recomputed).
+    G = X X^T and S, r from ``similarity_forward`` (passed in so the forward is not recomputed).
 
     Written as dX = W X + diag(h) X with
       linear:     W = B + B^T,  B = A / P,  h_i = ((C + C^T) r)_i / r_i  (0 where r_i = 0),  C = -A G / P^2
@@ -224,6 +232,52 @@ def pairwise_loss_grad(S, Y, loss, g, bce_eps):
                 s = S[i, j]
                 A[i, j] = d / max(s * (one - s), e) * scale
     return A
+
+
+@njit(cache=True)
+def label_matrix(L, dtype_like):
+    """Y = min(L L^T, 1) formed in L's dtype, returned in dtype_like's dtype."""
+    n, c = L.shape
+    Y = np.empty((n, n), dtype=dtype_like.dtype)
+    one = L.dtype.type(1.0)
+    for i in range(n):
+        for j in range(i, n):
+            acc = L.dtype.type(0.0)
+            for k in range(c):
+                acc += L[i, k] * L[j, k]
+            v = acc if acc < one else one
+            Y[i, j] = v
+            Y[j, i] = v
+    return Y
+
+
+@njit(cache=True)
+def in_unit_interval(M):
+    for v in M.ravel():
+        if not (v >= 0 and v <= 1):
+            return False
+    return True
+
+
+@njit(cache=True)
+def spike_similar_loss_fused(X, G, L, kind, p, eps, exact_diagonal, loss, g, bce_eps, want_grad):
+    """The whole spike similarity loss in one call: (status, value, dL/dX).
+
+    status 0: computed; 1: bce with S outside [0, 1]; 2: bce with Y outside [0, 1] (the caller explains why).
+    """
+    S, r = similarity_forward(X, G, kind, p, eps, exact_diagonal)
+    Y = label_matrix(L, X)
+    empty = np.zeros((0, 0), dtype=X.dtype)
+    if loss == BCE:
+        if not in_unit_interval(S):
+            return 1, np.nan, empty
+        if not in_unit_interval(Y):
+            return 2, np.nan, empty
+    value = pairwise_loss(S, Y, loss, bce_eps)
+    if not want_grad:
+        return 0, value, empty
+    A = pairwise_loss_grad(S, Y, loss, g, bce_eps)
+    return 0, value, similarity_vjp(A, X, S, G, r, kind, p, eps)
 
 
 @njit(cache=True)

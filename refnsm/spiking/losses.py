@@ -103,15 +103,20 @@ def _flatten_spikes(spikes, dtype=None):
     return X, X.reshape(X.shape[0], -1)
 
 
-def _label_matrix(labels, n, dtype, compat):
+def _labels_for(labels, n, dtype, compat):
+    """Validated labels [n, C] in the dtype the label matrix is formed in.
+
+    spikingjelly forms Y in float32 whatever the spikes' dtype (labels.float()); refnsm uses the spikes' dtype
+    unless compat="spikingjelly".  For 0/1 labels the two are identical."""
     L = _checks.as_float_array(labels, "labels", ndim=2, shape_hint="[N, C] (multi-hot)")
     if L.shape[0] != n:
         raise ValueError(f"labels: expected {n} rows to match spikes' batch size, got shape {L.shape}")
-    # spikingjelly computes Y in float32 whatever the spikes' dtype (labels.float()); refnsm uses the spikes'
-    # dtype unless compat="spikingjelly".  For 0/1 labels the two are identical.
-    work = np.float32 if compat == "spikingjelly" else dtype
-    L = L.astype(work, copy=False)
-    return np.minimum(L @ L.T, np.asarray(1.0, dtype=work)).astype(dtype, copy=False)
+    return np.ascontiguousarray(L, dtype=np.float32 if compat == "spikingjelly" else dtype)
+
+
+def _gram(X):
+    # NumPy recognises X @ X.T and calls BLAS syrk: half the flops of a general product, exactly symmetric.
+    return X @ X.T
 
 
 def _bce_range_check(S, Y, kernel, dtype):
@@ -241,7 +246,7 @@ def spike_similarity_matrix(spikes, kernel_type="linear", *args, compat=None):
     _check_compat(compat)
     code, p = _kernel_spec(kernel_type, args, "kernel_type")
     _, X = _flatten_spikes(spikes)
-    S, _, _ = K.similarity_forward(X, code, p, COSINE_EPS, compat is None)
+    S, _ = K.similarity_forward(X, _gram(X), code, p, COSINE_EPS, compat is None)
     return S
 
 
@@ -262,7 +267,8 @@ def spike_similarity_matrix_vjp(grad_out, spikes, kernel_type="linear", *args, c
     shape_in, X = _flatten_spikes(spikes)
     A = _checks.as_float_array(grad_out, "grad_out", dtype=X.dtype)
     _checks.check_shape(A, "grad_out", (X.shape[0], X.shape[0]), "the similarity matrix's shape")
-    S, G, r = K.similarity_forward(X, code, p, COSINE_EPS, compat is None)
+    G = _gram(X)
+    S, r = K.similarity_forward(X, G, code, p, COSINE_EPS, compat is None)
     return K.similarity_vjp(A, X, S, G, r, code, p, COSINE_EPS).reshape(shape_in.shape)
 
 
@@ -274,23 +280,27 @@ def label_similarity_matrix(labels, dtype=np.float64, *, compat=None):
     ``compat="spikingjelly"`` the product is formed in float32 as spikingjelly does (``labels.float()``).
     """
     _check_compat(compat)
-    L = _checks.as_float_array(labels, "labels", ndim=2, shape_hint="[N, C] (multi-hot)")
     dtype = np.dtype(dtype)
     if dtype not in _checks.FLOAT_DTYPES:
         raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
-    return _label_matrix(L, L.shape[0], dtype, compat)
+    L = _checks.as_float_array(labels, "labels", ndim=2, shape_hint="[N, C] (multi-hot)")
+    return K.label_matrix(_labels_for(L, L.shape[0], dtype, compat), np.empty(0, dtype=dtype))
 
 
-def _ssl_prepare(spikes, labels, kernel_type, loss_type, args, compat):
+def _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, g, want_grad):
+    """Validate, then run the fused kernel; returns (value, dL/dspikes or None)."""
     _check_compat(compat)
     code, p = _kernel_spec(kernel_type, args, "kernel_type")
     _checks.check_option(loss_type, "loss_type", LOSSES)
     shaped, X = _flatten_spikes(spikes)
-    Y = _label_matrix(labels, X.shape[0], X.dtype, compat)
-    S, G, r = K.similarity_forward(X, code, p, COSINE_EPS, compat is None)
-    if loss_type == "bce":
-        _bce_range_check(S, Y, kernel_type, X.dtype)
-    return shaped.shape, X, Y, S, G, r, code, p, _LOSS_CODE[loss_type]
+    L = _labels_for(labels, X.shape[0], X.dtype, compat)
+    G = _gram(X)
+    status, value, grad = K.spike_similar_loss_fused(X, G, L, code, p, COSINE_EPS, compat is None, _LOSS_CODE[loss_type],
+                                                     g, BCE_EPS, want_grad)
+    if status:  # bce outside [0, 1]: recompute S and Y to say where and why
+        S, _ = K.similarity_forward(X, G, code, p, COSINE_EPS, compat is None)
+        _bce_range_check(S, K.label_matrix(L, X), kernel_type, X.dtype)
+    return np.asarray(value, dtype=X.dtype), (grad.reshape(shaped.shape) if want_grad else None)
 
 
 def spike_similar_loss(spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None):
@@ -331,8 +341,7 @@ def spike_similar_loss(spikes, labels, kernel_type="linear", loss_type="mse", *a
         reason (float32 rounding of the cosine diagonal, cancellation in the gaussian distance, an unnormalised
         kernel, signed inputs).  Unlike spikingjelly, ``bce`` works in float64.
     """
-    _, X, Y, S, _, _, _, _, lcode = _ssl_prepare(spikes, labels, kernel_type, loss_type, args, compat)
-    return np.asarray(K.pairwise_loss(S, Y, lcode, BCE_EPS), dtype=X.dtype)
+    return _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, 1.0, False)[0]
 
 
 def spike_similar_loss_vjp(grad_out, spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None):
@@ -348,17 +357,12 @@ def spike_similar_loss_vjp(grad_out, spikes, labels, kernel_type="linear", loss_
     ``grad_out`` is the upstream gradient of the scalar loss (``None`` means 1.0).
     """
     g = _checks.scalar_grad_out(grad_out)
-    shape, X, Y, S, G, r, code, p, lcode = _ssl_prepare(spikes, labels, kernel_type, loss_type, args, compat)
-    A = K.pairwise_loss_grad(S, Y, lcode, g, BCE_EPS)
-    return K.similarity_vjp(A, X, S, G, r, code, p, COSINE_EPS).reshape(shape)
+    return _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, g, True)[1]
 
 
 def spike_similar_loss_value_and_grad(spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None):
     """``(spike_similar_loss(...), spike_similar_loss_vjp(None, ...))`` sharing one forward pass (for training)."""
-    shape, X, Y, S, G, r, code, p, lcode = _ssl_prepare(spikes, labels, kernel_type, loss_type, args, compat)
-    value = np.asarray(K.pairwise_loss(S, Y, lcode, BCE_EPS), dtype=X.dtype)
-    A = K.pairwise_loss_grad(S, Y, lcode, 1.0, BCE_EPS)
-    return value, K.similarity_vjp(A, X, S, G, r, code, p, COSINE_EPS).reshape(shape)
+    return _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, 1.0, True)
 
 
 # --------------------------------------------------------------------------------------------- TET losses
