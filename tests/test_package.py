@@ -30,3 +30,24 @@ def test_cli_info_runs():
     res = subprocess.run([sys.executable, "-m", "refnsm", "info", "--no-upstream"], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert "numba" in res.stdout and "CUDA" in res.stdout
+
+
+def _crosscheck_run(ci: str):
+    import os
+
+    env = dict(os.environ, CI=ci)
+    return subprocess.run([sys.executable, "-m", "pytest", "tests/crosscheck/test_spiking.py", "-q", "-p",
+                           "no:cacheprovider", "-k", "tet-1x2x3"], capture_output=True, text=True, env=env,
+                          cwd=__import__("pathlib").Path(__file__).resolve().parent.parent)
+
+
+def test_missing_upstream_skips_locally_and_fails_under_ci():
+    import importlib.util
+
+    import pytest
+
+    if importlib.util.find_spec("spikingjelly") is not None:
+        pytest.skip("spikingjelly is installed here; the policy is tested in the environment without it")
+    local, ci = _crosscheck_run(""), _crosscheck_run("true")
+    assert local.returncode == 0 and "1 skipped" in local.stdout, local.stdout
+    assert ci.returncode == 1 and "1 failed" in ci.stdout and "cannot be imported" in ci.stdout, ci.stdout
