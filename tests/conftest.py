@@ -4,7 +4,9 @@ Hypothesis runs with no deadline (the first call of a Numba kernel compiles it) 
 profile under CI, so a CI run is reproducible.
 """
 
+import importlib.util
 import os
+from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -23,3 +25,17 @@ settings.load_profile("ci" if os.environ.get("CI", "").lower() == "true" else "d
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="session")
+def load_tutorial():
+    """``load_tutorial("01_spike_similarity")`` imports ``tutorials/01_spike_similarity.py`` as a module."""
+    root = Path(__file__).resolve().parent.parent / "tutorials"
+
+    def load(name):
+        spec = importlib.util.spec_from_file_location(f"tutorial_{name}", root / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -1,18 +1,13 @@
 """Tutorial 01 in quick mode reproduces its claims: the similarity loss separates the classes."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 
 @pytest.fixture(scope="module")
-def result():
-    path = Path(__file__).resolve().parent.parent / "tutorials" / "01_spike_similarity.py"
-    spec = importlib.util.spec_from_file_location("tutorial_01", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.main(quick=True)
+def result(load_tutorial):
+    return load_tutorial("01_spike_similarity").main(quick=True)
 
 
 def test_similarity_training_separates_classes(result):

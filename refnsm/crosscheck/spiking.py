@@ -279,44 +279,38 @@ def _tetloss_case(lam, phi):
     return run
 
 
-def _tmean_case():
+def _torch_expression_case(name, upstream_label, make_inputs, torch_loss, value, vjp):
+    """A refnsm loss against the torch expression spikingjelly's docs and examples use for it."""
     def run():
         torch = _torch()
-        F = torch.nn.functional
-        from refnsm import spiking as sp
-
-        rng = np.random.default_rng(4)
-        y = rng.standard_normal((6, 5, 4))
-        lab = rng.integers(0, 4, 5)
-        yt = torch.tensor(y, requires_grad=True)
-        out = F.cross_entropy(yt.mean(0), torch.tensor(lab))
+        x, target = make_inputs(np.random.default_rng(len(name)))
+        xt = torch.tensor(x, requires_grad=True)
+        out = torch_loss(torch, xt, torch.tensor(target))
         out.backward()
-        val = sp.time_mean_cross_entropy(y, lab)
-        g = sp.time_mean_cross_entropy_vjp(None, y, lab)
-        return CheckRow(FAMILY, "time_mean_cross_entropy", "torch (F.cross_entropy(y.mean(0)))",
-                        rel_err(val, out.detach().numpy()), rel_err(g, yt.grad.numpy()), TOL)
+        return CheckRow(FAMILY, name, upstream_label, rel_err(value(x, target), out.detach().numpy()),
+                        rel_err(vjp(None, x, target), xt.grad.numpy()), TOL)
 
     return run
+
+
+def _tmean_case():
+    from refnsm import spiking as sp
+
+    return _torch_expression_case(
+        "time_mean_cross_entropy", "torch (F.cross_entropy(y.mean(0)))",
+        lambda rng: (rng.standard_normal((6, 5, 4)), rng.integers(0, 4, 5)),
+        lambda torch, y, t: torch.nn.functional.cross_entropy(y.mean(0), t),
+        sp.time_mean_cross_entropy, sp.time_mean_cross_entropy_vjp)
 
 
 def _frmse_case():
-    def run():
-        torch = _torch()
-        F = torch.nn.functional
-        from refnsm import spiking as sp
+    from refnsm import spiking as sp
 
-        rng = np.random.default_rng(5)
-        s = (rng.random((8, 5, 10)) < 0.3).astype(np.float64)
-        lab = rng.integers(0, 10, 5)
-        st = torch.tensor(s, requires_grad=True)
-        out = F.mse_loss(st.mean(0), F.one_hot(torch.tensor(lab), 10).double())
-        out.backward()
-        val = sp.firing_rate_mse(s, lab)
-        g = sp.firing_rate_mse_vjp(None, s, lab)
-        return CheckRow(FAMILY, "firing_rate_mse", "torch (F.mse_loss(s.mean(0), one_hot))",
-                        rel_err(val, out.detach().numpy()), rel_err(g, st.grad.numpy()), TOL)
-
-    return run
+    return _torch_expression_case(
+        "firing_rate_mse", "torch (F.mse_loss(s.mean(0), one_hot))",
+        lambda rng: ((rng.random((8, 5, 10)) < 0.3).astype(np.float64), rng.integers(0, 10, 5)),
+        lambda torch, s, t: torch.nn.functional.mse_loss(s.mean(0), torch.nn.functional.one_hot(t, 10).double()),
+        sp.firing_rate_mse, sp.firing_rate_mse_vjp)
 
 
 def _ssl32_case(kernel, args, loss):
