@@ -560,3 +560,21 @@ def test_tet_loss_and_firing_rate_bad_input():
         sp.firing_rate_mse(x, np.array([0, 1, 4]))
     with pytest.raises(ValueError, match="spikes_seq: expected 3 dimensions"):
         sp.firing_rate_mse(np.ones((2, 3)), t)
+
+
+def test_empty_arrays():
+    # zero rows: an empty kernel matrix and empty gradients
+    assert sp.kernel_dot_product(np.ones((0, 3)), np.ones((2, 3))).shape == (0, 2)
+    gx, gy = sp.kernel_dot_product_vjp(np.ones((0, 2)), np.ones((0, 3)), np.ones((2, 3)))
+    assert gx.shape == (0, 3) and np.all(gy == 0)
+    # zero features: every sample is silent, S = 0, and the loss is the mean of Y^2
+    labels = np.eye(3)
+    assert sp.spike_similar_loss(np.ones((3, 0)), labels) == np.mean(np.eye(3))
+    assert sp.spike_similar_loss_vjp(None, np.ones((3, 0)), labels).shape == (3, 0)
+    # no time step or no sample: the mean cross-entropy is over nothing
+    with pytest.raises(ValueError, match="target: no position to average over \\(0 time steps"):
+        sp.temporal_efficient_training_cross_entropy(np.ones((0, 3, 4)), np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="0 of 0 targets"):
+        sp.temporal_efficient_training_cross_entropy(np.ones((2, 0, 4)), np.zeros(0, dtype=int))
+    with pytest.raises(ValueError, match="spikes_seq: expected non-empty"):
+        sp.firing_rate_mse(np.ones((0, 2, 3)), np.array([0, 1]))

@@ -386,10 +386,11 @@ def _ce_prepare(x_seq, target, ignore_index):
     S = int(np.prod(x.shape[3:], dtype=np.int64))
     x4 = x.reshape(T, N, C, S)
     t2 = tgt.reshape(N, S)
-    if T == 0 or not (t2 != ignore_index).any():
+    n_valid = int((t2 != ignore_index).sum())
+    if T == 0 or n_valid == 0:
         raise ValueError(
-            f"target: no position to average over (T={T}, {t2.size} targets, all equal to ignore_index="
-            f"{ignore_index} or none): the mean cross-entropy is undefined (torch returns nan)"
+            f"target: no position to average over ({T} time steps, {n_valid} of {t2.size} targets differ from "
+            f"ignore_index={ignore_index}): the mean cross-entropy is undefined (torch returns nan)"
         )
     return x, x4, t2, ignore_index
 
