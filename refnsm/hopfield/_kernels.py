@@ -1,0 +1,344 @@
+r"""Numba kernels of the Hopfield family: the math only (no validation, no Python objects).
+
+Every kernel writes into output arrays allocated by the caller (the public layer), so the iteration loops
+allocate nothing.  Large products go through ``np.dot(a, b, out)`` (BLAS); the loops are for the row-wise
+softmax and for the asynchronous (one unit at a time) updates of the binary baselines, which BLAS cannot
+express.  All kernels compile lazily on their first call (``cache=True`` stores the machine code on disk).
+
+Notation: ``X`` is a batch of probes, one per row (B, D); ``W`` is the memory matrix (D, H) whose column
+:math:`j` is memory :math:`w_j`; ``S`` holds the max-shifted scores :math:`XW - \max_j (XW)_{bj}` (B, H).
+"""
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def all_finite(X):
+    """True when every element of the 2-D array ``X`` is finite."""
+    for v in X.ravel():
+        if not np.isfinite(v):
+            return False
+    return True
+
+
+@njit(cache=True)
+def softmax_rows(S, beta, A, rowmax, lse):
+    """In place: shift each row of ``S`` by its max, ``A = softmax(beta * S)``.
+
+    On return ``S`` holds the shifted scores, ``rowmax[b]`` the max that was removed and
+    ``lse[b] = log sum_j exp(beta * S[b, j])`` (the log-partition of the shifted row, >= 0 when beta > 0).
+    Sums are accumulated in float64 whatever the array dtype.
+    """
+    B, H = S.shape
+    for b in range(B):
+        m = S[b, 0]
+        for j in range(1, H):
+            if S[b, j] > m:
+                m = S[b, j]
+        rowmax[b] = m
+        tot = 0.0
+        for j in range(H):
+            s = S[b, j] - m
+            S[b, j] = s
+            e = np.exp(beta * s)
+            A[b, j] = e
+            tot += e
+        for j in range(H):
+            A[b, j] = A[b, j] / tot
+        lse[b] = np.log(tot)
+
+
+@njit(cache=True)
+def retrieve_into(X, W, beta, S, A, Xhat, rowmax, lse):
+    """One retrieval step for a batch: ``S = XW - rowmax``, ``A = softmax(beta S)``, ``Xhat = A W^T``."""
+    np.dot(X, W, S)
+    softmax_rows(S, beta, A, rowmax, lse)
+    np.dot(A, W.T, Xhat)
+
+
+@njit(cache=True)
+def iterate_into(X0, W, beta, tol, max_iter, X, S, A, Xhat, rowmax, lse):
+    """Iterate ``x <- W softmax(beta W^T x)`` from ``X0`` until ``max |x_new - x| <= tol``.
+
+    ``X`` receives the final state; ``S, A, Xhat, rowmax, lse`` are work buffers (allocated once by the caller,
+    nothing is allocated inside the loop).  Returns ``(n_iter, last_change)``: the number of updates applied and
+    the max-norm of the last update.
+    """
+    B, D = X0.shape
+    for b in range(B):
+        for i in range(D):
+            X[b, i] = X0[b, i]
+    change = np.inf
+    it = 0
+    while it < max_iter:
+        retrieve_into(X, W, beta, S, A, Xhat, rowmax, lse)
+        change = 0.0
+        for b in range(B):
+            for i in range(D):
+                d = abs(Xhat[b, i] - X[b, i])
+                if d > change:
+                    change = d
+                X[b, i] = Xhat[b, i]
+        it += 1
+        if change <= tol:
+            break
+    return it, change
+
+
+@njit(cache=True)
+def row_sq_norm_max(W, axis):
+    """``max`` of the squared Euclidean norms of the rows (axis=1) or of the columns (axis=0) of ``W``.
+
+    Returns ``(value, index)`` with the first index attaining the max.  Column norms are accumulated row by row
+    (independent accumulators, so the loop vectorises); row norms use four partial sums per row.
+    """
+    D, H = W.shape
+    best = -1.0
+    arg = 0
+    if axis == 0:
+        acc = np.zeros(H)
+        for i in range(D):
+            for j in range(H):
+                acc[j] += W[i, j] * W[i, j]
+        for j in range(H):
+            if acc[j] > best:
+                best = acc[j]
+                arg = j
+    else:
+        J4 = H - H % 4
+        for i in range(D):
+            # four independent partial sums: the additions pipeline (a single running sum is latency-bound)
+            s0 = 0.0
+            s1 = 0.0
+            s2 = 0.0
+            s3 = 0.0
+            for j in range(0, J4, 4):
+                s0 += W[i, j] * W[i, j]
+                s1 += W[i, j + 1] * W[i, j + 1]
+                s2 += W[i, j + 2] * W[i, j + 2]
+                s3 += W[i, j + 3] * W[i, j + 3]
+            for j in range(J4, H):
+                s0 += W[i, j] * W[i, j]
+            s = (s0 + s1) + (s2 + s3)
+            if s > best:
+                best = s
+                arg = i
+    return best, arg
+
+
+@njit(cache=True)
+def energy_rows(X, Xhat, rowmax, lse, beta, H, half_m2, variant, out):
+    """Per-row energy from the quantities of a retrieval step.
+
+    variant 0 (Ramsauer): ``-rowmax - lse/beta + x.x/2 + log(H)/beta + half_m2``;
+    variant 1 (ngclearn): ``-lse/beta + x.xhat/2 + log(H)/beta + half_m2``.
+    """
+    B, D = X.shape
+    c = np.log(H) / beta + half_m2
+    for b in range(B):
+        q = 0.0
+        if variant == 0:
+            for i in range(D):
+                q += X[b, i] * X[b, i]
+            out[b] = -rowmax[b] - lse[b] / beta + 0.5 * q + c
+        else:
+            for i in range(D):
+                q += X[b, i] * Xhat[b, i]
+            out[b] = -lse[b] / beta + 0.5 * q + c
+
+
+@njit(cache=True)
+def delta_into(X, Xhat, A, E, dW):
+    """Delta rule ``dW = (X - Xhat)^T A / B``; ``E`` (B, D) is a work buffer holding ``(X - Xhat) / B``."""
+    B, D = X.shape
+    inv = 1.0 / B
+    for b in range(B):
+        for i in range(D):
+            E[b, i] = (X[b, i] - Xhat[b, i]) * inv
+    np.dot(E.T, A, dW)
+
+
+@njit(cache=True)
+def contrastive_into(X, Xhat, A, W, neg_beta, Shat, Ahat, rowmax, lse, T, dW):
+    """Contrastive rule ``dW = (X^T A - Xhat^T Ahat) / B`` with ``Ahat = softmax(neg_beta Xhat W)``.
+
+    ``Shat, Ahat`` (B, H), ``rowmax, lse`` (B,) and ``T`` (D, H) are work buffers.
+    """
+    B = X.shape[0]
+    np.dot(Xhat, W, Shat)
+    softmax_rows(Shat, neg_beta, Ahat, rowmax, lse)
+    np.dot(X.T, A, dW)
+    np.dot(Xhat.T, Ahat, T)
+    inv = 1.0 / B
+    D, H = dW.shape
+    for i in range(D):
+        for j in range(H):
+            dW[i, j] = (dW[i, j] - T[i, j]) * inv
+
+
+@njit(cache=True)
+def evolve_into(W, dW, eta, reg_lambda, l1_lambda, mask, use_mask, out):
+    """``out = W + eta dW - reg_lambda W - l1_lambda sign(W)``, then ``out *= mask`` when ``use_mask``.
+
+    The operations are applied in this order (ngclearn's), so results match it bit for bit; when ``l1_lambda`` is
+    0 the sign term (exactly 0) is skipped, which leaves every result unchanged.
+    """
+    D, H = W.shape
+    for i in range(D):
+        if l1_lambda != 0.0:
+            for j in range(H):
+                w = W[i, j]
+                sg = 0.0
+                if w > 0:
+                    sg = 1.0
+                elif w < 0:
+                    sg = -1.0
+                out[i, j] = w + eta * dW[i, j] - reg_lambda * w - l1_lambda * sg
+        else:
+            for j in range(H):
+                w = W[i, j]
+                out[i, j] = w + eta * dW[i, j] - reg_lambda * w
+        if use_mask:
+            for j in range(H):
+                out[i, j] = out[i, j] * mask[i, j]
+
+
+# --------------------------------------------------------------------------------------------------------
+# binary baselines
+# --------------------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def classical_async(S, W, theta, orders, out, sweeps_done):
+    """Asynchronous updates of the classical Hopfield net, one row of ``S`` at a time.
+
+    For each sweep ``k`` the units are visited in the order ``orders[k]``; unit ``i`` becomes
+    ``sign(W[i] . s - theta[i])`` (unchanged when the field is exactly 0).  Stops after a sweep with no change.
+    """
+    B, N = S.shape
+    n_sweeps = orders.shape[0]
+    for b in range(B):
+        for i in range(N):
+            out[b, i] = S[b, i]
+        done = 0
+        for k in range(n_sweeps):
+            changed = False
+            for t in range(N):
+                i = orders[k, t]
+                h = -theta[i]
+                for j in range(N):
+                    h += W[i, j] * out[b, j]
+                if h > 0.0:
+                    new = 1.0
+                elif h < 0.0:
+                    new = -1.0
+                else:
+                    new = out[b, i]
+                if new != out[b, i]:
+                    out[b, i] = new
+                    changed = True
+            done += 1
+            if not changed:
+                break
+        sweeps_done[b] = done
+
+
+@njit(cache=True)
+def _interaction(x, kind, n):
+    if kind == 0:  # polynomial x**n
+        return x ** n
+    if kind == 1:  # rectified polynomial
+        return x ** n if x > 0.0 else 0.0
+    return np.exp(x)  # kind == 2, exponential (the caller shifts the argument)
+
+
+@njit(cache=True)
+def dense_async(S, Xi, kind, n, orders, m, out, sweeps_done):
+    r"""Asynchronous updates of the dense associative memory (Krotov & Hopfield 2016).
+
+    ``Xi`` is (N, K), column mu is pattern xi^mu.  Unit i becomes the sign of
+    :math:`\sum_\mu F(\xi^\mu_i + r_\mu) - F(-\xi^\mu_i + r_\mu)`, with :math:`r_\mu = \sum_{j \ne i} \xi^\mu_j \sigma_j`
+    (unchanged on a tie).  ``m`` (K,) is a work buffer holding the overlaps :math:`\xi^{\mu\top}\sigma`, updated
+    incrementally after each flip.  For the exponential F every term is multiplied by the same
+    :math:`e^{-c}` (c = max argument) so nothing overflows; the sign is unchanged.
+    """
+    B, N = S.shape
+    K = Xi.shape[1]
+    n_sweeps = orders.shape[0]
+    for b in range(B):
+        for i in range(N):
+            out[b, i] = S[b, i]
+        for mu in range(K):
+            acc = 0.0
+            for j in range(N):
+                acc += Xi[j, mu] * out[b, j]
+            m[mu] = acc
+        done = 0
+        for k in range(n_sweeps):
+            changed = False
+            for t in range(N):
+                i = orders[k, t]
+                s_i = out[b, i]
+                c = 0.0
+                if kind == 2:
+                    c = -np.inf
+                    for mu in range(K):
+                        a = m[mu] - Xi[i, mu] * s_i + abs(Xi[i, mu])
+                        if a > c:
+                            c = a
+                diff = 0.0
+                for mu in range(K):
+                    x = Xi[i, mu]
+                    r = m[mu] - x * s_i
+                    diff += _interaction(r + x - c, kind, n) - _interaction(r - x - c, kind, n)
+                if diff > 0.0:
+                    new = 1.0
+                elif diff < 0.0:
+                    new = -1.0
+                else:
+                    new = s_i
+                if new != s_i:
+                    for mu in range(K):
+                        m[mu] += Xi[i, mu] * (new - s_i)
+                    out[b, i] = new
+                    changed = True
+            done += 1
+            if not changed:
+                break
+        sweeps_done[b] = done
+
+
+# --------------------------------------------------------------------------------------------------------
+# fused kernels of HopfieldSynapse (one dispatch per advance_state / evolve)
+# --------------------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def advance_into(X, W, beta, variant, S, A, Xhat):
+    """Retrieval plus the batch-mean energy (variant 0 Ramsauer, 1 ngclearn) in one call; returns the energy."""
+    B = X.shape[0]
+    H = W.shape[1]
+    rowmax = np.empty(B)
+    lse = np.empty(B)
+    e = np.empty(B)
+    retrieve_into(X, W, beta, S, A, Xhat, rowmax, lse)
+    m2, _ = row_sq_norm_max(W, 1 if variant == 1 else 0)
+    energy_rows(X, Xhat, rowmax, lse, beta, H, 0.5 * m2, variant, e)
+    return e.mean()
+
+
+@njit(cache=True)
+def plasticity_into(rule, X, Xhat, A, W, neg_beta, eta, reg_lambda, l1_lambda, mask, use_mask, dW, Wn):
+    """``dW`` by the delta (rule 0) or contrastive (rule 1) rule, then ``Wn`` = the evolved weights."""
+    B, D = X.shape
+    H = W.shape[1]
+    if rule == 0:
+        E = np.empty((B, D), X.dtype)
+        delta_into(X, Xhat, A, E, dW)
+    else:
+        Shat = np.empty((B, H), X.dtype)
+        Ahat = np.empty((B, H), X.dtype)
+        T = np.empty((D, H), X.dtype)
+        contrastive_into(X, Xhat, A, W, neg_beta, Shat, Ahat, np.empty(B), np.empty(B), T, dW)
+    evolve_into(W, dW, eta, reg_lambda, l1_lambda, mask, use_mask, Wn)

@@ -1,0 +1,190 @@
+r"""Teaching baselines: the classical binary Hopfield network and the dense associative memory.
+
+Same orientation as the modern memory: patterns are the **columns** of a (N, P) matrix of ±1 entries and
+states are the rows of a (B, N) matrix (a single state may be a 1-D array of length N).
+
+Classical Hopfield network (Hopfield 1982)
+------------------------------------------
+Hebbian storage :math:`W = \frac1N \sum_\mu \xi^\mu \xi^{\mu\top}` with :math:`W_{ii} = 0`; energy
+:math:`E(s) = -\tfrac12 s^\top W s + \theta^\top s`; update :math:`s_i \leftarrow \mathrm{sgn}(\sum_j W_{ij} s_j -
+\theta_i)`, all units at once (synchronous: may fall into 2-cycles) or one at a time (asynchronous: E never
+increases because W is symmetric with a zero diagonal).  One-step bit-error rate from a stored pattern at load
+:math:`\alpha = P/N`: :math:`\Phi(-1/\sqrt\alpha)`; retrieval collapses at :math:`\alpha_c \approx 0.138`.
+
+Dense associative memory (Krotov & Hopfield 2016; Demircigil et al. 2017)
+-------------------------------------------------------------------------
+:math:`E(\sigma) = -\sum_\mu F(\xi^{\mu\top}\sigma)` with :math:`F(x) = x^n` ("poly"), :math:`\max(x, 0)^n`
+("rectified") or :math:`e^x` ("exp").  Asynchronous update: unit i takes the sign with the lower energy,
+:math:`\sigma_i \leftarrow \mathrm{sgn}\sum_\mu [F(\xi^\mu_i + r_\mu) - F(-\xi^\mu_i + r_\mu)]`,
+:math:`r_\mu = \sum_{j\ne i}\xi^\mu_j\sigma_j`.  Capacity grows like :math:`N^{n-1}` (polynomial) and
+:math:`2^{N/2}` (exponential).  For n = 2 this is the classical network up to the diagonal and a constant.
+
+Ties (a field of exactly 0) leave the unit unchanged, in every update.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _checks as C
+from . import _kernels as K
+
+__all__ = [
+    "hebbian_weights",
+    "classical_energy",
+    "classical_update",
+    "dense_energy",
+    "dense_update",
+    "INTERACTIONS",
+]
+
+INTERACTIONS = ("poly", "rectified", "exp")
+
+
+def _patterns(patterns, name="patterns"):
+    P = C.as_float_array(patterns, name, ndim=2, shape_hint="[N, P] (one ±1 pattern per column)",
+                         dtype=np.float64, allow_empty=False)
+    return P
+
+
+def _states(S, N, name="S"):
+    S = C.as_float_array(S, name, dtype=np.float64, shape_hint="[B, N] or [N]", allow_empty=False)
+    if S.ndim not in (1, 2):
+        raise ValueError(f"{name}: expected 1 or 2 dimensions [B, N] or [N], got shape {S.shape}")
+    was_1d = S.ndim == 1
+    S2 = S.reshape(1, -1) if was_1d else S
+    if S2.shape[1] != N:
+        raise ValueError(f"{name}: expected state width N={N} along the last axis, got shape {S.shape}")
+    if not np.all(np.abs(S2) == 1.0):
+        raise ValueError(f"{name}: expected entries in {{-1, +1}}")
+    return S2, was_1d
+
+
+def _theta(theta, N):
+    if theta is None:
+        return np.zeros(N)
+    th = C.as_float_array(theta, "theta", ndim=1, dtype=np.float64)
+    C.check_shape(th, "theta", (N,), "one threshold per unit")
+    return th
+
+
+def _orders(order, n_sweeps, N, rng):
+    C.check_option(order, "order", ("random", "sequential"))
+    if order == "sequential":
+        return np.tile(np.arange(N, dtype=np.int64), (n_sweeps, 1))
+    gen = C.resolve_rng(rng)
+    return np.stack([gen.permutation(N) for _ in range(n_sweeps)]).astype(np.int64)
+
+
+def hebbian_weights(patterns):
+    r"""Hebbian outer-product storage :math:`W = \frac1N \sum_\mu \xi^\mu\xi^{\mu\top}`, zero diagonal.
+
+    Parameters
+    ----------
+    patterns : array_like (N, P)
+        One pattern per column (any real values; ±1 for the classical model).
+
+    Returns
+    -------
+    W : ndarray (N, N), symmetric.
+    """
+    P = _patterns(patterns)
+    N = P.shape[0]
+    W = (P @ P.T) / N
+    np.fill_diagonal(W, 0.0)
+    return W
+
+
+def _square(W, name="W"):
+    W = C.as_float_array(W, name, ndim=2, dtype=np.float64, allow_empty=False)
+    if W.shape[0] != W.shape[1]:
+        raise ValueError(f"{name}: expected a square (N, N) matrix, got shape {W.shape}")
+    return W
+
+
+def classical_energy(S, W, theta=None):
+    r"""Energy :math:`E(s) = -\tfrac12 s^\top W s + \theta^\top s` of each state (a float for a 1-D state)."""
+    W = _square(W)
+    S2, was_1d = _states(S, W.shape[0])
+    th = _theta(theta, W.shape[0])
+    e = -0.5 * np.einsum("bi,ij,bj->b", S2, W, S2) + S2 @ th
+    return float(e[0]) if was_1d else e
+
+
+def classical_update(S, W, theta=None, *, mode="sync", n_sweeps=1, order="random", rng=None):
+    r"""Update states of the classical Hopfield network.
+
+    ``mode="sync"``: ``n_sweeps`` synchronous steps :math:`s \leftarrow \mathrm{sgn}(W s - \theta)`.
+    ``mode="async"``: up to ``n_sweeps`` sweeps over the units in a random (``order="random"``, a fresh
+    permutation per sweep, shared by the batch) or the natural order, each unit updated with the current state of
+    the others; stops early after a sweep with no change (a fixed point).
+
+    Returns
+    -------
+    ndarray
+        The new states, same shape as ``S``.
+    """
+    W = _square(W)
+    N = W.shape[0]
+    S2, was_1d = _states(S, N)
+    th = _theta(theta, N)
+    C.check_option(mode, "mode", ("sync", "async"))
+    n_sweeps = C.check_int(n_sweeps, "n_sweeps", minimum=1)
+    if mode == "sync":
+        out = S2.copy()
+        for _ in range(n_sweeps):
+            h = out @ W - th  # W is symmetric
+            out = np.where(h > 0, 1.0, np.where(h < 0, -1.0, out))
+    else:
+        orders = _orders(order, n_sweeps, N, rng)
+        out = np.empty_like(S2)
+        K.classical_async(S2, W, th, orders, out, np.empty(S2.shape[0], np.int64))
+    return out[0] if was_1d else out
+
+
+def _interaction(interaction, n):
+    C.check_option(interaction, "interaction", INTERACTIONS)
+    n = C.check_int(n, "n", minimum=1)
+    return INTERACTIONS.index(interaction), n
+
+
+def dense_energy(S, patterns, *, interaction="poly", n=3):
+    r"""Energy :math:`E(\sigma) = -\sum_\mu F(\xi^{\mu\top}\sigma)` of the dense associative memory.
+
+    ``interaction``: ``"poly"`` :math:`F(x) = x^n`, ``"rectified"`` :math:`F(x) = \max(x,0)^n`,
+    ``"exp"`` :math:`F(x) = e^x` (``n`` unused).  A float for a 1-D state.
+    """
+    Xi = _patterns(patterns)
+    S2, was_1d = _states(S, Xi.shape[0])
+    kind, n = _interaction(interaction, n)
+    m = S2 @ Xi
+    if kind == 0:
+        F = m**n
+    elif kind == 1:
+        F = np.where(m > 0, m, 0.0) ** n
+    else:
+        F = np.exp(m)
+    e = -F.sum(axis=1)
+    return float(e[0]) if was_1d else e
+
+
+def dense_update(S, patterns, *, interaction="poly", n=3, n_sweeps=1, order="random", rng=None):
+    r"""Asynchronous sweeps of the dense associative memory (see the module docstring).
+
+    Up to ``n_sweeps`` sweeps (stopping early at a fixed point); each unit takes the sign of lower energy given
+    the others.  Cost O(N P) per sweep (the overlaps are updated incrementally).
+
+    Returns
+    -------
+    ndarray
+        The new states, same shape as ``S``.
+    """
+    Xi = _patterns(patterns)
+    N, P = Xi.shape
+    S2, was_1d = _states(S, N)
+    kind, n = _interaction(interaction, n)
+    n_sweeps = C.check_int(n_sweeps, "n_sweeps", minimum=1)
+    orders = _orders(order, n_sweeps, N, rng)
+    out = np.empty_like(S2)
+    K.dense_async(S2, Xi, kind, n, orders, np.empty(P), out, np.empty(S2.shape[0], np.int64))
+    return out[0] if was_1d else out
