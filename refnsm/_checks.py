@@ -71,7 +71,7 @@ def as_float_array(
         target = arr.dtype
     else:
         target = np.dtype(np.float64)
-    arr = np.ascontiguousarray(arr, dtype=target)
+    arr = np.asarray(arr, dtype=target, order="C")  # (np.ascontiguousarray would turn a 0-d array into 1-d)
     check_rank(arr, name, ndim=ndim, min_ndim=min_ndim, shape_hint=shape_hint)
     if not allow_empty and arr.size == 0:
         raise ValueError(f"{name}: expected a non-empty array, got shape {arr.shape}")
@@ -94,7 +94,7 @@ def as_index_array(value, name: str, *, ndim: int | None = None, shape_hint: str
             f"{name}: expected integer class indices, got dtype {arr.dtype}"
             + (" (one-hot or probability targets are not supported; pass argmax indices)" if arr.dtype.kind == "f" else "")
         )
-    arr = np.ascontiguousarray(arr, dtype=np.int64)
+    arr = np.asarray(arr, dtype=np.int64, order="C")
     check_rank(arr, name, ndim=ndim, shape_hint=shape_hint)
     return arr
 

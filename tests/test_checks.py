@@ -23,6 +23,15 @@ def test_as_float_array_dtypes_and_no_aliasing():
         C.as_float_array(np.ones((0, 2)), "x", allow_empty=False)
 
 
+def test_zero_d_stays_zero_d_and_views_are_not_copied_needlessly():
+    assert C.as_float_array(np.float64(2.0), "s").shape == ()
+    assert C.as_float_array(np.array(2.0), "s").shape == ()
+    assert C.as_index_array(np.array(3), "t").shape == ()
+    a = np.ones((3, 4))
+    assert C.as_float_array(a, "a") is a  # already C-contiguous float64: no copy (and never written to)
+    assert C.as_float_array(a.T, "a").flags.c_contiguous
+
+
 def test_index_array_rejects_floats_with_a_reason():
     with pytest.raises(TypeError, match="target: expected integer class indices, got dtype float64 \\(one-hot"):
         C.as_index_array(np.ones(3), "target")
