@@ -1,0 +1,184 @@
+r"""Numba kernels of the structured linear maps: the loops BLAS cannot express, nothing else.
+
+Householder chains
+------------------
+A reflector :math:`H(\tilde v) = I - 2\tilde v\tilde v^\top/(\tilde v^\top\tilde v)` with
+:math:`\tilde v = [0_{t}; v]` acts only on the trailing columns ``t:`` of a row block ``X``:
+``X[:, t:] -= (2 / v.v) (X[:, t:] v) v^T``.  ``hh_chain_apply`` multiplies ``X`` on the right by the reflectors
+listed in ``order`` (reflector ``t`` uses ``U[t, t:]``); ``hh_chain_vjp`` runs the chain backwards, recomputing each
+intermediate from the next with :math:`H^{-1} = H` instead of storing it, and accumulates the reflector gradient
+
+.. math::
+
+    \partial v = \sum_b \Big[-\tfrac{2}{c}\big(\beta_b x_b + a_b \bar g_b\big) + \tfrac{4 a_b \beta_b}{c^2} v\Big],
+    \qquad a_b = x_b\cdot v,\ \beta_b = \bar g_b\cdot v,\ c = v\cdot v,
+
+with :math:`x_b` the rows entering the reflector and :math:`\bar g_b` the gradient of the rows leaving it.
+
+Butterfly
+---------
+``bf_forward`` applies ``m`` butterfly factors (untied twiddle layout ``[m, n/2, 2, 2]``) to the rows of ``X``,
+storing every intermediate; ``bf_backward`` is its exact reverse.
+
+Perron–Frobenius
+----------------
+``pf_weight`` fuses :math:`W = (\sigma_\max - (\sigma_\max-\sigma_\min)\sigma(C)) \odot \mathrm{softmax}_\text{rows}(P)`
+into one pass (the NumPy version is a dozen small array operations, which dominate at small sizes);
+``pf_weight_vjp`` is its VJP (see :class:`refnsm.linear.PerronFrobeniusLinear`).
+"""
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def hh_chain_apply(X, U, order):
+    """In place: X <- X H(U[order[0]]) H(U[order[1]]) ...; X is [B, n], U is [k, n] (row t used from column t)."""
+    B, n = X.shape
+    for s in range(order.shape[0]):
+        t = order[s]
+        c = 0.0
+        for j in range(t, n):
+            c += U[t, j] * U[t, j]
+        f = 2.0 / c
+        for b in range(B):
+            a = 0.0
+            for j in range(t, n):
+                a += X[b, j] * U[t, j]
+            a *= f
+            for j in range(t, n):
+                X[b, j] -= a * U[t, j]
+
+
+@njit(cache=True)
+def hh_chain_vjp(Y, G, U, order, dU):
+    """Reverse of ``hh_chain_apply``.  Y (output of the chain) and G (its gradient) are overwritten in place with the
+    chain's input and the input's gradient; the reflector gradients are accumulated into dU."""
+    B, n = Y.shape
+    for s in range(order.shape[0] - 1, -1, -1):
+        t = order[s]
+        c = 0.0
+        for j in range(t, n):
+            c += U[t, j] * U[t, j]
+        f = 2.0 / c
+        # recompute the input of this reflector: X = Y H (H is an involution)
+        for b in range(B):
+            a = 0.0
+            for j in range(t, n):
+                a += Y[b, j] * U[t, j]
+            a *= f
+            for j in range(t, n):
+                Y[b, j] -= a * U[t, j]
+        coef = 0.0
+        for b in range(B):
+            a = 0.0
+            beta = 0.0
+            for j in range(t, n):
+                a += Y[b, j] * U[t, j]
+                beta += G[b, j] * U[t, j]
+            coef += a * beta
+            for j in range(t, n):
+                dU[t, j] -= f * (beta * Y[b, j] + a * G[b, j])
+            # gradient of the input rows: G H
+            beta *= f
+            for j in range(t, n):
+                G[b, j] -= beta * U[t, j]
+        coef *= f * f
+        for j in range(t, n):
+            dU[t, j] += coef * U[t, j]
+
+
+@njit(cache=True)
+def bf_forward(X, tw, strides):
+    """Butterfly chain on the rows of X [B, n]; tw is [m, n/2, 2, 2] (factor s uses tw[s]), strides[s] = 2**l.
+    Returns the activations [m + 1, B, n] (acts[0] = X, acts[m] = output)."""
+    m = strides.shape[0]
+    B, n = X.shape
+    acts = np.empty((m + 1, B, n), dtype=X.dtype)
+    acts[0] = X
+    for s in range(m):
+        st = strides[s]
+        src = acts[s]
+        dst = acts[s + 1]
+        for b in range(B):
+            for g in range(n // (2 * st)):
+                for l in range(st):
+                    t = g * 2 * st + l
+                    k = g * st + l
+                    x0 = src[b, t]
+                    x1 = src[b, t + st]
+                    dst[b, t] = tw[s, k, 0, 0] * x0 + tw[s, k, 0, 1] * x1
+                    dst[b, t + st] = tw[s, k, 1, 0] * x0 + tw[s, k, 1, 1] * x1
+    return acts
+
+
+@njit(cache=True)
+def bf_backward(acts, G, tw, strides):
+    """Reverse of ``bf_forward``: returns (gradient of X, gradient of tw) for the output gradient G [B, n]."""
+    m = strides.shape[0]
+    B, n = G.shape
+    dtw = np.zeros_like(tw)
+    g_cur = G.copy()
+    g_prev = np.empty_like(G)
+    for s in range(m - 1, -1, -1):
+        st = strides[s]
+        src = acts[s]
+        for b in range(B):
+            for g in range(n // (2 * st)):
+                for l in range(st):
+                    t = g * 2 * st + l
+                    k = g * st + l
+                    x0 = src[b, t]
+                    x1 = src[b, t + st]
+                    g0 = g_cur[b, t]
+                    g1 = g_cur[b, t + st]
+                    dtw[s, k, 0, 0] += g0 * x0
+                    dtw[s, k, 0, 1] += g0 * x1
+                    dtw[s, k, 1, 0] += g1 * x0
+                    dtw[s, k, 1, 1] += g1 * x1
+                    g_prev[b, t] = tw[s, k, 0, 0] * g0 + tw[s, k, 1, 0] * g1
+                    g_prev[b, t + st] = tw[s, k, 0, 1] * g0 + tw[s, k, 1, 1] * g1
+        g_cur, g_prev = g_prev, g_cur
+    return g_cur, dtw
+
+
+@njit(cache=True)
+def pf_weight(P, C, lo, hi):
+    """Perron-Frobenius map, fused: M = softmax_rows(P), sc = sigmoid(C), W = (hi - (hi - lo) sc) * M."""
+    n, k = P.shape
+    W = np.empty_like(P)
+    M = np.empty_like(P)
+    SC = np.empty_like(P)
+    for i in range(n):
+        mx = P[i, 0]
+        for j in range(1, k):
+            if P[i, j] > mx:
+                mx = P[i, j]
+        tot = 0.0
+        for j in range(k):
+            e = np.exp(P[i, j] - mx)
+            M[i, j] = e
+            tot += e
+        for j in range(k):
+            M[i, j] = M[i, j] / tot
+            sc = 0.5 * (1.0 + np.tanh(0.5 * C[i, j]))
+            SC[i, j] = sc
+            W[i, j] = (hi - (hi - lo) * sc) * M[i, j]
+    return W, M, SC
+
+
+@njit(cache=True)
+def pf_weight_vjp(G, M, SC, lo, hi):
+    """VJP of ``pf_weight``: dP = M (G S - sum_k G S M), dC = -(hi - lo) G M sc (1 - sc), with S = hi - (hi - lo) sc."""
+    n, k = G.shape
+    dP = np.empty_like(M)
+    dC = np.empty_like(M)
+    w = hi - lo
+    for i in range(n):
+        dot = 0.0
+        for j in range(k):
+            dot += G[i, j] * (hi - w * SC[i, j]) * M[i, j]
+        for j in range(k):
+            dP[i, j] = M[i, j] * (G[i, j] * (hi - w * SC[i, j]) - dot)
+            dC[i, j] = -w * G[i, j] * M[i, j] * SC[i, j] * (1.0 - SC[i, j])
+    return dP, dC

@@ -1,0 +1,316 @@
+r"""Householder maps: orthogonal, exact-SVD ("spectral"), symmetric spectral and Schur maps.
+
+A chain of reflectors :math:`Q = H(\tilde v_0) H(\tilde v_1)\cdots` with :math:`\tilde v_t = [0_t;\ U_{t, t:}]`
+(row ``t`` of an upper-triangular parameter, read from the diagonal on) is exactly orthogonal for every value of
+the parameter.  :math:`Q` is built explicitly by the Numba kernel ``hh_chain_apply`` (from the identity, one
+reflector at a time); its VJP ``hh_chain_vjp`` walks the chain backwards, recovering each intermediate product
+from the next with :math:`H^{-1} = H`, so nothing but :math:`Q` is stored.  Each reflector is invariant to the
+scale of its vector, so its gradient is orthogonal to it: :math:`\tilde v_t\cdot\partial\tilde v_t = 0`.
+
+The strict lower triangle of ``U`` is never read (zero gradient).  A zero vector :math:`U_{t, t:}` is rejected.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._checks import check_int, check_real
+from . import _kernels
+from .base import LinearBase, SquareLinear, check_bounds, sigmoid
+
+__all__ = ["OrthogonalLinear", "SpectralLinear", "SymmetricSpectralLinear", "SchurDecompositionLinear",
+           "householder_matrix", "householder_matrix_vjp"]
+
+
+def _order(k, reverse):
+    o = np.arange(k, dtype=np.int64)
+    return np.ascontiguousarray(o[::-1]) if reverse else o
+
+
+def householder_matrix(U, k=None, reverse=False):
+    r""":math:`Q = H_0 H_1 \cdots H_{k-1}` (``reverse``: :math:`H_{k-1}\cdots H_0`), reflector t from ``U[t, t:]``."""
+    n = U.shape[1]
+    k = n if k is None else k
+    Q = np.eye(n, dtype=U.dtype)
+    _kernels.hh_chain_apply(Q, np.ascontiguousarray(U), _order(k, reverse))
+    return Q
+
+
+def householder_matrix_vjp(dQ, Q, U, k=None, reverse=False):
+    """Gradient of <dQ, householder_matrix(U, k, reverse)> with respect to U (Q is that matrix)."""
+    n = U.shape[1]
+    k = n if k is None else k
+    dU = np.zeros_like(U)
+    _kernels.hh_chain_vjp(Q.copy(), np.ascontiguousarray(dQ, dtype=U.dtype).copy(), np.ascontiguousarray(U),
+                          _order(k, reverse), dU)
+    return dU
+
+
+def _check_reflectors(U, k, name):
+    for t in range(k):
+        if not np.any(U[t, t:]):
+            raise ValueError(f"params[{name!r}]: Householder vector {name}[{t}, {t}:] is zero (the reflector is undefined)")
+
+
+def _triu_normal(gen, n):
+    return np.triu(gen.standard_normal((n, n)))
+
+
+class OrthogonalLinear(SquareLinear):
+    r"""Orthogonal map as a product of n Householder reflectors (arXiv:1612.00188).
+
+    Parameter ``U`` (n, n) = triu(N(0, 1)); reflector t uses :math:`v_t = U_{t, t:}`.
+
+    .. math::
+
+        W = Q = H(\tilde v_0) H(\tilde v_1)\cdots H(\tilde v_{n-1}),\qquad
+        \partial\tilde v_t = -\frac{2(M_t + M_t^\top)\tilde v_t}{\tilde v_t^\top\tilde v_t}
+        + \frac{4(\tilde v_t^\top M_t\tilde v_t)\tilde v_t}{(\tilde v_t^\top\tilde v_t)^2},\
+        M_t = A_t^\top G B_t^\top,
+
+    with :math:`A_t = H_0\cdots H_{t-1}`, :math:`B_t = H_{t+1}\cdots H_{n-1}`.
+
+    Guarantee (exact): :math:`W^\top W = I`, :math:`\det W = (-1)^n`, all :math:`|\lambda| = 1`.  (:math:`H_{n-1}`
+    always flips the last coordinate, so ``U[n-1, n-1]`` gets a zero gradient.)
+
+    ``compat="neuromancer"``: ``effective_W()`` returns :math:`Q + \mathbf 1 b`, neuromancer's ``forward(I)`` (the bias
+    folded into every row), which is not orthogonal when b != 0.  ``forward`` is :math:`xQ + b` in both modes.
+    (neuromancer's own map crashes with the default bias=False.)
+    """
+
+    def _init_params(self, gen):
+        self.params["U"] = _triu_normal(gen, self.insize)
+
+    def _validate_params(self, params):
+        _check_reflectors(params["U"], self.insize, "U")
+
+    @property
+    def bias_in_effective_W(self):
+        return self.compat == "neuromancer"
+
+    def _weight(self):
+        Q = householder_matrix(self.params["U"])
+        return Q, Q
+
+    def _weight_vjp(self, G, Q):
+        return {"U": householder_matrix_vjp(G, Q, self.params["U"])}
+
+
+class SpectralLinear(LinearBase):
+    r"""Exact SVD map :math:`W = Q_U\,\Sigma\,Q_V` with Householder factors (after Zhang et al., spectral-RNN).
+
+    Parameters ``p`` (r,) :math:`\sim 0.001\,N(0,1)`, ``V`` (out, out) and ``U`` (in, in) = triu(N(0,1)),
+    :math:`r = \min(n_\text{in}, n_\text{out})`; ``n_U_reflectors`` <= insize and ``n_V_reflectors`` <= outsize
+    (default r each, independently).
+
+    .. math::
+
+        s = \sigma_\min + (\sigma_\max-\sigma_\min)\,\sigma(p),\quad \Sigma = I_{n_\text{in}\times n_\text{out}}\odot s,
+        \quad Q_U = H^U_0\cdots H^U_{k_U-1},\quad Q_V = H^V_{k_V-1}\cdots H^V_0,\quad W = Q_U\Sigma Q_V,
+
+        \partial Q_U = G Q_V^\top\Sigma^\top,\quad \partial Q_V = \Sigma^\top Q_U^\top G,\quad
+        \partial p_i = (Q_U^\top G Q_V^\top)_{ii}\,(\sigma_\max-\sigma_\min)\sigma(p_i)(1-\sigma(p_i)),
+
+    then through each reflector chain.  Guarantee (exact): the singular values of W are exactly
+    :math:`s \in (\sigma_\min, \sigma_\max)`, so :math:`\|xW\| \le \sigma_\max\|x\|`.
+
+    ``compat="neuromancer"``: a trainable ``bias`` (outsize,) of zeros exists even when bias=False, and
+    ``effective_W()`` includes the bias (neuromancer's ``forward(I)``).  By default bias follows ``bias`` and
+    ``effective_W()`` is :math:`Q_U\Sigma Q_V` exactly.
+    """
+
+    def __init__(self, insize, outsize, bias=False, *, n_U_reflectors=None, n_V_reflectors=None, sigma_min=0.1,
+                 sigma_max=1.0, **kw):
+        self.sigma_min, self.sigma_max = check_bounds(sigma_min, sigma_max, strict=False)
+        self._nU, self._nV = n_U_reflectors, n_V_reflectors
+        super().__init__(insize, outsize, bias, **kw)
+
+    def _check_sizes(self):
+        super()._check_sizes()
+        r = min(self.insize, self.outsize)
+        self.n_U_reflectors = r if self._nU is None else check_int(self._nU, "n_U_reflectors", minimum=0)
+        self.n_V_reflectors = r if self._nV is None else check_int(self._nV, "n_V_reflectors", minimum=0)
+        if self.n_U_reflectors > self.insize:
+            raise ValueError(f"n_U_reflectors: expected at most insize = {self.insize}, got {self.n_U_reflectors}")
+        if self.n_V_reflectors > self.outsize:
+            raise ValueError(f"n_V_reflectors: expected at most outsize = {self.outsize}, got {self.n_V_reflectors}")
+
+    @property
+    def r(self):
+        return min(self.insize, self.outsize)
+
+    @property
+    def bias_in_effective_W(self):
+        return self.compat == "neuromancer"
+
+    def _init_bias(self, gen):
+        super()._init_bias(gen)
+        if not self.use_bias and self.compat == "neuromancer":
+            self.params["bias"] = np.zeros(self.outsize)
+
+    def _init_params(self, gen):
+        self.params["p"] = 0.001 * gen.standard_normal(self.r)
+        self.params["V"] = _triu_normal(gen, self.outsize)
+        self.params["U"] = _triu_normal(gen, self.insize)
+
+    def _validate_params(self, params):
+        _check_reflectors(params["U"], self.n_U_reflectors, "U")
+        _check_reflectors(params["V"], self.n_V_reflectors, "V")
+
+    def singular_values(self):
+        """The exact singular values :math:`s` of W (length r)."""
+        return self.sigma_min + (self.sigma_max - self.sigma_min) * sigmoid(self.params["p"])
+
+    def _svd_factors(self):
+        QU = householder_matrix(self.params["U"], self.n_U_reflectors)
+        QV = householder_matrix(self.params["V"], self.n_V_reflectors, reverse=True)
+        return QU, QV
+
+    def _weight(self):
+        QU, QV = self._svd_factors()
+        r = self.r
+        sp = sigmoid(self.params["p"])
+        s = self.sigma_min + (self.sigma_max - self.sigma_min) * sp
+        W = (QU[:, :r] * s) @ QV[:r, :]
+        return W, (QU, QV, s, sp)
+
+    def _core_vjp(self, G, cache):
+        QU, QV, s, sp = cache
+        r = self.r
+        GQVt = G @ QV[:r, :].T
+        dQU = np.zeros_like(QU)
+        dQU[:, :r] = GQVt * s
+        dQV = np.zeros_like(QV)
+        dQV[:r, :] = s[:, None] * (QU[:, :r].T @ G)
+        dp = np.sum(QU[:, :r] * GQVt, axis=0) * (self.sigma_max - self.sigma_min) * sp * (1 - sp)
+        return dQU, dQV, dp
+
+    def _weight_vjp(self, G, cache):
+        QU, QV = cache[0], cache[1]
+        dQU, dQV, dp = self._core_vjp(G, cache)
+        return {
+            "p": dp,
+            "U": householder_matrix_vjp(dQU, QU, self.params["U"], self.n_U_reflectors),
+            "V": householder_matrix_vjp(dQV, QV, self.params["V"], self.n_V_reflectors, reverse=True),
+        }
+
+
+class SymmetricSpectralLinear(SpectralLinear):
+    r"""Symmetric exact-spectrum map :math:`W = Q\Sigma Q^\top`, :math:`Q = H_0\cdots H_{k-1}` from the rows of ``V``.
+
+    Parameters ``p`` (n,), ``V`` (n, n) = triu(N(0,1)); square only; ``n_reflectors`` defaults to n.
+
+    .. math:: \partial Q = (G + G^\top) Q\Sigma,\qquad \partial p_i = (Q^\top G Q)_{ii}(\sigma_\max-\sigma_\min)\sigma(p_i)(1-\sigma(p_i)).
+
+    Guarantee (exact): :math:`W = W^\top`, its eigenvalues are exactly :math:`s \in (\sigma_\min, \sigma_\max)`
+    (symmetric positive definite when :math:`\sigma_\min \ge 0`).  ``compat="neuromancer"``: as
+    :class:`SpectralLinear` (a bias always exists and is folded into ``effective_W``).
+    """
+
+    square = True
+
+    def __init__(self, insize, outsize, bias=False, *, n_reflectors=None, sigma_min=0.1, sigma_max=1.0, **kw):
+        super().__init__(insize, outsize, bias, n_U_reflectors=n_reflectors, n_V_reflectors=n_reflectors,
+                         sigma_min=sigma_min, sigma_max=sigma_max, **kw)
+        self.n_reflectors = self.n_V_reflectors
+
+    def _check_sizes(self):
+        if self._nU is not None:
+            check_int(self._nU, "n_reflectors", minimum=0)
+        super()._check_sizes()
+
+    def _init_params(self, gen):
+        self.params["p"] = 0.001 * gen.standard_normal(self.r)
+        self.params["V"] = _triu_normal(gen, self.outsize)
+
+    def _validate_params(self, params):
+        _check_reflectors(params["V"], self.n_V_reflectors, "V")
+
+    def _svd_factors(self):
+        Q = householder_matrix(self.params["V"], self.n_V_reflectors)
+        return Q, Q.T
+
+    def _weight_vjp(self, G, cache):
+        QU = cache[0]
+        dQU, dQV, dp = self._core_vjp(G, cache)
+        dQ = dQU + dQV.T
+        return {"p": dp, "V": householder_matrix_vjp(dQ, QU, self.params["V"], self.n_V_reflectors)}
+
+
+def _rot(theta):
+    c, s = np.cos(theta), np.sin(theta)
+    return c, s
+
+
+class SchurDecompositionLinear(SquareLinear):
+    r"""Real Schur form :math:`W = Q T Q^\top` with prescribed eigenvalues :math:`\gamma_k e^{\pm i\theta_k}`
+    (after the nnRNN, Kerg et al., NeurIPS 2019).
+
+    Parameters ``P.U`` (n, n) = triu(N(0,1)) (the reflectors of :math:`Q`, as :class:`OrthogonalLinear`),
+    ``theta`` (n/2,) :math:`\sim 2\pi\,U[0,1)`, ``gamma`` (n/2,) = 1; n must be even.
+
+    .. math::
+
+        T = \mathrm{blockdiag}_k\big(\gamma_k R(\theta_k)\big),\ R(\theta) = \begin{pmatrix}\cos\theta & -\sin\theta\\
+        \sin\theta & \cos\theta\end{pmatrix},\quad W = QTQ^\top,\quad
+        R_\text{reg} = l_2\,\mathrm{mean}_k(1-\gamma_k)^2,
+
+        \partial Q = G Q T^\top + G^\top Q T,\quad B = Q^\top G Q,\quad
+        \partial\gamma_k = \langle B_k, R(\theta_k)\rangle,\quad \partial\theta_k = \gamma_k\langle B_k, R'(\theta_k)\rangle.
+
+    Guarantee (exact): the eigenvalues of W are exactly :math:`\gamma_k e^{\pm i\theta_k}`; W is normal.
+    neuromancer's class is unusable (it crashes, its T is detached from theta and gamma, and its formula cancels
+    Q), so there is no ``compat`` mode.
+    """
+
+    def __init__(self, insize, outsize, bias=False, *, l2=1e-2, **kw):
+        self.l2 = check_real(l2, "l2", nonnegative=True)
+        if kw.get("compat") is not None:
+            raise ValueError("compat: SchurDecompositionLinear has no neuromancer mode (the upstream class crashes); use None")
+        super().__init__(insize, outsize, bias, **kw)
+
+    def _check_sizes(self):
+        super()._check_sizes()
+        if self.insize % 2:
+            raise ValueError(f"insize: SchurDecompositionLinear needs an even size, got {self.insize}")
+
+    def _init_params(self, gen):
+        m = self.insize // 2
+        self.params["P.U"] = _triu_normal(gen, self.insize)
+        self.params["theta"] = 2 * math.pi * gen.uniform(0.0, 1.0, size=m)
+        self.params["gamma"] = np.ones(m)
+
+    def _validate_params(self, params):
+        _check_reflectors(params["P.U"], self.insize, "P.U")
+
+    def _T(self):
+        n = self.insize
+        c, s = _rot(self.params["theta"])
+        g = self.params["gamma"]
+        T = np.zeros((n, n), dtype=self.dtype)
+        i = np.arange(0, n, 2)
+        T[i, i], T[i, i + 1], T[i + 1, i], T[i + 1, i + 1] = g * c, -g * s, g * s, g * c
+        return T
+
+    def _weight(self):
+        Q = householder_matrix(self.params["P.U"])
+        T = self._T()
+        return Q @ T @ Q.T, (Q, T)
+
+    def _weight_vjp(self, G, cache):
+        Q, T = cache
+        dQ = G @ Q @ T.T + G.T @ Q @ T
+        B = Q.T @ G @ Q
+        i = np.arange(0, self.insize, 2)
+        b00, b01, b10, b11 = B[i, i], B[i, i + 1], B[i + 1, i], B[i + 1, i + 1]
+        c, s = _rot(self.params["theta"])
+        dgamma = b00 * c - b01 * s + b10 * s + b11 * c
+        dtheta = self.params["gamma"] * (-b00 * s - b01 * c + b10 * c - b11 * s)
+        return {"P.U": householder_matrix_vjp(dQ, Q, self.params["P.U"]), "theta": dtheta, "gamma": dgamma}
+
+    def _reg(self):
+        g = self.params["gamma"]
+        m = g.shape[0]
+        return self.l2 * float(np.mean((1 - g) ** 2)), {"gamma": -2.0 * self.l2 * (1 - g) / m}

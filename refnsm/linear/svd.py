@@ -1,0 +1,181 @@
+r"""Soft SVD maps: :math:`W = U\Sigma V` with singular values squashed into :math:`(\sigma_\min, \sigma_\max)` and
+orthogonality of :math:`U, V` encouraged by a penalty.
+
+Orthogonality penalty of a square factor :math:`A` (both norms Frobenius):
+
+.. math::
+
+    e(A) = \|I - AA^\top\|_F + \|I - A^\top A\|_F,\qquad
+    \frac{\partial e}{\partial A} = -\frac{2EA}{\|E\|_F} - \frac{2AF}{\|F\|_F},\quad E = I - AA^\top,\ F = I - A^\top A,
+
+with the convention that a term whose norm is exactly 0 contributes 0 (torch's subgradient of the norm at 0).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import LinearBase, SquareLinear, check_bounds, frob_norm, sigmoid
+
+__all__ = ["SVDLinear", "SVDLinearLearnBounds", "SymmetricSVDLinear", "orthogonal_init", "orthogonality_error"]
+
+
+def orthogonal_init(gen, n):
+    """torch's ``orthogonal_`` law: Q of the QR of an N(0, 1) matrix, columns multiplied by sign(diag R)."""
+    q, r = np.linalg.qr(gen.standard_normal((n, n)))
+    return q * np.sign(np.diag(r))
+
+
+def orthogonality_error(A):
+    r"""Return :math:`e(A)` and :math:`\partial e/\partial A` (see the module docstring)."""
+    n = A.shape[0]
+    E = np.eye(n, dtype=A.dtype) - A @ A.T
+    F = np.eye(n, dtype=A.dtype) - A.T @ A
+    ne, nf = frob_norm(E), frob_norm(F)
+    grad = np.zeros_like(A)
+    if ne > 0:
+        grad -= (2.0 / ne) * (E @ A)
+    if nf > 0:
+        grad -= (2.0 / nf) * (A @ F)
+    return ne + nf, grad
+
+
+class SVDLinear(LinearBase):
+    r"""Soft SVD map :math:`W = U\,\Sigma\,V` (Koopman-operator style, arXiv:2101.01864).
+
+    Parameters ``U`` (in, in) and ``V`` (out, out) (orthogonal at initialisation), ``sigma`` :math:`\theta`
+    (in, 1) :math:`\sim U[0,1)`.  With :math:`r = \min(n_\text{in}, n_\text{out})`:
+
+    .. math::
+
+        s = \sigma_\max - (\sigma_\max-\sigma_\min)\,\sigma(\theta) \in (\sigma_\min, \sigma_\max),\quad
+        \Sigma = I_{n_\text{in}\times n_\text{out}} \odot s,\quad W = U\Sigma V,\quad R = e(U) + e(V),
+
+        \partial U = G V^\top\Sigma^\top,\quad \partial V = \Sigma^\top U^\top G,\quad
+        \partial\theta_i = -(\sigma_\max-\sigma_\min)\sigma(\theta_i)(1-\sigma(\theta_i))\,(U^\top G V^\top)_{ii}\ (i<r).
+
+    Guarantee (soft): the singular values of W are exactly :math:`s_{0..r-1}` only while U and V are orthogonal
+    (they are at initialisation; the penalty R keeps them close).  :math:`\theta_{r:}` is unused (zero gradient).
+    """
+
+    exact = False
+
+    def __init__(self, insize, outsize, bias=False, *, sigma_min=0.1, sigma_max=1.0, **kw):
+        self.sigma_min, self.sigma_max = check_bounds(sigma_min, sigma_max, strict=False)
+        super().__init__(insize, outsize, bias, **kw)
+
+    @property
+    def r(self):
+        return min(self.insize, self.outsize)
+
+    def _init_params(self, gen):
+        self.params["U"] = orthogonal_init(gen, self.insize)
+        self.params["V"] = orthogonal_init(gen, self.outsize)
+        self.params["sigma"] = gen.uniform(0.0, 1.0, size=(self.insize, 1))
+
+    def _bounds(self):
+        return self.sigma_min, self.sigma_max
+
+    def singular_values(self):
+        """The squashed values :math:`s_{0..r-1}` (the singular values of W when U and V are orthogonal)."""
+        lo, hi = self._bounds()
+        return (hi - (hi - lo) * sigmoid(self.params["sigma"][: self.r, 0])).astype(self.dtype)
+
+    def _factors(self):
+        return self.params["U"], self.params["V"]
+
+    def _weight(self):
+        U, V = self._factors()
+        r = self.r
+        sg = sigmoid(self.params["sigma"][:r, 0])
+        lo, hi = self._bounds()
+        s = hi - (hi - lo) * sg
+        W = (U[:, :r] * s) @ V[:r, :]
+        return W, (U, V, s, sg)
+
+    def _core_vjp(self, G, cache):
+        U, V, s, sg = cache
+        r = self.r
+        lo, hi = self._bounds()
+        GVt = G @ V[:r, :].T  # (in, r)
+        if r == U.shape[1]:
+            dU = GVt * s
+        else:
+            dU = np.zeros_like(U)
+            dU[:, :r] = GVt * s
+        if r == V.shape[0]:
+            dV = s[:, None] * (U[:, :r].T @ G)
+        else:
+            dV = np.zeros_like(V)
+            dV[:r, :] = s[:, None] * (U[:, :r].T @ G)
+        g = np.einsum("ij,ij->j", U[:, :r], GVt)  # (U^T G V^T)_ii
+        dtheta = np.zeros_like(self.params["sigma"])
+        dtheta[:r, 0] = -(hi - lo) * sg * (1 - sg) * g
+        return dU, dV, dtheta, g, sg
+
+    def _weight_vjp(self, G, cache):
+        dU, dV, dtheta, _, _ = self._core_vjp(G, cache)
+        return {"U": dU, "V": dV, "sigma": dtheta}
+
+    def _reg(self):
+        eu, gu = orthogonality_error(self.params["U"])
+        ev, gv = orthogonality_error(self.params["V"])
+        return eu + ev, {"U": gu, "V": gv}
+
+
+class SVDLinearLearnBounds(SVDLinear):
+    r""":class:`SVDLinear` whose bounds ``sigma_min`` and ``sigma_max`` are trainable 0-d parameters.
+
+    .. math::
+
+        \partial\sigma_\max = \textstyle\sum_{i<r} g_i (1 - \sigma(\theta_i)),\qquad
+        \partial\sigma_\min = \textstyle\sum_{i<r} g_i\,\sigma(\theta_i),\qquad g_i = (U^\top G V^\top)_{ii}.
+
+    Guarantee (soft, and weak): nothing keeps :math:`\sigma_\min < \sigma_\max` or the bounds where they started,
+    so the singular values are not bounded by fixed numbers.
+    """
+
+    def _init_params(self, gen):
+        super()._init_params(gen)
+        self.params["sigma_min"] = np.array(self.sigma_min)
+        self.params["sigma_max"] = np.array(self.sigma_max)
+
+    def _bounds(self):
+        return self.params["sigma_min"][()], self.params["sigma_max"][()]
+
+    def _weight_vjp(self, G, cache):
+        dU, dV, dtheta, g, sg = self._core_vjp(G, cache)
+        return {"U": dU, "V": dV, "sigma": dtheta,
+                "sigma_max": np.array(np.sum(g * (1 - sg))), "sigma_min": np.array(np.sum(g * sg))}
+
+
+class SymmetricSVDLinear(SquareLinear, SVDLinear):
+    r"""Symmetric soft-SVD map :math:`W = V^\top \Sigma V` (a soft eigendecomposition).
+
+    Parameters ``V`` (n, n) (orthogonal at initialisation) and ``sigma`` (n, 1); penalty :math:`R = 2e(V)` (the same
+    number as neuromancer, whose ``U`` and ``V`` are one tensor).
+
+    .. math:: W = V^\top\Sigma V,\qquad \partial V = \Sigma V (G + G^\top),\qquad
+              \partial\theta_i = -(\sigma_\max-\sigma_\min)\sigma(\theta_i)(1-\sigma(\theta_i))(V G V^\top)_{ii}.
+
+    Guarantee: W is exactly symmetric; its eigenvalues equal :math:`s \in (\sigma_\min, \sigma_\max)` only while V is
+    orthogonal (soft).  ``compat="neuromancer"`` computes neuromancer's :math:`W = V\Sigma V`, which is **not**
+    symmetric (:math:`\partial V = G V^\top\Sigma + \Sigma V^\top G`).
+    """
+
+    def _init_params(self, gen):
+        self.params["V"] = orthogonal_init(gen, self.insize)
+        self.params["sigma"] = gen.uniform(0.0, 1.0, size=(self.insize, 1))
+
+    def _factors(self):
+        V = self.params["V"]
+        return (V, V) if self.compat == "neuromancer" else (V.T, V)
+
+    def _weight_vjp(self, G, cache):
+        dA, dV, dtheta, _, _ = self._core_vjp(G, cache)
+        dV = dV + (dA if self.compat == "neuromancer" else dA.T)
+        return {"V": dV, "sigma": dtheta}
+
+    def _reg(self):
+        ev, gv = orthogonality_error(self.params["V"])
+        return 2.0 * ev, {"V": 2.0 * gv}
