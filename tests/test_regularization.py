@@ -1,0 +1,387 @@
+"""refnsm.regularization: values against naive NumPy twins, VJPs against finite differences, torch's
+conventions at ties/zeros/kinks, properties, dtypes, bad input, and the training-loop glue."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+import refnsm.regularization as R
+from refnsm.gradcheck import gradcheck
+
+INF = math.inf
+MATRIX_P = [1, -1, 2, -2, INF, -INF, "fro", "nuc"]
+VECTOR_P = [1, -1, 2, -2, INF, -INF]
+SHAPES_2D = [(5, 5), (4, 6), (6, 3)]
+
+
+def naive_norm(x, p, mode="neurotorch"):
+    """np.linalg.norm has torch.linalg.norm's 1-D/2-D semantics; an independent implementation."""
+    x = np.asarray(x, dtype=np.float64)
+    if mode == "entrywise":
+        return np.linalg.norm(x.reshape(-1), 2 if p == "fro" else p)
+    return np.linalg.norm(x, p)
+
+
+# ------------------------------------------------------------------------------------------------ Lp values
+@pytest.mark.parametrize("p", MATRIX_P)
+@pytest.mark.parametrize("shape", SHAPES_2D)
+def test_lp_norm_matrix_matches_naive(rng, p, shape):
+    W = rng.standard_normal(shape)
+    assert R.lp_norm(W, p) == pytest.approx(naive_norm(W, p), rel=1e-12)
+
+
+@pytest.mark.parametrize("p", VECTOR_P)
+def test_lp_norm_vector_and_entrywise_match_naive(rng, p):
+    x = rng.standard_normal(7)
+    assert R.lp_norm(x, p) == pytest.approx(naive_norm(x, p), rel=1e-12)
+    W = rng.standard_normal((3, 4, 2))
+    assert R.lp_norm(W, p, mode="entrywise") == pytest.approx(naive_norm(W, p, "entrywise"), rel=1e-12)
+
+
+def test_lp_matrix_norms_are_induced_not_entrywise():
+    W = np.array([[1.0, -2.0], [2.0, 1.0]])  # spec worked example: L1 = 3 (max column sum), L2 = sigma_max
+    assert R.lp_norm(W, 1) == 3.0
+    assert R.lp_norm(W, 1, mode="entrywise") == 6.0
+    assert R.lp_norm(W, 2) == pytest.approx(np.sqrt(5.0), rel=1e-15)  # W = sqrt(5) * rotation
+    assert R.lp_norm(W, 2, mode="entrywise") == pytest.approx(np.sqrt(10.0), rel=1e-15)
+
+
+# ------------------------------------------------------------------------------------------------ Lp gradients
+@pytest.mark.parametrize("p", MATRIX_P)
+@pytest.mark.parametrize("shape", SHAPES_2D)
+def test_lp_norm_vjp_gradcheck_matrix(rng, p, shape):
+    W = rng.standard_normal(shape)
+    gradcheck(lambda w: R.lp_norm(w, p), lambda g, w: R.lp_norm_vjp(g, w, p), (W,), raise_on_fail=True)
+
+
+@pytest.mark.parametrize("p", VECTOR_P)
+def test_lp_norm_vjp_gradcheck_vector_and_entrywise(rng, p):
+    x = rng.standard_normal(6)
+    gradcheck(lambda v: R.lp_norm(v, p), lambda g, v: R.lp_norm_vjp(g, v, p), (x,), raise_on_fail=True)
+    W = rng.standard_normal((3, 4))
+    gradcheck(lambda w: R.lp_norm(w, p, mode="entrywise"), lambda g, w: R.lp_norm_vjp(g, w, p, mode="entrywise"),
+              (W,), raise_on_fail=True)
+
+
+def test_lp_norm_vjp_scales_with_grad_out(rng):
+    W = rng.standard_normal((4, 4))
+    np.testing.assert_allclose(R.lp_norm_vjp(-2.5, W, 2), -2.5 * R.lp_norm_vjp(None, W, 2), rtol=1e-15)
+
+
+def test_lp_ties_follow_torch():
+    # values below are the ones torch 2.13 autograd returns (spec section 3), re-derived by hand:
+    W = np.array([[1.0, -2.0], [2.0, 1.0]])  # both columns sum to 3 -> each gets half of sign(P[:, j])
+    np.testing.assert_array_equal(R.lp_norm_vjp(None, W, 1), [[0.5, -0.5], [0.5, 0.5]])
+    np.testing.assert_array_equal(R.lp_norm_vjp(None, W, INF), [[0.5, -0.5], [0.5, 0.5]])  # both rows sum to 3
+    # min column sum tied between the two columns of [[0, 0], [1, 1]]
+    np.testing.assert_array_equal(R.lp_norm_vjp(None, np.array([[0.0, 0.0], [1.0, 1.0]]), -1), [[0, 0], [0.5, 0.5]])
+    # spectral norm with a tied top singular value: mean of u_k v_k^T over the tie
+    D = np.diag([2.0, 2.0, 1.0])
+    np.testing.assert_allclose(R.lp_norm_vjp(None, D, 2), np.diag([0.5, 0.5, 0.0]), atol=1e-15)
+    np.testing.assert_allclose(R.lp_norm_vjp(None, np.eye(2), -2), 0.5 * np.eye(2), atol=1e-15)
+    # vector max/min ties split equally
+    np.testing.assert_array_equal(R.lp_norm_vjp(None, np.array([2.0, -2.0, 1.0]), INF), [0.5, -0.5, 0.0])
+    np.testing.assert_array_equal(R.lp_norm_vjp(None, np.array([1.0, -1.0, 2.0]), -INF), [0.5, -0.5, 0.0])
+
+
+def test_lp_zeros_follow_torch():
+    z = np.zeros(3)
+    for p in VECTOR_P:
+        assert R.lp_norm(z, p) == 0.0
+        np.testing.assert_array_equal(R.lp_norm_vjp(None, z, p), z)
+    x = np.array([0.0, 1.0, 2.0])  # negative orders: a zero entry makes the norm 0 and torch's gradient 0
+    for p in (-1, -2, -INF):
+        assert R.lp_norm(x, p) == 0.0
+        np.testing.assert_array_equal(R.lp_norm_vjp(None, x, p), np.zeros(3))
+    Z = np.zeros((2, 3))
+    for p in (1, -1, INF, -INF, "fro"):
+        np.testing.assert_array_equal(R.lp_norm_vjp(None, Z, p), Z)
+
+
+@settings(max_examples=40)
+@given(
+    arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(1, 5)),
+           elements=st.floats(-3, 3, allow_subnormal=False)),
+    st.sampled_from(MATRIX_P),
+    st.floats(0.1, 4.0),
+)
+def test_lp_euler_homogeneity_property(W, p, c):
+    """Every norm here is positively homogeneous of degree 1, so <grad, W> = ||W|| (Euler), also for every
+    torch tie/zero convention (a convex combination of valid pieces), and ||cW|| = c||W||."""
+    if p in (2, -2, "nuc"):
+        s = np.linalg.svd(W, compute_uv=False)
+        if p != 2 and s[-1] == 0:  # undefined singular vectors: not golden (documented)
+            return
+        if s[0] == 0:
+            return
+    v = float(R.lp_norm(W, p))
+    g = R.lp_norm_vjp(None, W, p)
+    assert np.sum(g * W) == pytest.approx(v, rel=1e-9, abs=1e-12)
+    assert float(R.lp_norm(c * W, p)) == pytest.approx(c * v, rel=1e-12, abs=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------ Dale L2
+def naive_dale_l2(W, Rf, alpha):
+    return np.trace(W.T @ (alpha * W - (1 - alpha) * np.sign(Rf)))
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 0.8, 1.0])
+@pytest.mark.parametrize("shape", SHAPES_2D)
+def test_dale_law_l2_value_and_gradcheck(rng, alpha, shape):
+    W, Rf = rng.standard_normal(shape), rng.standard_normal(shape)
+    assert R.dale_law_l2(W, Rf, alpha) == pytest.approx(naive_dale_l2(W, Rf, alpha), rel=1e-12, abs=1e-13)
+    gradcheck(lambda w: R.dale_law_l2(w, Rf, alpha), lambda g, w: R.dale_law_l2_vjp(g, w, Rf, alpha), (W,),
+              wrt=[0], raise_on_fail=True)
+    np.testing.assert_allclose(R.dale_law_l2_vjp(None, W, Rf, alpha), 2 * alpha * W - (1 - alpha) * np.sign(Rf),
+                               rtol=1e-15, atol=1e-15)
+
+
+def test_dale_law_l2_uses_only_the_sign_of_the_reference(rng):
+    W, Rf = rng.standard_normal((4, 4)), rng.standard_normal((4, 4))
+    assert R.dale_law_l2(W, Rf, 0.3) == R.dale_law_l2(W, 7.5 * Rf, 0.3) == R.dale_law_l2(W, np.sign(Rf), 0.3)
+
+
+# ------------------------------------------------------------------------------------------------ E/I ratio
+def naive_exc(W, t, soft=True):
+    phi = W / (1 + np.abs(W)) if soft else np.sign(W)
+    return abs(phi.mean() + 1 - 2 * t)
+
+
+@pytest.mark.parametrize("shape", [(), (7,), (4, 5), (2, 3, 2)])
+@pytest.mark.parametrize("t", [0.2, 0.5, 0.8])
+def test_exc_ratio_value_and_gradcheck(rng, shape, t):
+    W = rng.standard_normal(shape)
+    assert R.exc_ratio_loss(W, t) == pytest.approx(naive_exc(W, t), rel=1e-12)
+    assert R.exc_ratio_loss(W, t, sign_func="sign") == pytest.approx(naive_exc(W, t, False), rel=1e-12)
+    gradcheck(lambda w: R.exc_ratio_loss(w, t), lambda g, w: R.exc_ratio_loss_vjp(g, w, t), (W,),
+              raise_on_fail=True)
+
+
+def test_exc_ratio_kink_and_hard_sign_give_zero_gradient(rng):
+    W = np.array([[0.7, -0.7], [2.0, -2.0]])  # mean softsign exactly 0 -> kink at t = 0.5
+    assert R.exc_ratio_loss(W, 0.5) == 0.0
+    np.testing.assert_array_equal(R.exc_ratio_loss_vjp(None, W, 0.5), np.zeros((2, 2)))
+    X = rng.standard_normal((3, 4))
+    np.testing.assert_array_equal(R.exc_ratio_loss_vjp(None, X, 0.8, sign_func="sign"), np.zeros((3, 4)))
+
+
+def test_softsign_derivative_is_one_at_zero():
+    g = R.exc_ratio_loss_vjp(None, np.zeros(4), 0.8)  # m = 0 < 2t - 1 -> sign -1; phi'(0) = 1; / n
+    np.testing.assert_array_equal(g, -np.ones(4) / 4)
+
+
+# ------------------------------------------------------------------------------------------------ distance
+@pytest.mark.parametrize("p, shape", [(p, s) for s in [(6,), (4, 4), (3, 5)] for p in [1, -1, 2, INF, "fro", "nuc"]
+                                      if len(s) == 2 or p not in ("fro", "nuc")])
+def test_weights_distance_value_and_gradcheck(rng, p, shape):
+    W, Rf = rng.standard_normal(shape), rng.standard_normal(shape)
+    assert R.weights_distance(W, Rf, p) == pytest.approx(naive_norm(np.abs(W - Rf), p), rel=1e-12)
+    gradcheck(lambda w, r: R.weights_distance(w, r, p), lambda g, w, r: R.weights_distance_vjp(g, w, r, p),
+              (W, Rf), raise_on_fail=True)
+
+
+def test_weights_distance_zero_gradient_where_equal(rng):
+    W = rng.standard_normal((3, 3))
+    Rf = W.copy()
+    Rf[:, 0] += 1.0  # column 0 differs, the others are equal
+    gw, gr = R.weights_distance_vjp(None, W, Rf, 1)
+    np.testing.assert_array_equal(gw[:, 1:], 0.0)
+    np.testing.assert_array_equal(gw[:, 0], -1.0)
+    np.testing.assert_array_equal(gr, -gw)
+
+
+# ------------------------------------------------------------------------------------------------ dtypes
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dtype_kept(rng, dtype):
+    W = rng.standard_normal((4, 5)).astype(dtype)
+    Rf = rng.standard_normal((4, 5)).astype(dtype)
+    for p in MATRIX_P:
+        assert R.lp_norm(W, p).dtype == dtype and R.lp_norm_vjp(None, W, p).dtype == dtype
+        tol = 1e-5 if dtype == np.float32 else 1e-12
+        assert float(R.lp_norm(W, p)) == pytest.approx(naive_norm(W, p), rel=tol)
+    assert R.dale_law_l2(W, Rf).dtype == dtype and R.dale_law_l2_vjp(None, W, Rf).dtype == dtype
+    assert R.exc_ratio_loss(W).dtype == dtype and R.exc_ratio_loss_vjp(None, W).dtype == dtype
+    assert R.weights_distance(W, Rf).dtype == dtype
+    assert all(g.dtype == dtype for g in R.weights_distance_vjp(None, W, Rf))
+    reg = R.RegularizationList([R.L2([W]), R.DaleLawL2([W], reference_weights=[Rf]), R.ExcRatioTargetRegularization([W])])
+    v, grads = reg.value_and_grad()
+    assert v.dtype == dtype and all(g.dtype == dtype for g in grads.values())
+
+
+def test_integer_input_becomes_float64():
+    assert R.lp_norm(np.array([[1, -2], [2, 1]]), 1).dtype == np.float64
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("p", [0, 3, 0.5, "abc", None, True, "inf"])
+def test_unsupported_p(rng, p):
+    W = rng.standard_normal((3, 3))
+    with pytest.raises(ValueError, match="p: expected one of"):
+        R.lp_norm(W, p)
+    with pytest.raises(ValueError, match="p: expected one of"):
+        R.Lp([W], p=p)
+    with pytest.raises(ValueError, match="p: expected one of"):
+        R.WeightsDistance([W], [W], p=p)
+
+
+def test_matrix_norm_on_vector_and_nuc_entrywise():
+    with pytest.raises(ValueError, match="p: 'fro' is a matrix norm"):
+        R.lp_norm(np.ones(3), "fro")
+    with pytest.raises(ValueError, match="p: 'nuc'"):
+        R.Lp([np.ones(3)], p="nuc")
+    with pytest.raises(ValueError, match="p: 'nuc'"):
+        R.lp_norm(np.ones((2, 2)), "nuc", mode="entrywise")
+
+
+def test_three_d_params_rejected(rng):
+    W = rng.standard_normal((2, 3, 4))
+    with pytest.raises(ValueError, match="x: expected a 1-D"):
+        R.lp_norm(W, 1)
+    with pytest.raises(ValueError, match=r"params\['params.0'\]: expected a 1-D"):
+        R.L1([W])
+    with pytest.raises(ValueError, match=r"params\['params.0'\]"):
+        R.WeightsDistance([W], [W])
+    with pytest.raises(ValueError, match=r"params\['params.0'\]: expected 2 dimensions"):
+        R.DaleLawL2([W], reference_weights=[W])
+    assert R.L1([W], mode="entrywise")() == pytest.approx(np.abs(W).sum(), rel=1e-12)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, math.nan])
+def test_ratios_outside_unit_interval(rng, bad):
+    W = rng.standard_normal((3, 3))
+    with pytest.raises(ValueError, match="alpha"):
+        R.DaleLawL2([W], alpha=bad, reference_weights=[W])
+    with pytest.raises(ValueError, match="alpha"):
+        R.dale_law_l2(W, W, bad)
+    with pytest.raises(ValueError, match="exc_target_ratio"):
+        R.ExcRatioTargetRegularization([W], bad)
+    with pytest.raises(ValueError, match="inh_target_ratio"):
+        R.InhRatioTargetRegularization([W], bad)
+    with pytest.raises(ValueError, match="exc_target_ratio"):
+        R.exc_ratio_loss(W, bad)
+    with pytest.raises(ValueError, match="inh_ratio"):
+        R.dale((3, 3), inh_ratio=bad)
+    with pytest.raises(ValueError, match="rho"):
+        R.dale((3, 3), rho=bad)
+
+
+@pytest.mark.parametrize("t", [0.0, 1.0])
+def test_exc_target_is_an_open_interval(t):
+    with pytest.raises(ValueError, match="exc_target_ratio: expected a number in the open interval"):
+        R.ExcRatioTargetRegularization([np.ones(2)], t)
+
+
+def test_reference_shape_and_count_mismatch(rng):
+    W = rng.standard_normal((3, 4))
+    with pytest.raises(ValueError, match=r"reference_weights\[0\]: expected the parameter's shape \(3, 4\)"):
+        R.DaleLawL2([W], reference_weights=[np.ones((4, 3))])
+    with pytest.raises(ValueError, match=r"reference_weights\[0\]"):
+        R.WeightsDistance([W], [np.ones(4)])
+    with pytest.raises(ValueError, match="reference: expected the parameter's shape"):
+        R.dale_law_l2(W, np.ones((3, 1)))
+    with pytest.raises(ValueError, match="reference_weights: expected one reference per parameter"):
+        R.DaleLawL2([W, W], reference_weights=[W])
+    reg = R.DaleLawL2([W, W.copy()], reference_weights=[W], compat="neurotorch")  # upstream's zip truncation
+    assert float(reg()) == pytest.approx(naive_dale_l2(W, W, 0.8), rel=1e-12)
+
+
+def test_nan_rejected_with_name_and_index(rng):
+    W = rng.standard_normal((3, 3))
+    W[1, 2] = np.nan
+    with pytest.raises(ValueError, match=r"x: expected finite values, got nan at index \(1, 2\)"):
+        R.lp_norm(W, 1)
+    for fn in (lambda: R.lp_norm_vjp(None, W, 2), lambda: R.dale_law_l2(W, np.ones((3, 3))),
+               lambda: R.exc_ratio_loss(W), lambda: R.weights_distance(W, np.ones((3, 3)))):
+        with pytest.raises(ValueError, match="w|x: expected finite"):
+            fn()
+    with pytest.raises(ValueError, match="reference: expected finite"):
+        R.dale_law_l2(np.ones((3, 3)), W)
+    # a NaN that appears during training is reported at call time, with the parameter's key
+    P = rng.standard_normal((3, 3))
+    regs = [R.L1({"W": P}), R.Lp({"W": P}, p=-INF), R.L2({"W": P}), R.DaleLawL2({"W": P}, reference_weights=[P.copy()]),
+            R.ExcRatioTargetRegularization({"W": P}), R.WeightsDistance({"W": P}, [P.copy() + 1])]
+    P[0, 1] = np.inf
+    for reg in regs:
+        with pytest.raises(ValueError, match=r"params\['W'\]: expected finite values, got inf at index \(0, 1\)"):
+            reg.value_and_grad()
+
+
+def test_other_bad_input(rng):
+    W = rng.standard_normal((3, 3))
+    with pytest.raises(ValueError, match="mode: expected one of"):
+        R.lp_norm(W, 1, mode="flat")
+    with pytest.raises(TypeError, match="params"):
+        R.L1(W)  # a bare array, not a list
+    with pytest.raises(TypeError, match=r"params\['params.0'\]: expected a float32/float64 numpy array"):
+        R.L1([[1.0, 2.0]])
+    with pytest.raises(ValueError, match=r"params\['params.0'\]: expected a non-empty array"):
+        R.L1([np.ones((0, 3))])
+    with pytest.raises(ValueError, match="x: expected a non-empty"):
+        R.lp_norm(np.ones(0), 1)
+    with pytest.raises(ValueError, match="frozen"):
+        R.L1({"W": W}, frozen=["V"])
+    with pytest.raises(TypeError, match="Lambda"):
+        R.L1([W], Lambda="big")
+    with pytest.raises(ValueError, match="grad_out"):
+        R.lp_norm_vjp(np.ones(3), W, 1)
+    with pytest.raises(TypeError, match="regularizations"):
+        R.RegularizationList([R.L1([W]), "L2"])
+    with pytest.raises(ValueError, match="compat"):
+        R.DaleLawL2([W], reference_weights=[W], compat="torch")
+    with pytest.raises(ValueError, match="sign_func: expected one of 'softsign', 'sign'"):
+        R.exc_ratio_loss(W, sign_func=np.sign)
+    with pytest.raises(ValueError, match="sign_func"):
+        R.InhRatioTargetRegularization([W], sign_func="tanh")
+
+
+def test_inputs_never_modified(rng):
+    W, Rf = rng.standard_normal((4, 4)), rng.standard_normal((4, 4))
+    W0, R0 = W.copy(), Rf.copy()
+    for p in MATRIX_P:
+        R.lp_norm_vjp(None, W, p)
+        R.weights_distance_vjp(3.0, W, Rf, p)
+    R.dale_law_l2_vjp(2.0, W, Rf)
+    R.exc_ratio_loss_vjp(2.0, W)
+    for reg in (R.L2([W], Lambda=3.0), R.DaleLawL2([W], reference_weights=[Rf]), R.WeightsDistance([W], [Rf])):
+        reg.value_and_grad(2.0)
+    np.testing.assert_array_equal(W, W0)
+    np.testing.assert_array_equal(Rf, R0)
+
+
+# ------------------------------------------------------------------------------------------------ spectral fast path
+@pytest.mark.parametrize("shape", [(30, 30), (20, 45), (45, 20), (1, 6), (6, 1)])
+def test_spectral_gradient_fast_path_matches_full_svd(rng, shape):
+    """The gradient of sigma_max uses singular values + inverse iteration on the Gram matrix; it must agree
+    with u1 v1^T from the full SVD (naive twin)."""
+    W = rng.standard_normal(shape)
+    U, s, Vt = np.linalg.svd(W, full_matrices=False)
+    naive = np.outer(U[:, 0], Vt[0])
+    g = R.lp_norm_vjp(None, W, 2)
+    assert np.max(np.abs(g - naive)) <= 1e-12 * np.max(np.abs(naive))
+    g32 = R.lp_norm_vjp(None, W.astype(np.float32), 2)
+    assert g32.dtype == np.float32
+    np.testing.assert_allclose(g32, naive, rtol=0, atol=1e-5 * np.max(np.abs(naive)))
+
+
+def test_spectral_gradient_near_tie_uses_full_svd(rng):
+    Q1, _ = np.linalg.qr(rng.standard_normal((6, 6)))
+    Q2, _ = np.linalg.qr(rng.standard_normal((6, 6)))
+    W = Q1 @ np.diag([3.0, 3.0 * (1 - 1e-7), 2.0, 1.0, 0.5, 0.1]) @ Q2.T  # gap 1e-7 < 1e-4: full-SVD path
+    U, s, Vt = np.linalg.svd(W)
+    np.testing.assert_allclose(R.lp_norm_vjp(None, W, 2), np.outer(U[:, 0], Vt[0]), atol=1e-12)
+    gradcheck(lambda w: R.lp_norm(w, 2), lambda g, w: R.lp_norm_vjp(g, w, 2), (W,), eps=1e-9, rtol=1e-3,
+              atol=1e-6, raise_on_fail=True)
+
+
+@pytest.mark.parametrize("p", [1, INF])
+def test_weights_distance_ties_follow_torch(p):
+    R0 = np.array([[0.5, 0.5], [-1.0, 2.0]])
+    W = R0 + np.array([[1.0, -2.0], [2.0, 1.0]])  # |W - R| has tied column sums and tied row sums (3 and 3)
+    gw, gr = R.weights_distance_vjp(None, W, R0, p)
+    np.testing.assert_array_equal(gw, [[0.5, -0.5], [0.5, 0.5]])
+    np.testing.assert_array_equal(gr, -gw)
+    assert R.weights_distance(W, R0, p) == 3.0
