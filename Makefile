@@ -1,5 +1,6 @@
 # refnsm developer commands.  Every target is idempotent and works from a clean clone.
-#   make test        .venv (created when missing) with refnsm[test]; runs pytest (tests/, cross-checks excluded)
+#   make test        .venv (created when missing) with refnsm[test]; runs pytest (tests/, cross-checks excluded;
+#                    the CUDA tests on the GPU if there is one, else under Numba's CUDA simulator)
 #   make crosscheck  .venv-peers by ../shared/peers recipe (docs/crosscheck.md); runs tests/crosscheck/
 #   make demo        runs every tutorial in quick mode, writes figures/, prints what each reproduced
 #   make bench       runs benchmarks/ against the upstream libraries (needs .venv-peers)
@@ -9,6 +10,8 @@ PEERS       := .venv-peers
 PY          := $(VENV)/bin/python
 PEERS_PY    := $(PEERS)/bin/python
 PYTEST_ARGS ?=
+# The CUDA tests run on the GPU where there is one (nvidia-smi answers), else under Numba's CUDA simulator.
+CUDASIM     ?= $(shell nvidia-smi >/dev/null 2>&1 && echo 0 || echo 1)
 
 .PHONY: test crosscheck demo bench info clean venv peers
 
@@ -37,7 +40,7 @@ $(PEERS)/.installed: pyproject.toml
 	touch $@
 
 test: venv
-	$(PY) -m pytest tests --ignore=tests/crosscheck $(PYTEST_ARGS)
+	NUMBA_ENABLE_CUDASIM=$(CUDASIM) $(PY) -m pytest tests --ignore=tests/crosscheck $(PYTEST_ARGS)
 
 crosscheck: peers
 	$(PEERS_PY) -m pytest tests/crosscheck $(PYTEST_ARGS)

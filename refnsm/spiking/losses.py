@@ -22,6 +22,10 @@ time step and averaged, :math:`L = \frac1T \sum_t \mathrm{CE}(x_t, y)`, instead 
 time-averaged output (:func:`time_mean_cross_entropy`, the "SDT" baseline).  :class:`TETLoss` adds the paper's
 regulariser :math:`\lambda\,\overline{(x - \phi)^2}`.
 
+GPU: the functions above that take ``device`` run their CUDA twin (:mod:`refnsm.cuda.spiking`, same math and same
+validation) with ``device="cuda"``; inputs may be NumPy arrays (copied over, results returned as NumPy) or Numba
+device arrays (kept on the device).  See ``docs/cuda.md``.
+
 Gradients (derived in the docstrings below and checked against finite differences in ``tests/``) follow
 torch's conventions where they are sound: :math:`\mathrm{sign}(0) = 0` in L1, the BCE gradient
 :math:`(S - Y)/\max(S(1-S), \epsilon)` with torch's :math:`\epsilon` (the float32 literal ``1e-12f``), the zero
@@ -73,6 +77,18 @@ IGNORE_INDEX = -100
 
 
 # ----------------------------------------------------------------------------------------------- validation
+DEVICES = ("cpu", "cuda")
+
+
+def _cuda_twin(device, name):
+    """The CUDA twin of a public function when ``device="cuda"`` (imported only then), else None."""
+    if _checks.check_option(device, "device", DEVICES) == "cpu":
+        return None
+    from ..cuda import spiking as cuda_spiking
+
+    return getattr(cuda_spiking, name)
+
+
 def _check_compat(compat):
     if compat is not None and compat != "spikingjelly":
         raise ValueError(f"compat: expected None or 'spikingjelly', got {compat!r}")
@@ -169,7 +185,7 @@ def _kdp_prepare(x, y, kernel, args, compat):
     return x, y, code, p, tile
 
 
-def kernel_dot_product(x, y, kernel="linear", *args, compat=None):
+def kernel_dot_product(x, y, kernel="linear", *args, compat=None, device="cpu"):
     r"""Kernel matrix :math:`K_{ij} = \kappa(x_i, y_j)` between the rows of ``x`` and ``y``.
 
     Parameters
@@ -200,6 +216,9 @@ def kernel_dot_product(x, y, kernel="linear", *args, compat=None):
     TypeError
         Unknown types; a missing or superfluous kernel argument.
     """
+    twin = _cuda_twin(device, "kernel_dot_product")
+    if twin is not None:
+        return twin(x, y, kernel, *args, compat=compat)
     x, y, code, p, tile = _kdp_prepare(x, y, kernel, args, compat)
     Kmat, _ = K.kernel_forward(x, y, code, p)
     if tile:
@@ -207,7 +226,7 @@ def kernel_dot_product(x, y, kernel="linear", *args, compat=None):
     return Kmat
 
 
-def kernel_dot_product_vjp(grad_out, x, y, kernel="linear", *args, compat=None):
+def kernel_dot_product_vjp(grad_out, x, y, kernel="linear", *args, compat=None, device="cpu"):
     r"""Gradients :math:`(\partial L/\partial x, \partial L/\partial y)` of :func:`kernel_dot_product`.
 
     With :math:`A = \partial L/\partial K` (``grad_out``, shape [Nx, Ny]) and :math:`G = x y^\top`:
@@ -221,6 +240,9 @@ def kernel_dot_product_vjp(grad_out, x, y, kernel="linear", *args, compat=None):
 
     When ``x`` and ``y`` are the same array the total gradient is the sum of the two.
     """
+    twin = _cuda_twin(device, "kernel_dot_product_vjp")
+    if twin is not None:
+        return twin(grad_out, x, y, kernel, *args, compat=compat)
     x, y, code, p, tile = _kdp_prepare(x, y, kernel, args, compat)
     expected = (x.shape[0], x.shape[0] if tile else y.shape[0])
     A = _checks.as_float_array(grad_out, "grad_out", dtype=x.dtype)
@@ -303,7 +325,7 @@ def _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, g, want_grad)
     return np.asarray(value, dtype=X.dtype), (grad.reshape(shaped.shape) if want_grad else None)
 
 
-def spike_similar_loss(spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None):
+def spike_similar_loss(spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None, device="cpu"):
     r"""Similarity-matching loss between output spike trains and their labels (spikingjelly's ``spike_similar_loss``).
 
     .. math::
@@ -341,10 +363,14 @@ def spike_similar_loss(spikes, labels, kernel_type="linear", loss_type="mse", *a
         reason (float32 rounding of the cosine diagonal, cancellation in the gaussian distance, an unnormalised
         kernel, signed inputs).  Unlike spikingjelly, ``bce`` works in float64.
     """
+    twin = _cuda_twin(device, "spike_similar_loss")
+    if twin is not None:
+        return twin(spikes, labels, kernel_type, loss_type, *args, compat=compat)
     return _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, 1.0, False)[0]
 
 
-def spike_similar_loss_vjp(grad_out, spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None):
+def spike_similar_loss_vjp(grad_out, spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None,
+                           device="cpu"):
     r"""Gradient of :func:`spike_similar_loss` with respect to ``spikes`` (same shape as ``spikes``).
 
     First :math:`A = \partial L/\partial S`: ``mse`` :math:`2(S - Y)/N^2`; ``l1`` :math:`\mathrm{sign}(S-Y)/N^2`
@@ -356,12 +382,19 @@ def spike_similar_loss_vjp(grad_out, spikes, labels, kernel_type="linear", loss_
 
     ``grad_out`` is the upstream gradient of the scalar loss (``None`` means 1.0).
     """
+    twin = _cuda_twin(device, "spike_similar_loss_vjp")
+    if twin is not None:
+        return twin(grad_out, spikes, labels, kernel_type, loss_type, *args, compat=compat)
     g = _checks.scalar_grad_out(grad_out)
     return _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, g, True)[1]
 
 
-def spike_similar_loss_value_and_grad(spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None):
+def spike_similar_loss_value_and_grad(spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None,
+                                      device="cpu"):
     """``(spike_similar_loss(...), spike_similar_loss_vjp(None, ...))`` sharing one forward pass (for training)."""
+    twin = _cuda_twin(device, "spike_similar_loss_value_and_grad")
+    if twin is not None:
+        return twin(spikes, labels, kernel_type, loss_type, *args, compat=compat)
     return _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, 1.0, True)
 
 
@@ -395,7 +428,7 @@ def _ce_prepare(x_seq, target, ignore_index):
     return x, x4, t2, ignore_index
 
 
-def temporal_efficient_training_cross_entropy(x_seq, target, ignore_index=IGNORE_INDEX):
+def temporal_efficient_training_cross_entropy(x_seq, target, ignore_index=IGNORE_INDEX, *, device="cpu"):
     r"""TET loss: the cross-entropy at every time step, averaged (Deng et al., ICLR 2022).
 
     .. math::
@@ -419,15 +452,22 @@ def temporal_efficient_training_cross_entropy(x_seq, target, ignore_index=IGNORE
     -------
     0-d ndarray of x_seq's dtype.
     """
+    twin = _cuda_twin(device, "temporal_efficient_training_cross_entropy")
+    if twin is not None:
+        return twin(x_seq, target, ignore_index)
     x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
     loss, _, _ = K.cross_entropy_steps(x4, t2, ii, 1.0, False)
     return np.asarray(loss, dtype=x.dtype)
 
 
-def temporal_efficient_training_cross_entropy_vjp(grad_out, x_seq, target, ignore_index=IGNORE_INDEX):
+def temporal_efficient_training_cross_entropy_vjp(grad_out, x_seq, target, ignore_index=IGNORE_INDEX, *,
+                                                  device="cpu"):
     r"""Gradient of the TET cross-entropy: :math:`\partial L/\partial x_{t,n,c,s} =
     (p_{t,n,c,s} - [c = y_{n,s}])\,[(n,s)\in V] / |V|`, with :math:`p` the softmax over classes (computed as
     ``exp(log_softmax)`` with the maximum subtracted)."""
+    twin = _cuda_twin(device, "temporal_efficient_training_cross_entropy_vjp")
+    if twin is not None:
+        return twin(grad_out, x_seq, target, ignore_index)
     g = _checks.scalar_grad_out(grad_out)
     x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
     _, grad, _ = K.cross_entropy_steps(x4, t2, ii, g, True)
