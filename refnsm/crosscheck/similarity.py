@@ -1,0 +1,275 @@
+"""Cross-check of refnsm.similarity against pynsm 1.0.1 (torch; float64, plus one float32 case at 1e-5).
+
+Every case builds the pynsm model in float64, copies its parameters into the refnsm model (no RNG is
+reproduced), and compares on the same inputs:
+
+* the output ``y`` after ``k`` fast iterations, and the number of iterations run;
+* the loss ``model.loss(*xs, y)``;
+* every parameter gradient (pynsm's ``competitor.weight.grad`` is ``-1/tau`` times refnsm's raw
+  :math:`\\partial L/\\partial M`, because of its tensor hook);
+* every parameter after 5 full training steps (``torch.optim.SGD(lr)`` on pynsm, ``train_step(lr=...)`` on
+  refnsm), each on a fresh batch.
+
+``value_err`` of a row is the worst normwise relative error over the outputs, losses and trained parameters,
+``grad_err`` over the gradients.  Cases whose configuration triggers pynsm's loss bugs (spec §5.1–5.2) run refnsm
+with ``compat="pynsm"``; the corrected default is checked against the naive formula in the unit tests.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import Case, CheckRow, rel_err
+from . import _upstream
+
+UPSTREAM = "pynsm"
+FAMILY = "similarity"
+TOL = 1e-10
+
+
+def _np(t):
+    return t.detach().cpu().numpy().copy()
+
+
+def _copy_encoder(tmod, kind, dtype=np.float64):
+    from refnsm import similarity as sim
+
+    b = None if tmod.bias is None else _np(tmod.bias)
+    if kind == "linear":
+        return sim.Linear(tmod.in_features, tmod.out_features, bias=b is not None, weight=_np(tmod.weight),
+                          bias_value=b, dtype=dtype)
+    return sim.Conv2d(tmod.in_channels, tmod.out_channels, tmod.kernel_size, stride=tmod.stride,
+                      padding=tmod.padding, dilation=tmod.dilation, bias=b is not None, weight=_np(tmod.weight),
+                      bias_value=b, dtype=dtype)
+
+
+def _run_case(name, build, make_inputs, *, steps=5, lr=0.05, seed=0, note="", dtype=np.float64, tol=TOL):
+    """``build(torch, pynsm) -> (torch_model, refnsm_model)``; ``make_inputs(rng) -> list of arrays or None``."""
+    torch = _upstream.torch()
+    pynsm = _upstream.load("pynsm")
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    tm, rm = build(torch, pynsm)
+    tm.to(torch.float64 if dtype == np.float64 else torch.float32)
+    tau = rm.tau
+    keys = [k for k, _ in tm.named_parameters()]
+    if sorted(keys) != sorted(rm.params):
+        raise AssertionError(f"parameter names differ: pynsm {keys}, refnsm {sorted(rm.params)}")
+    rm.load_state_dict({k: _np(p) for k, p in tm.named_parameters()})
+
+    def tens(xs):
+        return [None if a is None else torch.from_numpy(a.copy()) for a in xs]
+
+    verr, gerr = 0.0, 0.0
+    cast = lambda xs: [None if a is None else a.astype(dtype) for a in xs]
+    xs = cast(make_inputs(rng))
+    yt = tm(*tens(xs))
+    yr = rm(*xs)
+    verr = max(verr, rel_err(yr, _np(yt)))
+    if tm.iteration_idx + 1 != rm.diagnostics.iterations:
+        verr = math.inf
+    for p in tm.parameters():
+        p.grad = None
+    Lt = tm.loss(*tens(xs), yt)
+    Lt.backward()
+    Lr = rm.loss(*xs, yr)
+    rm.backward()
+    verr = max(verr, rel_err(Lr, _np(Lt)))
+    for k, p in tm.named_parameters():
+        tg = np.zeros_like(rm.params[k]) if p.grad is None else _np(p.grad)
+        ours = rm.grads[k] * (-1.0 / tau) if k == "competitor.weight" else rm.grads[k]
+        gerr = max(gerr, rel_err(ours, tg))
+    opt = torch.optim.SGD(tm.parameters(), lr=lr)
+    for _ in range(steps):
+        xs = cast(make_inputs(rng))
+        xt = tens(xs)
+        opt.zero_grad()
+        yt = tm(*xt)
+        L = tm.loss(*xt, yt)
+        L.backward()
+        opt.step()
+        yr, Lr = rm.train_step(*xs, lr=lr)
+        verr = max(verr, rel_err(yr, _np(yt)), rel_err(Lr, _np(L)))
+    for k, p in tm.named_parameters():
+        verr = max(verr, rel_err(rm.params[k], _np(p)))
+    return CheckRow(FAMILY, name, "pynsm 1.0.1", verr, gerr, tol, note)
+
+
+# ---------------------------------------------------------------------------------------------- the cases
+def _sm_linear():
+    def build(torch, pynsm):
+        from refnsm import similarity as sim
+
+        enc = torch.nn.Linear(6, 3, bias=True).double()
+        tm = pynsm.SimilarityMatching(enc, 3, tau=0.4, max_iterations=15, iteration_lr=0.3)
+        rm = sim.SimilarityMatching(_copy_encoder(enc, "linear"), 3, tau=0.4, max_iterations=15, iteration_lr=0.3)
+        return tm, rm
+
+    return _run_case("SimilarityMatching(Linear, SM, weight)", build, lambda r: [r.standard_normal((8, 6))])
+
+
+def _sm_tol():
+    def build(torch, pynsm):
+        from refnsm import similarity as sim
+
+        enc = torch.nn.Linear(5, 3, bias=False).double()
+        tm = pynsm.SimilarityMatching(enc, 3, tau=0.5, max_iterations=100, tol=1e-5, iteration_lr=0.1)
+        rm = sim.SimilarityMatching(_copy_encoder(enc, "linear"), 3, tau=0.5, max_iterations=100, tol=1e-5,
+                                    iteration_lr=0.1)
+        return tm, rm
+
+    return _run_case("SimilarityMatching(Linear, SM, tol=1e-5)", build, lambda r: [r.standard_normal((20, 5))],
+                     lr=0.5)
+
+
+def _nsm_linear_whiten():
+    def build(torch, pynsm):
+        from refnsm import similarity as sim
+
+        enc = torch.nn.Linear(6, 4, bias=True).double()
+        tm = pynsm.SimilarityMatching(enc, 4, max_iterations=25, regularization="whiten", iteration_lr=0.5,
+                                      iteration_projection=torch.relu)
+        rm = sim.SimilarityMatching(_copy_encoder(enc, "linear"), 4, max_iterations=25, regularization="whiten",
+                                    iteration_lr=0.5, iteration_projection="relu")
+        return tm, rm
+
+    return _run_case("SimilarityMatching(Linear, NSM, whiten)", build, lambda r: [r.standard_normal((10, 6))])
+
+
+def _nsm_conv():
+    def build(torch, pynsm):
+        from refnsm import similarity as sim
+
+        enc = torch.nn.Conv2d(2, 4, 3, stride=2, padding=1, dilation=2, bias=True).double()
+        tm = pynsm.SimilarityMatching(enc, 4, max_iterations=20, iteration_projection=torch.nn.ReLU())
+        rm = sim.SimilarityMatching(_copy_encoder(enc, "conv"), 4, max_iterations=20, iteration_projection="relu")
+        return tm, rm
+
+    return _run_case("SimilarityMatching(Conv2d s2 p1 d2, NSM, weight)", build,
+                     lambda r: [np.abs(r.standard_normal((3, 2, 9, 8)))])
+
+
+def _nsm_conv_mnist_like():
+    def build(torch, pynsm):
+        from refnsm import similarity as sim
+
+        enc = torch.nn.Conv2d(1, 8, 6, bias=False).double()
+        tm = pynsm.SimilarityMatching(enc, 8, iteration_projection=torch.nn.ReLU())
+        rm = sim.SimilarityMatching(_copy_encoder(enc, "conv"), 8, iteration_projection="relu")
+        return tm, rm
+
+    return _run_case("SimilarityMatching(Conv2d 6x6, NSM defaults)", build,
+                     lambda r: [r.uniform(0, 1, (4, 1, 12, 12))])
+
+
+def _multi(regs, skip_first, compat):
+    def build(torch, pynsm):
+        from refnsm import similarity as sim
+
+        e0 = torch.nn.Linear(5, 3, bias=True).double()
+        e1 = torch.nn.Linear(4, 3, bias=False).double()
+        tm = pynsm.MultiSimilarityMatching([e0, e1], 3, max_iterations=12, iteration_lr=0.5, regularization=regs)
+        rm = sim.MultiSimilarityMatching([_copy_encoder(e0, "linear"), _copy_encoder(e1, "linear")], 3,
+                                         max_iterations=12, iteration_lr=0.5, regularization=regs, compat=compat)
+        return tm, rm
+
+    def inputs(r):
+        x0, x1 = r.standard_normal((7, 5)), r.standard_normal((7, 4))
+        return [None, x1] if skip_first else [x0, x1]
+
+    label = f"MultiSimilarityMatching(2 Linear, {regs}{', x0=None' if skip_first else ''}"
+    label += f", compat={compat!r})" if compat else ")"
+    return _run_case(label, build, inputs)
+
+
+def _supervised(conv, label_bias):
+    def build(torch, pynsm):
+        from refnsm import similarity as sim
+
+        if conv:
+            enc = torch.nn.Conv2d(1, 4, 3, stride=2, padding=1, bias=False).double()
+        else:
+            enc = torch.nn.Linear(6, 4).double()
+        tm = pynsm.SupervisedSimilarityMatching(enc, 3, 4, label_bias=label_bias, max_iterations=15,
+                                                iteration_projection=torch.relu)
+        lab = tm.encoders[1]
+        rm = sim.SupervisedSimilarityMatching(
+            _copy_encoder(enc, "conv" if conv else "linear"), 3, 4, label_bias=label_bias, max_iterations=15,
+            iteration_projection="relu", label_weight=_np(lab.weight),
+            label_bias_value=None if lab.bias is None else _np(lab.bias))
+        return tm, rm
+
+    def inputs(r):
+        x = np.abs(r.standard_normal((5, 1, 7, 7))) if conv else r.standard_normal((5, 6))
+        return [x, np.eye(3)[r.integers(0, 3, 5)]]
+
+    return _run_case(f"SupervisedSimilarityMatching({'Conv2d' if conv else 'Linear'}, label_bias={label_bias})",
+                     build, inputs)
+
+
+def _nsm_linear_float32():
+    def build(torch, pynsm):
+        from refnsm import similarity as sim
+
+        enc = torch.nn.Linear(6, 4, bias=True)
+        tm = pynsm.SimilarityMatching(enc, 4, max_iterations=20, iteration_lr=0.5, iteration_projection=torch.relu)
+        rm = sim.SimilarityMatching(_copy_encoder(enc, "linear", np.float32), 4, max_iterations=20,
+                                    iteration_lr=0.5, iteration_projection="relu")
+        return tm, rm
+
+    return _run_case("SimilarityMatching(Linear, NSM) float32", build, lambda r: [r.standard_normal((10, 6))],
+                     dtype=np.float32, tol=1e-5, note="float32 on both sides")
+
+
+def cases():
+    return [
+        Case(FAMILY, "nsm_linear_float32", _nsm_linear_float32),
+        Case(FAMILY, "sm_linear", _sm_linear),
+        Case(FAMILY, "sm_linear_tol", _sm_tol),
+        Case(FAMILY, "nsm_linear_whiten", _nsm_linear_whiten),
+        Case(FAMILY, "nsm_conv_s2p1d2", _nsm_conv),
+        Case(FAMILY, "nsm_conv_6x6_defaults", _nsm_conv_mnist_like),
+        Case(FAMILY, "multi_weight_weight", lambda: _multi(("weight", "weight"), False, None)),
+        Case(FAMILY, "multi_weight_whiten", lambda: _multi(("weight", "whiten"), False, None)),
+        Case(FAMILY, "multi_whiten_aliasing_compat", lambda: _multi(("whiten", "weight"), False, "pynsm")),
+        Case(FAMILY, "multi_skip_misaligned_compat", lambda: _multi(("weight", "whiten"), True, "pynsm")),
+        Case(FAMILY, "supervised_linear", lambda: _supervised(False, False)),
+        Case(FAMILY, "supervised_conv_label_bias", lambda: _supervised(True, True)),
+    ]
+
+
+def bug_demonstration(regs=("whiten", "weight"), skip_first=False):
+    """The loss and gradients of pynsm, refnsm default and refnsm ``compat="pynsm"`` on one two-encoder batch.
+
+    Returns ``(err_default, err_compat)``: normwise relative differences from pynsm, worst over loss and grads.
+    """
+    torch = _upstream.torch()
+    pynsm = _upstream.load("pynsm")
+    from refnsm import similarity as sim
+
+    torch.manual_seed(3)
+    rng = np.random.default_rng(3)
+    e0 = torch.nn.Linear(5, 3).double()
+    e1 = torch.nn.Linear(4, 3, bias=False).double()
+    tm = pynsm.MultiSimilarityMatching([e0, e1], 3, regularization=regs).double()
+    x0, x1 = rng.standard_normal((7, 5)), rng.standard_normal((7, 4))
+    xs = [None, x1] if skip_first else [x0, x1]
+    y = rng.standard_normal((7, 3))
+    Lt = tm.loss(*[None if a is None else torch.from_numpy(a) for a in xs], torch.from_numpy(y))
+    Lt.backward()
+    out = []
+    for compat in (None, "pynsm"):
+        rm = sim.MultiSimilarityMatching([_copy_encoder(e0, "linear"), _copy_encoder(e1, "linear")], 3,
+                                         regularization=regs, compat=compat)
+        L = rm.loss(*xs, y)
+        rm.backward()
+        err = rel_err(L, _np(Lt))
+        for k, p in tm.named_parameters():
+            if k == "competitor.weight":
+                continue
+            tg = np.zeros_like(rm.params[k]) if p.grad is None else _np(p.grad)
+            err = max(err, rel_err(rm.grads[k], tg))
+        out.append(err)
+    return tuple(out)
