@@ -28,14 +28,19 @@ def rng():
 
 
 @pytest.fixture(scope="session")
-def load_tutorial():
-    """``load_tutorial("01_spike_similarity")`` imports ``tutorials/01_spike_similarity.py`` as a module."""
+def load_tutorial(tmp_path_factory):
+    """``load_tutorial("01_spike_similarity")`` imports ``tutorials/01_spike_similarity.py`` as a module.
+
+    Its ``FIGURES`` directory is redirected to a temporary folder: the quick-mode runs of the test suite must not
+    overwrite the full-run figures committed in ``figures/``."""
     root = Path(__file__).resolve().parent.parent / "tutorials"
+    figures = tmp_path_factory.mktemp("figures")
 
     def load(name):
         spec = importlib.util.spec_from_file_location(f"tutorial_{name}", root / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
+        module.FIGURES = figures
         return module
 
     return load

@@ -1,13 +1,16 @@
 """Tutorial 01 in quick mode reproduces its claims: the similarity loss separates the classes."""
 
-from pathlib import Path
-
 import pytest
 
 
 @pytest.fixture(scope="module")
-def result(load_tutorial):
-    return load_tutorial("01_spike_similarity").main(quick=True)
+def tutorial(load_tutorial):
+    return load_tutorial("01_spike_similarity")
+
+
+@pytest.fixture(scope="module")
+def result(tutorial):
+    return tutorial.main(quick=True)
 
 
 def test_similarity_training_separates_classes(result):
@@ -22,5 +25,5 @@ def test_tet_and_time_mean_classifiers_learn(result):
     assert result["tet_accuracy"] > 0.6 and result["sdt_accuracy"] > 0.6  # chance is 0.25
 
 
-def test_figure_written(result):
-    assert (Path(__file__).resolve().parent.parent / "figures" / "01_spike_similarity.png").stat().st_size > 10_000
+def test_figure_written(tutorial, result):
+    assert (tutorial.FIGURES / "01_spike_similarity.png").stat().st_size > 10_000

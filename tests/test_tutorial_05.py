@@ -4,18 +4,21 @@ Thresholds come from the issue and from the spec's tables (spec/ngclearn_hopfiel
 N=4096 capacity point is cheap enough to assert here at full size.
 """
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def result(load_tutorial):
-    return load_tutorial("05_hopfield_capacity").main(quick=True)
+def tutorial(load_tutorial):
+    return load_tutorial("05_hopfield_capacity")
+
+
+@pytest.fixture(scope="module")
+def result(tutorial):
+    return tutorial.main(quick=True)
 
 
 def test_classical_bit_error_follows_theory(result):
@@ -60,8 +63,8 @@ def test_modern_beats_dense_beats_classical(result):
     assert c["modern beta=1"][j] == 1.0 and c["dense n=3"][j] <= 0.1
 
 
-def test_digit_completion(result):
+def test_digit_completion(tutorial, result):
     assert result["digits_fraction_best"] >= 0.95
     assert result["digits_fraction"][0.01] <= 0.1  # tiny beta: a blurred average, not a retrieval
     for name in ("05_classical.png", "05_capacity.png", "05_completion.png"):
-        assert (ROOT / "figures" / name).stat().st_size > 10_000
+        assert (tutorial.FIGURES / name).stat().st_size > 10_000

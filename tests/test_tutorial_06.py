@@ -1,22 +1,25 @@
 """Tutorial 06 (structured linear maps) in quick mode: the spectra guarantees and the system-identification result."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def result(load_tutorial):
-    return load_tutorial("06_structured_linear_maps").main(quick=True)
+def tutorial(load_tutorial):
+    return load_tutorial("06_structured_linear_maps")
 
 
-def test_every_map_drawn_and_figures_written(result):
+@pytest.fixture(scope="module")
+def result(tutorial):
+    return tutorial.main(quick=True)
+
+
+def test_every_map_drawn_and_figures_written(tutorial, result):
     assert len(result["init_spectra"]) == 29
     for name in ("06_spectra.png", "06_sysid.png"):
-        assert (ROOT / "figures" / name).stat().st_size > 10_000
+        assert (tutorial.FIGURES / name).stat().st_size > 10_000
 
 
 def test_spectra_show_the_guarantees(result):
