@@ -153,6 +153,8 @@ def test_tet_loss_combines_ce_and_mse(rng):
     expected = 0.7 * ce + 0.3 * np.mean((x - 0.5) ** 2)
     assert rel(sp.tet_loss(x, t, mean=0.5, tet_lambda=0.3), expected) < 1e-12
     assert sp.tet_loss(x, t, tet_lambda=0.0) == ce
+    v, g = sp.temporal_efficient_training_cross_entropy_value_and_grad(x, t)
+    assert v == ce and np.array_equal(g, sp.temporal_efficient_training_cross_entropy_vjp(None, x, t))
     loss = sp.TETLoss(mean=0.5, tet_lambda=0.3)
     assert loss(x, t) == sp.tet_loss(x, t, 0.5, 0.3)
     assert np.array_equal(loss.backward(), sp.tet_loss_vjp(None, x, t, 0.5, 0.3))

@@ -654,20 +654,9 @@ def _ce_prepare(x_seq, target, ignore_index):
             f"{tuple(x.shape)}, got {tgt.shape}"
         )
     T, N, C = x.shape[:3]
-    if C == 0:
-        raise ValueError(f"x_seq: expected at least one class (axis 2), got shape {tuple(x.shape)}")
-    bad = (tgt != ii) & ((tgt < 0) | (tgt >= C))
-    if bad.any():
-        idx = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"target: class indices must be in [0, {C}) or ignore_index={ii}; got {tgt[idx]} at {idx}")
+    _L.check_target_values(tgt, T, C, ii, tuple(x.shape))
     S = int(np.prod(x.shape[3:], dtype=np.int64))
     t2 = tgt.reshape(N, S)
-    n_valid = int((t2 != ii).sum())
-    if T == 0 or n_valid == 0:
-        raise ValueError(
-            f"target: no position to average over ({T} time steps, {n_valid} of {t2.size} targets differ from "
-            f"ignore_index={ii}): the mean cross-entropy is undefined (torch returns nan)"
-        )
     return x.reshape(T, N, C, S), cuda.to_device(np.ascontiguousarray(t2)), ii, tuple(x.shape), True
 
 

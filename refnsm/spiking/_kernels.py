@@ -27,6 +27,18 @@ def row_sqnorms(x):
 
 
 @njit(cache=True)
+def symmetric_from_upper(U):
+    """The full symmetric matrix (C order) from one whose upper triangle holds the values (BLAS syrk output)."""
+    n = U.shape[0]
+    G = np.empty((n, n), dtype=U.dtype)
+    for i in range(n):
+        for j in range(i, n):
+            G[i, j] = U[i, j]
+            G[j, i] = U[i, j]
+    return G
+
+
+@njit(cache=True)
 def kernel_from_gram(G, x, y, kind, p):
     """K[i, j] = kappa(x_i, y_j) from the Gram matrix G = x y^T (linear: a copy of G)."""
     if kind == LINEAR:
@@ -281,11 +293,28 @@ def spike_similar_loss_fused(X, G, L, kind, p, eps, exact_diagonal, loss, g, bce
 
 
 @njit(cache=True)
+def check_targets(target, n_classes, ignore_index):
+    """(number of valid targets, flat index of the first target outside [0, C) and != ignore_index, or -1)."""
+    flat = target.ravel()
+    valid = 0
+    for k in range(flat.size):
+        t = flat[k]
+        if t == ignore_index:
+            continue
+        if t < 0 or t >= n_classes:
+            return valid, k
+        valid += 1
+    return valid, -1
+
+
+@njit(cache=True)
 def cross_entropy_steps(x, target, ignore_index, g, want_grad):
     """Mean cross-entropy over every (t, n, s) with target[n, s] != ignore_index, and its gradient.
 
-    x is [T, N, C, S] (S = product of the spatial dims, 1 when there are none), target is [N, S].
-    Returns (loss, grad, count) with grad = g * (softmax - onehot) / count at valid positions, 0 elsewhere.
+    x is [T, N, C, S] (S = product of the spatial dims, 1 when there are none), target is [N, S] with valid entries
+    (see ``check_targets``).  Returns (loss, grad, count) with grad = g * (softmax - onehot) / count at valid
+    positions, 0 elsewhere.  One pass per position: the exponentials of the log-sum-exp are kept in ``grad`` and
+    normalised there, so each is computed once.
     """
     T, N, C, S = x.shape
     valid = 0
@@ -312,12 +341,14 @@ def cross_entropy_steps(x, target, ignore_index, g, want_grad):
                         m = v
                 se = 0.0
                 for c in range(C):
-                    se += np.exp(float(x[t, n, c, s]) - m)
-                lse = m + np.log(se)
-                total += lse - float(x[t, n, tg, s])
+                    e = np.exp(float(x[t, n, c, s]) - m)
+                    se += e
+                    if want_grad:
+                        grad[t, n, c, s] = e
+                total += (m + np.log(se)) - float(x[t, n, tg, s])
                 if want_grad:
                     for c in range(C):
-                        pc = np.exp(float(x[t, n, c, s]) - m) / se
+                        pc = float(grad[t, n, c, s]) / se
                         if c == tg:
                             pc -= 1.0
                         grad[t, n, c, s] = pc * scale
