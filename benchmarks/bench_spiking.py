@@ -64,15 +64,16 @@ def main():
             sj.temporal_efficient_training_cross_entropy(xt, tt).backward()
 
         def me():
-            sp.temporal_efficient_training_cross_entropy(x, t)
-            sp.temporal_efficient_training_cross_entropy_vjp(None, x, t)
+            sp.temporal_efficient_training_cross_entropy_value_and_grad(x, t)
 
         compile_s = first_call(me)
         rows.append(Row("TET cross-entropy", f"{size} T={T}, N={N}, C={C}", warm_time(me), warm_time(up), compile_s,
                         goal))
     notes = (f"Both sides use {threads} threads (numba.get_num_threads(), torch.set_num_threads).  refnsm's value and "
-             "gradient come from `spike_similar_loss_value_and_grad` (one forward shared); the TET row calls the loss "
-             "and its VJP separately, so refnsm does its forward twice.  torch: forward + backward() with autograd.")
+             "gradient come from `spike_similar_loss_value_and_grad` and "
+             "`temporal_efficient_training_cross_entropy_value_and_grad` (one forward shared); torch: forward + "
+             "backward() with autograd.  The BCE rows run in float32 on both sides because spikingjelly's BCE cannot "
+             "run in float64.")
     write_results("spiking", "Spiking losses (refnsm.spiking vs spikingjelly 2.0.0)", "spikingjelly 2.0.0 on torch "
                   f"{torch.__version__} CPU", rows, notes)
 

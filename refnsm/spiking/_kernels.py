@@ -218,9 +218,13 @@ def pairwise_loss(S, Y, loss, bce_eps):
             elif loss == L1:
                 acc += abs(s - t)
             else:  # torch's BCE: -(t max(log s, -100) + (1 - t) max(log1p(-s), -100))
-                ls = max(np.log(s), floor)
-                l1s = max(np.log1p(-s), floor)
-                acc += (t - one) * l1s - t * ls
+                # for a 0/1 target one term is multiplied by exactly 0 (and is finite, s being in [0, 1]): skip its log
+                if t == 0:
+                    acc -= max(np.log1p(-s), floor)
+                elif t == one:
+                    acc -= max(np.log(s), floor)
+                else:
+                    acc += (t - one) * max(np.log1p(-s), floor) - t * max(np.log(s), floor)
     return acc / (n * m)
 
 
@@ -276,7 +280,11 @@ def spike_similar_loss_fused(X, G, L, kind, p, eps, exact_diagonal, loss, g, bce
     """The whole spike similarity loss in one call: (status, value, dL/dX).
 
     status 0: computed; 1: bce with S outside [0, 1]; 2: bce with Y outside [0, 1] (the caller explains why).
+    G = X X^T, or an empty array for small problems, where it is formed here (a BLAS call from inside the kernel
+    costs less than one from Python).
     """
+    if G.shape[0] != X.shape[0]:
+        G = np.dot(X, X.T)
     S, r = similarity_forward(X, G, kind, p, eps, exact_diagonal)
     Y = label_matrix(L, X)
     empty = np.zeros((0, 0), dtype=X.dtype)

@@ -133,6 +133,9 @@ def _labels_for(labels, n, dtype, compat):
     return np.ascontiguousarray(L, dtype=np.float32 if compat == "spikingjelly" else dtype)
 
 
+_GRAM_IN_KERNEL_BELOW = 1 << 20  # N^2 D
+
+
 def _gram(X):
     """G = X X^T by BLAS syrk (half the flops of a general product, exactly symmetric).
 
@@ -330,11 +333,12 @@ def _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, g, want_grad)
     _checks.check_option(loss_type, "loss_type", LOSSES)
     shaped, X = _flatten_spikes(spikes)
     L = _labels_for(labels, X.shape[0], X.dtype, compat)
-    G = _gram(X)
+    # small problems: the kernel forms G itself (a Python-level BLAS call costs more than the product)
+    G = _gram(X) if X.shape[0] ** 2 * X.shape[1] >= _GRAM_IN_KERNEL_BELOW else np.empty((0, 0), dtype=X.dtype)
     status, value, grad = K.spike_similar_loss_fused(X, G, L, code, p, COSINE_EPS, compat is None, _LOSS_CODE[loss_type],
                                                      g, BCE_EPS, want_grad)
     if status:  # bce outside [0, 1]: recompute S and Y to say where and why
-        S, _ = K.similarity_forward(X, G, code, p, COSINE_EPS, compat is None)
+        S, _ = K.similarity_forward(X, _gram(X), code, p, COSINE_EPS, compat is None)
         _bce_range_check(S, K.label_matrix(L, X), kernel_type, X.dtype)
     return np.asarray(value, dtype=X.dtype), (grad.reshape(shaped.shape) if want_grad else None)
 
