@@ -28,12 +28,10 @@ from refnsm.crosscheck import rel_err  # noqa: E402
 from refnsm.crosscheck._upstream import version  # noqa: E402
 from refnsm.hopfield import HopfieldSynapse  # noqa: E402
 
-# refnsm's BLAS runs single-threaded (OPENBLAS_NUM_THREADS=1 in each case's process; JAX does not use OpenBLAS):
-# on this shared 2-core machine multi-threaded OpenBLAS spin-waits against the other jobs and was 40x slower than
-# one thread at (D=128, H=128, B=64) (13.5 ms vs 0.34 ms per step, measured).  Setting the limit at run time with
-# threadpoolctl was no better (127 ms vs 1.9 ms with the environment variable, measured), hence the environment
-# variable.  JAX keeps its default thread pool, so this choice can only disadvantage refnsm.  None = BLAS default.
-BLAS_THREADS = 1
+# BLAS threads: None keeps the default (as many as cores), the same as JAX's thread pool.  Setting
+# BLAS_THREADS = 1 (OPENBLAS_NUM_THREADS in each case's process) was needed while other jobs loaded this 2-core
+# machine: multi-threaded OpenBLAS then spin-waited against them.  On a quiet machine it only halves refnsm's BLAS.
+BLAS_THREADS = None
 
 SIZES = [("small", 64, 128, 1, 10.0), ("large", 784, 1024, 1024, 1.0)]
 
@@ -113,11 +111,9 @@ def main():
         f"One step = set inputs + advance_state + evolve; each case in a fresh process.  ngclearn "
         f"{version('ngclearn')} driven through MethodProcess.run (JAX jit), jax_enable_x64 on (float32 rows pass "
         f"float32 arrays); refnsm with compat='ngclearn' (the same arithmetic), Numba {threads} threads, refnsm's "
-        f"BLAS limited to {BLAS_THREADS or 'default'} thread(s) (multi-threaded OpenBLAS spin-waits on this shared "
-        f"machine), JAX with its default thread pool.  Before timing, the weights after one identical step are checked to agree (1e-10 "
+        f"BLAS threads: {BLAS_THREADS or 'default'}, JAX with its default thread pool.  Before timing, the weights after one identical step are checked to agree (1e-10 "
         f"relative in float64, 1e-4 in float32).  The compile column is the first refnsm step in the process "
-        f"(Numba JIT or its on-disk cache).  The machine is shared (2 cores used by other jobs too): "
-        f"expect run-to-run noise."
+        f"(Numba JIT or its on-disk cache).  Small-size ratios vary by about 10% from run to run."
     )
     write_results("hopfield", "Hopfield memory (refnsm.hopfield vs ngclearn HopfieldSynapse)",
                   f"ngclearn {version('ngclearn')} (jax {version('jax')})", rows, notes)
