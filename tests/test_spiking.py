@@ -580,3 +580,26 @@ def test_empty_arrays():
         sp.temporal_efficient_training_cross_entropy(np.ones((2, 0, 4)), np.zeros(0, dtype=int))
     with pytest.raises(ValueError, match="spikes_seq: expected non-empty"):
         sp.firing_rate_mse(np.ones((0, 2, 3)), np.array([0, 1]))
+
+
+def test_similarity_and_label_matrix_bad_input():
+    X = np.random.default_rng(0).random((4, 3))
+    with pytest.raises(ValueError, match="spikes: expected at least 2 dimensions"):
+        sp.spike_similarity_matrix(np.ones(4))
+    with pytest.raises(ValueError, match="spikes: expected finite values"):
+        sp.spike_similarity_matrix(np.full((2, 3), np.inf))
+    with pytest.raises(TypeError, match="kernel_type: 'gaussian' needs exactly one kernel argument"):
+        sp.spike_similarity_matrix(X, "gaussian")
+    with pytest.raises(ValueError, match="compat: expected None or 'spikingjelly'"):
+        sp.spike_similarity_matrix(X, compat="torch")
+    with pytest.raises(ValueError, match=r"grad_out: expected shape \(4, 4\)"):
+        sp.spike_similarity_matrix_vjp(np.ones((3, 3)), X)
+    with pytest.raises(ValueError, match="labels: expected 2 dimensions"):
+        sp.label_similarity_matrix(np.ones(3))
+    with pytest.raises(ValueError, match="labels: expected finite values"):
+        sp.label_similarity_matrix(np.full((2, 2), np.nan))
+    with pytest.raises(TypeError, match="dtype: expected float32 or float64, got int64"):
+        sp.label_similarity_matrix(np.eye(2), dtype=np.int64)
+    before = X.copy()
+    sp.spike_similarity_matrix_vjp(np.ones((4, 4)), X, "sigmoid", 0.5)
+    assert np.array_equal(X, before)

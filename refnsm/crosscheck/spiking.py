@@ -114,7 +114,7 @@ def _capture_similarity(captured: list):
 
 
 def _upstream_ssl(X, labels, kernel, loss, args):
-    """(value, dL/dX, dL/dS) from spikingjelly, or ("raise", message)."""
+    """(value, dL/dX, dL/dS, S) from spikingjelly, or ("raise", message)."""
     torch = _torch()
     from ._upstream import load
 
@@ -127,10 +127,11 @@ def _upstream_ssl(X, labels, kernel, loss, args):
         out.backward()
     except RuntimeError as exc:
         return "raise", str(exc)
-    return float(out.detach()), xs.grad.numpy().copy(), cap[0].grad.numpy().copy()
+    return float(out.detach()), xs.grad.numpy().copy(), cap[0].grad.numpy().copy(), cap[0].detach().numpy().copy()
 
 
 def _refnsm_ssl(X, labels, kernel, loss, args, compat=None):
+    """(value, dL/dX, dL/dS, S) from refnsm, or ("raise", message)."""
     from refnsm import spiking as sp
     from refnsm.spiking import _kernels as K
     from refnsm.spiking.losses import BCE_EPS, _LOSS_CODE
@@ -143,7 +144,7 @@ def _refnsm_ssl(X, labels, kernel, loss, args, compat=None):
     S = sp.spike_similarity_matrix(X, kernel, *args, compat=compat)
     Y = sp.label_similarity_matrix(labels, X.dtype)
     A = K.pairwise_loss_grad(S, Y, _LOSS_CODE[loss], 1.0, BCE_EPS)
-    return value, grad, A
+    return value, grad, A, S
 
 
 def _rowwise_err(a, b) -> float:
@@ -166,7 +167,8 @@ def _compare(name, up, me, tol, use_dS=False, note=""):
         msg = "both raise" if both else f"only {'upstream' if up[0] == 'raise' else 'refnsm'} raises: {(up if up[0] == 'raise' else me)[1][:80]}"
         return CheckRow(FAMILY, name, UPSTREAM, err, err, tol, msg)
     gi = 2 if use_dS else 1
-    return CheckRow(FAMILY, name, UPSTREAM, rel_err(me[0], up[0]), _rowwise_err(me[gi], up[gi]), tol,
+    value_err = max(rel_err(me[0], up[0]), rel_err(me[3], up[3]))  # the loss and the similarity matrix S itself
+    return CheckRow(FAMILY, name, UPSTREAM, value_err, _rowwise_err(me[gi], up[gi]), tol,
                     (note + " (grad = dL/dS)").strip() if use_dS else note)
 
 
