@@ -1,4 +1,6 @@
-"""refnsm's CUDA path against its CPU path, kernel by kernel, at large sizes (spiking family).
+"""refnsm's CUDA path against its CPU path, kernel by kernel, at large sizes, every family with CUDA twins.
+
+The cases live in ``_cuda_cases_<family>.py`` (one module per family, ``cases(rc, rng, scale, dtype)``).
 
 Ratios are CPU time / GPU time (above 1: the GPU is faster), both warm medians from ``_harness.warm_time``; the
 GPU's first call (CUDA JIT compilation of every kernel it launches) is reported apart.  Each GPU case is timed
@@ -37,12 +39,26 @@ def _gpu_or_exit():
     return rc
 
 
+FAMILIES = ("spiking", "similarity", "hopfield", "linear")
+
+
+def _case_modules():
+    """The per-family case lists (``_cuda_cases_<family>.py``), in FAMILIES order; missing ones are skipped."""
+    import importlib
+
+    mods = []
+    for fam in FAMILIES:
+        try:
+            mods.append(importlib.import_module(f"_cuda_cases_{fam}"))
+        except ModuleNotFoundError as exc:
+            if exc.name != f"_cuda_cases_{fam}":
+                raise
+    return mods
+
+
 def main():
     rc = _gpu_or_exit()
     from numba import cuda
-
-    from refnsm import spiking as sp
-    from refnsm.cuda import spiking as cs
 
     def synced(fn):
         def run():
@@ -50,47 +66,17 @@ def main():
             cuda.synchronize()
         return run
 
-    rng = np.random.default_rng(0)
     rows = []
-    N, D = (256, 1024) if quick_mode() else (1024, 4096)
-    T, NB, C = (16, 256, 100) if quick_mode() else (32, 1024, 256)
     for dtype in (np.float64, np.float32):
         name = np.dtype(dtype).name
-        X = (rng.random((N, D)) < 0.2).astype(dtype)
-        lab = np.eye(10)[rng.integers(0, 10, N)]
-        Xd, labd = rc.to_device(X), rc.to_device(lab.astype(dtype))
-        A = rng.standard_normal((N, N)).astype(dtype)
-        Ad = rc.to_device(A)
-        xs = rng.standard_normal((T, NB, C)).astype(dtype)
-        tg = rng.integers(0, C, NB)
-        xsd, tgd = rc.to_device(xs), rc.to_device(tg)
-        cases = [
-            ("kernel_dot_product gaussian", f"N={N}, D={D}",
-             lambda: sp.kernel_dot_product(X, X, "gaussian", 8.0),
-             lambda: cs.kernel_dot_product(Xd, Xd, "gaussian", 8.0),
-             lambda: cs.kernel_dot_product(X, X, "gaussian", 8.0)),
-            ("kernel_dot_product_vjp gaussian", f"N={N}, D={D}",
-             lambda: sp.kernel_dot_product_vjp(A, X, X, "gaussian", 8.0),
-             lambda: cs.kernel_dot_product_vjp(Ad, Xd, Xd, "gaussian", 8.0),
-             lambda: cs.kernel_dot_product_vjp(A, X, X, "gaussian", 8.0)),
-            ("spike_similar_loss value+grad linear/mse", f"N={N}, D={D}",
-             lambda: sp.spike_similar_loss_value_and_grad(X, lab, "linear", "mse"),
-             lambda: cs.spike_similar_loss_value_and_grad(Xd, labd, "linear", "mse"),
-             lambda: cs.spike_similar_loss_value_and_grad(X, lab, "linear", "mse")),
-            ("spike_similar_loss value+grad sigmoid/bce", f"N={N}, D={D}",
-             lambda: sp.spike_similar_loss_value_and_grad(X, lab, "sigmoid", "bce", 0.05),
-             lambda: cs.spike_similar_loss_value_and_grad(Xd, labd, "sigmoid", "bce", 0.05),
-             lambda: cs.spike_similar_loss_value_and_grad(X, lab, "sigmoid", "bce", 0.05)),
-            ("TET cross-entropy vjp", f"T={T}, N={NB}, C={C}",
-             lambda: sp.temporal_efficient_training_cross_entropy_vjp(None, xs, tg),
-             lambda: cs.temporal_efficient_training_cross_entropy_vjp(None, xsd, tgd),
-             lambda: cs.temporal_efficient_training_cross_entropy_vjp(None, xs, tg)),
-        ]
-        for case, size, cpu_fn, dev_fn, host_fn in cases:
-            cpu_t = warm_time(cpu_fn)
-            compile_s = first_call(synced(dev_fn))
-            rows.append(Row(f"{case} ({name}, device arrays)", size, warm_time(synced(dev_fn)), cpu_t, compile_s))
-            rows.append(Row(f"{case} ({name}, NumPy in/out)", size, warm_time(synced(host_fn)), cpu_t, 0.0))
+        for mod in _case_modules():
+            rng = np.random.default_rng(0)
+            for case, size, cpu_fn, dev_fn, host_fn in mod.cases(rc, rng, "quick" if quick_mode() else "full", dtype):
+                cpu_t = warm_time(cpu_fn)
+                compile_s = first_call(synced(dev_fn))
+                rows.append(Row(f"{case} ({name}, device arrays)", size, warm_time(synced(dev_fn)), cpu_t,
+                                compile_s))
+                rows.append(Row(f"{case} ({name}, NumPy in/out)", size, warm_time(synced(host_fn)), cpu_t, 0.0))
     write_results("cuda", f"CUDA path vs CPU path (GPU: {rc.status()})", "the refnsm CPU path (NumPy/Numba, same "
                   "process); in this table the 'refnsm' column is the GPU and 'upstream' the CPU, so the ratio is "
                   "CPU/GPU", rows,
