@@ -97,9 +97,9 @@ def main():
              "The 2048x2048 spectral norm (L2) is timed with one warm round (a torch call takes tens of seconds).  "
              "neurotorch's DaleLawL2 computes trace(W^T (aW - (1-a)S)) "
              "with an n^3 matrix product; refnsm computes the same number as an n^2 entrywise sum.  "
-             "refnsm's spectral-norm gradient uses the top two eigenpairs of the Gram matrix (LAPACK syevx) "
-             "when the top singular value is separated (full SVD otherwise); neurotorch runs a "
-             "full SVD.  The machine is shared: 1-minute load average "
+             "refnsm's spectral-norm gradient uses the top eigenpair of the Gram matrix (LAPACK syrk and "
+             "sytrd, then bisection and inverse iteration on the tridiagonal matrix in Numba) when the top "
+             "singular value is separated (full SVD otherwise); neurotorch runs a full SVD.  The machine is shared: 1-minute load average "
              f"{load_start:.1f} at the start and {os.getloadavg()[0]:.1f} at the end (2 cores); multithreaded "
              "BLAS/OpenMP suffer most from that contention, so small-size ratios vary a lot between runs.")
     H.write_results("regularization", "Connectome regularizers (issue 6): value + gradient",

@@ -367,6 +367,68 @@ def test_spectral_gradient_fast_path_matches_full_svd(rng, shape):
     np.testing.assert_allclose(g32, naive, rtol=0, atol=1e-5 * np.max(np.abs(naive)))
 
 
+def test_spectral_fast_path_is_taken_and_exact(rng, monkeypatch):
+    """On matrices with a separated top singular value the value-and-gradient path never calls the SVD (the
+    Gram/tridiagonal path answers), and the value and gradient still agree with the full SVD to 1e-12."""
+    from refnsm.regularization import functional as F
+
+    def no_svd(*a, **k):
+        raise AssertionError("full SVD called on a matrix with a separated top singular value")
+
+    for shape in [(2, 2), (3, 7), (7, 3), (64, 64), (40, 90), (90, 40)]:
+        W = rng.standard_normal(shape)
+        U, s, Vt = np.linalg.svd(W, full_matrices=False)
+        assert (s[0] - s[1]) > 1e-3 * s[0]
+        with monkeypatch.context() as m:
+            m.setattr(F, "_svd", no_svd)
+            v, g = F.norm_value_grad(W, 2, "neurotorch", True, "W")
+            g2 = R.lp_norm_vjp(None, W, 2)
+        np.testing.assert_array_equal(g, g2)
+        assert abs(float(v) - s[0]) <= 1e-13 * s[0]
+        naive = np.outer(U[:, 0], Vt[0])
+        assert np.max(np.abs(g - naive)) <= 1e-12 * np.max(np.abs(naive))
+
+
+def test_spectral_fast_path_falls_back_on_overflow(rng):
+    """Entries near 1e200 overflow the Gram matrix: the SVD path answers instead, with the same gradient."""
+    W = rng.standard_normal((5, 4))
+    U, s, Vt = np.linalg.svd(W, full_matrices=False)
+    g = R.lp_norm_vjp(None, W * 1e200, 2)
+    assert np.isfinite(g).all()
+    np.testing.assert_allclose(g, np.outer(U[:, 0], Vt[0]), rtol=0, atol=1e-12)
+    assert abs(float(R.lp_norm(W * 1e200, 2)) / 1e200 - s[0]) <= 1e-13 * s[0]
+
+
+@pytest.mark.parametrize("n", [2, 3, 10, 33])
+def test_tridiagonal_top_eigpair_kernel(rng, n):
+    """The kernel against LAPACK's full symmetric eigensolver: lambda_1 to rounding, an upper bracket of
+    lambda_2 within 1e-8, the eigenvector (up to sign) and a rounding-level residual; also with a diagonal
+    T (no reflectors) and with a zero off-diagonal splitting T into blocks."""
+    from scipy.linalg import lapack
+
+    from refnsm.regularization import _kernels as K
+
+    A = rng.standard_normal((n + 2, n))
+    G0 = A.T @ A
+    Gs = [G0, np.diag(np.arange(1.0, n + 1.0))]
+    if n >= 4:
+        G1 = G0.copy()
+        G1[: n // 2, n // 2:] = 0.0
+        G1[n // 2:, : n // 2] = 0.0
+        Gs.append(G1)
+    for G in Gs:
+        w, V = np.linalg.eigh(G)
+        c, d, e, tau, info = lapack.dsytrd(np.asfortranarray(G), lower=1)
+        assert info == 0
+        x = np.empty(n)
+        lam1, lam2_hi, resid = K.tridiagonal_top_eigpair(d, e, tau, c.T, x)
+        assert abs(lam1 - w[-1]) <= 4 * n * np.finfo(float).eps * w[-1]
+        assert w[-2] * (1 - 1e-14) <= lam2_hi <= w[-2] + 1e-8 * w[-1]
+        assert resid <= 16 * n * np.finfo(float).eps * w[-1]
+        assert abs(abs(x @ V[:, -1]) - 1.0) <= 1e-13
+        np.testing.assert_allclose(G @ x, lam1 * x, rtol=0, atol=1e-12 * w[-1])
+
+
 def test_spectral_gradient_near_tie_uses_full_svd(rng):
     Q1, _ = np.linalg.qr(rng.standard_normal((6, 6)))
     Q2, _ = np.linalg.qr(rng.standard_normal((6, 6)))

@@ -173,3 +173,139 @@ def signdiff_times_weights(P, Q, w, by_cols, G):
                 G[i, j] = wk
             else:
                 G[i, j] = -wk
+
+
+# --------------------------------------------------------------------------------------------- top eigenpair
+@njit(cache=True, error_model="numpy")
+def _sturm_count(d, e2, x, pivmin):
+    """Number of eigenvalues of the symmetric tridiagonal T(d, e) that are < x (Sturm sequence; e2 = e**2)."""
+    n = d.shape[0]
+    q = d[0] - x
+    if abs(q) < pivmin:
+        q = -pivmin
+    c = 1 if q < 0.0 else 0
+    for i in range(1, n):
+        q = d[i] - x - e2[i - 1] / q
+        if abs(q) < pivmin:
+            q = -pivmin
+        if q < 0.0:
+            c += 1
+    return c
+
+
+@njit(cache=True, error_model="numpy")
+def _bisect_from_top(d, e2, k, lo, hi, pivmin, rtol):
+    """Bracket [lo, hi] of the k-th largest eigenvalue of T (k = 1: the largest), bisected until
+    hi - lo <= rtol * max(|lo|, |hi|) or the midpoint rounds to an end.  Needs count(lo) <= n - k < count(hi)."""
+    n = d.shape[0]
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if mid <= lo or mid >= hi or hi - lo <= rtol * max(abs(lo), abs(hi)):
+            break
+        if _sturm_count(d, e2, mid, pivmin) <= n - k:
+            lo = mid
+        else:
+            hi = mid
+    return lo, hi
+
+
+@njit(cache=True, error_model="numpy")
+def tridiagonal_top_eigpair(d, e, tau, V, x):
+    r"""Largest eigenvalue :math:`\lambda_1` of a symmetric matrix :math:`A = Q T Q^\top` given in LAPACK
+    ``sytrd`` form, its unit eigenvector, and an upper bound of :math:`\lambda_2`: the rest of LAPACK's
+    ``syevx`` for the top eigenpair, without its per-call overhead on small matrices.
+
+    ``d`` (n,), ``e`` (n-1,): the diagonal and off-diagonal of :math:`T`.  ``tau`` (n-1,) and ``V`` (n x n, row
+    ``k`` holds :math:`v_k[k+2:]`; :math:`v_k[:k+1] = 0`, :math:`v_k[k+1] = 1`): the reflectors of
+    :math:`Q = H_0 H_1 \cdots H_{n-2}`, :math:`H_k = I - \tau_k v_k v_k^\top` (``sytrd`` with ``lower=1``, whose
+    Fortran-ordered output read as a C array is exactly this ``V``).  ``x`` (n,) receives the eigenvector.
+    Returns ``(lam1, lam2_hi, resid)`` with ``resid`` :math:`= \|T z - \lambda_1 z\|` for the unit ``z`` with
+    :math:`x = Qz`; since :math:`Q` is orthogonal it is also :math:`\|Ax - \lambda_1 x\|` up to the rounding of
+    the reduction, and with the gap it bounds the eigenvector's error,
+    :math:`\sin\angle(x, x_1) \le \|r\| / (\lambda_1 - \lambda_2)` (Davis-Kahan).
+
+    1. Sturm-sequence bisection on :math:`T` from the Gershgorin interval: :math:`\lambda_1` to rounding,
+       :math:`\lambda_2` to :math:`10^{-8}` relative (it only feeds the caller's gap test).
+    2. Inverse iteration with the shift :math:`\sigma =` the upper end of :math:`\lambda_1`'s bracket:
+       :math:`\sigma I - T` is positive semidefinite, so its :math:`LDL^\top` factorisation needs no pivoting (a
+       pivot below the safe minimum is replaced by it); three solves from a fixed start vector, each normalised.
+    3. Back-transformation :math:`x = H_0 (H_1 (\cdots H_{n-2} z))`.
+    """
+    n = d.shape[0]
+    e2 = np.empty(n)
+    e2[n - 1] = 0.0
+    lo = d[0]
+    hi = d[0]
+    anorm = 0.0
+    for i in range(n):
+        r = 0.0
+        if i > 0:
+            r += abs(e[i - 1])
+        if i < n - 1:
+            r += abs(e[i])
+            e2[i] = e[i] * e[i]
+        lo = min(lo, d[i] - r)
+        hi = max(hi, d[i] + r)
+        anorm = max(anorm, abs(d[i]) + r)
+    eps = np.finfo(np.float64).eps
+    tiny = np.finfo(np.float64).tiny
+    pivmin = tiny * max(1.0, anorm * anorm)
+    pad = 2.0 * max(hi - lo, anorm) * eps + pivmin
+    lo -= pad
+    hi += pad
+    lo1, hi1 = _bisect_from_top(d, e2, 1, lo, hi, pivmin, 0.0)
+    lo2, hi2 = _bisect_from_top(d, e2, 2, lo, hi1, pivmin, 1e-8)
+    lam1 = 0.5 * (lo1 + hi1)
+    # inverse iteration: (hi1 I - T) = L D L^T, L unit lower bidiagonal with subdiagonal Lsub
+    piv = max(pivmin, 1e-3 * eps * anorm)
+    D = np.empty(n)
+    Lsub = np.empty(n)
+    D[0] = hi1 - d[0]
+    if abs(D[0]) < piv:
+        D[0] = piv
+    for i in range(1, n):
+        Lsub[i - 1] = -e[i - 1] / D[i - 1]
+        D[i] = (hi1 - d[i]) + Lsub[i - 1] * e[i - 1]
+        if abs(D[i]) < piv:
+            D[i] = piv
+    z = np.empty(n)
+    for i in range(n):
+        z[i] = 1.0 + 0.5 * np.sin(1.0 + i)
+    for _ in range(3):
+        for i in range(1, n):
+            z[i] -= Lsub[i - 1] * z[i - 1]
+        for i in range(n):
+            z[i] /= D[i]
+        for i in range(n - 2, -1, -1):
+            z[i] -= Lsub[i] * z[i + 1]
+        zmax = 0.0
+        for i in range(n):
+            zmax = max(zmax, abs(z[i]))
+        s = 0.0
+        for i in range(n):
+            z[i] /= zmax
+            s += z[i] * z[i]
+        s = np.sqrt(s)
+        for i in range(n):
+            z[i] /= s
+    r2 = 0.0
+    for i in range(n):
+        ri = (d[i] - lam1) * z[i]
+        if i > 0:
+            ri += e[i - 1] * z[i - 1]
+        if i < n - 1:
+            ri += e[i] * z[i + 1]
+        r2 += ri * ri
+    for i in range(n):
+        x[i] = z[i]
+    for k in range(n - 2, -1, -1):
+        if tau[k] == 0.0:
+            continue
+        s = x[k + 1]
+        for j in range(k + 2, n):
+            s += V[k, j] * x[j]
+        s *= tau[k]
+        x[k + 1] -= s
+        for j in range(k + 2, n):
+            x[j] -= s * V[k, j]
+    return lam1, hi2, np.sqrt(r2)

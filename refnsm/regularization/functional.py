@@ -144,37 +144,47 @@ def _svd(P: np.ndarray, name: str, uv: bool):
 
 
 _GAP = 1e-4  # relative gap (sigma_1 - sigma_2) / sigma_1 below which the spectral gradient uses the full SVD
+_RESID = 64.0 * np.finfo(np.float64).eps  # eigen-residual / (n lambda_1) above which the fast path is not trusted
 
 
 def _spectral_value_grad(P: np.ndarray, name: str):
     r""":math:`\sigma_{\max}(P)` and its gradient :math:`u_1 v_1^\top` without the full SVD when it is safe.
 
     The top singular pair is the top eigenpair of the smaller Gram matrix :math:`G` (:math:`P^\top P` or
-    :math:`PP^\top`): LAPACK's selected-eigenpair solver (``syevx`` through ``scipy.linalg.eigh`` with
-    ``subset_by_index``) returns its two largest eigenvalues :math:`\lambda_1 \ge \lambda_2` and the eigenvector
-    :math:`x` of :math:`\lambda_1`; then :math:`\sigma_1 = \|Px\|` (second-order accurate in the error of
-    :math:`x`) and the other vector is :math:`Px/\sigma_1`.  The top eigenvector of :math:`G` is as well
-    conditioned as the top singular vector of :math:`P` (relative gaps :math:`(\lambda_1-\lambda_2)/\lambda_1
-    \approx 2(\sigma_1-\sigma_2)/\sigma_1`), so this agrees with the full SVD to :math:`\sim\varepsilon/\mathrm{gap}`;
-    it is used when :math:`(\lambda_1-\lambda_2) > 2\cdot 10^{-4}\lambda_1`.  Otherwise (ties, near-ties,
-    a single row or column) the full SVD and torch's mean-over-the-tie rule are used.
+    :math:`PP^\top`, formed by BLAS ``syrk`` in float64).  LAPACK's ``sytrd`` reduces it to tridiagonal form
+    :math:`G = QTQ^\top`; :func:`refnsm.regularization._kernels.tridiagonal_top_eigpair` then bisects :math:`T`
+    for :math:`\lambda_1` and a bracket of :math:`\lambda_2`, finds :math:`T`'s top eigenvector by inverse
+    iteration and maps it back through :math:`Q` (what LAPACK's ``syevx`` does for a subset of eigenpairs, without
+    its overhead on small matrices).  With the eigenvector :math:`x` of :math:`\lambda_1`, :math:`\sigma_1 = \|Px\|`
+    (second-order accurate in the error of :math:`x`) and the other singular vector is :math:`Px/\sigma_1`.
+
+    The top eigenvector of :math:`G` is as well conditioned as the top singular vector of :math:`P` (relative gaps
+    :math:`(\lambda_1-\lambda_2)/\lambda_1 \approx 2(\sigma_1-\sigma_2)/\sigma_1`), so the result agrees with the
+    full SVD to :math:`\sim\varepsilon/\mathrm{gap}`.  It is used when :math:`\lambda_1 - \lambda_2 > 2\cdot10^{-4}
+    \lambda_1` (with the upper end of :math:`\lambda_2`'s bracket) and the eigen-residual is at rounding level,
+    :math:`\|Tz - \lambda_1 z\| \le 64\, n\, \varepsilon \lambda_1`, so that Davis-Kahan bounds the eigenvector's
+    angle error by :math:`\|r\|/(\lambda_1-\lambda_2) \le 0.32\, n\, \varepsilon \cdot 10^{4}`.  Otherwise (ties,
+    near-ties, a single row or column, overflow in :math:`G`) the full SVD and torch's mean-over-the-tie rule are
+    used.
     """
-    from scipy.linalg import eigh
+    from scipy.linalg import blas, lapack
 
     _checks.check_finite(P, name)
     if min(P.shape) >= 2:
-        Pd = P.astype(np.float64, copy=False)  # float32 input: computed in float64, returned in float32
+        Pd = np.ascontiguousarray(P, dtype=np.float64)  # float32 input: computed in float64, returned in float32
         wide = P.shape[1] > P.shape[0]
-        G = np.dot(Pd, Pd.T) if wide else np.dot(Pd.T, Pd)
-        k = G.shape[0]
-        lam, X = eigh(G, subset_by_index=[k - 2, k - 1], driver="evx", check_finite=False)
-        if lam[1] > 0 and (lam[1] - lam[0]) > 2.0 * _GAP * lam[1]:
-            x = X[:, 1]
-            y = np.dot(x, Pd) if wide else np.dot(Pd, x)
-            s1 = float(np.sqrt(np.dot(y, y)))
-            y /= s1
-            g = np.multiply.outer(x, y) if wide else np.multiply.outer(y, x)
-            return s1, g.astype(P.dtype, copy=False)
+        # Pd.T is Pd's memory read as a Fortran array: syrk(trans=0) gives P^T P, trans=1 gives P P^T (lower part)
+        G = blas.dsyrk(1.0, Pd.T, trans=1 if wide else 0, lower=1)
+        c, d, e, tau, info = lapack.dsytrd(G, lower=1, overwrite_a=1)
+        if info == 0:
+            x = np.empty(d.shape[0])
+            lam1, lam2_hi, resid = K.tridiagonal_top_eigpair(d, e, tau, c.T, x)
+            if lam1 > 0 and lam1 - lam2_hi > 2.0 * _GAP * lam1 and resid <= _RESID * x.shape[0] * lam1:
+                y = np.dot(x, Pd) if wide else np.dot(Pd, x)
+                s1 = float(np.sqrt(np.dot(y, y)))
+                y /= s1
+                g = np.multiply.outer(x, y) if wide else np.multiply.outer(y, x)
+                return s1, g.astype(P.dtype, copy=False)
     U, s, Vt = _svd(P, name, True)
     tie = np.flatnonzero(s == s[0])
     if tie.size == 1:
