@@ -28,6 +28,13 @@ Circuits (pynsm's names, defaults and semantics; explicit ``step(lr)`` instead o
 
 Encoders with hand-derived VJPs: :class:`Linear`, :class:`Conv2d`, :class:`Identity`.
 
+GPU: a circuit built with ``device="cuda"`` (or given ``model.device = "cuda"``) runs ``forward``, ``loss``,
+``backward`` and ``train_step`` through the CUDA twins in :mod:`refnsm.cuda.similarity` (the fast loop with pynsm's
+stopping rule, the encoders' products, im2col/col2im, the fused Linear step), and ``encoder(x, device="cuda")`` /
+``encoder.vjp(grad_out, x, device="cuda")`` run an encoder there.  Inputs may be NumPy arrays or Numba device
+arrays (results stay on their side); the parameters stay NumPy arrays.  ``import refnsm.similarity`` never imports
+``numba.cuda``.  See ``docs/cuda.md``.
+
 Exact solvers: :func:`solve_sm` (:math:`M^{-1}b`), :func:`solve_nsm` (non-negative QP), :func:`kkt_residual`.
 
 Rules and metrics: :func:`hebbian_update`, :func:`similarity_matching_cost`, :func:`principal_angle_cosines`,

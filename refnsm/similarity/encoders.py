@@ -24,6 +24,11 @@ Gradients (with :math:`G = \partial L / \partial u`):
 
 and :math:`\bar x` is the adjoint scatter of the same patches (``col2im``), with :math:`\tilde x` the zero-padded
 input, :math:`s` the stride and :math:`d` the dilation.
+
+GPU: the functional methods ``encoder(x, device="cuda")`` and ``encoder.vjp(grad_out, x, device="cuda")`` run the
+CUDA twins (:func:`refnsm.cuda.similarity.encode`, :func:`refnsm.cuda.similarity.encoder_vjp`: im2col, one tiled
+product and col2im on the device); ``x`` and ``grad_out`` may be NumPy arrays (results come back as NumPy) or Numba
+device arrays (results stay on the device).  See ``docs/cuda.md``.
 """
 
 from __future__ import annotations
@@ -36,6 +41,17 @@ from .. import _checks
 from . import _kernels
 
 __all__ = ["Encoder", "Linear", "Conv2d", "Identity"]
+
+DEVICES = ("cpu", "cuda")
+
+
+def _cuda_twin(device, name):
+    """The CUDA twin ``refnsm.cuda.similarity.<name>`` when ``device="cuda"`` (imported only then), else None."""
+    if _checks.check_option(device, "device", DEVICES) == "cpu":
+        return None
+    from ..cuda import similarity as cuda_similarity
+
+    return getattr(cuda_similarity, name)
 
 
 def _pair(value, name, minimum):
@@ -107,13 +123,22 @@ class Encoder:
         return gx
 
     # public, functional -------------------------------------------------------------------------------------
-    def __call__(self, x):
+    def __call__(self, x, device="cpu"):
+        """Encode ``x`` (no state kept); ``device="cuda"`` runs :func:`refnsm.cuda.similarity.encode`."""
+        twin = _cuda_twin(device, "encode")
+        if twin is not None:
+            return twin(self, x)
         x = self._check_input(x, None)
         U, _, shape = self._encode(x)
         return _from_internal(U, shape)
 
-    def vjp(self, grad_out, x):
-        """Functional VJP at ``x``: returns ``(grad_x, {param name: grad})``; the object is not modified."""
+    def vjp(self, grad_out, x, device="cpu"):
+        """Functional VJP at ``x``: returns ``(grad_x, {param name: grad})``; the object is not modified.
+
+        ``device="cuda"`` runs :func:`refnsm.cuda.similarity.encoder_vjp` (Linear, Conv2d and Identity)."""
+        twin = _cuda_twin(device, "encoder_vjp")
+        if twin is not None:
+            return twin(self, grad_out, x)
         x = self._check_input(x, None)
         U, cache, shape = self._encode(x)
         G = self._check_grad_out(grad_out, shape)

@@ -32,6 +32,12 @@ input is given.
 (``grad_M -> -grad_M / tau``) plus ``torch.optim.SGD(lr=eta)`` does, made explicit so that it survives copying and
 saving.  ``grads["competitor.weight"]`` is the *raw* :math:`\partial L/\partial M`; pynsm's ``.grad`` is
 :math:`-1/\tau` times it.
+
+**GPU** (``device="cuda"``, a constructor argument and attribute): ``forward``, ``loss``, ``backward`` and
+``train_step`` run their CUDA twins in :mod:`refnsm.cuda.similarity` (the fast loop, the encoders' products,
+im2col/col2im and the gradients on the device); ``step`` and ``solve`` stay on the host.  Inputs may be NumPy arrays
+(results come back as NumPy) or Numba device arrays (``y`` and the input gradients stay on the device); the
+parameters remain NumPy arrays in ``params``, copied to the device at each call.  See ``docs/cuda.md``.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ import numpy as np
 
 from .. import _checks
 from . import _kernels
-from .encoders import Encoder, Linear, _from_internal, _internal_view, _to_internal
+from .encoders import DEVICES, Encoder, Linear, _cuda_twin, _from_internal, _internal_view, _to_internal
 
 __all__ = ["MultiSimilarityMatching", "SimilarityMatching", "SupervisedSimilarityMatching", "Diagnostics"]
 
@@ -121,6 +127,11 @@ class MultiSimilarityMatching:
         encoders the first active encoding is overwritten by the sum (so "whiten" on it penalises
         :math:`\|\sum_k u_k\|^2`), and the regularizers are paired with the *active* encodings in order, so a
         skipped input shifts them.
+    device : {"cpu", "cuda"}
+        Where ``forward``, ``loss``, ``backward`` and ``train_step`` run (an attribute: it may be changed between
+        calls, which drops the cache of the last ``loss``).  ``"cuda"`` runs the twins in
+        :mod:`refnsm.cuda.similarity` (same results within 1e-12 in float64 and 1e-5 in float32; see
+        ``docs/cuda.md``); inputs may then also be Numba device arrays, and results come back on their side.
 
     Attributes
     ----------
@@ -140,7 +151,7 @@ class MultiSimilarityMatching:
     _input_names: Sequence[str] | None = None
 
     def __init__(self, encoders, out_channels, tau=0.1, tol=0.0, max_iterations=40, regularization="weight",
-                 iteration_lr=1.0, iteration_projection=None, *, compat=None):
+                 iteration_lr=1.0, iteration_projection=None, *, compat=None, device="cpu"):
         if isinstance(encoders, Encoder) or not isinstance(encoders, Sequence) or len(encoders) == 0:
             raise TypeError(f"encoders: expected a non-empty sequence of refnsm.similarity encoders, got {encoders!r}")
         for k, e in enumerate(encoders):
@@ -172,6 +183,7 @@ class MultiSimilarityMatching:
             raise ValueError(f"iteration_projection: expected None, 'relu' or a callable, got {iteration_projection!r}")
         if compat not in COMPAT:
             raise ValueError(f"compat: expected None or 'pynsm', got {compat!r}")
+        _checks.check_option(device, "device", DEVICES)
 
         self.encoders = list(encoders)
         self.out_channels = out_channels
@@ -194,6 +206,7 @@ class MultiSimilarityMatching:
         self._D = None
         self._loss_cache = None
         self._have_grads = False
+        self._device = device
 
     # ------------------------------------------------------------------------------------------ helpers
     @property
@@ -202,10 +215,32 @@ class MultiSimilarityMatching:
         return self.params["competitor.weight"]
 
     @property
+    def device(self):
+        """``"cpu"`` or ``"cuda"``: where forward, loss, backward and train_step run."""
+        return self._device
+
+    @device.setter
+    def device(self, value):
+        self._device = _checks.check_option(value, "device", DEVICES)
+        self._loss_cache = None  # a cache lives on the side that made it
+
+    def __getstate__(self):
+        """For copy/pickle: the per-call device buffers of a ``device="cuda"`` call are not copied (device arrays
+        cannot be); the fast state is brought to the host and the cache of the last ``loss`` is dropped."""
+        state = self.__dict__.copy()
+        for key in ("_Y", "_D"):
+            if state.get(key) is not None and not isinstance(state[key], np.ndarray):
+                state[key] = state[key].copy_to_host()
+        if self._device == "cuda":
+            state["_loss_cache"] = None
+        return state
+
+    @property
     def y(self):
         if self._Y is None:
             return np.zeros((0,), dtype=self.dtype)
-        v = _internal_view(self._Y, self._yshape)
+        Y = self._Y if isinstance(self._Y, np.ndarray) else self._Y.copy_to_host()  # device="cuda": a host copy
+        v = _internal_view(Y, self._yshape)
         v.flags.writeable = False
         return v
 
@@ -295,7 +330,11 @@ class MultiSimilarityMatching:
         """Run the fast dynamics; returns ``y`` of shape ``[B, m, S1..Sk]`` (a new array).
 
         Inputs may be ``None`` (or left out at the end) to skip their encoder.  Fills :attr:`diagnostics`.
+        With ``device="cuda"``: :func:`refnsm.cuda.similarity.forward`.
         """
+        twin = _cuda_twin(self._device, "forward")
+        if twin is not None:
+            return twin(self, *xs)
         for h in self.hooks["pre"]:
             h(self)
         enc = self._encode_all(xs, need_cache=False)
@@ -373,7 +412,11 @@ class MultiSimilarityMatching:
         r"""The slow loss :math:`L(\theta, M; x, y)` (spec §2.3); the last argument is ``y`` (held fixed).
 
         Returns a scalar of the model's dtype and remembers what :meth:`backward` needs.
+        With ``device="cuda"``: :func:`refnsm.cuda.similarity.loss`.
         """
+        twin = _cuda_twin(self._device, "loss")
+        if twin is not None:
+            return twin(self, *args)
         if len(args) < 1 or args[-1] is None:
             raise ValueError("y: expected the output y as the last argument of loss(*xs, y)")
         enc = self._encode_all(args[:-1], need_cache=True)
@@ -428,7 +471,11 @@ class MultiSimilarityMatching:
         Returns a tuple with :math:`\partial L / \partial x_k` for every input of the last call (``None`` for
         skipped inputs, and for all of them when ``inputs=False``, which skips that work).
         ``grads["competitor.weight"]`` is the raw :math:`\partial L/\partial M`.
+        With ``device="cuda"``: :func:`refnsm.cuda.similarity.backward`.
         """
+        twin = _cuda_twin(self._device, "backward")
+        if twin is not None:
+            return twin(self, grad_out, inputs)
         if self._loss_cache is None:
             raise RuntimeError("backward: call loss(*xs, y) first")
         s = _checks.scalar_grad_out(grad_out)
@@ -493,8 +540,11 @@ class MultiSimilarityMatching:
         The encodings of the forward pass are reused by the loss (the parameters have not changed in between).
         With a single :class:`~refnsm.similarity.encoders.Linear` encoder, no hooks and a built-in projection, the
         whole step runs as one fused Numba kernel (same math; tested against this general path).  ``grads`` and
-        ``diagnostics`` are filled either way.
+        ``diagnostics`` are filled either way.  With ``device="cuda"``: :func:`refnsm.cuda.similarity.train_step`.
         """
+        twin = _cuda_twin(self._device, "train_step")
+        if twin is not None:
+            return twin(self, *xs, lr=lr, lr_M=lr_M)
         lr_ = _checks.check_real(lr, "lr", nonnegative=True)
         if self._fused_ok(xs):
             return self._fused_linear_step(xs[0], lr_, lr_M)
@@ -551,13 +601,13 @@ class SimilarityMatching(MultiSimilarityMatching):
     _input_names = ("x",)
 
     def __init__(self, encoder, out_channels, tau=0.1, tol=0.0, max_iterations=40, regularization="weight",
-                 iteration_lr=1.0, iteration_projection=None, *, compat=None):
+                 iteration_lr=1.0, iteration_projection=None, *, compat=None, device="cpu"):
         if not isinstance(encoder, Encoder):
             raise TypeError(f"encoder: expected a refnsm.similarity encoder, got {type(encoder).__name__}")
         if not isinstance(regularization, str) and len(regularization) != 1:
             raise ValueError(f"regularization: expected 1 entry (one per encoder), got {len(regularization)}")
         super().__init__([encoder], out_channels, tau, tol, max_iterations, regularization, iteration_lr,
-                         iteration_projection, compat=compat)
+                         iteration_projection, compat=compat, device=device)
 
     @property
     def encoder(self):
@@ -589,7 +639,7 @@ class SupervisedSimilarityMatching(MultiSimilarityMatching):
 
     def __init__(self, encoder, num_classes, out_channels, label_bias=False, tau=0.1, tol=0.0, max_iterations=40,
                  regularization=("weight", "whiten"), iteration_lr=1.0, iteration_projection=None, *, compat=None,
-                 rng=None, label_weight=None, label_bias_value=None):
+                 rng=None, label_weight=None, label_bias_value=None, device="cpu"):
         if not isinstance(encoder, Encoder):
             raise TypeError(f"encoder: expected a refnsm.similarity encoder, got {type(encoder).__name__}")
         num_classes = _checks.check_int(num_classes, "num_classes", minimum=1)
@@ -597,7 +647,7 @@ class SupervisedSimilarityMatching(MultiSimilarityMatching):
         label_encoder = Linear(num_classes, out_channels, bias=label_bias, rng=rng, weight=label_weight,
                                bias_value=label_bias_value, dtype=encoder.dtype)
         super().__init__([encoder, label_encoder], out_channels, tau, tol, max_iterations, regularization,
-                         iteration_lr, iteration_projection, compat=compat)
+                         iteration_lr, iteration_projection, compat=compat, device=device)
         self._broadcast = [False, True]
         self.num_classes = num_classes
 

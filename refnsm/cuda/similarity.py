@@ -1,0 +1,1126 @@
+r"""CUDA twins of the similarity-matching kernels (``refnsm/similarity/_kernels.py``) and device-level entry points.
+
+The math is documented in :mod:`refnsm.similarity.models` and :mod:`refnsm.similarity.encoders`; this module
+computes the same thing on the GPU.  Three layers:
+
+* **Kernel twins** with the names and arguments of ``refnsm.similarity._kernels``: :func:`fast_loop`,
+  :func:`fast_step`, :func:`matmul_rows`, :func:`gradient_step`, :func:`fixed_point_stats`, :func:`im2col`,
+  :func:`col2im`, :func:`matmul_skip`, :func:`matmul_tn_skip` and the fused :func:`linear_train_step`.  They take
+  C-contiguous float32/float64 device arrays (no validation), write their outputs in place as the CPU kernels do,
+  and return the same scalars (as Python numbers) and, for :func:`linear_train_step`, device arrays.
+* **Encoder entry points** mirroring :class:`~refnsm.similarity.encoders.Encoder`'s functional methods:
+  :func:`encode` (``encoder(x)``) and :func:`encoder_vjp` (``encoder.vjp(grad_out, x)``), for
+  :class:`~refnsm.similarity.encoders.Linear`, :class:`~refnsm.similarity.encoders.Conv2d` (im2col, one tiled
+  product, col2im) and :class:`~refnsm.similarity.encoders.Identity`.
+* **Model entry points** mirroring the methods of the circuits (:class:`~refnsm.similarity.models.
+  MultiSimilarityMatching` and its subclasses), with the model as first argument: :func:`forward`, :func:`loss`,
+  :func:`backward`, :func:`train_step`.  A model built with ``device="cuda"`` dispatches to them in one line; they
+  take the same arguments, fill the same state (``diagnostics``, ``grads``, ``iteration_idx``, ``y``) and raise the
+  same errors.  Hooks and callable projections work as on the CPU (they run at the Python level on NumPy copies).
+
+Inputs and outputs of the entry points:
+
+* **NumPy arrays (or array-likes)** are validated by exactly the CPU code (each encoder's ``_check_input``,
+  ``refnsm._checks``), copied to the device, and array results come back as NumPy arrays.
+* **numba device arrays** stay on the device and the array results (``y``, input gradients) are device arrays.
+  They are validated from their metadata (rank, shape, float32/float64, C-contiguity) and for NaN/Inf by a device
+  count (:func:`~refnsm.cuda._primitives.count_nonfinite`); the array is copied back only to name the first bad index
+  in the error.  A device input of the other float dtype is cast on the device to the model's dtype.
+* The **parameters stay NumPy arrays on the host** (``model.params``, the ``state_dict`` convention): each call copies
+  them to the device (they are small: ``m x n`` and ``m x m``) and the parameter gradients back (``model.grads``);
+  ``step`` runs on the host.  The per-call state a device call leaves on the model (the fast state ``y`` and the
+  cache of :func:`loss` for :func:`backward`) lives on the device.
+
+Deterministic: no atomics.  Every output element is written by one thread summing in a fixed order; matrix products
+use :func:`refnsm.cuda._primitives.matmul` (each entry summed over ``k = 0, 1, ...`` in order, the order of the CPU's
+``matmul_skip``/``matmul_tn_skip``); sums use one block with a fixed tree; maxima are exact.  Two runs give
+bitwise-identical results.
+
+Float32: every product, sum and comparison is formed in the dtype the CPU kernel forms it in, including the places
+where the CPU kernels promote to float64 (the fast update ``y - eta (My - b)`` and the fused step's gradients are
+computed in float64 and rounded once when stored); scalar losses, energies and changes are float64.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+from numba import cuda
+
+from .. import _checks
+from ..similarity import encoders as _E
+from ..similarity import models as _Mo
+from . import is_device_array, require
+from . import _primitives as P
+
+__all__ = [
+    # kernel twins
+    "fast_loop", "fast_step", "matmul_rows", "gradient_step", "fixed_point_stats", "im2col", "col2im",
+    "matmul_skip", "matmul_tn_skip", "linear_train_step",
+    # encoder entry points
+    "encode", "encoder_vjp",
+    # model entry points
+    "forward", "loss", "backward", "train_step",
+]
+
+#: the tol > 0 fast loop runs this many updates per launch first, doubling up to CHUNK_MAX (see fast_loop)
+CHUNK_FIRST = 4
+CHUNK_MAX = 64
+
+
+# ================================================================================================ kernels
+@lru_cache(maxsize=None)
+def _kernels(dtype):
+    """The CUDA kernels for one float dtype (the dtype's zero is a constant of the kernels, as on the CPU).
+
+    Every kernel here writes each output element from exactly one thread, which reads its inputs and sums (if it
+    sums) sequentially in a fixed order: no atomics, no shared memory, no dependence on scheduling, hence bitwise
+    repeatable.  2-D launches use :func:`refnsm.cuda._primitives.grid2` (x over the columns of the array named in
+    each docstring), 1-D launches :func:`~refnsm.cuda._primitives.grid1`."""
+    zero = P._FT[np.dtype(dtype)](0.0)
+
+    # ------------------------------------------------------------------ layout
+    @cuda.jit
+    def transpose(A, out):
+        """out[j, i] = A[i, j]; one thread per element of out (x over its columns)."""
+        i, j = cuda.grid(2)
+        if j < out.shape[0] and i < out.shape[1]:
+            out[j, i] = A[i, j]
+
+    @cuda.jit
+    def fill(a, v):
+        """a[q] = v for a flat array; one thread per element."""
+        q = cuda.grid(1)
+        if q < a.shape[0]:
+            a[q] = v
+
+    # ------------------------------------------------------------------ fast dynamics
+    @cuda.jit
+    def loop_rows(MT, Dt, Ysrc, Yt, MYt, n, eta, relu, record_all, chg):
+        r"""``n`` fast updates of every row, one thread per row ``t`` (channel-major arrays ``[m, T]``).
+
+        Thread ``t`` copies column ``t`` of ``Ysrc`` to ``Yt`` (a no-op when they are the same array), then runs
+        :math:`y \leftarrow P(y - \eta (M y - d))` ``n`` times on it, exactly as ``_kernels._row_update``:
+        :math:`(My)_i = \sum_k y_k M^\top_{ki}` in the dtype over ``k = 0, 1, ...`` skipping exact zeros, written
+        to ``MYt`` before ``y`` changes; the new value ``float(y_i) - eta * float((My)_i - d_i)`` in float64 (the
+        CPU kernel's promotion), clamped at 0 for the ReLU, rounded once when stored; the change
+        ``max_i |new - old|`` in float64, NaN-propagating.  An update that changed nothing ends the row (an exact
+        fixed point: every later update would change nothing either).  ``chg[it, t]`` receives the change of
+        every update (``record_all``; 0 after an early end) or ``chg[0, t]`` that of the last one.
+
+        Deterministic: each row is one thread's sequential loop; rows never interact.  Channel-major storage makes
+        the threads of a warp read and write consecutive addresses; ``MT`` is read at the same address by all of
+        them (a broadcast).
+        """
+        t = cuda.grid(1)
+        m = Yt.shape[0]
+        if t < Yt.shape[1]:
+            for i in range(m):
+                Yt[i, t] = Ysrc[i, t]
+            last = 0.0
+            for it in range(n):
+                for i in range(m):
+                    acc = zero
+                    for k in range(m):
+                        v = Yt[k, t]
+                        if v != zero:
+                            acc += v * MT[k, i]
+                    MYt[i, t] = acc
+                c = 0.0
+                for i in range(m):
+                    old = Yt[i, t]
+                    new = float(old) - eta * float(MYt[i, t] - Dt[i, t])
+                    if relu and new < 0.0:
+                        new = 0.0
+                    Yt[i, t] = new
+                    d = abs(new - float(old))
+                    if d > c or d != d:
+                        c = d
+                last = c
+                if record_all:
+                    chg[it, t] = c
+                if c == 0.0:
+                    if record_all:
+                        for q in range(it + 1, n):
+                            chg[q, t] = 0.0
+                    break
+            if not record_all:
+                chg[0, t] = last
+
+    @cuda.jit
+    def matmul_rows(MT, Y, out):
+        """out[t, i] = sum_k Y[t, k] MT[k, i] (k increasing, zeros skipped); one thread per element (x over i)."""
+        i, t = cuda.grid(2)
+        m = Y.shape[1]
+        if t < Y.shape[0] and i < m:
+            acc = zero
+            for k in range(m):
+                v = Y[t, k]
+                if v != zero:
+                    acc += v * MT[k, i]
+            out[t, i] = acc
+
+    @cuda.jit
+    def gradient_step(MT, D, Y, eta, out):
+        """out[t, i] = float(Y[t, i]) - eta * float((M y_t)_i - D[t, i]); one thread per element (x over i)."""
+        i, t = cuda.grid(2)
+        m = Y.shape[1]
+        if t < Y.shape[0] and i < m:
+            acc = zero
+            for k in range(m):
+                v = Y[t, k]
+                if v != zero:
+                    acc += v * MT[k, i]
+            out[t, i] = float(Y[t, i]) - eta * float(acc - D[t, i])
+
+    @cuda.jit
+    def fp_terms(MT, D, Y, relu, res, e2, e1):
+        """Per-element terms of fixed_point_stats (float64, index q = t*m + i); one thread per element (x over i).
+
+        res[0, q] = |y - P(y - (My - d))| (the projection argument formed in the dtype, the difference in float64, as
+        the CPU kernel does), res[1, q] = 1 if y is NaN/Inf else 0 (the divergence flag, reduced by the same max
+        pass), e2[q] = y (My)_i and e1[q] = y d_i formed in the dtype."""
+        i, t = cuda.grid(2)
+        m = Y.shape[1]
+        if t < Y.shape[0] and i < m:
+            acc = zero
+            for k in range(m):
+                v = Y[t, k]
+                if v != zero:
+                    acc += v * MT[k, i]
+            y = Y[t, i]
+            p = float(y - (acc - D[t, i]))
+            if relu and p < 0.0:
+                p = 0.0
+            q = t * m + i
+            res[0, q] = abs(float(y) - p)
+            res[1, q] = 0.0 if math.isfinite(y) else 1.0
+            e2[q] = float(y * acc)
+            e1[q] = float(y * D[t, i])
+
+    # ------------------------------------------------------------------ convolution
+    @cuda.jit
+    def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cols):
+        """cols[(b Ho + oh) Wo + ow, (c kh + i) kw + j] = x_pad[b, c, oh sh + i dh, ow sw + j dw]; one thread per
+        element of cols (x over its columns).  A gather: exact."""
+        r, t = cuda.grid(2)
+        if t < cols.shape[0] and r < cols.shape[1]:
+            H = x.shape[2]
+            W = x.shape[3]
+            ow = t % Wo
+            oh = (t // Wo) % Ho
+            b = t // (Wo * Ho)
+            j = r % kw
+            i = (r // kw) % kh
+            c = r // (kw * kh)
+            h = oh * sh - ph + i * dh
+            w = ow * sw - pw + j * dw
+            if h >= 0 and h < H and w >= 0 and w < W:
+                cols[t, r] = x[b, c, h, w]
+            else:
+                cols[t, r] = zero
+
+    @cuda.jit
+    def col2im(dcols, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dx):
+        """Adjoint of im2col as a gather: one thread per pixel of dx sums every dcols entry taken from it.
+
+        The pixel ``(b, c, h, w)`` receives ``dcols[(b Ho + oh) Wo + ow, (c kh + i) kw + j]`` for every
+        ``oh sh + i dh = h + ph`` and ``ow sw + j dw = w + pw`` in range.  Looping ``i`` and ``j`` downwards visits
+        ``(oh, ow)`` in increasing lexicographic order, which is the order in which the CPU's scatter adds them: the
+        sum (in the dtype, from 0) is bitwise the CPU's.  No atomics: each pixel is one thread's sum."""
+        q = cuda.grid(1)
+        B, C, H, W = dx.shape
+        if q < B * C * H * W:
+            w = q % W
+            h = (q // W) % H
+            c = (q // (W * H)) % C
+            b = q // (W * H * C)
+            acc = zero
+            for i in range(kh - 1, -1, -1):
+                a = h + ph - i * dh
+                if a < 0 or a % sh != 0:
+                    continue
+                oh = a // sh
+                if oh >= Ho:
+                    continue
+                for j in range(kw - 1, -1, -1):
+                    e = w + pw - j * dw
+                    if e < 0 or e % sw != 0:
+                        continue
+                    ow = e // sw
+                    if ow >= Wo:
+                        continue
+                    acc += dcols[(b * Ho + oh) * Wo + ow, (c * kh + i) * kw + j]
+            dx[b, c, h, w] = acc
+
+    # ------------------------------------------------------------------ fused linear training step
+    @cuda.jit
+    def linear_encode(x, W, b, has_bias, U):
+        """U[t, i] = sum_k x[t, k] W[i, k] (+ b[i]): products in the dtype, the sum in float64 over k in order, as
+        the CPU's fused kernel; one thread per element (x over i)."""
+        i, t = cuda.grid(2)
+        if t < U.shape[0] and i < U.shape[1]:
+            s = 0.0
+            for k in range(x.shape[1]):
+                s += float(x[t, k] * W[i, k])
+            U[t, i] = s + float(b[i]) if has_bias else s
+
+    @cuda.jit
+    def fused_g(Y, U, c1, c2, whiten, G):
+        """G = float(Y) c1 (+ float(U) c2 for "whiten") in float64, rounded once (flat arrays, one thread each)."""
+        q = cuda.grid(1)
+        if q < G.shape[0]:
+            g = float(Y[q]) * c1
+            if whiten:
+                g = g + float(U[q]) * c2
+            G[q] = g
+
+    @cuda.jit
+    def decay_add(g, p, c):
+        """g += float(p) c in float64, rounded once (flat arrays, one thread each)."""
+        q = cuda.grid(1)
+        if q < g.shape[0]:
+            g[q] = float(g[q]) + float(p[q]) * c
+
+    @cuda.jit
+    def grad_m(C, M, c1, c2, gM):
+        """gM = float(C) c1 - float(M) c2 in float64, rounded once (flat arrays, one thread each)."""
+        q = cuda.grid(1)
+        if q < gM.shape[0]:
+            gM[q] = float(C[q]) * c1 - float(M[q]) * c2
+
+    @cuda.jit
+    def axpy(p, g, a):
+        """p += a float(g) in float64, rounded once (a = -lr: descent; a = lr_M: ascent; flat, one thread each)."""
+        q = cuda.grid(1)
+        if q < p.shape[0]:
+            p[q] = float(p[q]) + a * float(g[q])
+
+    @cuda.jit
+    def col_sums(G, out):
+        """out[i] = sum_t G[t, i] in the dtype, t increasing; one thread per column."""
+        i = cuda.grid(1)
+        if i < G.shape[1]:
+            acc = zero
+            for t in range(G.shape[0]):
+                acc += G[t, i]
+            out[i] = acc
+
+    # ------------------------------------------------------------------ circuit plumbing (sample-major [T, m])
+    @cuda.jit
+    def add_into(D, U, first):
+        """D = 0 + U (first) or D + U, elementwise in the dtype (flat arrays, one thread each)."""
+        q = cuda.grid(1)
+        if q < D.shape[0]:
+            D[q] = (zero + U[q]) if first else (D[q] + U[q])
+
+    @cuda.jit
+    def repeat_rows(U, S, out):
+        """out[t, i] = U[t // S, i]: a per-sample drive repeated at every spatial position (x over i)."""
+        i, t = cuda.grid(2)
+        if t < out.shape[0] and i < out.shape[1]:
+            out[t, i] = U[t // S, i]
+
+    @cuda.jit
+    def to_internal(x3, out):
+        """out[b S + s, i] = x3[b, i, s]: [B, m, S] -> sample-major [B S, m] (one thread per element, x over i)."""
+        i, t = cuda.grid(2)
+        S = x3.shape[2]
+        if t < out.shape[0] and i < out.shape[1]:
+            out[t, i] = x3[t // S, i, t % S]
+
+    @cuda.jit
+    def from_internal(U, out3):
+        """out3[b, i, s] = U[b S + s, i]: sample-major [B S, m] -> [B, m, S] (one thread per element, x over i)."""
+        i, t = cuda.grid(2)
+        S = out3.shape[2]
+        if t < U.shape[0] and i < U.shape[1]:
+            out3[t // S, i, t % S] = U[t, i]
+
+    @cuda.jit
+    def scale(A, c, out):
+        """out = A c in the dtype (flat arrays, one thread each)."""
+        q = cuda.grid(1)
+        if q < out.shape[0]:
+            out[q] = A[q] * c
+
+    @cuda.jit
+    def add_scaled(G, U, c, out):
+        """out = G + U c in the dtype (flat arrays, one thread each)."""
+        q = cuda.grid(1)
+        if q < out.shape[0]:
+            out[q] = G[q] + U[q] * c
+
+    @cuda.jit
+    def bias_add(U, b):
+        """U[t, i] += b[i] in the dtype (one thread per element, x over i)."""
+        i, t = cuda.grid(2)
+        if t < U.shape[0] and i < U.shape[1]:
+            U[t, i] = U[t, i] + b[i]
+
+    @cuda.jit
+    def sum_positions(G, S, out):
+        """out[b, i] = sum_s G[b S + s, i] in the dtype, s increasing; one thread per element of out (x over i)."""
+        i, b = cuda.grid(2)
+        if b < out.shape[0] and i < out.shape[1]:
+            acc = zero
+            for s in range(S):
+                acc += G[b * S + s, i]
+            out[b, i] = acc
+
+    return dict(transpose=transpose, fill=fill, loop_rows=loop_rows, matmul_rows=matmul_rows,
+                gradient_step=gradient_step, fp_terms=fp_terms, im2col=im2col, col2im=col2im,
+                linear_encode=linear_encode, fused_g=fused_g, decay_add=decay_add, grad_m=grad_m, axpy=axpy,
+                col_sums=col_sums, add_into=add_into, repeat_rows=repeat_rows, to_internal=to_internal,
+                from_internal=from_internal, scale=scale, add_scaled=add_scaled, bias_add=bias_add,
+                sum_positions=sum_positions)
+
+
+#: segment length of the two-pass maxima (exact whatever it is: a maximum does not depend on the order)
+SEG = 2 * P.TPB
+
+
+@cuda.jit
+def _segment_max(a, L, part):
+    """part[r, g] = max(0, max a[r, gL : (g+1)L]), NaN-propagating; one thread per (row r, segment g), x over g.
+
+    First pass of the row maxima: no shared memory, no atomics; a maximum is exact, so the two passes give the
+    CPU loop's value (NaN as soon as one change is NaN)."""
+    g, r = cuda.grid(2)
+    T = a.shape[1]
+    if r < a.shape[0] and g < part.shape[1]:
+        acc = 0.0
+        end = (g + 1) * L
+        if end > T:  # (no min(): NVVM-compilable without a device)
+            end = T
+        for t in range(g * L, end):
+            v = a[r, t]
+            if acc == acc and (v > acc or v != v):
+                acc = v
+        part[r, g] = acc
+
+
+@cuda.jit
+def _scan_max(part, out):
+    """out[r] = NaN-propagating max of part[r, :] (from 0); one thread per row, scanning in order."""
+    r = cuda.grid(1)
+    if r < part.shape[0]:
+        acc = 0.0
+        for g in range(part.shape[1]):
+            v = part[r, g]
+            if acc == acc and (v > acc or v != v):
+                acc = v
+        out[r] = acc
+
+
+@cuda.jit
+def _products(a, b, out):
+    """out[q] = float(a[q] b[q]): the product in the arrays' dtype, stored in float64 (flat, one thread each)."""
+    q = cuda.grid(1)
+    if q < out.shape[0]:
+        out[q] = float(a[q] * b[q])
+
+
+# ================================================================================================ host helpers
+def _k(a):
+    return _kernels(a.dtype)
+
+
+def _ft(a):
+    return P._FT[np.dtype(a.dtype)]
+
+
+def _empty(shape, dtype):
+    return cuda.device_array(shape, dtype=dtype)
+
+
+def _flat(a):
+    return a.reshape(a.size) if a.ndim != 1 else a
+
+
+def _zeros(shape, dtype):
+    a = _empty(shape, dtype)
+    if a.size:
+        b, t = P.grid1(a.size)
+        _kernels(dtype)["fill"][b, t](_flat(a), P._FT[np.dtype(dtype)](0.0))
+    return a
+
+
+def _launch1(name, n, dtype, *args):
+    if n:
+        b, t = P.grid1(n)
+        _kernels(dtype)[name][b, t](*args)
+
+
+def _launch2(name, rows, cols, dtype, *args):
+    if rows and cols:
+        b, t = P.grid2(rows, cols)
+        _kernels(dtype)[name][b, t](*args)
+
+
+def _transpose_into(A, out):
+    _launch2("transpose", out.shape[0], out.shape[1], A.dtype, A, out)
+    return out
+
+
+def _transpose(A):
+    return _transpose_into(A, _empty((A.shape[1], A.shape[0]), A.dtype))
+
+
+def _max_rows(a):
+    """Host vector of the NaN-propagating maxima (from 0) of the rows of a float64 device array [K, T]."""
+    K, T = a.shape
+    if T == 0 or K == 0:
+        return np.zeros(K)
+    ng = (T + SEG - 1) // SEG
+    part = _empty((K, ng), np.float64)
+    b, t = P.grid2(K, ng)
+    _segment_max[b, t](a, SEG, part)
+    out = _empty(K, np.float64)
+    b, t = P.grid1(K)
+    _scan_max[b, t](part, out)
+    return out.copy_to_host()
+
+
+def _dot(a, b):
+    """Deterministic float64 sum of the elementwise products (formed in the dtype) of two device arrays: the
+    products into a float64 vector, summed by :func:`refnsm.cuda._primitives.sum_reduce` (fixed tree)."""
+    if a.size == 0:
+        return 0.0
+    terms = _empty(a.size, np.float64)
+    b1, t1 = P.grid1(a.size)
+    _products[b1, t1](_flat(a), _flat(b), terms)
+    return P.sum_reduce(terms)
+
+
+def _matmul_into(A, B, out, trans_a, trans_b):
+    """out = op(A) op(B) by the tiled product of :mod:`refnsm.cuda._primitives` (each entry summed over k in order)."""
+    n, m = out.shape
+    if n and m:
+        blocks = (max(1, (m + P.TILE - 1) // P.TILE), max(1, (n + P.TILE - 1) // P.TILE))
+        P.matmul_kernel(A.dtype)[blocks, (P.TILE, P.TILE)](A, B, out, bool(trans_a), bool(trans_b))
+    return out
+
+
+# ======================================================================================= kernel twins
+def fast_loop(MT, D, Y, eta, relu, tol, max_iter):
+    r"""Twin of ``_kernels.fast_loop``: the fast dynamics in place on the device ``Y`` ([T, m], normally 0).
+
+    For :math:`t = 0, 1, \dots` up to ``max_iter - 1``, :math:`y^{t+1} = P(y^t - \eta (M y^t - D))` on every row;
+    stops after update :math:`t \ge 1` when :math:`\max |y^{t+1} - y^t| < \mathrm{tol}` over all rows (``tol = 0``
+    never stops early).  Returns ``(iterations, max_change, converged)`` as the CPU kernel does.
+
+    Layout: one thread per row (:func:`loop_rows` on channel-major copies of ``D`` and ``Y``), because the
+    rows never interact and ``m`` is small: a thread runs all its updates without synchronising with anyone.
+
+    * ``tol = 0``: one launch runs all ``max_iter`` updates of every row; ``max_change`` is the largest change of the
+      rows' last updates (a deterministic max reduction).
+    * ``tol > 0``: the stopping rule is global, so the updates run in chunks (``CHUNK_FIRST`` updates, doubling up to
+      ``CHUNK_MAX``), each thread recording the change of every update; a reduction gives the per-update maxima,
+      and the host applies pynsm's rule to them in order.  When it fires at update ``j`` of a chunk, the chunk is
+      re-run from its saved starting state for exactly ``j + 1`` updates (the same arithmetic, so the same bits),
+      so ``Y`` holds precisely the state after the stopping update, as on the CPU.
+    """
+    T, m = Y.shape
+    if max_iter <= 0:
+        return 0, 0.0, False
+    kk = _k(Y)
+    Dt = _transpose(D)
+    Ya = _transpose(Y)
+    MYt = _empty((m, T), Y.dtype)
+    b1, t1 = P.grid1(T)
+    if tol > 0.0:
+        Yb = _empty((m, T), Y.dtype)
+        chg = _empty((min(CHUNK_MAX, max_iter), T), np.float64)  # one buffer for every chunk
+        it0, chunk, change = 0, CHUNK_FIRST, 0.0
+        while it0 < max_iter:
+            n = min(chunk, max_iter - it0)
+            if T:
+                kk["loop_rows"][b1, t1](MT, Dt, Ya, Yb, MYt, n, float(eta), bool(relu), True, chg)
+            maxes = _max_rows(chg[:n])
+            for j in range(n):
+                change = float(maxes[j])
+                if it0 + j >= 1 and change < tol:
+                    if j + 1 < n and T:  # back to the chunk's start, exactly j + 1 updates
+                        kk["loop_rows"][b1, t1](MT, Dt, Ya, Yb, MYt, j + 1, float(eta), bool(relu), False, chg)
+                    _transpose_into(Yb, Y)
+                    return it0 + j + 1, change, True
+            Ya, Yb = Yb, Ya
+            it0 += n
+            chunk = min(2 * chunk, CHUNK_MAX)
+        _transpose_into(Ya, Y)
+        return max_iter, change, False
+    chg = _empty((1, T), np.float64)
+    if T:
+        kk["loop_rows"][b1, t1](MT, Dt, Ya, Ya, MYt, int(max_iter), float(eta), bool(relu), False, chg)
+    change = float(_max_rows(chg)[0])
+    _transpose_into(Ya, Y)
+    return int(max_iter), change, False
+
+
+def fast_step(MT, D, Y, eta, relu):
+    """Twin of ``_kernels.fast_step``: one update of every row of the device ``Y`` in place; returns the max change."""
+    T, m = Y.shape
+    Dt = _transpose(D)
+    Yt = _transpose(Y)
+    chg = _empty((1, T), np.float64)
+    if T:
+        b, t = P.grid1(T)
+        _k(Y)["loop_rows"][b, t](MT, Dt, Yt, Yt, _empty((m, T), Y.dtype), 1, float(eta), bool(relu), False, chg)
+    _transpose_into(Yt, Y)
+    return float(_max_rows(chg)[0])
+
+
+def matmul_rows(MT, Y, out):
+    """Twin of ``_kernels.matmul_rows``: ``out[t] = M @ Y[t]`` (summed over k in order, zeros skipped)."""
+    _launch2("matmul_rows", Y.shape[0], Y.shape[1], Y.dtype, MT, Y, out)
+
+
+def gradient_step(MT, D, Y, eta, out):
+    """Twin of ``_kernels.gradient_step``: ``out = Y - eta (M Y - D)`` row by row (the un-projected step)."""
+    _launch2("gradient_step", Y.shape[0], Y.shape[1], Y.dtype, MT, D, Y, float(eta), out)
+
+
+def fixed_point_stats(MT, D, Y, relu):
+    r"""Twin of ``_kernels.fixed_point_stats``: ``(residual, energy)`` of the device state ``Y`` ([T, m]).
+
+    ``residual = max |y - P(y - (M y - D))|`` (an exact max reduction), ``energy = 1/2 sum(y * My) - sum(y * D)``
+    (float64 sums of terms formed in the dtype, by the deterministic single-block reduction)."""
+    return _fixed_point_stats(MT, D, Y, relu)[:2]
+
+
+def _fixed_point_stats(MT, D, Y, relu):
+    """``(residual, energy, diverged)``: :func:`fixed_point_stats` and whether ``Y`` holds NaN/Inf, in one pass."""
+    T, m = Y.shape
+    n = T * m
+    if n == 0:
+        return 0.0, 0.0, False
+    res = _empty((2, n), np.float64)
+    e2 = _empty(n, np.float64)
+    e1 = _empty(n, np.float64)
+    _launch2("fp_terms", T, m, Y.dtype, MT, D, Y, bool(relu), res, e2, e1)
+    r, bad = _max_rows(res)
+    return float(r), 0.5 * P.sum_reduce(e2) - P.sum_reduce(e1), bool(bad > 0)
+
+
+def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cols):
+    """Twin of ``_kernels.im2col``: fill the device ``cols`` with the (zero-padded) patches of ``x``."""
+    _launch2("im2col", cols.shape[0], cols.shape[1], cols.dtype, x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cols)
+
+
+def col2im(dcols, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dx):
+    """Twin of ``_kernels.col2im``: ``dx`` (overwritten) receives the adjoint of :func:`im2col` of ``dcols``."""
+    _launch1("col2im", dx.size, dx.dtype, dcols, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, dx)
+
+
+def matmul_skip(A, B, out):
+    """Twin of ``_kernels.matmul_skip``: ``out = A @ B`` (dense on the GPU; each entry summed over k in order)."""
+    _matmul_into(A, B, out, False, False)
+
+
+def matmul_tn_skip(A, B, out):
+    """Twin of ``_kernels.matmul_tn_skip``: ``out = A.T @ B`` (dense on the GPU; summed over t in order)."""
+    _matmul_into(A, B, out, True, False)
+
+
+def linear_train_step(x, W, b, has_bias, M, eta, relu, tol, max_iter, reg, lr, lr_M, Y):
+    r"""Twin of ``_kernels.linear_train_step``: one fused training step of a single-``Linear`` circuit.
+
+    The same math and the same order of operations as the CPU kernel (see its docstring): the encoding
+    :math:`U = x W^\top + \beta` (:func:`linear_encode`, float64 sums), the fast dynamics into ``Y`` (:func:`fast_loop`),
+    :func:`fixed_point_stats`, :math:`C = Y^\top Y`, the loss (float64 sums of dtype products), the gradients
+    :math:`G`, :math:`\bar W = G^\top x (+\tfrac4m W)`, :math:`\bar\beta`, :math:`\bar M = \tfrac2N C - \tfrac2m M`,
+    and the in-place updates of the device arrays ``W``, ``b`` and ``M``.
+
+    Returns ``(L, iterations, max_change, converged, residual, energy, gW, gb, gM)``, the gradients as device arrays.
+    """
+    B, n = x.shape
+    m = W.shape[0]
+    dt = W.dtype
+    bk = b if has_bias else _empty(1, dt)  # kernels get a real (unused) array when there is no bias
+    U = _empty((B, m), dt)
+    _launch2("linear_encode", B, m, dt, x, W, bk, bool(has_bias), U)
+    MT = _transpose(M)
+    iters, change, converged = fast_loop(MT, U, Y, eta, relu, tol, max_iter)
+    res, energy = fixed_point_stats(MT, U, Y, relu)
+    N = B * m
+    C = _empty((m, m), dt)
+    matmul_tn_skip(Y, Y, C)
+    yMy, mm, yu = _dot(M, C), _dot(M, M), _dot(Y, U)
+    L = (2.0 * yMy - 4.0 * yu) / N - mm / m
+    if reg == 0:
+        bb = _dot(b, b) if has_bias else 0.0
+        L += _dot(W, W) * (2.0 / m) + bb * (2.0 / m)
+    elif reg == 1:
+        L += 2.0 * _dot(U, U) / N
+    G = _empty((B, m), dt)
+    _launch1("fused_g", B * m, dt, _flat(Y), _flat(U), -4.0 / N, 4.0 / N, reg == 1, _flat(G))
+    gW = _empty((m, n), dt)
+    matmul_tn_skip(G, x, gW)
+    gb = _zeros(m, dt)
+    if has_bias:
+        _launch1("col_sums", m, dt, G, gb)
+    if reg == 0:
+        _launch1("decay_add", m * n, dt, _flat(gW), _flat(W), 4.0 / m)
+        if has_bias:
+            _launch1("decay_add", m, dt, gb, b, 4.0 / m)
+    gM = _empty((m, m), dt)
+    _launch1("grad_m", m * m, dt, _flat(C), _flat(M), 2.0 / N, 2.0 / m, _flat(gM))
+    _launch1("axpy", m * n, dt, _flat(W), _flat(gW), -float(lr))
+    if has_bias:
+        _launch1("axpy", m, dt, b, gb, -float(lr))
+    _launch1("axpy", m * m, dt, _flat(M), _flat(gM), float(lr_M))
+    return L, iters, change, converged, res, energy, gW, gb, gM
+
+
+# ==================================================================================== device validation
+def _dev_float(a, name, *, ndim=None, min_ndim=None, shape_hint=""):
+    """Validate a float device array from its metadata (dtype, rank, C-contiguity) and a device NaN/Inf count."""
+    if a.dtype not in _checks.FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected a float32 or float64 device array, got dtype {a.dtype}")
+    _checks.check_rank(a, name, ndim=ndim, min_ndim=min_ndim, shape_hint=shape_hint)
+    if not a.is_c_contiguous():
+        raise ValueError(f"{name}: expected a C-contiguous device array, got strides {a.strides} for shape {a.shape}")
+    if a.size and P.count_nonfinite(a):
+        _checks.check_finite(a.copy_to_host(), name)  # names the first bad index
+    return a
+
+
+def _check_input(encoder, x, dtype, name="x"):
+    """Twin of ``encoder._check_input``: a validated device array of ``dtype`` (the encoder's by default).
+
+    Host arrays go through the CPU validator itself and are copied over; device arrays are checked in the CPU's
+    order with the CPU's messages (integer device arrays are refused rather than converted)."""
+    dtype = encoder.dtype if dtype is None else np.dtype(dtype)
+    if not is_device_array(x):
+        return cuda.to_device(encoder._check_input(x, dtype, name=name))
+    kind = type(encoder)
+    if kind is _E.Linear:
+        _dev_float(x, name, ndim=2, shape_hint="[B, in_features]")
+        if x.shape[1] != encoder.in_features:
+            raise ValueError(f"{name}: expected shape (B, {encoder.in_features}) for {encoder!r}, got {x.shape}")
+    elif kind is _E.Conv2d:
+        _dev_float(x, name, ndim=4, shape_hint="[B, C, H, W]")
+        if x.shape[1] != encoder.in_channels:
+            raise ValueError(f"{name}: expected {encoder.in_channels} channels in dimension 1 for {encoder!r}, got "
+                             f"shape {x.shape}")
+        Ho, Wo = encoder.output_size(x.shape[2], x.shape[3])
+        if Ho < 1 or Wo < 1:
+            raise ValueError(f"{name}: input of shape {x.shape} is smaller than the (dilated) kernel of {encoder!r}")
+    elif kind is _E.Identity:
+        _dev_float(x, name, min_ndim=2, shape_hint="[B, m, S1..Sk]")
+    else:
+        raise TypeError(f"{name}: device='cuda' supports the Linear, Conv2d and Identity encoders, got "
+                        f"{type(encoder).__name__}")
+    return P.astype(x, dtype)
+
+
+def _any_device(*arrays):
+    require()
+    return any(is_device_array(a) for a in arrays if a is not None)
+
+
+def _out(a, on_device):
+    if a is None:
+        return None
+    return a if on_device else a.copy_to_host()
+
+
+# ============================================================================== layout and encoders on the device
+def _to_internal(u):
+    """Device twin of ``encoders._to_internal``: [B, m, S1..Sk] -> [B*S, m] (a 2-D array is returned as is)."""
+    B, m = u.shape[0], u.shape[1]
+    if u.ndim == 2:
+        return u
+    S = u.size // (B * m) if B * m else 0
+    out = _empty((B * S, m), u.dtype)
+    _launch2("to_internal", B * S, m, u.dtype, u.reshape(B, m, S), out)
+    return out
+
+
+def _from_internal(U, shape):
+    """Device twin of ``encoders._from_internal``: [B*S, m] -> a new [B, m, S1..Sk] array."""
+    B, m = shape[0], shape[1]
+    S = U.shape[0] // B if B else 0
+    out3 = _empty((B, m, S), U.dtype)
+    _launch2("from_internal", U.shape[0], m, U.dtype, U, out3)
+    return out3.reshape(*shape)
+
+
+def _params_dev(encoder):
+    return {k: cuda.to_device(v) for k, v in encoder.params.items()}
+
+
+def _encode(encoder, x):
+    """Device twin of ``encoder._encode``: ``(U [T, m], cache, public shape)`` for a validated device ``x``."""
+    p = _params_dev(encoder)
+    dt = x.dtype
+    kind = type(encoder)
+    if kind is _E.Identity:
+        return _to_internal(x), x.shape, tuple(x.shape)
+    if kind is _E.Linear:
+        W = p["weight"]
+        U = _empty((x.shape[0], encoder.out_features), dt)
+        _matmul_into(x, W, U, False, True)  # x W^T
+        cache, shape = (x, W), (x.shape[0], encoder.out_features)
+    else:
+        B, C, H, Wd = x.shape
+        Ho, Wo = encoder.output_size(H, Wd)
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = encoder.kernel_size, encoder.stride, encoder.padding, encoder.dilation
+        cols = _empty((B * Ho * Wo, C * kh * kw), dt)
+        im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cols)
+        W2 = p["weight"].reshape(encoder.out_channels, C * kh * kw)
+        U = _empty((cols.shape[0], encoder.out_channels), dt)
+        _matmul_into(cols, W2, U, False, True)  # cols W2^T: every entry summed over the patch in order
+        cache, shape = (cols, tuple(x.shape), W2), (B, encoder.out_channels, Ho, Wo)
+    if "bias" in p:
+        _launch2("bias_add", U.shape[0], U.shape[1], dt, U, p["bias"])
+    return U, cache, shape
+
+
+def _vjp(encoder, G, cache, need_input):
+    """Device twin of ``encoder._vjp``: ``(grad_x or None, {name: grad})``, all device arrays."""
+    kind = type(encoder)
+    dt = G.dtype
+    if kind is _E.Identity:
+        return (_from_internal(G, cache) if need_input else None), {}
+    grads = {}
+    if kind is _E.Linear:
+        x, W = cache
+        grads["weight"] = _matmul_into(G, x, _empty((G.shape[1], x.shape[1]), dt), True, False)
+    else:
+        cols, xshape, W2 = cache
+        gW = _matmul_into(G, cols, _empty((G.shape[1], cols.shape[1]), dt), True, False)
+        grads["weight"] = gW.reshape(*encoder.params["weight"].shape)
+    if "bias" in encoder.params:
+        gb = _empty(G.shape[1], dt)
+        _launch1("col_sums", G.shape[1], dt, G, gb)
+        grads["bias"] = gb
+    gx = None
+    if need_input:
+        if kind is _E.Linear:
+            gx = _matmul_into(G, W, _empty((G.shape[0], W.shape[1]), dt), False, False)
+        else:
+            dcols = _matmul_into(G, W2, _empty(cols.shape, dt), False, False)
+            gx = _empty(xshape, dt)
+            (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (encoder.kernel_size, encoder.stride, encoder.padding,
+                                                      encoder.dilation)
+            Ho, Wo = encoder.output_size(xshape[2], xshape[3])
+            col2im(dcols, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, gx)
+    return gx, grads
+
+
+def encode(encoder, x):
+    r"""GPU twin of ``encoder(x)`` (:meth:`refnsm.similarity.encoders.Encoder.__call__`): :math:`u = f(x)`.
+
+    Linear: :math:`x W^\top + \beta` (tiled product); Conv2d: im2col, one tiled product with the flattened kernel,
+    the bias; Identity: a copy.  NumPy in, NumPy out; a device array in, a device array out.
+    """
+    dev = _any_device(x)
+    xd = _check_input(encoder, x, None)
+    U, _, shape = _encode(encoder, xd)
+    return _out(_from_internal(U, shape), dev)
+
+
+def _grad_to_internal(encoder, grad_out, shape):
+    """Twin of ``encoder._check_grad_out``: a validated internal-layout device gradient."""
+    dt = encoder._compute_dtype()
+    if not is_device_array(grad_out):
+        return cuda.to_device(encoder._check_grad_out(grad_out, shape))
+    g = _dev_float(grad_out, "grad_out")
+    _checks.check_shape(g, "grad_out", shape, "the encoder's output shape")
+    return _to_internal(P.astype(g, dt))
+
+
+def encoder_vjp(encoder, grad_out, x):
+    r"""GPU twin of :meth:`refnsm.similarity.encoders.Encoder.vjp`: ``(grad_x, {name: grad})`` at ``x``.
+
+    Linear: :math:`\bar W = G^\top x`, :math:`\bar\beta = \sum_b G_b`, :math:`\bar x = G W`; Conv2d: the same with
+    the im2col matrix, and :math:`\bar x` by :func:`col2im`.  Results on the side the inputs came from.
+    """
+    dev = _any_device(x, grad_out)
+    xd = _check_input(encoder, x, None)
+    U, cache, shape = _encode(encoder, xd)
+    G = _grad_to_internal(encoder, grad_out, shape)
+    gx, grads = _vjp(encoder, G, cache, True)
+    return _out(gx, dev), {k: _out(v, dev) for k, v in grads.items()}
+
+
+# ================================================================================== model entry points
+class _Encoded:
+    """Device counterpart of ``models._Encoded`` (the attributes ``_regularizer_plan`` reads, plus on_device)."""
+
+    __slots__ = ("active", "U", "cache", "shape", "D", "B", "S", "n_inputs", "on_device")
+
+
+def _encode_all(model, xs, need_cache):
+    """Device twin of ``model._encode_all``: the same checks, messages and drive, on the device."""
+    K = len(model.encoders)
+    names = model._names(max(K, len(xs)))
+    if len(xs) > K:
+        raise ValueError(f"xs: expected at most {K} inputs (one per encoder), got {len(xs)}")
+    on_device = _any_device(*xs)
+    conv = []
+    for k, x in enumerate(xs):
+        conv.append(None if x is None else _check_input(model.encoders[k], x, model.dtype, name=names[k]))
+    active = [k for k, x in enumerate(conv) if x is not None]
+    if not active:
+        raise ValueError("xs: expected at least one input that is not None")
+    main = [k for k in active if not model._broadcast[k]]
+    if not main:
+        raise ValueError(f"{names[0]}: this input is required (the other encoders only add a label drive)")
+    enc = _Encoded()
+    enc.active, enc.U, enc.cache, enc.n_inputs, enc.on_device = active, {}, {}, len(xs), on_device
+    shape = first = None
+    for k in active:
+        U, cache, sh = _encode(model.encoders[k], conv[k])
+        if sh[1] != model.out_channels:
+            raise ValueError(f"out_channels: expected encoders[{k}] to produce {model.out_channels} channels in "
+                             f"dimension 1, got an encoding of shape {sh}")
+        enc.U[k] = U
+        enc.cache[k] = (cache, sh) if need_cache else None
+        if not model._broadcast[k]:
+            if shape is None:
+                shape, first = sh, k
+            elif sh != shape:
+                raise ValueError(f"{names[k]}: its encoding has shape {sh}, expected {shape} like the encoding "
+                                 f"of {names[first]} (encoders' outputs must agree in shape)")
+    B = shape[0]
+    S = int(np.prod(shape[2:], dtype=np.int64)) if len(shape) > 2 else 1
+    for k in active:
+        if model._broadcast[k]:
+            if enc.U[k].shape[0] != B:
+                raise ValueError(f"{names[k]}: expected batch size {B} like {names[first]}, got {enc.U[k].shape[0]}")
+            if S > 1:
+                rep = _empty((B * S, enc.U[k].shape[1]), model.dtype)
+                _launch2("repeat_rows", rep.shape[0], rep.shape[1], model.dtype, enc.U[k], S, rep)
+                enc.U[k] = rep
+    T, m = enc.U[active[0]].shape
+    D = _empty((T, m), model.dtype)
+    for i, k in enumerate(active):  # a fresh buffer, summed left to right; the encodings are never overwritten
+        _launch1("add_into", T * m, model.dtype, _flat(D), _flat(enc.U[k]), i == 0)
+    enc.D, enc.shape, enc.B, enc.S = D, shape, B, S
+    return enc
+
+
+def _run_dynamics(model, D, shape):
+    """Device twin of ``model._run_dynamics`` (the fast loop on the GPU; hooks and callables at the Python level)."""
+    MT = cuda.to_device(np.ascontiguousarray(model.M.T))
+    Y = _zeros(D.shape, D.dtype)
+    model._Y, model._yshape, model._D = Y, shape, D
+    model.iteration_idx = -1
+    relu = model.iteration_projection == "relu"
+    proj = model.iteration_projection if callable(model.iteration_projection) else None
+    hooks = model.hooks["iteration"]
+    iters, change, converged, by_hook = 0, 0.0, False, False
+    if not hooks and proj is None:
+        iters, change, converged = fast_loop(MT, D, Y, model.iteration_lr, relu, model.tol, model.max_iterations)
+        model.iteration_idx = iters - 1
+    else:
+        Yhat = _empty(D.shape, D.dtype) if proj is not None else None
+        for it in range(model.max_iterations):
+            model.iteration_idx = it
+            if proj is None:
+                change = fast_step(MT, D, Y, model.iteration_lr, relu)
+            else:  # the callable sees a NumPy array, as on the CPU
+                gradient_step(MT, D, Y, model.iteration_lr, Yhat)
+                out = np.asarray(proj(_E._from_internal(Yhat.copy_to_host(), shape)))
+                if out.shape != tuple(shape):
+                    raise ValueError(f"iteration_projection: expected it to return shape {tuple(shape)}, got {out.shape}")
+                new = _E._to_internal(out.astype(model.dtype, copy=False))
+                diff = np.abs(new - Y.copy_to_host())
+                change = float(np.nan) if np.isnan(diff).any() else float(diff.max(initial=0.0))
+                Y.copy_to_device(new)
+            iters = it + 1
+            for h in hooks:
+                if h(model):
+                    by_hook = True
+                    break
+            if by_hook:
+                break
+            if it >= 1 and change < model.tol:
+                converged = True
+                break
+    if proj is None:
+        res, energy, diverged = _fixed_point_stats(MT, D, Y, relu)
+    else:  # the CPU's own expressions on host copies (the projection is a Python callable anyway)
+        Yh, Dh, MTh = Y.copy_to_host(), D.copy_to_host(), MT.copy_to_host()
+        MY = np.dot(Yh, MTh)
+        Pr = _E._to_internal(np.asarray(proj(_E._from_internal(Yh - (MY - Dh), shape))).astype(model.dtype, copy=False))
+        res = float(np.max(np.abs(Yh - Pr), initial=0.0))
+        energy = 0.5 * float(np.vdot(Yh, MY)) - float(np.vdot(Yh, Dh))
+        diverged = not bool(np.isfinite(Yh).all())
+    model.diagnostics = _Mo.Diagnostics(int(iters), float(change), bool(converged), by_hook, float(res),
+                                        float(energy), diverged)
+
+
+def forward(model, *xs):
+    """GPU twin of ``model.forward(*xs)``: the fast dynamics; returns ``y`` ``[B, m, S1..Sk]`` (a new array).
+
+    NumPy inputs give a NumPy ``y``; if any input is a device array, ``y`` is a device array.  Fills
+    ``model.diagnostics`` and ``model.iteration_idx``; ``model.y`` copies the device state to the host when read.
+    """
+    require()
+    for h in model.hooks["pre"]:
+        h(model)
+    enc = _encode_all(model, xs, need_cache=False)
+    _run_dynamics(model, enc.D, enc.shape)
+    y = _from_internal(model._Y, enc.shape)
+    for h in model.hooks["post"]:
+        h(model)
+    return _out(y, enc.on_device)
+
+
+def _loss_from(model, enc, Y):
+    M = model.M
+    m = model.out_channels
+    N = Y.size
+    C = _empty((m, m), Y.dtype)
+    matmul_tn_skip(Y, Y, C)  # sum over samples and positions of y y^T
+    C = C.copy_to_host()  # m x m: M . C and dL/dM (backward) on the host, as on the CPU
+    data = (2.0 * float(np.vdot(M, C)) - 4.0 * _dot(Y, enc.D)) / N
+    L = data - float(np.vdot(M, M)) / m
+    whiten_terms, weight_slots = model._regularizer_plan(enc)
+    for U, _ in whiten_terms:
+        L += 2.0 * _dot(U, U) / U.size
+    for slot in weight_slots:
+        for p in model.encoders[slot].params.values():
+            L += float(np.vdot(p, p)) * (2.0 / m)
+    model._loss_cache = (enc, Y, C)
+    return model.dtype.type(L)
+
+
+def loss(model, *args):
+    r"""GPU twin of ``model.loss(*xs, y)``: the slow loss (a scalar of the model's dtype); ``y`` is held fixed.
+
+    :math:`C = Y^\top Y` by the tiled product; the sums :math:`\sum y \odot b` and :math:`\|u\|^2` are float64
+    device reductions of terms formed in the dtype; :math:`\sum M \odot C` (``C`` is ``m x m``), :math:`\|M\|^2`
+    and the weight norms are computed on the host with the CPU's expressions.
+    """
+    require()
+    if len(args) < 1 or args[-1] is None:
+        raise ValueError("y: expected the output y as the last argument of loss(*xs, y)")
+    enc = _encode_all(model, args[:-1], need_cache=True)
+    y = args[-1]
+    if is_device_array(y):
+        enc.on_device = True
+        _dev_float(y, "y")
+        _checks.check_shape(y, "y", enc.shape, "the shape of the encodings")
+        Y = _to_internal(P.astype(y, model.dtype))
+    else:
+        yh = _checks.as_float_array(y, "y", dtype=model.dtype)
+        _checks.check_shape(yh, "y", enc.shape, "the shape of the encodings")
+        Y = cuda.to_device(_E._to_internal(yh))
+    return _loss_from(model, enc, Y)
+
+
+def backward(model, grad_out=None, inputs=True):
+    r"""GPU twin of ``model.backward(grad_out, inputs)``: fills ``model.grads`` (NumPy) and returns the input
+    gradients (device arrays if the last :func:`loss` had a device input, else NumPy; ``None`` for skipped inputs).
+
+    :math:`G = -\tfrac4N y\ (+\tfrac4N u_k)` on the device, pushed through each encoder's device VJP; the weight
+    decay and :math:`\partial L/\partial M = (\tfrac2N C - \tfrac2m M) s` on the host, as on the CPU.
+    """
+    require()
+    if model._loss_cache is None:
+        raise RuntimeError("backward: call loss(*xs, y) first")
+    s = _checks.scalar_grad_out(grad_out)
+    enc, Y, C = model._loss_cache
+    m = model.out_channels
+    N = Y.size
+    M = model.M
+    dt = Y.dtype
+    ft = _ft(Y)
+    G0 = _empty(Y.shape, dt)
+    _launch1("scale", Y.size, dt, _flat(Y), ft(-4.0 * s / N), _flat(G0))
+    G = {k: G0 for k in enc.active}
+    whiten_terms, weight_slots = model._regularizer_plan(enc)
+    for U, targets in whiten_terms:
+        c = ft(4.0 * s / U.size)
+        for k in targets:
+            out = _empty(U.shape, dt)
+            _launch1("add_scaled", U.size, dt, _flat(G[k]), _flat(U), c, _flat(out))
+            G[k] = out
+    grads = {}
+    xgrads = []
+    for k in range(len(model.encoders)):
+        if k not in G:
+            xgrads.append(None)
+            continue
+        Gk = G[k]
+        if model._broadcast[k] and enc.S > 1:
+            summed = _empty((enc.B, m), dt)
+            _launch2("sum_positions", enc.B, m, dt, Gk, enc.S, summed)
+            Gk = summed
+        cache, _ = enc.cache[k]
+        gx, pg = _vjp(model.encoders[k], Gk, cache, bool(inputs))
+        for name, g in pg.items():
+            grads[f"encoders.{k}.{name}"] = g.copy_to_host()
+        xgrads.append(gx)
+    for slot in weight_slots:
+        for name, p in model.encoders[slot].params.items():
+            key = f"encoders.{slot}.{name}"
+            decay = p * (4.0 * s / m)
+            grads[key] = grads[key] + decay if key in grads else decay
+    grads["competitor.weight"] = (C * (2.0 / N) - M * (2.0 / m)) * s
+    for k, v in model.params.items():
+        g = grads.get(k)
+        model.grads[k] = np.zeros_like(v) if g is None else g.astype(model.dtype, copy=False)
+    model._have_grads = True
+    return tuple(_out(g, enc.on_device) for g in xgrads[:enc.n_inputs])
+
+
+def _fused_linear_step(model, x, lr, lr_M):
+    """Device twin of ``model._fused_linear_step`` (:func:`linear_train_step` on device copies of W, b, M)."""
+    enc = model.encoders[0]
+    dev = _any_device(x)
+    xd = _check_input(enc, x, model.dtype, name=model._names(1)[0])
+    lr_M = lr / model.tau if lr_M is None else _checks.check_real(lr_M, "lr_M", nonnegative=True)
+    W = enc.params["weight"]
+    has_bias = "bias" in enc.params
+    Wd = cuda.to_device(W)
+    bd = cuda.to_device(enc.params["bias"]) if has_bias else _empty(1, model.dtype)
+    Md = cuda.to_device(model.M)
+    Y = _zeros((xd.shape[0], model.out_channels), model.dtype)
+    L, iters, change, conv, res, energy, gW, gb, gM = linear_train_step(
+        xd, Wd, bd, has_bias, Md, model.iteration_lr, model.iteration_projection == "relu", model.tol,
+        model.max_iterations, model._REG_CODE[model.regularization[0]], lr, lr_M, Y)
+    W[...] = Wd.copy_to_host()  # the parameters live on the host: updated in place, as on the CPU
+    if has_bias:
+        enc.params["bias"][...] = bd.copy_to_host()
+    model.M[...] = Md.copy_to_host()
+    model._Y, model._yshape, model._D = Y, Y.shape, None
+    model.iteration_idx = iters - 1
+    model.diagnostics = _Mo.Diagnostics(int(iters), float(change), bool(conv), False, float(res), float(energy),
+                                        P.count_nonfinite(Y) > 0)
+    model.grads["encoders.0.weight"] = gW.copy_to_host()
+    if has_bias:
+        model.grads["encoders.0.bias"] = gb.copy_to_host()
+    model.grads["competitor.weight"] = gM.copy_to_host()
+    model._have_grads = True
+    model._loss_cache = None
+    return _out(_from_internal(Y, Y.shape), dev), model.dtype.type(L)
+
+
+def train_step(model, *xs, lr, lr_M=None):
+    """GPU twin of ``model.train_step(*xs, lr=..., lr_M=None)``: forward, loss, backward on the device, then
+    ``model.step`` on the host; returns ``(y, L)``.  A single Linear encoder without hooks runs the fused
+    :func:`linear_train_step`, as on the CPU."""
+    require()
+    lr_ = _checks.check_real(lr, "lr", nonnegative=True)
+    if model._fused_ok(xs):
+        return _fused_linear_step(model, xs[0], lr_, lr_M)
+    for h in model.hooks["pre"]:
+        h(model)
+    enc = _encode_all(model, xs, need_cache=True)
+    _run_dynamics(model, enc.D, enc.shape)
+    y = _from_internal(model._Y, enc.shape)
+    for h in model.hooks["post"]:
+        h(model)
+    L = _loss_from(model, enc, model._Y)
+    backward(model, inputs=False)
+    model.step(lr_, lr_M)
+    return _out(y, enc.on_device), L
+
