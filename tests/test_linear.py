@@ -365,3 +365,73 @@ def test_perron_frobenius_kernel_matches_naive_numpy():
     g = m.effective_W_vjp(G)
     np.testing.assert_allclose(g["weight"], dP, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(g["scaling"], dC, rtol=1e-10, atol=1e-15)
+
+
+def test_perron_frobenius_sigmoid_saturates_without_warnings():
+    """sigma(C) = 1/(1 + e^-C) in the fused kernel: e^-C overflows to inf for very negative C, giving sigma = 0
+    exactly (the limit), with no floating-point warning and no NaN; very positive C gives sigma = 1."""
+    import warnings
+
+    P = np.random.default_rng(1).standard_normal((2, 3))
+    C = np.array([[-1000.0, 1000.0, 0.0], [-50.0, 50.0, 3.0]])
+    m = L.PerronFrobeniusLinear(2, 3, sigma_min=0.2, sigma_max=0.9, params={"weight": P, "scaling": C})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        W = m.effective_W()
+        g = m.effective_W_vjp(np.ones((2, 3)))
+    from refnsm.linear import _kernels as K
+
+    _, M, SC = K.pf_weight(P, C, 0.2, 0.9)
+    assert SC[0, 0] == 0.0 and SC[0, 1] == 1.0  # exactly the limits
+    assert W[0, 0] == 0.9 * M[0, 0] and W[0, 1] == pytest.approx(0.2 * M[0, 1], rel=1e-15)  # (0.9 - 0.7 rounds)
+    assert g["scaling"][0, 0] == 0.0 and g["scaling"][0, 1] == 0.0
+    assert np.all(np.isfinite(W)) and all(np.all(np.isfinite(v)) for v in g.values())
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (3, 5), (4, 4)])
+def test_svd_kernels_match_naive_numpy(shape):
+    """The fused soft-SVD kernels (svd_factors, svd_factors_vjp) against the NumPy expressions of the docstring."""
+    from refnsm.linear import _kernels as K
+
+    gen = np.random.default_rng(2)
+    n, k = shape
+    r = min(n, k)
+    U, V, theta, G = gen.standard_normal((n, n)), gen.standard_normal((k, k)), gen.standard_normal((n, 1)), \
+        gen.standard_normal((n, k))
+    lo, hi = 0.1, 1.7
+    sg = 1 / (1 + np.exp(-theta[:r, 0]))
+    s = hi - (hi - lo) * sg
+    Us, s1, sg1 = K.svd_factors(U, theta, lo, hi, r)
+    np.testing.assert_allclose(sg1, sg, rtol=1e-13)
+    np.testing.assert_allclose(s1, s, rtol=1e-13)
+    np.testing.assert_allclose(Us, U[:, :r] * s, rtol=1e-13)
+    GVt, UtG = G @ V[:r].T, U[:, :r].T @ G
+    dU, dV, dtheta, g = K.svd_factors_vjp(GVt, UtG, U, s1, sg1, lo, hi, k, n)
+    eU, eV, eth = np.zeros_like(U), np.zeros_like(V), np.zeros_like(theta)
+    eU[:, :r] = GVt * s
+    eV[:r] = s[:, None] * UtG
+    ge = np.diag(U[:, :r].T @ G @ V[:r].T)
+    eth[:r, 0] = -(hi - lo) * sg * (1 - sg) * ge
+    for a, b in ((dU, eU), (dV, eV), (dtheta, eth), (g, ge)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_affine_kernels_match_numpy():
+    """add_bias / col_sums / all_finite (the shared affine layer) against NumPy, bitwise for the elementwise parts."""
+    from refnsm.linear import _kernels as K
+
+    gen = np.random.default_rng(3)
+    for dtype in (np.float64, np.float32):
+        y = gen.standard_normal((4, 3)).astype(dtype)
+        for b in (gen.standard_normal(3).astype(dtype), np.array([0.25], dtype=dtype)):
+            z = y.copy()
+            K.add_bias(z, b)
+            np.testing.assert_array_equal(z, y + b)
+        cs = K.col_sums(y)
+        assert cs.dtype == dtype
+        np.testing.assert_array_equal(cs, y.sum(axis=0))
+        assert K.all_finite(y.reshape(-1))
+        for bad in (np.nan, np.inf, -np.inf):
+            z = y.copy()
+            z[3, 2] = bad
+            assert not K.all_finite(z.reshape(-1))

@@ -24,7 +24,21 @@ Perron–Frobenius
 ----------------
 ``pf_weight`` fuses :math:`W = (\sigma_\max - (\sigma_\max-\sigma_\min)\sigma(C)) \odot \mathrm{softmax}_\text{rows}(P)`
 into one pass (the NumPy version is a dozen small array operations, which dominate at small sizes);
-``pf_weight_vjp`` is its VJP (see :class:`refnsm.linear.PerronFrobeniusLinear`).
+``pf_weight_vjp`` is its VJP (see :class:`refnsm.linear.PerronFrobeniusLinear`).  The sigmoid is
+:math:`1/(1+e^{-c})` in float64: where :math:`e^{-c}` overflows it is ``inf`` (Numba raises no floating-point
+warnings) and :math:`\sigma = 0` exactly, as the limit says.
+
+Soft SVD
+--------
+``svd_factors`` forms :math:`\sigma(\theta_{:r})`, :math:`s = \sigma_\max - (\sigma_\max-\sigma_\min)\sigma(\theta)` and
+:math:`U_{:, :r}\,\mathrm{diag}(s)` in one pass; ``svd_factors_vjp`` does the elementwise part of the VJP once BLAS
+has formed :math:`G V_{:r}^\top` and :math:`U_{:, :r}^\top G` (see :class:`refnsm.linear.SVDLinear`).
+
+The affine layer (every map)
+----------------------------
+``add_bias`` (:math:`y \mathrel{+}= b`, row by row), ``col_sums`` (:math:`\partial b = \sum_\text{batch}\bar g`, summed
+row after row, the order NumPy's ``sum(axis=0)`` uses) and ``all_finite`` (the NaN/Inf test of an input) replace
+NumPy calls whose fixed cost (about 2 µs each) dominated a 16x16 map; the products stay NumPy/BLAS calls.
 """
 
 import numpy as np
@@ -161,7 +175,7 @@ def pf_weight(P, C, lo, hi):
             tot += e
         for j in range(k):
             M[i, j] = M[i, j] / tot
-            sc = 0.5 * (1.0 + np.tanh(0.5 * C[i, j]))
+            sc = 1.0 / (1.0 + np.exp(-float(C[i, j])))  # exp overflow: inf, sc = 0 (the limit)
             SC[i, j] = sc
             W[i, j] = (hi - (hi - lo) * sc) * M[i, j]
     return W, M, SC
@@ -182,3 +196,69 @@ def pf_weight_vjp(G, M, SC, lo, hi):
             dP[i, j] = M[i, j] * (G[i, j] * (hi - w * SC[i, j]) - dot)
             dC[i, j] = -w * G[i, j] * M[i, j] * SC[i, j] * (1.0 - SC[i, j])
     return dP, dC
+
+
+@njit(cache=True)
+def svd_factors(U, theta, lo, hi, r):
+    """Soft-SVD weight factors: sg = sigmoid(theta[:r, 0]), s = hi - (hi - lo) sg (each rounded to U's dtype) and
+    Us = U[:, :r] * s (C-contiguous, so W = Us @ V[:r] is one BLAS call)."""
+    n = U.shape[0]
+    sg = np.empty(r, dtype=U.dtype)
+    s = np.empty(r, dtype=U.dtype)
+    for q in range(r):
+        sg[q] = 0.5 * (1.0 + np.tanh(0.5 * float(theta[q, 0])))
+        s[q] = hi - (hi - lo) * sg[q]
+    Us = np.empty((n, r), dtype=U.dtype)
+    for i in range(n):
+        for q in range(r):
+            Us[i, q] = U[i, q] * s[q]
+    return Us, s, sg
+
+
+@njit(cache=True)
+def svd_factors_vjp(GVt, UtG, U, s, sg, lo, hi, nout, ntheta):
+    """Elementwise part of the soft-SVD VJP, given GVt = G V[:r]^T [in, r] and UtG = U[:, :r]^T G [r, out]:
+    dU = [GVt diag(s), 0], dV = [diag(s) UtG; 0], g_q = sum_i U[i, q] GVt[i, q] (in order i = 0, 1, ...) and
+    dtheta[q, 0] = -(hi - lo) sg_q (1 - sg_q) g_q for q < r (zero below).  Returns (dU, dV, dtheta, g)."""
+    nin, r = GVt.shape
+    dU = np.zeros((nin, nin), dtype=GVt.dtype)
+    dV = np.zeros((nout, nout), dtype=GVt.dtype)
+    dtheta = np.zeros((ntheta, 1), dtype=GVt.dtype)
+    g = np.zeros(r, dtype=GVt.dtype)
+    for i in range(nin):
+        for q in range(r):
+            dU[i, q] = GVt[i, q] * s[q]
+            g[q] += U[i, q] * GVt[i, q]
+    for q in range(r):
+        for j in range(nout):
+            dV[q, j] = s[q] * UtG[q, j]
+        dtheta[q, 0] = -(hi - lo) * sg[q] * (1 - sg[q]) * g[q]
+    return dU, dV, dtheta, g
+
+
+@njit(cache=True)
+def add_bias(y, b):
+    """In place: y[i, j] += b[j] (b of length y.shape[1]) or y[i, j] += b[0] (a scalar bias, length 1)."""
+    step = 1 if b.shape[0] == y.shape[1] else 0
+    for i in range(y.shape[0]):
+        for j in range(y.shape[1]):
+            y[i, j] += b[j * step]
+
+
+@njit(cache=True)
+def col_sums(g):
+    """out[j] = sum_i g[i, j], summed in the order i = 0, 1, ... in g's dtype (as NumPy's g.sum(axis=0))."""
+    out = np.zeros(g.shape[1], dtype=g.dtype)
+    for i in range(g.shape[0]):
+        for j in range(g.shape[1]):
+            out[j] += g[i, j]
+    return out
+
+
+@njit(cache=True)
+def all_finite(a):
+    """True when no element of the 1-D array a is NaN or Inf."""
+    for i in range(a.shape[0]):
+        if not np.isfinite(a[i]):
+            return False
+    return True

@@ -26,17 +26,47 @@ import numpy as np
 
 from .._checks import (
     as_float_array,
+    check_finite,
     check_int,
     check_option,
+    check_rank,
     check_real,
     check_shape,
     resolve_rng,
     scalar_grad_out,
 )
+from . import _kernels
 
 __all__ = ["LinearBase", "SquareLinear", "Hprod", "Hprod_vjp", "straight_through_relu", "straight_through_relu_vjp"]
 
 COMPAT_OPTIONS = ("neuromancer",)
+DEVICES = ("cpu", "cuda")
+
+
+def cuda_maps() -> tuple:
+    """The maps with a CUDA path (``device="cuda"``), as exact classes: a subclass may change the math."""
+    from .basic import Linear
+    from .householder import OrthogonalLinear, SpectralLinear
+    from .stochastic import PerronFrobeniusLinear
+
+    return (Linear, SpectralLinear, OrthogonalLinear, PerronFrobeniusLinear)
+
+
+def check_cuda_map(cls) -> None:
+    """``NotImplementedError`` naming the maps that have a CUDA path, unless ``cls`` is one of them."""
+    maps = cuda_maps()
+    if cls not in maps:
+        names = ", ".join(c.__name__ for c in maps)
+        raise NotImplementedError(
+            f"device: 'cuda' is implemented for {names}; {cls.__name__} runs on the CPU only (use device='cpu')"
+        )
+
+
+def _cuda_linear():
+    """:mod:`refnsm.cuda.linear`, imported on the first call on a ``device="cuda"`` map, never before."""
+    from ..cuda import linear
+
+    return linear
 
 
 # ----------------------------------------------------------------------------------------------- small helpers
@@ -90,6 +120,20 @@ def frob_norm(a) -> float:
     return float(np.sqrt(np.sum(a * a, dtype=np.float64)))
 
 
+def as_input(value, name, dtype, **rank):
+    """``as_float_array(value, name, dtype=dtype, **rank)``: the same checks, errors and result, with a fast path.
+
+    What a training loop passes (a C-contiguous ndarray already in ``dtype``) skips the conversion machinery: its
+    rank is checked by ``check_rank`` and its finiteness by a Numba loop (``check_finite`` then names the bad
+    element).  At 16x16 this halves the cost of validating ``x`` and ``grad_y``."""
+    if type(value) is np.ndarray and value.dtype == dtype and value.flags.c_contiguous:
+        check_rank(value, name, **rank)
+        if not _kernels.all_finite(value.reshape(-1)):
+            check_finite(value, name)
+        return value
+    return as_float_array(value, name, dtype=dtype, **rank)
+
+
 # --------------------------------------------------------------------------------------------------- the base
 class LinearBase:
     r"""Base of every structured linear map: :math:`y = xW + b` with :math:`W = W(\theta)` of shape [insize, outsize].
@@ -110,6 +154,14 @@ class LinearBase:
     compat : None or "neuromancer"
         ``None``: the intended math.  ``"neuromancer"``: reproduce neuromancer 1.5.6's numbers where they differ
         (documented per class).
+    device : "cpu" (default) or "cuda"
+        Where :meth:`effective_W`, :meth:`effective_W_vjp`, :meth:`forward` and :meth:`backward` run; settable
+        later (``m.device = "cuda"``).  ``"cuda"`` runs them with the numba.cuda twins of :mod:`refnsm.cuda.linear`
+        (same math, same validation, results within 1e-12 (float64) / 1e-5 (float32) of the CPU), for
+        :class:`Linear`, :class:`SpectralLinear`, :class:`OrthogonalLinear` and :class:`PerronFrobeniusLinear`;
+        other maps raise ``NotImplementedError``.  Parameters and gradients stay NumPy arrays; ``x`` and
+        ``grad_y`` may be NumPy arrays (results NumPy) or numba device arrays (results stay on the device).
+        ``reg_error`` and ``eig`` always run on the CPU.  See ``docs/cuda.md``.
 
     Attributes
     ----------
@@ -124,7 +176,8 @@ class LinearBase:
     square = False  #: the map needs insize == outsize
     exact = True  #: whether the guarantee holds by construction (False: only softly, through reg_error)
 
-    def __init__(self, insize, outsize, bias=False, *, dtype=np.float64, rng=None, params=None, compat=None):
+    def __init__(self, insize, outsize, bias=False, *, dtype=np.float64, rng=None, params=None, compat=None,
+                 device="cpu"):
         self.insize = check_int(insize, "insize", minimum=1)
         self.outsize = check_int(outsize, "outsize", minimum=1)
         self.use_bias = check_bool(bias, "bias")
@@ -132,6 +185,7 @@ class LinearBase:
         if compat is not None:
             check_option(compat, "compat", COMPAT_OPTIONS)
         self.compat = compat
+        self._device = self._check_device(device)
         self._check_sizes()
         gen = resolve_rng(rng)
         self.params: dict[str, np.ndarray] = {}
@@ -181,6 +235,23 @@ class LinearBase:
         """neuromancer computes effective_W as forward(I) for some maps, folding the bias into W (compat only)."""
         return False
 
+    # ---------------------------------------------------------------- device
+    def _check_device(self, device) -> str:
+        check_option(device, "device", DEVICES)
+        if device == "cuda":
+            check_cuda_map(type(self))
+        return device
+
+    @property
+    def device(self) -> str:
+        """``"cpu"`` or ``"cuda"``: where the map runs (setting it validates the value and drops the forward cache)."""
+        return self._device
+
+    @device.setter
+    def device(self, value) -> None:
+        self._device = self._check_device(value)
+        self._cache = None
+
     # ---------------------------------------------------------------- parameters
     @property
     def trainable(self) -> tuple:
@@ -222,12 +293,19 @@ class LinearBase:
         out = {}
         for k, v in self.params.items():
             g = partial.get(k)
-            out[k] = np.zeros_like(v) if (g is None or k in self._frozen) else np.asarray(g, dtype=self.dtype).reshape(v.shape)
+            if g is None or k in self._frozen:
+                out[k] = np.zeros(v.shape, dtype=v.dtype)
+            elif type(g) is np.ndarray and g.dtype == v.dtype and g.shape == v.shape:
+                out[k] = g
+            else:
+                out[k] = np.asarray(g, dtype=self.dtype).reshape(v.shape)
         return out
 
     # ---------------------------------------------------------------- the map
     def effective_W(self) -> np.ndarray:
         r"""The matrix :math:`W` of shape [insize, outsize] (``y = x @ W + b``)."""
+        if self._device == "cuda":
+            return _cuda_linear().effective_W(self)
         W, _ = self._weight()
         if self.bias_in_effective_W and self._bias_key in self.params:
             W = W + self.params[self._bias_key]
@@ -235,8 +313,10 @@ class LinearBase:
 
     def effective_W_vjp(self, grad_W) -> dict:
         r"""Pull a cotangent :math:`G = \partial L/\partial W` back to every parameter: returns {name: gradient}."""
+        if self._device == "cuda":
+            return _cuda_linear().effective_W_vjp(self, grad_W)
         W, cache = self._weight()
-        G = as_float_array(grad_W, "grad_W", ndim=2, dtype=self.dtype)
+        G = as_input(grad_W, "grad_W", self.dtype, ndim=2)
         check_shape(G, "grad_W", W.shape, "[insize, outsize]")
         grads = dict(self._weight_vjp(G, cache))
         if self.bias_in_effective_W and self._bias_key in self.params:
@@ -245,13 +325,13 @@ class LinearBase:
 
     def _bias_grad(self, g2):
         b = self.params[self._bias_key]
-        gb = g2.sum(axis=0)
+        gb = _kernels.col_sums(g2)
         if b.size == 1 and gb.size != 1:  # neuromancer's scalar butterfly bias (compat)
             gb = gb.sum()
-        return np.reshape(gb, b.shape)
+        return gb if gb.shape == b.shape else np.reshape(gb, b.shape)
 
     def _check_x(self, x):
-        x = as_float_array(x, "x", min_ndim=1, dtype=self.dtype, shape_hint="[..., insize]")
+        x = as_input(x, "x", self.dtype, min_ndim=1, shape_hint="[..., insize]")
         if x.shape[-1] != self.insize:
             raise ValueError(f"x: expected last dimension insize = {self.insize}, got shape {x.shape}")
         return x
@@ -259,12 +339,14 @@ class LinearBase:
     def _apply(self, x, W):
         y = x @ W
         b = self.params.get(self._bias_key)
-        if b is not None:
-            y += b.reshape(-1) if b.size == self.outsize else b.reshape(())  # (1,) is neuromancer's scalar bias
+        if b is not None:  # a (1,) bias of a wider map is neuromancer's scalar bias (compat): added to every entry
+            _kernels.add_bias(y.reshape(-1, self.outsize), b.reshape(-1))
         return y
 
     def forward(self, x) -> np.ndarray:
         r"""``y = x @ W + b`` for x of shape [..., insize]; caches what :meth:`backward` needs."""
+        if self._device == "cuda":
+            return _cuda_linear().forward(self, x)
         x = self._check_x(x)
         W, cache = self._weight()
         y = self._apply(x, W)
@@ -279,10 +361,12 @@ class LinearBase:
         :math:`\partial L/\partial\theta` is the pull-back of :math:`G = x^\top \bar g` through ``effective_W``;
         :math:`\partial L/\partial b = \sum_\text{batch} \bar g`.  ``grads`` is overwritten, not accumulated.
         """
-        if self._cache is None:
+        if self._device == "cuda":
+            return _cuda_linear().backward(self, grad_y)
+        if type(self._cache) is not tuple:  # None, or a cache of refnsm.cuda.linear.forward
             raise RuntimeError("backward: call forward(x) first")
         x, W, cache, yshape = self._cache
-        g = as_float_array(grad_y, "grad_y", dtype=self.dtype)
+        g = as_input(grad_y, "grad_y", self.dtype)
         check_shape(g, "grad_y", yshape, "the shape of forward's output")
         g2 = g.reshape(-1, self.outsize)
         x2 = x.reshape(-1, self.insize)
@@ -312,6 +396,7 @@ class LinearBase:
 
     def __repr__(self):
         extra = f", compat={self.compat!r}" if self.compat else ""
+        extra += ", device='cuda'" if self._device == "cuda" else ""
         return f"{type(self).__name__}({self.insize}, {self.outsize}, bias={self.use_bias}, dtype={self.dtype}{extra})"
 
 

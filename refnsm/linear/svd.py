@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _kernels
 from .base import LinearBase, SquareLinear, check_bounds, frob_norm, sigmoid
 
 __all__ = ["SVDLinear", "SVDLinearLearnBounds", "SymmetricSVDLinear", "orthogonal_init", "orthogonality_error"]
@@ -85,12 +86,12 @@ class SVDLinear(LinearBase):
         return self.params["U"], self.params["V"]
 
     def _weight(self):
+        # one Numba pass for sigma(theta), s and U[:, :r] diag(s), then one BLAS product
         U, V = self._factors()
         r = self.r
-        sg = sigmoid(self.params["sigma"][:r, 0])
         lo, hi = self._bounds()
-        s = hi - (hi - lo) * sg
-        W = (U[:, :r] * s) @ V[:r, :]
+        Us, s, sg = _kernels.svd_factors(U, self.params["sigma"], float(lo), float(hi), r)
+        W = Us @ V[:r, :]
         return W, (U, V, s, sg)
 
     def _core_vjp(self, G, cache):
@@ -98,19 +99,10 @@ class SVDLinear(LinearBase):
         r = self.r
         lo, hi = self._bounds()
         GVt = G @ V[:r, :].T  # (in, r)
-        if r == U.shape[1]:
-            dU = GVt * s
-        else:
-            dU = np.zeros_like(U)
-            dU[:, :r] = GVt * s
-        if r == V.shape[0]:
-            dV = s[:, None] * (U[:, :r].T @ G)
-        else:
-            dV = np.zeros_like(V)
-            dV[:r, :] = s[:, None] * (U[:, :r].T @ G)
-        g = np.einsum("ij,ij->j", U[:, :r], GVt)  # (U^T G V^T)_ii
-        dtheta = np.zeros_like(self.params["sigma"])
-        dtheta[:r, 0] = -(hi - lo) * sg * (1 - sg) * g
+        UtG = U[:, :r].T @ G  # (r, out)
+        # dU = [GVt diag(s), 0], dV = [diag(s) UtG; 0], g_i = (U^T G V^T)_ii, dtheta: in one Numba pass
+        dU, dV, dtheta, g = _kernels.svd_factors_vjp(GVt, UtG, U, s, sg, float(lo), float(hi), V.shape[0],
+                                                     self.params["sigma"].shape[0])
         return dU, dV, dtheta, g, sg
 
     def _weight_vjp(self, G, cache):
