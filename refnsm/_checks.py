@@ -71,7 +71,8 @@ def as_float_array(
         target = arr.dtype
     else:
         target = np.dtype(np.float64)
-    arr = np.asarray(arr, dtype=target, order="C")  # (np.ascontiguousarray would turn a 0-d array into 1-d)
+    if arr.dtype != target or not arr.flags.c_contiguous:  # what a training loop passes needs no conversion
+        arr = np.asarray(arr, dtype=target, order="C")  # (np.ascontiguousarray would turn a 0-d array into 1-d)
     check_rank(arr, name, ndim=ndim, min_ndim=min_ndim, shape_hint=shape_hint)
     if not allow_empty and arr.size == 0:
         raise ValueError(f"{name}: expected a non-empty array, got shape {arr.shape}")
@@ -107,9 +108,21 @@ def check_rank(arr: np.ndarray, name: str, *, ndim: int | None = None, min_ndim:
         raise ValueError(f"{name}: expected at least {min_ndim} dimensions{hint}, got shape {arr.shape}")
 
 
+_fast_all_finite = None  # refnsm._fastchecks.all_finite (Numba), loaded on the first check, not at `import refnsm`
+
+
+def _all_finite(arr: np.ndarray) -> bool:
+    global _fast_all_finite
+    if arr.dtype in FLOAT_DTYPES and arr.flags.c_contiguous:
+        if _fast_all_finite is None:
+            from ._fastchecks import all_finite as _fast_all_finite
+        return _fast_all_finite(arr.reshape(-1))
+    return bool(np.isfinite(arr).all())
+
+
 def check_finite(arr: np.ndarray, name: str) -> None:
     """Raise ``ValueError`` naming the first non-finite element of ``arr``."""
-    if arr.dtype.kind == "f" and arr.size and not np.isfinite(arr).all():
+    if arr.dtype.kind == "f" and arr.size and not _all_finite(arr):
         bad = np.argwhere(~np.isfinite(arr))[0]
         idx = tuple(int(i) for i in bad)
         raise ValueError(f"{name}: expected finite values, got {arr[idx]} at index {idx}")

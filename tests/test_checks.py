@@ -32,6 +32,51 @@ def test_zero_d_stays_zero_d_and_views_are_not_copied_needlessly():
     assert C.as_float_array(a.T, "a").flags.c_contiguous
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("layout", ["C", "F", "strided", "0-d"])
+@pytest.mark.parametrize("bad", [None, np.nan, np.inf, -np.inf])
+def test_check_finite_fast_and_slow_paths_agree(dtype, layout, bad):
+    """C-contiguous float32/float64 arrays are tested by a compiled loop, other layouts by np.isfinite: both must
+    accept the same arrays and name the same first bad element (in C order) in the same words."""
+    a = np.arange(1.0, 25.0, dtype=dtype).reshape(4, 6)
+    if bad is not None:
+        a[2, 3] = bad
+        a[3, 1] = bad
+    view = {"C": a, "F": np.asfortranarray(a), "strided": a[:, :5], "0-d": np.asarray(a[2, 3])}[layout]
+    assert view.flags.c_contiguous == (layout in ("C", "0-d"))
+    if bad is None:
+        C.check_finite(view, "w")
+        assert C.as_float_array(view, "w").shape == view.shape
+        return
+    expected_bad = () if layout == "0-d" else (2, 3)
+    with pytest.raises(ValueError) as e:
+        C.check_finite(view, "w")
+    assert str(e.value) == f"w: expected finite values, got {dtype(bad)} at index {expected_bad}"
+
+
+def test_as_float_array_fast_path_equals_the_conversion():
+    """An ndarray already C-contiguous in the target dtype is returned as is; everything else goes through
+    np.asarray(value, dtype, order="C"): same values, dtype and layout, same errors, for every case below."""
+    nan = np.ones((2, 3))
+    nan[1, 2] = np.nan
+    cases = [np.ones((2, 3)), np.ones((2, 3), dtype=np.float32), np.asfortranarray(np.ones((2, 3))), nan,
+             np.float64(2.0), np.ones((0, 3)), np.ones((2, 3), dtype=np.int64), [[1.0, 2.0]], np.ones((2, 3))[:, ::2]]
+    for dtype in (None, np.float64, np.float32):
+        for value in cases:
+            try:
+                out = C.as_float_array(value, "x", dtype=dtype)
+            except ValueError as e:
+                assert "expected finite values, got nan at index (1, 2)" in str(e)
+                continue
+            want_dtype = np.dtype(dtype) if dtype else (np.asarray(value).dtype if np.asarray(value).dtype.kind == "f"
+                                                         else np.dtype(np.float64))
+            ref = np.asarray(value, dtype=want_dtype, order="C")
+            assert out.dtype == want_dtype and out.flags.c_contiguous and out.shape == ref.shape
+            np.testing.assert_array_equal(out, ref)
+            same = isinstance(value, np.ndarray) and value.dtype == want_dtype and value.flags.c_contiguous
+            assert (out is value) == same
+
+
 def test_index_array_rejects_floats_with_a_reason():
     with pytest.raises(TypeError, match="target: expected integer class indices, got dtype float64 \\(one-hot"):
         C.as_index_array(np.ones(3), "target")

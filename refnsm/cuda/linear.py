@@ -49,7 +49,6 @@ from numba import cuda
 from .. import _checks
 from ..linear import householder as _hh
 from ..linear import base as _base
-from ..linear.base import as_input
 from ..linear.basic import Linear
 from ..linear.householder import OrthogonalLinear, SpectralLinear
 from ..linear.stochastic import PerronFrobeniusLinear
@@ -398,7 +397,7 @@ def col_sums(g):
 
 
 def all_finite(a):
-    """Twin of ``_kernels.all_finite``: True when no element is NaN or Inf (a device count; one number copied back)."""
+    """Twin of ``refnsm._fastchecks.all_finite``: True when no element is NaN or Inf (a device count; one number copied back)."""
     return a.size == 0 or P.count_nonfinite(a) == 0
 
 
@@ -587,7 +586,7 @@ def effective_W_vjp(m, grad_W):
         G = _dev_float(grad_W, "grad_W", ndim=2, dtype=m.dtype)
         _checks.check_shape(G, "grad_W", expected, "[insize, outsize]")
     else:
-        G = as_input(grad_W, "grad_W", m.dtype, ndim=2)
+        G = _checks.as_float_array(grad_W, "grad_W", ndim=2, dtype=m.dtype)
         _checks.check_shape(G, "grad_W", expected, "[insize, outsize]")
         require()
         G = cuda.to_device(G)
@@ -641,7 +640,7 @@ def backward(m, grad_y):
         g = _dev_float(grad_y, "grad_y", dtype=m.dtype)
         _checks.check_shape(g, "grad_y", c.yshape, "the shape of forward's output")
     else:
-        g = as_input(grad_y, "grad_y", m.dtype)
+        g = _checks.as_float_array(grad_y, "grad_y", dtype=m.dtype)
         _checks.check_shape(g, "grad_y", c.yshape, "the shape of forward's output")
         require()
         g = cuda.to_device(g)

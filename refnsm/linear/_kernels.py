@@ -37,8 +37,7 @@ has formed :math:`G V_{:r}^\top` and :math:`U_{:, :r}^\top G` (see :class:`refns
 The affine layer (every map)
 ----------------------------
 ``add_bias`` (:math:`y \mathrel{+}= b`, row by row), ``col_sums`` (:math:`\partial b = \sum_\text{batch}\bar g`, summed
-row after row, the order NumPy's ``sum(axis=0)`` uses) and ``all_finite`` (the NaN/Inf test of an input) replace
-NumPy calls whose fixed cost (about 2 µs each) dominated a 16x16 map; the products stay NumPy/BLAS calls.
+row after row, the order NumPy's ``sum(axis=0)`` uses) replace NumPy calls whose fixed cost (about 2 µs each) dominated a 16x16 map; the products stay NumPy/BLAS calls.
 """
 
 import numpy as np
@@ -253,12 +252,3 @@ def col_sums(g):
         for j in range(g.shape[1]):
             out[j] += g[i, j]
     return out
-
-
-@njit(cache=True)
-def all_finite(a):
-    """True when no element of the 1-D array a is NaN or Inf."""
-    for i in range(a.shape[0]):
-        if not np.isfinite(a[i]):
-            return False
-    return True

@@ -26,10 +26,8 @@ import numpy as np
 
 from .._checks import (
     as_float_array,
-    check_finite,
     check_int,
     check_option,
-    check_rank,
     check_real,
     check_shape,
     resolve_rng,
@@ -118,20 +116,6 @@ def check_bounds(sigma_min, sigma_max, *, strict=True):
 
 def frob_norm(a) -> float:
     return float(np.sqrt(np.sum(a * a, dtype=np.float64)))
-
-
-def as_input(value, name, dtype, **rank):
-    """``as_float_array(value, name, dtype=dtype, **rank)``: the same checks, errors and result, with a fast path.
-
-    What a training loop passes (a C-contiguous ndarray already in ``dtype``) skips the conversion machinery: its
-    rank is checked by ``check_rank`` and its finiteness by a Numba loop (``check_finite`` then names the bad
-    element).  At 16x16 this halves the cost of validating ``x`` and ``grad_y``."""
-    if type(value) is np.ndarray and value.dtype == dtype and value.flags.c_contiguous:
-        check_rank(value, name, **rank)
-        if not _kernels.all_finite(value.reshape(-1)):
-            check_finite(value, name)
-        return value
-    return as_float_array(value, name, dtype=dtype, **rank)
 
 
 # --------------------------------------------------------------------------------------------------- the base
@@ -316,7 +300,7 @@ class LinearBase:
         if self._device == "cuda":
             return _cuda_linear().effective_W_vjp(self, grad_W)
         W, cache = self._weight()
-        G = as_input(grad_W, "grad_W", self.dtype, ndim=2)
+        G = as_float_array(grad_W, "grad_W", ndim=2, dtype=self.dtype)
         check_shape(G, "grad_W", W.shape, "[insize, outsize]")
         grads = dict(self._weight_vjp(G, cache))
         if self.bias_in_effective_W and self._bias_key in self.params:
@@ -331,7 +315,7 @@ class LinearBase:
         return gb if gb.shape == b.shape else np.reshape(gb, b.shape)
 
     def _check_x(self, x):
-        x = as_input(x, "x", self.dtype, min_ndim=1, shape_hint="[..., insize]")
+        x = as_float_array(x, "x", min_ndim=1, dtype=self.dtype, shape_hint="[..., insize]")
         if x.shape[-1] != self.insize:
             raise ValueError(f"x: expected last dimension insize = {self.insize}, got shape {x.shape}")
         return x
@@ -366,7 +350,7 @@ class LinearBase:
         if type(self._cache) is not tuple:  # None, or a cache of refnsm.cuda.linear.forward
             raise RuntimeError("backward: call forward(x) first")
         x, W, cache, yshape = self._cache
-        g = as_input(grad_y, "grad_y", self.dtype)
+        g = as_float_array(grad_y, "grad_y", dtype=self.dtype)
         check_shape(g, "grad_y", yshape, "the shape of forward's output")
         g2 = g.reshape(-1, self.outsize)
         x2 = x.reshape(-1, self.insize)
