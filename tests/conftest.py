@@ -6,6 +6,7 @@ profile under CI, so a CI run is reproducible.
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -14,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 matplotlib.use("Agg")
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/cuda_support.py, shared by tests/test_cuda_*.py
 
 settings.register_profile("dev", deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile(

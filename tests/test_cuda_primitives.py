@@ -1,74 +1,26 @@
 """refnsm.cuda infrastructure and the deterministic primitives (tiled matmul, row norms, reductions).
 
-Where the kernels run
----------------------
-numba decides once, when ``numba.cuda`` is first imported, whether it drives a GPU or its simulator
-(``NUMBA_ENABLE_CUDASIM=1``), and another test may already have imported it.  So this file never flips the switch
-inside the pytest process.  Instead:
-
-* if this process can launch kernels (a real GPU, or the simulator enabled before Python started), every test
-  runs here, on that device;
-* otherwise every kernel test is skipped here and ``test_kernels_under_simulator`` re-runs this very file in a
-  subprocess with ``NUMBA_ENABLE_CUDASIM=1`` and fails if anything in it fails.  That is robust whatever the test
-  order and whatever else imported numba.cuda.
+Where the kernels run: see the docstring of tests/cuda_support.py.
 
 Sizes are tiny: the simulator runs every CUDA thread as a Python thread.
 """
 
 import math
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from cuda_support import MODE, ROOT, TOL, needs_device, rel as _rel, run_file_under_simulator
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _device_mode():
-    """'simulator', 'hardware' or None (this process cannot launch kernels)."""
-    from numba.core import config
-
-    if config.ENABLE_CUDASIM:
-        return "simulator"
-    try:
-        from numba import cuda
-
-        return "hardware" if cuda.is_available() else None
-    except Exception:
-        return None
-
-
-MODE = _device_mode()
-needs_device = pytest.mark.skipif(
-    MODE is None, reason="no GPU here and the simulator is off in this process: run by test_kernels_under_simulator"
-)
 simulator_only = pytest.mark.skipif(
     MODE != "simulator", reason="exact-order check: only the simulator is free of FMA contraction"
 )
 
 
-def _rel(a, b):
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    assert a.shape == b.shape
-    scale = np.abs(b).max() if b.size else 0.0
-    return float(np.abs(a - b).max() / scale) if scale else float(np.abs(a - b).max(initial=0.0))
-
-
-TOL = {np.float64: 1e-12, np.float32: 1e-5}
-
-
 @pytest.mark.skipif(MODE is not None, reason="the kernels run in this process")
 def test_kernels_under_simulator():
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(Path(__file__))],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    out = r.stdout[-6000:] + r.stderr[-2000:]
-    assert r.returncode == 0, out
-    assert " passed" in r.stdout and "failed" not in r.stdout, out
+    run_file_under_simulator(__file__)
 
 
 def test_import_refnsm_does_not_import_cuda():
@@ -132,7 +84,7 @@ def test_matmul_against_numpy(dtype, ta, tb):
     C = to_host(P.matmul(Ad, Bd, ta, tb))
     ref = (A.T if ta else A).astype(np.float64) @ (B.T if tb else B).astype(np.float64)
     assert C.dtype == dtype and C.shape == (n, m)
-    assert _rel(C, ref) <= TOL[dtype]
+    assert _rel(C, ref) <= TOL[np.dtype(dtype)]
     np.testing.assert_array_equal(to_host(Ad), A)  # inputs untouched
     np.testing.assert_array_equal(to_host(Bd), B)
 
@@ -179,7 +131,7 @@ def test_row_sqnorms_against_cpu_kernel(dtype):
     x = np.random.default_rng(4).standard_normal((6, 5)).astype(dtype)
     out = to_host(P.row_sqnorms(to_device(x)))
     assert out.dtype == dtype
-    assert _rel(out, K.row_sqnorms(x)) <= TOL[dtype]
+    assert _rel(out, K.row_sqnorms(x)) <= TOL[np.dtype(dtype)]
 
 
 @needs_device
