@@ -430,3 +430,19 @@ def test_bad_patterns(rng):
         hp.load_patterns(W0, rng.standard_normal((5, 3)), perm=[0, 1, 2, 3, 4, 5, 5])
     with pytest.raises(ValueError, match="perm"):
         hp.load_patterns(W0, rng.standard_normal((5, 7)), perm=np.arange(7))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_single_probe_rules_are_the_rank_one_products(rng, dtype):
+    # B = 1 (ngclearn's usual setting): the kernels write the outer products directly instead of calling BLAS;
+    # every entry is one product (and, for the contrastive rule, one difference), so the values are exactly those of
+    # the matrix expressions
+    X = rng.standard_normal((1, 6)).astype(dtype)
+    W = rng.standard_normal((6, 9)).astype(dtype)
+    _, A, Xh = hp.retrieve(X, W, 2.0)
+    np.testing.assert_array_equal(hp.delta_update(X, Xh, A), (X - Xh).T @ A)
+    for nb in (1.0, 2.0, 0.3):
+        Ah = hp.retrieve(Xh, W, nb).memory_weights
+        dW = hp.contrastive_update(X, Xh, A, W, 2.0, neg_beta=nb)
+        assert dW.dtype == dtype
+        np.testing.assert_array_equal(dW, X.T @ A - Xh.T @ Ah)

@@ -223,3 +223,32 @@ def test_bad_inputs_to_synapse(W, X):
     syn.inputs = X[:2]
     with pytest.raises(ValueError, match="inputs: the batch changed"):
         syn.evolve()
+
+
+def test_inputs_any_layout(W, X):
+    # the setter's fast path copies any strided float64 array into a private C-contiguous one, checking finiteness
+    syn = make(W)
+    wide = np.repeat(X, 2, axis=1)  # column 2k holds X[:, k]
+    view = wide[:, ::2]
+    assert not view.flags.c_contiguous
+    syn.inputs = view
+    assert syn.inputs.flags.c_contiguous and np.array_equal(syn.inputs, X)
+    assert np.array_equal(syn.advance_state(view), make(W).advance_state(X))
+    wide[2, 6] = np.inf  # X[2, 3] in the view
+    with pytest.raises(ValueError, match=r"inputs: expected finite values, got inf at index \(2, 3\)"):
+        syn.inputs = view
+
+
+@pytest.mark.parametrize("rule", ["delta", "contrastive"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_single_probe_step_matches_functions_exactly(W, X, rule, dtype):
+    # B = 1: the fused step (rule and weight update) gives exactly the functional API's numbers
+    W, x = W.astype(dtype), X[:1].astype(dtype)
+    syn = make(W, beta=2.0, eta=0.3, reg_lambda=0.01, l1_lambda=0.001, update_rule=rule, compat="ngclearn",
+               dtype=dtype)
+    syn.advance_state(x)
+    Wn = syn.evolve()
+    _, A, Xh = hp.retrieve(x, W, 2.0)
+    dW = hp.delta_update(x, Xh, A) if rule == "delta" else hp.contrastive_update(x, Xh, A, W, 2.0, compat="ngclearn")
+    assert np.array_equal(syn.dWeights, dW)
+    assert np.array_equal(Wn, hp.evolve_step(W, dW, 0.3, 0.01, 0.001))

@@ -25,6 +25,10 @@ Plasticity (ngclearn's two rules, batch-averaged, then :func:`evolve_step`)
     :math:`W \leftarrow W + \eta\Delta W - \lambda W - \lambda_1\mathrm{sign}(W)`.
 
 Stateful shell: :class:`HopfieldSynapse` (ngclearn's compartments and parameter names).
+
+GPU: ``device="cuda"`` on :func:`retrieve`, :func:`iterate`, :func:`energy`, :func:`delta_update`,
+:func:`contrastive_update`, :func:`evolve_step` and :class:`HopfieldSynapse` runs the CUDA twins of
+:mod:`refnsm.cuda.hopfield` (imported only then; see ``docs/cuda.md``).
 Baselines (:mod:`refnsm.hopfield.classical`): :func:`hebbian_weights`, :func:`classical_update`,
 :func:`classical_energy` (Hopfield 1982) and :func:`dense_update`, :func:`dense_energy` (Krotov & Hopfield 2016).
 

@@ -23,6 +23,23 @@ def all_finite(X):
 
 
 @njit(cache=True)
+def copy_finite(src, dst):
+    """Copy the 2-D array ``src`` (any layout) into ``dst``; True when every element is finite.
+
+    One pass for the two things ``HopfieldSynapse.inputs`` needs (a private copy and the NaN/Inf check).
+    """
+    B, D = src.shape
+    ok = True
+    for b in range(B):
+        for i in range(D):
+            v = src[b, i]
+            if not np.isfinite(v):
+                ok = False
+            dst[b, i] = v
+    return ok
+
+
+@njit(cache=True)
 def softmax_rows(S, beta, A, rowmax, lse):
     """In place: shift each row of ``S`` by its max, ``A = softmax(beta * S)``.
 
@@ -150,28 +167,50 @@ def energy_rows(X, Xhat, rowmax, lse, beta, H, half_m2, variant, out):
 
 @njit(cache=True)
 def delta_into(X, Xhat, A, E, dW):
-    """Delta rule ``dW = (X - Xhat)^T A / B``; ``E`` (B, D) is a work buffer holding ``(X - Xhat) / B``."""
+    """Delta rule ``dW = (X - Xhat)^T A / B``; ``E`` (B, D) is a work buffer holding ``(X - Xhat) / B``.
+
+    For B = 1 the product is an outer product, each entry a single multiplication, written here directly: the
+    same values as the BLAS call, without its overhead (which dominates at ngclearn's usual one-probe size).
+    """
     B, D = X.shape
     inv = 1.0 / B
     for b in range(B):
         for i in range(D):
             E[b, i] = (X[b, i] - Xhat[b, i]) * inv
-    np.dot(E.T, A, dW)
+    if B == 1:
+        H = A.shape[1]
+        for i in range(D):
+            e = E[0, i]
+            for j in range(H):
+                dW[i, j] = e * A[0, j]
+    else:
+        np.dot(E.T, A, dW)
 
 
 @njit(cache=True)
 def contrastive_into(X, Xhat, A, W, neg_beta, Shat, Ahat, rowmax, lse, T, dW):
     """Contrastive rule ``dW = (X^T A - Xhat^T Ahat) / B`` with ``Ahat = softmax(neg_beta Xhat W)``.
 
-    ``Shat, Ahat`` (B, H), ``rowmax, lse`` (B,) and ``T`` (D, H) are work buffers.
+    ``Shat, Ahat`` (B, H), ``rowmax, lse`` (B,) and ``T`` (D, H) are work buffers.  For B = 1 both products are
+    outer products: each entry is formed as the two single products (rounded in the array dtype, as BLAS rounds
+    them) and their difference, in one pass, without the BLAS calls and without touching ``T``.
     """
     B = X.shape[0]
     np.dot(Xhat, W, Shat)
     softmax_rows(Shat, neg_beta, Ahat, rowmax, lse)
-    np.dot(X.T, A, dW)
-    np.dot(Xhat.T, Ahat, T)
     inv = 1.0 / B
     D, H = dW.shape
+    if B == 1:  # (p - q) * inv with inv = 1 is p - q exactly: the multiplication is left out
+        for i in range(D):
+            x = X[0, i]
+            xh = Xhat[0, i]
+            for j in range(H):
+                p = x * A[0, j]
+                q = xh * Ahat[0, j]
+                dW[i, j] = p - q
+        return
+    np.dot(X.T, A, dW)
+    np.dot(Xhat.T, Ahat, T)
     for i in range(D):
         for j in range(H):
             dW[i, j] = (dW[i, j] - T[i, j]) * inv
@@ -339,6 +378,6 @@ def plasticity_into(rule, X, Xhat, A, W, neg_beta, eta, reg_lambda, l1_lambda, m
     else:
         Shat = np.empty((B, H), X.dtype)
         Ahat = np.empty((B, H), X.dtype)
-        T = np.empty((D, H), X.dtype)
+        T = np.empty((D, H) if B > 1 else (0, 0), X.dtype)  # B = 1 needs no T
         contrastive_into(X, Xhat, A, W, neg_beta, Shat, Ahat, np.empty(B), np.empty(B), T, dW)
     evolve_into(W, dW, eta, reg_lambda, l1_lambda, mask, use_mask, Wn)

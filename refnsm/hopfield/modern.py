@@ -7,6 +7,11 @@ per row; a single probe may be passed as a 1-D array of length D), the memory ma
 
 Every function validates its arguments before any work and never writes to them.  float32 inputs (X and W both
 float32) are computed and returned in float32; anything else in float64.
+
+GPU: :func:`retrieve`, :func:`iterate`, :func:`energy`, :func:`delta_update`, :func:`contrastive_update` and
+:func:`evolve_step` take ``device="cuda"`` to run their CUDA twin (:mod:`refnsm.cuda.hopfield`, the same math and
+the same validation); inputs may be NumPy arrays (copied over, results returned as NumPy) or numba device arrays
+(kept on the device).  See ``docs/cuda.md``.
 """
 
 from __future__ import annotations
@@ -31,9 +36,11 @@ __all__ = [
     "evolve_step",
     "load_patterns",
     "COMPAT",
+    "DEVICES",
 ]
 
 COMPAT = (None, "ngclearn")
+DEVICES = ("cpu", "cuda")
 
 
 class Retrieval(NamedTuple):
@@ -68,19 +75,32 @@ class IterateResult(NamedTuple):
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _memory(W, name="W", dtype=None):
-    W = C.as_float_array(W, name, ndim=2, shape_hint="[D, H] (column j is memory j)", dtype=dtype,
-                         allow_empty=False)
+# The validators take the array converter (``conv``, default :func:`refnsm._checks.as_float_array`) and the dtype
+# rule (``dtype_of``) as arguments, so that refnsm.cuda.hopfield runs exactly these checks, with these messages, on
+# device arrays (its converter validates a device array from its metadata and a device NaN/Inf count).
+
+
+def _cuda_twin(device, name):
+    """The CUDA twin of a public function when ``device="cuda"`` (imported only then), else None."""
+    if C.check_option(device, "device", DEVICES) == "cpu":
+        return None
+    from ..cuda import hopfield as cuda_hopfield
+
+    return getattr(cuda_hopfield, name)
+
+
+def _memory(W, name="W", dtype=None, conv=C.as_float_array):
+    W = conv(W, name, ndim=2, shape_hint="[D, H] (column j is memory j)", dtype=dtype, allow_empty=False)
     return W
 
 
-def _probes(X, name, D, dtype):
+def _probes(X, name, D, dtype, conv=C.as_float_array):
     """Return (X as 2-D (B, D), was_1d)."""
-    X = C.as_float_array(X, name, dtype=dtype, shape_hint="[B, D] or [D]")
+    X = conv(X, name, dtype=dtype, shape_hint="[B, D] or [D]")
     if X.ndim not in (1, 2):
         raise ValueError(f"{name}: expected 1 or 2 dimensions [B, D] or [D], got shape {X.shape}")
     was_1d = X.ndim == 1
-    X2 = X.reshape(1, -1) if was_1d else X
+    X2 = X.reshape(1, X.shape[0]) if was_1d else X
     if X2.shape[1] != D:
         raise ValueError(
             f"{name}: expected probe width D={D} (the number of rows of W) along the last axis, "
@@ -91,10 +111,10 @@ def _probes(X, name, D, dtype):
     return X2, was_1d
 
 
-def _prep(X, W, xname="X", wname="W"):
-    dtype = C.result_float_dtype(X, W)
-    W = _memory(W, wname, dtype)
-    X2, was_1d = _probes(X, xname, W.shape[0], dtype)
+def _prep(X, W, xname="X", wname="W", conv=C.as_float_array, dtype_of=C.result_float_dtype):
+    dtype = dtype_of(X, W)
+    W = _memory(W, wname, dtype, conv)
+    X2, was_1d = _probes(X, xname, W.shape[0], dtype, conv)
     return X2, W, was_1d
 
 
@@ -106,6 +126,10 @@ def _compat(compat):
     if compat not in COMPAT:
         raise ValueError(f"compat: expected one of None, 'ngclearn'; got {C._describe(compat)}")
     return compat
+
+
+def _iterate_args(tol, max_iter):
+    return C.check_real(tol, "tol", nonnegative=True), C.check_int(max_iter, "max_iter", minimum=1)
 
 
 def _retrieve_raw(X, W, beta):
@@ -129,7 +153,7 @@ def _squeeze(arr, was_1d):
 # ----------------------------------------------------------------------------------------------------------
 
 
-def retrieve(X, W, beta) -> Retrieval:
+def retrieve(X, W, beta, *, device="cpu") -> Retrieval:
     r"""One retrieval (update) step of the modern Hopfield network, for a batch of probes.
 
     .. math::
@@ -149,12 +173,17 @@ def retrieve(X, W, beta) -> Retrieval:
         Memory matrix, column j is memory j.
     beta : float > 0
         Inverse temperature.
+    device : {"cpu", "cuda"}
+        ``"cuda"`` runs the CUDA twin :func:`refnsm.cuda.hopfield.retrieve` (NumPy or device arrays).
 
     Returns
     -------
     Retrieval
         ``(similarities, memory_weights, outputs)``; 1-D when ``X`` was 1-D.
     """
+    twin = _cuda_twin(device, "retrieve")
+    if twin is not None:
+        return twin(X, W, beta)
     X2, W, was_1d = _prep(X, W)
     beta = _beta(beta)
     S, A, Xhat, _, _ = _retrieve_raw(X2, W, beta)
@@ -196,13 +225,14 @@ def retrieve_vjp(grad_out, X, W, beta):
     return _squeeze(gX, was_1d), gW, gbeta
 
 
-def iterate(X, W, beta, *, tol: float = 1e-10, max_iter: int = 100) -> IterateResult:
+def iterate(X, W, beta, *, tol: float = 1e-10, max_iter: int = 100, device="cpu") -> IterateResult:
     r"""Iterate the retrieval map :math:`x \leftarrow W\,\mathrm{softmax}(\beta W^\top x)` to a fixed point.
 
     Each step is a CCCP step, so the energy never increases:
     :math:`E(x^{t+1}) \le E(x^t) - \tfrac12\|x^{t+1} - x^t\|^2` (Yuille & Rangarajan 2003; Ramsauer et al. 2020).
     Stops when :math:`\max_{b,i} |x^{t+1}_{bi} - x^t_{bi}| \le` ``tol`` or after ``max_iter`` updates.
-    The Numba kernel allocates its buffers once; nothing is allocated inside the loop.
+    The Numba kernel allocates its buffers once; nothing is allocated inside the loop.  ``device="cuda"`` runs
+    the CUDA twin (the same stopping rule; one device-to-host copy of the update's max-norm per iteration).
 
     Returns
     -------
@@ -210,10 +240,12 @@ def iterate(X, W, beta, *, tol: float = 1e-10, max_iter: int = 100) -> IterateRe
         ``outputs`` (shape of X), ``n_iter`` updates applied, ``last_change`` (max-norm of the last update) and
         ``converged`` (``last_change <= tol``).
     """
+    twin = _cuda_twin(device, "iterate")
+    if twin is not None:
+        return twin(X, W, beta, tol=tol, max_iter=max_iter)
     X2, W, was_1d = _prep(X, W)
     beta = _beta(beta)
-    tol = C.check_real(tol, "tol", nonnegative=True)
-    max_iter = C.check_int(max_iter, "max_iter", minimum=1)
+    tol, max_iter = _iterate_args(tol, max_iter)
     B, H = X2.shape[0], W.shape[1]
     out = np.empty_like(X2)
     S = np.empty((B, H), dtype=X2.dtype)
@@ -230,7 +262,7 @@ def iterate(X, W, beta, *, tol: float = 1e-10, max_iter: int = 100) -> IterateRe
 # ----------------------------------------------------------------------------------------------------------
 
 
-def energy(X, W, beta, *, compat=None):
+def energy(X, W, beta, *, compat=None, device="cpu"):
     r"""Hopfield energy of each probe.
 
     Default (Ramsauer et al. 2020, "Hopfield Networks is All You Need"):
@@ -254,11 +286,16 @@ def energy(X, W, beta, *, compat=None):
     norm is taken over the rows of W (input dimensions) instead of the memories.  It is not monotone under
     retrieval and can be negative.
 
+    ``device="cuda"`` runs the CUDA twin :func:`refnsm.cuda.hopfield.energy`.
+
     Returns
     -------
     ndarray (B,) or float
         One energy per probe (a float when X is 1-D).
     """
+    twin = _cuda_twin(device, "energy")
+    if twin is not None:
+        return twin(X, W, beta, compat=compat)
     X2, W, was_1d = _prep(X, W)
     beta = _beta(beta)
     compat = _compat(compat)
@@ -322,21 +359,45 @@ def energy_vjp(grad_out, X, W, beta):
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _batch_triplet(X, X_hat, A, W=None):
+def _batch_triplet(X, X_hat, A, W=None, conv=C.as_float_array, dtype_of=C.result_float_dtype):
     arrays = [X, X_hat, A] + ([W] if W is not None else [])
-    dtype = C.result_float_dtype(*arrays)
-    X = C.as_float_array(X, "X", ndim=2, shape_hint="[B, D]", dtype=dtype, allow_empty=False)
-    X_hat = C.as_float_array(X_hat, "X_hat", ndim=2, shape_hint="[B, D]", dtype=dtype)
+    dtype = dtype_of(*arrays)
+    X = conv(X, "X", ndim=2, shape_hint="[B, D]", dtype=dtype, allow_empty=False)
+    X_hat = conv(X_hat, "X_hat", ndim=2, shape_hint="[B, D]", dtype=dtype)
     C.check_shape(X_hat, "X_hat", X.shape, "the shape of X")
-    A = C.as_float_array(A, "A", ndim=2, shape_hint="[B, H]", dtype=dtype, allow_empty=False)
+    A = conv(A, "A", ndim=2, shape_hint="[B, H]", dtype=dtype, allow_empty=False)
     C.check_same_dim(X, "X", 0, A, "A", 0, "batch size")
     if W is not None:
-        W = _memory(W, "W", dtype)
+        W = _memory(W, "W", dtype, conv)
         C.check_shape(W, "W", (X.shape[1], A.shape[1]), "(D, H) from X and A")
     return X, X_hat, A, W
 
 
-def delta_update(X, X_hat, A):
+def _negative_beta(beta, neg_beta, compat):
+    """Validate beta, compat and neg_beta of the contrastive rule; returns the negative-phase beta."""
+    beta = _beta(beta)
+    compat = _compat(compat)
+    if neg_beta is not None and compat is not None:
+        raise ValueError("neg_beta: pass either neg_beta or compat='ngclearn' (which fixes neg_beta=1), not both")
+    return 1.0 if compat == "ngclearn" else (beta if neg_beta is None else _beta(neg_beta, "neg_beta"))
+
+
+def _evolve_args(W, dW, eta, reg_lambda, l1_lambda, mask, conv=C.as_float_array, dtype_of=C.result_float_dtype):
+    """Validated (W, dW, eta, reg_lambda, l1_lambda, mask or None) of :func:`evolve_step`."""
+    dtype = dtype_of(W, dW)
+    W = _memory(W, "W", dtype, conv)
+    dW = conv(dW, "dW", ndim=2, dtype=dtype)
+    C.check_shape(dW, "dW", W.shape, "the shape of W")
+    eta = C.check_real(eta, "eta")
+    reg_lambda = C.check_real(reg_lambda, "reg_lambda", nonnegative=True)
+    l1_lambda = C.check_real(l1_lambda, "l1_lambda", nonnegative=True)
+    if mask is not None:
+        mask = conv(mask, "mask", ndim=2, dtype=dtype)
+        C.check_shape(mask, "mask", W.shape, "the shape of W")
+    return W, dW, eta, reg_lambda, l1_lambda, mask
+
+
+def delta_update(X, X_hat, A, *, device="cpu"):
     r"""Delta (prescribed-error) rule of ngclearn's HopfieldSynapse, batch-averaged:
 
     .. math::
@@ -350,11 +411,16 @@ def delta_update(X, X_hat, A):
     Parameters
     ----------
     X : (B, D) probes; X_hat : (B, D) retrieved probes; A : (B, H) memory weights, all from one retrieval.
+    device : {"cpu", "cuda"}
+        ``"cuda"`` runs the CUDA twin :func:`refnsm.cuda.hopfield.delta_update`.
 
     Returns
     -------
     dW : ndarray (D, H)
     """
+    twin = _cuda_twin(device, "delta_update")
+    if twin is not None:
+        return twin(X, X_hat, A)
     X, X_hat, A, _ = _batch_triplet(X, X_hat, A)
     B, D = X.shape
     dW = np.empty((D, A.shape[1]), dtype=X.dtype)
@@ -362,7 +428,7 @@ def delta_update(X, X_hat, A):
     return dW
 
 
-def contrastive_update(X, X_hat, A, W, beta, *, neg_beta=None, compat=None):
+def contrastive_update(X, X_hat, A, W, beta, *, neg_beta=None, compat=None, device="cpu"):
     r"""Contrastive Hebbian rule (Movellan 1991 style), batch-averaged:
 
     .. math::
@@ -376,18 +442,18 @@ def contrastive_update(X, X_hat, A, W, beta, *, neg_beta=None, compat=None):
 
     ``neg_beta`` (:math:`\beta'`) defaults to ``beta``.  ``compat="ngclearn"`` uses :math:`\beta' = 1`: ngclearn
     computes ``softmax(S - max(S) * beta)``, where by operator precedence beta multiplies only the max, which
-    softmax's shift invariance removes.
+    softmax's shift invariance removes.  ``device="cuda"`` runs the CUDA twin
+    :func:`refnsm.cuda.hopfield.contrastive_update`.
 
     Returns
     -------
     dW : ndarray (D, H)
     """
+    twin = _cuda_twin(device, "contrastive_update")
+    if twin is not None:
+        return twin(X, X_hat, A, W, beta, neg_beta=neg_beta, compat=compat)
     X, X_hat, A, W = _batch_triplet(X, X_hat, A, W)
-    beta = _beta(beta)
-    compat = _compat(compat)
-    if neg_beta is not None and compat is not None:
-        raise ValueError("neg_beta: pass either neg_beta or compat='ngclearn' (which fixes neg_beta=1), not both")
-    nb = 1.0 if compat == "ngclearn" else (beta if neg_beta is None else _beta(neg_beta, "neg_beta"))
+    nb = _negative_beta(beta, neg_beta, compat)
     B, D = X.shape
     H = W.shape[1]
     dW = np.empty((D, H), dtype=X.dtype)
@@ -396,7 +462,7 @@ def contrastive_update(X, X_hat, A, W, beta, *, neg_beta=None, compat=None):
     return dW
 
 
-def evolve_step(W, dW, eta, reg_lambda=0.0, l1_lambda=0.0, mask=None):
+def evolve_step(W, dW, eta, reg_lambda=0.0, l1_lambda=0.0, mask=None, *, device="cpu"):
     r"""Apply an update the way ngclearn's ``evolve`` does:
 
     .. math::
@@ -405,21 +471,17 @@ def evolve_step(W, dW, eta, reg_lambda=0.0, l1_lambda=0.0, mask=None):
         \text{ if a mask is given}).
 
     The decay :math:`\lambda` = ``reg_lambda`` is *not* multiplied by :math:`\eta`.  Returns a new array.
+    ``device="cuda"`` runs the CUDA twin :func:`refnsm.cuda.hopfield.evolve_step`.
     """
-    dtype = C.result_float_dtype(W, dW)
-    W = _memory(W, "W", dtype)
-    dW = C.as_float_array(dW, "dW", ndim=2, dtype=dtype)
-    C.check_shape(dW, "dW", W.shape, "the shape of W")
-    eta = C.check_real(eta, "eta")
-    reg_lambda = C.check_real(reg_lambda, "reg_lambda", nonnegative=True)
-    l1_lambda = C.check_real(l1_lambda, "l1_lambda", nonnegative=True)
-    if mask is None:
-        M = np.empty((0, 0), dtype=dtype)
-    else:
-        M = C.as_float_array(mask, "mask", ndim=2, dtype=dtype)
-        C.check_shape(M, "mask", W.shape, "the shape of W")
+    twin = _cuda_twin(device, "evolve_step")
+    if twin is not None:
+        return twin(W, dW, eta, reg_lambda, l1_lambda, mask)
+    W, dW, eta, reg_lambda, l1_lambda, M = _evolve_args(W, dW, eta, reg_lambda, l1_lambda, mask)
+    use_mask = M is not None
+    if not use_mask:
+        M = np.empty((0, 0), dtype=W.dtype)
     out = np.empty_like(W)
-    K.evolve_into(W, dW, eta, reg_lambda, l1_lambda, M, mask is not None, out)
+    K.evolve_into(W, dW, eta, reg_lambda, l1_lambda, M, use_mask, out)
     return out
 
 

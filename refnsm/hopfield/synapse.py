@@ -7,6 +7,10 @@ The object holds ngclearn's compartments as NumPy arrays (``inputs``, ``outputs`
 ``docs/differences_hopfield.md``: the energy compartment holds the Ramsauer energy unless ``compat="ngclearn"``;
 the contrastive negative phase runs at ``beta`` unless ``compat="ngclearn"`` (then at 1); ``p_conn`` is honoured;
 unknown ``update_rule`` strings, P > H patterns and transposed patterns are errors.
+
+``device="cuda"`` keeps the state on the GPU: the same steps run by the CUDA twins of the kernels
+(:mod:`refnsm.cuda.hopfield`, imported only then), the weights stay on the device between steps, and the array
+compartments are numba device arrays (``weights`` returns a NumPy copy; see the class docstring).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from . import modern as M
 __all__ = ["HopfieldSynapse"]
 
 UPDATE_RULES = ("delta", "contrastive")
+DEVICES = ("cpu", "cuda")
 
 
 class HopfieldSynapse:
@@ -87,6 +92,15 @@ class HopfieldSynapse:
         Reproduce ngclearn's energy reading and its beta=1 contrastive negative phase.
     dtype : float64 (default) or float32
         Precision of the weights and of every compartment.
+    device : {"cpu", "cuda"}
+        ``"cuda"``: run ``advance_state`` and ``evolve`` on the GPU (:mod:`refnsm.cuda.hopfield`; a GPU or
+        ``NUMBA_ENABLE_CUDASIM=1`` is needed, else a ``RuntimeError``).  The weights then stay on the device between
+        steps: ``params["weights"]``, ``inputs``, ``outputs``, ``similarities``, ``memory_weights`` and ``dWeights``
+        are numba device arrays (``np.asarray`` or :func:`refnsm.cuda.to_host` copies one back), ``advance_state``
+        and ``evolve`` return device arrays, and the ``weights`` property returns a NumPy **copy** (assign
+        ``weights`` to change them; NumPy or device arrays are accepted, as for ``inputs``).  ``energy`` and
+        ``i_tick`` stay (1, 1) NumPy arrays, and ``backward`` runs on the CPU.  Same results as the CPU within
+        rounding (float64 1e-12, float32 1e-5 relative).
     """
 
     def __init__(
@@ -109,6 +123,7 @@ class HopfieldSynapse:
         keep_mask=False,
         compat=None,
         dtype=np.float64,
+        device="cpu",
     ):
         # ---- validation (nothing is drawn or stored before all of it passes) ----
         self.name = str(name)
@@ -148,6 +163,12 @@ class HopfieldSynapse:
                 perm = M._check_perm(perm, H)
         elif perm is not None:
             raise ValueError("perm: only used together with initial_patterns")
+        self.device = C.check_option(device, "device", DEVICES)
+        cu = None
+        if self.device == "cuda":
+            from ..cuda import hopfield as cu  # imported only for a CUDA synapse
+
+            cu.require()
         gen = C.resolve_rng(rng)
 
         # ---- construction ----
@@ -166,23 +187,38 @@ class HopfieldSynapse:
         self.mask = mask
         self.shape = (D, H)
         self.dtype = dtype
-        self.params = {"weights": np.ascontiguousarray(W, dtype=dtype)}
+        W = np.ascontiguousarray(W, dtype=dtype)
+        # the kernels and allocators of the chosen device: refnsm.cuda.hopfield mirrors _kernels one for one
+        self._cu = cu
+        if cu is None:
+            self._K, self._empty, self._zeros = K, np.empty, np.zeros
+        else:
+            self._K, self._empty, self._zeros = cu, cu.device_empty, cu.device_zeros
+            W = cu.to_device(W)
+        self._dmask = (None, None)  # (host mask, its device copy) of a CUDA synapse
+        self.params = {"weights": W}
         self.grads = {"weights": np.zeros((D, H), dtype)}
         self.i_tick = np.zeros((1, 1), dtype)
-        self._empty_mask = np.empty((0, 0), dtype)
+        self._empty_mask = self._empty((0, 0) if cu is None else (1, 1), dtype)
+        self._one = np.ones((1, 1), dtype)
         self.reset()
 
     # ---- compartments ----
     @property
     def weights(self) -> np.ndarray:
-        """The memory matrix W (D, H); column j is memory j."""
-        return self.params["weights"]
+        """The memory matrix W (D, H); column j is memory j (on a CUDA synapse: a NumPy copy of the device array)."""
+        W = self.params["weights"]
+        return W if self._cu is None else W.copy_to_host()
 
     @weights.setter
     def weights(self, value):
+        cu = self._cu
+        if cu is not None and cu.is_device_array(value):
+            self.params["weights"] = cu.synapse_weights(value, self.shape, self.dtype)
+            return
         W = C.as_float_array(value, "weights", ndim=2, dtype=self.dtype)
         C.check_shape(W, "weights", self.shape, "the synapse shape (D, H)")
-        self.params["weights"] = W.copy()
+        self.params["weights"] = W.copy() if cu is None else cu.to_device(W)
 
     @property
     def inputs(self) -> np.ndarray:
@@ -191,13 +227,23 @@ class HopfieldSynapse:
 
     @inputs.setter
     def inputs(self, value):
+        self._set_inputs(value)
+
+    def _set_inputs(self, value):
+        """Validate ``value`` as the probes (B, D) and store a private copy (never aliasing the caller's array)."""
         D = self.shape[0]
-        if (type(value) is np.ndarray and value.dtype == self.dtype and value.ndim == 2 and value.shape[1] == D
+        cu = self._cu
+        if (type(value) is np.ndarray and value.ndim == 2 and value.dtype == self.dtype and value.shape[1] == D
                 and value.shape[0] > 0):
-            # fast path (the common case, and what the small benchmark measures): same checks, fewer conversions
-            if not (value.flags.c_contiguous and K.all_finite(value)):
-                C.check_finite(value, "inputs")
-            self._inputs = np.array(value, order="C")  # a private copy, never aliasing the caller's array
+            # fast path (the common case, and what the small benchmark measures): the same checks, and the copy
+            # and the NaN/Inf test in one pass
+            X = np.empty(value.shape, self.dtype)
+            if not K.copy_finite(value, X):
+                C.check_finite(value, "inputs")  # raises, naming the first bad element
+            self._inputs = X if cu is None else cu.to_device(X)
+            return
+        if cu is not None and cu.is_device_array(value):
+            self._inputs = cu.synapse_inputs(value, D, self.dtype)
             return
         X = C.as_float_array(value, "inputs", dtype=self.dtype, shape_hint="[B, D]")
         if X.ndim == 1:
@@ -207,33 +253,40 @@ class HopfieldSynapse:
                 f"inputs: expected shape (B, D={D}) with the probe width D along the last axis, "
                 f"got shape {np.shape(value)}"
             )
-        self._inputs = X.copy() if np.may_share_memory(X, value) else X  # never alias the caller's array
+        if cu is not None:
+            X = cu.to_device(X)  # a new device array
+        elif np.may_share_memory(X, value):
+            X = X.copy()  # never alias the caller's array
+        self._inputs = X
 
     def reset(self):
         """Zero every compartment except ``weights`` and ``i_tick`` (shapes from ``batch_size``)."""
         B, (D, H) = self.batch_size, self.shape
-        self._inputs = np.zeros((B, D), self.dtype)
-        self.outputs = np.zeros((B, D), self.dtype)
-        self.similarities = np.zeros((B, H), self.dtype)
-        self.memory_weights = np.zeros((B, H), self.dtype)
+        zeros = self._zeros
+        self._inputs = zeros((B, D), self.dtype)
+        self.outputs = zeros((B, D), self.dtype)
+        self.similarities = zeros((B, H), self.dtype)
+        self.memory_weights = zeros((B, H), self.dtype)
         self.energy = np.zeros((1, 1), self.dtype)
-        self.dWeights = np.zeros((D, H), self.dtype)
+        self.dWeights = zeros((D, H), self.dtype)
 
     # ---- dynamics ----
     def advance_state(self, inputs=None):
         """Retrieval step on ``inputs`` (set them first, or pass them here).  Returns ``self.outputs``."""
         if inputs is not None:
-            self.inputs = inputs
-        X, W = self._inputs, self.params["weights"]
+            self._set_inputs(inputs)
+        X, W, dt, empty = self._inputs, self.params["weights"], self.dtype, self._empty
         B, D = X.shape
         H = W.shape[1]
-        S = np.empty((B, H), self.dtype)
-        A = np.empty((B, H), self.dtype)
-        Xhat = np.empty((B, D), self.dtype)
-        e = K.advance_into(X, W, self.beta, 1 if self.compat == "ngclearn" else 0, S, A, Xhat)
+        S = empty((B, H), dt)
+        A = empty((B, H), dt)
+        Xhat = empty((B, D), dt)
+        e = self._K.advance_into(X, W, self.beta, 1 if self.compat == "ngclearn" else 0, S, A, Xhat)
         self.similarities, self.memory_weights, self.outputs = S, A, Xhat
-        self.energy = np.array([[e]], dtype=self.dtype)
-        self.i_tick = self.i_tick + 1
+        E = np.empty((1, 1), dt)
+        E[0, 0] = e
+        self.energy = E
+        self.i_tick = np.add(self.i_tick, self._one)  # a new array, as i_tick + 1 (np.add skips the scalar cast)
         return Xhat
 
     def evolve(self, t=None, dt=None):
@@ -249,12 +302,18 @@ class HopfieldSynapse:
                 f"{Xhat.shape}, memory_weights {A.shape}); call advance_state before evolve"
             )
         D, H = W.shape
-        dW = np.empty((D, H), self.dtype)
-        Wn = np.empty((D, H), self.dtype)
-        use_mask = self.keep_mask and self.mask is not None
-        K.plasticity_into(0 if self.update_rule == "delta" else 1, X, Xhat, A, W, self.neg_beta, self.eta,
-                          self.reg_lambda, self.l1_lambda, self.mask if use_mask else self._empty_mask, use_mask,
-                          dW, Wn)
+        dW = self._empty((D, H), self.dtype)
+        Wn = self._empty((D, H), self.dtype)
+        mask = self.mask
+        use_mask = self.keep_mask and mask is not None
+        if not use_mask:
+            mask = self._empty_mask
+        elif self._cu is not None:
+            if self._dmask[0] is not mask:  # copied to the device once (again if the attribute is reassigned)
+                self._dmask = (mask, self._cu.to_device(C.as_float_array(mask, "mask", dtype=self.dtype)))
+            mask = self._dmask[1]
+        self._K.plasticity_into(0 if self.update_rule == "delta" else 1, X, Xhat, A, W, self.neg_beta, self.eta,
+                                self.reg_lambda, self.l1_lambda, mask, use_mask, dW, Wn)
         self.dWeights = dW
         self.params["weights"] = Wn
         return Wn
@@ -268,12 +327,18 @@ class HopfieldSynapse:
         r"""Gradient of a loss through the last retrieval :math:`\hat X = \mathrm{softmax}(\beta XW) W^\top`.
 
         Returns :math:`\bar X` and stores :math:`\bar W` in ``grads["weights"]`` (see
-        :func:`refnsm.hopfield.retrieve_vjp`).
+        :func:`refnsm.hopfield.retrieve_vjp`).  On a CUDA synapse this runs on the CPU, with host copies.
         """
-        gX, gW, _ = M.retrieve_vjp(grad_out, self._inputs, self.params["weights"], self.beta)
+        X, W = self._inputs, self.params["weights"]
+        if self._cu is not None:
+            X, W = X.copy_to_host(), W.copy_to_host()
+            if self._cu.is_device_array(grad_out):
+                grad_out = grad_out.copy_to_host()
+        gX, gW, _ = M.retrieve_vjp(grad_out, X, W, self.beta)
         self.grads["weights"] = gW
         return gX
 
     def __repr__(self):
         return (f"HopfieldSynapse({self.name!r}, shape={self.shape}, eta={self.eta}, beta={self.beta}, "
-                f"update_rule={self.update_rule!r}, compat={self.compat!r}, dtype={self.dtype})")
+                f"update_rule={self.update_rule!r}, compat={self.compat!r}, dtype={self.dtype}"
+                + (", device='cuda')" if self._cu is not None else ")"))
