@@ -14,6 +14,9 @@ Layout (one module per family, mirroring the CPU ``_kernels`` one for one):
 ==============================  ===================================================================
 ``refnsm.cuda._primitives``     deterministic building blocks: tiled matmul, row norms, reductions
 ``refnsm.cuda.spiking``         twins of ``refnsm.spiking._kernels`` and device-level public entry points
+``refnsm.cuda.similarity``      twins of ``refnsm.similarity._kernels``, encoder and circuit entry points
+``refnsm.cuda.hopfield``        twins of ``refnsm.hopfield._kernels``, the functional API and the synapse's steps
+``refnsm.cuda.linear``          Householder, Perron-Frobenius and affine kernels; the four maps' entry points
 ==============================  ===================================================================
 
 Determinism: no kernel uses atomics.  Every output element is written by one thread that sums in a fixed

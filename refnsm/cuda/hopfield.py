@@ -49,7 +49,11 @@ from numba import cuda
 from .. import _checks as C
 from ..hopfield import modern as M
 from . import _primitives as P
-from . import is_device_array, require, to_device
+from ._arrays import (
+    empty as _empty, dev_float as _dev_float, to_dev as _to_dev, common_dtype as _common_dtype,
+    any_device as _any_device, out as _out,
+)
+from . import is_device_array, require, to_device  # noqa: F401  (re-exported: HopfieldSynapse uses them)
 
 __all__ = [
     # kernel twins
@@ -251,10 +255,6 @@ def _k(a):
     return _kernels(a.dtype)
 
 
-def _empty(shape, dtype):
-    return cuda.device_array(shape, dtype=dtype)
-
-
 def _copy(a):
     """A device copy of a device array."""
     out = cuda.device_array(a.shape, dtype=a.dtype)
@@ -397,47 +397,6 @@ def plasticity_into(rule, X, Xhat, A, W, neg_beta, eta, reg_lambda, l1_lambda, m
 
 
 # ==================================================================================== device validation
-def _dev_float(a, name, *, ndim=None, shape_hint="", dtype=None, allow_empty=True):
-    """Validate a float device array (dtype, rank, emptiness, C-contiguity, finiteness); cast to ``dtype`` if given.
-
-    The checks and messages of ``refnsm._checks.as_float_array``, from the metadata and a device NaN/Inf count
-    (the array is copied back only to name the first bad element).
-    """
-    if a.dtype not in C.FLOAT_DTYPES:
-        raise TypeError(f"{name}: expected a float32 or float64 device array, got dtype {a.dtype}")
-    C.check_rank(a, name, ndim=ndim, shape_hint=shape_hint)
-    if not allow_empty and a.size == 0:
-        raise ValueError(f"{name}: expected a non-empty array, got shape {a.shape}")
-    if not a.is_c_contiguous():
-        raise ValueError(f"{name}: expected a C-contiguous device array, got strides {a.strides} for shape {a.shape}")
-    if a.size and P.count_nonfinite(a):
-        C.check_finite(a.copy_to_host(), name)  # names the first bad index
-    return P.astype(a, dtype) if dtype is not None else a
-
-
-def _to_dev(a, name, **kw):
-    """The converter given to ``modern``'s validators: a validated float device array from a host array-like
-    (validated by ``refnsm._checks.as_float_array``, then copied over) or from a device array (``_dev_float``)."""
-    if is_device_array(a):
-        return _dev_float(a, name, **kw)
-    return cuda.to_device(C.as_float_array(a, name, **kw))
-
-
-def _common_dtype(*arrays):
-    """As ``_checks.result_float_dtype``, reading only the dtype of device arrays (no copy)."""
-    proxies = [np.empty(0, dtype=a.dtype) if is_device_array(a) else a for a in arrays]
-    return C.result_float_dtype(*proxies)
-
-
-def _any_device(*arrays):
-    require()
-    return any(is_device_array(a) for a in arrays)
-
-
-def _out(a, on_device):
-    return a if on_device else a.copy_to_host()
-
-
 def _squeeze(a, was_1d):
     return a[0] if was_1d else a
 

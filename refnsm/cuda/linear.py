@@ -54,6 +54,7 @@ from ..linear.householder import OrthogonalLinear, SpectralLinear
 from ..linear.stochastic import PerronFrobeniusLinear
 from . import is_device_array, require
 from . import _primitives as P
+from ._arrays import empty as _empty, dev_float as _dev_float
 
 __all__ = [
     # kernel twins
@@ -278,10 +279,6 @@ def _t(a):
 
 def _ft(a):
     return P._FT[np.dtype(a.dtype)]
-
-
-def _empty(shape, dtype):
-    return cuda.device_array(shape, dtype=dtype)
 
 
 def _zeros(shape, dtype):
@@ -519,18 +516,6 @@ class _DeviceCache:
 
 
 # ==================================================================================== device validation
-def _dev_float(a, name, *, ndim=None, min_ndim=None, shape_hint="", dtype=None):
-    """Validate a float device array (dtype, rank, C-contiguity, finiteness), cast to ``dtype`` if given."""
-    if a.dtype not in _checks.FLOAT_DTYPES:
-        raise TypeError(f"{name}: expected a float32 or float64 device array, got dtype {a.dtype}")
-    _checks.check_rank(a, name, ndim=ndim, min_ndim=min_ndim, shape_hint=shape_hint)
-    if not a.is_c_contiguous():
-        raise ValueError(f"{name}: expected a C-contiguous device array, got strides {a.strides} for shape {a.shape}")
-    if not all_finite(a):
-        _checks.check_finite(a.copy_to_host(), name)  # names the first bad index
-    return P.astype(a, dtype) if dtype is not None else a
-
-
 def _params(m, keys):
     return {k: cuda.to_device(np.ascontiguousarray(m.params[k])) for k in keys}
 

@@ -54,6 +54,7 @@ from ..similarity import encoders as _E
 from ..similarity import models as _Mo
 from . import is_device_array, require
 from . import _primitives as P
+from ._arrays import empty as _empty, dev_float as _dev_float, any_device as _any_device, out as _out
 
 __all__ = [
     # kernel twins
@@ -432,10 +433,6 @@ def _ft(a):
     return P._FT[np.dtype(a.dtype)]
 
 
-def _empty(shape, dtype):
-    return cuda.device_array(shape, dtype=dtype)
-
-
 def _flat(a):
     return a.reshape(a.size) if a.ndim != 1 else a
 
@@ -676,18 +673,6 @@ def linear_train_step(x, W, b, has_bias, M, eta, relu, tol, max_iter, reg, lr, l
 
 
 # ==================================================================================== device validation
-def _dev_float(a, name, *, ndim=None, min_ndim=None, shape_hint=""):
-    """Validate a float device array from its metadata (dtype, rank, C-contiguity) and a device NaN/Inf count."""
-    if a.dtype not in _checks.FLOAT_DTYPES:
-        raise TypeError(f"{name}: expected a float32 or float64 device array, got dtype {a.dtype}")
-    _checks.check_rank(a, name, ndim=ndim, min_ndim=min_ndim, shape_hint=shape_hint)
-    if not a.is_c_contiguous():
-        raise ValueError(f"{name}: expected a C-contiguous device array, got strides {a.strides} for shape {a.shape}")
-    if a.size and P.count_nonfinite(a):
-        _checks.check_finite(a.copy_to_host(), name)  # names the first bad index
-    return a
-
-
 def _check_input(encoder, x, dtype, name="x"):
     """Twin of ``encoder._check_input``: a validated device array of ``dtype`` (the encoder's by default).
 
@@ -715,17 +700,6 @@ def _check_input(encoder, x, dtype, name="x"):
         raise TypeError(f"{name}: device='cuda' supports the Linear, Conv2d and Identity encoders, got "
                         f"{type(encoder).__name__}")
     return P.astype(x, dtype)
-
-
-def _any_device(*arrays):
-    require()
-    return any(is_device_array(a) for a in arrays if a is not None)
-
-
-def _out(a, on_device):
-    if a is None:
-        return None
-    return a if on_device else a.copy_to_host()
 
 
 # ============================================================================== layout and encoders on the device

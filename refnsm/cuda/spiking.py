@@ -44,8 +44,12 @@ from numba import cuda
 from .. import _checks
 from ..spiking import _kernels as K
 from ..spiking import losses as _L
-from . import is_device_array, require
+from . import is_device_array
 from . import _primitives as P
+from ._arrays import (
+    empty as _empty, dev_float as _dev_float, to_dev as _to_dev, common_dtype as _common_dtype,
+    any_device as _any_device, out as _out,
+)
 
 __all__ = [
     # kernel twins
@@ -304,10 +308,6 @@ def _ft(x):
     return P._FT[np.dtype(x.dtype)]
 
 
-def _empty(shape, dtype):
-    return cuda.device_array(shape, dtype=dtype)
-
-
 # ======================================================================================= kernel twins
 def row_sqnorms(x):
     """Twin of ``_kernels.row_sqnorms``: squared row norms, each summed in column order."""
@@ -478,40 +478,6 @@ def cross_entropy_steps(x, target, ignore_index, g, want_grad):
 
 
 # ==================================================================================== device validation
-def _dev_float(a, name, *, ndim=None, min_ndim=None, shape_hint="", dtype=None):
-    """Validate a float device array (rank, C-contiguity, dtype, finiteness); cast to ``dtype`` if given."""
-    if a.dtype not in _checks.FLOAT_DTYPES:
-        raise TypeError(f"{name}: expected a float32 or float64 device array, got dtype {a.dtype}")
-    _checks.check_rank(a, name, ndim=ndim, min_ndim=min_ndim, shape_hint=shape_hint)
-    if not a.is_c_contiguous():
-        raise ValueError(f"{name}: expected a C-contiguous device array, got strides {a.strides} for shape {a.shape}")
-    if a.size and P.count_nonfinite(a):
-        _checks.check_finite(a.copy_to_host(), name)  # names the first bad index
-    return P.astype(a, dtype) if dtype is not None else a
-
-
-def _to_dev(a, name, **kw):
-    """A validated float device array from either a host array-like (validated by _checks) or a device array."""
-    if is_device_array(a):
-        return _dev_float(a, name, **kw)
-    return cuda.to_device(_checks.as_float_array(a, name, **kw))
-
-
-def _common_dtype(*arrays):
-    """As ``_checks.result_float_dtype`` but without copying device arrays (only their dtype is read)."""
-    proxies = [np.empty(0, dtype=a.dtype) if is_device_array(a) else a for a in arrays]
-    return _checks.result_float_dtype(*proxies)
-
-
-def _any_device(*arrays):
-    require()
-    return any(is_device_array(a) for a in arrays)
-
-
-def _out(a, on_device):
-    return a if on_device else a.copy_to_host()
-
-
 # ================================================================================ public entry points
 def _kdp_prepare(x, y, kernel, args, compat):
     """Validation of kernel_dot_product on either side; returns (x_dev, y_dev, code, p, tile, on_device)."""

@@ -1,0 +1,66 @@
+"""Host-side handling of device arrays shared by every family's CUDA module: validation, allocation, results.
+
+A CUDA entry point accepts NumPy arrays (validated by the CPU's own ``refnsm._checks``, then copied over) or numba
+device arrays (validated here from their metadata and a device NaN/Inf count, with the CPU's messages), and returns
+results on the side its inputs came from.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import cuda
+
+from .. import _checks
+from . import _primitives as P
+from . import is_device_array, require
+
+
+def empty(shape, dtype):
+    """An uninitialised device array."""
+    return cuda.device_array(shape, dtype=dtype)
+
+
+def dev_float(a, name, *, ndim=None, min_ndim=None, shape_hint="", dtype=None, allow_empty=True):
+    """Validate a float device array as ``refnsm._checks.as_float_array`` validates a host one; cast to ``dtype``.
+
+    dtype (float32/float64: integer device arrays are refused rather than converted), rank, emptiness and
+    C-contiguity come from the metadata; NaN/Inf from a device count, the array being copied back only to name the
+    first bad element.
+    """
+    if a.dtype not in _checks.FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected a float32 or float64 device array, got dtype {a.dtype}")
+    _checks.check_rank(a, name, ndim=ndim, min_ndim=min_ndim, shape_hint=shape_hint)
+    if not allow_empty and a.size == 0:
+        raise ValueError(f"{name}: expected a non-empty array, got shape {a.shape}")
+    if not a.is_c_contiguous():
+        raise ValueError(f"{name}: expected a C-contiguous device array, got strides {a.strides} for shape {a.shape}")
+    if a.size and P.count_nonfinite(a):
+        _checks.check_finite(a.copy_to_host(), name)  # names the first bad index
+    return P.astype(a, dtype) if dtype is not None else a
+
+
+def to_dev(a, name, **kw):
+    """A validated float device array from a host array-like (``_checks.as_float_array``, then copied over) or a
+    device array (:func:`dev_float`); ``kw`` as for ``as_float_array``."""
+    if is_device_array(a):
+        return dev_float(a, name, **kw)
+    return cuda.to_device(_checks.as_float_array(a, name, **kw))
+
+
+def common_dtype(*arrays):
+    """As ``_checks.result_float_dtype``, reading only the dtype of device arrays (no copy)."""
+    proxies = [np.empty(0, dtype=a.dtype) if is_device_array(a) else a for a in arrays]
+    return _checks.result_float_dtype(*proxies)
+
+
+def any_device(*arrays):
+    """True when any argument is a device array (``None`` entries are skipped); raises when kernels cannot run."""
+    require()
+    return any(is_device_array(a) for a in arrays if a is not None)
+
+
+def out(a, on_device):
+    """A result on the caller's side: the device array itself, or a host copy (``None`` passes through)."""
+    if a is None:
+        return None
+    return a if on_device else a.copy_to_host()
