@@ -1,6 +1,6 @@
 """CUDA twins of the Hopfield family against their CPU twins (float64 within 1e-12, float32 within 1e-5).
 
-Where the kernels run: see the docstring of tests/test_cuda_primitives.py.  In short, on a GPU (or with
+Where the kernels run: see the docstring of tests/cuda_support.py.  In short, on a GPU (or with
 NUMBA_ENABLE_CUDASIM=1 set before Python starts) everything runs in this process; otherwise
 ``test_kernels_under_simulator`` re-runs this file in a subprocess under the simulator.  Sizes are tiny (D=4, H=6,
 B=3: H is not a multiple of 4, so the row-norm tail runs) because the simulator runs every CUDA thread as a Python
@@ -10,74 +10,23 @@ thread.
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from cuda_support import DTYPES, MODE, ROOT, TOL, close as _close, dev as _dev, host as _host, \
+    is_dev as _isdev, needs_device, run_file_under_simulator
 
 import refnsm.hopfield as hp
 from refnsm.hopfield import _kernels as K
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _device_mode():
-    """'simulator', 'hardware' or None (this process cannot launch kernels)."""
-    from numba.core import config
-
-    if config.ENABLE_CUDASIM:
-        return "simulator"
-    try:
-        from numba import cuda
-
-        return "hardware" if cuda.is_available() else None
-    except Exception:
-        return None
-
-
-MODE = _device_mode()
-pytestmark_device = pytest.mark.skipif(
-    MODE is None, reason="no GPU here and the simulator is off in this process: run by test_kernels_under_simulator"
-)
-TOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
-DTYPES = [np.float64, np.float32]
+pytestmark_device = needs_device
 D, H, B = 4, 6, 3
-
-
-def _rel(a, b):
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    assert a.shape == b.shape, (a.shape, b.shape)
-    scale = np.abs(b).max() if b.size else 0.0
-    return float(np.abs(a - b).max() / scale) if scale else float(np.abs(a - b).max(initial=0.0))
-
-
-def _close(a, b, dtype):
-    assert _rel(a, b) <= TOL[np.dtype(dtype)], _rel(a, b)
 
 
 def _ch():
     from refnsm.cuda import hopfield as ch
 
     return ch
-
-
-def _dev(a):
-    from refnsm.cuda import to_device
-
-    return to_device(a)
-
-
-def _host(a):
-    from refnsm.cuda import to_host
-
-    return to_host(a)
-
-
-def _isdev(a):
-    from refnsm.cuda import is_device_array
-
-    return is_device_array(a)
 
 
 def _data(dtype, seed=0, b=B):
@@ -100,12 +49,7 @@ def _dbuffers(dtype, b=B, d=D, h=H):
 
 @pytest.mark.skipif(MODE is not None, reason="the kernels run in this process")
 def test_kernels_under_simulator():
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(Path(__file__))],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    out = r.stdout[-6000:] + r.stderr[-2000:]
-    assert r.returncode == 0, out
-    assert " passed" in r.stdout and "failed" not in r.stdout, out
+    run_file_under_simulator(__file__)
 
 
 def test_import_refnsm_hopfield_does_not_import_cuda():

@@ -823,60 +823,34 @@ def encoder_vjp(encoder, grad_out, x):
 
 
 # ================================================================================== model entry points
-class _Encoded:
-    """Device counterpart of ``models._Encoded`` (the attributes ``_regularizer_plan`` reads, plus on_device)."""
+class _DeviceOps:
+    """The device twin of ``models._HostOps``: the array operations ``model._encode_all`` runs, on the GPU."""
 
-    __slots__ = ("active", "U", "cache", "shape", "D", "B", "S", "n_inputs", "on_device")
+    @staticmethod
+    def locate(xs):
+        return _any_device(*xs)
+
+    check_input = staticmethod(_check_input)
+    encode = staticmethod(_encode)
+
+    @staticmethod
+    def repeat_rows(U, S, dtype):
+        rep = _empty((U.shape[0] * S, U.shape[1]), dtype)
+        _launch2("repeat_rows", rep.shape[0], rep.shape[1], dtype, U, S, rep)
+        return rep
+
+    @staticmethod
+    def drive(Us, dtype):
+        T, m = Us[0].shape
+        D = _empty((T, m), dtype)
+        for i, U in enumerate(Us):  # a fresh buffer, summed left to right; the encodings are never overwritten
+            _launch1("add_into", T * m, dtype, _flat(D), _flat(U), i == 0)
+        return D
 
 
 def _encode_all(model, xs, need_cache):
-    """Device twin of ``model._encode_all``: the same checks, messages and drive, on the device."""
-    K = len(model.encoders)
-    names = model._names(max(K, len(xs)))
-    if len(xs) > K:
-        raise ValueError(f"xs: expected at most {K} inputs (one per encoder), got {len(xs)}")
-    on_device = _any_device(*xs)
-    conv = []
-    for k, x in enumerate(xs):
-        conv.append(None if x is None else _check_input(model.encoders[k], x, model.dtype, name=names[k]))
-    active = [k for k, x in enumerate(conv) if x is not None]
-    if not active:
-        raise ValueError("xs: expected at least one input that is not None")
-    main = [k for k in active if not model._broadcast[k]]
-    if not main:
-        raise ValueError(f"{names[0]}: this input is required (the other encoders only add a label drive)")
-    enc = _Encoded()
-    enc.active, enc.U, enc.cache, enc.n_inputs, enc.on_device = active, {}, {}, len(xs), on_device
-    shape = first = None
-    for k in active:
-        U, cache, sh = _encode(model.encoders[k], conv[k])
-        if sh[1] != model.out_channels:
-            raise ValueError(f"out_channels: expected encoders[{k}] to produce {model.out_channels} channels in "
-                             f"dimension 1, got an encoding of shape {sh}")
-        enc.U[k] = U
-        enc.cache[k] = (cache, sh) if need_cache else None
-        if not model._broadcast[k]:
-            if shape is None:
-                shape, first = sh, k
-            elif sh != shape:
-                raise ValueError(f"{names[k]}: its encoding has shape {sh}, expected {shape} like the encoding "
-                                 f"of {names[first]} (encoders' outputs must agree in shape)")
-    B = shape[0]
-    S = int(np.prod(shape[2:], dtype=np.int64)) if len(shape) > 2 else 1
-    for k in active:
-        if model._broadcast[k]:
-            if enc.U[k].shape[0] != B:
-                raise ValueError(f"{names[k]}: expected batch size {B} like {names[first]}, got {enc.U[k].shape[0]}")
-            if S > 1:
-                rep = _empty((B * S, enc.U[k].shape[1]), model.dtype)
-                _launch2("repeat_rows", rep.shape[0], rep.shape[1], model.dtype, enc.U[k], S, rep)
-                enc.U[k] = rep
-    T, m = enc.U[active[0]].shape
-    D = _empty((T, m), model.dtype)
-    for i, k in enumerate(active):  # a fresh buffer, summed left to right; the encodings are never overwritten
-        _launch1("add_into", T * m, model.dtype, _flat(D), _flat(enc.U[k]), i == 0)
-    enc.D, enc.shape, enc.B, enc.S = D, shape, B, S
-    return enc
+    """``model._encode_all`` with the device operations: the same checks, messages and drive, on the GPU."""
+    return model._encode_all(xs, need_cache, ops=_DeviceOps)
 
 
 def _run_dynamics(model, D, shape):

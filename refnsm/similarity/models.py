@@ -95,7 +95,39 @@ class Diagnostics:
 class _Encoded:
     """The encodings of one call: drive ``D`` ``[m, T]`` and per-encoder internal encodings and caches."""
 
-    __slots__ = ("active", "U", "cache", "shape", "D", "B", "S", "n_inputs")
+    __slots__ = ("active", "U", "cache", "shape", "D", "B", "S", "n_inputs", "on_device")
+
+
+class _HostOps:
+    """The array operations of :meth:`MultiSimilarityMatching._encode_all` on the host.  ``refnsm.cuda.similarity``
+    passes a device twin with the same methods, so the checks and messages live in one place."""
+
+    @staticmethod
+    def locate(xs):
+        """Whether results go back to the device (never, on the host)."""
+        return False
+
+    @staticmethod
+    def check_input(encoder, x, dtype, name):
+        return encoder._check_input(x, dtype, name=name)
+
+    @staticmethod
+    def encode(encoder, x):
+        return encoder._encode(x)
+
+    @staticmethod
+    def repeat_rows(U, S, dtype):
+        return np.repeat(U, S, axis=0)
+
+    @staticmethod
+    def drive(Us, dtype):
+        """A fresh buffer with the sum of the encodings, left to right (the encodings are never overwritten)."""
+        if len(Us) == 1:
+            return Us[0].copy()
+        D = np.zeros_like(Us[0])
+        for U in Us:
+            D += U
+        return D
 
 
 class MultiSimilarityMatching:
@@ -281,14 +313,16 @@ class MultiSimilarityMatching:
         return copy.deepcopy(self)
 
     # ------------------------------------------------------------------------------------------ encoding
-    def _encode_all(self, xs, need_cache):
+    def _encode_all(self, xs, need_cache, ops=_HostOps):
+        """Validate and encode the inputs, and form the drive: on the host, or with ``ops`` (the device twin)."""
         K = len(self.encoders)
         names = self._names(max(K, len(xs)))
         if len(xs) > K:
             raise ValueError(f"xs: expected at most {K} inputs (one per encoder), got {len(xs)}")
+        on_device = ops.locate(xs)
         conv = []
         for k, x in enumerate(xs):
-            conv.append(None if x is None else self.encoders[k]._check_input(x, self.dtype, name=names[k]))
+            conv.append(None if x is None else ops.check_input(self.encoders[k], x, self.dtype, names[k]))
         active = [k for k, x in enumerate(conv) if x is not None]
         if not active:
             raise ValueError("xs: expected at least one input that is not None")
@@ -296,10 +330,10 @@ class MultiSimilarityMatching:
         if not main:
             raise ValueError(f"{names[0]}: this input is required (the other encoders only add a label drive)")
         enc = _Encoded()
-        enc.active, enc.U, enc.cache, enc.n_inputs = active, {}, {}, len(xs)
+        enc.active, enc.U, enc.cache, enc.n_inputs, enc.on_device = active, {}, {}, len(xs), on_device
         shape = None
         for k in active:
-            U, cache, sh = self.encoders[k]._encode(conv[k])
+            U, cache, sh = ops.encode(self.encoders[k], conv[k])
             if sh[1] != self.out_channels:
                 raise ValueError(f"out_channels: expected encoders[{k}] to produce {self.out_channels} channels in "
                                  f"dimension 1, got an encoding of shape {sh}")
@@ -317,12 +351,10 @@ class MultiSimilarityMatching:
             if self._broadcast[k]:
                 if enc.U[k].shape[0] != B:
                     raise ValueError(f"{names[k]}: expected batch size {B} like {names[first]}, got {enc.U[k].shape[0]}")
-                enc.U[k] = np.repeat(enc.U[k], S, axis=0) if S > 1 else enc.U[k]
-        D = np.zeros_like(enc.U[active[0]]) if len(active) > 1 else enc.U[active[0]].copy()
-        if len(active) > 1:
-            for k in active:  # a fresh buffer, summed left to right; the encodings are never overwritten
-                D += enc.U[k]
-        enc.D, enc.shape, enc.B, enc.S = D, shape, B, S
+                if S > 1:
+                    enc.U[k] = ops.repeat_rows(enc.U[k], S, self.dtype)
+        enc.D = ops.drive([enc.U[k] for k in active], self.dtype)
+        enc.shape, enc.B, enc.S = shape, B, S
         return enc
 
     # ------------------------------------------------------------------------------------------ fast dynamics
