@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 COMPAT = (None, "ngclearn")
-DEVICES = ("cpu", "cuda")
+DEVICES = C.DEVICES
 
 
 class Retrieval(NamedTuple):
@@ -82,11 +82,7 @@ class IterateResult(NamedTuple):
 
 def _cuda_twin(device, name):
     """The CUDA twin of a public function when ``device="cuda"`` (imported only then), else None."""
-    if C.check_option(device, "device", DEVICES) == "cpu":
-        return None
-    from ..cuda import hopfield as cuda_hopfield
-
-    return getattr(cuda_hopfield, name)
+    return C.cuda_twin(device, "hopfield", name)
 
 
 def _memory(W, name="W", dtype=None, conv=C.as_float_array):

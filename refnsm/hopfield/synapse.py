@@ -24,7 +24,7 @@ from . import modern as M
 __all__ = ["HopfieldSynapse"]
 
 UPDATE_RULES = ("delta", "contrastive")
-DEVICES = ("cpu", "cuda")
+DEVICES = C.DEVICES
 
 
 class HopfieldSynapse:

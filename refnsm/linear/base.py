@@ -25,6 +25,7 @@ import copy
 import numpy as np
 
 from .._checks import (
+    DEVICES,
     as_float_array,
     check_int,
     check_option,
@@ -38,7 +39,6 @@ from . import _kernels
 __all__ = ["LinearBase", "SquareLinear", "Hprod", "Hprod_vjp", "straight_through_relu", "straight_through_relu_vjp"]
 
 COMPAT_OPTIONS = ("neuromancer",)
-DEVICES = ("cpu", "cuda")
 
 
 def cuda_maps() -> tuple:

@@ -42,16 +42,12 @@ from . import _kernels
 
 __all__ = ["Encoder", "Linear", "Conv2d", "Identity"]
 
-DEVICES = ("cpu", "cuda")
+DEVICES = _checks.DEVICES
 
 
 def _cuda_twin(device, name):
-    """The CUDA twin ``refnsm.cuda.similarity.<name>`` when ``device="cuda"`` (imported only then), else None."""
-    if _checks.check_option(device, "device", DEVICES) == "cpu":
-        return None
-    from ..cuda import similarity as cuda_similarity
-
-    return getattr(cuda_similarity, name)
+    """The CUDA twin of a public function when ``device="cuda"`` (imported only then), else None."""
+    return _checks.cuda_twin(device, "similarity", name)
 
 
 def _pair(value, name, minimum):

@@ -80,16 +80,12 @@ IGNORE_INDEX = -100
 
 
 # ----------------------------------------------------------------------------------------------- validation
-DEVICES = ("cpu", "cuda")
+DEVICES = _checks.DEVICES
 
 
 def _cuda_twin(device, name):
     """The CUDA twin of a public function when ``device="cuda"`` (imported only then), else None."""
-    if _checks.check_option(device, "device", DEVICES) == "cpu":
-        return None
-    from ..cuda import spiking as cuda_spiking
-
-    return getattr(cuda_spiking, name)
+    return _checks.cuda_twin(device, "spiking", name)
 
 
 def _check_compat(compat):
