@@ -847,6 +847,32 @@ class _DeviceOps:
             _launch1("add_into", T * m, dtype, _flat(D), _flat(U), i == 0)
         return D
 
+    # backward
+    @staticmethod
+    def scale(Y, c):
+        out = _empty(Y.shape, Y.dtype)
+        _launch1("scale", Y.size, Y.dtype, _flat(Y), _ft(Y)(c), _flat(out))
+        return out
+
+    @staticmethod
+    def add_scaled(G, U, c):
+        out = _empty(U.shape, U.dtype)
+        _launch1("add_scaled", U.size, U.dtype, _flat(G), _flat(U), _ft(U)(c), _flat(out))
+        return out
+
+    @staticmethod
+    def sum_positions(G, B, S, m):
+        summed = _empty((B, m), G.dtype)
+        _launch2("sum_positions", B, m, G.dtype, G, S, summed)
+        return summed
+
+    @staticmethod
+    def vjp(encoder, G, cache, inputs):
+        gx, pg = _vjp(encoder, G, cache, inputs)
+        return gx, {name: g.copy_to_host() for name, g in pg.items()}
+
+    result = staticmethod(_out)
+
 
 def _encode_all(model, xs, need_cache):
     """``model._encode_all`` with the device operations: the same checks, messages and drive, on the GPU."""
@@ -969,55 +995,11 @@ def backward(model, grad_out=None, inputs=True):
     gradients (device arrays if the last :func:`loss` had a device input, else NumPy; ``None`` for skipped inputs).
 
     :math:`G = -\tfrac4N y\ (+\tfrac4N u_k)` on the device, pushed through each encoder's device VJP; the weight
-    decay and :math:`\partial L/\partial M = (\tfrac2N C - \tfrac2m M) s` on the host, as on the CPU.
+    decay and :math:`\partial L/\partial M = (\tfrac2N C - \tfrac2m M) s` on the host, as on the CPU
+    (``model._backward`` with the device operations).
     """
     require()
-    if model._loss_cache is None:
-        raise RuntimeError("backward: call loss(*xs, y) first")
-    s = _checks.scalar_grad_out(grad_out)
-    enc, Y, C = model._loss_cache
-    m = model.out_channels
-    N = Y.size
-    M = model.M
-    dt = Y.dtype
-    ft = _ft(Y)
-    G0 = _empty(Y.shape, dt)
-    _launch1("scale", Y.size, dt, _flat(Y), ft(-4.0 * s / N), _flat(G0))
-    G = {k: G0 for k in enc.active}
-    whiten_terms, weight_slots = model._regularizer_plan(enc)
-    for U, targets in whiten_terms:
-        c = ft(4.0 * s / U.size)
-        for k in targets:
-            out = _empty(U.shape, dt)
-            _launch1("add_scaled", U.size, dt, _flat(G[k]), _flat(U), c, _flat(out))
-            G[k] = out
-    grads = {}
-    xgrads = []
-    for k in range(len(model.encoders)):
-        if k not in G:
-            xgrads.append(None)
-            continue
-        Gk = G[k]
-        if model._broadcast[k] and enc.S > 1:
-            summed = _empty((enc.B, m), dt)
-            _launch2("sum_positions", enc.B, m, dt, Gk, enc.S, summed)
-            Gk = summed
-        cache, _ = enc.cache[k]
-        gx, pg = _vjp(model.encoders[k], Gk, cache, bool(inputs))
-        for name, g in pg.items():
-            grads[f"encoders.{k}.{name}"] = g.copy_to_host()
-        xgrads.append(gx)
-    for slot in weight_slots:
-        for name, p in model.encoders[slot].params.items():
-            key = f"encoders.{slot}.{name}"
-            decay = p * (4.0 * s / m)
-            grads[key] = grads[key] + decay if key in grads else decay
-    grads["competitor.weight"] = (C * (2.0 / N) - M * (2.0 / m)) * s
-    for k, v in model.params.items():
-        g = grads.get(k)
-        model.grads[k] = np.zeros_like(v) if g is None else g.astype(model.dtype, copy=False)
-    model._have_grads = True
-    return tuple(_out(g, enc.on_device) for g in xgrads[:enc.n_inputs])
+    return model._backward(grad_out, inputs, ops=_DeviceOps)
 
 
 def _fused_linear_step(model, x, lr, lr_M):

@@ -129,6 +129,29 @@ class _HostOps:
             D += U
         return D
 
+    # backward
+    @staticmethod
+    def scale(Y, c):
+        return Y * c
+
+    @staticmethod
+    def add_scaled(G, U, c):
+        return G + U * c
+
+    @staticmethod
+    def sum_positions(G, B, S, m):
+        """[B*S, m] -> [B, m]: the gradient of an encoding broadcast over S positions."""
+        return G.reshape(B, S, m).sum(axis=1)
+
+    @staticmethod
+    def vjp(encoder, G, cache, inputs):
+        """(input gradient, {name: parameter gradient as a host array})."""
+        return encoder._vjp(np.ascontiguousarray(G), cache, inputs)
+
+    @staticmethod
+    def result(g, on_device):
+        return g
+
 
 class MultiSimilarityMatching:
     r"""Multi-input similarity-matching circuit (pynsm ``MultiSimilarityMatching``).
@@ -508,6 +531,10 @@ class MultiSimilarityMatching:
         twin = _cuda_twin(self._device, "backward")
         if twin is not None:
             return twin(self, grad_out, inputs)
+        return self._backward(grad_out, inputs)
+
+    def _backward(self, grad_out, inputs, ops=_HostOps):
+        """:meth:`backward` with the array operations ``ops`` (the host's, or the device twin's)."""
         if self._loss_cache is None:
             raise RuntimeError("backward: call loss(*xs, y) first")
         s = _checks.scalar_grad_out(grad_out)
@@ -515,13 +542,12 @@ class MultiSimilarityMatching:
         m = self.out_channels
         N = Y.size
         M = self.M
-        G0 = Y * (-4.0 * s / N)
+        G0 = ops.scale(Y, -4.0 * s / N)
         G = {k: G0 for k in enc.active}
         whiten_terms, weight_slots = self._regularizer_plan(enc)
         for U, targets in whiten_terms:
-            add = U * (4.0 * s / U.size)
             for k in targets:
-                G[k] = G[k] + add
+                G[k] = ops.add_scaled(G[k], U, 4.0 * s / U.size)
         grads = {}
         xgrads = []
         for k in range(len(self.encoders)):
@@ -530,9 +556,9 @@ class MultiSimilarityMatching:
                 continue
             Gk = G[k]
             if self._broadcast[k] and enc.S > 1:
-                Gk = Gk.reshape(enc.B, enc.S, m).sum(axis=1)
+                Gk = ops.sum_positions(Gk, enc.B, enc.S, m)
             cache, _ = enc.cache[k]
-            gx, pg = self.encoders[k]._vjp(np.ascontiguousarray(Gk), cache, bool(inputs))
+            gx, pg = ops.vjp(self.encoders[k], Gk, cache, bool(inputs))
             for name, g in pg.items():
                 grads[f"encoders.{k}.{name}"] = g
             xgrads.append(gx)
@@ -546,7 +572,7 @@ class MultiSimilarityMatching:
             g = grads.get(k)
             self.grads[k] = np.zeros_like(v) if g is None else g.astype(self.dtype, copy=False)
         self._have_grads = True
-        return tuple(xgrads[:enc.n_inputs])
+        return tuple(ops.result(g, enc.on_device) for g in xgrads[:enc.n_inputs])
 
     # ------------------------------------------------------------------------------------------ update
     def step(self, lr, lr_M=None):
