@@ -5,7 +5,8 @@ Notation as there: probes ``X`` (B, D), one per row; memory matrix ``W`` (D, H),
 
 Two layers, as on the CPU:
 
-* **Kernel twins** with the names and arguments of ``refnsm.hopfield._kernels``: ``all_finite``, ``copy_finite``,
+* **Kernel twins** with the names and arguments of ``refnsm.hopfield._kernels`` (and ``all_finite``, of
+  ``refnsm._fastchecks``): ``all_finite``, ``copy_finite``,
   ``softmax_rows``, ``retrieve_into``, ``iterate_into``, ``row_sq_norm_max``, ``energy_rows``, ``delta_into``,
   ``contrastive_into``, ``evolve_into`` and the two fused calls of :class:`~refnsm.hopfield.HopfieldSynapse`,
   ``advance_into`` and ``plasticity_into``.  They take C-contiguous float32/float64 device arrays (no
@@ -272,7 +273,7 @@ def _matmul_into(A, B, out, trans_a=False, trans_b=False):
 
 # ======================================================================================= kernel twins
 def all_finite(X):
-    """Twin of ``_kernels.all_finite``: True when no element is NaN/Inf (a device count; only the count is copied)."""
+    """Twin of ``refnsm._fastchecks.all_finite``: True when no element is NaN/Inf (a device count; only the count is copied)."""
     return X.size == 0 or P.count_nonfinite(X) == 0
 
 

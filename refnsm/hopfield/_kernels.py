@@ -14,15 +14,6 @@ from numba import njit
 
 
 @njit(cache=True)
-def all_finite(X):
-    """True when every element of the 2-D array ``X`` is finite."""
-    for v in X.ravel():
-        if not np.isfinite(v):
-            return False
-    return True
-
-
-@njit(cache=True)
 def copy_finite(src, dst):
     """Copy the 2-D array ``src`` (any layout) into ``dst``; True when every element is finite.
 
