@@ -149,3 +149,87 @@ def test_backward_before_forward_and_eig_needs_square():
         m.eig()
     with pytest.raises(ValueError, match="grad_out"):
         m.reg_error_vjp(np.ones(3))
+
+
+# ------------------------------------------------------------------ the public Householder helpers (memory safety)
+_HH_BAD = [
+    # (description, call, argument named in the message)
+    ("dQ 1x1", lambda U, Q: L.householder_matrix_vjp(np.ones((1, 1)), Q, U), "dQ"),
+    ("dQ empty", lambda U, Q: L.householder_matrix_vjp(np.ones((0, 0)), Q, U), "dQ"),
+    ("Q n x n+1", lambda U, Q: L.householder_matrix_vjp(np.ones((4, 4)), np.ones((4, 5)), U), "Q"),
+    ("U 1x1 with 4x4 dQ and Q", lambda U, Q: L.householder_matrix_vjp(np.ones((4, 4)), Q, np.ones((1, 1))), "dQ"),
+    ("U fewer rows than k", lambda U, Q: L.householder_matrix(U[:2]), "U"),
+    ("k > n", lambda U, Q: L.householder_matrix(U, 5), "k"),
+    ("k negative", lambda U, Q: L.householder_matrix(U, -1), "k"),
+    ("k float", lambda U, Q: L.householder_matrix(U, 2.0), "k"),
+    ("U 1-D", lambda U, Q: L.householder_matrix(np.ones(4)), "U"),
+    ("U NaN", lambda U, Q: L.householder_matrix(np.where(np.eye(4, dtype=bool), np.nan, U)), "U"),
+    ("U complex", lambda U, Q: L.householder_matrix(U + 0j), "U"),
+    ("reverse='no'", lambda U, Q: L.householder_matrix(U, reverse="no"), "reverse"),
+    ("zero reflector", lambda U, Q: L.householder_matrix(np.triu(np.ones((4, 4))) * [[1], [0], [1], [1]]), "U"),
+    ("underflowing reflector", lambda U, Q: L.householder_matrix(np.where(np.arange(4)[:, None] == 1, 1e-160, U)), "U"),
+    ("overflowing reflector", lambda U, Q: L.householder_matrix(np.where(np.arange(4)[:, None] == 1, 1e160, U)), "U"),
+    ("orthogonality_error 1-D", lambda U, Q: L.orthogonality_error(np.ones(4)), "A"),
+    ("orthogonality_error rectangular", lambda U, Q: L.orthogonality_error(np.ones((3, 4))), "A"),
+    ("orthogonality_error Inf", lambda U, Q: L.orthogonality_error(np.full((2, 2), np.inf)), "A"),
+]
+
+
+@pytest.mark.parametrize("call,arg", [c[1:] for c in _HH_BAD], ids=[c[0] for c in _HH_BAD])
+def test_householder_helpers_refuse_what_their_kernels_do_not_own(call, arg):
+    U = np.triu(np.random.default_rng(0).standard_normal((4, 4))) + 2 * np.eye(4)
+    Q = L.householder_matrix(U)
+    before = U.copy()
+    with pytest.raises((ValueError, TypeError), match=rf"^{arg}\b|\b{arg}:"):
+        call(U, Q)
+    np.testing.assert_array_equal(U, before)
+
+
+def test_householder_helpers_convert_integer_and_keep_float32():
+    U = np.triu(np.arange(1, 17).reshape(4, 4))
+    np.testing.assert_array_equal(L.householder_matrix(U), L.householder_matrix(U.astype(np.float64)))
+    assert L.householder_matrix(U.astype(np.float32)).dtype == np.float32
+    assert L.householder_matrix(U.astype(np.float16)).dtype == np.float64
+    assert L.householder_matrix(U, 0).tolist() == np.eye(4).tolist()
+    # rectangular U: more rows than reflectors is fine, the extra rows are not read
+    tall = np.vstack([U, np.ones((2, 4))]).astype(float)
+    np.testing.assert_array_equal(L.householder_matrix(tall, 3), L.householder_matrix(U.astype(float), 3))
+
+
+_BOUNDSCHECK_SCRIPT = r"""
+import numpy as np, refnsm.linear as L
+gen = np.random.default_rng(1)
+for (m, n, k, rev) in [(4, 4, None, False), (4, 4, 2, True), (6, 4, 4, False), (3, 5, 3, True), (4, 4, 0, False),
+                       (1, 1, 1, False)]:
+    U = np.triu(gen.standard_normal((m, n))) + np.eye(m, n)
+    Q = L.householder_matrix(U, k, rev)
+    dU = L.householder_matrix_vjp(gen.standard_normal((n, n)), Q, U, k, rev)
+    assert dU.shape == U.shape and np.isfinite(dU).all()
+for bad in [lambda U, Q: L.householder_matrix_vjp(np.ones((1, 1)), Q, U),
+            lambda U, Q: L.householder_matrix_vjp(np.ones((4, 4)), np.ones((4, 5)), U),
+            lambda U, Q: L.householder_matrix_vjp(np.ones((4, 4)), Q, np.ones((1, 1))),
+            lambda U, Q: L.householder_matrix(U[:2]), lambda U, Q: L.householder_matrix(U, 5)]:
+    U = np.triu(gen.standard_normal((4, 4))) + np.eye(4)
+    try:
+        bad(U, L.householder_matrix(U))
+    except ValueError:
+        pass
+    else:
+        raise SystemExit("accepted a shape its kernel does not own")
+m = L.SpectralLinear(5, 3, rng=0, n_U_reflectors=2)
+x = gen.standard_normal((2, 5))
+m.forward(x); m.backward(np.ones((2, 3)))
+print("ok")
+"""
+
+
+def test_householder_shape_variants_under_numba_boundscheck(tmp_path):
+    # a fresh cache folder: the bounds-checked kernels must be compiled, not loaded from the ordinary cache
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path))
+    res = subprocess.run([sys.executable, "-c", _BOUNDSCHECK_SCRIPT], capture_output=True, text=True, env=env,
+                         timeout=600)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-3000:]

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from .._checks import check_int, check_real
+from .._checks import as_float_array, check_int, check_real, check_shape
 from . import _kernels
 from .base import LinearBase, SquareLinear, check_bounds, sigmoid
 
@@ -29,29 +29,101 @@ def _order(k, reverse):
     return np.ascontiguousarray(o[::-1]) if reverse else o
 
 
+#: A reflector's squared norm c = v.v must lie in [2**-500, 2**500]: the kernels divide by it (2 / c) and the VJP
+#: squares the quotient, which overflows float64 below about 1e-154.  A reflector is invariant to the scale of its
+#: vector, so a vector outside this range can always be rescaled.
+_REFLECTOR_SQNORM_RANGE = (2.0 ** -500, 2.0 ** 500)
+
+
+def _check_reflectors(U, k, name, arg=None):
+    """Every reflector vector ``U[t, t:]``, t < k, has a squared norm the kernels can divide by (computed in float64,
+    as the kernels do).  ``arg`` is the argument named in the message (default ``name``; the maps pass
+    ``params['U']``)."""
+    lo, hi = _REFLECTOR_SQNORM_RANGE
+    c = np.einsum("ij,ij->i", np.triu(U[:k]), np.triu(U[:k]), dtype=np.float64) if k else np.zeros(0)
+    bad = np.flatnonzero(~((c >= lo) & (c <= hi)))
+    if bad.size:
+        t = int(bad[0])
+        what = "zero (the reflector is undefined)" if c[t] == 0 else (
+            f"of squared norm {c[t]:.3g}, outside [2**-500, 2**500] where the kernels divide by it without "
+            f"under- or overflow (a reflector is invariant to scale: rescale the vector)")
+        raise ValueError(f"{arg or name}: Householder vector {name}[{t}, {t}:] is {what}")
+
+
+def _chain_args(U, k, reverse, name="U"):
+    """Validate the arguments of a Householder chain; return (U, k, order).  ``U`` must have a row per reflector
+    and ``k <= n`` (reflector t reads ``U[t, t:]``)."""
+    U = as_float_array(U, name, ndim=2, shape_hint="[k, n] (row t holds reflector t from column t)")
+    m, n = U.shape
+    k = n if k is None else check_int(k, "k", minimum=0)
+    if k > n:
+        raise ValueError(f"k: expected at most n = {n} reflectors (U has {n} columns), got {k}")
+    if k > m:
+        raise ValueError(f"{name}: expected at least k = {k} rows (one per reflector), got shape {U.shape}")
+    if not isinstance(reverse, (bool, np.bool_)):
+        raise TypeError(f"reverse: expected a bool, got {type(reverse).__name__} {reverse!r}")
+    _check_reflectors(U, k, name)
+    return U, k, _order(k, bool(reverse))
+
+
 def householder_matrix(U, k=None, reverse=False):
-    r""":math:`Q = H_0 H_1 \cdots H_{k-1}` (``reverse``: :math:`H_{k-1}\cdots H_0`), reflector t from ``U[t, t:]``."""
-    n = U.shape[1]
-    k = n if k is None else k
-    Q = np.eye(n, dtype=U.dtype)
-    _kernels.hh_chain_apply(Q, np.ascontiguousarray(U), _order(k, reverse))
+    r""":math:`Q = H_0 H_1 \cdots H_{k-1}` (``reverse``: :math:`H_{k-1}\cdots H_0`), reflector t from ``U[t, t:]``.
+
+    :math:`H_t = I - 2\tilde v_t \tilde v_t^\top / \tilde v_t^\top \tilde v_t` with :math:`\tilde v_t = [0_t;\ U_{t, t:}]`.
+
+    Parameters
+    ----------
+    U : array_like, shape [m, n], m >= k
+        Reflector vectors, one per row (the strict lower triangle is not read).  float32 stays float32; integer and
+        boolean arrays are computed in float64.
+    k : int, optional
+        Number of reflectors, 0 <= k <= min(m, n) (default n).
+    reverse : bool
+        Multiply the reflectors in reverse order.
+
+    Returns
+    -------
+    ndarray, shape [n, n], exactly orthogonal up to rounding.
+
+    Raises
+    ------
+    ValueError
+        A wrong rank, too few rows for ``k``, ``k > n``, NaN/Inf, or a reflector vector that is zero or whose
+        squared norm under- or overflows (see ``_REFLECTOR_SQNORM_RANGE``).
+    """
+    U, k, order = _chain_args(U, k, reverse)
+    return _householder_matrix(U, order)
+
+
+def _householder_matrix(U, order):
+    """The chain on validated arguments (the maps call this with their own, already validated, parameters)."""
+    Q = np.eye(U.shape[1], dtype=U.dtype)
+    _kernels.hh_chain_apply(Q, np.ascontiguousarray(U), order)
     return Q
 
 
 def householder_matrix_vjp(dQ, Q, U, k=None, reverse=False):
-    """Gradient of <dQ, householder_matrix(U, k, reverse)> with respect to U (Q is that matrix)."""
+    r"""Gradient of :math:`\langle dQ, \mathrm{householder\_matrix}(U, k, reverse)\rangle` with respect to ``U``.
+
+    ``Q`` is that matrix (the chain is walked backwards from it, so nothing else is stored); ``dQ`` and ``Q`` are
+    [n, n] and are not modified.  Returns an array of ``U``'s shape and dtype whose strict lower triangle, and
+    rows from ``k`` on, are 0.  Raises ``ValueError`` as :func:`householder_matrix`, and for ``dQ`` or ``Q`` of
+    the wrong shape.
+    """
+    U, k, order = _chain_args(U, k, reverse)
     n = U.shape[1]
-    k = n if k is None else k
+    dQ = as_float_array(dQ, "dQ", ndim=2, dtype=U.dtype)
+    check_shape(dQ, "dQ", (n, n), "Q's shape, [n, n] for U with n columns")
+    Q = as_float_array(Q, "Q", ndim=2, dtype=U.dtype)
+    check_shape(Q, "Q", (n, n), "[n, n] for U with n columns")
+    return _householder_matrix_vjp(dQ, Q, U, order)
+
+
+def _householder_matrix_vjp(dQ, Q, U, order):
     dU = np.zeros_like(U)
-    _kernels.hh_chain_vjp(Q.copy(), np.ascontiguousarray(dQ, dtype=U.dtype).copy(), np.ascontiguousarray(U),
-                          _order(k, reverse), dU)
+    _kernels.hh_chain_vjp(np.array(Q, dtype=U.dtype, copy=True), np.array(dQ, dtype=U.dtype, copy=True),
+                          np.ascontiguousarray(U), order, dU)
     return dU
-
-
-def _check_reflectors(U, k, name):
-    for t in range(k):
-        if not np.any(U[t, t:]):
-            raise ValueError(f"params[{name!r}]: Householder vector {name}[{t}, {t}:] is zero (the reflector is undefined)")
 
 
 def _triu_normal(gen, n):
@@ -84,18 +156,18 @@ class OrthogonalLinear(SquareLinear):
         self.params["U"] = _triu_normal(gen, self.insize)
 
     def _validate_params(self, params):
-        _check_reflectors(params["U"], self.insize, "U")
+        _check_reflectors(params["U"], self.insize, "U", "params['U']")
 
     @property
     def bias_in_effective_W(self):
         return self.compat == "neuromancer"
 
     def _weight(self):
-        Q = householder_matrix(self.params["U"])
+        Q = _householder_matrix(self.params["U"], _order(self.insize, False))
         return Q, Q
 
     def _weight_vjp(self, G, Q):
-        return {"U": householder_matrix_vjp(G, Q, self.params["U"])}
+        return {"U": _householder_matrix_vjp(G, Q, self.params["U"], _order(self.insize, False))}
 
 
 class SpectralLinear(LinearBase):
@@ -156,16 +228,16 @@ class SpectralLinear(LinearBase):
         self.params["U"] = _triu_normal(gen, self.insize)
 
     def _validate_params(self, params):
-        _check_reflectors(params["U"], self.n_U_reflectors, "U")
-        _check_reflectors(params["V"], self.n_V_reflectors, "V")
+        _check_reflectors(params["U"], self.n_U_reflectors, "U", "params['U']")
+        _check_reflectors(params["V"], self.n_V_reflectors, "V", "params['V']")
 
     def singular_values(self):
         """The exact singular values :math:`s` of W (length r)."""
         return self.sigma_min + (self.sigma_max - self.sigma_min) * sigmoid(self.params["p"])
 
     def _svd_factors(self):
-        QU = householder_matrix(self.params["U"], self.n_U_reflectors)
-        QV = householder_matrix(self.params["V"], self.n_V_reflectors, reverse=True)
+        QU = _householder_matrix(self.params["U"], _order(self.n_U_reflectors, False))
+        QV = _householder_matrix(self.params["V"], _order(self.n_V_reflectors, True))
         return QU, QV
 
     def _weight(self):
@@ -192,8 +264,8 @@ class SpectralLinear(LinearBase):
         dQU, dQV, dp = self._core_vjp(G, cache)
         return {
             "p": dp,
-            "U": householder_matrix_vjp(dQU, QU, self.params["U"], self.n_U_reflectors),
-            "V": householder_matrix_vjp(dQV, QV, self.params["V"], self.n_V_reflectors, reverse=True),
+            "U": _householder_matrix_vjp(dQU, QU, self.params["U"], _order(self.n_U_reflectors, False)),
+            "V": _householder_matrix_vjp(dQV, QV, self.params["V"], _order(self.n_V_reflectors, True)),
         }
 
 
@@ -226,17 +298,17 @@ class SymmetricSpectralLinear(SpectralLinear):
         self.params["V"] = _triu_normal(gen, self.outsize)
 
     def _validate_params(self, params):
-        _check_reflectors(params["V"], self.n_V_reflectors, "V")
+        _check_reflectors(params["V"], self.n_V_reflectors, "V", "params['V']")
 
     def _svd_factors(self):
-        Q = householder_matrix(self.params["V"], self.n_V_reflectors)
+        Q = _householder_matrix(self.params["V"], _order(self.n_V_reflectors, False))
         return Q, Q.T
 
     def _weight_vjp(self, G, cache):
         QU = cache[0]
         dQU, dQV, dp = self._core_vjp(G, cache)
         dQ = dQU + dQV.T
-        return {"p": dp, "V": householder_matrix_vjp(dQ, QU, self.params["V"], self.n_V_reflectors)}
+        return {"p": dp, "V": _householder_matrix_vjp(dQ, QU, self.params["V"], _order(self.n_V_reflectors, False))}
 
 
 def _rot(theta):
@@ -283,7 +355,7 @@ class SchurDecompositionLinear(SquareLinear):
         self.params["gamma"] = np.ones(m)
 
     def _validate_params(self, params):
-        _check_reflectors(params["P.U"], self.insize, "P.U")
+        _check_reflectors(params["P.U"], self.insize, "P.U", "params['P.U']")
 
     def _T(self):
         n = self.insize
@@ -295,7 +367,7 @@ class SchurDecompositionLinear(SquareLinear):
         return T
 
     def _weight(self):
-        Q = householder_matrix(self.params["P.U"])
+        Q = _householder_matrix(self.params["P.U"], _order(self.insize, False))
         T = self._T()
         return Q @ T @ Q.T, (Q, T)
 
@@ -308,7 +380,7 @@ class SchurDecompositionLinear(SquareLinear):
         c, s = _rot(self.params["theta"])
         dgamma = b00 * c - b01 * s + b10 * s + b11 * c
         dtheta = self.params["gamma"] * (-b00 * s - b01 * c + b10 * c - b11 * s)
-        return {"P.U": householder_matrix_vjp(dQ, Q, self.params["P.U"]), "theta": dtheta, "gamma": dgamma}
+        return {"P.U": _householder_matrix_vjp(dQ, Q, self.params["P.U"], _order(self.insize, False)), "theta": dtheta, "gamma": dgamma}
 
     def _reg(self):
         g = self.params["gamma"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._checks import as_float_array
 from . import _kernels
 from .base import LinearBase, SquareLinear, check_bounds, frob_norm, sigmoid
 
@@ -28,7 +29,17 @@ def orthogonal_init(gen, n):
 
 
 def orthogonality_error(A):
-    r"""Return :math:`e(A)` and :math:`\partial e/\partial A` (see the module docstring)."""
+    r"""Return :math:`e(A)` and :math:`\partial e/\partial A` (see the module docstring) of a square matrix ``A``.
+
+    Raises ``ValueError`` for anything but a finite square matrix (``A`` of shape [n, n]); float32 stays float32.
+    """
+    A = as_float_array(A, "A", ndim=2, shape_hint="[n, n]")
+    if A.shape[0] != A.shape[1]:
+        raise ValueError(f"A: expected a square matrix [n, n] (the penalty compares A A^T and A^T A with I), got shape {A.shape}")
+    return _orthogonality_error(A)
+
+
+def _orthogonality_error(A):
     n = A.shape[0]
     E = np.eye(n, dtype=A.dtype) - A @ A.T
     F = np.eye(n, dtype=A.dtype) - A.T @ A
@@ -110,8 +121,8 @@ class SVDLinear(LinearBase):
         return {"U": dU, "V": dV, "sigma": dtheta}
 
     def _reg(self):
-        eu, gu = orthogonality_error(self.params["U"])
-        ev, gv = orthogonality_error(self.params["V"])
+        eu, gu = _orthogonality_error(self.params["U"])
+        ev, gv = _orthogonality_error(self.params["V"])
         return eu + ev, {"U": gu, "V": gv}
 
 
@@ -169,5 +180,5 @@ class SymmetricSVDLinear(SquareLinear, SVDLinear):
         return {"V": dV, "sigma": dtheta}
 
     def _reg(self):
-        ev, gv = orthogonality_error(self.params["V"])
+        ev, gv = _orthogonality_error(self.params["V"])
         return 2.0 * ev, {"V": 2.0 * gv}
