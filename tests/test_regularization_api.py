@@ -93,7 +93,7 @@ def test_callable_sign_func_value_gradient_and_finite_differences(W):
         expect = abs(np.mean(np.tanh(W)) + 1 - 2 * t)
         np.testing.assert_allclose(R.exc_ratio_loss(W, t, sign_func=np.tanh), expect, rtol=1e-14)
         gradcheck(lambda w: R.exc_ratio_loss(w, t, sign_func=np.tanh),
-                  lambda g, w: R.exc_ratio_loss_vjp(g, w, t, sign_func=np.tanh, sign_func_grad=_tanh_grad), [W])
+                  lambda g, w: R.exc_ratio_loss_vjp(g, w, t, sign_func=np.tanh, sign_func_grad=_tanh_grad), [W], raise_on_fail=True)
     # the built-in softsign through the callable path gives the built-in numbers
     soft, dsoft = (lambda x: x / (1 + np.abs(x))), (lambda x: 1 / (1 + np.abs(x)) ** 2)
     for t in (0.3, 0.9):

@@ -34,7 +34,7 @@ def test_base_criterion_loss_is_the_time_mean_cross_entropy():
     x, y = _data()
     loss = sp.TETLoss(mean=0.5, tet_lambda=0.2)
     np.testing.assert_allclose(loss.base_criterion_loss(x, y), _naive_ce_per_step(x, y), rtol=1e-13)
-    gradcheck(lambda a: loss.base_criterion_loss(a, y), lambda g, a: loss.base_criterion_loss_vjp(g, a, y), [x])
+    gradcheck(lambda a: loss.base_criterion_loss(a, y), lambda g, a: loss.base_criterion_loss_vjp(g, a, y), [x], raise_on_fail=True)
     # forward = (1 - lambda) base + lambda mse
     np.testing.assert_allclose(loss(x, y), 0.8 * _naive_ce_per_step(x, y) + 0.2 * np.mean((x - 0.5) ** 2),
                                rtol=1e-13)
@@ -54,8 +54,8 @@ def test_callable_base_criterion_value_gradient_and_finite_differences():
         def vjp(g, a):
             loss.forward(a, y)
             return loss.backward(g)
-        gradcheck(f, vjp, [x])
-        gradcheck(lambda a: loss.base_criterion_loss(a, y), lambda g, a: loss.base_criterion_loss_vjp(g, a, y), [x])
+        gradcheck(f, vjp, [x], raise_on_fail=True)
+        gradcheck(lambda a: loss.base_criterion_loss(a, y), lambda g, a: loss.base_criterion_loss_vjp(g, a, y), [x], raise_on_fail=True)
     x32 = x.astype(np.float32)
     loss = sp.TETLoss(base_criterion=_mse_onehot, base_criterion_vjp=_mse_onehot_vjp)
     assert loss(x32, y).dtype == np.float32 and loss.backward().dtype == np.float32

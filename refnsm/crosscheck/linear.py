@@ -123,7 +123,7 @@ def _run(key, refname, shape, kwargs, compat, bias, mode, seed, skip=frozenset()
         sd = up.state_dict(keep_vars=True)
         ref_cls = getattr(L, refname)
         ref_kw = dict(kwargs)
-        ref = ref_cls(nin, nout, bias, compat=compat, rng=0, **ref_kw)
+        ref = ref_cls(nin, nout, bias=bias, compat=compat, rng=0, **ref_kw)
         tensors = {}
         for k in ref.params:
             t = sd.get(k)
