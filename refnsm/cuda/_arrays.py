@@ -64,3 +64,52 @@ def out(a, on_device):
     if a is None:
         return None
     return a if on_device else a.copy_to_host()
+
+
+def copy(a):
+    """A device copy of a device array."""
+    c = cuda.device_array(a.shape, dtype=a.dtype)
+    c.copy_to_device(a)
+    return c
+
+
+def zeros(shape, dtype):
+    """A zero-filled device array."""
+    return cuda.to_device(np.zeros(shape, dtype))
+
+
+class DeviceArrays:
+    """The array namespace of ``device="cuda"`` (see :mod:`refnsm._backend`): the methods of ``_backend.HOST``
+    on numba device arrays.  ``on_device`` says whether the call's results go back as device arrays."""
+
+    name = "cuda"
+    empty = staticmethod(empty)
+    zeros = staticmethod(zeros)
+    asarray = staticmethod(to_dev)
+    dtype_of = staticmethod(common_dtype)
+    astype = staticmethod(P.astype)
+    copy = staticmethod(copy)
+    is_native = staticmethod(is_device_array)
+
+    def __init__(self, on_device: bool):
+        self.on_device = bool(on_device)
+
+    @staticmethod
+    def from_host(a):
+        return cuda.to_device(np.ascontiguousarray(a))
+
+    @staticmethod
+    def to_host(a):
+        return a.copy_to_host() if is_device_array(a) else np.asarray(a)
+
+    @staticmethod
+    def shares(a, b):
+        """Whether the validated ``a`` is the caller's ``b`` itself (then a private copy is needed)."""
+        return a is b
+
+    def give_back(self, a):
+        return out(a, self.on_device)
+
+    def give_back_host(self, a):
+        """A host-computed result on the caller's side (copied to the device only for device inputs)."""
+        return cuda.to_device(a) if self.on_device and a is not None else a
