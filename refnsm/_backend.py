@@ -103,9 +103,14 @@ HOST = _HostArrays()
 _KERNELS: dict = {}
 
 
-def kernels(family: str, device: str = "cpu"):
-    """The kernel module of ``family`` for ``device``: ``refnsm.<family>._kernels`` or ``._cuda_kernels``."""
-    key = (family, device)
+def kernels(family: str, device: str = "cpu", part: str = "kernels"):
+    """The kernel module of ``family`` for ``device``: ``refnsm.<family>._kernels`` or ``._cuda_kernels``.
+
+    ``part`` names another pair of device modules of the family, ``_<part>`` and ``_cuda_<part>`` (the similarity
+    circuits' array operations are ``_ops`` and ``_cuda_ops``).  The CUDA module is imported only when asked for,
+    after checking that kernels can run (``RuntimeError`` saying what to do otherwise).
+    """
+    key = (family, device, part)
     mod = _KERNELS.get(key)
     if mod is None:
         if family not in FAMILIES:
@@ -115,7 +120,7 @@ def kernels(family: str, device: str = "cpu"):
             from .cuda import require
 
             require()
-        name = "_kernels" if device == "cpu" else "_cuda_kernels"
+        name = f"_{part}" if device == "cpu" else f"_cuda_{part}"
         mod = _KERNELS[key] = importlib.import_module(f"refnsm.{family}.{name}")
     return mod
 
@@ -142,7 +147,7 @@ def get(family: str, device: str, *inputs):
     ``inputs`` are the call's array arguments (they decide where results go back to under "cuda").
     """
     if device == "cpu":
-        mod = _KERNELS.get((family, "cpu"))
+        mod = _KERNELS.get((family, "cpu", "kernels"))
         return (mod if mod is not None else kernels(family, "cpu")), HOST
     check_device(device)
     return kernels(family, device), arrays(device, *inputs)
