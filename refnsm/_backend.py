@@ -17,6 +17,7 @@ methods:
 ``empty, zeros``    allocate ``(shape, dtype)``
 ``asarray``         validate and convert an input: :func:`refnsm._checks.as_float_array`'s arguments and
                     messages (a device array is validated from its metadata and a device NaN/Inf count)
+``as_real``         the same, and integer/boolean *device* arrays are cast to float64 instead of refused (labels)
 ``dtype_of``        the result float dtype of several inputs (:func:`refnsm._checks.result_float_dtype`)
 ``astype, copy``    a cast / a copy where the array lives
 ``from_host``       a host array moved to where the kernels run (the identity on the CPU)
@@ -57,7 +58,7 @@ def check_compat(compat, valid, name: str = "compat"):
     Every family validates its ``compat=`` option here, so the message is the same everywhere.
     """
     if compat not in valid:
-        raise ValueError(f"{name}: expected one of {', '.join(repr(v) for v in valid)}; got {_checks._describe(compat)}")
+        raise ValueError(f"{name}: expected {' or '.join(repr(v) for v in valid)}, got {_checks._describe(compat)}")
     return compat
 
 
@@ -73,9 +74,10 @@ class _HostArrays:
     empty = staticmethod(np.empty)
     zeros = staticmethod(np.zeros)
     asarray = staticmethod(_checks.as_float_array)
+    as_real = staticmethod(_checks.as_float_array)
     dtype_of = staticmethod(_checks.result_float_dtype)
     from_host = staticmethod(_identity)
-    to_host = staticmethod(np.asarray)
+    to_host = staticmethod(_identity)
     give_back = staticmethod(_identity)
     give_back_host = staticmethod(_identity)
 

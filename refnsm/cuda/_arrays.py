@@ -39,6 +39,17 @@ def dev_float(a, name, *, ndim=None, min_ndim=None, shape_hint="", dtype=None, a
     return P.astype(a, dtype) if dtype is not None else a
 
 
+def to_dev_real(a, name, **kw):
+    """As :func:`to_dev`, and an integer or boolean device array is accepted and cast to float64 on the device (what
+    ``_checks.as_float_array`` does to an integer host array); ``kw`` as for ``as_float_array``."""
+    if is_device_array(a) and a.dtype.kind in "biu":
+        _checks.check_rank(a, name, ndim=kw.get("ndim"), min_ndim=kw.get("min_ndim"), shape_hint=kw.get("shape_hint", ""))
+        if not a.is_c_contiguous():
+            raise ValueError(f"{name}: expected a C-contiguous device array, got strides {a.strides} for shape {a.shape}")
+        return P.astype(a, kw.get("dtype") or np.float64)
+    return to_dev(a, name, **kw)
+
+
 def to_dev(a, name, **kw):
     """A validated float device array from a host array-like (``_checks.as_float_array``, then copied over) or a
     device array (:func:`dev_float`); ``kw`` as for ``as_float_array``."""
@@ -86,6 +97,7 @@ class DeviceArrays:
     empty = staticmethod(empty)
     zeros = staticmethod(zeros)
     asarray = staticmethod(to_dev)
+    as_real = staticmethod(to_dev_real)
     dtype_of = staticmethod(common_dtype)
     astype = staticmethod(P.astype)
     copy = staticmethod(copy)
@@ -100,7 +112,7 @@ class DeviceArrays:
 
     @staticmethod
     def to_host(a):
-        return a.copy_to_host() if is_device_array(a) else np.asarray(a)
+        return a.copy_to_host() if is_device_array(a) else a
 
     @staticmethod
     def shares(a, b):

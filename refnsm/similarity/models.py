@@ -186,8 +186,7 @@ class MultiSimilarityMatching:
         if not (iteration_projection is None or iteration_projection == "relu" or
                 (callable(iteration_projection) and not isinstance(iteration_projection, str))):
             raise ValueError(f"iteration_projection: expected None, 'relu' or a callable, got {iteration_projection!r}")
-        if compat not in COMPAT:
-            raise ValueError(f"compat: expected None or 'pynsm', got {compat!r}")
+        _backend.check_compat(compat, COMPAT)
         _backend.check_device(device)
 
         self.encoders = list(encoders)
