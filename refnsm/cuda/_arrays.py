@@ -111,6 +111,25 @@ class DeviceArrays:
         return cuda.to_device(np.ascontiguousarray(a))
 
     @staticmethod
+    def matmul(a, b):
+        """``a @ b`` by the tiled product (``a`` may have leading batch dimensions, folded into its rows)."""
+        a2 = a.reshape(a.size // a.shape[a.ndim - 1], a.shape[a.ndim - 1]) if a.ndim != 2 else a
+        out = P.matmul_ab(a2, b)
+        return out if a.ndim == 2 else out.reshape(*(tuple(a.shape)[:-1] + (b.shape[1],)))
+
+    @staticmethod
+    def matmul_at(a, b):
+        """``a.T @ b`` (2-D) by the tiled product."""
+        return P.matmul_atb(a, b)
+
+    @staticmethod
+    def matmul_bt(a, b):
+        """``a @ b.T`` by the tiled product (``a`` may have leading batch dimensions)."""
+        a2 = a.reshape(a.size // a.shape[a.ndim - 1], a.shape[a.ndim - 1]) if a.ndim != 2 else a
+        out = P.matmul_abt(a2, b)
+        return out if a.ndim == 2 else out.reshape(*(tuple(a.shape)[:-1] + (b.shape[0],)))
+
+    @staticmethod
     def to_host(a):
         return a.copy_to_host() if is_device_array(a) else a
 
