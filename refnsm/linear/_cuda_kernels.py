@@ -323,14 +323,14 @@ def householder_matrix_vjp(dQ, Q, U, k=None, reverse=False):
     return dU
 
 
-def pf_weight(Pm, C, lo, hi):
+def pf_weight(P, C, lo, hi):
     """Twin of ``_kernels.pf_weight``: (W, M, SC) with M = softmax_rows(P), SC = sigmoid(C), W = (hi - (hi-lo) SC) M.
 
     One thread per row (the softmax needs the row's max and sum), in the CPU kernel's order: deterministic."""
-    n, k = Pm.shape
-    W, M, SC = (_empty((n, k), Pm.dtype) for _ in range(3))
+    n, k = P.shape
+    W, M, SC = (_empty((n, k), P.dtype) for _ in range(3))
     b, t = prim.grid1(n)
-    _pf_rows[b, t](Pm, C, float(lo), float(hi), W, M, SC)
+    _pf_rows[b, t](P, C, float(lo), float(hi), W, M, SC)
     return W, M, SC
 
 
