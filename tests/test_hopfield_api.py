@@ -147,3 +147,19 @@ def test_save_load_bad_input(tmp_path):
     np.savez(tmp_path / "hop.npz", weights=np.ones((D, H)), key=np.zeros(2), biases=np.zeros(()))
     s.load(tmp_path)                                        # unknown ngclearn keys ignored
     np.testing.assert_array_equal(s.weights, np.ones((D, H)))
+
+
+@pytest.mark.skipif(__import__("cuda_support").MODE is None, reason="no GPU and no CUDA simulator")
+def test_save_load_cuda_synapse_round_trips_with_a_cpu_one(tmp_path):
+    rng = np.random.default_rng(3)
+    gpu = _syn(device="cuda", batch_size=2)
+    gpu.advance_state(rng.standard_normal((2, D)))
+    gpu.evolve()
+    gpu.save(tmp_path)
+    cpu = _syn(rng=7, batch_size=2)
+    cpu.load(tmp_path)
+    np.testing.assert_array_equal(cpu.weights, gpu.weights)
+    gpu2 = _syn(device="cuda", rng=8, batch_size=2)
+    gpu2.load(tmp_path)
+    X = rng.standard_normal((2, D))
+    np.testing.assert_allclose(np.asarray(gpu2.advance_state(X).copy_to_host()), cpu.advance_state(X), rtol=1e-12)

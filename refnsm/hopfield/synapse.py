@@ -405,7 +405,7 @@ class HopfieldSynapse:
         path = self._path(directory)
 
         def host(a):
-            return a.copy_to_host() if hasattr(a, "copy_to_host") else np.asarray(a)
+            return np.asarray(a) if isinstance(a, np.ndarray) else self._xp.to_host(a)
 
         data = {k: host(self.params["weights"] if k == "weights" else getattr(self, k)) for k in self._SAVED}
         if self.mask is not None:
@@ -440,7 +440,6 @@ class HopfieldSynapse:
             if not ok:
                 raise ValueError(f"{path}[{k!r}]: shape {a.shape} does not fit this synapse (shape (D, H) = {(D, H)}"
                                  f"{'' if B is None else f', batch {B}'})")
-        cu = self._cu
         for k, a in data.items():
             if k == "weights":
                 self.weights = a
@@ -448,10 +447,10 @@ class HopfieldSynapse:
                 self._set_inputs(a)
             elif k == "p_conn_mask":
                 self.mask = a
-            elif k in ("energy", "i_tick") or cu is None:
+            elif k in ("energy", "i_tick"):
                 setattr(self, k, a)
             else:
-                setattr(self, k, cu.to_device(a))
+                setattr(self, k, self._xp.from_host(a))
 
     def __repr__(self):
         return (f"HopfieldSynapse({self.name!r}, shape={self.shape}, eta={self.eta}, beta={self.beta}, "
