@@ -4,6 +4,9 @@
 #   make crosscheck  .venv-peers by ../shared/peers recipe (docs/crosscheck.md); runs tests/crosscheck/
 #   make demo        runs every tutorial in quick mode, writes figures/, prints what each reproduced
 #   make bench       runs benchmarks/ against the upstream libraries (needs .venv-peers)
+#   make gpu-check   on a machine with an NVIDIA GPU (<= 8 min): the CUDA tests on the hardware, the golden suite with
+#                    device="cuda" if it exists, benchmarks/bench_cuda.py, one summary (.ci/gpu_check.py; INSTALL=1
+#                    installs numba-cuda first).  QUICK=1: the same steps, tiny, under the CUDA simulator (CI)
 PYTHON      ?= python3
 VENV        := .venv
 PEERS       := .venv-peers
@@ -13,7 +16,7 @@ PYTEST_ARGS ?=
 # The CUDA tests run on the GPU where there is one (nvidia-smi answers), else under Numba's CUDA simulator.
 CUDASIM     ?= $(shell nvidia-smi >/dev/null 2>&1 && echo 0 || echo 1)
 
-.PHONY: test crosscheck demo bench info clean venv peers
+.PHONY: test crosscheck demo bench gpu-check info clean venv peers
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -50,6 +53,9 @@ demo: venv
 
 bench: peers
 	$(PEERS_PY) -m refnsm bench
+
+gpu-check: venv
+	$(PY) .ci/gpu_check.py $(if $(filter 1,$(QUICK)),--quick) $(if $(filter 1,$(INSTALL)),--install)
 
 info: venv
 	$(PY) -m refnsm info
