@@ -271,7 +271,7 @@ def test_compat_only_changes_the_buggy_cases(rng):
 
 
 def test_loss_example_value_from_spec(rng):
-    # spec §2.3: SM, linear, "whiten", eta = 1, M = I, one step gives y = Wx and then L = -1 exactly
+    # pynsm's loss: SM, linear, "whiten", eta = 1, M = I, one step gives y = Wx and then L = -1 exactly
     model = SimilarityMatching(Linear(4, 3, bias=False, rng=rng), 3, regularization="whiten", max_iterations=1)
     x = rng.standard_normal((5, 4))
     y = model(x)
@@ -392,7 +392,7 @@ def test_inputs_never_modified(rng):
     y = model(x0, x1)
     model.loss(x0, x1, y)
     model.backward()
-    assert np.array_equal(x0, c0) and np.array_equal(x1, c1)  # pynsm overwrites x0 here (spec §5.1c)
+    assert np.array_equal(x0, c0) and np.array_equal(x1, c1)  # pynsm overwrites x0 here (docs/upstream_differences.md)
 
 
 # ------------------------------------------------------------------------------------------------ update rules

@@ -1,7 +1,7 @@
 r"""Similarity-matching circuits: :class:`MultiSimilarityMatching`, :class:`SimilarityMatching`,
 :class:`SupervisedSimilarityMatching` (pynsm 1.0.1's names, defaults and semantics).
 
-Notation (spec §2): ``K`` encoders :math:`f_k`; input :math:`x_k` gives :math:`u_k = f_k(x_k)` of shape
+Notation (pynsm's): ``K`` encoders :math:`f_k`; input :math:`x_k` gives :math:`u_k = f_k(x_k)` of shape
 ``[B, m, S1..Sk]``; :math:`T = B S` (sample, position) pairs, :math:`N = m T`; the competitor :math:`M` is
 ``m x m`` and mixes channels at every sample and position.
 
@@ -127,7 +127,7 @@ class MultiSimilarityMatching:
         :math:`P`.  ``"relu"`` gives NSM and runs inside the Numba loop; a callable receives a fresh array of
         shape ``[B, m, S1..Sk]`` and must return one of that shape (runs at the Python level).
     compat : None or "pynsm"
-        ``"pynsm"`` reproduces pynsm 1.0.1's loss exactly, bugs included (spec §5.1–5.2): with two or more active
+        ``"pynsm"`` reproduces pynsm 1.0.1's loss exactly, bugs included (``docs/upstream_differences.md``): with two or more active
         encoders the first active encoding is overwritten by the sum (so "whiten" on it penalises
         :math:`\|\sum_k u_k\|^2`), and the regularizers are paired with the *active* encodings in order, so a
         skipped input shifts them.
@@ -418,7 +418,7 @@ class MultiSimilarityMatching:
 
     # ------------------------------------------------------------------------------------------ loss
     def loss(self, *args):
-        r"""The slow loss :math:`L(\theta, M; x, y)` (spec §2.3); the last argument is ``y`` (held fixed).
+        r"""The slow loss :math:`L(\theta, M; x, y)` (the module docstring); the last argument is ``y`` (held fixed).
 
         Returns a scalar of the model's dtype and remembers what :meth:`backward` needs.
         """
