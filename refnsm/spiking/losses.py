@@ -179,7 +179,7 @@ def _bce_range_check(S, Y, kernel, dtype):
 
 
 # --------------------------------------------------------------------------------------- kernel_dot_product
-def _kdp_prepare(x, y, kernel, args, compat, xp=HOST):
+def _kernel_dot_product_args(x, y, kernel, args, compat, xp=HOST):
     _check_compat(compat)
     dtype = xp.dtype_of(x, y)
     x = xp.asarray(x, "x", ndim=2, shape_hint="[Nx, M]", dtype=dtype)
@@ -232,7 +232,7 @@ def kernel_dot_product(x, y, kernel="linear", *args, compat=None, device="cpu"):
         Unknown types; a missing or superfluous kernel argument.
     """
     kernels, xp = _backend.get("spiking", device, x, y)
-    x, y, code, p, tile = _kdp_prepare(x, y, kernel, args, compat, xp)
+    x, y, code, p, tile = _kernel_dot_product_args(x, y, kernel, args, compat, xp)
     Kmat, _ = kernels.kernel_forward(x, y, code, p)
     if tile:  # the compat="spikingjelly" corner: repeated on the host
         return xp.give_back_host(np.repeat(xp.to_host(Kmat), x.shape[0], axis=1))
@@ -254,7 +254,7 @@ def kernel_dot_product_vjp(grad_out, x, y, kernel="linear", *args, compat=None, 
     When ``x`` and ``y`` are the same array the total gradient is the sum of the two.
     """
     kernels, xp = _backend.get("spiking", device, grad_out, x, y)
-    x, y, code, p, tile = _kdp_prepare(x, y, kernel, args, compat, xp)
+    x, y, code, p, tile = _kernel_dot_product_args(x, y, kernel, args, compat, xp)
     expected = (x.shape[0], x.shape[0] if tile else y.shape[0])
     A = xp.asarray(grad_out, "grad_out", dtype=x.dtype)
     _checks.check_shape(A, "grad_out", expected, "the kernel matrix's shape")
@@ -579,7 +579,7 @@ class TETLoss:
         return f"TETLoss(mean={self.mean}, tet_lambda={self.tet_lambda}, ignore_index={self.ignore_index})"
 
 
-def _fr_prepare(spikes_seq, labels):
+def _firing_rate_args(spikes_seq, labels):
     x = _checks.as_float_array(spikes_seq, "spikes_seq", ndim=3, shape_hint="[T, N, C]")
     lab = _checks.as_index_array(labels, "labels", ndim=1, shape_hint="[N]")
     T, N, C = x.shape
@@ -598,12 +598,12 @@ def firing_rate_mse(spikes_seq, labels):
 
     ``spikes_seq`` is [T, N, C] (multi-step layout), ``labels`` integer [N].
     """
-    x, lab = _fr_prepare(spikes_seq, labels)
+    x, lab = _firing_rate_args(spikes_seq, labels)
     return np.asarray(K.firing_rate_mse(x, lab, 1.0, False)[0], dtype=x.dtype)
 
 
 def firing_rate_mse_vjp(grad_out, spikes_seq, labels):
     r"""Gradient of :func:`firing_rate_mse`: :math:`2(\mathrm{fr} - \mathrm{onehot})/(N C T)` at every step."""
     g = _checks.scalar_grad_out(grad_out)
-    x, lab = _fr_prepare(spikes_seq, labels)
+    x, lab = _firing_rate_args(spikes_seq, labels)
     return K.firing_rate_mse(x, lab, g, True)[1]
