@@ -20,6 +20,7 @@ methods:
 ``as_real``         the same, and integer/boolean *device* arrays are cast to float64 instead of refused (labels)
 ``dtype_of``        the result float dtype of several inputs (:func:`refnsm._checks.result_float_dtype`)
 ``astype, copy``    a cast / a copy where the array lives
+``add``             ``a + b`` (same shapes)
 ``matmul``          ``a @ b``; ``matmul_at``: ``a.T @ b``; ``matmul_bt``: ``a @ b.T`` (the device: fixed-order tiles)
 ``from_host``       a host array moved to where the kernels run (the identity on the CPU)
 ``to_host``         a NumPy array (a device array copied back; the identity on the CPU)
@@ -81,6 +82,7 @@ class _HostArrays:
     to_host = staticmethod(_identity)
     give_back = staticmethod(_identity)
     give_back_host = staticmethod(_identity)
+    add = staticmethod(np.add)
 
     @staticmethod
     def matmul(a, b):
