@@ -121,6 +121,7 @@ class _HostArrays:
 HOST = _HostArrays()
 
 _KERNELS: dict = {}
+_CPU_KERNELS: dict = {}  # family -> its CPU kernel module: the hot path of every CPU call, one dict lookup
 
 
 def kernels(family: str, device: str = "cpu", part: str = "kernels"):
@@ -167,7 +168,9 @@ def get(family: str, device: str, *inputs):
     ``inputs`` are the call's array arguments (they decide where results go back to under "cuda").
     """
     if device == "cpu":
-        mod = _KERNELS.get((family, "cpu", "kernels"))
-        return (mod if mod is not None else kernels(family, "cpu")), HOST
+        mod = _CPU_KERNELS.get(family)
+        if mod is None:
+            mod = _CPU_KERNELS[family] = kernels(family, "cpu")
+        return mod, HOST
     check_device(device)
     return kernels(family, device), arrays(device, *inputs)

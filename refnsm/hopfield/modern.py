@@ -175,7 +175,9 @@ def retrieve(X, W, beta, *, device="cpu") -> Retrieval:
     X2, W, was_1d = _prep(X, W, xp=xp)
     beta = _beta(beta)
     S, A, Xhat, _, _ = _retrieve_raw(kernels, xp, X2, W, beta)
-    return Retrieval(*(xp.give_back(_squeeze(a, was_1d)) for a in (S, A, Xhat)))
+    give_back = xp.give_back
+    return Retrieval(give_back(_squeeze(S, was_1d)), give_back(_squeeze(A, was_1d)),
+                     give_back(_squeeze(Xhat, was_1d)))
 
 
 def retrieve_vjp(grad_out, X, W, beta, *, device="cpu"):
