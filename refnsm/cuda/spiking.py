@@ -72,6 +72,7 @@ def _kernels(dtype):
     """The elementwise CUDA kernels for one float dtype (constants are cast to it, as the CPU kernels do)."""
     ft = P._FT[np.dtype(dtype)]
     zero, one, two = ft(0.0), ft(1.0), ft(2.0)
+    near_lim = ft(K.NEAR)
     floor = ft(-100.0)
 
     @cuda.jit
@@ -163,8 +164,9 @@ def _kernels(dtype):
             C[i, j] = -A[i, j] * G[i, j] / (Pij * Pij)
 
     @cuda.jit
-    def sim_rows(B, C, r, rs, cs, W, h, kind):
-        # one thread per row i: W[i, :] and h[i] of dX = W X + diag(h) X
+    def sim_rows(B, C, r, near, W, h, kind):
+        # one thread per row i: W[i, :] and h[i] of dX = W X + diag(h) X; for the gaussian (C = G) the far pairs,
+        # with the near ones' M_ij in near[i, :] (the split of _kernels.gaussian_pairs)
         i = cuda.grid(1)
         n = B.shape[0]
         if i < n:
@@ -175,9 +177,19 @@ def _kernels(dtype):
                     acc += (C[i, j] + C[j, i]) * r[j]
                 h[i] = acc / r[i] if r[i] != 0 else zero
             elif kind == 3:
-                h[i] = two * (rs[i] + cs[i])
+                acc = zero
                 for j in range(n):
-                    W[i, j] = -two * (B[i, j] + B[j, i])
+                    near[i, j] = zero
+                    W[i, j] = zero
+                    if j != i:
+                        m = two * (B[i, j] + B[j, i])
+                        sq = C[i, i] + C[j, j]
+                        if (sq - two * C[i, j]) <= near_lim * sq:
+                            near[i, j] = m
+                        else:
+                            W[i, j] = -m
+                            acc += m
+                h[i] = acc
             else:
                 h[i] = zero
                 for j in range(n):
@@ -189,6 +201,19 @@ def _kernels(dtype):
         if i < out.shape[0] and j < out.shape[1]:
             if h[i] != 0:
                 out[i, j] += h[i] * X[i, j]
+
+    @cuda.jit
+    def add_near_pairs(out, near, X):
+        # out[i, k] += sum_j near[i, j] (X[i, k] - X[j, k]), in j order as _kernels.gaussian_near_pairs
+        k, i = cuda.grid(2)
+        if i < out.shape[0] and k < out.shape[1]:
+            acc = out[i, k]
+            xi = X[i, k]
+            for j in range(near.shape[1]):
+                m = near[i, j]
+                if m != 0:
+                    acc += m * (xi - X[j, k])
+            out[i, k] = acc
 
     @cuda.jit
     def loss_terms(S, Y, loss, terms):
@@ -267,7 +292,7 @@ def _kernels(dtype):
 
     return dict(from_gram=from_gram, coupling=coupling, row_sums=row_sums, col_sums=col_sums,
                 gauss_combine=gauss_combine, sqrt_vec=sqrt_vec, sim_post=sim_post, cosine_bc=cosine_bc,
-                sim_rows=sim_rows, add_diag_scaled=add_diag_scaled, loss_terms=loss_terms, loss_grad=loss_grad,
+                sim_rows=sim_rows, add_diag_scaled=add_diag_scaled, add_near_pairs=add_near_pairs, loss_terms=loss_terms, loss_grad=loss_grad,
                 ce_steps=ce_steps, repeat_cols=repeat_cols)
 
 
@@ -388,21 +413,23 @@ def similarity_vjp(A, X, S, G, r, kind, p, eps):
     kk = _k(X)
     W = _empty((n, n), X.dtype)
     h = _empty(n, X.dtype)
-    dummy = _empty(1, X.dtype)
+    dummy2 = _empty((1, 1), X.dtype)
     b2, t2 = P.grid2(n, n)
     b1, t1 = P.grid1(n)
     if kind == LINEAR:
         B = _empty((n, n), X.dtype)
         C = _empty((n, n), X.dtype)
         kk["cosine_bc"][b2, t2](A, G, r, _ft(X)(eps), B, C)
-        kk["sim_rows"][b1, t1](B, C, r, dummy, dummy, W, h, kind)
+        kk["sim_rows"][b1, t1](B, C, r, dummy2, W, h, kind)
     else:
         B = _kernel_coupling(A, S, G, kind, p)
-        rs, cs = _row_col_sums(B) if kind == GAUSSIAN else (dummy, dummy)
-        kk["sim_rows"][b1, t1](B, B, r, rs, cs, W, h, kind)
+        near = _empty((n, n), X.dtype) if kind == GAUSSIAN else dummy2
+        kk["sim_rows"][b1, t1](B, G, r, near, W, h, kind)
     out = P.matmul_ab(W, X)
     b, t = P.grid2(*out.shape)
     kk["add_diag_scaled"][b, t](out, h, X)
+    if kind == GAUSSIAN:
+        kk["add_near_pairs"][b, t](out, near, X)
     return out
 
 

@@ -150,6 +150,55 @@ def similarity_forward(X, G, kind, p, eps, exact_diagonal):
     return K, r
 
 
+#: a pair of rows is "near" when |x_i - x_j|^2 <= NEAR (|x_i|^2 + |x_j|^2); see ``gaussian_pairs``
+NEAR = 0.25
+
+
+@njit(cache=True)
+def gaussian_pairs(Q, G, W, h):
+    """Split the gaussian similarity's gradient dX_i = sum_{j != i} M_ij (x_i - x_j), M = 2 (Q + Q^T), in two.
+
+    Formed as h_i x_i - sum_j M_ij x_j (BLAS), a pair's contribution carries a rounding error of order
+    eps |M_ij| |x|, which is harmless next to the exact |M_ij| |x_i - x_j| when the rows are far apart, and not
+    when they are near: two equal rows of different labels have S_ij = 1 and a BCE derivative of 1/eps_b ~ 1e12
+    multiplying an exact 0.  So far pairs go to W = -M (off the diagonal), h = sum of their M_ij, and near pairs,
+    |x_i - x_j|^2 <= NEAR (|x_i|^2 + |x_j|^2) judged from G, are returned as the matrix ``near`` (0 elsewhere) for
+    ``gaussian_near_pairs``, which forms their differences exactly.  The diagonal (i = j) contributes exactly 0
+    and is dropped.  Fills W and h (h starts at 0)."""
+    n = Q.shape[0]
+    two = Q.dtype.type(2.0)
+    lim = Q.dtype.type(NEAR)
+    near = np.zeros_like(Q)
+    for i in range(n):
+        acc = Q.dtype.type(0.0)
+        for j in range(n):
+            if j == i:
+                W[i, j] = 0.0
+                continue
+            m = two * (Q[i, j] + Q[j, i])
+            sq = G[i, i] + G[j, j]
+            if (sq - two * G[i, j]) <= lim * sq:
+                near[i, j] = m
+                W[i, j] = 0.0
+            else:
+                W[i, j] = -m
+                acc += m
+        h[i] = acc
+    return near
+
+
+@njit(cache=True)
+def gaussian_near_pairs(near, X, out):
+    """out_i += sum_j near_ij (x_i - x_j) over the entries of ``near`` that are not 0 (see ``gaussian_pairs``)."""
+    n, d = X.shape
+    for i in range(n):
+        for j in range(n):
+            m = near[i, j]
+            if m != 0:
+                for k in range(d):
+                    out[i, k] += m * (X[i, k] - X[j, k])
+
+
 @njit(cache=True)
 def similarity_vjp(A, X, S, G, r, kind, p, eps):
     """dL/dX for S = similarity(X) and A = dL/dS (both kernel arguments are X, so the two paths add).
@@ -159,7 +208,8 @@ def similarity_vjp(A, X, S, G, r, kind, p, eps):
     Written as dX = W X + diag(h) X with
       linear:     W = B + B^T,  B = A / P,  h_i = ((C + C^T) r)_i / r_i  (0 where r_i = 0),  C = -A G / P^2
       poly/sigm.: W = B + B^T,  h = 0
-      gaussian:   W = -2 (Q + Q^T),  h = 2 (Q 1 + Q^T 1)
+      gaussian:   dX_i = sum_j M_ij (x_i - x_j),  M = 2 (Q + Q^T), in two parts (``gaussian_pairs``): the pairs of
+                  near rows in that difference form, the others as W = -M, h = M 1 through BLAS
     """
     n = X.shape[0]
     W = np.empty_like(A)
@@ -182,13 +232,13 @@ def similarity_vjp(A, X, S, G, r, kind, p, eps):
     else:
         B = _kernel_coupling(A, S, G, kind, p)
         if kind == GAUSSIAN:
-            two = X.dtype.type(2.0)
-            rs = B.sum(axis=1)
-            cs = B.sum(axis=0)
+            near = gaussian_pairs(B, G, W, h)
+            out = np.dot(W, X)
             for i in range(n):
-                h[i] = two * (rs[i] + cs[i])
-                for j in range(n):
-                    W[i, j] = -two * (B[i, j] + B[j, i])
+                for k in range(X.shape[1]):
+                    out[i, k] += h[i] * X[i, k]
+            gaussian_near_pairs(near, X, out)
+            return out
         else:
             for i in range(n):
                 for j in range(n):
