@@ -176,8 +176,9 @@ def _partials(x, S, kernel, args, i, j, absolute=False):
     xi, xj = x[i], x[j]
     if kernel == "gaussian":
         c = S[i][j] / mp.mpf(float(args[0])) ** 2
-        if absolute:
-            return [abs(c * (b - a)) for a, b in zip(xi, xj)], [abs(c * (a - b)) for a, b in zip(xi, xj)]
+        if absolute:  # with the condition of exp(-d / 2 sigma^2): 1 + d / 2 sigma^2 times S's own rounding
+            c = abs(c) * (1 - mp.log(S[i][j])) if S[i][j] > 0 else abs(c)
+            return [c * abs(b - a) for a, b in zip(xi, xj)], [c * abs(a - b) for a, b in zip(xi, xj)]
         return [c * (b - a) for a, b in zip(xi, xj)], [c * (a - b) for a, b in zip(xi, xj)]
     g = _dot(xi, xj)
     if kernel == "linear":
