@@ -102,7 +102,7 @@ def spike_similar_loss(X, labels, kernel, loss, args):
 
 
 def spike_similar_loss_terms(X, labels, kernel, loss, args):
-    """``(value, value_scale, dL/dX, grad_scale)``: the exact loss and gradient with the scale of their terms.
+    r"""``(value, value_scale, dL/dX, grad_scale)``: the exact loss and gradient with the scale of their terms.
 
     The scale of an entry is the sum of the absolute values of the terms that form it in the formulas of the
     module docstring: :math:`\frac{1}{N^2}\sum_{ij} |\ell(S_{ij}, Y_{ij})|` for the value and

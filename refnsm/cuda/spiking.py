@@ -107,7 +107,8 @@ def _kernels(dtype):
                     B[i, j] = a * (pp * G[i, j] ** pm1)
             elif kind == 2:
                 k = K_[i, j]
-                B[i, j] = pp * (a * (k * (one - k)))
+                z = pp * G[i, j]  # 1 - k as sigma(-z), as _kernels._kernel_coupling (k saturates to 1)
+                B[i, j] = pp * (a * (k * (one / (one + (math.inf if z > 709.782712893384 else math.exp(z))))))
             else:
                 B[i, j] = -((a * K_[i, j]) / c)
 
@@ -161,7 +162,7 @@ def _kernels(dtype):
         if i < A.shape[0] and j < A.shape[1]:
             Pij = r[i] * r[j] + e
             B[i, j] = A[i, j] / Pij
-            C[i, j] = -A[i, j] * G[i, j] / (Pij * Pij)
+            C[i, j] = -(A[i, j] * (G[i, j] / Pij)) / Pij  # Pij * Pij overflows for huge spikes
 
     @cuda.jit
     def sim_rows(B, C, r, near, W, h, kind):

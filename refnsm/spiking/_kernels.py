@@ -91,9 +91,11 @@ def _kernel_coupling(A, K, G, kind, p):
                 for j in range(ny):
                     B[i, j] = A[i, j] * (pp * G[i, j] ** pm1)
     elif kind == SIGMOID:
+        # 1 - K as sigma(-p G), not by subtraction: a saturated K rounds to 1 and 1 - K to 0, where the exact
+        # derivative K (1 - K) is tiny but not 0
         for i in range(nx):
             for j in range(ny):
-                B[i, j] = pp * (A[i, j] * (K[i, j] * (one - K[i, j])))
+                B[i, j] = pp * (A[i, j] * (K[i, j] * (one / (one + np.exp(pp * G[i, j])))))
     else:
         c = A.dtype.type(2.0 * p * p)
         for i in range(nx):
@@ -222,7 +224,7 @@ def similarity_vjp(A, X, S, G, r, kind, p, eps):
             for j in range(n):
                 P = r[i] * r[j] + e
                 B[i, j] = A[i, j] / P
-                C[i, j] = -A[i, j] * G[i, j] / (P * P)
+                C[i, j] = -(A[i, j] * (G[i, j] / P)) / P  # not / (P * P): P * P overflows for huge spikes
         for i in range(n):
             acc = X.dtype.type(0.0)
             for j in range(n):

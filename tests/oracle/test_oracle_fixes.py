@@ -1,0 +1,35 @@
+"""Defects the oracle found in the spiking family, each pinned by a test that failed before its fix."""
+
+import numpy as np
+import pytest
+
+from refnsm import spiking as sp
+
+from oracle import spiking as osp
+from oracle.measure import GOAL, error_in_eps
+
+
+@pytest.mark.parametrize("dtype, scale", [(np.float64, 1e150), (np.float32, 1e18)])
+def test_cosine_gradient_of_huge_spikes_does_not_overflow(dtype, scale):
+    """C = -A G / P^2 overflowed P^2 (P = r_i r_j ~ scale^2): the normalisation's gradient vanished."""
+    rng = np.random.default_rng(3)
+    X = ((rng.random((6, 8)) < 0.4) * scale).astype(dtype)
+    X[0, 0] = scale
+    lab = np.eye(3)[rng.integers(0, 3, 6)]
+    g = sp.spike_similar_loss_vjp(None, X, lab, "linear", "mse")
+    ex, sc = osp.ssl_exact(X, lab, "linear", "mse", ())["grad"]
+    err, _ = error_in_eps(g, ex, sc)
+    assert err <= GOAL[np.dtype(dtype)], err
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_saturated_sigmoid_gradient_is_not_flushed_to_zero(dtype):
+    """K (1 - K) with K rounded to 1 is 0; the exact derivative sigma(z) sigma(-z) is e^-z, tiny but not 0."""
+    x = np.array([[1.0, 1.0, 0.5]], dtype=dtype)
+    y = np.array([[1.0, 1.0, 1.0], [0.2, 0.1, 0.0]], dtype=dtype)
+    A = np.ones((1, 2), dtype=dtype)
+    gx, gy = sp.kernel_dot_product_vjp(A, x, y, "sigmoid", 30.0)
+    ex = osp.kdp_exact(x, y, "sigmoid", 30.0, A)
+    for got, key in ((gx, "dx"), (gy, "dy")):
+        err, _ = error_in_eps(got, *ex[key])
+        assert err <= GOAL[np.dtype(dtype)], (key, err)
