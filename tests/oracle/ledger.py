@@ -84,10 +84,11 @@ def run(seeds: int, families):
                         except ValueError:
                             continue  # the exact function is undefined there (e.g. BCE of an S outside [0, 1])
                         try:
-                            s = score(case.refnsm(inp), ex, dt)
+                            got = case.refnsm(inp)
                         except ValueError:
                             r["refused"] += 1
                             continue
+                        s = score(got, ex, dt)
                         r["n"] += 1
                         if s.err >= r["err"]:
                             r.update(err=s.err, cond=s.cond,

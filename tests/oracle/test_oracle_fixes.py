@@ -33,3 +33,39 @@ def test_saturated_sigmoid_gradient_is_not_flushed_to_zero(dtype):
     for got, key in ((gx, "dx"), (gy, "dy")):
         err, _ = error_in_eps(got, *ex[key])
         assert err <= GOAL[np.dtype(dtype)], (key, err)
+
+
+@pytest.mark.parametrize("p", [-1, -2])
+@pytest.mark.parametrize("dtype, scale", [(np.float64, 1e-160), (np.float64, 1e150), (np.float32, 1e-18),
+                                          (np.float32, 1e18)])
+def test_negative_p_norm_of_tiny_and_huge_vectors(p, dtype, scale):
+    """sum(a^p)^(1/p) overflowed a^p (tiny entries) or v^(1-p) (huge ones); the norm itself is representable."""
+    from refnsm import regularization as rg
+
+    from oracle import regularization as org
+
+    x = (np.random.default_rng(5).standard_normal(7) * scale).astype(dtype)
+    ex = org.vector_norm_exact(x, p)
+    got = {"value": rg.lp_norm(x, p), "grad": rg.lp_norm_vjp(None, x, p)}
+    for key in ("value", "grad"):
+        err, _ = error_in_eps(np.asarray(got[key]).astype(np.float64), *ex[key], dtype)
+        assert err <= GOAL[np.dtype(dtype)], (key, err)
+
+
+@pytest.mark.parametrize("scale", [1e-160, 1e-300, 1e160])
+def test_two_norm_of_tiny_and_huge_vectors(scale):
+    """sqrt(x.x) lost every digit to underflow of the squares (1e-160^2 is subnormal) or overflowed."""
+    from refnsm import regularization as rg
+
+    from oracle import regularization as org
+
+    x = np.random.default_rng(6).standard_normal(7) * scale
+    ex = org.vector_norm_exact(x, 2)
+    got = {"value": rg.lp_norm(x, 2), "grad": rg.lp_norm_vjp(None, x, 2)}
+    for key in ("value", "grad"):
+        err, _ = error_in_eps(np.asarray(got[key]), *ex[key])
+        assert err <= GOAL[np.dtype(np.float64)], (key, err)
+    m = x.reshape(7, 1)
+    fro = org.matrix_norm_exact(m, "fro")
+    err, _ = error_in_eps(np.asarray(rg.lp_norm(m, "fro")), *fro["value"])
+    assert err <= GOAL[np.dtype(np.float64)], err
