@@ -69,3 +69,18 @@ def test_two_norm_of_tiny_and_huge_vectors(scale):
     fro = org.matrix_norm_exact(m, "fro")
     err, _ = error_in_eps(np.asarray(rg.lp_norm(m, "fro")), *fro["value"])
     assert err <= GOAL[np.dtype(np.float64)], err
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_similarity_matching_cost_at_the_optimum(seed):
+    """The expansion ||X'X||^2 - 2||X'Y||^2 + ||Y'Y||^2 cancelled to ~eps ||X'X||^2 where the cost is ~0."""
+    from refnsm import similarity as sim
+
+    from oracle import similarity as osim
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((6, 4))
+    q, _ = np.linalg.qr(rng.standard_normal((4, 4)))
+    y = x @ q
+    err, _ = error_in_eps(np.asarray(sim.similarity_matching_cost(x, y)), *osim.cost_exact(x, y)["value"])
+    assert err <= GOAL[np.dtype(np.float64)], err
