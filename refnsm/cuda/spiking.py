@@ -144,8 +144,9 @@ def _kernels(dtype):
             v[i] = math.sqrt(v[i])
 
     @cuda.jit
-    def sim_post(K_, G, r, kind, e, exact):
-        # cosine normalisation (linear) and the closed-form diagonals
+    def sim_post(K_, G, r, kind, e, exact, X, c):
+        # cosine normalisation (linear), the closed-form diagonals and the gaussian's near pairs from the
+        # differences (as _kernels.similarity_forward); c = 2 sigma^2
         j, i = cuda.grid(2)
         if i < K_.shape[0] and j < K_.shape[1]:
             if kind == 0:
@@ -153,8 +154,17 @@ def _kernels(dtype):
                     K_[i, j] = (r[i] * r[i]) / (r[i] * r[i] + e)
                 else:
                     K_[i, j] = G[i, j] / (r[i] * r[j] + e)
-            elif kind == 3 and exact and i == j:
-                K_[i, j] = one
+            elif kind == 3 and exact:
+                if i == j:
+                    K_[i, j] = one
+                else:
+                    sq = G[i, i] + G[j, j]
+                    if (sq - two * G[i, j]) <= near_lim * sq:
+                        d = zero
+                        for k in range(X.shape[1]):
+                            t = X[i, k] - X[j, k]
+                            d += t * t
+                        K_[i, j] = math.exp(-d / c)
 
     @cuda.jit
     def cosine_bc(A, G, r, e, B, C):
@@ -404,7 +414,7 @@ def similarity_forward(X, G, kind, p, eps, exact_diagonal):
     kk["sqrt_vec"][b, t](r)
     if kind == LINEAR or (kind == GAUSSIAN and exact_diagonal):
         b, t = P.grid2(*Kd.shape)
-        kk["sim_post"][b, t](Kd, G, r, kind, _ft(X)(eps), bool(exact_diagonal))
+        kk["sim_post"][b, t](Kd, G, r, kind, _ft(X)(eps), bool(exact_diagonal), X, _ft(X)(2.0 * p * p))
     return Kd, r
 
 

@@ -12,6 +12,8 @@ from numba import njit
 LINEAR, POLYNOMIAL, SIGMOID, GAUSSIAN = 0, 1, 2, 3
 # pairwise loss codes
 MSE, L1, BCE = 0, 1, 2
+#: a pair of rows is "near" when |x_i - x_j|^2 <= NEAR (|x_i|^2 + |x_j|^2); see ``gaussian_pairs``
+NEAR = 0.25
 
 
 @njit(cache=True)
@@ -132,8 +134,8 @@ def similarity_forward(X, G, kind, p, eps, exact_diagonal):
 
     Returns (S, r) with r the row norms.  G is formed by the caller with NumPy's ``X @ X.T`` (BLAS syrk: half the
     flops of a general product, and exactly symmetric).  With ``exact_diagonal`` the diagonal is formed from its
-    closed form instead of by cancellation: the gaussian S_ii = exp(-0) = 1, and the cosine
-    S_ii = r_i r_i / (r_i r_i + eps), which cannot round above 1.  torch's order of operations
+    closed form instead of by cancellation: the gaussian S_ii = exp(-0) = 1 (and for near rows S_ij from the
+    differences x_i - x_j), and the cosine S_ii = r_i r_i / (r_i r_i + eps), which cannot round above 1.  torch's order of operations
     (``exact_diagonal=False``) can put both a few ulp above 1 (spec section 8, bugs 2-3).
     """
     K = kernel_from_gram(G, X, X, kind, p)
@@ -147,13 +149,22 @@ def similarity_forward(X, G, kind, p, eps, exact_diagonal):
             if exact_diagonal:
                 K[i, i] = (r[i] * r[i]) / (r[i] * r[i] + e)
     elif kind == GAUSSIAN and exact_diagonal:
+        # near pairs (see gaussian_pairs): the squared distance from the differences, not by the cancellation in
+        # |x_i|^2 + |x_j|^2 - 2 G_ij, which exp(-d / 2 sigma^2) would amplify by d's condition number
+        two = X.dtype.type(2.0)
+        lim = X.dtype.type(NEAR)
+        c = X.dtype.type(2.0 * p * p)
         for i in range(n):
             K[i, i] = X.dtype.type(1.0)
+            for j in range(n):
+                sq = G[i, i] + G[j, j]
+                if j != i and (sq - two * G[i, j]) <= lim * sq:
+                    d = X.dtype.type(0.0)
+                    for k in range(X.shape[1]):
+                        t = X[i, k] - X[j, k]
+                        d += t * t
+                    K[i, j] = np.exp(-d / c)
     return K, r
-
-
-#: a pair of rows is "near" when |x_i - x_j|^2 <= NEAR (|x_i|^2 + |x_j|^2); see ``gaussian_pairs``
-NEAR = 0.25
 
 
 @njit(cache=True)

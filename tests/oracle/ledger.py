@@ -35,12 +35,16 @@ REASONS = {
     ("spike_similar_loss[gaussian", "bce", "real-valued, near rows"):
         "BCE of a gaussian similarity within ~1e-7 of 1 (rows 1e-3 apart): the same condition of `log(1 - S)` and "
         "`1/(S(1 - S))` in the rounded S as for the cosine; upstream is as far off or refuses the input.",
-    ("spike_similar_loss[sigmoid,40.0", "", "real-valued"):
-        "saturated sigmoid (alpha G ~ 80): S rounds to exactly 1 and `S(1 - S)` to 0 while the exact gradient is "
-        "~1e-35, all of it in the rounding: the relative error is 1 whatever the term scale.  Upstream is the same.",
     ("spike_similar_loss[sigmoid,40.0", "bce", ""):
-        "saturated sigmoid: S rounds to 1, so `log(1 - S)` is clamped at -100 where the exact value is about "
-        "-alpha G = -40; any implementation that forms S first (as the spikingjelly definition does) does the same.",
+        "saturated sigmoid: S rounds to exactly 1, so `log(1 - S)` is clamped at -100 where the exact value is "
+        "about -alpha G = -40 (and `S - Y`, `S(1 - S)` vanish in the gradient); upstream, which forms S the same "
+        "way, is as far off.  Doing better needs `1 - S = sigma(-alpha G)` carried alongside S into the loss; not "
+        "done.",
+    ("spike_similar_loss[sigmoid,40.0", "", ""):
+        "saturated sigmoid (alpha G up to ~80): S rounds to exactly 1, so the loss derivative `2(S - Y)` or "
+        "`sign(S - Y)` is formed from `S - 1 = 0` where the exact value is ~-1e-35: the gradient's relative error "
+        "is 1 whatever the term scale (the kernel's own derivative `S sigma(-alpha G)` is now exact).  Upstream is "
+        "the same.  Doing better needs `1 - S` carried into the loss; not done.",
 }
 
 
@@ -90,6 +94,8 @@ def run(seeds: int, families):
                             continue
                         s = score(got, ex, dt)
                         r["n"] += 1
+                        if s.err <= GOAL[dt] or _reason(case.name, dt.name, regime) == "not yet explained":
+                            r["err_ok"] = max(r.get("err_ok", 0.0), s.err)
                         if s.err >= r["err"]:
                             r.update(err=s.err, cond=s.cond,
                                      where=f"{regime}, seed {seed}: `{s.output}{list(s.index) if s.index else ''}`",
@@ -141,23 +147,25 @@ def render(rows, seeds, seconds):
         if r["family"] not in fams:
             fams.append(r["family"])
     lines += ["## Headline: worst error per family (eps)", "",
-              "| family | refnsm float64 | best upstream float64 | refnsm float32 | best upstream float32 |",
-              "|---|---|---|---|---|"]
+              "| family | refnsm float64: all inputs | outside the listed exceptions | upstream float64 (worst) | "
+              "refnsm float32: all inputs | outside the listed exceptions | upstream float32 (worst) |",
+              "|---|---|---|---|---|---|---|"]
     for fam in fams:
         rs = [r for r in rows if r["family"] == fam]
         if rs[0].get("missing"):
-            lines.append(f"| {fam} | no oracle yet | | | |")
+            lines.append(f"| {fam} | no oracle yet | | | | | |")
             continue
         cells = []
         for dt in ("float64", "float32"):
             sel = [r for r in rs if r["dtype"] == dt and r["n"]]
             me = max((r["err"] for r in sel), default=None)
+            ok = max((r.get("err_ok", 0.0) for r in sel), default=None)
             ups = [max((u["err"] for u in r["up"].values() if u["err"] is not None), default=None) for r in sel]
             ups = [u for u in ups if u is not None]
-            cells += [_fmt(me), _fmt(max(ups)) if ups else "–"]
+            cells += [_fmt(me), _fmt(ok), _fmt(max(ups)) if ups else "–"]
         lines.append(f"| {fam} | " + " | ".join(cells) + " |")
-    lines += ["", "The worst case of a family is usually an exception listed below (an ill-conditioned input on "
-              "which upstream is as far off); the per-function tables give the rest.", ""]
+    lines += ["", "*Outside the listed exceptions*: the worst error over every input except those in a regime listed "
+              "under *Exceptions* with its reason (the ill-conditioned ones, where upstream is as far off).", ""]
     exceptions = []
     for fam in fams:
         rs = [r for r in rows if r["family"] == fam]

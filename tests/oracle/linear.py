@@ -5,8 +5,7 @@ For :math:`y = xW(P) + b`: :math:`\bar x = \bar y W^\top`, :math:`\bar b = \sum 
 ``Linear`` :math:`W = P^\top` (torch's layout); ``NonNegativeLinear`` :math:`W = \mathrm{relu}(P)`, :math:`\bar P = G \odot [P > 0]`;
 ``SymmetricLinear`` :math:`W = (P + P^\top)/2`; ``LeftStochasticLinear`` :math:`W = \mathrm{softmax}_{cols}(P)`,
 :math:`\bar P_{ij} = W_{ij}(G_{ij} - \sum_k G_{kj} W_{kj})`.  The other 27 maps are not covered yet.
-neuromancer's maps are cross-checked in ``tests/crosscheck/test_linear.py``; this ledger has no upstream column
-for them yet.
+The upstream column runs neuromancer's map of the same name with the same parameters copied in.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import numpy as np
 from refnsm import linear as L
 
 from ._mp import absa, exact, mpa, zeros
-from .cases import Case
+from .cases import Case, Unavailable
 
 FAMILY = "linear"
 
@@ -87,7 +86,7 @@ def _regimes():
                     "b": rng.standard_normal(n).astype(dt), "gy": rng.standard_normal((3, n)).astype(dt)}
         return f
     return {"normal": mk(None), "large weights (x30: saturated softmax)": mk(None, pscale=30.0),
-            "ties and zeros in P": mk(None, ties=True), "huge inputs (1e100 / 1e15)": mk(None, xscale=1e15)}
+            "ties and zeros in P": mk(None, ties=True), "huge inputs (x1e15)": mk(None, xscale=1e15)}
 
 
 def cases():
@@ -108,5 +107,35 @@ def cases():
         def ex(inp, kind=kind):
             return step_exact(kind, inp["x"], inp["P"], inp["b"], inp["gy"])
 
-        out.append(Case(FAMILY, f"{kind}.forward/backward", _regimes(), run, ex))
+        out.append(Case(FAMILY, f"{kind}.forward/backward", _regimes(), run, ex,
+                        {"neuromancer 1.5.6": _neuromancer(UPSTREAM_KEY[kind])}))
     return out
+
+
+UPSTREAM_KEY = {"Linear": "linear", "NonNegativeLinear": "nneg", "SymmetricLinear": "symmetric",
+                "LeftStochasticLinear": "lstochastic"}
+
+
+def _neuromancer(key):
+    def run(inp):
+        try:
+            import torch
+
+            from refnsm.crosscheck import _upstream
+
+            mod = _upstream.load("neuromancer")
+        except Exception as exc:
+            raise Unavailable(f"neuromancer not importable: {type(exc).__name__}") from None
+        n = inp["P"].shape[0]
+        tdt = torch.float64 if inp["P"].dtype == np.float64 else torch.float32
+        up = mod.maps[key](n, n, True).to(tdt)
+        sd = up.state_dict(keep_vars=True)
+        with torch.no_grad():
+            sd["weight"].copy_(torch.tensor(inp["P"]))
+            sd["bias"].copy_(torch.tensor(inp["b"]).reshape(sd["bias"].shape))
+        xt = torch.tensor(inp["x"], requires_grad=True)
+        yt = up(xt)
+        (yt * torch.tensor(inp["gy"])).sum().backward()
+        return {"y": yt.detach().numpy(), "grad_x": xt.grad.numpy(), "grad_weight": sd["weight"].grad.numpy(),
+                "grad_bias": sd["bias"].grad.numpy().reshape(-1)}
+    return run

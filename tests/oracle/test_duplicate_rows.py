@@ -62,3 +62,19 @@ def test_cuda_twin_exact_on_duplicate_rows(dtype):
     _, _, exact, scale = _exact.spike_similar_loss_terms(X, lab, "gaussian", "bce", (2.0,))
     err, where = error_in_eps(g, exact, scale)
     assert err <= GOAL_EPS, (err, np.unravel_index(where, X.shape))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_cuda_twin_exact_on_near_rows(dtype):
+    """The CUDA twin forms the near pairs' gaussian similarity from the differences too (sim_post)."""
+    from cuda_support import MODE
+
+    from oracle import spiking as osp
+
+    if MODE is None:
+        pytest.skip("no GPU here and the simulator is off in this process (make test turns it on)")
+    X, lab = osp._near_rows(np.random.default_rng(3001), dtype)
+    v, g = sp.spike_similar_loss_value_and_grad(X, lab, "gaussian", "mse", 0.3, device="cuda")
+    ex = osp.ssl_exact(X, lab, "gaussian", "mse", (0.3,))
+    assert error_in_eps(g, *ex["grad"])[0] <= GOAL_EPS
+    assert error_in_eps(v, *ex["value"])[0] <= GOAL_EPS

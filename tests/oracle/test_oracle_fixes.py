@@ -84,3 +84,17 @@ def test_similarity_matching_cost_at_the_optimum(seed):
     y = x @ q
     err, _ = error_in_eps(np.asarray(sim.similarity_matching_cost(x, y)), *osim.cost_exact(x, y)["value"])
     assert err <= GOAL[np.dtype(np.float64)], err
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gaussian_similarity_of_near_rows_from_their_differences(dtype):
+    """exp(-(|x_i|^2 + |x_j|^2 - 2 x_i.x_j) / 2 sigma^2) for rows 1e-3 apart cancels in the distance, and a narrow
+    kernel (sigma = 0.3) amplifies that by |x|^2 / sigma^2: the loss's gradient was off by hundreds of eps."""
+    worst = 0.0
+    for seed in range(4):
+        rng = np.random.default_rng(3000 + seed)
+        X, lab = osp._near_rows(rng, dtype)
+        v, g = sp.spike_similar_loss_value_and_grad(X, lab, "gaussian", "mse", 0.3)
+        ex = osp.ssl_exact(X, lab, "gaussian", "mse", (0.3,))
+        worst = max(worst, error_in_eps(g, *ex["grad"])[0], error_in_eps(v, *ex["value"])[0])
+    assert worst <= GOAL[np.dtype(dtype)], worst
