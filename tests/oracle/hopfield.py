@@ -22,6 +22,8 @@ from ._mp import absa, exact, mpa, vmap, zeros
 from .cases import Case
 
 FAMILY = "hopfield"
+#: the public names of refnsm.hopfield this oracle evaluates (docs/accuracy.md lists the others)
+COVERS = ("retrieve", "retrieve_vjp", "energy", "energy_vjp")
 
 
 def _softmax_rows(Z, sZ):

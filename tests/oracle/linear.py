@@ -19,6 +19,8 @@ from ._mp import absa, exact, mpa, zeros
 from .cases import Case, Unavailable
 
 FAMILY = "linear"
+#: the public names of refnsm.linear this oracle evaluates (docs/accuracy.md lists the others)
+COVERS = ("Linear", "NonNegativeLinear", "SymmetricLinear", "LeftStochasticLinear")
 
 
 def _weight(kind, P):

@@ -19,6 +19,9 @@ from ._mp import absa, exact, mpa, vmap, zeros
 from .cases import Case, Unavailable
 
 FAMILY = "regularization"
+#: the public names of refnsm.regularization this oracle evaluates (docs/accuracy.md lists the others)
+COVERS = ("lp_norm", "lp_norm_vjp", "dale_law_l2", "dale_law_l2_vjp", "exc_ratio_loss", "exc_ratio_loss_vjp",
+          "weights_distance", "weights_distance_vjp")
 
 
 def _sign(v):

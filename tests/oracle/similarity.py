@@ -24,6 +24,8 @@ from ._mp import absa, exact, mpa, vmap
 from .cases import Case
 
 FAMILY = "similarity"
+#: the public names of refnsm.similarity this oracle evaluates (docs/accuracy.md lists the others)
+COVERS = ("similarity_matching_cost", "hebbian_update", "solve_sm")
 
 
 @exact

@@ -22,6 +22,11 @@ from ._mp import absa, exact, f64, mpa, vmap, zeros
 from .cases import Case, Unavailable
 
 FAMILY = "spiking"
+#: the public names of refnsm.spiking this oracle evaluates (docs/accuracy.md lists the others)
+COVERS = ("kernel_dot_product", "kernel_dot_product_vjp", "spike_similar_loss", "spike_similar_loss_vjp",
+          "spike_similar_loss_value_and_grad", "temporal_efficient_training_cross_entropy",
+          "temporal_efficient_training_cross_entropy_vjp", "time_mean_cross_entropy", "time_mean_cross_entropy_vjp",
+          "tet_loss", "tet_loss_vjp", "firing_rate_mse", "firing_rate_mse_vjp")
 
 
 # ------------------------------------------------------------------------------------------ the exact math
