@@ -23,7 +23,7 @@ from .cases import Case
 
 FAMILY = "hopfield"
 #: the public names of refnsm.hopfield this oracle evaluates (docs/accuracy.md lists the others)
-COVERS = ("retrieve", "retrieve_vjp", "energy", "energy_vjp")
+COVERS = ("retrieve", "retrieve_vjp", "energy", "energy_vjp", "delta_update", "contrastive_update")
 
 
 def _softmax_rows(Z, sZ):
@@ -115,6 +115,21 @@ def energy_exact(x, w, beta, g):
     return {"energy": (E, sE), "gX": (gX, sgX), "gW": (gW, sgW), "gbeta": (gb, sgb)}
 
 
+@exact
+def plasticity_exact(x, xh, a, w, beta):
+    """(delta rule, contrastive rule) for probes x, their reconstructions xh and memory weights a (inputs)."""
+    X, Xh, A, W = mpa(x), mpa(xh), mpa(a), mpa(w)
+    B = X.shape[0]
+    beta = mp.mpf(float(beta))
+    dd = (X - Xh).T @ A / B
+    sdd = (absa(X) + absa(Xh)).T @ absa(A) / B
+    Z, sZ = _scores(Xh, W, beta)
+    Ah, sAh, _ = _softmax_rows(Z, sZ)
+    dc = (X.T @ A - Xh.T @ Ah) / B
+    sdc = (absa(X).T @ absa(A) + absa(Xh).T @ sAh) / B
+    return {"delta": (dd, sdd), "contrastive": (dc, sdc)}
+
+
 def _regimes():
     def mk(beta, scale=1.0, ties=False):
         def f(rng, dt):
@@ -140,7 +155,21 @@ def cases():
         gX, gW, gb = hf.energy_vjp(inp["ge"], inp["x"], inp["w"], inp["beta"])
         return {"energy": hf.energy(inp["x"], inp["w"], inp["beta"]), "gX": gX, "gW": gW, "gbeta": np.asarray(gb)}
 
-    return [Case(FAMILY, "retrieve + retrieve_vjp", _regimes(), run_r,
+    def with_retrieval(make):
+        def f(rng, dt):
+            d = make(rng, dt)
+            r = hf.retrieve(d["x"], d["w"], d["beta"])
+            d["xh"], d["a"] = r.outputs, r.memory_weights
+            return d
+        return f
+
+    def run_p(inp):
+        return {"delta": hf.delta_update(inp["x"], inp["xh"], inp["a"]),
+                "contrastive": hf.contrastive_update(inp["x"], inp["xh"], inp["a"], inp["w"], inp["beta"])}
+
+    plast = Case(FAMILY, "delta_update + contrastive_update", {k: with_retrieval(v) for k, v in _regimes().items()},
+                 run_p, lambda inp: plasticity_exact(inp["x"], inp["xh"], inp["a"], inp["w"], inp["beta"]))
+    return [plast, Case(FAMILY, "retrieve + retrieve_vjp", _regimes(), run_r,
                  lambda inp: retrieve_exact(inp["x"], inp["w"], inp["beta"], inp["g"])),
             Case(FAMILY, "energy + energy_vjp", _regimes(), run_e,
                  lambda inp: energy_exact(inp["x"], inp["w"], inp["beta"], inp["ge"]))]

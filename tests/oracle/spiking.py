@@ -23,7 +23,7 @@ from .cases import Case, Unavailable
 
 FAMILY = "spiking"
 #: the public names of refnsm.spiking this oracle evaluates (docs/accuracy.md lists the others)
-COVERS = ("kernel_dot_product", "kernel_dot_product_vjp", "spike_similar_loss", "spike_similar_loss_vjp",
+COVERS = ("spike_similarity_matrix", "spike_similarity_matrix_vjp", "kernel_dot_product", "kernel_dot_product_vjp", "spike_similar_loss", "spike_similar_loss_vjp",
           "spike_similar_loss_value_and_grad", "temporal_efficient_training_cross_entropy",
           "temporal_efficient_training_cross_entropy_vjp", "time_mean_cross_entropy", "time_mean_cross_entropy_vjp",
           "tet_loss", "tet_loss_vjp", "firing_rate_mse", "firing_rate_mse_vjp")
@@ -76,6 +76,58 @@ def kdp_exact(x, y, kernel, p, A):
         gx, sgx = B @ Y, sB @ absa(Y)
         gy, sgy = B.T @ X, sB.T @ absa(X)
     return {"K": (Kv, sK), "dx": (gx, sgx), "dy": (gy, sgy)}
+
+
+def ssm_exact(X, kernel, args, A):
+    """S = spike_similarity_matrix(X) and its VJP for dL/dS = A, with term scales (crosscheck._exact's partials)."""
+    with mp.workdps(_exact.DPS):
+        x = _exact._rows(X)
+        n, d = len(x), len(x[0])
+        S = _exact._similarity(x, kernel, args)
+        Am = mpa(A)
+        g, sg = zeros((n, d)), zeros((n, d))
+        sS = zeros((n, n))
+        for i in range(n):
+            for j in range(n):
+                d1, d2 = _exact._partials(x, S, kernel, args, i, j)
+                a1, a2 = _exact._partials(x, S, kernel, args, i, j, absolute=True)
+                for k in range(d):
+                    g[i, k] += Am[i, j] * d1[k]
+                    g[j, k] += Am[i, j] * d2[k]
+                    sg[i, k] += abs(Am[i, j]) * a1[k]
+                    sg[j, k] += abs(Am[i, j]) * a2[k]
+                # S's own scale: the Gram entry's terms through the kernel (cosine: |x_i|.|x_j| / P)
+                gij = mp.fsum(abs(u * v) for u, v in zip(x[i], x[j]))
+                if kernel == "linear":
+                    P = mp.sqrt(_exact._dot(x[i], x[i])) * mp.sqrt(_exact._dot(x[j], x[j])) + mp.mpf(_exact.COSINE_EPS)
+                    sS[i, j] = 3 * gij / P
+                elif kernel == "gaussian":
+                    sS[i, j] = S[i][j] * (1 - mp.log(S[i][j])) if S[i][j] > 0 else mp.mpf(0)
+                elif kernel == "polynomial":
+                    pp = mp.mpf(float(args[0]))
+                    sS[i, j] = abs(S[i][j]) + abs(pp * _exact._dot(x[i], x[j]) ** (pp - 1)) * gij
+                else:
+                    pp = mp.mpf(float(args[0]))
+                    sS[i, j] = S[i][j] + abs(pp) * S[i][j] * (1 - S[i][j]) * gij
+        Sm = np.array([[S[i][j] for j in range(n)] for i in range(n)], dtype=object)
+        return {"S": (f64(Sm), f64(sS)), "grad": (f64(g).reshape(np.shape(X)), f64(sg).reshape(np.shape(X)))}
+
+
+def _ssm_case(kernel, args):
+    def run(inp):
+        return {"S": sp.spike_similarity_matrix(inp["X"], kernel, *args),
+                "grad": sp.spike_similarity_matrix_vjp(inp["A"], inp["X"], kernel, *args)}
+
+    def mk(f):
+        def g(rng, dt):
+            X, _ = f(rng, dt)
+            return {"X": X, "A": rng.standard_normal((X.shape[0], X.shape[0])).astype(dt)}
+        return g
+
+    regimes = {"binary": mk(lambda rng, dt: (_binary(rng, dt), None)), "duplicate and silent rows": mk(_duplicates),
+               "real-valued, near rows": mk(_near_rows)}
+    label = f"spike_similarity_matrix[{kernel}{',' + str(args[0]) if args else ''}]"
+    return Case(FAMILY, label, regimes, run, lambda inp: ssm_exact(inp["X"], kernel, args, inp["A"]))
 
 
 def ssl_exact(X, labels, kernel, loss, args):
@@ -389,6 +441,8 @@ def _fr_case():
 def cases():
     out = [_kdp_case(k, a) for k, a in [("linear", ()), ("polynomial", (3.0,)), ("sigmoid", (0.7,)),
                                         ("gaussian", (1.3,))]]
+    out += [_ssm_case(k, a) for k, a in [("linear", ()), ("polynomial", (2.0,)), ("sigmoid", (0.5,)),
+                                         ("gaussian", (0.3,))]]
     for kernel, args in SSL_SETTINGS:
         for loss in ("mse", "l1", "bce"):
             if loss == "bce" and kernel == "polynomial":
