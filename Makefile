@@ -4,6 +4,7 @@
 #   make crosscheck  .venv-peers by ../shared/peers recipe (docs/crosscheck.md); runs tests/crosscheck/
 #   make demo        runs every tutorial in quick mode, writes figures/, prints what each reproduced
 #   make bench       runs benchmarks/ against the upstream libraries (needs .venv-peers)
+#   make accuracy    the full oracle sweep (tests/oracle, upstream libraries from .venv-peers): writes docs/accuracy.md
 PYTHON      ?= python3
 VENV        := .venv
 PEERS       := .venv-peers
@@ -13,7 +14,7 @@ PYTEST_ARGS ?=
 # The CUDA tests run on the GPU where there is one (nvidia-smi answers), else under Numba's CUDA simulator.
 CUDASIM     ?= $(shell nvidia-smi >/dev/null 2>&1 && echo 0 || echo 1)
 
-.PHONY: test crosscheck demo bench info clean venv peers
+.PHONY: test crosscheck demo bench accuracy info clean venv peers
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -50,6 +51,9 @@ demo: venv
 
 bench: peers
 	$(PEERS_PY) -m refnsm bench
+
+accuracy: peers
+	PYTHONPATH=. $(PEERS_PY) tests/oracle/ledger.py
 
 info: venv
 	$(PY) -m refnsm info

@@ -106,6 +106,16 @@ def check_norm_input(x, name: str, mode: str) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------------- norms
+def _scaled_two_norm(a: np.ndarray) -> float:
+    """sqrt(sum a^2) of non-negative float64 entries, scaled by the largest when the squares would underflow or
+    overflow (the squares of entries below ~1e-154 are subnormal or 0 and lose their digits)."""
+    amax = float(a.max()) if a.size else 0.0
+    if amax == 0.0 or 1e-150 < amax < 1e150:
+        return float(math.sqrt(np.dot(a, a)))
+    b = a / amax
+    return amax * float(math.sqrt(np.dot(b, b)))
+
+
 def _vector_norm(x: np.ndarray, p, want_grad: bool, name: str):
     """Vector p-norm of a flat array (finite), its gradient (float64) or None."""
     _checks.check_finite(x, name)
@@ -116,7 +126,7 @@ def _vector_norm(x: np.ndarray, p, want_grad: bool, name: str):
         if want_grad:
             g = np.sign(x).astype(np.float64)
     elif p == 2:
-        v = float(math.sqrt(np.dot(a, a)))
+        v = _scaled_two_norm(a)
         if want_grad:
             g = x.astype(np.float64) / v if v > 0 else np.zeros(x.shape)
     elif math.isinf(p):
@@ -130,9 +140,12 @@ def _vector_norm(x: np.ndarray, p, want_grad: bool, name: str):
             if want_grad:
                 g = np.zeros(x.shape)
         else:
-            v = float(np.sum(a ** p) ** (1.0 / p))
+            # scaled by the largest |x_k| (and the gradient formed as (|x|/v)^(p-1)): a^p overflows for tiny
+            # entries and v^(1-p) for huge ones, where the norm itself is representable
+            amax = float(a.max())
+            v = amax * float(np.sum((a / amax) ** p) ** (1.0 / p))
             if want_grad:
-                g = np.sign(x) * a ** (p - 1) * v ** (1 - p)
+                g = np.sign(x) * (a / v) ** (p - 1)
     return v, g
 
 
@@ -208,8 +221,7 @@ def _matrix_norm(P: np.ndarray, p, want_grad: bool, name: str):
             (K.sign_times_col_weights if by_cols else K.sign_times_row_weights)(P, w, g)
     elif p == "fro":
         _checks.check_finite(P, name)
-        flat = P.reshape(-1).astype(np.float64, copy=False)
-        v = float(math.sqrt(np.dot(flat, flat)))
+        v = _scaled_two_norm(np.abs(P.reshape(-1).astype(np.float64, copy=False)))
         if want_grad:
             g = (P / P.dtype.type(v)) if v > 0 else np.zeros_like(P)
     elif p == 2 and want_grad:
