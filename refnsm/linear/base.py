@@ -97,6 +97,12 @@ class LinearBase:
         Input and output widths (both >= 1).
     bias : bool
         Add a trainable bias :math:`b` of shape (1, outsize), initialised :math:`U(\pm 1/\sqrt{n_\text{in}})`.
+    provide_weights : bool
+        neuromancer's flag for subclasses: when True (default) and the subclass does not define its own
+        parametrisation (``_init_params``), the base provides a plain trainable ``weight`` [insize, outsize]
+        drawn :math:`U(\pm 1/\sqrt{n_\text{out}})` (torch's ``kaiming_uniform_(a=sqrt 5)`` on that shape) with
+        :math:`W =` ``weight``, so a custom map only needs ``_weight``/``_weight_vjp`` or nothing at all.  Every
+        refnsm map defines its own parameters, so the flag changes nothing for them.
     dtype : float64 (default) or float32
         Precision of the parameters and of every computation; inputs are converted to it.
     rng : numpy.random.Generator, int or None
@@ -131,11 +137,12 @@ class LinearBase:
     square = False  #: the map needs insize == outsize
     exact = True  #: whether the guarantee holds by construction (False: only softly, through reg_error)
 
-    def __init__(self, insize, outsize, bias=False, *, dtype=np.float64, rng=None, params=None, compat=None,
-                 device="cpu"):
+    def __init__(self, insize, outsize, bias=False, provide_weights=True, *, dtype=np.float64, rng=None, params=None,
+                 compat=None, device="cpu"):
         self.insize = check_int(insize, "insize", minimum=1)
         self.outsize = check_int(outsize, "outsize", minimum=1)
         self.use_bias = check_bool(bias, "bias")
+        self.provide_weights = check_bool(provide_weights, "provide_weights")
         self.dtype = check_dtype(dtype)
         if compat is not None:
             check_option(compat, "compat", COMPAT_OPTIONS)
@@ -167,14 +174,22 @@ class LinearBase:
             self.params["bias"] = gen.uniform(-k, k, size=(1, self.outsize))
 
     def _init_params(self, gen):
-        raise NotImplementedError
+        if not self.provide_weights:
+            raise NotImplementedError(f"{type(self).__name__}: provide_weights=False and no _init_params: the map has "
+                                      "no parameters (define _init_params, _weight and _weight_vjp)")
+        k = 1.0 / np.sqrt(self.outsize)
+        self.params["weight"] = gen.uniform(-k, k, size=(self.insize, self.outsize))
 
     def _weight(self):
         """Return (W, cache): W without the bias, cache whatever ``_weight_vjp`` needs."""
+        if type(self)._init_params is LinearBase._init_params and "weight" in self.params:
+            return self.params["weight"].copy(), None  # the base's provided weight (provide_weights=True)
         raise NotImplementedError
 
     def _weight_vjp(self, G, cache) -> dict:
         """Pull back G = dL/dW to {param name: gradient} (missing keys mean zero)."""
+        if type(self)._init_params is LinearBase._init_params and "weight" in self.params:
+            return {"weight": G}
         raise NotImplementedError
 
     def _reg(self):
@@ -366,10 +381,73 @@ class LinearBase:
             raise ValueError(f"eig: expected a square map, got insize {self.insize} != outsize {self.outsize}")
         return np.linalg.eig(self.effective_W())
 
+    def eig_vjp(self, grad_w, grad_v=None) -> dict:
+        r"""Pull cotangents of :meth:`eig`'s eigenvalues (and optionally eigenvectors) back to every parameter:
+        :func:`eig_vjp` on ``effective_W()``, then :meth:`effective_W_vjp`.  Simple eigenvalues only."""
+        if self.insize != self.outsize:
+            raise ValueError(f"eig: expected a square map, got insize {self.insize} != outsize {self.outsize}")
+        return self.effective_W_vjp(eig_vjp(grad_w, grad_v, self.effective_W()))
+
     def __repr__(self):
         extra = f", compat={self.compat!r}" if self.compat else ""
         extra += ", device='cuda'" if self._device == "cuda" else ""
         return f"{type(self).__name__}({self.insize}, {self.outsize}, bias={self.use_bias}, dtype={self.dtype}{extra})"
+
+
+def eig_vjp(grad_w, grad_v, W, *, rtol: float = 1e-10):
+    r"""VJP of ``numpy.linalg.eig`` (= ``torch.linalg.eig``) for a real square W with **simple** eigenvalues.
+
+    With :math:`W = V\Lambda V^{-1}` (unit-norm eigenvectors), :math:`\bar\lambda` = ``grad_w`` and :math:`\bar V` =
+    ``grad_v`` (complex cotangents in torch's convention, e.g. :math:`\bar z = 2cz` for :math:`L = c|z|^2`; ``None``
+    means zero):
+
+    .. math::
+
+        \bar W = \mathrm{Re}\Big[V^{-H}\big(\mathrm{diag}(\bar\lambda) + E \odot (V^H\bar V - V^H V\,
+        \mathrm{diag}(\mathrm{Re}\,\mathrm{diag}(V^H\bar V)))\big)V^H\Big],\qquad
+        E_{ij} = \frac{1}{\bar\lambda_j - \bar\lambda_i}\ (i\ne j),\ E_{ii} = 0,
+
+    where the overbars on :math:`\lambda` inside :math:`E` are complex conjugates.  The second term uses only
+    gauge-invariant information, so a loss that depends on the eigenvectors' phase has no gradient (as torch).
+    Degenerate case: with repeated eigenvalues (relative gap below ``rtol``) the eigenvector term is undefined and
+    ``grad_v`` raises ``ValueError``; the eigenvalue term alone still needs V invertible (a defective W raises).
+    """
+    W = as_float_array(W, "W", ndim=2, shape_hint="[n, n]")
+    n = W.shape[0]
+    if W.shape[1] != n:
+        raise ValueError(f"W: expected a square matrix, got shape {W.shape}")
+    lam, V = np.linalg.eig(W)
+    gl = np.zeros(n, complex) if grad_w is None else np.asarray(grad_w, dtype=complex)
+    if gl.shape != (n,):
+        raise ValueError(f"grad_w: expected shape ({n},) (one per eigenvalue), got {gl.shape}")
+    if not np.all(np.isfinite(gl)):
+        raise ValueError("grad_w: expected finite values")
+    scale = max(float(np.abs(lam).max()), np.finfo(float).tiny)
+    gap = np.abs(lam[:, None] - lam[None, :]) + np.eye(n) * scale
+    if np.linalg.cond(V) > 1.0 / rtol:
+        raise ValueError("W: its eigenvectors are (numerically) linearly dependent, so W is defective and its "
+                         "eigen-decomposition has no derivative; eig_vjp needs a diagonalisable W with simple eigenvalues")
+    M = np.diag(gl).astype(complex)
+    if grad_v is not None:
+        gv = np.asarray(grad_v, dtype=complex)
+        if gv.shape != (n, n):
+            raise ValueError(f"grad_v: expected shape ({n}, {n}) (like the eigenvectors), got {gv.shape}")
+        if not np.all(np.isfinite(gv)):
+            raise ValueError("grad_v: expected finite values")
+        if gap.min() <= rtol * scale:
+            raise ValueError("W: repeated eigenvalues (relative gap below rtol): the eigenvectors are not unique, so "
+                             "their derivative is undefined (grad_v needs simple eigenvalues)")
+        VhgV = V.conj().T @ gv
+        F = VhgV - (V.conj().T @ V) * np.real(np.diag(VhgV))[None, :]
+        Lc = lam.conj()
+        E = Lc[None, :] - Lc[:, None]
+        np.fill_diagonal(E, 1.0)
+        F = F / E
+        np.fill_diagonal(F, gl)
+        M = F
+    Vh = V.conj().T
+    gW = np.linalg.solve(Vh, M @ Vh)
+    return np.ascontiguousarray(np.real(gW), dtype=W.dtype)
 
 
 class SquareLinear(LinearBase):

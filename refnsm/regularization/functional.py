@@ -381,9 +381,41 @@ def check_open_ratio(t, name: str) -> float:
     return t
 
 
-def exc_value_grad(w: np.ndarray, t: float, sign_func: str, want_grad: bool, name: str):
+def check_sign_func(sign_func, sign_func_grad=None):
+    """``sign_func`` is 'softsign', 'sign' or an elementwise callable on arrays (neurotorch takes any callable, e.g.
+    ``torch.nn.Softsign()``); ``sign_func_grad`` (its elementwise derivative) only goes with a callable."""
+    if callable(sign_func):
+        if sign_func_grad is not None and not callable(sign_func_grad):
+            raise TypeError(f"sign_func_grad: expected None or a callable (the elementwise derivative of sign_func), "
+                            f"got {_checks._describe(sign_func_grad)}")
+        return sign_func
+    if sign_func_grad is not None:
+        raise ValueError("sign_func_grad: only used with a callable sign_func (the derivatives of 'softsign' and "
+                         f"'sign' are built in), got sign_func={sign_func!r}")
+    return _checks.check_option(sign_func, "sign_func", SIGN_FUNCS)
+
+
+def _apply_elementwise(f, w: np.ndarray, what: str, name: str) -> np.ndarray:
+    out = f(w.copy())  # a copy: the callable can never modify the parameter
+    try:
+        out = np.asarray(out, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what}: expected a function returning an array, got {_checks._describe(out)}") from None
+    if out.shape != w.shape:
+        raise ValueError(f"{what}: expected an elementwise function (output shape {w.shape}), got shape {out.shape}")
+    if not np.isfinite(out).all():
+        _checks.check_finite(w, name)
+        raise ValueError(f"{what}: returned a non-finite value for the finite {name}")
+    return out
+
+
+def exc_value_grad(w: np.ndarray, t: float, sign_func, want_grad: bool, name: str, sign_func_grad=None):
     """(|m + 1 - 2t|, gradient or None, m) with m = mean(phi(w))."""
-    m = K.softsign_mean(w) if sign_func == "softsign" else K.sign_mean(w)
+    if callable(sign_func):
+        _checks.check_finite(w, name)
+        m = float(np.mean(_apply_elementwise(sign_func, w, "sign_func", name)))
+    else:
+        m = K.softsign_mean(w) if sign_func == "softsign" else K.sign_mean(w)
     if not math.isfinite(m):
         _checks.check_finite(w, name)
     d = m + 1.0 - 2.0 * t
@@ -392,13 +424,19 @@ def exc_value_grad(w: np.ndarray, t: float, sign_func: str, want_grad: bool, nam
     if want_grad:
         if sign_func == "sign" or d == 0.0:
             g = np.zeros_like(w)
+        elif callable(sign_func):
+            if sign_func_grad is None:
+                raise ValueError("sign_func_grad: the gradient of a callable sign_func needs its elementwise "
+                                 "derivative (pass sign_func_grad=...); the value alone needs nothing")
+            dphi = _apply_elementwise(sign_func_grad, w, "sign_func_grad", name)
+            g = ((1.0 if d > 0 else -1.0) / w.size * dphi).astype(w.dtype)
         else:
             g = np.empty_like(w)
             K.softsign_grad(w, (1.0 if d > 0 else -1.0) / w.size, g)
     return v, g, m
 
 
-def exc_ratio_loss(w, exc_target_ratio: float = 0.8, *, sign_func: str = "softsign"):
+def exc_ratio_loss(w, exc_target_ratio: float = 0.8, *, sign_func="softsign", sign_func_grad=None):
     r"""Excitatory-ratio penalty of neurotorch's ``ExcRatioTargetRegularization`` for one parameter.
 
     .. math::
@@ -410,15 +448,19 @@ def exc_ratio_loss(w, exc_target_ratio: float = 0.8, *, sign_func: str = "softsi
     :math:`x/(1+|x|)` (neurotorch's default) or :math:`\mathrm{sign}` (``sign_func="sign"``).
     :math:`(m_P+1)/2` is a *soft* excitatory ratio: it equals the fraction of positive entries only as
     :math:`|P|\to\infty`.  Any shape (0-d included) is accepted.
+
+    ``sign_func`` may also be any elementwise callable on NumPy arrays (neurotorch accepts any callable, such as
+    ``torch.nn.Softsign()`` or ``torch.tanh``); its mean is taken in float64.  The VJP then needs its elementwise
+    derivative ``sign_func_grad``.
     """
     t = check_open_ratio(exc_target_ratio, "exc_target_ratio")
-    sign_func = _checks.check_option(sign_func, "sign_func", SIGN_FUNCS)
+    sign_func = check_sign_func(sign_func, sign_func_grad)
     w = check_ratio_param(w, "w")
     v, _, _ = exc_value_grad(w, t, sign_func, False, "w")
     return w.dtype.type(v)
 
 
-def exc_ratio_loss_vjp(grad_out, w, exc_target_ratio: float = 0.8, *, sign_func: str = "softsign"):
+def exc_ratio_loss_vjp(grad_out, w, exc_target_ratio: float = 0.8, *, sign_func="softsign", sign_func_grad=None):
     r"""VJP of :func:`exc_ratio_loss`:
 
     .. math::
@@ -427,12 +469,13 @@ def exc_ratio_loss_vjp(grad_out, w, exc_target_ratio: float = 0.8, *, sign_func:
         \varphi'(x) = \frac{1}{(1+|x|)^2},
 
     0 at the kink :math:`m_P + 1 = 2t` (torch's convention), and identically 0 for ``sign_func="sign"``
-    (the regularizer is then inert under gradient descent)."""
+    (the regularizer is then inert under gradient descent).  For a callable ``sign_func``,
+    :math:`\varphi' =` ``sign_func_grad`` (required)."""
     gbar = _checks.scalar_grad_out(grad_out)
     t = check_open_ratio(exc_target_ratio, "exc_target_ratio")
-    sign_func = _checks.check_option(sign_func, "sign_func", SIGN_FUNCS)
+    sign_func = check_sign_func(sign_func, sign_func_grad)
     w = check_ratio_param(w, "w")
-    _, g, _ = exc_value_grad(w, t, sign_func, True, "w")
+    _, g, _ = exc_value_grad(w, t, sign_func, True, "w", sign_func_grad)
     if gbar != 1.0:
         g *= g.dtype.type(gbar)
     return g

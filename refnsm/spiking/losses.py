@@ -542,10 +542,15 @@ def tet_loss_vjp(grad_out, x_seq, target, mean=1.0, tet_lambda=1e-3, ignore_inde
 
 
 class TETLoss:
-    r"""Stateful form of :func:`tet_loss` (spikingjelly's example ``TETLoss`` with its cross-entropy criterion).
+    r"""Stateful form of :func:`tet_loss` (spikingjelly's example ``TETLoss``).
 
     ``loss = TETLoss()(x_seq, target)`` then ``TETLoss.backward()`` returns :math:`\partial L/\partial x_{seq}` for
-    the last call.
+    the last call.  With ``x_seq`` of shape [T, N, C, ...],
+
+    .. math::
+
+        L = (1-\lambda)\,\underbrace{\frac1T\sum_t \ell(x_t, y)}_{\texttt{base\_criterion\_loss}}
+            + \lambda\,\overline{(x - \phi)^2}.
 
     Parameters
     ----------
@@ -555,15 +560,79 @@ class TETLoss:
         :math:`\lambda`, the weight of the regulariser (1e-3).
     ignore_index : int
         Target value excluded from the cross-entropy (-100).
+    base_criterion : "cross_entropy" or callable, keyword-only
+        :math:`\ell`.  ``"cross_entropy"`` (default; spikingjelly's ``nn.CrossEntropyLoss()``, mean over the
+        batch, ``ignore_index`` honoured) has its gradient derived by hand.  A callable ``f(x_t, target) -> scalar``
+        on NumPy arrays is applied to each step as upstream; its gradient needs ``base_criterion_vjp``.
+    base_criterion_vjp : callable, keyword-only, optional
+        ``g(grad_out, x_t, target) -> dL/dx_t`` for a callable ``base_criterion`` (needed by :meth:`backward`).
     """
 
-    def __init__(self, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX):
+    def __init__(self, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX, *, base_criterion="cross_entropy",
+                 base_criterion_vjp=None):
         self.mean, self.tet_lambda = _tet_params(mean, tet_lambda)
         self.ignore_index = _checks.check_int(ignore_index, "ignore_index")
+        if callable(base_criterion):
+            if base_criterion_vjp is not None and not callable(base_criterion_vjp):
+                raise TypeError(f"base_criterion_vjp: expected None or a callable (grad_out, x_t, target) -> "
+                                f"gradient, got {_checks._describe(base_criterion_vjp)}")
+        else:
+            _checks.check_option(base_criterion, "base_criterion", ("cross_entropy",))
+            if base_criterion_vjp is not None:
+                raise ValueError("base_criterion_vjp: only used with a callable base_criterion (the cross-entropy's "
+                                 "gradient is built in)")
+        self.base_criterion = base_criterion
+        self.base_criterion_vjp = base_criterion_vjp
         self._saved = None
 
+    # ------------------------------------------------------------------ the time-averaged base criterion
+    def _steps(self, x_seq, target):
+        x = _checks.as_float_array(x_seq, "y", shape_hint="[T, N, C, ...]")
+        if x.ndim < 2 or x.shape[0] == 0:
+            raise ValueError(f"y: expected [T, N, ...] with T >= 1, got shape {x.shape}")
+        _checks.check_finite(x, "y")
+        return np.ascontiguousarray(x), np.asarray(target)
+
+    def base_criterion_loss(self, y, label):
+        r""":math:`\frac1T\sum_t \ell(y_t, \text{label})` (spikingjelly's ``TETLoss.base_criterion_loss``); for the
+        cross-entropy this is :func:`temporal_efficient_training_cross_entropy`."""
+        if not callable(self.base_criterion):
+            return temporal_efficient_training_cross_entropy(y, label, self.ignore_index)
+        x, lab = self._steps(y, label)
+        total = 0.0
+        for t in range(x.shape[0]):
+            v = np.asarray(self.base_criterion(x[t].copy(), lab.copy()), dtype=np.float64)
+            if v.shape != ():
+                raise ValueError(f"base_criterion: expected a scalar loss, got shape {v.shape}")
+            total += float(v)
+        return np.asarray(total / x.shape[0], dtype=x.dtype)
+
+    def base_criterion_loss_vjp(self, grad_out, y, label):
+        r"""Gradient of :meth:`base_criterion_loss` with respect to ``y``: :math:`\frac{\bar L}{T}\,
+        \partial\ell/\partial y_t` at every step."""
+        if not callable(self.base_criterion):
+            return temporal_efficient_training_cross_entropy_vjp(grad_out, y, label, self.ignore_index)
+        if self.base_criterion_vjp is None:
+            raise ValueError("base_criterion_vjp: the gradient of a callable base_criterion needs its VJP "
+                             "(pass base_criterion_vjp=...)")
+        g = _checks.scalar_grad_out(grad_out)
+        x, lab = self._steps(y, label)
+        out = np.empty_like(x)
+        for t in range(x.shape[0]):
+            gt = np.asarray(self.base_criterion_vjp(g / x.shape[0], x[t].copy(), lab.copy()), dtype=x.dtype)
+            if gt.shape != x[t].shape:
+                raise ValueError(f"base_criterion_vjp: expected a gradient of shape {x[t].shape}, got {gt.shape}")
+            out[t] = gt
+        return out
+
     def forward(self, x_seq, target):
-        value = tet_loss(x_seq, target, self.mean, self.tet_lambda, self.ignore_index)
+        if callable(self.base_criterion):
+            x, _ = self._steps(x_seq, target)
+            reg = K.mse_to_constant(x, self.mean, 1.0, False)[0] if self.tet_lambda != 0 else 0.0
+            value = np.asarray((1.0 - self.tet_lambda) * float(self.base_criterion_loss(x, target))
+                               + self.tet_lambda * reg, dtype=x.dtype)
+        else:
+            value = tet_loss(x_seq, target, self.mean, self.tet_lambda, self.ignore_index)
         self._saved = (np.array(x_seq, copy=True), np.array(target, copy=True))
         return value
 
@@ -573,10 +642,18 @@ class TETLoss:
         if self._saved is None:
             raise RuntimeError("TETLoss.backward: call the loss (forward) first")
         x_seq, target = self._saved
+        if callable(self.base_criterion):
+            g = _checks.scalar_grad_out(grad_out)
+            grad = self.base_criterion_loss_vjp(g * (1.0 - self.tet_lambda), x_seq, target)
+            if self.tet_lambda != 0:
+                x, _ = self._steps(x_seq, target)
+                grad = grad + K.mse_to_constant(x, self.mean, g * self.tet_lambda, True)[1].reshape(x.shape)
+            return grad
         return tet_loss_vjp(grad_out, x_seq, target, self.mean, self.tet_lambda, self.ignore_index)
 
     def __repr__(self):
-        return f"TETLoss(mean={self.mean}, tet_lambda={self.tet_lambda}, ignore_index={self.ignore_index})"
+        crit = "" if self.base_criterion == "cross_entropy" else f", base_criterion={self.base_criterion!r}"
+        return f"TETLoss(mean={self.mean}, tet_lambda={self.tet_lambda}, ignore_index={self.ignore_index}{crit})"
 
 
 def _fr_prepare(spikes_seq, labels):
