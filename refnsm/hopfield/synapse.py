@@ -4,7 +4,7 @@ The object holds ngclearn's compartments as NumPy arrays (``inputs``, ``outputs`
 ``memory_weights``, ``energy``, ``i_tick``, ``dWeights``, ``weights``) and offers the same three operations:
 ``reset()``, ``advance_state()`` (retrieval) and ``evolve()`` (plasticity), computed by the functions of
 :mod:`refnsm.hopfield.modern` (Numba kernels underneath).  Differences from ngclearn, all deliberate and listed in
-``docs/differences_hopfield.md``: the energy compartment holds the Ramsauer energy unless ``compat="ngclearn"``;
+``docs/upstream_differences.md`` (ngclearn): the energy compartment holds the Ramsauer energy unless ``compat="ngclearn"``;
 the contrastive negative phase runs at ``beta`` unless ``compat="ngclearn"`` (then at 1); ``p_conn`` is honoured;
 unknown ``update_rule`` strings, P > H patterns and transposed patterns are errors.
 

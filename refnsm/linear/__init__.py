@@ -18,7 +18,7 @@ Common interface (:class:`LinearBase`)
 ``backward(grad_y)`` (returns :math:`\partial L/\partial x`, fills ``grads``), ``reg_error()``,
 ``reg_error_vjp()``, ``eig()``, ``with_params(...)``.  Constructors take ``(insize, outsize, bias=False)`` then
 keyword-only options, ``dtype``, ``rng``, ``params``, ``compat`` (``"neuromancer"`` reproduces upstream numbers
-where they differ from the intended math; see ``docs/differences_linear.md``) and ``device``.
+where they differ from the intended math; see ``docs/upstream_differences.md``, section neuromancer) and ``device``.
 
 GPU: :class:`Linear`, :class:`SpectralLinear`, :class:`OrthogonalLinear` and :class:`PerronFrobeniusLinear` built
 with ``device="cuda"`` (or given ``m.device = "cuda"``) run ``effective_W``, ``effective_W_vjp``, ``forward`` and
