@@ -3,6 +3,7 @@
 #                    the CUDA tests on the GPU if there is one, else under Numba's CUDA simulator)
 #   make crosscheck  .venv-peers by ../shared/peers recipe (docs/crosscheck.md); runs tests/crosscheck/
 #   make demo        runs every tutorial in quick mode, writes figures/, prints what each reproduced
+#   make warmup      compiles every Numba kernel, float32 and float64, into the cache (run by test and demo)
 #   make bench       runs benchmarks/ against the upstream libraries (needs .venv-peers)
 PYTHON      ?= python3
 VENV        := .venv
@@ -13,7 +14,7 @@ PYTEST_ARGS ?=
 # The CUDA tests run on the GPU where there is one (nvidia-smi answers), else under Numba's CUDA simulator.
 CUDASIM     ?= $(shell nvidia-smi >/dev/null 2>&1 && echo 0 || echo 1)
 
-.PHONY: test crosscheck demo bench info clean venv peers
+.PHONY: test crosscheck demo bench info clean venv peers warmup
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -39,13 +40,17 @@ $(PEERS)/.installed: pyproject.toml
 	$(PEERS_PY) -m pip install --quiet -e ".[test,tutorials]"
 	touch $@
 
-test: venv
+# warmup compiles every kernel (both dtypes) into the Numba cache first, and fails if one is not reached
+warmup: venv
+	$(PY) -m refnsm warmup
+
+test: venv warmup
 	NUMBA_ENABLE_CUDASIM=$(CUDASIM) $(PY) -m pytest tests --ignore=tests/crosscheck $(PYTEST_ARGS)
 
 crosscheck: peers
 	$(PEERS_PY) -m pytest tests/crosscheck $(PYTEST_ARGS)
 
-demo: venv
+demo: venv warmup
 	$(PY) -m refnsm demo
 
 bench: peers

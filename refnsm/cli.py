@@ -85,6 +85,27 @@ def cmd_info(args) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------- warmup
+def cmd_warmup(args) -> int:
+    from . import _warmup
+
+    import numba
+
+    t0 = time.perf_counter()
+    families = args.family or list(_warmup.FAMILIES)
+    times = _warmup.warmup(families, args.dtype or ("float64", "float32"), stream=None if args.quiet else sys.stderr)
+    missed = [k for k in _warmup.unreached() if args.family is None or any(f".{f}." in k for f in families)]
+    total = time.perf_counter() - t0
+    where = numba.config.CACHE_DIR or "__pycache__ folders next to refnsm's kernel modules"
+    if not args.quiet:
+        per_family = {f: sum(v for (g, _), v in times.items() if g == f) for f in families}
+        print(_table(("family", "time"), [(f, f"{t:.1f} s") for f, t in per_family.items()]))
+    print(f"refnsm warmup: compiled or loaded {len(families)} families in {total:.1f} s; Numba cache: {where}")
+    if missed:
+        print(f"refnsm warmup: {len(missed)} kernels not reached: {', '.join(missed)}", file=sys.stderr)
+    return 1 if missed else 0
+
+
 # --------------------------------------------------------------------------------------------------- demo
 def cmd_demo(args) -> int:
     tdir = _checkout_dir("tutorials")
@@ -204,11 +225,17 @@ def main(argv=None) -> int:
     p.add_argument("-v", "--verbose", action="store_true", help="print every case, not one row per function")
     p.add_argument("--allow-missing", action="store_true",
                    help="exit 0 even when an upstream library is missing (not under CI=true)")
+    p = sub.add_parser("warmup", help="compile every kernel (float32 and float64) into the Numba cache")
+    p.add_argument("--family", action="append", choices=("spiking", "similarity", "hopfield", "linear", "regularization"),
+                   help="restrict to a family (repeatable)")
+    p.add_argument("--dtype", action="append", choices=("float64", "float32"), help="restrict to a dtype (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or table, only the summary line")
     p = sub.add_parser("bench", help="run benchmarks/ and assemble benchmarks/RESULTS.md")
     p.add_argument("--family", action="append", help="restrict to a family (repeatable)")
     p.add_argument("--quick", action="store_true", help="tiny timing budget; does not write results")
     args = parser.parse_args(argv)
-    return {"info": cmd_info, "demo": cmd_demo, "crosscheck": cmd_crosscheck, "bench": cmd_bench}[args.command](args)
+    return {"info": cmd_info, "demo": cmd_demo, "crosscheck": cmd_crosscheck, "bench": cmd_bench,
+            "warmup": cmd_warmup}[args.command](args)
 
 
 if __name__ == "__main__":
