@@ -5,6 +5,8 @@
 #   make demo        runs every tutorial in quick mode, writes figures/, prints what each reproduced
 #   make warmup      compiles every Numba kernel, float32 and float64, into the cache (run by test and demo)
 #   make bench       runs benchmarks/ against the upstream libraries (needs .venv-peers)
+#   make docs        builds the documentation site into build/docs/html (offline, warnings are errors)
+#   make docs-test   opens the built site in headless Chromium and checks math, figures (screenshots in build/)
 PYTHON      ?= python3
 VENV        := .venv
 PEERS       := .venv-peers
@@ -14,7 +16,7 @@ PYTEST_ARGS ?=
 # The CUDA tests run on the GPU where there is one (nvidia-smi answers), else under Numba's CUDA simulator.
 CUDASIM     ?= $(shell nvidia-smi >/dev/null 2>&1 && echo 0 || echo 1)
 
-.PHONY: test crosscheck demo bench info clean venv peers warmup
+.PHONY: test crosscheck demo bench info clean venv peers warmup docs docs-venv docs-test
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -22,6 +24,16 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test,tutorials]"
 	touch $@
+
+docs-venv: $(VENV)/.docs-installed
+$(VENV)/.docs-installed: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install --quiet -e ".[test,tutorials,docs]"
+	touch $@
+
+# The site, offline (MathJax from the sphinx-mathjax-offline package), warnings as errors, tutorials in quick mode.
+docs: docs-venv
+	MPLBACKEND=Agg $(PY) -m sphinx -W --keep-going -q -b html -d build/docs/doctrees docs build/docs/html
+	@echo "docs: open build/docs/html/index.html"
 
 peers: $(PEERS)/.installed
 # Order matters: torch (CPU build) first and pinned, then --no-deps for the packages whose dependencies would
@@ -60,4 +72,4 @@ info: venv
 	$(PY) -m refnsm info
 
 clean:
-	rm -rf $(VENV) $(PEERS) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) $(PEERS) build *.egg-info .pytest_cache .hypothesis docs/tutorials docs/_generated docs/sg_execution_times.rst

@@ -458,9 +458,9 @@ def temporal_efficient_training_cross_entropy(x_seq, target, ignore_index=IGNORE
 
     Parameters
     ----------
-    x_seq : array_like, shape [T, N, C, *spatial]
+    x_seq : array_like, shape [T, N, C, \*spatial]
         Logits per time step.
-    target : integer array_like, shape [N, *spatial]
+    target : integer array_like, shape [N, \*spatial]
         Class indices in [0, C), or ``ignore_index``.
     ignore_index : int
         Target value excluded from the mean (torch's default -100).
