@@ -35,6 +35,11 @@ docs: docs-venv
 	MPLBACKEND=Agg $(PY) -m sphinx -W --keep-going -q -b html -d build/docs/doctrees docs build/docs/html
 	@echo "docs: open build/docs/html/index.html"
 
+# Headless Chromium on the built site (skips with a message without chromium, fails under CI=true); screenshots
+# in build/docs-test/.
+docs-test: docs
+	REFNSM_DOCS_TEST=1 $(PY) -m pytest tests/test_docs_browser.py $(PYTEST_ARGS)
+
 peers: $(PEERS)/.installed
 # Order matters: torch (CPU build) first and pinned, then --no-deps for the packages whose dependencies would
 # replace it with a multi-GB CUDA build.  See docs/crosscheck.md for why each step is there.
