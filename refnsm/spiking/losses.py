@@ -228,6 +228,18 @@ def kernel_dot_product(x, y, kernel="linear", *args, compat=None, device="cpu"):
         silently returns a wrong matrix or crashes; ``sigma <= 0``; NaN or Inf.
     TypeError
         Unknown types; a missing or superfluous kernel argument.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> x = np.array([[1.0, 0.0], [1.0, 1.0]])
+    >>> spiking.kernel_dot_product(x, x, "linear")
+    array([[1., 1.],
+           [1., 2.]])
+    >>> spiking.kernel_dot_product(x, x, "polynomial", 2)
+    array([[1., 1.],
+           [1., 4.]])
     """
     twin = _cuda_twin(device, "kernel_dot_product")
     if twin is not None:
@@ -252,6 +264,16 @@ def kernel_dot_product_vjp(grad_out, x, y, kernel="linear", *args, compat=None, 
       :math:`\bar y = 2\,\mathrm{diag}(Q^\top\mathbf 1)\,y - 2 Q^\top x`.
 
     When ``x`` and ``y`` are the same array the total gradient is the sum of the two.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> x = np.array([[1.0, 0.0], [1.0, 1.0]])
+    >>> gx, gy = spiking.kernel_dot_product_vjp(np.ones((2, 2)), x, x, "linear")
+    >>> gx + gy  # d sum(x x^T) / dx = 2 * (column sums of x), in every row
+    array([[4., 2.],
+           [4., 2.]])
     """
     twin = _cuda_twin(device, "kernel_dot_product_vjp")
     if twin is not None:
@@ -277,6 +299,17 @@ def spike_similarity_matrix(spikes, kernel_type="linear", *args, compat=None):
     rather than by the cancellation torch performs, which can round it a few ulp above 1 (in float32 for the
     cosine almost always) and makes a following BCE refuse the input.  ``compat="spikingjelly"`` keeps torch's
     rounding.  The gradient is the same either way (the closed form is the same function of X).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> spikes = np.array([[[1.0, 0.0]], [[1.0, 0.0]], [[0.0, 1.0]]])   # [N=3, M=1, T=2]
+    >>> S = spiking.spike_similarity_matrix(spikes)
+    >>> np.round(S, 6)  # cosine similarities of the flattened trains
+    array([[1., 1., 0.],
+           [1., 1., 0.],
+           [0., 0., 1.]])
     """
     _check_compat(compat)
     code, p = _kernel_spec(kernel_type, args, "kernel_type")
@@ -296,6 +329,15 @@ def spike_similarity_matrix_vjp(grad_out, spikes, kernel_type="linear", *args, c
     :math:`\bar X = (B + B^\top) X + \mathrm{diag}(g \oslash r) X`, with :math:`g_i/r_i := 0` where :math:`r_i = 0`
     (the subgradient of the norm at 0 that torch uses).  A silent row therefore receives gradients of order
     :math:`1/\epsilon = 10^8` through :math:`B`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> spikes = np.array([[[1.0, 0.0]], [[1.0, 1.0]]])
+    >>> g = spiking.spike_similarity_matrix_vjp(np.ones((2, 2)), spikes)
+    >>> g.shape
+    (2, 1, 2)
     """
     _check_compat(compat)
     code, p = _kernel_spec(kernel_type, args, "kernel_type")
@@ -313,6 +355,16 @@ def label_similarity_matrix(labels, dtype=np.float64, *, compat=None):
     For 0/1 labels :math:`Y_{ij} = 1` iff samples *i* and *j* share a label, and :math:`Y_{ii} = 0` for a sample
     with no label.  Only the upper side is clamped (soft or negative labels pass through).  With
     ``compat="spikingjelly"`` the product is formed in float32 as spikingjelly does (``labels.float()``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> labels = np.array([[1, 0, 1], [1, 0, 0], [0, 1, 0]])   # multi-hot
+    >>> spiking.label_similarity_matrix(labels)   # 1 where two samples share a label
+    array([[1., 1., 0.],
+           [1., 1., 0.],
+           [0., 0., 1.]])
     """
     _check_compat(compat)
     dtype = np.dtype(dtype)
@@ -376,6 +428,17 @@ def spike_similar_loss(spikes, labels, kernel_type="linear", loss_type="mse", *a
         Mismatched batch sizes, NaN/Inf, and for ``bce`` a similarity or label matrix outside [0, 1], with the
         reason (float32 rounding of the cosine diagonal, cancellation in the gaussian distance, an unnormalised
         kernel, signed inputs).  Unlike spikingjelly, ``bce`` works in float64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> spikes = np.array([[[1.0, 0.0]], [[1.0, 0.0]], [[0.0, 1.0]]])   # [N, M, T]
+    >>> labels = np.array([[1, 0], [1, 0], [0, 1]])   # samples 0 and 1 share a class
+    >>> round(float(spiking.spike_similar_loss(spikes, labels, "linear", "mse")), 12)   # S already matches Y
+    0.0
+    >>> float(spiking.spike_similar_loss(spikes, labels[::-1], "linear", "mse")) > 0
+    True
     """
     twin = _cuda_twin(device, "spike_similar_loss")
     if twin is not None:
@@ -395,6 +458,17 @@ def spike_similar_loss_vjp(grad_out, spikes, labels, kernel_type="linear", loss_
     constants, as spikingjelly's ``labels.float()`` cuts the graph for integer labels).
 
     ``grad_out`` is the upstream gradient of the scalar loss (``None`` means 1.0).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> rng = np.random.default_rng(0)
+    >>> spikes = (rng.random((4, 3, 5)) < 0.5).astype(float)
+    >>> labels = np.array([[1, 0], [1, 1], [0, 1], [1, 0]])
+    >>> g = spiking.spike_similar_loss_vjp(None, spikes, labels, "linear", "mse")
+    >>> g.shape == spikes.shape
+    True
     """
     twin = _cuda_twin(device, "spike_similar_loss_vjp")
     if twin is not None:
@@ -405,7 +479,21 @@ def spike_similar_loss_vjp(grad_out, spikes, labels, kernel_type="linear", loss_
 
 def spike_similar_loss_value_and_grad(spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None,
                                       device="cpu"):
-    """``(spike_similar_loss(...), spike_similar_loss_vjp(None, ...))`` sharing one forward pass (for training)."""
+    """``(spike_similar_loss(...), spike_similar_loss_vjp(None, ...))`` sharing one forward pass (for training).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> rng = np.random.default_rng(0)
+    >>> spikes = (rng.random((4, 3, 5)) < 0.5).astype(float)
+    >>> labels = np.array([[1, 0], [1, 1], [0, 1], [1, 0]])
+    >>> loss, g = spiking.spike_similar_loss_value_and_grad(spikes, labels, "linear", "mse")
+    >>> bool(loss == spiking.spike_similar_loss(spikes, labels, "linear", "mse"))
+    True
+    >>> np.allclose(g, spiking.spike_similar_loss_vjp(None, spikes, labels, "linear", "mse"))
+    True
+    """
     twin = _cuda_twin(device, "spike_similar_loss_value_and_grad")
     if twin is not None:
         return twin(spikes, labels, kernel_type, loss_type, *args, compat=compat)
@@ -468,6 +556,17 @@ def temporal_efficient_training_cross_entropy(x_seq, target, ignore_index=IGNORE
     Returns
     -------
     0-d ndarray of x_seq's dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> x_seq = np.zeros((4, 2, 3))          # [T, N, C]: uniform logits at every step
+    >>> target = np.array([0, 2])
+    >>> round(float(spiking.temporal_efficient_training_cross_entropy(x_seq, target)), 6)   # log(3)
+    1.098612
+    >>> round(float(np.log(3)), 6)
+    1.098612
     """
     twin = _cuda_twin(device, "temporal_efficient_training_cross_entropy")
     if twin is not None:
@@ -481,7 +580,18 @@ def temporal_efficient_training_cross_entropy_vjp(grad_out, x_seq, target, ignor
                                                   device="cpu"):
     r"""Gradient of the TET cross-entropy: :math:`\partial L/\partial x_{t,n,c,s} =
     (p_{t,n,c,s} - [c = y_{n,s}])\,[(n,s)\in V] / |V|`, with :math:`p` the softmax over classes (computed as
-    ``exp(log_softmax)`` with the maximum subtracted)."""
+    ``exp(log_softmax)`` with the maximum subtracted).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> x_seq = np.zeros((2, 1, 2))
+    >>> g = spiking.temporal_efficient_training_cross_entropy_vjp(None, x_seq, np.array([0]))
+    >>> g[:, 0]   # (softmax - onehot) / (T N) at every step
+    array([[-0.25,  0.25],
+           [-0.25,  0.25]])
+    """
     twin = _cuda_twin(device, "temporal_efficient_training_cross_entropy_vjp")
     if twin is not None:
         return twin(grad_out, x_seq, target, ignore_index)
@@ -492,14 +602,33 @@ def temporal_efficient_training_cross_entropy_vjp(grad_out, x_seq, target, ignor
 
 
 def temporal_efficient_training_cross_entropy_value_and_grad(x_seq, target, ignore_index=IGNORE_INDEX):
-    """``(loss, d loss / d x_seq)`` of :func:`temporal_efficient_training_cross_entropy` in one pass (for training)."""
+    """``(loss, d loss / d x_seq)`` of :func:`temporal_efficient_training_cross_entropy` in one pass (for training).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> x_seq = np.zeros((2, 1, 2))
+    >>> loss, g = spiking.temporal_efficient_training_cross_entropy_value_and_grad(x_seq, np.array([1]))
+    >>> round(float(loss), 6), g.shape
+    (0.693147, (2, 1, 2))
+    """
     x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
     loss, grad, _ = K.cross_entropy_steps(x4, t2, ii, 1.0, True)
     return np.asarray(loss, dtype=x.dtype), grad.reshape(x.shape)
 
 
 def time_mean_cross_entropy(x_seq, target, ignore_index=IGNORE_INDEX):
-    r"""The "SDT" baseline: cross-entropy of the time-averaged logits, :math:`\mathrm{CE}(\frac1T\sum_t x_t, y)`."""
+    r"""The "SDT" baseline: cross-entropy of the time-averaged logits, :math:`\mathrm{CE}(\frac1T\sum_t x_t, y)`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> x_seq = np.array([[[2.0, 0.0]], [[0.0, 2.0]]])   # the time mean is uniform
+    >>> round(float(spiking.time_mean_cross_entropy(x_seq, np.array([0]))), 6)   # log(2)
+    0.693147
+    """
     x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
     loss, _, _ = K.cross_entropy_steps(K.time_mean(x4)[None], t2, ii, 1.0, False)
     return np.asarray(loss, dtype=x.dtype)
@@ -507,7 +636,17 @@ def time_mean_cross_entropy(x_seq, target, ignore_index=IGNORE_INDEX):
 
 def time_mean_cross_entropy_vjp(grad_out, x_seq, target, ignore_index=IGNORE_INDEX):
     r"""Gradient of :func:`time_mean_cross_entropy`: :math:`(\bar p - \mathrm{onehot})/(|V'|\,T)` at every step,
-    with :math:`\bar p` the softmax of the time-averaged logits and :math:`|V'|` the valid (n, s) positions."""
+    with :math:`\bar p` the softmax of the time-averaged logits and :math:`|V'|` the valid (n, s) positions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> x_seq = np.array([[[2.0, 0.0]], [[0.0, 2.0]]])
+    >>> spiking.time_mean_cross_entropy_vjp(None, x_seq, np.array([0]))[:, 0]   # one shared gradient, split over T
+    array([[-0.25,  0.25],
+           [-0.25,  0.25]])
+    """
     g = _checks.scalar_grad_out(grad_out)
     x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
     _, grad_mean, _ = K.cross_entropy_steps(K.time_mean(x4)[None], t2, ii, g, True)
@@ -526,6 +665,17 @@ def tet_loss(x_seq, target, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX
     The second term, a mean over all :math:`T \cdot N \cdot C \cdots` logits, pulls the outputs toward the constant
     :math:`\phi` (``mean``); the paper and spikingjelly's ``TETLoss`` use :math:`\phi = 1`,
     :math:`\lambda = 10^{-3}`.  The cross-entropy term is :func:`temporal_efficient_training_cross_entropy`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> x_seq = np.zeros((4, 2, 3))
+    >>> target = np.array([0, 2])
+    >>> round(float(spiking.tet_loss(x_seq, target, mean=1.0, tet_lambda=0.0)), 6)   # lambda = 0: pure TET, log(3)
+    1.098612
+    >>> round(float(spiking.tet_loss(x_seq, target, mean=0.0, tet_lambda=1.0)), 6)   # lambda = 1: MSE to phi = 0
+    0.0
     """
     phi, lam = _tet_params(mean, tet_lambda)
     x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
@@ -535,7 +685,16 @@ def tet_loss(x_seq, target, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX
 
 
 def tet_loss_vjp(grad_out, x_seq, target, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX):
-    r"""Gradient of :func:`tet_loss`: :math:`(1-\lambda)\,\partial L_{TET}/\partial x + \lambda\,2(x-\phi)/\mathrm{numel}`."""
+    r"""Gradient of :func:`tet_loss`: :math:`(1-\lambda)\,\partial L_{TET}/\partial x + \lambda\,2(x-\phi)/\mathrm{numel}`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> x_seq = np.zeros((4, 2, 3))
+    >>> spiking.tet_loss_vjp(None, x_seq, np.array([0, 2]), tet_lambda=0.1).shape
+    (4, 2, 3)
+    """
     g = _checks.scalar_grad_out(grad_out)
     phi, lam = _tet_params(mean, tet_lambda)
     x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
@@ -560,6 +719,17 @@ class TETLoss:
         :math:`\lambda`, the weight of the regulariser (1e-3).
     ignore_index : int
         Target value excluded from the cross-entropy (-100).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> loss_fn = spiking.TETLoss(mean=1.0, tet_lambda=0.0)
+    >>> x_seq = np.zeros((4, 2, 3))
+    >>> round(float(loss_fn.forward(x_seq, np.array([0, 2]))), 6)
+    1.098612
+    >>> loss_fn.backward().shape   # dL/dx_seq of the last forward
+    (4, 2, 3)
     """
 
     def __init__(self, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX):
@@ -602,13 +772,31 @@ def firing_rate_mse(spikes_seq, labels):
     r"""spikingjelly's tutorial loss: :math:`\overline{(\frac1T\sum_t s_t - \mathrm{onehot}(y))^2}` over [N, C].
 
     ``spikes_seq`` is [T, N, C] (multi-step layout), ``labels`` integer [N].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> spikes_seq = np.array([[[1.0, 0.0]], [[1.0, 0.0]]])   # [T, N, C]: class 0 fires at every step
+    >>> float(spiking.firing_rate_mse(spikes_seq, np.array([0])))   # the rate matches the one-hot target
+    0.0
     """
     x, lab = _fr_prepare(spikes_seq, labels)
     return np.asarray(K.firing_rate_mse(x, lab, 1.0, False)[0], dtype=x.dtype)
 
 
 def firing_rate_mse_vjp(grad_out, spikes_seq, labels):
-    r"""Gradient of :func:`firing_rate_mse`: :math:`2(\mathrm{fr} - \mathrm{onehot})/(N C T)` at every step."""
+    r"""Gradient of :func:`firing_rate_mse`: :math:`2(\mathrm{fr} - \mathrm{onehot})/(N C T)` at every step.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> spikes_seq = np.array([[[0.0, 1.0]], [[0.0, 1.0]]])
+    >>> spiking.firing_rate_mse_vjp(None, spikes_seq, np.array([0]))[:, 0]
+    array([[-0.5,  0.5],
+           [-0.5,  0.5]])
+    """
     g = _checks.scalar_grad_out(grad_out)
     x, lab = _fr_prepare(spikes_seq, labels)
     return K.firing_rate_mse(x, lab, g, True)[1]
