@@ -21,7 +21,6 @@ from typing import Iterable, Sequence
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-DEVICES = ("cpu", "cuda")
 
 
 def _describe(value) -> str:
@@ -159,22 +158,6 @@ def check_shape(arr: np.ndarray, name: str, expected: Sequence[int | None], what
         exp = "(" + ", ".join("*" if e is None else str(e) for e in expected) + ("," if len(expected) == 1 else "") + ")"
         suffix = f" ({what})" if what else ""
         raise ValueError(f"{name}: expected shape {exp}{suffix}, got {arr.shape}")
-
-
-def check_device(device) -> str:
-    """``device`` checked against :data:`DEVICES` ("cpu" or "cuda")."""
-    return check_option(device, "device", DEVICES)
-
-
-def cuda_twin(device, family: str, name: str):
-    """The CUDA twin ``refnsm.cuda.<family>.<name>`` when ``device == "cuda"``, else None (``device="cpu"``).
-
-    The device is validated first; ``refnsm.cuda`` (and with it ``numba.cuda``) is imported only for "cuda"."""
-    if check_device(device) == "cpu":
-        return None
-    import importlib
-
-    return getattr(importlib.import_module(f"refnsm.cuda.{family}"), name)
 
 
 def check_option(value, name: str, valid: Iterable[str]) -> str:

@@ -92,3 +92,11 @@ def is_dev(a):
     from refnsm.cuda import is_device_array
 
     return is_device_array(a)
+
+
+def on_cuda(module, *names):
+    """The public functions ``names`` of ``module`` with ``device="cuda"`` bound (what a user calls)."""
+    import functools
+    import types
+
+    return types.SimpleNamespace(**{n: functools.partial(getattr(module, n), device="cuda") for n in names})

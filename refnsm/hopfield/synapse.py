@@ -4,12 +4,12 @@ The object holds ngclearn's compartments as NumPy arrays (``inputs``, ``outputs`
 ``memory_weights``, ``energy``, ``i_tick``, ``dWeights``, ``weights``) and offers the same three operations:
 ``reset()``, ``advance_state()`` (retrieval) and ``evolve()`` (plasticity), computed by the functions of
 :mod:`refnsm.hopfield.modern` (Numba kernels underneath).  Differences from ngclearn, all deliberate and listed in
-``docs/upstream_differences.md`` (ngclearn): the energy compartment holds the Ramsauer energy unless ``compat="ngclearn"``;
+``docs/upstream_differences.md``: the energy compartment holds the Ramsauer energy unless ``compat="ngclearn"``;
 the contrastive negative phase runs at ``beta`` unless ``compat="ngclearn"`` (then at 1); ``p_conn`` is honoured;
 unknown ``update_rule`` strings, P > H patterns and transposed patterns are errors.
 
 ``device="cuda"`` keeps the state on the GPU: the same steps run by the CUDA twins of the kernels
-(:mod:`refnsm.cuda.hopfield`, imported only then), the weights stay on the device between steps, and the array
+(:mod:`refnsm.hopfield._cuda_kernels`, imported only then, chosen by :mod:`refnsm._backend`), the weights stay on the device between steps, and the array
 compartments are numba device arrays (``weights`` returns a NumPy copy; see the class docstring).
 """
 
@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _backend
 from .. import _checks as C
-from . import _kernels as K
-from . import modern as M
+from . import _kernels as host_kernels
+from . import modern
 
 __all__ = ["HopfieldSynapse"]
 
 UPDATE_RULES = ("delta", "contrastive")
-DEVICES = C.DEVICES
+DEVICES = _backend.DEVICES
 
 
 class HopfieldSynapse:
@@ -93,7 +94,7 @@ class HopfieldSynapse:
     dtype : float64 (default) or float32
         Precision of the weights and of every compartment.
     device : {"cpu", "cuda"}
-        ``"cuda"``: run ``advance_state`` and ``evolve`` on the GPU (:mod:`refnsm.cuda.hopfield`; a GPU or
+        ``"cuda"``: run ``advance_state`` and ``evolve`` on the GPU (:mod:`refnsm.hopfield._cuda_kernels`; a GPU or
         ``NUMBA_ENABLE_CUDASIM=1`` is needed, else a ``RuntimeError``).  The weights then stay on the device between
         steps: ``params["weights"]``, ``inputs``, ``outputs``, ``similarities``, ``memory_weights`` and ``dWeights``
         are numba device arrays (``np.asarray`` or :func:`refnsm.cuda.to_host` copies one back), ``advance_state``
@@ -149,7 +150,7 @@ class HopfieldSynapse:
         self.l1_lambda = C.check_real(l1_lambda, "l1_lambda", nonnegative=True)
         self.beta = C.check_real(beta, "beta", positive=True)
         self.update_rule = C.check_option(update_rule, "update_rule", UPDATE_RULES)
-        self.compat = M._compat(compat)
+        self.compat = modern._compat(compat)
         if neg_beta is not None and compat is not None:
             raise ValueError("neg_beta: pass either neg_beta or compat='ngclearn' (which fixes neg_beta=1), not both")
         self.neg_beta = (1.0 if compat == "ngclearn" else
@@ -166,19 +167,18 @@ class HopfieldSynapse:
             W0 = W0.copy()
         pats = None
         if initial_patterns is not None:
-            pats = M._check_patterns(initial_patterns, D, H, dtype)
+            pats = modern._check_patterns(initial_patterns, D, H, dtype)
             if pats.shape[1] == H and perm is not None:
                 raise ValueError("perm: only used when there are fewer patterns than slots (P < H)")
             if perm is not None:
-                perm = M._check_perm(perm, H)
+                perm = modern._check_perm(perm, H)
         elif perm is not None:
             raise ValueError("perm: only used together with initial_patterns")
-        self.device = C.check_option(device, "device", DEVICES)
-        cu = None
-        if self.device == "cuda":
-            from ..cuda import hopfield as cu  # imported only for a CUDA synapse
-
-            cu.require()
+        self.device = _backend.check_device(device)
+        # the kernels and the array namespace of the chosen device (_cuda_kernels mirrors _kernels one for one);
+        # on "cuda" the compartments live on the device, so results go back as device arrays
+        self._K = _backend.kernels("hopfield", self.device)
+        self._xp = _backend.arrays(self.device, on_device=True)
         gen = C.resolve_rng(rng)
 
         # ---- construction ----
@@ -189,7 +189,7 @@ class HopfieldSynapse:
             mask = (gen.random((D, H)) < p_conn).astype(dtype)
             W0 = W0 * mask
         if pats is not None:
-            W = M.load_patterns(W0, pats, perm=perm, rng=gen) if pats.shape[1] < H else pats.copy()
+            W = modern.load_patterns(W0, pats, perm=perm, rng=gen) if pats.shape[1] < H else pats.copy()
         else:
             W = W0
         if mask is not None and self.keep_mask:
@@ -197,19 +197,12 @@ class HopfieldSynapse:
         self.mask = mask
         self.shape = (D, H)
         self.dtype = dtype
-        W = np.ascontiguousarray(W, dtype=dtype)
-        # the kernels and allocators of the chosen device: refnsm.cuda.hopfield mirrors _kernels one for one
-        self._cu = cu
-        if cu is None:
-            self._K, self._empty, self._zeros = K, np.empty, np.zeros
-        else:
-            self._K, self._empty, self._zeros = cu, cu.device_empty, cu.device_zeros
-            W = cu.to_device(W)
+        W = self._xp.from_host(np.ascontiguousarray(W, dtype=dtype))
         self._dmask = (None, None)  # (host mask, its device copy) of a CUDA synapse
         self.params = {"weights": W}
         self.grads = {"weights": np.zeros((D, H), dtype)}
         self.i_tick = np.zeros((1, 1), dtype)
-        self._empty_mask = self._empty((0, 0) if cu is None else (1, 1), dtype)
+        self._empty_mask = self._xp.empty((1, 1), dtype)
         self._one = np.ones((1, 1), dtype)
         self.reset()
 
@@ -217,18 +210,16 @@ class HopfieldSynapse:
     @property
     def weights(self) -> np.ndarray:
         """The memory matrix W (D, H); column j is memory j (on a CUDA synapse: a NumPy copy of the device array)."""
-        W = self.params["weights"]
-        return W if self._cu is None else W.copy_to_host()
+        return self._xp.to_host(self.params["weights"])
 
     @weights.setter
     def weights(self, value):
-        cu = self._cu
-        if cu is not None and cu.is_device_array(value):
-            self.params["weights"] = cu.synapse_weights(value, self.shape, self.dtype)
-            return
-        W = C.as_float_array(value, "weights", ndim=2, dtype=self.dtype)
+        xp = self._xp
+        if not xp.is_native(value):
+            xp = _backend.HOST  # validated on the host, then moved over
+        W = xp.asarray(value, "weights", ndim=2, dtype=self.dtype)
         C.check_shape(W, "weights", self.shape, "the synapse shape (D, H)")
-        self.params["weights"] = W.copy() if cu is None else cu.to_device(W)
+        self.params["weights"] = self._private(W, value, xp)
 
     @property
     def inputs(self) -> np.ndarray:
@@ -242,20 +233,19 @@ class HopfieldSynapse:
     def _set_inputs(self, value):
         """Validate ``value`` as the probes (B, D) and store a private copy (never aliasing the caller's array)."""
         D = self.shape[0]
-        cu = self._cu
         if (type(value) is np.ndarray and value.ndim == 2 and value.dtype == self.dtype and value.shape[1] == D
                 and value.shape[0] > 0):
             # fast path (the common case, and what the small benchmark measures): the same checks, and the copy
             # and the NaN/Inf test in one pass
             X = np.empty(value.shape, self.dtype)
-            if not K.copy_finite(value, X):
+            if not host_kernels.copy_finite(value, X):
                 C.check_finite(value, "inputs")  # raises, naming the first bad element
-            self._inputs = X if cu is None else cu.to_device(X)
+            self._inputs = self._xp.from_host(X)
             return
-        if cu is not None and cu.is_device_array(value):
-            self._inputs = cu.synapse_inputs(value, D, self.dtype)
-            return
-        X = C.as_float_array(value, "inputs", dtype=self.dtype, shape_hint="[B, D]")
+        xp = self._xp
+        if not xp.is_native(value):
+            xp = _backend.HOST  # validated on the host, then moved over
+        X = xp.asarray(value, "inputs", dtype=self.dtype, shape_hint="[B, D]")
         if X.ndim == 1:
             X = X.reshape(1, -1)
         if X.ndim != 2 or X.shape[1] != D or X.shape[0] == 0:
@@ -263,16 +253,19 @@ class HopfieldSynapse:
                 f"inputs: expected shape (B, D={D}) with the probe width D along the last axis, "
                 f"got shape {np.shape(value)}"
             )
-        if cu is not None:
-            X = cu.to_device(X)  # a new device array
-        elif np.may_share_memory(X, value):
-            X = X.copy()  # never alias the caller's array
-        self._inputs = X
+        self._inputs = self._private(X, value, xp)
+
+    def _private(self, A, value, xp):
+        """The validated ``A`` (from ``value``, by the namespace ``xp``) as the synapse's own array: moved to the
+        synapse's device, or copied when it may alias the caller's array."""
+        if xp is not self._xp:
+            return self._xp.from_host(A)  # a new device array
+        return xp.copy(A) if xp.shares(A, value) else A
 
     def reset(self):
         """Zero every compartment except ``weights`` and ``i_tick`` (shapes from ``batch_size``)."""
         B, (D, H) = self.batch_size, self.shape
-        zeros = self._zeros
+        zeros = self._xp.zeros
         self._inputs = zeros((B, D), self.dtype)
         self.outputs = zeros((B, D), self.dtype)
         self.similarities = zeros((B, H), self.dtype)
@@ -285,7 +278,7 @@ class HopfieldSynapse:
         """Retrieval step on ``inputs`` (set them first, or pass them here).  Returns ``self.outputs``."""
         if inputs is not None:
             self._set_inputs(inputs)
-        X, W, dt, empty = self._inputs, self.params["weights"], self.dtype, self._empty
+        X, W, dt, empty = self._inputs, self.params["weights"], self.dtype, self._xp.empty
         B, D = X.shape
         H = W.shape[1]
         S = empty((B, H), dt)
@@ -312,15 +305,15 @@ class HopfieldSynapse:
                 f"{Xhat.shape}, memory_weights {A.shape}); call advance_state before evolve"
             )
         D, H = W.shape
-        dW = self._empty((D, H), self.dtype)
-        Wn = self._empty((D, H), self.dtype)
+        dW = self._xp.empty((D, H), self.dtype)
+        Wn = self._xp.empty((D, H), self.dtype)
         mask = self.mask
         use_mask = self.keep_mask and mask is not None
         if not use_mask:
             mask = self._empty_mask
-        elif self._cu is not None:
+        elif self.device != "cpu":
             if self._dmask[0] is not mask:  # copied to the device once (again if the attribute is reassigned)
-                self._dmask = (mask, self._cu.to_device(C.as_float_array(mask, "mask", dtype=self.dtype)))
+                self._dmask = (mask, self._xp.from_host(C.as_float_array(mask, "mask", dtype=self.dtype)))
             mask = self._dmask[1]
         self._K.plasticity_into(0 if self.update_rule == "delta" else 1, X, Xhat, A, W, self.neg_beta, self.eta,
                                 self.reg_lambda, self.l1_lambda, mask, use_mask, dW, Wn)
@@ -339,16 +332,15 @@ class HopfieldSynapse:
         Returns :math:`\bar X` and stores :math:`\bar W` in ``grads["weights"]`` (see
         :func:`refnsm.hopfield.retrieve_vjp`).  On a CUDA synapse this runs on the CPU, with host copies.
         """
-        X, W = self._inputs, self.params["weights"]
-        if self._cu is not None:
-            X, W = X.copy_to_host(), W.copy_to_host()
-            if self._cu.is_device_array(grad_out):
-                grad_out = grad_out.copy_to_host()
-        gX, gW, _ = M.retrieve_vjp(grad_out, X, W, self.beta)
+        xp = self._xp
+        X, W = xp.to_host(self._inputs), xp.to_host(self.params["weights"])
+        if self.device != "cpu" and xp.is_native(grad_out):
+            grad_out = xp.to_host(grad_out)
+        gX, gW, _ = modern.retrieve_vjp(grad_out, X, W, self.beta)
         self.grads["weights"] = gW
         return gX
 
     def __repr__(self):
         return (f"HopfieldSynapse({self.name!r}, shape={self.shape}, eta={self.eta}, beta={self.beta}, "
                 f"update_rule={self.update_rule!r}, compat={self.compat!r}, dtype={self.dtype}"
-                + (", device='cuda')" if self._cu is not None else ")"))
+                + (f", device={self.device!r})" if self.device != "cpu" else ")"))

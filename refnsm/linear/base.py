@@ -24,8 +24,8 @@ import copy
 
 import numpy as np
 
+from .. import _backend
 from .._checks import (
-    DEVICES,
     as_float_array,
     check_int,
     check_option,
@@ -39,32 +39,6 @@ from . import _kernels
 __all__ = ["LinearBase", "SquareLinear", "Hprod", "Hprod_vjp", "straight_through_relu", "straight_through_relu_vjp"]
 
 COMPAT_OPTIONS = ("neuromancer",)
-
-
-def cuda_maps() -> tuple:
-    """The maps with a CUDA path (``device="cuda"``), as exact classes: a subclass may change the math."""
-    from .basic import Linear
-    from .householder import OrthogonalLinear, SpectralLinear
-    from .stochastic import PerronFrobeniusLinear
-
-    return (Linear, SpectralLinear, OrthogonalLinear, PerronFrobeniusLinear)
-
-
-def check_cuda_map(cls) -> None:
-    """``NotImplementedError`` naming the maps that have a CUDA path, unless ``cls`` is one of them."""
-    maps = cuda_maps()
-    if cls not in maps:
-        names = ", ".join(c.__name__ for c in maps)
-        raise NotImplementedError(
-            f"device: 'cuda' is implemented for {names}; {cls.__name__} runs on the CPU only (use device='cpu')"
-        )
-
-
-def _cuda_linear():
-    """:mod:`refnsm.cuda.linear`, imported on the first call on a ``device="cuda"`` map, never before."""
-    from ..cuda import linear
-
-    return linear
 
 
 # ----------------------------------------------------------------------------------------------- small helpers
@@ -82,11 +56,6 @@ def softmax(x, axis):
 def softmax_vjp(g, s, axis):
     r"""VJP of ``s = softmax(x, axis)``: :math:`\bar x = s \odot (\bar s - \sum \bar s s)`."""
     return s * (g - np.sum(g * s, axis=axis, keepdims=True))
-
-
-def rect_eye(rows, cols, dtype):
-    """The rectangular identity :math:`I_{rows \\times cols}` (ones at (k, k) for k < min(rows, cols))."""
-    return np.eye(rows, cols, dtype=dtype)
 
 
 def check_dtype(dtype) -> np.dtype:
@@ -140,12 +109,14 @@ class LinearBase:
         (documented per class).
     device : "cpu" (default) or "cuda"
         Where :meth:`effective_W`, :meth:`effective_W_vjp`, :meth:`forward` and :meth:`backward` run; settable
-        later (``m.device = "cuda"``).  ``"cuda"`` runs them with the numba.cuda twins of :mod:`refnsm.cuda.linear`
-        (same math, same validation, results within 1e-12 (float64) / 1e-5 (float32) of the CPU), for
-        :class:`Linear`, :class:`SpectralLinear`, :class:`OrthogonalLinear` and :class:`PerronFrobeniusLinear`;
-        other maps raise ``NotImplementedError``.  Parameters and gradients stay NumPy arrays; ``x`` and
-        ``grad_y`` may be NumPy arrays (results NumPy) or numba device arrays (results stay on the device).
-        ``reg_error`` and ``eig`` always run on the CPU.  See ``docs/cuda.md``.
+        later (``m.device = "cuda"``).  ``"cuda"`` runs the same code with the numba.cuda twins of
+        :mod:`refnsm.linear._cuda_kernels` (same math, same validation, results within 1e-12 (float64) / 1e-5
+        (float32) of the CPU) for every map: the products with :math:`W` and the affine layer's VJP run on the
+        device; :class:`Linear`, :class:`SpectralLinear`, :class:`OrthogonalLinear` and
+        :class:`PerronFrobeniusLinear` also build :math:`W` and pull :math:`G` back there (``_device_weight``), the
+        other maps build their (cheap) :math:`W` on the host and move it over.  Parameters and gradients stay NumPy
+        arrays; ``x`` and ``grad_y`` may be NumPy arrays (results NumPy) or numba device arrays (results stay on
+        the device).  ``reg_error`` and ``eig`` always run on the CPU.  See ``docs/cuda.md``.
 
     Attributes
     ----------
@@ -231,12 +202,30 @@ class LinearBase:
         """neuromancer computes effective_W as forward(I) for some maps, folding the bias into W (compat only)."""
         return False
 
+    #: a map that can build W on the device defines ``_device_weight(K, p) -> (W, cache)`` and
+    #: ``_device_weight_vjp(K, G, cache, p) -> {name: gradient}`` (K: the CUDA kernel module, p: the parameters as
+    #: device arrays); they are used for that exact class only (a subclass may change the math)
+    _device_weight = None
+
+    def _weight_on(self, K, xp):
+        """``(W, cache)`` where the kernels ``K`` run (``xp``: that device's array namespace, refnsm._backend)."""
+        if xp is _backend.HOST or "_device_weight" not in type(self).__dict__:
+            W, cache = self._weight()  # on the host (and moved over: the cheap parametrisations)
+            return xp.from_host(W), (cache, None)
+        p = {k: xp.from_host(v) for k, v in self.params.items() if k != self._bias_key}
+        W, cache = self._device_weight(K, p)
+        return W, (cache, p)
+
+    def _weight_vjp_on(self, K, xp, G, cache) -> dict:
+        """:meth:`_weight_vjp` of a cotangent ``G`` where the kernels run; host gradients."""
+        cache, p = cache
+        if p is None:
+            return self._weight_vjp(xp.to_host(G), cache)
+        return {k: xp.to_host(v) for k, v in self._device_weight_vjp(K, G, cache, p).items()}
+
     # ---------------------------------------------------------------- device
     def _check_device(self, device) -> str:
-        check_option(device, "device", DEVICES)
-        if device == "cuda":
-            check_cuda_map(type(self))
-        return device
+        return _backend.check_device(device)
 
     @property
     def device(self) -> str:
@@ -299,55 +288,53 @@ class LinearBase:
 
     # ---------------------------------------------------------------- the map
     def effective_W(self) -> np.ndarray:
-        r"""The matrix :math:`W` of shape [insize, outsize] (``y = x @ W + b``)."""
-        if self._device == "cuda":
-            return _cuda_linear().effective_W(self)
-        W, _ = self._weight()
+        r"""The matrix :math:`W` of shape [insize, outsize] (``y = x @ W + b``), a NumPy array."""
+        K, xp = _backend.get("linear", self._device)
+        W, _ = self._weight_on(K, xp)
+        W = xp.to_host(W)
         if self.bias_in_effective_W and self._bias_key in self.params:
             W = W + self.params[self._bias_key]
         return W
 
     def effective_W_vjp(self, grad_W) -> dict:
         r"""Pull a cotangent :math:`G = \partial L/\partial W` back to every parameter: returns {name: gradient}."""
-        if self._device == "cuda":
-            return _cuda_linear().effective_W_vjp(self, grad_W)
-        W, cache = self._weight()
-        G = as_float_array(grad_W, "grad_W", ndim=2, dtype=self.dtype)
-        check_shape(G, "grad_W", W.shape, "[insize, outsize]")
-        grads = dict(self._weight_vjp(G, cache))
+        K, xp = _backend.get("linear", self._device, grad_W)
+        G = xp.asarray(grad_W, "grad_W", ndim=2, dtype=self.dtype)
+        check_shape(G, "grad_W", (self.insize, self.outsize), "[insize, outsize]")
+        W, cache = self._weight_on(K, xp)
+        grads = dict(self._weight_vjp_on(K, xp, G, cache))
         if self.bias_in_effective_W and self._bias_key in self.params:
-            grads[self._bias_key] = self._bias_grad(G)
+            grads[self._bias_key] = self._bias_grad(G, K, xp)
         return self._full(grads)
 
-    def _bias_grad(self, g2):
+    def _bias_grad(self, g2, K=_kernels, xp=_backend.HOST):
         b = self.params[self._bias_key]
-        gb = _kernels.col_sums(g2)
+        gb = xp.to_host(K.col_sums(g2))
         if b.size == 1 and gb.size != 1:  # neuromancer's scalar butterfly bias (compat)
             gb = gb.sum()
         return gb if gb.shape == b.shape else np.reshape(gb, b.shape)
 
-    def _check_x(self, x):
-        x = as_float_array(x, "x", min_ndim=1, dtype=self.dtype, shape_hint="[..., insize]")
-        if x.shape[-1] != self.insize:
-            raise ValueError(f"x: expected last dimension insize = {self.insize}, got shape {x.shape}")
+    def _check_x(self, x, xp=_backend.HOST):
+        x = xp.asarray(x, "x", min_ndim=1, dtype=self.dtype, shape_hint="[..., insize]")
+        if tuple(x.shape)[-1] != self.insize:  # tuple(): the CUDA simulator's shapes refuse negative indices
+            raise ValueError(f"x: expected last dimension insize = {self.insize}, got shape {tuple(x.shape)}")
         return x
 
-    def _apply(self, x, W):
-        y = x @ W
+    def _apply(self, x, W, K=_kernels, xp=_backend.HOST):
+        y = xp.matmul(x, W)
         b = self.params.get(self._bias_key)
         if b is not None:  # a (1,) bias of a wider map is neuromancer's scalar bias (compat): added to every entry
-            _kernels.add_bias(y.reshape(-1, self.outsize), b.reshape(-1))
+            K.add_bias(y.reshape(y.size // self.outsize, self.outsize), xp.from_host(b.reshape(b.size)))
         return y
 
     def forward(self, x) -> np.ndarray:
         r"""``y = x @ W + b`` for x of shape [..., insize]; caches what :meth:`backward` needs."""
-        if self._device == "cuda":
-            return _cuda_linear().forward(self, x)
-        x = self._check_x(x)
-        W, cache = self._weight()
-        y = self._apply(x, W)
-        self._cache = (x, W, cache, y.shape)
-        return y
+        K, xp = _backend.get("linear", self._device, x)
+        x = self._check_x(x, xp)
+        W, cache = self._weight_on(K, xp)
+        y = self._apply(x, W, K, xp)
+        self._cache = (x, W, cache, tuple(y.shape), self._device, xp.on_device)
+        return xp.give_back(y)
 
     __call__ = forward
 
@@ -357,21 +344,22 @@ class LinearBase:
         :math:`\partial L/\partial\theta` is the pull-back of :math:`G = x^\top \bar g` through ``effective_W``;
         :math:`\partial L/\partial b = \sum_\text{batch} \bar g`.  ``grads`` is overwritten, not accumulated.
         """
-        if self._device == "cuda":
-            return _cuda_linear().backward(self, grad_y)
-        if type(self._cache) is not tuple:  # None, or a cache of refnsm.cuda.linear.forward
+        if self._cache is None or self._cache[4] != self._device:
             raise RuntimeError("backward: call forward(x) first")
-        x, W, cache, yshape = self._cache
-        g = as_float_array(grad_y, "grad_y", dtype=self.dtype)
+        x, W, cache, yshape, _, on_device = self._cache
+        K = _backend.kernels("linear", self._device)
+        xp = _backend.arrays(self._device, grad_y, on_device=True if on_device else None)
+        g = xp.asarray(grad_y, "grad_y", dtype=self.dtype)
         check_shape(g, "grad_y", yshape, "the shape of forward's output")
-        g2 = g.reshape(-1, self.outsize)
-        x2 = x.reshape(-1, self.insize)
-        gx = g @ W.T
-        grads = dict(self._weight_vjp(x2.T @ g2, cache))
+        rows = g.size // self.outsize
+        g2 = g.reshape(rows, self.outsize)
+        x2 = x.reshape(rows, self.insize)
+        gx = xp.matmul_bt(g, W)  # g W^T
+        grads = dict(self._weight_vjp_on(K, xp, xp.matmul_at(x2, g2), cache))  # G = x^T g
         if self._bias_key in self.params:
-            grads[self._bias_key] = self._bias_grad(g2)
+            grads[self._bias_key] = self._bias_grad(g2, K, xp)
         self.grads = self._full(grads)
-        return gx
+        return xp.give_back(gx)
 
     def reg_error(self) -> float:
         """The penalty added to the loss (0 for maps whose constraint is exact)."""

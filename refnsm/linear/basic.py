@@ -70,6 +70,12 @@ class Linear(LinearBase):
     def _weight_vjp(self, G, cache):
         return {"weight": G.T}
 
+    def _device_weight(self, K, p):
+        return K.transpose(p["weight"]), None
+
+    def _device_weight_vjp(self, K, G, cache, p):
+        return {"weight": K.transpose(G)}
+
 
 class IdentityInitLinear(Linear):
     r"""A :class:`Linear` map initialised to :math:`W = I_{n_\text{in}\times n_\text{out}}` and :math:`b = 0` (both trainable).

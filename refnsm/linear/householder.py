@@ -197,6 +197,13 @@ class OrthogonalLinear(SquareLinear):
     def _weight_vjp(self, G, Q):
         return {"U": _householder_matrix_vjp(G, Q, self.params["U"], _order(self.insize, False))}
 
+    def _device_weight(self, K, p):
+        Q = K.householder_matrix(p["U"])
+        return Q, Q
+
+    def _device_weight_vjp(self, K, G, Q, p):
+        return {"U": K.householder_matrix_vjp(G, Q, p["U"])}
+
 
 class SpectralLinear(LinearBase):
     r"""Exact SVD map :math:`W = Q_U\,\Sigma\,Q_V` with Householder factors (after Zhang et al., spectral-RNN).
@@ -307,6 +314,18 @@ class SpectralLinear(LinearBase):
             "U": _householder_matrix_vjp(dQU, QU, self.params["U"], _order(self.n_U_reflectors, False)),
             "V": _householder_matrix_vjp(dQV, QV, self.params["V"], _order(self.n_V_reflectors, True)),
         }
+
+    def _device_weight(self, K, p):
+        QU = K.householder_matrix(p["U"], self.n_U_reflectors)
+        QV = K.householder_matrix(p["V"], self.n_V_reflectors, reverse=True)
+        W, s, sp = K.spectral_factors(QU, QV, p["p"], self.sigma_min, self.sigma_max, self.r)
+        return W, (QU, QV, s, sp)
+
+    def _device_weight_vjp(self, K, G, cache, p):
+        QU, QV, s, sp = cache
+        dQU, dQV, dp = K.spectral_core_vjp(G, QU, QV, s, sp, self.sigma_min, self.sigma_max, self.r)
+        return {"p": dp, "U": K.householder_matrix_vjp(dQU, QU, p["U"], self.n_U_reflectors),
+                "V": K.householder_matrix_vjp(dQV, QV, p["V"], self.n_V_reflectors, reverse=True)}
 
 
 class SymmetricSpectralLinear(SpectralLinear):

@@ -126,6 +126,14 @@ class PerronFrobeniusLinear(LinearBase):
         dP, dC = _kernels.pf_weight_vjp(np.ascontiguousarray(G), M, sc, self.sigma_min, self.sigma_max)
         return {"weight": dP, "scaling": dC}
 
+    def _device_weight(self, K, p):
+        W, M, sc = K.pf_weight(p["weight"], p["scaling"], self.sigma_min, self.sigma_max)
+        return W, (M, sc)
+
+    def _device_weight_vjp(self, K, G, cache, p):
+        dP, dC = K.pf_weight_vjp(G, cache[0], cache[1], self.sigma_min, self.sigma_max)
+        return {"weight": dP, "scaling": dC}
+
 
 class StableSplitLinear(LinearBase):
     r"""Difference of two Perron–Frobenius maps, :math:`W = B - C`.

@@ -29,8 +29,10 @@ Circuits (pynsm's names, defaults and semantics; explicit ``step(lr)`` instead o
 Encoders with hand-derived VJPs: :class:`Linear`, :class:`Conv2d`, :class:`Identity`.
 
 GPU: a circuit built with ``device="cuda"`` (or given ``model.device = "cuda"``) runs ``forward``, ``loss``,
-``backward`` and ``train_step`` through the CUDA twins in :mod:`refnsm.cuda.similarity` (the fast loop with pynsm's
-stopping rule, the encoders' products, im2col/col2im, the fused Linear step), and ``encoder(x, device="cuda")`` /
+``backward`` and ``train_step`` by the same code with the CUDA twins of the kernels and array operations,
+:mod:`refnsm.similarity._cuda_kernels` beside :mod:`refnsm.similarity._kernels` and :mod:`refnsm.similarity._cuda_ops`
+beside :mod:`refnsm.similarity._ops` (the fast loop with pynsm's stopping rule, the encoders' products, im2col/col2im,
+the fused Linear step of :mod:`refnsm.similarity.fused`), and ``encoder(x, device="cuda")`` /
 ``encoder.vjp(grad_out, x, device="cuda")`` run an encoder there.  Inputs may be NumPy arrays or Numba device
 arrays (results stay on their side); the parameters stay NumPy arrays.  ``import refnsm.similarity`` never imports
 ``numba.cuda``.  See ``docs/cuda.md``.

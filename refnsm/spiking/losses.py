@@ -22,9 +22,10 @@ time step and averaged, :math:`L = \frac1T \sum_t \mathrm{CE}(x_t, y)`, instead 
 time-averaged output (:func:`time_mean_cross_entropy`, the "SDT" baseline).  :class:`TETLoss` adds the paper's
 regulariser :math:`\lambda\,\overline{(x - \phi)^2}`.
 
-GPU: the functions above that take ``device`` run their CUDA twin (:mod:`refnsm.cuda.spiking`, same math and same
-validation) with ``device="cuda"``; inputs may be NumPy arrays (copied over, results returned as NumPy) or Numba
-device arrays (kept on the device).  See ``docs/cuda.md``.
+GPU: the functions that take ``device`` run the code below unchanged with ``device="cuda"``, with the kernel module
+and array namespace of :func:`refnsm._backend.get` (:mod:`refnsm.spiking._cuda_kernels`, the twins of
+:mod:`refnsm.spiking._kernels`, imported only then); inputs may be NumPy arrays (copied over, results returned as
+NumPy) or Numba device arrays (kept on the device); validation and messages are the same.  See ``docs/cuda.md``.
 
 Gradients (derived in the docstrings below and checked against finite differences in ``tests/``) follow
 torch's conventions where they are sound: :math:`\mathrm{sign}(0) = 0` in L1, the BCE gradient
@@ -39,6 +40,7 @@ import math
 
 import numpy as np
 
+from .. import _backend
 from .. import _checks
 from . import _kernels as K
 
@@ -80,18 +82,13 @@ IGNORE_INDEX = -100
 
 
 # ----------------------------------------------------------------------------------------------- validation
-DEVICES = _checks.DEVICES
-
-
-def _cuda_twin(device, name):
-    """The CUDA twin of a public function when ``device="cuda"`` (imported only then), else None."""
-    return _checks.cuda_twin(device, "spiking", name)
+DEVICES = _backend.DEVICES
+COMPAT = (None, "spikingjelly")
+HOST = _backend.HOST  # the validators take the device's array namespace ``xp`` (refnsm._backend)
 
 
 def _check_compat(compat):
-    if compat is not None and compat != "spikingjelly":
-        raise ValueError(f"compat: expected None or 'spikingjelly', got {compat!r}")
-    return compat
+    return _backend.check_compat(compat, COMPAT)
 
 
 def _kernel_spec(kernel, args, name="kernel"):
@@ -111,22 +108,22 @@ def _kernel_spec(kernel, args, name="kernel"):
     return _KERNEL_CODE[kernel], p
 
 
-def _flatten_spikes(spikes, dtype=None):
-    X = _checks.as_float_array(spikes, "spikes", min_ndim=2, shape_hint="[N, ...] (batch first)", dtype=dtype)
+def _flatten_spikes(spikes, dtype=None, xp=HOST):
+    X = xp.asarray(spikes, "spikes", min_ndim=2, shape_hint="[N, ...] (batch first)", dtype=dtype)
     if X.shape[0] == 0:
         raise ValueError(f"spikes: expected at least one sample, got shape {X.shape}")
-    return X, X.reshape(X.shape[0], -1)
+    return X, X.reshape(X.shape[0], X.size // X.shape[0])
 
 
-def _labels_for(labels, n, dtype, compat):
+def _labels_for(labels, n, dtype, compat, xp=HOST):
     """Validated labels [n, C] in the dtype the label matrix is formed in.
 
     spikingjelly forms Y in float32 whatever the spikes' dtype (labels.float()); refnsm uses the spikes' dtype
     unless compat="spikingjelly".  For 0/1 labels the two are identical."""
-    L = _checks.as_float_array(labels, "labels", ndim=2, shape_hint="[N, C] (multi-hot)")
+    L = xp.as_real(labels, "labels", ndim=2, shape_hint="[N, C] (multi-hot)")
     if L.shape[0] != n:
         raise ValueError(f"labels: expected {n} rows to match spikes' batch size, got shape {L.shape}")
-    return np.ascontiguousarray(L, dtype=np.float32 if compat == "spikingjelly" else dtype)
+    return xp.astype(L, np.float32 if compat == "spikingjelly" else dtype)
 
 
 _GRAM_IN_KERNEL_BELOW = 1 << 20  # N^2 D
@@ -146,6 +143,11 @@ def _gram(X):
     syrk = blas.dsyrk if X.dtype == np.float64 else blas.ssyrk
     # X.T is an F-ordered [D, N] view (no copy); trans=1 gives (X.T)^T X.T = X X^T, upper triangle only
     return K.symmetric_from_upper(syrk(1.0, X.T, trans=1))
+
+
+def _gram_matrix(K, xp, X):
+    """``G = X X^T`` where the kernels run: BLAS syrk on the host (:func:`_gram`), the tiled product on the device."""
+    return _gram(X) if xp is HOST else K.gram_matrix(X)
 
 
 def _bce_range_check(S, Y, kernel, dtype):
@@ -177,11 +179,11 @@ def _bce_range_check(S, Y, kernel, dtype):
 
 
 # --------------------------------------------------------------------------------------- kernel_dot_product
-def _kdp_prepare(x, y, kernel, args, compat):
+def _kdp_prepare(x, y, kernel, args, compat, xp=HOST):
     _check_compat(compat)
-    dtype = _checks.result_float_dtype(x, y)
-    x = _checks.as_float_array(x, "x", ndim=2, shape_hint="[Nx, M]", dtype=dtype)
-    y = _checks.as_float_array(y, "y", ndim=2, shape_hint="[Ny, M]", dtype=dtype)
+    dtype = xp.dtype_of(x, y)
+    x = xp.asarray(x, "x", ndim=2, shape_hint="[Nx, M]", dtype=dtype)
+    y = xp.asarray(y, "y", ndim=2, shape_hint="[Ny, M]", dtype=dtype)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"y: expected {x.shape[1]} columns to match x (shape {x.shape}), got shape {y.shape}")
     code, p = _kernel_spec(kernel, args)
@@ -191,8 +193,8 @@ def _kdp_prepare(x, y, kernel, args, compat):
             tile = True
         else:
             raise ValueError(
-                f"y: the gaussian kernel needs as many rows as x (or x with one row); got x {x.shape} and y "
-                f"{y.shape}. spikingjelly returns a wrong [Nx, Nx] matrix for Ny = 1 and crashes otherwise; "
+                f"y: the gaussian kernel needs as many rows as x (or x with one row); got x {tuple(x.shape)} and y "
+                f"{tuple(y.shape)}. spikingjelly returns a wrong [Nx, Nx] matrix for Ny = 1 and crashes otherwise; "
                 f"pass compat='spikingjelly' to reproduce the Ny = 1 output"
             )
     return x, y, code, p, tile
@@ -241,14 +243,12 @@ def kernel_dot_product(x, y, kernel="linear", *args, compat=None, device="cpu"):
     array([[1., 1.],
            [1., 4.]])
     """
-    twin = _cuda_twin(device, "kernel_dot_product")
-    if twin is not None:
-        return twin(x, y, kernel, *args, compat=compat)
-    x, y, code, p, tile = _kdp_prepare(x, y, kernel, args, compat)
-    Kmat, _ = K.kernel_forward(x, y, code, p)
-    if tile:
-        return np.repeat(Kmat, x.shape[0], axis=1)
-    return Kmat
+    kernels, xp = _backend.get("spiking", device, x, y)
+    x, y, code, p, tile = _kdp_prepare(x, y, kernel, args, compat, xp)
+    Kmat, _ = kernels.kernel_forward(x, y, code, p)
+    if tile:  # the compat="spikingjelly" corner: repeated on the host
+        return xp.give_back_host(np.repeat(xp.to_host(Kmat), x.shape[0], axis=1))
+    return xp.give_back(Kmat)
 
 
 def kernel_dot_product_vjp(grad_out, x, y, kernel="linear", *args, compat=None, device="cpu"):
@@ -275,20 +275,19 @@ def kernel_dot_product_vjp(grad_out, x, y, kernel="linear", *args, compat=None, 
     array([[4., 2.],
            [4., 2.]])
     """
-    twin = _cuda_twin(device, "kernel_dot_product_vjp")
-    if twin is not None:
-        return twin(grad_out, x, y, kernel, *args, compat=compat)
-    x, y, code, p, tile = _kdp_prepare(x, y, kernel, args, compat)
+    kernels, xp = _backend.get("spiking", device, grad_out, x, y)
+    x, y, code, p, tile = _kdp_prepare(x, y, kernel, args, compat, xp)
     expected = (x.shape[0], x.shape[0] if tile else y.shape[0])
-    A = _checks.as_float_array(grad_out, "grad_out", dtype=x.dtype)
+    A = xp.asarray(grad_out, "grad_out", dtype=x.dtype)
     _checks.check_shape(A, "grad_out", expected, "the kernel matrix's shape")
-    if tile:  # every column of the tiled output is k(x_i, y_0): their gradients add
-        A = np.ascontiguousarray(A.sum(axis=1, keepdims=True))
-    return K.kernel_vjp(A, x, y, code, p)
+    if tile:  # every column of the tiled output is k(x_i, y_0): their gradients add (summed on the host)
+        A = xp.from_host(np.ascontiguousarray(xp.to_host(A).sum(axis=1, keepdims=True)))
+    gx, gy = kernels.kernel_vjp(A, x, y, code, p)
+    return xp.give_back(gx), xp.give_back(gy)
 
 
 # ------------------------------------------------------------------------------- similarity and its losses
-def spike_similarity_matrix(spikes, kernel_type="linear", *args, compat=None):
+def spike_similarity_matrix(spikes, kernel_type="linear", *args, compat=None, device="cpu"):
     r"""Output similarity :math:`S = \kappa(X, X)` of the flattened spikes, :math:`X` = ``spikes`` as [N, D].
 
     For the linear kernel :math:`S_{ij} = x_i\cdot x_j / (\|x_i\|\,\|x_j\| + 10^{-8})`: an all-zero row gives a
@@ -311,14 +310,15 @@ def spike_similarity_matrix(spikes, kernel_type="linear", *args, compat=None):
            [1., 1., 0.],
            [0., 0., 1.]])
     """
+    kernels, xp = _backend.get("spiking", device, spikes)
     _check_compat(compat)
     code, p = _kernel_spec(kernel_type, args, "kernel_type")
-    _, X = _flatten_spikes(spikes)
-    S, _ = K.similarity_forward(X, _gram(X), code, p, COSINE_EPS, compat is None)
-    return S
+    _, X = _flatten_spikes(spikes, xp=xp)
+    S, _ = kernels.similarity_forward(X, _gram_matrix(kernels, xp, X), code, p, COSINE_EPS, compat is None)
+    return xp.give_back(S)
 
 
-def spike_similarity_matrix_vjp(grad_out, spikes, kernel_type="linear", *args, compat=None):
+def spike_similarity_matrix_vjp(grad_out, spikes, kernel_type="linear", *args, compat=None, device="cpu"):
     r"""Gradient :math:`\partial L/\partial\,\mathrm{spikes}` of :func:`spike_similarity_matrix`.
 
     Both kernel arguments are :math:`X`, so the two paths add: :math:`\bar X = (B + B^\top) X` for the linear
@@ -339,17 +339,18 @@ def spike_similarity_matrix_vjp(grad_out, spikes, kernel_type="linear", *args, c
     >>> g.shape
     (2, 1, 2)
     """
+    kernels, xp = _backend.get("spiking", device, grad_out, spikes)
     _check_compat(compat)
     code, p = _kernel_spec(kernel_type, args, "kernel_type")
-    shape_in, X = _flatten_spikes(spikes)
-    A = _checks.as_float_array(grad_out, "grad_out", dtype=X.dtype)
+    shape_in, X = _flatten_spikes(spikes, xp=xp)
+    A = xp.asarray(grad_out, "grad_out", dtype=X.dtype)
     _checks.check_shape(A, "grad_out", (X.shape[0], X.shape[0]), "the similarity matrix's shape")
-    G = _gram(X)
-    S, r = K.similarity_forward(X, G, code, p, COSINE_EPS, compat is None)
-    return K.similarity_vjp(A, X, S, G, r, code, p, COSINE_EPS).reshape(shape_in.shape)
+    G = _gram_matrix(kernels, xp, X)
+    S, r = kernels.similarity_forward(X, G, code, p, COSINE_EPS, compat is None)
+    return xp.give_back(kernels.similarity_vjp(A, X, S, G, r, code, p, COSINE_EPS).reshape(*shape_in.shape))
 
 
-def label_similarity_matrix(labels, dtype=np.float64, *, compat=None):
+def label_similarity_matrix(labels, dtype=np.float64, *, compat=None, device="cpu"):
     r"""Target similarity :math:`Y = \min(L L^\top, 1)` of multi-hot labels ``L`` [N, C].
 
     For 0/1 labels :math:`Y_{ij} = 1` iff samples *i* and *j* share a label, and :math:`Y_{ii} = 0` for a sample
@@ -370,25 +371,28 @@ def label_similarity_matrix(labels, dtype=np.float64, *, compat=None):
     dtype = np.dtype(dtype)
     if dtype not in _checks.FLOAT_DTYPES:
         raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
-    L = _checks.as_float_array(labels, "labels", ndim=2, shape_hint="[N, C] (multi-hot)")
-    return K.label_matrix(_labels_for(L, L.shape[0], dtype, compat), np.empty(0, dtype=dtype))
+    kernels, xp = _backend.get("spiking", device, labels)
+    L = xp.as_real(labels, "labels", ndim=2, shape_hint="[N, C] (multi-hot)")
+    return xp.give_back(kernels.label_matrix(_labels_for(L, L.shape[0], dtype, compat, xp), xp.empty(0, dtype=dtype)))
 
 
-def _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, g, want_grad):
-    """Validate, then run the fused kernel; returns (value, dL/dspikes or None)."""
+def _ssl_run(device, spikes, labels, kernel_type, loss_type, args, compat, g, want_grad):
+    """Validate, then run the fused kernel on ``device``; returns (value, dL/dspikes or None)."""
+    kernels, xp = _backend.get("spiking", device, spikes, labels)
     _check_compat(compat)
     code, p = _kernel_spec(kernel_type, args, "kernel_type")
     _checks.check_option(loss_type, "loss_type", LOSSES)
-    shaped, X = _flatten_spikes(spikes)
-    L = _labels_for(labels, X.shape[0], X.dtype, compat)
-    # small problems: the kernel forms G itself (a Python-level BLAS call costs more than the product)
-    G = _gram(X) if X.shape[0] ** 2 * X.shape[1] >= _GRAM_IN_KERNEL_BELOW else np.empty((0, 0), dtype=X.dtype)
-    status, value, grad = K.spike_similar_loss_fused(X, G, L, code, p, COSINE_EPS, compat is None, _LOSS_CODE[loss_type],
-                                                     g, BCE_EPS, want_grad)
+    shaped, X = _flatten_spikes(spikes, xp=xp)
+    L = _labels_for(labels, X.shape[0], X.dtype, compat, xp)
+    # small problems: the kernel forms G itself (on the host a Python-level BLAS call costs more than the product)
+    big = X.shape[0] ** 2 * X.shape[1] >= _GRAM_IN_KERNEL_BELOW
+    G = _gram_matrix(kernels, xp, X) if big else xp.empty((0, 0), dtype=X.dtype)
+    status, value, grad = kernels.spike_similar_loss_fused(X, G, L, code, p, COSINE_EPS, compat is None,
+                                                           _LOSS_CODE[loss_type], g, BCE_EPS, want_grad)
     if status:  # bce outside [0, 1]: recompute S and Y to say where and why
-        S, _ = K.similarity_forward(X, _gram(X), code, p, COSINE_EPS, compat is None)
-        _bce_range_check(S, K.label_matrix(L, X), kernel_type, X.dtype)
-    return np.asarray(value, dtype=X.dtype), (grad.reshape(shaped.shape) if want_grad else None)
+        S, _ = kernels.similarity_forward(X, _gram_matrix(kernels, xp, X), code, p, COSINE_EPS, compat is None)
+        _bce_range_check(xp.to_host(S), xp.to_host(kernels.label_matrix(L, X)), kernel_type, np.dtype(X.dtype))
+    return np.asarray(value, dtype=X.dtype), (xp.give_back(grad.reshape(*shaped.shape)) if want_grad else None)
 
 
 def spike_similar_loss(spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None, device="cpu"):
@@ -440,10 +444,7 @@ def spike_similar_loss(spikes, labels, kernel_type="linear", loss_type="mse", *a
     >>> float(spiking.spike_similar_loss(spikes, labels[::-1], "linear", "mse")) > 0
     True
     """
-    twin = _cuda_twin(device, "spike_similar_loss")
-    if twin is not None:
-        return twin(spikes, labels, kernel_type, loss_type, *args, compat=compat)
-    return _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, 1.0, False)[0]
+    return _ssl_run(device, spikes, labels, kernel_type, loss_type, args, compat, 1.0, False)[0]
 
 
 def spike_similar_loss_vjp(grad_out, spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None,
@@ -470,11 +471,8 @@ def spike_similar_loss_vjp(grad_out, spikes, labels, kernel_type="linear", loss_
     >>> g.shape == spikes.shape
     True
     """
-    twin = _cuda_twin(device, "spike_similar_loss_vjp")
-    if twin is not None:
-        return twin(grad_out, spikes, labels, kernel_type, loss_type, *args, compat=compat)
     g = _checks.scalar_grad_out(grad_out)
-    return _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, g, True)[1]
+    return _ssl_run(device, spikes, labels, kernel_type, loss_type, args, compat, g, True)[1]
 
 
 def spike_similar_loss_value_and_grad(spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None,
@@ -494,10 +492,7 @@ def spike_similar_loss_value_and_grad(spikes, labels, kernel_type="linear", loss
     >>> np.allclose(g, spiking.spike_similar_loss_vjp(None, spikes, labels, "linear", "mse"))
     True
     """
-    twin = _cuda_twin(device, "spike_similar_loss_value_and_grad")
-    if twin is not None:
-        return twin(spikes, labels, kernel_type, loss_type, *args, compat=compat)
-    return _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, 1.0, True)
+    return _ssl_run(device, spikes, labels, kernel_type, loss_type, args, compat, 1.0, True)
 
 
 # --------------------------------------------------------------------------------------------- TET losses
@@ -516,20 +511,22 @@ def check_target_values(tgt, T, C, ignore_index, x_shape):
         )
 
 
-def _ce_prepare(x_seq, target, ignore_index):
-    x = _checks.as_float_array(x_seq, "x_seq", min_ndim=3, shape_hint="[T, N, C, *spatial]")
-    tgt = _checks.as_index_array(target, "target", shape_hint="[N, *spatial]")
+def _ce_prepare(x_seq, target, ignore_index, xp=HOST):
+    """``(x, x4 [T, N, C, S], t2 [N, S] int64, ignore_index)``, validated; a device ``target`` is validated on the
+    host (it is C times smaller than ``x_seq``)."""
+    x = xp.asarray(x_seq, "x_seq", min_ndim=3, shape_hint="[T, N, C, *spatial]")
+    tgt = _checks.as_index_array(xp.to_host(target), "target", shape_hint="[N, *spatial]")
     ignore_index = _checks.check_int(ignore_index, "ignore_index")
-    expected = (x.shape[1],) + x.shape[3:]
+    expected = (x.shape[1],) + tuple(x.shape[3:])
     if tgt.shape != expected:
         raise ValueError(
             f"target: expected shape {expected} (x_seq's batch and spatial dims, [N, *spatial]) for x_seq of shape "
-            f"{x.shape}, got {tgt.shape}"
+            f"{tuple(x.shape)}, got {tgt.shape}"
         )
     T, N, C = x.shape[:3]
     check_target_values(tgt, T, C, ignore_index, tuple(x.shape))
     x4 = x.reshape(T, N, C, math.prod(x.shape[3:]))
-    t2 = tgt.reshape(N, x4.shape[3])
+    t2 = xp.from_host(tgt.reshape(N, x4.shape[3]))
     return x, x4, t2, ignore_index
 
 
@@ -568,11 +565,9 @@ def temporal_efficient_training_cross_entropy(x_seq, target, ignore_index=IGNORE
     >>> round(float(np.log(3)), 6)
     1.098612
     """
-    twin = _cuda_twin(device, "temporal_efficient_training_cross_entropy")
-    if twin is not None:
-        return twin(x_seq, target, ignore_index)
-    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
-    loss, _, _ = K.cross_entropy_steps(x4, t2, ii, 1.0, False)
+    kernels, xp = _backend.get("spiking", device, x_seq, target)
+    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index, xp)
+    loss, _, _ = kernels.cross_entropy_steps(x4, t2, ii, 1.0, False)
     return np.asarray(loss, dtype=x.dtype)
 
 
@@ -592,16 +587,15 @@ def temporal_efficient_training_cross_entropy_vjp(grad_out, x_seq, target, ignor
     array([[-0.25,  0.25],
            [-0.25,  0.25]])
     """
-    twin = _cuda_twin(device, "temporal_efficient_training_cross_entropy_vjp")
-    if twin is not None:
-        return twin(grad_out, x_seq, target, ignore_index)
+    kernels, xp = _backend.get("spiking", device, x_seq, target)
     g = _checks.scalar_grad_out(grad_out)
-    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
-    _, grad, _ = K.cross_entropy_steps(x4, t2, ii, g, True)
-    return grad.reshape(x.shape)
+    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index, xp)
+    _, grad, _ = kernels.cross_entropy_steps(x4, t2, ii, g, True)
+    return xp.give_back(grad.reshape(*x.shape))
 
 
-def temporal_efficient_training_cross_entropy_value_and_grad(x_seq, target, ignore_index=IGNORE_INDEX):
+def temporal_efficient_training_cross_entropy_value_and_grad(x_seq, target, ignore_index=IGNORE_INDEX, *,
+                                                             device="cpu"):
     """``(loss, d loss / d x_seq)`` of :func:`temporal_efficient_training_cross_entropy` in one pass (for training).
 
     Examples
@@ -613,9 +607,10 @@ def temporal_efficient_training_cross_entropy_value_and_grad(x_seq, target, igno
     >>> round(float(loss), 6), g.shape
     (0.693147, (2, 1, 2))
     """
-    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
-    loss, grad, _ = K.cross_entropy_steps(x4, t2, ii, 1.0, True)
-    return np.asarray(loss, dtype=x.dtype), grad.reshape(x.shape)
+    kernels, xp = _backend.get("spiking", device, x_seq, target)
+    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index, xp)
+    loss, grad, _ = kernels.cross_entropy_steps(x4, t2, ii, 1.0, True)
+    return np.asarray(loss, dtype=x.dtype), xp.give_back(grad.reshape(*x.shape))
 
 
 def time_mean_cross_entropy(x_seq, target, ignore_index=IGNORE_INDEX):

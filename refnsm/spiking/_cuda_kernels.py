@@ -1,36 +1,15 @@
-r"""CUDA twins of the spiking family's kernels (``refnsm/spiking/_kernels.py``) and device-level entry points.
+r"""CUDA twins of the spiking kernels (:mod:`refnsm.spiking._kernels`): the same names and arguments.
 
-The math is documented in :mod:`refnsm.spiking.losses`; this module computes exactly the same thing on the GPU.
+Open the two files side by side: ``kernel_forward``, ``kernel_vjp``, ``similarity_forward``, ``similarity_vjp``,
+``label_matrix``, ``pairwise_loss``, ``pairwise_loss_grad``, ``spike_similar_loss_fused``, ``cross_entropy_steps``,
+and the helpers ``row_sqnorms``, ``kernel_from_gram``, ``in_unit_interval`` and ``gram_matrix``.  They take
+C-contiguous float32/float64 device arrays (no validation: :mod:`refnsm.spiking.losses` validates through
+:mod:`refnsm._backend`) and return device arrays; scalars (losses, counts, statuses) come back as Python numbers.
+Imported only when ``device="cuda"`` is asked for.
 
-Two layers, as on the CPU:
-
-* **Kernel twins** with the names and arguments of ``refnsm.spiking._kernels`` (``kernel_forward``,
-  ``kernel_vjp``, ``similarity_forward``, ``similarity_vjp``, ``label_matrix``, ``pairwise_loss``,
-  ``pairwise_loss_grad``, ``spike_similar_loss_fused``, ``cross_entropy_steps``, plus the helpers
-  ``row_sqnorms``, ``kernel_from_gram`` and ``in_unit_interval``).  They take C-contiguous float32/float64 device
-  arrays (no validation) and return device arrays; scalars (losses, counts, statuses) come back as Python numbers.
-  Every elementwise step is one thread per output element with the CPU kernel's expression and order of
-  operations, in the input dtype (constants cast to it), scalar losses accumulated in float64; matrix products
-  use :func:`refnsm.cuda._primitives.matmul` and sums the deterministic :func:`~refnsm.cuda._primitives.sum_reduce`.
-* **Public entry points** mirroring :mod:`refnsm.spiking`: ``kernel_dot_product`` (and ``_vjp``),
-  ``spike_similar_loss`` (and ``_vjp``, ``_value_and_grad``), ``temporal_efficient_training_cross_entropy``
-  (and ``_vjp``), with the same signatures, defaults, semantics (exact diagonal by default,
-  ``compat="spikingjelly"``) and error messages.  ``refnsm.spiking.f(..., device="cuda")`` is meant to be the
-  one-line dispatch ``return refnsm.cuda.spiking.f(...)``.
-
-Inputs and outputs of the entry points:
-
-* **NumPy arrays (or array-likes)** are validated by exactly the CPU code (``refnsm._checks`` and the private
-  helpers of :mod:`refnsm.spiking.losses`), copied to the device, and the results come back as NumPy arrays.
-* **numba device arrays** stay on the device and the array results are device arrays.  They are validated for
-  rank, shape, C-contiguity and dtype (float32/float64; integer class indices for targets) on the host from their
-  metadata, and for NaN/Inf by a device reduction (:func:`~refnsm.cuda._primitives.count_nonfinite`): only the
-  count crosses the bus, and the array is copied back only to name the first bad index in the error.  A TET
-  ``target`` given on the device is copied to the host for validation (it is C times smaller than ``x_seq``).
-  Mixed inputs (some on the device) run on the device and return device arrays.  Device float inputs of
-  different dtypes are promoted as on the CPU (float32 only if every float input is float32) by a device cast.
-* Scalar losses are returned as 0-d NumPy arrays of the input dtype, as on the CPU (the BCE range check and the
-  TET count need the host anyway).
+Every elementwise step is one thread per output element with the CPU kernel's expression and order of operations,
+in the input dtype (constants cast to it), scalar losses accumulated in float64; matrix products use the tiled
+product of :mod:`refnsm.cuda._primitives` and sums its deterministic fixed-tree ``sum_reduce``.
 """
 
 from __future__ import annotations
@@ -41,36 +20,24 @@ from functools import lru_cache
 import numpy as np
 from numba import cuda
 
-from .. import _checks
-from ..spiking import _kernels as K
-from ..spiking import losses as _L
-from . import is_device_array
-from . import _primitives as P
-from ._arrays import (
-    empty as _empty, dev_float as _dev_float, to_dev as _to_dev, common_dtype as _common_dtype,
-    any_device as _any_device, out as _out,
-)
+from ..cuda import _primitives as prim
+from ..cuda._arrays import empty as _empty
+from ._kernels import BCE, GAUSSIAN, L1, LINEAR, MSE, POLYNOMIAL, SIGMOID
 
 __all__ = [
-    # kernel twins
     "row_sqnorms", "kernel_from_gram", "kernel_forward", "kernel_vjp", "similarity_forward", "similarity_vjp",
     "pairwise_loss", "pairwise_loss_grad", "label_matrix", "in_unit_interval", "spike_similar_loss_fused",
-    "cross_entropy_steps",
-    # public entry points
-    "kernel_dot_product", "kernel_dot_product_vjp", "spike_similar_loss", "spike_similar_loss_vjp",
-    "spike_similar_loss_value_and_grad", "temporal_efficient_training_cross_entropy",
-    "temporal_efficient_training_cross_entropy_vjp",
+    "cross_entropy_steps", "gram_matrix",
+    "LINEAR", "POLYNOMIAL", "SIGMOID", "GAUSSIAN", "MSE", "L1", "BCE",
 ]
 
-LINEAR, POLYNOMIAL, SIGMOID, GAUSSIAN = K.LINEAR, K.POLYNOMIAL, K.SIGMOID, K.GAUSSIAN
-MSE, L1, BCE = K.MSE, K.L1, K.BCE
 
 
 # ================================================================================================ kernels
 @lru_cache(maxsize=None)
 def _kernels(dtype):
     """The elementwise CUDA kernels for one float dtype (constants are cast to it, as the CPU kernels do)."""
-    ft = P._FT[np.dtype(dtype)]
+    ft = prim._FT[np.dtype(dtype)]
     zero, one, two = ft(0.0), ft(1.0), ft(2.0)
     floor = ft(-100.0)
 
@@ -273,8 +240,8 @@ def _kernels(dtype):
 
 @lru_cache(maxsize=None)
 def _label_kernel(ldtype):
-    one = P._FT[np.dtype(ldtype)](1.0)
-    zero = P._FT[np.dtype(ldtype)](0.0)
+    one = prim._FT[np.dtype(ldtype)](1.0)
+    zero = prim._FT[np.dtype(ldtype)](0.0)
 
     @cuda.jit
     def label(L, Y):
@@ -305,13 +272,13 @@ def _k(x):
 
 
 def _ft(x):
-    return P._FT[np.dtype(x.dtype)]
+    return prim._FT[np.dtype(x.dtype)]
 
 
 # ======================================================================================= kernel twins
 def row_sqnorms(x):
     """Twin of ``_kernels.row_sqnorms``: squared row norms, each summed in column order."""
-    return P.row_sqnorms(x)
+    return prim.row_sqnorms(x)
 
 
 def kernel_from_gram(G, x, y, kind, p):
@@ -319,24 +286,24 @@ def kernel_from_gram(G, x, y, kind, p):
     ft = _ft(G)
     Kd = _empty(G.shape, G.dtype)
     if kind == GAUSSIAN:
-        x2, y2 = P.row_sqnorms(x), P.row_sqnorms(y)
+        x2, y2 = prim.row_sqnorms(x), prim.row_sqnorms(y)
     else:
         x2 = y2 = _empty(1, G.dtype)
-    b, t = P.grid2(*G.shape)
+    b, t = prim.grid2(*G.shape)
     _k(G)["from_gram"][b, t](G, x2, y2, Kd, kind, ft(p), ft(2.0 * p * p))
     return Kd
 
 
 def kernel_forward(x, y, kind, p):
     """Twin of ``_kernels.kernel_forward``: (K, G) with G = x y^T by the tiled product."""
-    G = P.matmul_abt(x, y)
+    G = prim.matmul_abt(x, y)
     return kernel_from_gram(G, x, y, kind, p), G
 
 
 def _kernel_coupling(A, K_, G, kind, p):
     ft = _ft(A)
     B = _empty(A.shape, A.dtype)
-    b, t = P.grid2(*A.shape)
+    b, t = prim.grid2(*A.shape)
     _k(A)["coupling"][b, t](A, K_, G, B, kind, ft(p), ft(p - 1.0), ft(2.0 * p * p), p == 0.0)
     return B
 
@@ -345,9 +312,9 @@ def _row_col_sums(B):
     rs = _empty(B.shape[0], B.dtype)
     cs = _empty(B.shape[1], B.dtype)
     kk = _k(B)
-    b, t = P.grid1(B.shape[0])
+    b, t = prim.grid1(B.shape[0])
     kk["row_sums"][b, t](B, rs)
-    b, t = P.grid1(B.shape[1])
+    b, t = prim.grid1(B.shape[1])
     kk["col_sums"][b, t](B, cs)
     return rs, cs
 
@@ -356,15 +323,15 @@ def kernel_vjp(A, x, y, kind, p):
     """Twin of ``_kernels.kernel_vjp``: (dL/dx, dL/dy) for K = kernel(x, y) and A = dL/dK."""
     K_, G = kernel_forward(x, y, kind, p)
     B = _kernel_coupling(A, K_, G, kind, p)
-    gx = P.matmul_ab(B, y)
-    gy = P.matmul_atb(B, x)
+    gx = prim.matmul_ab(B, y)
+    gy = prim.matmul_atb(B, x)
     if kind != GAUSSIAN:
         return gx, gy
     rs, cs = _row_col_sums(B)
     kk = _k(A)
-    b, t = P.grid2(*gx.shape)
+    b, t = prim.grid2(*gx.shape)
     kk["gauss_combine"][b, t](gx, rs, x)
-    b, t = P.grid2(*gy.shape)
+    b, t = prim.grid2(*gy.shape)
     kk["gauss_combine"][b, t](gy, cs, y)
     return gx, gy
 
@@ -372,12 +339,12 @@ def kernel_vjp(A, x, y, kind, p):
 def similarity_forward(X, G, kind, p, eps, exact_diagonal):
     """Twin of ``_kernels.similarity_forward``: (S, r), the cosine-normalised similarity and the row norms."""
     Kd = kernel_from_gram(G, X, X, kind, p)
-    r = P.row_sqnorms(X)
+    r = prim.row_sqnorms(X)
     kk = _k(X)
-    b, t = P.grid1(r.shape[0])
+    b, t = prim.grid1(r.shape[0])
     kk["sqrt_vec"][b, t](r)
     if kind == LINEAR or (kind == GAUSSIAN and exact_diagonal):
-        b, t = P.grid2(*Kd.shape)
+        b, t = prim.grid2(*Kd.shape)
         kk["sim_post"][b, t](Kd, G, r, kind, _ft(X)(eps), bool(exact_diagonal))
     return Kd, r
 
@@ -389,8 +356,8 @@ def similarity_vjp(A, X, S, G, r, kind, p, eps):
     W = _empty((n, n), X.dtype)
     h = _empty(n, X.dtype)
     dummy = _empty(1, X.dtype)
-    b2, t2 = P.grid2(n, n)
-    b1, t1 = P.grid1(n)
+    b2, t2 = prim.grid2(n, n)
+    b1, t1 = prim.grid1(n)
     if kind == LINEAR:
         B = _empty((n, n), X.dtype)
         C = _empty((n, n), X.dtype)
@@ -400,8 +367,8 @@ def similarity_vjp(A, X, S, G, r, kind, p, eps):
         B = _kernel_coupling(A, S, G, kind, p)
         rs, cs = _row_col_sums(B) if kind == GAUSSIAN else (dummy, dummy)
         kk["sim_rows"][b1, t1](B, B, r, rs, cs, W, h, kind)
-    out = P.matmul_ab(W, X)
-    b, t = P.grid2(*out.shape)
+    out = prim.matmul_ab(W, X)
+    b, t = prim.grid2(*out.shape)
     kk["add_diag_scaled"][b, t](out, h, X)
     return out
 
@@ -410,9 +377,9 @@ def pairwise_loss(S, Y, loss, bce_eps):
     """Twin of ``_kernels.pairwise_loss``: the mean elementwise loss (float64, deterministic device sum)."""
     n, m = S.shape
     terms = _empty(n * m, np.float64)
-    b, t = P.grid2(n, m)
+    b, t = prim.grid2(n, m)
     _k(S)["loss_terms"][b, t](S, Y, loss, terms)
-    return P.sum_reduce(terms) / (n * m)
+    return prim.sum_reduce(terms) / (n * m)
 
 
 def pairwise_loss_grad(S, Y, loss, g, bce_eps):
@@ -420,7 +387,7 @@ def pairwise_loss_grad(S, Y, loss, g, bce_eps):
     n, m = S.shape
     ft = _ft(S)
     A = _empty(S.shape, S.dtype)
-    b, t = P.grid2(n, m)
+    b, t = prim.grid2(n, m)
     _k(S)["loss_grad"][b, t](S, Y, loss, ft(g / (n * m)), ft(bce_eps), A)
     return A
 
@@ -429,18 +396,26 @@ def label_matrix(L, dtype_like):
     """Twin of ``_kernels.label_matrix``: Y = min(L L^T, 1) formed in L's dtype, in ``dtype_like``'s dtype."""
     n = L.shape[0]
     Y = _empty((n, n), dtype_like.dtype)
-    b, t = P.grid2(n, n)
+    b, t = prim.grid2(n, n)
     _label_kernel(L.dtype)[b, t](L, Y)
     return Y
 
 
 def in_unit_interval(M):
     """Twin of ``_kernels.in_unit_interval`` (a device count of the elements outside [0, 1])."""
-    return P.count_outside_unit_interval(M) == 0
+    return prim.count_outside_unit_interval(M) == 0
+
+
+def gram_matrix(X):
+    """``G = X X^T`` by the tiled product (the host forms it by BLAS syrk, ``refnsm.spiking.losses._gram``)."""
+    return prim.matmul_abt(X, X)
 
 
 def spike_similar_loss_fused(X, G, L, kind, p, eps, exact_diagonal, loss, g, bce_eps, want_grad):
-    """Twin of ``_kernels.spike_similar_loss_fused``: (status, value, dL/dX as a device array)."""
+    """Twin of ``_kernels.spike_similar_loss_fused``: (status, value, dL/dX as a device array).  An empty ``G``
+    means "form it here", as on the CPU."""
+    if G.size == 0:
+        G = gram_matrix(X)
     S, r = similarity_forward(X, G, kind, p, eps, exact_diagonal)
     Y = label_matrix(L, X)
     empty = _empty((0, 0), X.dtype)
@@ -460,9 +435,9 @@ def cross_entropy_steps(x, target, ignore_index, g, want_grad):
     """Twin of ``_kernels.cross_entropy_steps``: (loss, grad, count) for x [T, N, C, S], target [N, S] (int64)."""
     T, N, C, S = x.shape
     flags = _empty(max(N * S, 1), np.float64)
-    b, t = P.grid1(N * S)
+    b, t = prim.grid1(N * S)
     _valid_flags[b, t](target, ignore_index, flags)
-    valid = int(P.sum_reduce(flags[: N * S])) if N * S else 0
+    valid = int(prim.sum_reduce(flags[: N * S])) if N * S else 0
     count = valid * T
     grad = _empty(x.shape if want_grad else (0, 0, 0, 0), x.dtype)
     if count == 0:
@@ -472,170 +447,6 @@ def cross_entropy_steps(x, target, ignore_index, g, want_grad):
         return np.nan, grad, 0
     terms = _empty(T * N * S, np.float64)
     gdev = grad if want_grad else _empty((1, 1, 1, 1), x.dtype)
-    b, t = P.grid1(T * N * S)
+    b, t = prim.grid1(T * N * S)
     _k(x)["ce_steps"][b, t](x, target, ignore_index, g / count, bool(want_grad), terms, gdev)
-    return P.sum_reduce(terms) / count, grad, count
-
-
-# ==================================================================================== device validation
-# ================================================================================ public entry points
-def _kdp_prepare(x, y, kernel, args, compat):
-    """Validation of kernel_dot_product on either side; returns (x_dev, y_dev, code, p, tile, on_device)."""
-    on_device = _any_device(x, y)
-    if not on_device:
-        x, y, code, p, tile = _L._kdp_prepare(x, y, kernel, args, compat)
-        return cuda.to_device(x), cuda.to_device(y), code, p, tile, False
-    _L._check_compat(compat)
-    dtype = _common_dtype(x, y)
-    x = _to_dev(x, "x", ndim=2, shape_hint="[Nx, M]", dtype=dtype)
-    y = _to_dev(y, "y", ndim=2, shape_hint="[Ny, M]", dtype=dtype)
-    if x.shape[1] != y.shape[1]:
-        raise ValueError(f"y: expected {x.shape[1]} columns to match x (shape {x.shape}), got shape {y.shape}")
-    code, p = _L._kernel_spec(kernel, args)
-    tile = False
-    if code == GAUSSIAN and x.shape[0] != y.shape[0] and x.shape[0] != 1:
-        if compat == "spikingjelly" and y.shape[0] == 1:
-            tile = True
-        else:  # the CPU's message
-            raise ValueError(
-                f"y: the gaussian kernel needs as many rows as x (or x with one row); got x {tuple(x.shape)} and y "
-                f"{tuple(y.shape)}. spikingjelly returns a wrong [Nx, Nx] matrix for Ny = 1 and crashes otherwise; "
-                f"pass compat='spikingjelly' to reproduce the Ny = 1 output"
-            )
-    return x, y, code, p, tile, True
-
-
-def kernel_dot_product(x, y, kernel="linear", *args, compat=None):
-    r"""GPU twin of :func:`refnsm.spiking.kernel_dot_product`: :math:`K_{ij} = \kappa(x_i, y_j)`.
-
-    Same arguments, semantics and errors.  NumPy in, NumPy out; a device array in, a device array out.
-    """
-    x, y, code, p, tile, dev = _kdp_prepare(x, y, kernel, args, compat)
-    Kmat, _ = kernel_forward(x, y, code, p)
-    if tile:
-        out = _empty((x.shape[0], x.shape[0]), Kmat.dtype)
-        b, t = P.grid2(*out.shape)
-        _k(Kmat)["repeat_cols"][b, t](Kmat, out)
-        Kmat = out
-    return _out(Kmat, dev)
-
-
-def kernel_dot_product_vjp(grad_out, x, y, kernel="linear", *args, compat=None):
-    r"""GPU twin of :func:`refnsm.spiking.kernel_dot_product_vjp`.
-
-    Returns :math:`(\partial L/\partial x, \partial L/\partial y)`, on the side the inputs came from.
-    """
-    x, y, code, p, tile, dev = _kdp_prepare(x, y, kernel, args, compat)
-    dev = dev or is_device_array(grad_out)
-    expected = (x.shape[0], x.shape[0] if tile else y.shape[0])
-    if is_device_array(grad_out):
-        A = _dev_float(grad_out, "grad_out", dtype=x.dtype)
-    else:
-        A = _checks.as_float_array(grad_out, "grad_out", dtype=x.dtype)
-    _checks.check_shape(A, "grad_out", expected, "the kernel matrix's shape")
-    if not is_device_array(A):
-        A = cuda.to_device(A)
-    if tile:  # every column of the tiled output is k(x_i, y_0): their gradients add
-        rs = _empty(A.shape[0], A.dtype)
-        b, t = P.grid1(A.shape[0])
-        _k(A)["row_sums"][b, t](A, rs)
-        A = rs.reshape(A.shape[0], 1)
-    gx, gy = kernel_vjp(A, x, y, code, p)
-    return _out(gx, dev), _out(gy, dev)
-
-
-def _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, g, want_grad):
-    """Validate (as the CPU does), run the fused device twin; returns (value, grad or None)."""
-    _L._check_compat(compat)
-    code, p = _L._kernel_spec(kernel_type, args, "kernel_type")
-    _checks.check_option(loss_type, "loss_type", _L.LOSSES)
-    dev = _any_device(spikes, labels)
-    if is_device_array(spikes):
-        shaped = _dev_float(spikes, "spikes", min_ndim=2, shape_hint="[N, ...] (batch first)")
-        if shaped.shape[0] == 0:
-            raise ValueError(f"spikes: expected at least one sample, got shape {shaped.shape}")
-        X = shaped.reshape(shaped.shape[0], shaped.size // shaped.shape[0] if shaped.shape[0] else 0)
-    else:
-        shaped, Xh = _L._flatten_spikes(spikes)
-        X = cuda.to_device(Xh)
-    n = X.shape[0]
-    ldtype = np.dtype(np.float32) if compat == "spikingjelly" else np.dtype(X.dtype)
-    if is_device_array(labels):
-        _checks.check_rank(labels, "labels", ndim=2, shape_hint="[N, C] (multi-hot)")
-        if labels.dtype.kind not in "biuf":
-            raise TypeError(f"labels: expected a real numeric array, got dtype {labels.dtype}")
-        if labels.dtype.kind == "f" and labels.size and P.count_nonfinite(labels):
-            _checks.check_finite(labels.copy_to_host(), "labels")
-        if labels.shape[0] != n:
-            raise ValueError(f"labels: expected {n} rows to match spikes' batch size, got shape {labels.shape}")
-        if not labels.is_c_contiguous():
-            raise ValueError(f"labels: expected a C-contiguous device array, got strides {labels.strides}")
-        L = P.astype(labels, ldtype)
-    else:
-        L = cuda.to_device(_L._labels_for(labels, n, X.dtype, compat))
-    G = P.matmul_abt(X, X)
-    status, value, grad = spike_similar_loss_fused(X, G, L, code, p, _L.COSINE_EPS, compat is None,
-                                                   _L._LOSS_CODE[loss_type], g, _L.BCE_EPS, want_grad)
-    if status:  # bce outside [0, 1]: bring S and Y back to say where and why, with the CPU's message
-        S, _ = similarity_forward(X, G, code, p, _L.COSINE_EPS, compat is None)
-        _L._bce_range_check(S.copy_to_host(), label_matrix(L, X).copy_to_host(), kernel_type, np.dtype(X.dtype))
-    value = np.asarray(value, dtype=X.dtype)
-    if not want_grad:
-        return value, None
-    grad = grad.reshape(*shaped.shape)
-    return value, _out(grad, dev)
-
-
-def spike_similar_loss(spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None):
-    r"""GPU twin of :func:`refnsm.spiking.spike_similar_loss` (a 0-d NumPy array of the spikes' dtype)."""
-    return _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, 1.0, False)[0]
-
-
-def spike_similar_loss_vjp(grad_out, spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None):
-    r"""GPU twin of :func:`refnsm.spiking.spike_similar_loss_vjp` (same shape as ``spikes``, on its side)."""
-    g = _checks.scalar_grad_out(grad_out)
-    return _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, g, True)[1]
-
-
-def spike_similar_loss_value_and_grad(spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None):
-    """GPU twin of :func:`refnsm.spiking.spike_similar_loss_value_and_grad` (one forward pass)."""
-    return _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, 1.0, True)
-
-
-def _ce_prepare(x_seq, target, ignore_index):
-    """Returns (x4_dev, t2_dev, ignore_index, shape, on_device), validated exactly as the CPU does."""
-    dev = _any_device(x_seq, target)
-    if not is_device_array(x_seq):
-        x, x4, t2, ii = _L._ce_prepare(x_seq, target if not is_device_array(target) else target.copy_to_host(),
-                                       ignore_index)
-        return cuda.to_device(x4), cuda.to_device(t2), ii, x.shape, dev
-    x = _dev_float(x_seq, "x_seq", min_ndim=3, shape_hint="[T, N, C, *spatial]")
-    tgt_host = target.copy_to_host() if is_device_array(target) else target
-    tgt = _checks.as_index_array(tgt_host, "target", shape_hint="[N, *spatial]")
-    ii = _checks.check_int(ignore_index, "ignore_index")
-    expected = (x.shape[1],) + tuple(x.shape[3:])
-    if tgt.shape != expected:
-        raise ValueError(
-            f"target: expected shape {expected} (x_seq's batch and spatial dims, [N, *spatial]) for x_seq of shape "
-            f"{tuple(x.shape)}, got {tgt.shape}"
-        )
-    T, N, C = x.shape[:3]
-    _L.check_target_values(tgt, T, C, ii, tuple(x.shape))
-    S = int(np.prod(x.shape[3:], dtype=np.int64))
-    t2 = tgt.reshape(N, S)
-    return x.reshape(T, N, C, S), cuda.to_device(np.ascontiguousarray(t2)), ii, tuple(x.shape), True
-
-
-def temporal_efficient_training_cross_entropy(x_seq, target, ignore_index=_L.IGNORE_INDEX):
-    r"""GPU twin of :func:`refnsm.spiking.temporal_efficient_training_cross_entropy` (0-d NumPy array)."""
-    x4, t2, ii, _, _ = _ce_prepare(x_seq, target, ignore_index)
-    loss, _, _ = cross_entropy_steps(x4, t2, ii, 1.0, False)
-    return np.asarray(loss, dtype=x4.dtype)
-
-
-def temporal_efficient_training_cross_entropy_vjp(grad_out, x_seq, target, ignore_index=_L.IGNORE_INDEX):
-    r"""GPU twin of :func:`refnsm.spiking.temporal_efficient_training_cross_entropy_vjp` (x_seq's shape and side)."""
-    g = _checks.scalar_grad_out(grad_out)
-    x4, t2, ii, shape, dev = _ce_prepare(x_seq, target, ignore_index)
-    _, grad, _ = cross_entropy_steps(x4, t2, ii, g, True)
-    return _out(grad.reshape(*shape), dev)
+    return prim.sum_reduce(terms) / count, grad, count
