@@ -132,6 +132,18 @@ class LinearBase:
         Filled by :meth:`backward` (same keys; frozen parameters get zeros).
     trainable : tuple of str
         Keys of the parameters that receive gradients (the others are frozen constants).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.Linear(3, 2, bias=True, rng=0)
+    >>> isinstance(m, L.LinearBase), sorted(m.params)
+    (True, ['bias', 'weight'])
+    >>> y = m.forward(np.ones((4, 3)))
+    >>> gx = m.backward(np.ones_like(y))   # returns dL/dx, fills m.grads
+    >>> gx.shape, m.grads["weight"].shape
+    ((4, 3), (2, 3))
     """
 
     square = False  #: the map needs insize == outsize
@@ -451,7 +463,21 @@ def eig_vjp(grad_w, grad_v, W, *, rtol: float = 1e-10):
 
 
 class SquareLinear(LinearBase):
-    """Base of the maps that need ``insize == outsize`` (raises ``ValueError`` naming ``outsize`` otherwise)."""
+    """Base of the maps that need ``insize == outsize`` (raises ``ValueError`` naming ``outsize`` otherwise).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> issubclass(L.SymmetricLinear, L.SquareLinear)
+    True
+    >>> try:
+    ...     L.SymmetricLinear(3, 2)
+    ... except ValueError as err:
+    ...     print("ValueError:", str(err).split(":")[0])
+    ...
+    ValueError: outsize
+    """
 
     square = True
 
@@ -480,6 +506,14 @@ def Hprod(x, u, k):
         \qquad \tilde v = [0_{n-k};\ u_{n-k:}] .
 
     :math:`H` is symmetric, orthogonal and an involution (:math:`H^2 = I`).  x is [batch, n], u is [n].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> u = np.array([1.0, 0.0])
+    >>> L.Hprod(np.array([[3.0, 4.0]]), u, 2)   # reflect in the hyperplane orthogonal to e_0
+    array([[-3.,  4.]])
     """
     x, u, k = _hprod_check(x, u, k)
     n = x.shape[1]
@@ -496,6 +530,14 @@ def Hprod_vjp(grad_out, x, u, k):
     With :math:`c = v^\top v`, :math:`a_b = x_b\cdot v`, :math:`\beta_b = \bar g_b \cdot v` (tail columns):
     :math:`\bar x = \bar g H` and
     :math:`\bar v = \sum_b [-\tfrac2c(\beta_b x_b + a_b \bar g_b) + \tfrac{4 a_b\beta_b}{c^2} v]`, zero on the head.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> gx, gu = L.Hprod_vjp(np.ones((1, 2)), np.array([[3.0, 4.0]]), np.array([1.0, 0.0]), 2)
+    >>> gx
+    array([[-1.,  1.]])
     """
     x, u, k = _hprod_check(x, u, k)
     g = as_float_array(grad_out, "grad_out", ndim=2, dtype=x.dtype)
@@ -513,13 +555,29 @@ def Hprod_vjp(grad_out, x, u, k):
 
 
 def straight_through_relu(x):
-    r"""Straight-through ReLU (neuromancer's ``IdentityGradReLU``): forward :math:`\max(x, 0)`."""
+    r"""Straight-through ReLU (neuromancer's ``IdentityGradReLU``): forward :math:`\max(x, 0)`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> L.straight_through_relu(np.array([-1.0, 2.0]))
+    array([0., 2.])
+    """
     x = as_float_array(x, "x")
     return np.maximum(x, 0.0)
 
 
 def straight_through_relu_vjp(grad_out, x):
-    r"""The straight-through gradient: :math:`\bar x = \bar y`, also where :math:`x < 0` (it is not relu's derivative)."""
+    r"""The straight-through gradient: :math:`\bar x = \bar y`, also where :math:`x < 0` (it is not relu's derivative).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> L.straight_through_relu_vjp(np.array([1.0, 1.0]), np.array([-1.0, 2.0]))   # the gradient passes straight through
+    array([1., 1.])
+    """
     x = as_float_array(x, "x")
     g = as_float_array(grad_out, "grad_out", dtype=x.dtype)
     check_shape(g, "grad_out", x.shape, "the shape of x")

@@ -280,6 +280,15 @@ def lp_norm(x, p=1, *, mode: str = "neurotorch"):
     Returns
     -------
     numpy scalar in ``x``'s float dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> float(R.lp_norm(np.array([3.0, -4.0]), p=2))
+    5.0
+    >>> float(R.lp_norm(np.array([[1.0, -2.0], [3.0, 4.0]]), p=1, mode="entrywise"))
+    10.0
     """
     mode = _checks.check_option(mode, "mode", MODES)
     p = check_p(p)
@@ -291,7 +300,15 @@ def lp_norm(x, p=1, *, mode: str = "neurotorch"):
 
 def lp_norm_vjp(grad_out, x, p=1, *, mode: str = "neurotorch"):
     r"""VJP of :func:`lp_norm`: :math:`\bar y \,\partial \|x\|_p / \partial x` with torch's conventions at ties and
-    zeros (module docstring).  Returns an array shaped like ``x``."""
+    zeros (module docstring).  Returns an array shaped like ``x``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> R.lp_norm_vjp(None, np.array([3.0, -4.0]), p=2)   # x / ||x||
+    array([ 0.6, -0.8])
+    """
     gbar = _checks.scalar_grad_out(grad_out)
     mode = _checks.check_option(mode, "mode", MODES)
     p = check_p(p)
@@ -346,6 +363,14 @@ def dale_law_l2(w, reference, alpha: float = 0.8):
     reference : array_like, shape (N, M)
         Same shape as ``w`` (neurotorch would broadcast; refnsm requires the exact shape).
     alpha : float in [0, 1]
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> w = np.array([[1.0, -1.0]])
+    >>> float(R.dale_law_l2(w, np.array([[1.0, -1.0]]), alpha=0.0))
+    -2.0
     """
     alpha = _checks.check_in_interval(alpha, "alpha", 0.0, 1.0)
     w = check_dale_param(w, "w")
@@ -358,7 +383,15 @@ def dale_law_l2_vjp(grad_out, w, reference, alpha: float = 0.8):
     r"""VJP of :func:`dale_law_l2` with respect to ``w``: :math:`\bar y\,(2\alpha W - (1-\alpha) S)`.
 
     The reference enters only through :math:`\mathrm{sign}(R)`, whose derivative is 0 wherever it exists, so it
-    gets no gradient (torch returns exactly 0 for it).  Smooth in ``w`` everywhere."""
+    gets no gradient (torch returns exactly 0 for it).  Smooth in ``w`` everywhere.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> R.dale_law_l2_vjp(None, np.array([[1.0, -1.0]]), np.array([[1.0, -1.0]]), alpha=0.0).shape
+    (1, 2)
+    """
     gbar = _checks.scalar_grad_out(grad_out)
     alpha = _checks.check_in_interval(alpha, "alpha", 0.0, 1.0)
     w = check_dale_param(w, "w")
@@ -452,6 +485,12 @@ def exc_ratio_loss(w, exc_target_ratio: float = 0.8, *, sign_func="softsign", si
     ``sign_func`` may also be any elementwise callable on NumPy arrays (neurotorch accepts any callable, such as
     ``torch.nn.Softsign()`` or ``torch.tanh``); its mean is taken in float64.  The VJP then needs its elementwise
     derivative ``sign_func_grad``.
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> float(R.exc_ratio_loss(np.array([[5.0, 5.0, -5.0, 5.0]]), 0.75, sign_func="sign"))
+    0.0
     """
     t = check_open_ratio(exc_target_ratio, "exc_target_ratio")
     sign_func = check_sign_func(sign_func, sign_func_grad)
@@ -470,7 +509,15 @@ def exc_ratio_loss_vjp(grad_out, w, exc_target_ratio: float = 0.8, *, sign_func=
 
     0 at the kink :math:`m_P + 1 = 2t` (torch's convention), and identically 0 for ``sign_func="sign"``
     (the regularizer is then inert under gradient descent).  For a callable ``sign_func``,
-    :math:`\varphi' =` ``sign_func_grad`` (required)."""
+    :math:`\varphi' =` ``sign_func_grad`` (required).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> R.exc_ratio_loss_vjp(None, np.array([[1.0, -1.0]]), 0.8).shape
+    (1, 2)
+    """
     gbar = _checks.scalar_grad_out(grad_out)
     t = check_open_ratio(exc_target_ratio, "exc_target_ratio")
     sign_func = check_sign_func(sign_func, sign_func_grad)
@@ -518,7 +565,15 @@ def weights_distance(w, reference, p=1, *, mode: str = "neurotorch"):
 
     The absolute value does not change the value of these norms (except the spectral ones, where
     :math:`|W-R|` and :math:`W-R` can have different singular values); it fixes the subgradient at
-    :math:`W_{ij}=R_{ij}` to 0."""
+    :math:`W_{ij}=R_{ij}` to 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> float(R.weights_distance(np.array([[1.0, 2.0]]), np.zeros((1, 2)), p=1))
+    2.0
+    """
     mode = _checks.check_option(mode, "mode", MODES)
     p = check_p(p)
     w, r = check_distance_pair(w, reference, "w", "reference", mode)
@@ -531,7 +586,16 @@ def weights_distance_vjp(grad_out, w, reference, p=1, *, mode: str = "neurotorch
     r"""VJP of :func:`weights_distance` with respect to ``(w, reference)``.
 
     With :math:`D = |W - R|`, :math:`\partial/\partial W = (\partial\|D\|_p/\partial D) \odot \mathrm{sign}(W - R)`
-    (0 where :math:`W = R`), and the reference gets the negative of it."""
+    (0 where :math:`W = R`), and the reference gets the negative of it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> g_w, g_ref = R.weights_distance_vjp(None, np.array([[1.0, -2.0]]), np.zeros((1, 2)), p=1)
+    >>> g_w
+    array([[ 0., -1.]])
+    """
     gbar = _checks.scalar_grad_out(grad_out)
     mode = _checks.check_option(mode, "mode", MODES)
     p = check_p(p)

@@ -43,7 +43,7 @@ Rules and metrics: :func:`hebbian_update`, :func:`similarity_matching_cost`, :fu
 :func:`subspace_error`, :func:`clustering_accuracy`, :func:`best_permutation_confusion`.
 
 Differences from pynsm 1.0.1 (correct by default, ``compat="pynsm"`` reproduces the loss bugs): see
-``docs/differences_similarity.md``.
+``docs/upstream_differences.md`` (section pynsm).
 """
 
 from .encoders import Conv2d, Encoder, Identity, Linear

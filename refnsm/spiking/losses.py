@@ -230,6 +230,18 @@ def kernel_dot_product(x, y, kernel="linear", *args, compat=None, device="cpu"):
         silently returns a wrong matrix or crashes; ``sigma <= 0``; NaN or Inf.
     TypeError
         Unknown types; a missing or superfluous kernel argument.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> x = np.array([[1.0, 0.0], [1.0, 1.0]])
+    >>> spiking.kernel_dot_product(x, x, "linear")
+    array([[1., 1.],
+           [1., 2.]])
+    >>> spiking.kernel_dot_product(x, x, "polynomial", 2)
+    array([[1., 1.],
+           [1., 4.]])
     """
     kernels, xp = _backend.get("spiking", device, x, y)
     x, y, code, p, tile = _kdp_prepare(x, y, kernel, args, compat, xp)
@@ -252,6 +264,16 @@ def kernel_dot_product_vjp(grad_out, x, y, kernel="linear", *args, compat=None, 
       :math:`\bar y = 2\,\mathrm{diag}(Q^\top\mathbf 1)\,y - 2 Q^\top x`.
 
     When ``x`` and ``y`` are the same array the total gradient is the sum of the two.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> x = np.array([[1.0, 0.0], [1.0, 1.0]])
+    >>> gx, gy = spiking.kernel_dot_product_vjp(np.ones((2, 2)), x, x, "linear")
+    >>> gx + gy  # d sum(x x^T) / dx = 2 * (column sums of x), in every row
+    array([[4., 2.],
+           [4., 2.]])
     """
     kernels, xp = _backend.get("spiking", device, grad_out, x, y)
     x, y, code, p, tile = _kdp_prepare(x, y, kernel, args, compat, xp)
@@ -276,6 +298,17 @@ def spike_similarity_matrix(spikes, kernel_type="linear", *args, compat=None, de
     rather than by the cancellation torch performs, which can round it a few ulp above 1 (in float32 for the
     cosine almost always) and makes a following BCE refuse the input.  ``compat="spikingjelly"`` keeps torch's
     rounding.  The gradient is the same either way (the closed form is the same function of X).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> spikes = np.array([[[1.0, 0.0]], [[1.0, 0.0]], [[0.0, 1.0]]])   # [N=3, M=1, T=2]
+    >>> S = spiking.spike_similarity_matrix(spikes)
+    >>> np.round(S, 6)  # cosine similarities of the flattened trains
+    array([[1., 1., 0.],
+           [1., 1., 0.],
+           [0., 0., 1.]])
     """
     kernels, xp = _backend.get("spiking", device, spikes)
     _check_compat(compat)
@@ -296,6 +329,15 @@ def spike_similarity_matrix_vjp(grad_out, spikes, kernel_type="linear", *args, c
     :math:`\bar X = (B + B^\top) X + \mathrm{diag}(g \oslash r) X`, with :math:`g_i/r_i := 0` where :math:`r_i = 0`
     (the subgradient of the norm at 0 that torch uses).  A silent row therefore receives gradients of order
     :math:`1/\epsilon = 10^8` through :math:`B`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> spikes = np.array([[[1.0, 0.0]], [[1.0, 1.0]]])
+    >>> g = spiking.spike_similarity_matrix_vjp(np.ones((2, 2)), spikes)
+    >>> g.shape
+    (2, 1, 2)
     """
     kernels, xp = _backend.get("spiking", device, grad_out, spikes)
     _check_compat(compat)
@@ -314,6 +356,16 @@ def label_similarity_matrix(labels, dtype=np.float64, *, compat=None, device="cp
     For 0/1 labels :math:`Y_{ij} = 1` iff samples *i* and *j* share a label, and :math:`Y_{ii} = 0` for a sample
     with no label.  Only the upper side is clamped (soft or negative labels pass through).  With
     ``compat="spikingjelly"`` the product is formed in float32 as spikingjelly does (``labels.float()``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> labels = np.array([[1, 0, 1], [1, 0, 0], [0, 1, 0]])   # multi-hot
+    >>> spiking.label_similarity_matrix(labels)   # 1 where two samples share a label
+    array([[1., 1., 0.],
+           [1., 1., 0.],
+           [0., 0., 1.]])
     """
     _check_compat(compat)
     dtype = np.dtype(dtype)
@@ -380,6 +432,17 @@ def spike_similar_loss(spikes, labels, kernel_type="linear", loss_type="mse", *a
         Mismatched batch sizes, NaN/Inf, and for ``bce`` a similarity or label matrix outside [0, 1], with the
         reason (float32 rounding of the cosine diagonal, cancellation in the gaussian distance, an unnormalised
         kernel, signed inputs).  Unlike spikingjelly, ``bce`` works in float64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> spikes = np.array([[[1.0, 0.0]], [[1.0, 0.0]], [[0.0, 1.0]]])   # [N, M, T]
+    >>> labels = np.array([[1, 0], [1, 0], [0, 1]])   # samples 0 and 1 share a class
+    >>> round(float(spiking.spike_similar_loss(spikes, labels, "linear", "mse")), 12)   # S already matches Y
+    0.0
+    >>> float(spiking.spike_similar_loss(spikes, labels[::-1], "linear", "mse")) > 0
+    True
     """
     return _ssl_run(device, spikes, labels, kernel_type, loss_type, args, compat, 1.0, False)[0]
 
@@ -396,6 +459,17 @@ def spike_similar_loss_vjp(grad_out, spikes, labels, kernel_type="linear", loss_
     constants, as spikingjelly's ``labels.float()`` cuts the graph for integer labels).
 
     ``grad_out`` is the upstream gradient of the scalar loss (``None`` means 1.0).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> rng = np.random.default_rng(0)
+    >>> spikes = (rng.random((4, 3, 5)) < 0.5).astype(float)
+    >>> labels = np.array([[1, 0], [1, 1], [0, 1], [1, 0]])
+    >>> g = spiking.spike_similar_loss_vjp(None, spikes, labels, "linear", "mse")
+    >>> g.shape == spikes.shape
+    True
     """
     g = _checks.scalar_grad_out(grad_out)
     return _ssl_run(device, spikes, labels, kernel_type, loss_type, args, compat, g, True)[1]
@@ -403,7 +477,21 @@ def spike_similar_loss_vjp(grad_out, spikes, labels, kernel_type="linear", loss_
 
 def spike_similar_loss_value_and_grad(spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None,
                                       device="cpu"):
-    """``(spike_similar_loss(...), spike_similar_loss_vjp(None, ...))`` sharing one forward pass (for training)."""
+    """``(spike_similar_loss(...), spike_similar_loss_vjp(None, ...))`` sharing one forward pass (for training).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> rng = np.random.default_rng(0)
+    >>> spikes = (rng.random((4, 3, 5)) < 0.5).astype(float)
+    >>> labels = np.array([[1, 0], [1, 1], [0, 1], [1, 0]])
+    >>> loss, g = spiking.spike_similar_loss_value_and_grad(spikes, labels, "linear", "mse")
+    >>> bool(loss == spiking.spike_similar_loss(spikes, labels, "linear", "mse"))
+    True
+    >>> np.allclose(g, spiking.spike_similar_loss_vjp(None, spikes, labels, "linear", "mse"))
+    True
+    """
     return _ssl_run(device, spikes, labels, kernel_type, loss_type, args, compat, 1.0, True)
 
 
@@ -455,9 +543,9 @@ def temporal_efficient_training_cross_entropy(x_seq, target, ignore_index=IGNORE
 
     Parameters
     ----------
-    x_seq : array_like, shape [T, N, C, *spatial]
+    x_seq : array_like, shape [T, N, C, \*spatial]
         Logits per time step.
-    target : integer array_like, shape [N, *spatial]
+    target : integer array_like, shape [N, \*spatial]
         Class indices in [0, C), or ``ignore_index``.
     ignore_index : int
         Target value excluded from the mean (torch's default -100).
@@ -465,6 +553,17 @@ def temporal_efficient_training_cross_entropy(x_seq, target, ignore_index=IGNORE
     Returns
     -------
     0-d ndarray of x_seq's dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> x_seq = np.zeros((4, 2, 3))          # [T, N, C]: uniform logits at every step
+    >>> target = np.array([0, 2])
+    >>> round(float(spiking.temporal_efficient_training_cross_entropy(x_seq, target)), 6)   # log(3)
+    1.098612
+    >>> round(float(np.log(3)), 6)
+    1.098612
     """
     kernels, xp = _backend.get("spiking", device, x_seq, target)
     x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index, xp)
@@ -476,7 +575,18 @@ def temporal_efficient_training_cross_entropy_vjp(grad_out, x_seq, target, ignor
                                                   device="cpu"):
     r"""Gradient of the TET cross-entropy: :math:`\partial L/\partial x_{t,n,c,s} =
     (p_{t,n,c,s} - [c = y_{n,s}])\,[(n,s)\in V] / |V|`, with :math:`p` the softmax over classes (computed as
-    ``exp(log_softmax)`` with the maximum subtracted)."""
+    ``exp(log_softmax)`` with the maximum subtracted).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> x_seq = np.zeros((2, 1, 2))
+    >>> g = spiking.temporal_efficient_training_cross_entropy_vjp(None, x_seq, np.array([0]))
+    >>> g[:, 0]   # (softmax - onehot) / (T N) at every step
+    array([[-0.25,  0.25],
+           [-0.25,  0.25]])
+    """
     kernels, xp = _backend.get("spiking", device, x_seq, target)
     g = _checks.scalar_grad_out(grad_out)
     x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index, xp)
@@ -486,7 +596,17 @@ def temporal_efficient_training_cross_entropy_vjp(grad_out, x_seq, target, ignor
 
 def temporal_efficient_training_cross_entropy_value_and_grad(x_seq, target, ignore_index=IGNORE_INDEX, *,
                                                              device="cpu"):
-    """``(loss, d loss / d x_seq)`` of :func:`temporal_efficient_training_cross_entropy` in one pass (for training)."""
+    """``(loss, d loss / d x_seq)`` of :func:`temporal_efficient_training_cross_entropy` in one pass (for training).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> x_seq = np.zeros((2, 1, 2))
+    >>> loss, g = spiking.temporal_efficient_training_cross_entropy_value_and_grad(x_seq, np.array([1]))
+    >>> round(float(loss), 6), g.shape
+    (0.693147, (2, 1, 2))
+    """
     kernels, xp = _backend.get("spiking", device, x_seq, target)
     x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index, xp)
     loss, grad, _ = kernels.cross_entropy_steps(x4, t2, ii, 1.0, True)
@@ -494,7 +614,16 @@ def temporal_efficient_training_cross_entropy_value_and_grad(x_seq, target, igno
 
 
 def time_mean_cross_entropy(x_seq, target, ignore_index=IGNORE_INDEX):
-    r"""The "SDT" baseline: cross-entropy of the time-averaged logits, :math:`\mathrm{CE}(\frac1T\sum_t x_t, y)`."""
+    r"""The "SDT" baseline: cross-entropy of the time-averaged logits, :math:`\mathrm{CE}(\frac1T\sum_t x_t, y)`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> x_seq = np.array([[[2.0, 0.0]], [[0.0, 2.0]]])   # the time mean is uniform
+    >>> round(float(spiking.time_mean_cross_entropy(x_seq, np.array([0]))), 6)   # log(2)
+    0.693147
+    """
     x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
     loss, _, _ = K.cross_entropy_steps(K.time_mean(x4)[None], t2, ii, 1.0, False)
     return np.asarray(loss, dtype=x.dtype)
@@ -502,7 +631,17 @@ def time_mean_cross_entropy(x_seq, target, ignore_index=IGNORE_INDEX):
 
 def time_mean_cross_entropy_vjp(grad_out, x_seq, target, ignore_index=IGNORE_INDEX):
     r"""Gradient of :func:`time_mean_cross_entropy`: :math:`(\bar p - \mathrm{onehot})/(|V'|\,T)` at every step,
-    with :math:`\bar p` the softmax of the time-averaged logits and :math:`|V'|` the valid (n, s) positions."""
+    with :math:`\bar p` the softmax of the time-averaged logits and :math:`|V'|` the valid (n, s) positions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> x_seq = np.array([[[2.0, 0.0]], [[0.0, 2.0]]])
+    >>> spiking.time_mean_cross_entropy_vjp(None, x_seq, np.array([0]))[:, 0]   # one shared gradient, split over T
+    array([[-0.25,  0.25],
+           [-0.25,  0.25]])
+    """
     g = _checks.scalar_grad_out(grad_out)
     x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
     _, grad_mean, _ = K.cross_entropy_steps(K.time_mean(x4)[None], t2, ii, g, True)
@@ -521,6 +660,17 @@ def tet_loss(x_seq, target, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX
     The second term, a mean over all :math:`T \cdot N \cdot C \cdots` logits, pulls the outputs toward the constant
     :math:`\phi` (``mean``); the paper and spikingjelly's ``TETLoss`` use :math:`\phi = 1`,
     :math:`\lambda = 10^{-3}`.  The cross-entropy term is :func:`temporal_efficient_training_cross_entropy`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> x_seq = np.zeros((4, 2, 3))
+    >>> target = np.array([0, 2])
+    >>> round(float(spiking.tet_loss(x_seq, target, mean=1.0, tet_lambda=0.0)), 6)   # lambda = 0: pure TET, log(3)
+    1.098612
+    >>> round(float(spiking.tet_loss(x_seq, target, mean=0.0, tet_lambda=1.0)), 6)   # lambda = 1: MSE to phi = 0
+    0.0
     """
     phi, lam = _tet_params(mean, tet_lambda)
     x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
@@ -530,7 +680,16 @@ def tet_loss(x_seq, target, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX
 
 
 def tet_loss_vjp(grad_out, x_seq, target, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX):
-    r"""Gradient of :func:`tet_loss`: :math:`(1-\lambda)\,\partial L_{TET}/\partial x + \lambda\,2(x-\phi)/\mathrm{numel}`."""
+    r"""Gradient of :func:`tet_loss`: :math:`(1-\lambda)\,\partial L_{TET}/\partial x + \lambda\,2(x-\phi)/\mathrm{numel}`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> x_seq = np.zeros((4, 2, 3))
+    >>> spiking.tet_loss_vjp(None, x_seq, np.array([0, 2]), tet_lambda=0.1).shape
+    (4, 2, 3)
+    """
     g = _checks.scalar_grad_out(grad_out)
     phi, lam = _tet_params(mean, tet_lambda)
     x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
@@ -566,6 +725,17 @@ class TETLoss:
         on NumPy arrays is applied to each step as upstream; its gradient needs ``base_criterion_vjp``.
     base_criterion_vjp : callable, keyword-only, optional
         ``g(grad_out, x_t, target) -> dL/dx_t`` for a callable ``base_criterion`` (needed by :meth:`backward`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> loss_fn = spiking.TETLoss(mean=1.0, tet_lambda=0.0)
+    >>> x_seq = np.zeros((4, 2, 3))
+    >>> round(float(loss_fn.forward(x_seq, np.array([0, 2]))), 6)
+    1.098612
+    >>> loss_fn.backward().shape   # dL/dx_seq of the last forward
+    (4, 2, 3)
     """
 
     def __init__(self, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX, *, base_criterion="cross_entropy",
@@ -674,13 +844,31 @@ def firing_rate_mse(spikes_seq, labels):
     r"""spikingjelly's tutorial loss: :math:`\overline{(\frac1T\sum_t s_t - \mathrm{onehot}(y))^2}` over [N, C].
 
     ``spikes_seq`` is [T, N, C] (multi-step layout), ``labels`` integer [N].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> spikes_seq = np.array([[[1.0, 0.0]], [[1.0, 0.0]]])   # [T, N, C]: class 0 fires at every step
+    >>> float(spiking.firing_rate_mse(spikes_seq, np.array([0])))   # the rate matches the one-hot target
+    0.0
     """
     x, lab = _fr_prepare(spikes_seq, labels)
     return np.asarray(K.firing_rate_mse(x, lab, 1.0, False)[0], dtype=x.dtype)
 
 
 def firing_rate_mse_vjp(grad_out, spikes_seq, labels):
-    r"""Gradient of :func:`firing_rate_mse`: :math:`2(\mathrm{fr} - \mathrm{onehot})/(N C T)` at every step."""
+    r"""Gradient of :func:`firing_rate_mse`: :math:`2(\mathrm{fr} - \mathrm{onehot})/(N C T)` at every step.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> spikes_seq = np.array([[[0.0, 1.0]], [[0.0, 1.0]]])
+    >>> spiking.firing_rate_mse_vjp(None, spikes_seq, np.array([0]))[:, 0]
+    array([[-0.5,  0.5],
+           [-0.5,  0.5]])
+    """
     g = _checks.scalar_grad_out(grad_out)
     x, lab = _fr_prepare(spikes_seq, labels)
     return K.firing_rate_mse(x, lab, g, True)[1]
