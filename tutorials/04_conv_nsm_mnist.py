@@ -31,7 +31,10 @@ import numpy as np
 
 import refnsm.similarity as sim
 
-FIGURES = Path(__file__).resolve().parent.parent / "figures"
+# Figures go to $REFNSM_FIGURES if set, else to the repository's figures/ folder.  Written without __file__,
+# so that the same code runs as a script, imported, and as a notebook opened from tutorials/ or the repository.
+_here = Path(globals().get("__file__", Path.cwd() / "_")).resolve().parent
+FIGURES = Path(os.environ.get("REFNSM_FIGURES") or (_here.parent if _here.name == "tutorials" else _here) / "figures")
 
 
 # %% [markdown]
@@ -149,7 +152,7 @@ def main(quick: bool = False) -> dict:
                                      test_set[0].reshape(len(test_set[0]), -1), test_set[1])
     out = {"raw_pixels": {"train_acc": raw_tr, "test_acc": raw_te}, "epochs": epochs,
            "n_train": int(len(train_set[0])), "n_test": int(len(test_set[0]))}
-    FIGURES.mkdir(exist_ok=True)
+    FIGURES.mkdir(parents=True, exist_ok=True)
     for variant in ("unsupervised", "supervised"):
         model, res = run(variant, train_set, test_set, epochs)
         out[variant] = res

@@ -55,6 +55,14 @@ class Retrieval(NamedTuple):
         :math:`A = \\mathrm{softmax}(\\beta X W)`, row-wise.
     outputs : ndarray (B, D)
         The retrieved probes :math:`\\hat X = A W^\\top`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import hopfield as hp
+    >>> r = hp.retrieve(np.array([[1.0, 0.0]]), np.eye(2), beta=1.0)
+    >>> r._fields
+    ('similarities', 'memory_weights', 'outputs')
     """
 
     similarities: np.ndarray
@@ -63,7 +71,16 @@ class Retrieval(NamedTuple):
 
 
 class IterateResult(NamedTuple):
-    """Result of :func:`iterate`: the final state, the number of updates and the size of the last one."""
+    """Result of :func:`iterate`: the final state, the number of updates and the size of the last one.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import hopfield as hp
+    >>> res = hp.iterate(np.array([[1.0, 0.2]]), np.eye(2), beta=20.0)
+    >>> res.converged, np.round(res.outputs, 6)
+    (True, array([[1., 0.]]))
+    """
 
     outputs: np.ndarray
     n_iter: int
@@ -170,6 +187,15 @@ def retrieve(X, W, beta, *, device="cpu") -> Retrieval:
     -------
     Retrieval
         ``(similarities, memory_weights, outputs)``; 1-D when ``X`` was 1-D.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import hopfield as hp
+    >>> W = np.array([[1.0, -1.0], [1.0, 1.0]])   # two stored patterns as columns, D=2, H=2
+    >>> r = hp.retrieve(np.array([[0.9, 1.1]]), W, beta=10.0)
+    >>> np.round(r.outputs, 4)                      # ~ the second pattern
+    array([[1., 1.]])
     """
     kernels, xp = _backend.get("hopfield", device, X, W)
     X2, W, was_1d = _prep(X, W, xp=xp)
@@ -201,6 +227,15 @@ def retrieve_vjp(grad_out, X, W, beta, *, device="cpu"):
     -------
     (gX, gW, gbeta) : ndarray, ndarray, float
         ``gX`` has the shape of ``X`` (1-D when X was 1-D).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import hopfield as hp
+    >>> W = np.array([[1.0, -1.0], [1.0, 1.0]])
+    >>> gX, gW, gbeta = hp.retrieve_vjp(np.ones((1, 2)), np.array([[0.9, 1.1]]), W, 10.0)
+    >>> gX.shape, gW.shape, type(gbeta).__name__
+    ((1, 2), (2, 2), 'float')
     """
     kernels, xp = _backend.get("hopfield", device, grad_out, X, W)
     X2, W, was_1d = _prep(X, W, xp=xp)
@@ -234,6 +269,15 @@ def iterate(X, W, beta, *, tol: float = 1e-10, max_iter: int = 100, device="cpu"
     IterateResult
         ``outputs`` (shape of X), ``n_iter`` updates applied, ``last_change`` (max-norm of the last update) and
         ``converged`` (``last_change <= tol``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import hopfield as hp
+    >>> W = np.array([[1.0, -1.0], [1.0, 1.0]])
+    >>> res = hp.iterate(np.array([[0.2, 0.9]]), W, beta=10.0)
+    >>> res.converged, np.round(res.outputs, 4)
+    (True, array([[1., 1.]]))
     """
     kernels, xp = _backend.get("hopfield", device, X, W)
     X2, W, was_1d = _prep(X, W, xp=xp)
@@ -285,6 +329,14 @@ def energy(X, W, beta, *, compat=None, device="cpu"):
     -------
     ndarray (B,) or float
         One energy per probe (a float when X is 1-D).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import hopfield as hp
+    >>> W = np.eye(2)
+    >>> np.round(hp.energy(np.array([[1.0, 0.0]]), W, beta=1.0), 6)
+    array([0.379885])
     """
     kernels, xp = _backend.get("hopfield", device, X, W)
     X2, W, was_1d = _prep(X, W, xp=xp)
@@ -327,6 +379,14 @@ def energy_vjp(grad_out, X, W, beta, *, device="cpu"):
     Returns
     -------
     (gX, gW, gbeta) : ndarray, ndarray, float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import hopfield as hp
+    >>> gX, gW, gbeta = hp.energy_vjp(None, np.array([[1.0, 0.0]]), np.eye(2), 1.0)
+    >>> gX.shape, gW.shape
+    ((1, 2), (2, 2))
     """
     kernels, xp = _backend.get("hopfield", device, grad_out, X, W)
     X2, W, was_1d = _prep(X, W, xp=xp)
@@ -414,6 +474,15 @@ def delta_update(X, X_hat, A, *, device="cpu"):
     Returns
     -------
     dW : ndarray (D, H)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import hopfield as hp
+    >>> X = np.array([[1.0, 0.0]])
+    >>> r = hp.retrieve(X, np.eye(2), 2.0)
+    >>> hp.delta_update(X, r.outputs, r.memory_weights).shape   # dW, shape of W
+    (2, 2)
     """
     kernels, xp = _backend.get("hopfield", device, X, X_hat, A)
     X, X_hat, A, _ = _batch_triplet(X, X_hat, A, xp=xp)
@@ -442,6 +511,16 @@ def contrastive_update(X, X_hat, A, W, beta, *, neg_beta=None, compat=None, devi
     Returns
     -------
     dW : ndarray (D, H)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import hopfield as hp
+    >>> X = np.array([[1.0, 0.0]])
+    >>> W = np.eye(2)
+    >>> r = hp.retrieve(X, W, 2.0)
+    >>> hp.contrastive_update(X, r.outputs, r.memory_weights, W, 2.0).shape
+    (2, 2)
     """
     kernels, xp = _backend.get("hopfield", device, X, X_hat, A, W)
     X, X_hat, A, W = _batch_triplet(X, X_hat, A, W, xp=xp)
@@ -464,6 +543,15 @@ def evolve_step(W, dW, eta, reg_lambda=0.0, l1_lambda=0.0, mask=None, *, device=
 
     The decay :math:`\lambda` = ``reg_lambda`` is *not* multiplied by :math:`\eta`.  Returns a new array.
     ``device="cuda"`` runs the kernels' CUDA twins.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import hopfield as hp
+    >>> W = np.eye(2)
+    >>> hp.evolve_step(W, np.ones((2, 2)), eta=0.1)   # W + eta * dW (no decay)
+    array([[1.1, 0.1],
+           [0.1, 1.1]])
     """
     kernels, xp = _backend.get("hopfield", device, W, dW, mask)
     W, dW, eta, reg_lambda, l1_lambda, mask = _evolve_args(W, dW, eta, reg_lambda, l1_lambda, mask, xp=xp)
@@ -487,6 +575,15 @@ def load_patterns(W0, patterns, *, perm=None, rng=None):
     * :math:`P > H`: an error (ngclearn silently resizes W to (D, P)).
 
     Returns a new (D, H) array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import hopfield as hp
+    >>> W0 = np.zeros((3, 2))
+    >>> W = hp.load_patterns(W0, np.array([[1.0], [2.0], [3.0]]), rng=0)   # patterns are columns [D, P]
+    >>> W.shape
+    (3, 2)
     """
     W0 = _memory(W0, "W0")
     D, H = W0.shape

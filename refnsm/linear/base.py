@@ -36,7 +36,7 @@ from .._checks import (
 from . import _kernels
 from .functional import check_bool, check_dtype
 # the helpers that lived here before they moved to .functional (imported from .base by code written earlier)
-from .functional import (Hprod, Hprod_vjp, check_bounds, frob_norm, sigmoid, softmax,  # noqa: F401
+from .functional import (Hprod, Hprod_vjp, check_bounds, eig_vjp, frob_norm, sigmoid, softmax,  # noqa: F401
                          softmax_vjp, straight_through_relu, straight_through_relu_vjp)
 
 __all__ = ["LinearBase", "SquareLinear"]
@@ -54,6 +54,12 @@ class LinearBase:
         Input and output widths (both >= 1).
     bias : bool
         Add a trainable bias :math:`b` of shape (1, outsize), initialised :math:`U(\pm 1/\sqrt{n_\text{in}})`.
+    provide_weights : bool
+        neuromancer's flag for subclasses: when True (default) and the subclass does not define its own
+        parametrisation (``_init_params``), the base provides a plain trainable ``weight`` [insize, outsize]
+        drawn :math:`U(\pm 1/\sqrt{n_\text{out}})` (torch's ``kaiming_uniform_(a=sqrt 5)`` on that shape) with
+        :math:`W =` ``weight``, so a custom map only needs ``_weight``/``_weight_vjp`` or nothing at all.  Every
+        refnsm map defines its own parameters, so the flag changes nothing for them.
     dtype : float64 (default) or float32
         Precision of the parameters and of every computation; inputs are converted to it.
     rng : numpy.random.Generator, int or None
@@ -83,16 +89,29 @@ class LinearBase:
         Filled by :meth:`backward` (same keys; frozen parameters get zeros).
     trainable : tuple of str
         Keys of the parameters that receive gradients (the others are frozen constants).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.Linear(3, 2, bias=True, rng=0)
+    >>> isinstance(m, L.LinearBase), sorted(m.params)
+    (True, ['bias', 'weight'])
+    >>> y = m.forward(np.ones((4, 3)))
+    >>> gx = m.backward(np.ones_like(y))   # returns dL/dx, fills m.grads
+    >>> gx.shape, m.grads["weight"].shape
+    ((4, 3), (2, 3))
     """
 
     square = False  #: the map needs insize == outsize
     exact = True  #: whether the guarantee holds by construction (False: only softly, through reg_error)
 
-    def __init__(self, insize, outsize, bias=False, *, dtype=np.float64, rng=None, params=None, compat=None,
-                 device="cpu"):
+    def __init__(self, insize, outsize, bias=False, provide_weights=True, *, dtype=np.float64, rng=None, params=None,
+                 compat=None, device="cpu"):
         self.insize = check_int(insize, "insize", minimum=1)
         self.outsize = check_int(outsize, "outsize", minimum=1)
         self.use_bias = check_bool(bias, "bias")
+        self.provide_weights = check_bool(provide_weights, "provide_weights")
         self.dtype = check_dtype(dtype)
         if compat is not None:
             check_option(compat, "compat", COMPAT_OPTIONS)
@@ -124,14 +143,22 @@ class LinearBase:
             self.params["bias"] = gen.uniform(-k, k, size=(1, self.outsize))
 
     def _init_params(self, gen):
-        raise NotImplementedError
+        if not self.provide_weights:
+            raise NotImplementedError(f"{type(self).__name__}: provide_weights=False and no _init_params: the map has "
+                                      "no parameters (define _init_params, _weight and _weight_vjp)")
+        k = 1.0 / np.sqrt(self.outsize)
+        self.params["weight"] = gen.uniform(-k, k, size=(self.insize, self.outsize))
 
     def _weight(self):
         """Return (W, cache): W without the bias, cache whatever ``_weight_vjp`` needs."""
+        if type(self)._init_params is LinearBase._init_params and "weight" in self.params:
+            return self.params["weight"].copy(), None  # the base's provided weight (provide_weights=True)
         raise NotImplementedError
 
     def _weight_vjp(self, G, cache) -> dict:
         """Pull back G = dL/dW to {param name: gradient} (missing keys mean zero)."""
+        if type(self)._init_params is LinearBase._init_params and "weight" in self.params:
+            return {"weight": G}
         raise NotImplementedError
 
     def _reg(self):
@@ -323,6 +350,13 @@ class LinearBase:
             raise ValueError(f"eig: expected a square map, got insize {self.insize} != outsize {self.outsize}")
         return np.linalg.eig(self.effective_W())
 
+    def eig_vjp(self, grad_w, grad_v=None) -> dict:
+        r"""Pull cotangents of :meth:`eig`'s eigenvalues (and optionally eigenvectors) back to every parameter:
+        :func:`eig_vjp` on ``effective_W()``, then :meth:`effective_W_vjp`.  Simple eigenvalues only."""
+        if self.insize != self.outsize:
+            raise ValueError(f"eig: expected a square map, got insize {self.insize} != outsize {self.outsize}")
+        return self.effective_W_vjp(eig_vjp(grad_w, grad_v, self.effective_W()))
+
     def __repr__(self):
         extra = f", compat={self.compat!r}" if self.compat else ""
         extra += ", device='cuda'" if self._device == "cuda" else ""
@@ -330,6 +364,20 @@ class LinearBase:
 
 
 class SquareLinear(LinearBase):
-    """Base of the maps that need ``insize == outsize`` (raises ``ValueError`` naming ``outsize`` otherwise)."""
+    """Base of the maps that need ``insize == outsize`` (raises ``ValueError`` naming ``outsize`` otherwise).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> issubclass(L.SymmetricLinear, L.SquareLinear)
+    True
+    >>> try:
+    ...     L.SymmetricLinear(3, 2)
+    ... except ValueError as err:
+    ...     print("ValueError:", str(err).split(":")[0])
+    ...
+    ValueError: outsize
+    """
 
     square = True

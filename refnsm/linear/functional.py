@@ -1,8 +1,9 @@
 r"""The math helpers of the structured linear maps, and the public functional helpers.
 
 :func:`sigmoid`, :func:`softmax` and its VJP, :func:`frob_norm`, the argument checks the constructors share
-(:func:`check_dtype`, :func:`check_bool`, :func:`check_bounds`), the Householder product :func:`Hprod` with its VJP,
-and neuromancer's straight-through ReLU (:func:`straight_through_relu`).  The base classes are in :mod:`.base`.
+(:func:`check_dtype`, :func:`check_bool`, :func:`check_bounds`), the VJP of ``numpy.linalg.eig`` (:func:`eig_vjp`),
+the Householder product :func:`Hprod` with its VJP, and neuromancer's straight-through ReLU
+(:func:`straight_through_relu`).  The base classes are in :mod:`.base`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 from .._checks import as_float_array, check_int, check_real, check_shape
 
 __all__ = ["Hprod", "Hprod_vjp", "straight_through_relu", "straight_through_relu_vjp", "sigmoid", "softmax",
-           "softmax_vjp", "check_dtype", "check_bool", "check_bounds", "frob_norm"]
+           "softmax_vjp", "check_dtype", "check_bool", "check_bounds", "frob_norm", "eig_vjp"]
 
 
 # ----------------------------------------------------------------------------------------------- small helpers
@@ -61,6 +62,62 @@ def frob_norm(a) -> float:
     return float(np.sqrt(np.sum(a * a, dtype=np.float64)))
 
 
+def eig_vjp(grad_w, grad_v, W, *, rtol: float = 1e-10):
+    r"""VJP of ``numpy.linalg.eig`` (= ``torch.linalg.eig``) for a real square W with **simple** eigenvalues.
+
+    With :math:`W = V\Lambda V^{-1}` (unit-norm eigenvectors), :math:`\bar\lambda` = ``grad_w`` and :math:`\bar V` =
+    ``grad_v`` (complex cotangents in torch's convention, e.g. :math:`\bar z = 2cz` for :math:`L = c|z|^2`; ``None``
+    means zero):
+
+    .. math::
+
+        \bar W = \mathrm{Re}\Big[V^{-H}\big(\mathrm{diag}(\bar\lambda) + E \odot (V^H\bar V - V^H V\,
+        \mathrm{diag}(\mathrm{Re}\,\mathrm{diag}(V^H\bar V)))\big)V^H\Big],\qquad
+        E_{ij} = \frac{1}{\bar\lambda_j - \bar\lambda_i}\ (i\ne j),\ E_{ii} = 0,
+
+    where the overbars on :math:`\lambda` inside :math:`E` are complex conjugates.  The second term uses only
+    gauge-invariant information, so a loss that depends on the eigenvectors' phase has no gradient (as torch).
+    Degenerate case: with repeated eigenvalues (relative gap below ``rtol``) the eigenvector term is undefined and
+    ``grad_v`` raises ``ValueError``; the eigenvalue term alone still needs V invertible (a defective W raises).
+    """
+    W = as_float_array(W, "W", ndim=2, shape_hint="[n, n]")
+    n = W.shape[0]
+    if W.shape[1] != n:
+        raise ValueError(f"W: expected a square matrix, got shape {W.shape}")
+    lam, V = np.linalg.eig(W)
+    gl = np.zeros(n, complex) if grad_w is None else np.asarray(grad_w, dtype=complex)
+    if gl.shape != (n,):
+        raise ValueError(f"grad_w: expected shape ({n},) (one per eigenvalue), got {gl.shape}")
+    if not np.all(np.isfinite(gl)):
+        raise ValueError("grad_w: expected finite values")
+    scale = max(float(np.abs(lam).max()), np.finfo(float).tiny)
+    gap = np.abs(lam[:, None] - lam[None, :]) + np.eye(n) * scale
+    if np.linalg.cond(V) > 1.0 / rtol:
+        raise ValueError("W: its eigenvectors are (numerically) linearly dependent, so W is defective and its "
+                         "eigen-decomposition has no derivative; eig_vjp needs a diagonalisable W with simple eigenvalues")
+    M = np.diag(gl).astype(complex)
+    if grad_v is not None:
+        gv = np.asarray(grad_v, dtype=complex)
+        if gv.shape != (n, n):
+            raise ValueError(f"grad_v: expected shape ({n}, {n}) (like the eigenvectors), got {gv.shape}")
+        if not np.all(np.isfinite(gv)):
+            raise ValueError("grad_v: expected finite values")
+        if gap.min() <= rtol * scale:
+            raise ValueError("W: repeated eigenvalues (relative gap below rtol): the eigenvectors are not unique, so "
+                             "their derivative is undefined (grad_v needs simple eigenvalues)")
+        VhgV = V.conj().T @ gv
+        F = VhgV - (V.conj().T @ V) * np.real(np.diag(VhgV))[None, :]
+        Lc = lam.conj()
+        E = Lc[None, :] - Lc[:, None]
+        np.fill_diagonal(E, 1.0)
+        F = F / E
+        np.fill_diagonal(F, gl)
+        M = F
+    Vh = V.conj().T
+    gW = np.linalg.solve(Vh, M @ Vh)
+    return np.ascontiguousarray(np.real(gW), dtype=W.dtype)
+
+
 # ---------------------------------------------------------------------------- Householder product helper
 def _hprod_check(x, u, k):
     x = as_float_array(x, "x", ndim=2, shape_hint="[batch, n]")
@@ -85,6 +142,14 @@ def Hprod(x, u, k):
         \qquad \tilde v = [0_{n-k};\ u_{n-k:}] .
 
     :math:`H` is symmetric, orthogonal and an involution (:math:`H^2 = I`).  x is [batch, n], u is [n].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> u = np.array([1.0, 0.0])
+    >>> L.Hprod(np.array([[3.0, 4.0]]), u, 2)   # reflect in the hyperplane orthogonal to e_0
+    array([[-3.,  4.]])
     """
     x, u, k = _hprod_check(x, u, k)
     n = x.shape[1]
@@ -101,6 +166,14 @@ def Hprod_vjp(grad_out, x, u, k):
     With :math:`c = v^\top v`, :math:`a_b = x_b\cdot v`, :math:`\beta_b = \bar g_b \cdot v` (tail columns):
     :math:`\bar x = \bar g H` and
     :math:`\bar v = \sum_b [-\tfrac2c(\beta_b x_b + a_b \bar g_b) + \tfrac{4 a_b\beta_b}{c^2} v]`, zero on the head.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> gx, gu = L.Hprod_vjp(np.ones((1, 2)), np.array([[3.0, 4.0]]), np.array([1.0, 0.0]), 2)
+    >>> gx
+    array([[-1.,  1.]])
     """
     x, u, k = _hprod_check(x, u, k)
     g = as_float_array(grad_out, "grad_out", ndim=2, dtype=x.dtype)
@@ -118,13 +191,29 @@ def Hprod_vjp(grad_out, x, u, k):
 
 
 def straight_through_relu(x):
-    r"""Straight-through ReLU (neuromancer's ``IdentityGradReLU``): forward :math:`\max(x, 0)`."""
+    r"""Straight-through ReLU (neuromancer's ``IdentityGradReLU``): forward :math:`\max(x, 0)`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> L.straight_through_relu(np.array([-1.0, 2.0]))
+    array([0., 2.])
+    """
     x = as_float_array(x, "x")
     return np.maximum(x, 0.0)
 
 
 def straight_through_relu_vjp(grad_out, x):
-    r"""The straight-through gradient: :math:`\bar x = \bar y`, also where :math:`x < 0` (it is not relu's derivative)."""
+    r"""The straight-through gradient: :math:`\bar x = \bar y`, also where :math:`x < 0` (it is not relu's derivative).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> L.straight_through_relu_vjp(np.array([1.0, 1.0]), np.array([-1.0, 2.0]))   # the gradient passes straight through
+    array([1., 1.])
+    """
     x = as_float_array(x, "x")
     g = as_float_array(grad_out, "grad_out", dtype=x.dtype)
     check_shape(g, "grad_out", x.shape, "the shape of x")

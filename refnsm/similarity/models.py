@@ -85,6 +85,15 @@ class Diagnostics:
         :math:`\\tfrac12 \\sum y \\odot My - \\sum y \\odot b` of the final state (summed over samples and positions).
     diverged : bool
         The final state holds NaN or Inf.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> model = sim.SimilarityMatching(sim.Linear(3, 2, rng=0), 2, max_iterations=5)
+    >>> y = model.forward(np.ones((2, 3)))
+    >>> model.diagnostics.iterations
+    5
     """
 
     iterations: int
@@ -151,6 +160,16 @@ class MultiSimilarityMatching:
         Of the last ``forward``.
     iteration_idx : int
         Index of the current/last fast update (-1 before the first).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> rng = np.random.default_rng(0)
+    >>> model = sim.MultiSimilarityMatching([sim.Linear(4, 2, rng=0), sim.Linear(3, 2, rng=1)], 2)
+    >>> y = model.forward(rng.standard_normal((6, 4)), rng.standard_normal((6, 3)))   # one input per encoder
+    >>> y.shape
+    (6, 2)
     """
 
     _input_names: Sequence[str] | None = None
@@ -597,7 +616,19 @@ class MultiSimilarityMatching:
 
 
 class SimilarityMatching(MultiSimilarityMatching):
-    """Single-input similarity matching (pynsm ``SimilarityMatching``): ``y = model(x)``, ``model.loss(x, y)``."""
+    """Single-input similarity matching (pynsm ``SimilarityMatching``): ``y = model(x)``, ``model.loss(x, y)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> rng = np.random.default_rng(0)
+    >>> model = sim.SimilarityMatching(sim.Linear(5, 2, bias=False, rng=0), 2, max_iterations=100, tol=1e-8)
+    >>> x = rng.standard_normal((8, 5))
+    >>> y, loss = model.train_step(x, lr=0.01)   # fast dynamics, then one Hebbian/anti-Hebbian step
+    >>> y.shape, model.diagnostics.converged
+    ((8, 2), True)
+    """
 
     _input_names = ("x",)
 
@@ -634,6 +665,17 @@ class SupervisedSimilarityMatching(MultiSimilarityMatching):
     label_weight, label_bias_value : array_like, optional
         Explicit initial values of the label encoder.
     Other parameters as in :class:`MultiSimilarityMatching`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> rng = np.random.default_rng(0)
+    >>> model = sim.SupervisedSimilarityMatching(sim.Linear(4, 3, rng=0), 2, 3, rng=0)
+    >>> labels = np.eye(2)[[0, 1, 1, 0]]                 # one-hot [B, num_classes]
+    >>> y, loss = model.train_step(rng.standard_normal((4, 4)), labels, lr=0.01)
+    >>> y.shape
+    (4, 3)
     """
 
     _input_names = ("x", "label")

@@ -37,6 +37,16 @@ def hebbian_update(W, M, x, y, lr, tau, bias=None):
     lr : float >= 0
     tau : float > 0
     bias : array_like, shape [m], optional
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> W, M = np.zeros((2, 3)), np.eye(2)
+    >>> x, y = np.ones((4, 3)), np.ones((4, 2))
+    >>> W2, M2 = sim.hebbian_update(W, M, x, y, lr=0.1, tau=0.5)
+    >>> W2.shape, M2.shape
+    ((2, 3), (2, 2))
     """
     W = _checks.as_float_array(W, "W", ndim=2, shape_hint="[m, n]")
     m, n = W.shape
