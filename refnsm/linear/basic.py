@@ -13,7 +13,8 @@ import math
 import numpy as np
 
 from .._checks import as_float_array, check_int, check_real, check_shape, resolve_rng
-from .base import LinearBase, check_bool, check_bounds, sigmoid
+from .base import LinearBase
+from .functional import check_bool, check_bounds, sigmoid
 
 __all__ = [
     "Linear",

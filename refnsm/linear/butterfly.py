@@ -25,7 +25,8 @@ import math
 import numpy as np
 
 from . import _kernels
-from .base import LinearBase, check_bool
+from .base import LinearBase
+from .functional import check_bool
 
 __all__ = ["ButterflyLinear", "Butterfly"]
 

@@ -18,7 +18,8 @@ import numpy as np
 
 from .._checks import as_float_array, check_int, check_real, check_shape
 from . import _kernels
-from .base import LinearBase, SquareLinear, check_bounds, sigmoid
+from .base import LinearBase, SquareLinear
+from .functional import check_bounds, sigmoid
 
 __all__ = ["OrthogonalLinear", "SpectralLinear", "SymmetricSpectralLinear", "SchurDecompositionLinear",
            "householder_matrix", "householder_matrix_vjp"]

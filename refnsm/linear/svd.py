@@ -17,7 +17,8 @@ import numpy as np
 
 from .._checks import as_float_array
 from . import _kernels
-from .base import LinearBase, SquareLinear, check_bounds, frob_norm, sigmoid
+from .base import LinearBase, SquareLinear
+from .functional import check_bounds, frob_norm, sigmoid
 
 __all__ = ["SVDLinear", "SVDLinearLearnBounds", "SymmetricSVDLinear", "orthogonal_init", "orthogonality_error"]
 

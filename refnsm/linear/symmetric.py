@@ -9,7 +9,8 @@ import math
 import numpy as np
 
 from .._checks import as_float_array, check_int, check_real, check_shape
-from .base import LinearBase, SquareLinear, check_bool, check_bounds, sigmoid, softmax
+from .base import LinearBase, SquareLinear
+from .functional import check_bool, check_bounds, sigmoid, softmax
 
 __all__ = [
     "SymmetricLinear",

@@ -13,7 +13,7 @@ with two time scales: a **fast** recurrent dynamics that finds :math:`y` for fix
 .. math::  y \leftarrow P\big(y - \eta (M y - W x)\big)
 
 (:math:`P` the identity for SM, the ReLU for NSM), and a **slow** Hebbian (:math:`W`) / anti-Hebbian (:math:`M`)
-update.  In refnsm every term carries pynsm's exact scaling (spec §2.3): see :mod:`refnsm.similarity.models`.
+update.  In refnsm every term carries pynsm's exact scaling: see :mod:`refnsm.similarity.models`.
 
 Public API
 ----------
