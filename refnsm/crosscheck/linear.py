@@ -14,7 +14,7 @@ Where neuromancer's numbers differ from the intended math, refnsm runs with ``co
 same power-iteration start vectors (torch's RNG re-seeded before ``reg_error``); Gershgorin's unregistered tensors
 ``w`` and ``diag`` made float64 leaves so that autograd can differentiate neuromancer's formula; the soft-SVD
 factors perturbed away from exact orthogonality, where their penalty is not differentiable.
-SchurDecompositionLinear is not cross-checked: neuromancer's class cannot run (see docs/differences_linear.md).
+SchurDecompositionLinear is not cross-checked: neuromancer's class cannot run (see docs/upstream_differences.md, section neuromancer).
 """
 
 from __future__ import annotations

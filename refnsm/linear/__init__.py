@@ -31,7 +31,8 @@ Modules: :mod:`.basic` (plain, identity, norm, sparsity, L0), :mod:`.stochastic`
 Nothing is compiled at import; the Numba kernels (:mod:`._kernels`) compile on first use.
 """
 
-from .base import Hprod, Hprod_vjp, LinearBase, eig_vjp, SquareLinear, straight_through_relu, straight_through_relu_vjp
+from .base import LinearBase, SquareLinear
+from .functional import Hprod, Hprod_vjp, eig_vjp, straight_through_relu, straight_through_relu_vjp
 from .basic import (BoundedNormLinear, IdentityInitLinear, IdentityLinear, L0Linear, LassoLinear, LassoLinearRELU,
                     Linear, NonNegativeLinear, SplitLinear)
 from .butterfly import Butterfly, ButterflyLinear

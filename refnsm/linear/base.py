@@ -1,4 +1,4 @@
-r"""The base class every structured linear map derives from, and the small shared helpers.
+r"""The base classes every structured linear map derives from (the math helpers are in :mod:`.functional`).
 
 Convention (neuromancer's): :math:`W` = ``effective_W()`` has shape ``[insize, outsize]`` and acts on row vectors,
 
@@ -29,62 +29,19 @@ from .._checks import (
     as_float_array,
     check_int,
     check_option,
-    check_real,
     check_shape,
     resolve_rng,
     scalar_grad_out,
 )
 from . import _kernels
+from .functional import check_bool, check_dtype
+# the helpers that lived here before they moved to .functional (imported from .base by code written earlier)
+from .functional import (Hprod, Hprod_vjp, check_bounds, eig_vjp, frob_norm, sigmoid, softmax,  # noqa: F401
+                         softmax_vjp, straight_through_relu, straight_through_relu_vjp)
 
-__all__ = ["LinearBase", "SquareLinear", "Hprod", "Hprod_vjp", "straight_through_relu", "straight_through_relu_vjp"]
+__all__ = ["LinearBase", "SquareLinear"]
 
 COMPAT_OPTIONS = ("neuromancer",)
-
-
-# ----------------------------------------------------------------------------------------------- small helpers
-def sigmoid(x):
-    r""":math:`\sigma(x) = 1/(1+e^{-x}) = \tfrac12(1 + \tanh(x/2))` (the tanh form never overflows)."""
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
-
-
-def softmax(x, axis):
-    z = x - np.max(x, axis=axis, keepdims=True)
-    e = np.exp(z)
-    return e / np.sum(e, axis=axis, keepdims=True)
-
-
-def softmax_vjp(g, s, axis):
-    r"""VJP of ``s = softmax(x, axis)``: :math:`\bar x = s \odot (\bar s - \sum \bar s s)`."""
-    return s * (g - np.sum(g * s, axis=axis, keepdims=True))
-
-
-def check_dtype(dtype) -> np.dtype:
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}") from None
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise TypeError(f"dtype: expected float32 or float64, got {dt}")
-    return dt
-
-
-def check_bool(value, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected a bool, got {type(value).__name__} {value!r}")
-    return bool(value)
-
-
-def check_bounds(sigma_min, sigma_max, *, strict=True):
-    """Validate a pair of bounds ``sigma_min < sigma_max`` (``<=`` when not strict)."""
-    lo = check_real(sigma_min, "sigma_min")
-    hi = check_real(sigma_max, "sigma_max")
-    if (strict and not lo < hi) or (not strict and not lo <= hi):
-        raise ValueError(f"sigma_max: expected sigma_max {'>' if strict else '>='} sigma_min = {lo}, got {hi}")
-    return lo, hi
-
-
-def frob_norm(a) -> float:
-    return float(np.sqrt(np.sum(a * a, dtype=np.float64)))
 
 
 # --------------------------------------------------------------------------------------------------- the base
@@ -132,6 +89,18 @@ class LinearBase:
         Filled by :meth:`backward` (same keys; frozen parameters get zeros).
     trainable : tuple of str
         Keys of the parameters that receive gradients (the others are frozen constants).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.Linear(3, 2, bias=True, rng=0)
+    >>> isinstance(m, L.LinearBase), sorted(m.params)
+    (True, ['bias', 'weight'])
+    >>> y = m.forward(np.ones((4, 3)))
+    >>> gx = m.backward(np.ones_like(y))   # returns dL/dx, fills m.grads
+    >>> gx.shape, m.grads["weight"].shape
+    ((4, 3), (2, 3))
     """
 
     square = False  #: the map needs insize == outsize
@@ -292,8 +261,8 @@ class LinearBase:
     # ---------------------------------------------------------------- the map
     def effective_W(self) -> np.ndarray:
         r"""The matrix :math:`W` of shape [insize, outsize] (``y = x @ W + b``), a NumPy array."""
-        K, xp = _backend.get("linear", self._device)
-        W, _ = self._weight_on(K, xp)
+        kernels, xp = _backend.get("linear", self._device)
+        W, _ = self._weight_on(kernels, xp)
         W = xp.to_host(W)
         if self.bias_in_effective_W and self._bias_key in self.params:
             W = W + self.params[self._bias_key]
@@ -301,13 +270,13 @@ class LinearBase:
 
     def effective_W_vjp(self, grad_W) -> dict:
         r"""Pull a cotangent :math:`G = \partial L/\partial W` back to every parameter: returns {name: gradient}."""
-        K, xp = _backend.get("linear", self._device, grad_W)
+        kernels, xp = _backend.get("linear", self._device, grad_W)
         G = xp.asarray(grad_W, "grad_W", ndim=2, dtype=self.dtype)
         check_shape(G, "grad_W", (self.insize, self.outsize), "[insize, outsize]")
-        W, cache = self._weight_on(K, xp)
-        grads = dict(self._weight_vjp_on(K, xp, G, cache))
+        W, cache = self._weight_on(kernels, xp)
+        grads = dict(self._weight_vjp_on(kernels, xp, G, cache))
         if self.bias_in_effective_W and self._bias_key in self.params:
-            grads[self._bias_key] = self._bias_grad(G, K, xp)
+            grads[self._bias_key] = self._bias_grad(G, kernels, xp)
         return self._full(grads)
 
     def _bias_grad(self, g2, K=_kernels, xp=_backend.HOST):
@@ -332,10 +301,10 @@ class LinearBase:
 
     def forward(self, x) -> np.ndarray:
         r"""``y = x @ W + b`` for x of shape [..., insize]; caches what :meth:`backward` needs."""
-        K, xp = _backend.get("linear", self._device, x)
+        kernels, xp = _backend.get("linear", self._device, x)
         x = self._check_x(x, xp)
-        W, cache = self._weight_on(K, xp)
-        y = self._apply(x, W, K, xp)
+        W, cache = self._weight_on(kernels, xp)
+        y = self._apply(x, W, kernels, xp)
         self._cache = (x, W, cache, tuple(y.shape), self._device, xp.on_device)
         return xp.give_back(y)
 
@@ -350,7 +319,7 @@ class LinearBase:
         if self._cache is None or self._cache[4] != self._device:
             raise RuntimeError("backward: call forward(x) first")
         x, W, cache, yshape, _, on_device = self._cache
-        K = _backend.kernels("linear", self._device)
+        kernels = _backend.kernels("linear", self._device)
         xp = _backend.arrays(self._device, grad_y, on_device=True if on_device else None)
         g = xp.asarray(grad_y, "grad_y", dtype=self.dtype)
         check_shape(g, "grad_y", yshape, "the shape of forward's output")
@@ -358,9 +327,9 @@ class LinearBase:
         g2 = g.reshape(rows, self.outsize)
         x2 = x.reshape(rows, self.insize)
         gx = xp.matmul_bt(g, W)  # g W^T
-        grads = dict(self._weight_vjp_on(K, xp, xp.matmul_at(x2, g2), cache))  # G = x^T g
+        grads = dict(self._weight_vjp_on(kernels, xp, xp.matmul_at(x2, g2), cache))  # G = x^T g
         if self._bias_key in self.params:
-            grads[self._bias_key] = self._bias_grad(g2, K, xp)
+            grads[self._bias_key] = self._bias_grad(g2, kernels, xp)
         self.grads = self._full(grads)
         return xp.give_back(gx)
 
@@ -394,133 +363,21 @@ class LinearBase:
         return f"{type(self).__name__}({self.insize}, {self.outsize}, bias={self.use_bias}, dtype={self.dtype}{extra})"
 
 
-def eig_vjp(grad_w, grad_v, W, *, rtol: float = 1e-10):
-    r"""VJP of ``numpy.linalg.eig`` (= ``torch.linalg.eig``) for a real square W with **simple** eigenvalues.
-
-    With :math:`W = V\Lambda V^{-1}` (unit-norm eigenvectors), :math:`\bar\lambda` = ``grad_w`` and :math:`\bar V` =
-    ``grad_v`` (complex cotangents in torch's convention, e.g. :math:`\bar z = 2cz` for :math:`L = c|z|^2`; ``None``
-    means zero):
-
-    .. math::
-
-        \bar W = \mathrm{Re}\Big[V^{-H}\big(\mathrm{diag}(\bar\lambda) + E \odot (V^H\bar V - V^H V\,
-        \mathrm{diag}(\mathrm{Re}\,\mathrm{diag}(V^H\bar V)))\big)V^H\Big],\qquad
-        E_{ij} = \frac{1}{\bar\lambda_j - \bar\lambda_i}\ (i\ne j),\ E_{ii} = 0,
-
-    where the overbars on :math:`\lambda` inside :math:`E` are complex conjugates.  The second term uses only
-    gauge-invariant information, so a loss that depends on the eigenvectors' phase has no gradient (as torch).
-    Degenerate case: with repeated eigenvalues (relative gap below ``rtol``) the eigenvector term is undefined and
-    ``grad_v`` raises ``ValueError``; the eigenvalue term alone still needs V invertible (a defective W raises).
-    """
-    W = as_float_array(W, "W", ndim=2, shape_hint="[n, n]")
-    n = W.shape[0]
-    if W.shape[1] != n:
-        raise ValueError(f"W: expected a square matrix, got shape {W.shape}")
-    lam, V = np.linalg.eig(W)
-    gl = np.zeros(n, complex) if grad_w is None else np.asarray(grad_w, dtype=complex)
-    if gl.shape != (n,):
-        raise ValueError(f"grad_w: expected shape ({n},) (one per eigenvalue), got {gl.shape}")
-    if not np.all(np.isfinite(gl)):
-        raise ValueError("grad_w: expected finite values")
-    scale = max(float(np.abs(lam).max()), np.finfo(float).tiny)
-    gap = np.abs(lam[:, None] - lam[None, :]) + np.eye(n) * scale
-    if np.linalg.cond(V) > 1.0 / rtol:
-        raise ValueError("W: its eigenvectors are (numerically) linearly dependent, so W is defective and its "
-                         "eigen-decomposition has no derivative; eig_vjp needs a diagonalisable W with simple eigenvalues")
-    M = np.diag(gl).astype(complex)
-    if grad_v is not None:
-        gv = np.asarray(grad_v, dtype=complex)
-        if gv.shape != (n, n):
-            raise ValueError(f"grad_v: expected shape ({n}, {n}) (like the eigenvectors), got {gv.shape}")
-        if not np.all(np.isfinite(gv)):
-            raise ValueError("grad_v: expected finite values")
-        if gap.min() <= rtol * scale:
-            raise ValueError("W: repeated eigenvalues (relative gap below rtol): the eigenvectors are not unique, so "
-                             "their derivative is undefined (grad_v needs simple eigenvalues)")
-        VhgV = V.conj().T @ gv
-        F = VhgV - (V.conj().T @ V) * np.real(np.diag(VhgV))[None, :]
-        Lc = lam.conj()
-        E = Lc[None, :] - Lc[:, None]
-        np.fill_diagonal(E, 1.0)
-        F = F / E
-        np.fill_diagonal(F, gl)
-        M = F
-    Vh = V.conj().T
-    gW = np.linalg.solve(Vh, M @ Vh)
-    return np.ascontiguousarray(np.real(gW), dtype=W.dtype)
-
-
 class SquareLinear(LinearBase):
-    """Base of the maps that need ``insize == outsize`` (raises ``ValueError`` naming ``outsize`` otherwise)."""
+    """Base of the maps that need ``insize == outsize`` (raises ``ValueError`` naming ``outsize`` otherwise).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> issubclass(L.SymmetricLinear, L.SquareLinear)
+    True
+    >>> try:
+    ...     L.SymmetricLinear(3, 2)
+    ... except ValueError as err:
+    ...     print("ValueError:", str(err).split(":")[0])
+    ...
+    ValueError: outsize
+    """
 
     square = True
-
-
-# ---------------------------------------------------------------------------- Householder product helper
-def _hprod_check(x, u, k):
-    x = as_float_array(x, "x", ndim=2, shape_hint="[batch, n]")
-    u = as_float_array(u, "u", ndim=1, shape_hint="[n]")
-    n = x.shape[1]
-    check_shape(u, "u", (n,), "[n] with n = x.shape[1]")
-    k = check_int(k, "k", minimum=1)
-    if k > n:
-        raise ValueError(f"k: expected 1 <= k <= n = {n}, got {k}")
-    if not np.any(u[n - k:]):
-        raise ValueError("u: expected a non-zero tail u[n-k:] (a zero Householder vector is undefined)")
-    dt = np.result_type(x.dtype, u.dtype)
-    return x.astype(dt, copy=False), u.astype(dt, copy=False), k
-
-
-def Hprod(x, u, k):
-    r"""Reflect the last ``k`` columns of the rows of ``x`` in the hyperplane orthogonal to ``v = u[n-k:]``.
-
-    .. math::
-
-        y = x H(\tilde v), \qquad H(\tilde v) = I - \frac{2 \tilde v \tilde v^\top}{\tilde v^\top \tilde v},
-        \qquad \tilde v = [0_{n-k};\ u_{n-k:}] .
-
-    :math:`H` is symmetric, orthogonal and an involution (:math:`H^2 = I`).  x is [batch, n], u is [n].
-    """
-    x, u, k = _hprod_check(x, u, k)
-    n = x.shape[1]
-    v = u[n - k:]
-    y = x.copy()
-    a = 2.0 * (x[:, n - k:] @ v) / (v @ v)
-    y[:, n - k:] -= np.outer(a, v)
-    return y
-
-
-def Hprod_vjp(grad_out, x, u, k):
-    r"""VJP of :func:`Hprod`: returns :math:`(\bar x, \bar u)`.
-
-    With :math:`c = v^\top v`, :math:`a_b = x_b\cdot v`, :math:`\beta_b = \bar g_b \cdot v` (tail columns):
-    :math:`\bar x = \bar g H` and
-    :math:`\bar v = \sum_b [-\tfrac2c(\beta_b x_b + a_b \bar g_b) + \tfrac{4 a_b\beta_b}{c^2} v]`, zero on the head.
-    """
-    x, u, k = _hprod_check(x, u, k)
-    g = as_float_array(grad_out, "grad_out", ndim=2, dtype=x.dtype)
-    check_shape(g, "grad_out", x.shape, "the shape of x")
-    n = x.shape[1]
-    v = u[n - k:]
-    c = v @ v
-    xt, gt = x[:, n - k:], g[:, n - k:]
-    a, beta = xt @ v, gt @ v
-    gx = g.copy()
-    gx[:, n - k:] -= np.outer(2.0 * beta / c, v)
-    gu = np.zeros_like(u)
-    gu[n - k:] = -(2.0 / c) * (xt.T @ beta + gt.T @ a) + (4.0 * (a @ beta) / c**2) * v
-    return gx, gu
-
-
-def straight_through_relu(x):
-    r"""Straight-through ReLU (neuromancer's ``IdentityGradReLU``): forward :math:`\max(x, 0)`."""
-    x = as_float_array(x, "x")
-    return np.maximum(x, 0.0)
-
-
-def straight_through_relu_vjp(grad_out, x):
-    r"""The straight-through gradient: :math:`\bar x = \bar y`, also where :math:`x < 0` (it is not relu's derivative)."""
-    x = as_float_array(x, "x")
-    g = as_float_array(grad_out, "grad_out", dtype=x.dtype)
-    check_shape(g, "grad_out", x.shape, "the shape of x")
-    return g.copy()

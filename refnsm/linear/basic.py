@@ -13,7 +13,8 @@ import math
 import numpy as np
 
 from .._checks import as_float_array, check_int, check_real, check_shape, resolve_rng
-from .base import LinearBase, check_bool, check_bounds, sigmoid
+from .base import LinearBase
+from .functional import check_bool, check_bounds, sigmoid
 
 __all__ = [
     "Linear",
@@ -62,6 +63,18 @@ class Linear(LinearBase):
     .. math:: W = A^\top, \qquad \partial A = G^\top .
 
     Guarantee: none, exact or soft (the reference point for the structured maps).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.Linear(3, 2, bias=True, rng=0)
+    >>> W = m.effective_W()
+    >>> x = np.ones((1, 3))
+    >>> np.allclose(m.forward(x), x @ W + m.params['bias'])
+    True
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 2)
     """
 
     def _init_bias(self, gen):
@@ -89,6 +102,17 @@ class IdentityInitLinear(Linear):
     r"""A :class:`Linear` map initialised to :math:`W = I_{n_\text{in}\times n_\text{out}}` and :math:`b = 0` (both trainable).
 
     Guarantee: :math:`W = I` at initialisation only.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.IdentityInitLinear(3, 3, rng=0)
+    >>> W = m.effective_W()
+    >>> np.array_equal(W, np.eye(3))
+    True
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 3)
     """
 
     def _init_params(self, gen):
@@ -101,6 +125,14 @@ class IdentityLinear(IdentityInitLinear):
     r"""The fixed map :math:`W = I_{n_\text{in}\times n_\text{out}}`, :math:`b = 0`: copies the first min(in, out) features
     and zero-pads the rest.  Nothing is trainable (``trainable == ()``; gradients are zeros).
     Guarantee (exact): W = I always.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.IdentityLinear(3, 4)
+    >>> m.forward(np.array([[1.0, 2.0, 3.0]]))   # copies, then zero-pads
+    array([[1., 2., 3., 0.]])
     """
 
     def _init_params(self, gen):
@@ -127,6 +159,16 @@ class BoundedNormLinear(Linear):
     :math:`\sum_k\sigma_k(A)`, gradient :math:`UV^\top` from the thin SVD: a subgradient, and not unique, when A is
     rank-deficient).  For :math:`\pm\infty` the gradient is shared equally among tied entries (torch's
     ``amax``/``amin`` rule).
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.BoundedNormLinear(3, 3, rng=0)
+    >>> W = m.effective_W()
+    >>> float(m.reg_error()) >= 0.0   # the soft bound's penalty
+    True
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 3)
     """
 
     exact = False
@@ -184,6 +226,17 @@ class NonNegativeLinear(LinearBase):
     .. math:: W = \mathrm{relu}(P), \qquad \partial P = G \odot \mathbb 1[P > 0].
 
     Guarantee (exact): :math:`W \ge 0` elementwise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.NonNegativeLinear(3, 2, rng=0)
+    >>> W = m.effective_W()
+    >>> bool((W >= 0).all())
+    True
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 2)
     """
 
     def _init_params(self, gen):
@@ -206,6 +259,17 @@ class SplitLinear(LinearBase):
               \partial C = -G\odot\mathbb 1[C>0].
 
     Guarantee: none (W has arbitrary signs; no "regular splitting" property is enforced).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.SplitLinear(3, 2, rng=0)
+    >>> W = m.effective_W()
+    >>> W.shape
+    (3, 2)
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 2)
     """
 
     def _init_params(self, gen):
@@ -239,6 +303,17 @@ class LassoLinear(LinearBase):
     :meth:`project` applies the projection :math:`u \leftarrow \max(u, 0)`, :math:`v \leftarrow \max(v, 0)`
     (projected gradient descent).  ``compat="neuromancer"``: ``forward`` projects the parameters in place before
     computing y, as neuromancer does; by default ``forward`` never mutates the parameters.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.LassoLinear(3, 2, rng=0)
+    >>> W = m.effective_W()
+    >>> float(m.reg_error()) > 0.0   # the L1 penalty
+    True
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 2)
     """
 
     exact = False
@@ -287,6 +362,17 @@ class LassoLinearRELU(LinearBase):
 
     Guarantee (soft): sparsity is encouraged by the L1 penalty, not enforced.  Same initialisation as
     :class:`LassoLinear`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.LassoLinearRELU(3, 2, rng=0)
+    >>> W = m.effective_W()
+    >>> W.shape
+    (3, 2)
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 2)
     """
 
     exact = False
@@ -345,6 +431,17 @@ class L0Linear(LinearBase):
     :math:`1 - Q_{ij}` is the probability that gate (i, j) is non-zero.  ``compat="neuromancer"`` returns
     :math:`+\mathcal R` (a log-prior, <= 0), which neuromancer adds to the loss with the wrong sign.
     Guarantee (soft; stochastic in training mode): sparsity is encouraged by the penalty, not enforced.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.L0Linear(3, 2, rng=0)
+    >>> W = m.effective_W()
+    >>> W.shape
+    (3, 2)
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 2)
     """
 
     exact = False

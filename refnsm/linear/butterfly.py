@@ -25,7 +25,8 @@ import math
 import numpy as np
 
 from . import _kernels
-from .base import LinearBase, check_bool
+from .base import LinearBase
+from .functional import check_bool
 
 __all__ = ["ButterflyLinear", "Butterfly"]
 
@@ -45,6 +46,17 @@ class ButterflyLinear(LinearBase):
     Bias: by default a per-output ``bias`` (1, outsize).  ``compat="neuromancer"``: neuromancer's bias, a single
     scalar ``linmap.bias`` of shape (1,) added to every output, and ``effective_W()`` = :math:`W + b\mathbf 1\mathbf 1^\top`
     (neuromancer's ``linmap(I)``).  ``complex=True`` is not supported (neuromancer's cannot run it either).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.ButterflyLinear(4, 4, rng=0)
+    >>> W = m.effective_W()
+    >>> W.shape
+    (4, 4)
+    >>> m.forward(np.ones((2, 4))).shape
+    (2, 4)
     """
 
     _twiddle_key = "linmap.twiddle"  #: the state_dict key of the twiddles (neuromancer's ButterflyLinear.linmap)

@@ -18,7 +18,8 @@ import numpy as np
 
 from .._checks import as_float_array, check_int, check_real, check_shape
 from . import _kernels
-from .base import LinearBase, SquareLinear, check_bounds, sigmoid
+from .base import LinearBase, SquareLinear
+from .functional import check_bounds, sigmoid
 
 __all__ = ["OrthogonalLinear", "SpectralLinear", "SymmetricSpectralLinear", "SchurDecompositionLinear",
            "householder_matrix", "householder_matrix_vjp"]
@@ -90,6 +91,14 @@ def householder_matrix(U, k=None, reverse=False):
     ValueError
         A wrong rank, too few rows for ``k``, ``k > n``, NaN/Inf, or a reflector vector that is zero or whose
         squared norm under- or overflows (see ``_REFLECTOR_SQNORM_RANGE``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> Q = L.householder_matrix(np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0]]), k=2)
+    >>> np.allclose(Q @ Q.T, np.eye(3))
+    True
     """
     U, k, order = _chain_args(U, k, reverse)
     return _householder_matrix(U, order)
@@ -109,6 +118,15 @@ def householder_matrix_vjp(dQ, Q, U, k=None, reverse=False):
     [n, n] and are not modified.  Returns an array of ``U``'s shape and dtype whose strict lower triangle, and
     rows from ``k`` on, are 0.  Raises ``ValueError`` as :func:`householder_matrix`, and for ``dQ`` or ``Q`` of
     the wrong shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> U = np.array([[1.0, 1.0, 0.0]])
+    >>> Q = L.householder_matrix(U, k=1)
+    >>> L.householder_matrix_vjp(np.ones((3, 3)), Q, U, k=1).shape
+    (1, 3)
     """
     U, k, order = _chain_args(U, k, reverse)
     n = U.shape[1]
@@ -150,6 +168,17 @@ class OrthogonalLinear(SquareLinear):
     ``compat="neuromancer"``: ``effective_W()`` returns :math:`Q + \mathbf 1 b`, neuromancer's ``forward(I)`` (the bias
     folded into every row), which is not orthogonal when b != 0.  ``forward`` is :math:`xQ + b` in both modes.
     (neuromancer's own map crashes with the default bias=False.)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.OrthogonalLinear(3, 3, rng=0)
+    >>> W = m.effective_W()
+    >>> np.allclose(W @ W.T, np.eye(3))
+    True
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 3)
     """
 
     def _init_params(self, gen):
@@ -198,6 +227,18 @@ class SpectralLinear(LinearBase):
     ``compat="neuromancer"``: a trainable ``bias`` (outsize,) of zeros exists even when bias=False, and
     ``effective_W()`` includes the bias (neuromancer's ``forward(I)``).  By default bias follows ``bias`` and
     ``effective_W()`` is :math:`Q_U\Sigma Q_V` exactly.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.SpectralLinear(4, 3, rng=0)
+    >>> W = m.effective_W()
+    >>> s = np.linalg.svd(W, compute_uv=False)
+    >>> bool(((s > 0.1) & (s < 1.0)).all())   # exactly inside (sigma_min, sigma_max)
+    True
+    >>> m.forward(np.ones((2, 4))).shape
+    (2, 3)
     """
 
     def __init__(self, insize, outsize, bias=False, *, n_U_reflectors=None, n_V_reflectors=None, sigma_min=0.1,
@@ -359,6 +400,18 @@ class SymmetricSpectralLinear(SpectralLinear):
     Guarantee (exact): :math:`W = W^\top`, its eigenvalues are exactly :math:`s \in (\sigma_\min, \sigma_\max)`
     (symmetric positive definite when :math:`\sigma_\min \ge 0`).  ``compat="neuromancer"``: as
     :class:`SpectralLinear` (a bias always exists and is folded into ``effective_W``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.SymmetricSpectralLinear(3, 3, rng=0)
+    >>> W = m.effective_W()
+    >>> ev = np.linalg.eigvalsh(W)
+    >>> np.allclose(W, W.T), bool(((ev > 0.1) & (ev < 1.0)).all())
+    (True, True)
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 3)
     """
 
     square = True
@@ -421,6 +474,17 @@ class SchurDecompositionLinear(SquareLinear):
     Guarantee (exact): the eigenvalues of W are exactly :math:`\gamma_k e^{\pm i\theta_k}`; W is normal.
     neuromancer's class is unusable (it crashes, its T is detached from theta and gamma, and its formula cancels
     Q), so there is no ``compat`` mode.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.SchurDecompositionLinear(4, 4, rng=0)
+    >>> W = m.effective_W()
+    >>> np.round(np.abs(np.linalg.eigvals(W)), 6)   # |gamma_k e^(i theta_k)| = gamma_k = 1 at init
+    array([1., 1., 1., 1.])
+    >>> m.forward(np.ones((2, 4))).shape
+    (2, 4)
     """
 
     def __init__(self, insize, outsize, bias=False, *, l2=1e-2, **kw):

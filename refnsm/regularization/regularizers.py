@@ -101,6 +101,16 @@ class BaseRegularization:
         attributes (``priority`` None -> 10, ``load_state`` None -> ``save_state``).  refnsm has no trainer
         or checkpoints, so they change nothing; ``name`` defaults to the class name (upstream appends
         ``<instance counter>``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> reg = R.L1({"W": np.array([[1.0, -2.0]])})
+    >>> isinstance(reg, R.BaseRegularization)
+    True
+    >>> float(reg.forward()), reg.backward()["W"]
+    (2.0, array([[ 0., -1.]]))
     """
 
     DEFAULT_PRIORITY = 10
@@ -193,6 +203,15 @@ class RegularizationList(BaseRegularization):
     ``params`` holds each distinct array once (identity, like ``torch.nn.Module.parameters()``), keyed
     ``'<child index>.<child key>'`` after the first child that has it; the gradient of an array shared by
     several children is the sum of their gradients.  An empty list has loss 0 and no gradients.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> W = np.array([[1.0, -2.0]])
+    >>> regs = R.RegularizationList([R.L1({"W": W}), R.L2({"W": W}, Lambda=0.5)])
+    >>> round(float(regs.forward()), 6)   # the sum of the terms
+    3.118034
     """
 
     def __init__(self, regularizations: Iterable[BaseRegularization] | None = None, optimizer=None, *,
@@ -258,6 +277,14 @@ class Lp(BaseRegularization):
 
     Gradients follow torch at ties and zeros (split equally among tied max columns/rows/entries, mean over
     tied top singular pairs; 0 at a zero vector).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> reg = R.Lp({"W": np.array([[3.0, 4.0]])}, p=2)
+    >>> float(reg.forward())
+    5.0
     """
 
     def __init__(self, params, Lambda: float = 1.0, p=1, *, mode: str = "neurotorch", frozen=(), **kwargs):
@@ -289,14 +316,32 @@ class Lp(BaseRegularization):
 
 
 class L1(Lp):
-    """:class:`Lp` with ``p=1`` (for a matrix: the largest absolute column sum, in mode 'neurotorch')."""
+    """:class:`Lp` with ``p=1`` (for a matrix: the largest absolute column sum, in mode 'neurotorch').
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> reg = R.L1({"W": np.array([[1.0, -2.0]])}, Lambda=0.5)
+    >>> float(reg.forward())   # Lambda times the matrix 1-norm (largest column sum), as torch.linalg.norm
+    1.0
+    """
 
     def __init__(self, params, Lambda: float = 1.0, *, mode: str = "neurotorch", frozen=(), **kwargs):
         super().__init__(params, Lambda, 1, mode=mode, frozen=frozen, **kwargs)
 
 
 class L2(Lp):
-    """:class:`Lp` with ``p=2`` (for a matrix: the spectral norm, not squared, in mode 'neurotorch')."""
+    """:class:`Lp` with ``p=2`` (for a matrix: the spectral norm, not squared, in mode 'neurotorch').
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> reg = R.L2({"W": np.array([[3.0, 4.0]])})
+    >>> float(reg.forward())
+    5.0
+    """
 
     def __init__(self, params, Lambda: float = 1.0, *, mode: str = "neurotorch", frozen=(), **kwargs):
         super().__init__(params, Lambda, 2, mode=mode, frozen=frozen, **kwargs)
@@ -348,6 +393,15 @@ class DaleLawL2(BaseRegularization):
         'neurotorch': unmatched parameters/references are dropped (upstream's ``zip``), and a generated reference is
         the exact one of neurotorch's ``dale_`` (:func:`refnsm.regularization.dale_torch`; square parameters only,
         ``rng`` an int seed or None, as upstream's ``seed``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> W = np.array([[1.0, -1.0], [2.0, -0.5]])
+    >>> reg = R.DaleLawL2({"W": W}, alpha=0.0, reference_weights=[np.array([[1.0, -1.0], [1.0, -1.0]])])
+    >>> round(float(reg.forward()), 6), reg.backward()["W"].shape
+    (-4.5, (2, 2))
     """
 
     def __init__(self, params, alpha: float = 0.8, reference_weights=None, Lambda: float = 1.0, optimizer=None, *,
@@ -411,7 +465,17 @@ class DaleLawL2(BaseRegularization):
 
 class DaleLaw(DaleLawL2):
     r"""neurotorch's ``DaleLaw`` = :class:`DaleLawL2` with :math:`\alpha=0`:
-    :math:`-\Lambda\sum_k\langle W_k, \mathrm{sign}(R_k)\rangle`, gradient :math:`-\Lambda S_k`."""
+    :math:`-\Lambda\sum_k\langle W_k, \mathrm{sign}(R_k)\rangle`, gradient :math:`-\Lambda S_k`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> W = np.array([[1.0, -1.0], [2.0, -0.5]])
+    >>> reg = R.DaleLaw({"W": W}, reference_weights=[np.sign(W)])
+    >>> round(float(reg.forward()), 6)
+    -4.5
+    """
 
     def __init__(self, params, reference_weights=None, Lambda: float = 1.0, **kwargs):
         if "alpha" in kwargs:
@@ -429,6 +493,16 @@ class ExcRatioTargetRegularization(BaseRegularization):
     ``sign_func_grad``.  :math:`(m_k+1)/2` is the soft excitatory ratio reported by
     :meth:`get_params_exc_ratio`.  Parameters of any shape.  ``optimizer`` and neurotorch's callback arguments
     as in :class:`BaseRegularization`.
+    (then the gradient is identically 0).  :math:`(m_k+1)/2` is the soft excitatory ratio reported by
+    :meth:`get_params_exc_ratio`.  Parameters of any shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> reg = R.ExcRatioTargetRegularization({"W": np.array([[5.0, 5.0, -5.0, 5.0]])}, exc_target_ratio=0.75, sign_func="sign")
+    >>> float(reg.forward())   # three of four weights are excitatory
+    0.0
     """
 
     def __init__(self, params, exc_target_ratio: float = 0.8, Lambda: float = 1.0, *,
@@ -472,7 +546,16 @@ class ExcRatioTargetRegularization(BaseRegularization):
 
 class InhRatioTargetRegularization(ExcRatioTargetRegularization):
     r"""neurotorch's ``InhRatioTargetRegularization``: :class:`ExcRatioTargetRegularization` with
-    :math:`t = 1 - \text{inh\_target\_ratio}` (the same loss).  Unlike upstream, ``sign_func`` is accepted."""
+    :math:`t = 1 - \text{inh\_target\_ratio}` (the same loss).  Unlike upstream, ``sign_func`` is accepted.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> reg = R.InhRatioTargetRegularization({"W": np.array([[5.0, 5.0, -5.0, 5.0]])}, inh_target_ratio=0.25, sign_func="sign")
+    >>> float(reg.forward())
+    0.0
+    """
 
     def __init__(self, params, inh_target_ratio: float = 0.2, Lambda: float = 1.0, *,
                  sign_func="softsign", sign_func_grad=None, frozen=(), **kwargs):
@@ -488,7 +571,17 @@ class InhRatioTargetRegularization(ExcRatioTargetRegularization):
 class WeightsDistance(BaseRegularization):
     r"""neurotorch's ``WeightsDistance``: :math:`\Lambda\sum_k \|\,|P_k - R_k|\,\|_p` with the norms of
     :class:`Lp` (matrix norms for 2-D).  The references are copied at construction and not trained.
-    Gradient: :math:`\Lambda(\partial\|D\|_p/\partial D)\odot\mathrm{sign}(P_k-R_k)`, 0 where :math:`P_k=R_k`."""
+    Gradient: :math:`\Lambda(\partial\|D\|_p/\partial D)\odot\mathrm{sign}(P_k-R_k)`, 0 where :math:`P_k=R_k`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> W = np.array([[1.0, 2.0]])
+    >>> reg = R.WeightsDistance({"W": W}, reference_weights=[np.zeros((1, 2))], p=1)
+    >>> float(reg.forward())
+    2.0
+    """
 
     def __init__(self, params, reference_weights, Lambda: float = 1.0, p=1, *, mode: str = "neurotorch",
                  compat=None, frozen=(), **kwargs):
@@ -532,6 +625,15 @@ class SGD:
     params : dict of str to ndarray
         The arrays to update (held by reference), e.g. ``reg.trainable()`` or your model's parameter dict.
     lr : float > 0
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> params = {"W": np.array([[1.0, -2.0]])}
+    >>> R.SGD(params, lr=0.1).step({"W": np.array([[1.0, 1.0]])})
+    >>> params["W"]
+    array([[ 0.9, -2.1]])
     """
 
     def __init__(self, params: Mapping, lr: float):
@@ -586,6 +688,15 @@ def regularization_step(reg: BaseRegularization, optimizer: SGD | None = None, *
 
     In neurotorch's trainer this step runs *after* the main optimizer's step on the same batch (split step);
     adding ``reg.backward()`` to the task gradient before one step is the joint alternative.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> params = {"W": np.array([[1.0, -2.0]])}
+    >>> loss = R.regularization_step(R.L1(params), lr=0.1)   # one SGD step on the penalty
+    >>> float(loss), params["W"]
+    (2.0, array([[ 1. , -1.9]]))
     """
     if not isinstance(reg, BaseRegularization):
         raise TypeError(f"reg: expected a regularizer, got {_checks._describe(reg)}")
