@@ -160,6 +160,16 @@ class Butterfly(ButterflyLinear):
     ``compat="neuromancer"``: the bias is a single scalar of shape (1,) added to every output, which is what
     neuromancer's ``torch.Tensor((out_size,))`` creates (a tensor holding the *value* out_size, not a tensor of that
     shape); the same bug gives ``ButterflyLinear`` its scalar bias.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm.linear import Butterfly
+    >>> b = Butterfly(4, 4, rng=0)
+    >>> sorted(b.params), b.params["twiddle"].shape, b.params["bias"].shape
+    (['bias', 'twiddle'], (1, 3, 2, 2), (4,))
+    >>> b.forward(np.ones((2, 4))).shape
+    (2, 4)
     """
 
     _twiddle_key = "twiddle"

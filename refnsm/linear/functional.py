@@ -79,6 +79,17 @@ def eig_vjp(grad_w, grad_v, W, *, rtol: float = 1e-10):
     gauge-invariant information, so a loss that depends on the eigenvectors' phase has no gradient (as torch).
     Degenerate case: with repeated eigenvalues (relative gap below ``rtol``) the eigenvector term is undefined and
     ``grad_v`` raises ``ValueError``; the eigenvalue term alone still needs V invertible (a defective W raises).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm.linear import eig_vjp
+    >>> W = np.array([[2.0, 1.0], [0.0, 3.0]])
+    >>> np.linalg.eigvals(W)
+    array([2., 3.])
+    >>> eig_vjp(np.array([1.0, 0.0]), None, W)   # d(lambda_1)/dW = u v^T / (u^T v), u = (1, -1), v = (1, 0)
+    array([[ 1.,  0.],
+           [-1.,  0.]])
     """
     W = as_float_array(W, "W", ndim=2, shape_hint="[n, n]")
     n = W.shape[0]

@@ -82,7 +82,18 @@ class _Optimizer:
 
 class SGD(_Optimizer):
     """``torch.optim.SGD`` in NumPy: ``SGD(params, lr, momentum=0, dampening=0, weight_decay=0, nesterov=False,
-    maximize=False)``; :meth:`step` takes ``{key: gradient}`` and updates ``params`` in place."""
+    maximize=False)``; :meth:`step` takes ``{key: gradient}`` and updates ``params`` in place.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm.similarity import SGD
+    >>> p = np.array([1.0, -2.0])
+    >>> opt = SGD({"p": p}, lr=0.1, momentum=0.9)
+    >>> opt.step({"p": np.ones(2)}); opt.step({"p": np.ones(2)})   # momentum buffer 1, then 1.9
+    >>> p
+    array([ 0.71, -2.29])
+    """
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False):
@@ -114,7 +125,17 @@ class SGD(_Optimizer):
 
 class Adam(_Optimizer):
     """``torch.optim.Adam`` in NumPy: ``Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
-    amsgrad=False, maximize=False)`` (L2 ``weight_decay`` added to the gradient, as torch's Adam, not AdamW)."""
+    amsgrad=False, maximize=False)`` (L2 ``weight_decay`` added to the gradient, as torch's Adam, not AdamW).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm.similarity import Adam
+    >>> p = np.array([1.0, -2.0])
+    >>> Adam({"p": p}, lr=0.1).step({"p": np.array([0.5, -3.0])})   # the first step is lr * sign(g)
+    >>> np.round(p, 6)
+    array([ 0.9, -1.9])
+    """
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
                  amsgrad: bool = False, maximize: bool = False):
@@ -181,7 +202,17 @@ class _Scheduler:
 
 class StepLR(_Scheduler):
     """``torch.optim.lr_scheduler.StepLR(optimizer, step_size, gamma=0.1)``: multiply the learning rate by ``gamma``
-    every ``step_size`` scheduler steps (torch's chainable form)."""
+    every ``step_size`` scheduler steps (torch's chainable form).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm.similarity import SGD, StepLR
+    >>> opt = SGD({"p": np.zeros(1)}, lr=1.0)
+    >>> sched = StepLR(opt, step_size=2, gamma=0.5)
+    >>> [(sched.step(), opt.lr)[1] for _ in range(4)]
+    [1.0, 0.5, 0.5, 0.25]
+    """
 
     def __init__(self, optimizer, step_size: int, gamma: float = 0.1):
         self.step_size = C.check_int(step_size, "step_size", minimum=1)
@@ -194,7 +225,17 @@ class StepLR(_Scheduler):
 
 class ExponentialLR(_Scheduler):
     """``torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma)``: multiply the learning rate by ``gamma`` at every
-    scheduler step."""
+    scheduler step.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm.similarity import SGD, ExponentialLR
+    >>> opt = SGD({"p": np.zeros(1)}, lr=1.0)
+    >>> sched = ExponentialLR(opt, gamma=0.5)
+    >>> [(sched.step(), opt.lr)[1] for _ in range(3)]
+    [0.5, 0.25, 0.125]
+    """
 
     def __init__(self, optimizer, gamma: float):
         self.gamma = C.check_real(gamma, "gamma", nonnegative=True)
@@ -213,7 +254,24 @@ class IterationModule:
     """pynsm's ``IterationModule``: ``forward(*args)`` calls :meth:`iteration` until ``max_iterations`` steps, a
     truthy ``"iteration"`` hook or :meth:`converged` (see the module docstring for the exact order).  Override
     :meth:`iteration` (required), :meth:`converged`, :meth:`pre_iteration` and :meth:`post_iteration` (its return
-    value is ``forward``'s)."""
+    value is ``forward``'s).
+
+    Examples
+    --------
+    >>> from refnsm.similarity import IterationModule
+    >>> class Halve(IterationModule):          # x <- x / 2 until below 1
+    ...     def pre_iteration(self, x):
+    ...         self.x = float(x)
+    ...     def iteration(self, x):
+    ...         self.x /= 2
+    ...     def converged(self, x):
+    ...         return self.x < 1
+    ...     def post_iteration(self, x):
+    ...         return self.x
+    >>> m = Halve(max_iterations=100)
+    >>> m(10.0), m.iteration_idx
+    (0.625, 3)
+    """
 
     def __init__(self, max_iterations: int = 1000):
         self.max_iterations = C.check_int(max_iterations, "max_iterations", minimum=0)
@@ -284,6 +342,24 @@ class IterationLossModule(IterationModule):
     Override :meth:`iteration_parameters` (a dict of arrays the loop updates in place) and either
     :meth:`iteration_loss` (returning ``(loss, grads)``, the hand-derived gradient of the loss with respect to
     each iteration parameter) or :meth:`iteration_set_gradients` (returning the gradients directly).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm.similarity import IterationLossModule
+    >>> class Quadratic(IterationLossModule):  # minimise |y - c|^2 / 2 from y = 0
+    ...     def pre_iteration(self, c):
+    ...         self.y = np.zeros_like(c)
+    ...         super().pre_iteration(c)
+    ...     def iteration_parameters(self):
+    ...         return {"y": self.y}
+    ...     def iteration_loss(self, c):
+    ...         return 0.5 * np.sum((self.y - c) ** 2), {"y": self.y - c}
+    ...     def post_iteration(self, c):
+    ...         return self.y.copy()
+    >>> m = Quadratic(iteration_optimizer="adam", iteration_lr=0.1, max_iterations=300)
+    >>> np.round(m(np.array([1.0, -2.0])), 3)
+    array([ 1., -2.])
     """
 
     def __init__(self, iteration_optimizer="sgd", iteration_scheduler=None, iteration_lr: float = 1.0,

@@ -30,6 +30,16 @@ def extract_embeddings(model, loader: Iterable, progress: Callable | None = None
     Returns
     -------
     SimpleNamespace with ``output`` (the outputs concatenated along axis 0) and ``label`` (the labels likewise).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm.similarity import Linear, SimilarityMatching, extract_embeddings
+    >>> model = SimilarityMatching(Linear(4, 2, rng=0), 2)
+    >>> batches = [(np.ones((3, 4)), np.array([0, 1, 0])), (np.zeros((2, 4)), np.array([1, 1]))]
+    >>> out = extract_embeddings(model, batches)
+    >>> out.output.shape, out.label
+    ((5, 2), array([0, 1, 0, 1, 1]))
     """
     run = getattr(model, "forward", model)
     if not callable(run):
