@@ -33,7 +33,7 @@ Baselines (:mod:`refnsm.hopfield.classical`): :func:`hebbian_weights`, :func:`cl
 :func:`classical_energy` (Hopfield 1982) and :func:`dense_update`, :func:`dense_energy` (Krotov & Hopfield 2016).
 
 Differences from ngclearn (energy reading, contrastive negative phase at beta=1, p_conn ignored, silent fall-backs)
-are listed in ``docs/differences_hopfield.md``; ``compat="ngclearn"`` reproduces the first two.
+are listed in ``docs/upstream_differences.md`` (section ngclearn); ``compat="ngclearn"`` reproduces the first two.
 """
 
 from .classical import (
@@ -57,10 +57,12 @@ from .modern import (
     retrieve,
     retrieve_vjp,
 )
+from . import initializers
 from .synapse import HopfieldSynapse
 
 __all__ = [
     "HopfieldSynapse",
+    "initializers",
     "Retrieval",
     "IterateResult",
     "retrieve",

@@ -85,6 +85,14 @@ class Encoder:
     * ``_encode(x) -> (U, cache, public_shape)``: ``U`` is the encoding in the sample-major layout ``[B*S, m]``
       (one row per sample and spatial position);
     * ``_vjp(G, cache, need_input) -> (grad_x or None, grads)``: ``G`` is ``dL/du`` in the same layout.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> enc = sim.Linear(3, 2, rng=0)
+    >>> isinstance(enc, sim.Encoder), sorted(enc.params)
+    (True, ['bias', 'weight'])
     """
 
     out_channels: int | None = None
@@ -187,6 +195,16 @@ class Linear(Encoder):
     weight, bias_value : array_like, optional
         Explicit initial values (copied), e.g. from a torch module.
     dtype : float32 or float64
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> enc = sim.Linear(3, 2, weight=np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]), bias_value=np.zeros(2))
+    >>> enc.forward(np.array([[1.0, 2.0, 3.0]]))   # x W^T + b
+    array([[1., 5.]])
+    >>> enc.backward(np.ones((1, 2)))              # dL/dx; enc.grads holds dL/dW, dL/db
+    array([[1., 1., 1.]])
     """
 
     def __init__(self, in_features, out_features, bias=True, *, rng=None, weight=None, bias_value=None,
@@ -249,6 +267,15 @@ class Conv2d(Encoder):
     weight, bias_value : array_like, optional
         Explicit initial values (copied).
     dtype : float32 or float64
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> enc = sim.Conv2d(1, 4, 3, stride=1, padding=1, rng=0)
+    >>> u = enc.forward(np.ones((2, 1, 5, 5)))    # [B, C_in, H, W] -> [B, out_channels, H', W']
+    >>> u.shape
+    (2, 4, 5, 5)
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True, *,
@@ -326,7 +353,14 @@ class Conv2d(Encoder):
 class Identity(Encoder):
     """``u = x`` (``torch.nn.Identity``): the input already has the layout ``[B, m, S1..Sk]``; no parameters.
 
-    The circuits never write to the caller's array (pynsm's in-place sum overwrites it, spec §5.1c).
+    The circuits never write to the caller's array (pynsm's in-place sum overwrites it, ``docs/upstream_differences.md``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> sim.Identity().forward(np.array([[1.0, 2.0]]))
+    array([[1., 2.]])
     """
 
     out_channels = None

@@ -27,7 +27,7 @@ from ._kernels import BCE, GAUSSIAN, L1, LINEAR, MSE, NEAR, POLYNOMIAL, SIGMOID
 __all__ = [
     "row_sqnorms", "kernel_from_gram", "kernel_forward", "kernel_vjp", "similarity_forward", "similarity_vjp",
     "pairwise_loss", "pairwise_loss_grad", "label_matrix", "in_unit_interval", "spike_similar_loss_fused",
-    "cross_entropy_steps", "gram_matrix",
+    "cross_entropy_steps", "gram_matrix", "time_mean", "broadcast_time", "mse_to_constant", "firing_rate_mse",
     "LINEAR", "POLYNOMIAL", "SIGMOID", "GAUSSIAN", "MSE", "L1", "BCE",
 ]
 
@@ -592,3 +592,114 @@ def cross_entropy_steps(x, target, ignore_index, g, want_grad):
     b, t = prim.grid1(T * N * S)
     _k(x)["ce_steps"][b, t](x, target, ignore_index, g / count, bool(want_grad), terms, gdev)
     return prim.sum_reduce(terms) / count, grad, count
+
+
+@lru_cache(maxsize=None)
+def _time_kernels(dtype):
+    """Kernels of the time-mean losses for one float dtype (constants cast to it, as the CPU kernels do)."""
+    ft = prim._FT[np.dtype(dtype)]
+    zero, one = ft(0.0), ft(1.0)
+
+    @cuda.jit
+    def mean_over_time(xs, tt, out):
+        # out[k] = (sum_t xs[t, k]) / T, the sum in the dtype over t in order (CPU: time_mean); tt = T in the dtype
+        k = cuda.grid(1)
+        if k < out.shape[0]:
+            acc = zero
+            for t in range(xs.shape[0]):
+                acc += xs[t, k]
+            out[k] = acc / tt
+
+    @cuda.jit
+    def repeat_over_time(flat, tt, out):
+        # out[t, k] = flat[k] / T (CPU: broadcast_time); one thread per element
+        q = cuda.grid(1)
+        K = flat.shape[0]
+        if q < out.shape[0] * K:
+            out[q // K, q % K] = flat[q % K] / tt
+
+    @cuda.jit
+    def mse_terms(flat, ph, g, n, want_grad, terms, grad):
+        # terms[k] = (y_k - phi)^2 formed in the dtype, as float64; grad[k] = 2 (y_k - phi) g / n in float64
+        k = cuda.grid(1)
+        if k < flat.shape[0]:
+            d = flat[k] - ph
+            terms[k] = float(d * d)
+            if want_grad:
+                grad[k] = 2.0 * float(d) * g / n
+
+    @cuda.jit
+    def rate_terms(fr, labels, d, terms):
+        # d[n, c] = fr[n, c] - onehot (in the dtype); terms = float(d)^2
+        c, n = cuda.grid(2)
+        C = fr.shape[1]
+        if n < fr.shape[0] and c < C:
+            dd = fr[n, c] - (one if labels[n] == c else zero)
+            d[n, c] = dd
+            terms[n * C + c] = float(dd) * float(dd)
+
+    @cuda.jit
+    def rate_grad(d, scale, grad):
+        # grad[t, n, c] = d[n, c] * scale (float64), stored in the dtype
+        q = cuda.grid(1)
+        N, C = d.shape[0], d.shape[1]
+        if q < grad.shape[0] * N * C:
+            r = q % (N * C)
+            grad[q // (N * C), r // C, r % C] = float(d[r // C, r % C]) * scale
+
+    return dict(mean_over_time=mean_over_time, repeat_over_time=repeat_over_time, mse_terms=mse_terms,
+                rate_terms=rate_terms, rate_grad=rate_grad)
+
+
+def time_mean(x):
+    """Twin of ``_kernels.time_mean``: the mean over the leading (time) axis, summed in the input dtype."""
+    T = x.shape[0]
+    K = x.size // T if T else 0
+    out = _empty(tuple(x.shape)[1:], x.dtype)
+    if K:
+        b, t = prim.grid1(K)
+        _time_kernels(x.dtype)["mean_over_time"][b, t](x.reshape(T, K), prim._FT[np.dtype(x.dtype)](T),
+                                                       out.reshape(K))
+    return out
+
+
+def broadcast_time(grad_mean, T):
+    """Twin of ``_kernels.broadcast_time``: ``grad_mean / T`` repeated over T leading steps."""
+    K = grad_mean.size
+    out = _empty((T,) + tuple(grad_mean.shape), grad_mean.dtype)
+    if T * K:
+        b, t = prim.grid1(T * K)
+        _time_kernels(grad_mean.dtype)["repeat_over_time"][b, t](grad_mean.reshape(K),
+                                                                 prim._FT[np.dtype(grad_mean.dtype)](T),
+                                                                 out.reshape(T, K))
+    return out
+
+
+def mse_to_constant(y, phi, g, want_grad):
+    """Twin of ``_kernels.mse_to_constant``: (mean (y - phi)^2 as a float, g 2 (y - phi) / numel flat or empty)."""
+    n = y.size
+    flat = y.reshape(n)
+    terms = _empty(n, np.float64)
+    grad = _empty(n if want_grad else 0, y.dtype)
+    if n:
+        b, t = prim.grid1(n)
+        _time_kernels(y.dtype)["mse_terms"][b, t](flat, prim._FT[np.dtype(y.dtype)](phi), float(g), float(n),
+                                                  bool(want_grad), terms, grad if want_grad else terms)
+    return prim.sum_reduce(terms) / n, grad
+
+
+def firing_rate_mse(spikes, labels, g, want_grad):
+    """Twin of ``_kernels.firing_rate_mse``: (mean over [N, C] of (mean_t spikes - onehot)^2, its gradient [T, N, C]
+    or an empty array); ``labels`` an int64 device vector."""
+    T, N, C = spikes.shape
+    kk = _time_kernels(spikes.dtype)
+    fr = time_mean(spikes)
+    d = _empty((N, C), spikes.dtype)
+    terms = _empty(N * C, np.float64)
+    b, t = prim.grid2(N, C)
+    kk["rate_terms"][b, t](fr, labels, d, terms)
+    grad = _empty((T, N, C) if want_grad else (0, 0, 0), spikes.dtype)
+    if want_grad and grad.size:
+        b, t = prim.grid1(T * N * C)
+        kk["rate_grad"][b, t](d, 2.0 * g / (N * C * T), grad)
+    return prim.sum_reduce(terms) / (N * C), grad
