@@ -66,8 +66,10 @@ def cases() -> list:
                     [inp("w"), inp("reference"), p], grads=("w",), cot=None, difficulty="edge", hold=("w", "reference"),
                     targets="norm of |W - R| (induced for 2-D), zero gradient where W = R",
                     tolerance_reason="w and reference held in the conditioning estimate: the equal rows are exact")
-    out += pair(F, "weights_distance", "entrywise-p2", {"w": W, "reference": Rd}, [inp("w"), inp("reference"), 2],
-                {"mode": "entrywise"}, grads=("w",), cot=None, targets="entrywise mode")
+    out += pair(F, "weights_distance", "entrywise-p2-equal-rows", {"w": W, "reference": Rd}, [inp("w"), inp("reference"), 2],
+                {"mode": "entrywise"}, grads=("w",), cot=None, hold=("w", "reference"),
+                targets="entrywise mode; zero gradient where W = R",
+                tolerance_reason="w and reference held in the conditioning estimate: the equal rows are exact")
     # ---- regularizer objects: the value and the gradients of each parameter
     b = f32exact(g.normal(size=4))
     params = {"W": inp("W"), "b": inp("b")}
