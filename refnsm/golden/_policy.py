@@ -48,7 +48,7 @@ def ulp_distance(got: np.ndarray, exp: np.ndarray, dtype: str) -> float:
     """Largest distance in units of the last place of ``dtype`` (measured at the expected value)."""
     spacing = np.abs(np.spacing(exp.astype(dtype))).astype(np.float64)
     tiny = float(np.finfo(dtype).tiny)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         return float(np.max(np.abs(got - exp) / np.maximum(spacing, tiny))) if exp.size else 0.0
 
 
@@ -58,7 +58,8 @@ def compare(got, exp, scale: float, tol: float, dtype: str) -> dict:
     e = np.asarray(exp, dtype=np.float64)
     if e.size == 0:
         return {"passed": True, "max_abs": 0.0, "rel": 0.0, "normwise_rel": 0.0, "ulps": 0.0, "tol": tol}
-    diff = np.abs(g - e)
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(g - e)
     # same non-finite pattern (e.g. an expected +inf) counts as equal there
     same_nonfinite = ~np.isfinite(e) & (g == e)
     diff = np.where(same_nonfinite, 0.0, diff)
@@ -67,7 +68,9 @@ def compare(got, exp, scale: float, tol: float, dtype: str) -> dict:
     max_abs = float(diff.flat[k])
     ne = float(np.linalg.norm(e[np.isfinite(e)])) if np.isfinite(e).any() else 0.0
     finite = np.isfinite(diff)
-    normwise = float(np.linalg.norm(diff[finite]) / ne) if ne > 0 and finite.all() else (0.0 if max_abs == 0 else np.inf)
+    with np.errstate(over="ignore"):
+        normwise = (float(np.linalg.norm(diff[finite]) / ne) if ne > 0 and finite.all()
+                    else (0.0 if max_abs == 0 else np.inf))
     rel = max_abs / scale
     idx = tuple(int(i) for i in np.unravel_index(k, e.shape)) if e.ndim else ()
     return {

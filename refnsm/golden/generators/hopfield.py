@@ -31,6 +31,17 @@ def _vjp_terms(G, X, W, beta):
             "d_beta": float(np.sum(np.abs(X @ W) * Tt))}
 
 
+def _energy_terms(g, X, W, beta):
+    """d_beta of the energy is sum_b g_b (Ent(p_b) - log H) / beta^2 with Ent(p) = lse(beta s) - beta p.s, a
+    difference of two terms of size beta max|s| that cancel when p saturates: its scale is that of the terms."""
+    Z = beta * (X @ W)
+    A = _softmax(Z)
+    lse = np.log(np.sum(np.exp(Z - Z.max(axis=1, keepdims=True)), axis=1)) + Z.max(axis=1)
+    H = W.shape[1]
+    return {"d_beta": float(np.sum(np.abs(g) * (np.abs(lse) + np.sum(A * np.abs(Z), axis=1) + np.log(H)))
+                            / beta ** 2)}
+
+
 def cases() -> list:
     out = []
     g = rng(21)
@@ -77,9 +88,10 @@ def cases() -> list:
             ("saturated-beta60", W, beta_s, "hard", "lse without the max shift overflows", ())):
         xx = Xs if variant.startswith("saturated") else X
         out += pair(F, "energy", variant, {"X": xx, "W": w}, [inp("X"), inp("W"), beta], grads=("X", "W", "beta"),
-                    cot=ge, difficulty=diff, targets=tgt, hold=hold,
-                    tolerance_reason="W held in the conditioning estimate: perturbing it breaks the exact norm tie"
-                    if hold else "")
+                    cot=ge, difficulty=diff, targets=tgt, hold=hold, term_scale=_energy_terms(ge, xx, w, beta),
+                    tolerance_reason=("W held in the conditioning estimate: perturbing it breaks the exact norm tie. "
+                                      if hold else "") + "d_beta measured against the scale of the entropy's terms "
+                                                         "lse and beta p.s, which cancel when p saturates")
     out.append(value_case(F, "energy", "compat-ngclearn", {"X": X, "W": W}, [inp("X"), inp("W"), 2.0],
                           {"compat": "ngclearn"}, compat="ngclearn", targets="ngclearn's energy reading"))
     # ---- plasticity: delta and contrastive rules, evolve_step

@@ -63,11 +63,12 @@ def cases() -> list:
     Rd = f32exact(Rd)
     for p, tag in ((1, "1"), (2, "2"), (INF, "inf"), ("fro", "fro")):
         out += pair(F, "weights_distance", f"matrix-p{tag}-equal-rows", {"w": W, "reference": Rd},
-                    [inp("w"), inp("reference"), p], grads=("w",), cot=None, difficulty="edge", hold=("w", "reference"),
+                    [inp("w"), inp("reference"), p], grads=("w", "reference"), cot=None, difficulty="edge",
+                    hold=("w", "reference"),
                     targets="norm of |W - R| (induced for 2-D), zero gradient where W = R",
                     tolerance_reason="w and reference held in the conditioning estimate: the equal rows are exact")
     out += pair(F, "weights_distance", "entrywise-p2-equal-rows", {"w": W, "reference": Rd}, [inp("w"), inp("reference"), 2],
-                {"mode": "entrywise"}, grads=("w",), cot=None, hold=("w", "reference"),
+                {"mode": "entrywise"}, grads=("w", "reference"), cot=None, hold=("w", "reference"),
                 targets="entrywise mode; zero gradient where W = R",
                 tolerance_reason="w and reference held in the conditioning estimate: the equal rows are exact")
     # ---- regularizer objects: the value and the gradients of each parameter
