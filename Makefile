@@ -4,6 +4,7 @@
 #   make crosscheck  .venv-peers by ../shared/peers recipe (docs/crosscheck.md); runs tests/crosscheck/
 #   make demo        runs every tutorial in quick mode, writes figures/, prints what each reproduced
 #   make bench       runs benchmarks/ against the upstream libraries (needs .venv-peers)
+#   make golden      runs the golden suite on refnsm itself (both dtypes; docs/golden.md)
 PYTHON      ?= python3
 VENV        := .venv
 PEERS       := .venv-peers
@@ -13,7 +14,7 @@ PYTEST_ARGS ?=
 # The CUDA tests run on the GPU where there is one (nvidia-smi answers), else under Numba's CUDA simulator.
 CUDASIM     ?= $(shell nvidia-smi >/dev/null 2>&1 && echo 0 || echo 1)
 
-.PHONY: test crosscheck demo bench info clean venv peers
+.PHONY: test crosscheck demo bench info clean venv peers golden
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -47,6 +48,9 @@ crosscheck: peers
 
 demo: venv
 	$(PY) -m refnsm demo
+
+golden: venv
+	$(PY) -m refnsm golden verify --backend refnsm
 
 bench: peers
 	$(PEERS_PY) -m refnsm bench

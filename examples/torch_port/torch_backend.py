@@ -35,10 +35,10 @@ BUGS = {
     "delta_sum_not_mean": "delta rule summed over the batch instead of averaged",
     "tet_ignore_index_in_mean": "TET cross-entropy averaged over every position, ignored ones included",
     "tet_is_time_mean": "TET computed as the cross-entropy of the time-averaged logits",
-    "lp_matrix_entrywise": "matrix p=1 norm computed entrywise (sum |W|) instead of the induced norm",
+    "lp_matrix_entrywise": "matrix p=1 norm computed entrywise (sum of abs(W)) instead of the induced norm",
     "dale_sign0_is_one": "sign(0) = +1 for the Dale reference (R >= 0)",
     "dale_vjp_missing_2": "hand-written Dale VJP: alpha W instead of 2 alpha W",
-    "softsign_without_abs": "softsign x / (1 + x) instead of x / (1 + |x|)",
+    "softsign_without_abs": "softsign x / (1 + x) instead of x / (1 + abs(x))",
 }
 
 EPS_COSINE = 1e-8

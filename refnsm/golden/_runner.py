@@ -55,6 +55,7 @@ def load_backend(spec):
         loader = importlib.util.spec_from_file_location(modname, path)
         module = importlib.util.module_from_spec(loader)
         sys.modules[modname] = module
+        module.BACKEND_NAME = path.name  # the file may override it
         try:
             loader.loader.exec_module(module)
         except Exception as exc:
@@ -176,14 +177,15 @@ class CaseResult:
     def line(self) -> str:
         worst = ""
         if self.outputs:
-            k, o = max(self.outputs.items(), key=lambda kv: kv[1].get("rel", 0.0) / max(kv[1].get("tol", 1.0), 1e-300))
-            if "rel" in o:
-                worst = (f"  worst {k}: err {o['rel']:.2e} (tol {o['tol']:.1e}), max abs {o['max_abs']:.2e}, "
-                         f"normwise rel {o['normwise_rel']:.2e}, {o['ulps']:.3g} ulp")
-                if not o["passed"]:
-                    worst += f" at {tuple(o['worst_index'])}: got {o['got']}, expected {o['expected']}"
+            bad = {k: o for k, o in self.outputs.items() if not o["passed"]} or self.outputs
+            k, o = max(bad.items(), key=lambda kv: kv[1]["rel"] / max(kv[1]["tol"], 1e-300))
+            worst = (f"  worst {k}: err {o['rel']:.2e} (tol {o['tol']:.1e}), max abs {o['max_abs']:.2e}, "
+                     f"normwise rel {o['normwise_rel']:.2e}, {o['ulps']:.3g} ulp")
+            if not o["passed"]:
+                worst += f" at {tuple(o['worst_index'])}: got {o['got']}, expected {o['expected']}"
         msg = f"  {self.message}" if self.message else ""
-        return f"{self.status.upper():15s} {self.name} [{self.dtype}]{worst}{msg}"
+        show_worst = not self.message or any(not o["passed"] for o in self.outputs.values())
+        return f"{self.status.upper():15s} {self.name} [{self.dtype}]{msg}{worst if show_worst else ''}"
 
 
 @dataclass
