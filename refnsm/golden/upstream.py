@@ -1,0 +1,383 @@
+"""The upstream libraries as golden backends: adapters that map the protocol onto spikingjelly, neuromancer and
+neurotorch (torch), so that the cross-check runs the same cases, the same comparison and the same report.
+
+* :func:`spikingjelly_backend` - ``spiking``: ``kernel_dot_product``, ``spike_similar_loss``,
+  ``temporal_efficient_training_cross_entropy`` and their VJPs (torch autograd);
+* :func:`neuromancer_backend` - ``linear``: every ``slim.linear`` map under refnsm's class name, built from the
+  case's parameters (copied into the upstream ``state_dict``), ``effective_W``/``forward``/``backward``/``grads``/
+  ``reg_error``;
+* :func:`neurotorch_backend` - ``regularization``: the regularizer objects (``L1``, ``L2``, ``Lp``, ``DaleLawL2``,
+  ``ExcRatioTargetRegularization``, ``InhRatioTargetRegularization``, ``WeightsDistance``), value and gradients.
+
+An argument the upstream API does not have (``ignore_index`` other than torch's default, ``mode="entrywise"``,
+``sign_func``) or an object whose randomness cannot be pinned upstream is reported as *not implemented*, never as
+a failure.  Where upstream deliberately differs from refnsm's default (``docs/upstream_differences.md``), the
+``compat=<library>`` cases hold refnsm's reproduction of upstream, and :data:`DIFFERS` lists the default cases
+that upstream is not expected to pass, with the reason; ``tests/crosscheck/test_golden_upstream.py`` runs them
+as ``--xfail`` (an unexpected pass fails too).  Imports torch and the upstream library only when called.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from ._runner import NotImplementedByBackend
+
+#: default-semantics cases each upstream is known not to pass, per dtype, with the documented reason
+DIFFERS32 = {
+    "spikingjelly": {
+        "spiking.spike_similar_loss.linear-bce-*": "torch rounds the float32 cosine diagonal above 1 and BCE refuses it "
+                                                   "(refnsm forms it in closed form; docs/upstream_differences.md)",
+        "spiking.spike_similar_loss_vjp.linear-bce-*": "the same refusal",
+    },
+}
+DIFFERS = {
+    "neuromancer": {
+        "linear.L0Linear.5x3-bias": "reg_error is the log-prior R <= 0, not the cost -R",
+        "linear.SymplecticLinear.4x4-bias": "effective_W is the skew block [[0, P], [-P^T, 0]], not symplectic",
+        "linear.SymmetricSVDLinear.4x4-bias": "U aliased to V: W = V S V, not symmetric",
+        "linear.OrthogonalLinear.4x4-bias": "effective_W = forward(I) adds the bias to every row",
+        "linear.SpectralLinear.5x3-bias": "effective_W = forward(I) adds the (always present) bias to every row",
+        "linear.SymmetricSpectralLinear.4x4-bias": "effective_W = forward(I) adds the (always present) bias to every row",
+        "linear.ButterflyLinear.5x3-bias": "the bias is one scalar, and effective_W = forward(I) adds it",
+    },
+    "spikingjelly": {},
+    "neurotorch": {},
+}
+
+
+def run(library, dtype):
+    """``verify`` of the upstream ``library`` in ``dtype``, its compat cases included, its documented differences
+    as xfail (an unexpected pass fails)."""
+    from ._runner import verify
+
+    xfail = list(DIFFERS.get(library, {})) + (list(DIFFERS32.get(library, {})) if dtype == "float32" else [])
+    return verify(BACKENDS[library](), dtype=dtype, compat=library, xfail=xfail or None)
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _tensor(a, grad=False):
+    torch = _torch()
+    t = torch.from_numpy(np.array(a, copy=True))
+    if grad and t.is_floating_point():
+        t.requires_grad_(True)
+    return t
+
+
+def _np(t):
+    return t.detach().numpy().copy()
+
+
+def _scale(grad_out):
+    return 1.0 if grad_out is None else float(grad_out)
+
+
+# ------------------------------------------------------------------------------------------------ spikingjelly
+def spikingjelly_backend():
+    from ..crosscheck import _upstream
+
+    _upstream.load("spikingjelly")
+    import importlib
+
+    sj = importlib.import_module("spikingjelly.activation_based.functional.loss")
+    torch = _torch()
+
+    class _CastTarget:
+        """spikingjelly passes BCE a float32 target (labels.float()) next to float64 S, which torch refuses; give
+        it S's dtype (identical values for 0/1 labels)."""
+
+        def __init__(self, real):
+            self.real = real
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+        def binary_cross_entropy(self, s, y, *a, **k):
+            return self.real.binary_cross_entropy(s, y.to(s.dtype), *a, **k)
+
+    def _with_cast(fn):
+        real = sj.F
+        sj.F = _CastTarget(real)
+        try:
+            return fn()
+        finally:
+            sj.F = real
+
+    def kernel_dot_product(x, y, kernel="linear", *args):
+        return _np(sj.kernel_dot_product(_tensor(x), _tensor(y), kernel, *args))
+
+    def kernel_dot_product_vjp(grad_out, x, y, kernel="linear", *args):
+        xt, yt = _tensor(x, True), _tensor(y, True)
+        K = sj.kernel_dot_product(xt, yt, kernel, *args)
+        gx, gy = torch.autograd.grad(K, (xt, yt), grad_outputs=_tensor(grad_out))
+        return _np(gx), _np(gy)
+
+    def _ssl(st, labels, kernel_type, loss_type, args):
+        return _with_cast(lambda: sj.spike_similar_loss(st, _tensor(labels), kernel_type, loss_type, *args))
+
+    def spike_similar_loss(spikes, labels, kernel_type="linear", loss_type="mse", *args):
+        return _np(_ssl(_tensor(spikes), labels, kernel_type, loss_type, args))
+
+    def spike_similar_loss_vjp(grad_out, spikes, labels, kernel_type="linear", loss_type="mse", *args):
+        st = _tensor(spikes, True)
+        (g,) = torch.autograd.grad(_ssl(st, labels, kernel_type, loss_type, args), st)
+        return _np(g * _scale(grad_out))
+
+    def _tet_args(ignore_index):
+        if ignore_index != -100:
+            raise NotImplementedByBackend("spikingjelly's TET has no ignore_index argument (torch's -100 only)")
+
+    def temporal_efficient_training_cross_entropy(x_seq, target, ignore_index=-100):
+        _tet_args(ignore_index)
+        return _np(sj.temporal_efficient_training_cross_entropy(_tensor(x_seq), _tensor(target)))
+
+    def temporal_efficient_training_cross_entropy_vjp(grad_out, x_seq, target, ignore_index=-100):
+        _tet_args(ignore_index)
+        xt = _tensor(x_seq, True)
+        (g,) = torch.autograd.grad(sj.temporal_efficient_training_cross_entropy(xt, _tensor(target)), xt)
+        return _np(g * _scale(grad_out))
+
+    spiking = SimpleNamespace(
+        kernel_dot_product=kernel_dot_product, kernel_dot_product_vjp=kernel_dot_product_vjp,
+        spike_similar_loss=spike_similar_loss, spike_similar_loss_vjp=spike_similar_loss_vjp,
+        temporal_efficient_training_cross_entropy=temporal_efficient_training_cross_entropy,
+        temporal_efficient_training_cross_entropy_vjp=temporal_efficient_training_cross_entropy_vjp)
+    return SimpleNamespace(BACKEND_NAME="spikingjelly 2.0.0 (torch)", DEVICE="cpu (torch)", spiking=spiking)
+
+
+# ------------------------------------------------------------------------------------------------- neuromancer
+#: refnsm class name -> key in neuromancer.slim.maps, or the class name where neuromancer does not register it
+NEUROMANCER_KEYS = {
+    "Linear": "linear", "IdentityInitLinear": "IdentityInitLinear", "IdentityLinear": "identity",
+    "BoundedNormLinear": "bounded_Lp_norm", "NonNegativeLinear": "nneg", "SplitLinear": "split",
+    "LassoLinear": "lasso", "LassoLinearRELU": "LassoLinearRELU", "L0Linear": "l0",
+    "LeftStochasticLinear": "lstochastic", "RightStochasticLinear": "rstochastic", "PerronFrobeniusLinear": "pf",
+    "StableSplitLinear": "stable_split", "SymmetricLinear": "symmetric", "SkewSymmetricLinear": "skew_symetric",
+    "DampedSkewSymmetricLinear": "damp_skew_symmetric", "PSDLinear": "psd", "SymplecticLinear": "symplectic",
+    "GershgorinLinear": "gershgorin", "SVDLinear": "softSVD", "SVDLinearLearnBounds": "learnSVD",
+    "SymmetricSVDLinear": "SymmetricSVDLinear", "OrthogonalLinear": "orthogonal", "SpectralLinear": "spectral",
+    "SymmetricSpectralLinear": "SymmetricSpectralLinear", "TrivialNullSpaceLinear": "trivial_nullspace",
+    "ButterflyLinear": "butterfly",
+}
+#: not run upstream: neuromancer's SchurDecompositionLinear crashes (docs/differences_linear.md); PowerBound's
+#: penalty draws its start vectors from torch's global RNG, which a golden case cannot pin
+NEUROMANCER_UNAVAILABLE = {"SchurDecompositionLinear": "neuromancer's class cannot run",
+                           "PowerBoundLinear": "its penalty's start vectors come from torch's global RNG"}
+
+
+def neuromancer_backend():
+    from ..crosscheck import _upstream
+
+    nm = _upstream.load("neuromancer")
+    torch = _torch()
+
+    def factory(refname, key):
+        class Map:
+            def __init__(self, insize, outsize, bias=False, *, params, dtype=np.float64, compat=None, **kw):
+                tdtype = torch.float64 if np.dtype(dtype) == np.float64 else torch.float32
+                ucls = nm.maps[key] if key in nm.maps else getattr(nm, key)
+                old = torch.get_default_dtype()
+                torch.set_default_dtype(tdtype)
+                try:
+                    up = ucls(insize, outsize, bias=bias, **kw).to(tdtype)
+                finally:
+                    torch.set_default_dtype(old)
+                if refname == "L0Linear":
+                    with torch.no_grad():
+                        for name, val in (("limit_a", -0.1), ("limit_b", 1.1), ("epsilon", 1e-6),
+                                          ("temperature", 2.0 / 3.0), ("prior_prec", 1.0), ("lamda", 1.0),
+                                          ("droprate_init", 0.5)):
+                            getattr(up, name).fill_(val)
+                if refname == "GershgorinLinear":  # unregistered tensors: make them leaves autograd can reach
+                    up.w = up.w.detach().clone().requires_grad_(True)
+                    up.diag = up.diag.detach().clone().requires_grad_(True)
+                sd = up.state_dict(keep_vars=True)
+                self.tensors = {}
+                for k, v in params.items():
+                    t = sd.get(k)
+                    if t is None:
+                        t = getattr(up, k)
+                    if tuple(t.shape) != tuple(np.shape(v)):
+                        raise ValueError(f"params[{k!r}]: neuromancer's tensor has shape {tuple(t.shape)}, the case "
+                                         f"gives {np.shape(v)}")
+                    with torch.no_grad():
+                        t.copy_(torch.from_numpy(np.asarray(v)).to(t.dtype))
+                    self.tensors[k] = t
+                self.up, self.dtype, self.grads, self._x = up, tdtype, {}, None
+
+            def _default_dtype(self):
+                # neuromancer builds some tensors (Householder vectors, eyes) with torch's default dtype
+                import contextlib
+
+                @contextlib.contextmanager
+                def ctx():
+                    old = torch.get_default_dtype()
+                    torch.set_default_dtype(self.dtype)
+                    try:
+                        yield
+                    finally:
+                        torch.set_default_dtype(old)
+                return ctx()
+
+            def set_noise(self, u):
+                ut = torch.from_numpy(np.array(u, copy=True)).to(self.dtype)
+                self.up.get_eps = lambda size: ut
+
+            def effective_W(self):
+                with self._default_dtype():
+                    return _np(self.up.effective_W())
+
+            def forward(self, x):
+                self._x = _tensor(x, True)
+                with self._default_dtype():
+                    self._y = self.up(self._x)
+                return _np(self._y)
+
+            def backward(self, grad_y):
+                leaves = {k: t for k, t in self.tensors.items() if t.requires_grad}
+                ins = [self._x] + list(leaves.values())
+                gs = torch.autograd.grad(self._y, ins, grad_outputs=_tensor(grad_y), allow_unused=True)
+                self.grads = {k: (np.zeros(tuple(t.shape), dtype=_np(t).dtype) if g is None else _np(g))
+                              for (k, t), g in zip(leaves.items(), gs[1:])}
+                return _np(gs[0])
+
+            def reg_error(self):
+                # a map without a penalty returns torch.tensor(0.) (float32) and BoundedNorm a 1-element tensor:
+                # a plain float is the protocol's scalar
+                with self._default_dtype():
+                    return float(_np(self.up.reg_error()).reshape(()))
+
+        Map.__name__ = refname
+        return Map
+
+    ns = {name: factory(name, key) for name, key in NEUROMANCER_KEYS.items()}
+    return SimpleNamespace(BACKEND_NAME="neuromancer 1.5.6 slim.linear (torch)", DEVICE="cpu (torch)",
+                           linear=SimpleNamespace(**ns))
+
+
+# -------------------------------------------------------------------------------------------------- neurotorch
+def neurotorch_backend():
+    from ..crosscheck import _upstream
+
+    reg = _upstream.load("neurotorch")
+    import neurotorch.regularization.connectome as connectome
+
+    torch = _torch()
+
+    def factory(make):
+        class Reg:
+            def __init__(self, params, *args, **kwargs):
+                self.keys = list(params)
+                self.tparams = [torch.nn.Parameter(_tensor(params[k])) for k in self.keys]
+                self.up = make(self.tparams, *args, **kwargs)
+                self.grads = {}
+
+            def forward(self):
+                return _np(self.up())
+
+            def backward(self, grad_out=None):
+                v = self.up()
+                gs = torch.autograd.grad(v, self.tparams, allow_unused=True)
+                self.grads = {k: (np.zeros(tuple(t.shape), dtype=_np(t).dtype) if g is None else _np(g * _scale(grad_out)))
+                              for k, t, g in zip(self.keys, self.tparams, gs)}
+                return self.grads
+
+        return Reg
+
+    def _no(kwargs, *names):
+        for n in names:
+            if n in kwargs:
+                raise NotImplementedByBackend(f"neurotorch has no {n!r} argument")
+
+    def refs(r):
+        return [_tensor(a) for a in r]
+
+    def L1(t, Lambda=1.0, **kw):
+        _no(kw, "mode", "frozen")
+        return reg.L1(t, Lambda=Lambda)
+
+    def L2(t, Lambda=1.0, **kw):
+        _no(kw, "mode", "frozen")
+        return reg.L2(t, Lambda=Lambda)
+
+    def Lp(t, Lambda=1.0, p=1, **kw):
+        _no(kw, "mode", "frozen")
+        return reg.Lp(t, Lambda=Lambda, p=p)
+
+    def DaleLawL2(t, alpha=0.8, reference_weights=None, Lambda=1.0, **kw):
+        _no(kw, "compat", "frozen", "rng")
+        if reference_weights is None:
+            raise NotImplementedByBackend("a generated reference: neurotorch draws it from torch's RNG")
+        return connectome.DaleLawL2(t, alpha=alpha, reference_weights=refs(reference_weights), Lambda=Lambda)
+
+    def Exc(t, exc_target_ratio=0.8, Lambda=1.0, **kw):
+        _no(kw, "sign_func", "frozen")
+        return connectome.ExcRatioTargetRegularization(t, exc_target_ratio=exc_target_ratio, Lambda=Lambda)
+
+    def Inh(t, inh_target_ratio=0.2, Lambda=1.0, **kw):
+        _no(kw, "sign_func", "frozen")
+        return connectome.InhRatioTargetRegularization(t, inh_target_ratio=inh_target_ratio, Lambda=Lambda)
+
+    def Dist(t, reference_weights, Lambda=1.0, p=1, **kw):
+        _no(kw, "mode", "frozen", "compat")
+        return connectome.WeightsDistance(t, reference_weights=refs(reference_weights), Lambda=Lambda, p=p)
+
+    ns = {"L1": L1, "L2": L2, "Lp": Lp, "DaleLawL2": DaleLawL2, "ExcRatioTargetRegularization": Exc,
+          "InhRatioTargetRegularization": Inh, "WeightsDistance": Dist}
+    fns = {k: factory(v) for k, v in ns.items()}
+
+    # the functional forms, through a one-parameter regularizer object (neurotorch has no functions)
+    def _one(make, w, *args):
+        r = fns[make]({"w": w}, *args)
+        return r
+
+    def _mode(mode):
+        if mode != "neurotorch":
+            raise NotImplementedByBackend(f"neurotorch has no mode={mode!r}")
+
+    def lp_norm(x, p=1, *, mode="neurotorch"):
+        _mode(mode)
+        return _one("Lp", x, 1.0, p).forward()
+
+    def lp_norm_vjp(grad_out, x, p=1, *, mode="neurotorch"):
+        _mode(mode)
+        return _one("Lp", x, 1.0, p).backward(grad_out)["w"]
+
+    def dale_law_l2(w, reference, alpha=0.8):
+        return _one("DaleLawL2", w, alpha, [reference]).forward()
+
+    def dale_law_l2_vjp(grad_out, w, reference, alpha=0.8):
+        return _one("DaleLawL2", w, alpha, [reference]).backward(grad_out)["w"]
+
+    def exc_ratio_loss(w, exc_target_ratio=0.8, *, sign_func="softsign"):
+        if sign_func != "softsign":
+            raise NotImplementedByBackend("neurotorch has no sign_func argument")
+        return _one("ExcRatioTargetRegularization", w, exc_target_ratio).forward()
+
+    def exc_ratio_loss_vjp(grad_out, w, exc_target_ratio=0.8, *, sign_func="softsign"):
+        if sign_func != "softsign":
+            raise NotImplementedByBackend("neurotorch has no sign_func argument")
+        return _one("ExcRatioTargetRegularization", w, exc_target_ratio).backward(grad_out)["w"]
+
+    def weights_distance(w, reference, p=1, *, mode="neurotorch"):
+        _mode(mode)
+        return _one("WeightsDistance", w, [reference], 1.0, p).forward()
+
+    def weights_distance_vjp(grad_out, w, reference, p=1, *, mode="neurotorch"):
+        raise NotImplementedByBackend("neurotorch's WeightsDistance does not differentiate the reference")
+
+    fns.update(lp_norm=lp_norm, lp_norm_vjp=lp_norm_vjp, dale_law_l2=dale_law_l2, dale_law_l2_vjp=dale_law_l2_vjp,
+               exc_ratio_loss=exc_ratio_loss, exc_ratio_loss_vjp=exc_ratio_loss_vjp,
+               weights_distance=weights_distance, weights_distance_vjp=weights_distance_vjp)
+    return SimpleNamespace(BACKEND_NAME="neurotorch 0.0.2 (torch)", DEVICE="cpu (torch)",
+                           regularization=SimpleNamespace(**fns))
+
+
+BACKENDS = {"spikingjelly": spikingjelly_backend, "neuromancer": neuromancer_backend, "neurotorch": neurotorch_backend}
