@@ -30,6 +30,9 @@ def _parser():
     e.add_argument("--family", action="append")
     ls = sub.add_parser("list", help="list the case names")
     ls.add_argument("--family", action="append")
+    u = sub.add_parser("crosscheck", help="run the upstream libraries through the golden runner (needs .venv-peers)")
+    u.add_argument("--library", action="append", help="spikingjelly, neuromancer, neurotorch, ngclearn (repeatable)")
+    u.add_argument("--dtype", choices=("float64", "float32"), help="one dtype only (default: both)")
     r = sub.add_parser("regenerate", help="(maintainers) regenerate refnsm/golden/data from the generators")
     r.add_argument("--check", action="store_true", help="only compare with the shipped data; write nothing")
     return p
@@ -50,6 +53,23 @@ def main(argv=None) -> int:
         path = export(args.directory, family=args.family) if args.family else export(args.directory)
         print(f"wrote {path}")
         return 0
+    if args.action == "crosscheck":
+        from . import upstream as U
+
+        failed = 0
+        for lib in args.library or sorted(U.BACKENDS):
+            for d in ([args.dtype] if args.dtype else ["float64", "float32"]):
+                try:
+                    rep = U.run(lib, d)
+                except ImportError as exc:
+                    print(f"{lib}: cannot be imported ({exc}); run `make crosscheck`")
+                    failed += 1
+                    continue
+                for r in rep.failures():
+                    print(r.line())
+                failed += not rep.ok
+                print(f"{lib:13s} {d}: {rep.summary()}")
+        return 1 if failed else 0
     if args.action == "regenerate":
         from .regenerate import main as regen
 

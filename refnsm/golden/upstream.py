@@ -20,6 +20,7 @@ as ``--xfail`` (an unexpected pass fails too).  Imports torch and the upstream l
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -33,6 +34,8 @@ DIFFERS32 = {
         "spiking.spike_similar_loss_vjp.linear-bce-*": "the same refusal",
     },
 }
+#: a smaller float32 run where each upstream call is slow (ngclearn JIT-compiles every new component: ~2 s each)
+INCLUDE32 = {"ngclearn": ["hopfield.HopfieldSynapse.*"]}
 DIFFERS = {
     "neuromancer": {
         "linear.L0Linear.5x3-bias": "reg_error is the log-prior R <= 0, not the cost -R",
@@ -54,7 +57,8 @@ def run(library, dtype):
     from ._runner import verify
 
     xfail = list(DIFFERS.get(library, {})) + (list(DIFFERS32.get(library, {})) if dtype == "float32" else [])
-    return verify(BACKENDS[library](), dtype=dtype, compat=library, xfail=xfail or None)
+    include = INCLUDE32.get(library) if dtype == "float32" else None
+    return verify(BACKENDS[library](), dtype=dtype, compat=library, xfail=xfail or None, include=include)
 
 
 def _torch():
@@ -380,4 +384,63 @@ def neurotorch_backend():
                            regularization=SimpleNamespace(**fns))
 
 
-BACKENDS = {"spikingjelly": spikingjelly_backend, "neuromancer": neuromancer_backend, "neurotorch": neurotorch_backend}
+# ---------------------------------------------------------------------------------------------------- ngclearn
+def ngclearn_backend():
+    """``hopfield``: ``retrieve`` and ``HopfieldSynapse`` through ngclearn's ``HopfieldSynapse`` (JAX, x64 on),
+    whose memory is set exactly to the case's ``W`` (``initial_patterns`` with P == H)."""
+    from ..crosscheck import _upstream
+    from ..crosscheck.hopfield import build_ngclearn
+
+    _upstream.load("ngclearn")
+    import jax.numpy as jnp
+
+    class Retrieval(NamedTuple):
+        similarities: np.ndarray
+        memory_weights: np.ndarray
+        outputs: np.ndarray
+
+    class HopfieldSynapse:
+        def __init__(self, name, shape, eta, reg_lambda=0.0, beta=8.0, initial_patterns=None, update_rule="delta",
+                     weight_init=None, p_conn=1.0, batch_size=1, *, compat=None, dtype=np.float64, **kw):
+            if kw or initial_patterns is not None or p_conn != 1.0 or weight_init is None:
+                raise NotImplementedByBackend("only weight_init (copied into ngclearn exactly) is mapped")
+            if update_rule == "contrastive" and compat != "ngclearn":
+                raise NotImplementedByBackend("ngclearn's contrastive rule is compat='ngclearn' (beta' = 1)")
+            D, H = shape
+            self.dtype = np.dtype(dtype)
+            self.proc = build_ngclearn(D, H, eta=eta, reg_lambda=reg_lambda, beta=beta, update_rule=update_rule,
+                                       W0=np.asarray(weight_init, dtype=self.dtype), batch_size=batch_size)
+
+        def _get(self, k):
+            return np.asarray(getattr(self.proc[0], k).get()).astype(self.dtype, copy=False)
+
+        def advance_state(self, inputs):
+            hop, reset, advance, _ = self.proc
+            reset.run()
+            hop.inputs.set(jnp.asarray(np.asarray(inputs, dtype=self.dtype)))
+            advance.run(t=0.0, dt=1.0)
+            return self._get("outputs")
+
+        def evolve(self, t=None, dt=None):
+            self.proc[3].run(t=0.0, dt=1.0)
+            return self._get("weights")
+
+        weights = property(lambda self: self._get("weights"))
+        outputs = property(lambda self: self._get("outputs"))
+        memory_weights = property(lambda self: self._get("memory_weights"))
+        similarities = property(lambda self: self._get("similarities"))
+
+    def retrieve(X, W, beta):
+        X = np.asarray(X)
+        if X.ndim != 2:
+            raise NotImplementedByBackend("ngclearn's synapse takes a batch (B, D)")
+        syn = HopfieldSynapse("h", W.shape, 0.0, 0.0, beta, weight_init=W, batch_size=X.shape[0], dtype=X.dtype)
+        syn.advance_state(X)
+        return Retrieval(syn.similarities, syn.memory_weights, syn.outputs)
+
+    return SimpleNamespace(BACKEND_NAME="ngclearn 3.2.1 HopfieldSynapse (JAX)", DEVICE="cpu (jax)",
+                           hopfield=SimpleNamespace(retrieve=retrieve, HopfieldSynapse=HopfieldSynapse))
+
+
+BACKENDS = {"spikingjelly": spikingjelly_backend, "neuromancer": neuromancer_backend, "neurotorch": neurotorch_backend,
+            "ngclearn": ngclearn_backend}

@@ -13,7 +13,7 @@ def test_upstream_through_the_golden_runner(library, dtype, upstream):
     upstream(library)
     rep = U.run(library, dtype)
     assert rep.ok, "\n".join(r.line() for r in rep.failures())
-    assert rep.counts["passed"] >= 5, rep.summary()
+    assert rep.counts["passed"] >= 3, rep.summary()
 
 
 def test_every_documented_difference_names_a_compat_case():

@@ -135,17 +135,26 @@ def cases() -> list:
             prev = res(f"W{k + 1}")
         out.append(Case(f"{F}.evolve_step.{rule}-five-steps", prog, {"X": X, "W0": W}, difficulty="hard",
                         targets=f"{rule} rule chained 5 times: retrieval, update, decay, in that order"))
-        out.append(Case(f"{F}.HopfieldSynapse.{rule}-five-evolves",
-                        [new("HopfieldSynapse", "h", [D, H], 0.5, 0.01, 2.0, None, rule, as_="syn",
-                             weight_init=inp("W0"), batch_size=B, dtype={"dtype": "run"})]
-                        + sum([[call("advance_state", inp("X"), on="syn"), call("evolve", on="syn")]
-                               for _ in range(5)], [])
-                        + [call("advance_state", inp("X"), on="syn", save={"outputs": []}),
-                           get("weights", on="syn", save={"weights": []}),
-                           call("backward", inp("G"), on="syn", save={"d_X": []}),
-                           get("grads", on="syn", save={"d_weights": ["weights"]})],
-                        {"X": X, "W0": W, "G": Gx}, difficulty="hard",
-                        targets="the stateful synapse: compartments, evolve after advance_state, backward"))
+        for compat in (None, "ngclearn"):
+            extra = {"compat": compat} if compat else {}
+            out.append(Case(f"{F}.HopfieldSynapse.{rule}-five-evolves" + (f"-compat-{compat}" if compat else ""),
+                            [new("HopfieldSynapse", "h", [D, H], 0.5, 0.01, 2.0, None, rule, as_="syn",
+                                 weight_init=inp("W0"), batch_size=B, dtype={"dtype": "run"}, **extra)]
+                            + sum([[call("advance_state", inp("X"), on="syn"), call("evolve", on="syn")]
+                                   for _ in range(5)], [])
+                            + [call("advance_state", inp("X"), on="syn", save={"outputs": []}),
+                               get("memory_weights", on="syn", save={"memory_weights": []}),
+                               get("weights", on="syn", save={"weights": []})],
+                            {"X": X, "W0": W}, difficulty="hard", compat=compat,
+                            targets="the stateful synapse: compartments, evolve after advance_state"
+                                    + (", ngclearn's contrastive negative phase at beta' = 1" if compat else "")))
+    out.append(Case(f"{F}.HopfieldSynapse.backward",
+                    [new("HopfieldSynapse", "h", [D, H], 0.5, 0.01, 2.0, as_="syn", weight_init=inp("W0"),
+                         batch_size=B, dtype={"dtype": "run"}),
+                     call("forward", inp("X"), on="syn", save={"outputs": []}),
+                     call("backward", inp("G"), on="syn", save={"d_X": []}),
+                     get("grads", on="syn", save={"d_weights": ["weights"]})],
+                    {"X": X, "W0": W, "G": Gx}, targets="the synapse as a layer: retrieval VJP into grads"))
     # ---- classical baselines (float64 by design)
     P = np.array([[1, 1], [1, -1], [-1, 1], [-1, -1], [1, 1], [1, -1]], dtype=np.float64)
     Wh = P @ P.T / 6.0
