@@ -54,6 +54,41 @@ def cases() -> list:
                                                            "M": ["competitor.weight"]})],
                         {"X": X, "W0": W0, "b0": b0}, difficulty="hard",
                         targets="five slow steps: Hebbian W, anti-Hebbian M at lr/tau, in that order"))
+    # supervised: the label drive, with the label encoder pinned (label_weight), multi-hot-free one-hot labels
+    Lab = np.eye(3)[[0, 1, 2, 1, 0, 2]]
+    Lw = f32exact(g.normal(size=(m, 3)) / np.sqrt(3))
+    for k in (3, 15):
+        out.append(Case(f"{F}.SupervisedSimilarityMatching.forward-loss-backward-k{k}",
+                        [new("Linear", n, m, False, as_="enc", weight=inp("W0"), dtype={"dtype": "run"}),
+                         new("SupervisedSimilarityMatching", obj("enc"), 3, m, as_="model", max_iterations=k,
+                             iteration_lr=0.3, label_weight=inp("Lw")),
+                         call("forward", inp("X"), inp("L"), on="model", as_="y", save={"y": []}),
+                         call("loss", inp("X"), inp("L"), {"result": "y", "path": []}, on="model",
+                              save={"loss": []}),
+                         call("backward", on="model", save={"d_X": [0]}),
+                         get("grads", on="model", save={"d_W": ["encoders.0.weight"], "d_Lw": ["encoders.1.weight"],
+                                                        "d_M": ["competitor.weight"]})],
+                        {"X": X, "W0": W0, "L": Lab, "Lw": Lw}, difficulty="hard",
+                        targets="label drive added to the input drive; ('weight', 'whiten') default regularizers "
+                                "paired with the encoders in order"))
+    # multi-input: two Linear encoders, then the second input skipped (None)
+    X2 = f32exact(g.normal(size=(B, 4)))
+    W2 = f32exact(g.normal(size=(m, 4)) / 2.0)
+    for skip in (False, True):
+        xs = [inp("X"), None] if skip else [inp("X"), inp("X2")]
+        out.append(Case(f"{F}.MultiSimilarityMatching.forward-loss-backward-{'skip-second' if skip else 'two-inputs'}",
+                        [new("Linear", n, m, False, as_="e1", weight=inp("W0"), dtype={"dtype": "run"}),
+                         new("Linear", 4, m, False, as_="e2", weight=inp("W2"), dtype={"dtype": "run"}),
+                         new("MultiSimilarityMatching", [obj("e1"), obj("e2")], m, 0.5, 0.0, 10, "weight", 0.3,
+                             as_="model"),
+                         call("forward", *xs, on="model", as_="y", save={"y": []}),
+                         call("loss", *xs, {"result": "y", "path": []}, on="model", save={"loss": []}),
+                         call("backward", on="model", save={"d_X": [0]}),
+                         get("grads", on="model", save={"d_W1": ["encoders.0.weight"], "d_W2": ["encoders.1.weight"],
+                                                        "d_M": ["competitor.weight"]})],
+                        {"X": X, "W0": W0, "X2": X2, "W2": W2}, difficulty="edge",
+                        targets="drives of several encoders summed; a skipped input (None) contributes nothing "
+                                "and its regularizer is not applied"))
     # encoders: forward and VJP, Linear and Conv2d (stride, padding, dilation)
     G = f32exact(g.normal(size=(B, m)))
     out.append(Case(f"{F}.Linear.forward-backward",
