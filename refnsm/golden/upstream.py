@@ -36,6 +36,8 @@ DIFFERS32 = {
 }
 #: a smaller float32 run where each upstream call is slow (ngclearn JIT-compiles every new component: ~2 s each)
 INCLUDE32 = {"ngclearn": ["hopfield.HopfieldSynapse.*"]}
+INCLUDE64 = {"ngclearn": ["hopfield.HopfieldSynapse.*", "hopfield.retrieve.basic", "hopfield.retrieve.saturated-*",
+                          "hopfield.retrieve.tied-*"]}
 DIFFERS = {
     "neuromancer": {
         "linear.L0Linear.5x3-bias": "reg_error is the log-prior R <= 0, not the cost -R",
@@ -45,6 +47,11 @@ DIFFERS = {
         "linear.SpectralLinear.5x3-bias": "effective_W = forward(I) adds the (always present) bias to every row",
         "linear.SymmetricSpectralLinear.4x4-bias": "effective_W = forward(I) adds the (always present) bias to every row",
         "linear.ButterflyLinear.5x3-bias": "the bias is one scalar, and effective_W = forward(I) adds it",
+    },
+    "pynsm": {
+        "similarity.MultiSimilarityMatching.forward-loss-backward-whiten-weight-two-inputs":
+            "with two active encoders pynsm overwrites the first encoding by the sum, so 'whiten' penalises "
+            "the sum (compat='pynsm' case)",
     },
     "spikingjelly": {},
     "neurotorch": {},
@@ -57,7 +64,7 @@ def run(library, dtype):
     from ._runner import verify
 
     xfail = list(DIFFERS.get(library, {})) + (list(DIFFERS32.get(library, {})) if dtype == "float32" else [])
-    include = INCLUDE32.get(library) if dtype == "float32" else None
+    include = (INCLUDE32 if dtype == "float32" else INCLUDE64).get(library)
     return verify(BACKENDS[library](), dtype=dtype, compat=library, xfail=xfail or None, include=include)
 
 
@@ -442,5 +449,151 @@ def ngclearn_backend():
                            hopfield=SimpleNamespace(retrieve=retrieve, HopfieldSynapse=HopfieldSynapse))
 
 
+# ------------------------------------------------------------------------------------------------------- pynsm
+def pynsm_backend():
+    """``similarity``: the encoders (torch ``nn.Linear``/``nn.Conv2d`` with the case's weights) and pynsm's circuits;
+    ``backward`` by autograd, with pynsm's competitor-gradient hook (``-1/tau``) undone so that ``grads`` holds the
+    raw ``dL/dM`` as refnsm's protocol says; ``train_step`` is ``torch.optim.SGD(lr)`` (the hook gives M its
+    ``lr/tau``)."""
+    from ..crosscheck import _upstream
+
+    pynsm = _upstream.load("pynsm")
+    torch = _torch()
+
+    def tdt(dtype):
+        return torch.float64 if np.dtype(dtype) == np.float64 else torch.float32
+
+    def _set(param, value):
+        with torch.no_grad():
+            param.copy_(torch.from_numpy(np.asarray(value)).to(param.dtype))
+
+    class _Encoder:
+        def _init(self, module, weight, bias_value, dtype):
+            self.module = module.to(tdt(dtype))
+            if weight is None:
+                raise NotImplementedByBackend("an encoder without given weights (torch's RNG)")
+            _set(self.module.weight, weight)
+            if bias_value is not None:
+                _set(self.module.bias, bias_value)
+            self.grads = {}
+
+        def forward(self, x):
+            self._x = _tensor(x, True)
+            self._u = self.module(self._x)
+            return _np(self._u)
+
+        def backward(self, grad_out):
+            params = dict(self.module.named_parameters())
+            gs = torch.autograd.grad(self._u, [self._x, *params.values()], grad_outputs=_tensor(grad_out))
+            self.grads = {k: _np(g) for k, g in zip(params, gs[1:])}
+            return _np(gs[0])
+
+    class Linear(_Encoder):
+        def __init__(self, in_features, out_features, bias=True, *, rng=None, weight=None, bias_value=None,
+                     dtype=np.float64):
+            self._init(torch.nn.Linear(in_features, out_features, bias=bias), weight, bias_value, dtype)
+
+    class Conv2d(_Encoder):
+        def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True, *,
+                     rng=None, weight=None, bias_value=None, dtype=np.float64):
+            self._init(torch.nn.Conv2d(in_channels, out_channels, tuple(kernel_size) if isinstance(kernel_size, list)
+                                       else kernel_size, stride, padding, dilation, bias=bias),
+                       weight, bias_value, dtype)
+
+    def _proj(p):
+        if p is None:
+            return {}
+        if p == "relu":
+            return {"iteration_projection": torch.relu}
+        raise NotImplementedByBackend(f"iteration_projection={p!r}")
+
+    class _Circuit:
+        def _setup(self, model, tau):
+            self.model, self.tau = model.to(self.dtype), float(tau)
+            self.grads = {}
+
+        def _xs(self, xs, grad=False):
+            return [None if x is None else _tensor(x, grad) for x in xs]
+
+        def forward(self, *xs):
+            return _np(self.model(*self._xs(xs)))
+
+        def loss(self, *args):
+            self._lx = self._xs(args[:-1], True)
+            self._L = self.model.loss(*self._lx, _tensor(args[-1]))
+            return _np(self._L)
+
+        def backward(self, grad_out=None, inputs=True):
+            for p in self.model.parameters():
+                p.grad = None
+            (self._L * _scale(grad_out)).backward()
+            self.grads = {}
+            for k, p in self.model.named_parameters():
+                g = np.zeros(tuple(p.shape), dtype=_np(p).dtype) if p.grad is None else _np(p.grad)
+                self.grads[k] = g * (-self.tau) if k == "competitor.weight" else g  # undo pynsm's -1/tau hook
+            return tuple(None if x is None else (None if x.grad is None else _np(x.grad)) for x in self._lx)
+
+        def train_step(self, *xs, lr, lr_M=None):
+            if lr_M is not None:
+                raise NotImplementedByBackend("lr_M: pynsm trains M at lr / tau only")
+            opt = torch.optim.SGD(self.model.parameters(), lr=lr)
+            opt.zero_grad()
+            txs = self._xs(xs)
+            y = self.model(*txs)
+            L = self.model.loss(*txs, y)
+            L.backward()
+            opt.step()
+            return _np(y), _np(L)
+
+        @property
+        def params(self):
+            return {k: _np(p) for k, p in self.model.named_parameters()}
+
+    def _kw(tau, tol, max_iterations, regularization, iteration_lr, iteration_projection, compat):
+        if compat is not None and compat != "pynsm":
+            raise NotImplementedByBackend(f"compat={compat!r}")
+        kw = dict(tau=tau, tol=tol, max_iterations=max_iterations, iteration_lr=iteration_lr,
+                  **_proj(iteration_projection))
+        if regularization is not None:
+            kw["regularization"] = list(regularization) if isinstance(regularization, (list, tuple)) else regularization
+        return kw
+
+    class MultiSimilarityMatching(_Circuit):
+        def __init__(self, encoders, out_channels, tau=0.1, tol=0.0, max_iterations=40, regularization="weight",
+                     iteration_lr=1.0, iteration_projection=None, *, compat=None):
+            self.dtype = encoders[0].module.weight.dtype
+            self._setup(pynsm.MultiSimilarityMatching([e.module for e in encoders], out_channels,
+                                                      **_kw(tau, tol, max_iterations, regularization, iteration_lr,
+                                                            iteration_projection, compat)), tau)
+
+    class SimilarityMatching(_Circuit):
+        def __init__(self, encoder, out_channels, tau=0.1, tol=0.0, max_iterations=40, regularization="weight",
+                     iteration_lr=1.0, iteration_projection=None, *, compat=None):
+            self.dtype = encoder.module.weight.dtype
+            self._setup(pynsm.SimilarityMatching(encoder.module, out_channels,
+                                                 **_kw(tau, tol, max_iterations, regularization, iteration_lr,
+                                                       iteration_projection, compat)), tau)
+
+    class SupervisedSimilarityMatching(_Circuit):
+        def __init__(self, encoder, num_classes, out_channels, label_bias=False, tau=0.1, tol=0.0, max_iterations=40,
+                     regularization=("weight", "whiten"), iteration_lr=1.0, iteration_projection=None, *,
+                     compat=None, rng=None, label_weight=None, label_bias_value=None):
+            if label_weight is None or (label_bias and label_bias_value is None):
+                raise NotImplementedByBackend("a label encoder without given weights (torch's RNG)")
+            self.dtype = encoder.module.weight.dtype
+            model = pynsm.SupervisedSimilarityMatching(encoder.module, num_classes, out_channels, label_bias,
+                                                       **_kw(tau, tol, max_iterations, regularization, iteration_lr,
+                                                             iteration_projection, compat))
+            self._setup(model, tau)
+            named = dict(self.model.named_parameters())
+            _set(named["encoders.1.weight"], label_weight)
+            if label_bias:
+                _set(named["encoders.1.bias"], label_bias_value)
+
+    ns = dict(Linear=Linear, Conv2d=Conv2d, SimilarityMatching=SimilarityMatching,
+              MultiSimilarityMatching=MultiSimilarityMatching, SupervisedSimilarityMatching=SupervisedSimilarityMatching)
+    return SimpleNamespace(BACKEND_NAME="pynsm 1.0.1 (torch)", DEVICE="cpu (torch)", similarity=SimpleNamespace(**ns))
+
+
 BACKENDS = {"spikingjelly": spikingjelly_backend, "neuromancer": neuromancer_backend, "neurotorch": neurotorch_backend,
-            "ngclearn": ngclearn_backend}
+            "ngclearn": ngclearn_backend, "pynsm": pynsm_backend}

@@ -23,5 +23,5 @@ def test_every_documented_difference_names_a_compat_case():
     for lib, pats in U.DIFFERS.items():
         for pat in pats:
             assert pat in names, pat
-            if lib == "neuromancer":
-                assert f"{pat}-compat-neuromancer" in names, pat
+            if lib in ("neuromancer", "pynsm"):
+                assert f"{pat}-compat-{lib}" in names, pat

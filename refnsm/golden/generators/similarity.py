@@ -74,21 +74,27 @@ def cases() -> list:
     # multi-input: two Linear encoders, then the second input skipped (None)
     X2 = f32exact(g.normal(size=(B, 4)))
     W2 = f32exact(g.normal(size=(m, 4)) / 2.0)
-    for skip in (False, True):
+    variants = [("two-inputs", False, "weight", None), ("skip-second", True, "weight", None),
+                ("whiten-weight-two-inputs", False, ["whiten", "weight"], None),
+                ("whiten-weight-two-inputs-compat-pynsm", False, ["whiten", "weight"], "pynsm")]
+    for tag, skip, regs, compat in variants:
         xs = [inp("X"), None] if skip else [inp("X"), inp("X2")]
-        out.append(Case(f"{F}.MultiSimilarityMatching.forward-loss-backward-{'skip-second' if skip else 'two-inputs'}",
+        extra = {"compat": compat} if compat else {}
+        out.append(Case(f"{F}.MultiSimilarityMatching.forward-loss-backward-{tag}",
                         [new("Linear", n, m, False, as_="e1", weight=inp("W0"), dtype={"dtype": "run"}),
                          new("Linear", 4, m, False, as_="e2", weight=inp("W2"), dtype={"dtype": "run"}),
-                         new("MultiSimilarityMatching", [obj("e1"), obj("e2")], m, 0.5, 0.0, 10, "weight", 0.3,
-                             as_="model"),
+                         new("MultiSimilarityMatching", [obj("e1"), obj("e2")], m, 0.5, 0.0, 10, regs, 0.3,
+                             as_="model", **extra),
                          call("forward", *xs, on="model", as_="y", save={"y": []}),
                          call("loss", *xs, {"result": "y", "path": []}, on="model", save={"loss": []}),
                          call("backward", on="model", save={"d_X": [0]}),
                          get("grads", on="model", save={"d_W1": ["encoders.0.weight"], "d_W2": ["encoders.1.weight"],
                                                         "d_M": ["competitor.weight"]})],
-                        {"X": X, "W0": W0, "X2": X2, "W2": W2}, difficulty="edge",
-                        targets="drives of several encoders summed; a skipped input (None) contributes nothing "
-                                "and its regularizer is not applied"))
+                        {"X": X, "W0": W0, "X2": X2, "W2": W2}, difficulty="edge", compat=compat,
+                        targets=("pynsm's loss with two active encoders (the first encoding overwritten by the sum)"
+                                 if compat else
+                                 "drives of several encoders summed; a skipped input (None) contributes nothing "
+                                 "and its regularizer is not applied; 'whiten' on the first encoding alone")))
     # encoders: forward and VJP, Linear and Conv2d (stride, padding, dilation)
     G = f32exact(g.normal(size=(B, m)))
     out.append(Case(f"{F}.Linear.forward-backward",
