@@ -20,7 +20,8 @@ __version__ = "1.0.0"
 SUITE_VERSION = __version__
 
 __all__ = ["Case", "Report", "cases", "verify", "export", "load_backend", "namespace", "pytest_params", "run_case",
-           "select", "BackendError", "NotImplementedByBackend", "SUITE_VERSION", "generate"]
+           "select", "BackendError", "NotImplementedByBackend", "SUITE_VERSION", "generate", "run",
+           "cheapest_per_function"]
 
 _CACHE = None
 
@@ -47,6 +48,31 @@ def export(directory, **select_kwargs):
     from ._store import export as _export
 
     return _export(directory, select(cases(), **select_kwargs) if select_kwargs else None)
+
+
+def run(device: str = "cpu", **verify_kwargs):
+    """``verify`` of refnsm itself on ``device`` ("cpu" or "cuda"); returns the :class:`Report` (``report.ok``).
+
+    Under Numba's CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``), where every GPU thread runs in Python, ``device="cuda"``
+    runs the cheapest case of each function and class in float64 (a smoke run; on a GPU every case runs).
+    """
+    import os
+
+    if device == "cuda" and os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" and "cases" not in verify_kwargs:
+        verify_kwargs.setdefault("dtype", "float64")
+        verify_kwargs["cases"] = cheapest_per_function()
+    return verify(f"refnsm:{device}", **verify_kwargs)
+
+
+def cheapest_per_function(selected=None) -> list:
+    """The cheapest case of each (family, function): shortest program, not an iteration to a fixed point."""
+    best = {}
+    for c in cases() if selected is None else selected:
+        key = (c.family, c.function)
+        cost = ("fixed-point" in c.variant, len(c.program), c.name)
+        if key not in best or cost < best[key][0]:
+            best[key] = (cost, c)
+    return [c for _, c in best.values()]
 
 
 def pytest_params(**select_kwargs):

@@ -212,6 +212,9 @@ class Report:
             s += f", {c['xfailed']} xfailed, {c['xpassed']} xpassed"
         return s
 
+    def __str__(self):
+        return self.summary()
+
     def failures(self) -> list:
         return [r for r in self.results if r.status in ("failed", "xpassed")]
 

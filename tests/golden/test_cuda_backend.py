@@ -23,21 +23,10 @@ def _cuda_usable():
 pytestmark = pytest.mark.skipif(not _cuda_usable(), reason="no GPU and NUMBA_ENABLE_CUDASIM is not 1")
 
 
-def _one_per_function():
-    """The cheapest case of each function/class (shortest program; not an iteration to a fixed point)."""
-    best = {}
-    for c in G.cases():
-        key = (c.family, c.function)
-        cost = ("fixed-point" in c.variant, len(c.program), c.name)
-        if key not in best or cost < best[key][0]:
-            best[key] = (cost, c)
-    return [c for _, c in best.values()]
-
-
 @pytest.mark.parametrize("family", ("spiking", "similarity", "hopfield", "linear", "regularization"))
 def test_refnsm_cuda_passes(family):
     sim = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
-    cases = [c for c in (_one_per_function() if sim else G.cases()) if c.family == family]
+    cases = [c for c in (G.cheapest_per_function() if sim else G.cases()) if c.family == family]
     rep = G.verify("refnsm:cuda", cases=cases)
     assert rep.ok, "\n".join(r.line() for r in rep.failures())
     assert rep.counts["passed"] > 0
