@@ -46,7 +46,7 @@ def _case(L, cls, i, compat):
     kw = {"params": {k: inp(f"param.{k}") for k in params}, "dtype": {"dtype": "run"}}
     if compat:
         kw["compat"] = compat
-    prog = [new(name, n, m, bias, as_="map", **kw)]
+    prog = [new(name, n, m, as_="map", bias=bias, **kw)]  # bias by keyword: PowerBoundLinear(n, m, max_p)
     if cls is L.L0Linear:
         ins["u"] = f32exact(g.uniform(0.05, 0.95, size=(n, m)))
         prog.append(call("set_noise", inp("u"), on="map"))
