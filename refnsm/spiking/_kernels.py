@@ -314,6 +314,91 @@ def pairwise_loss_grad(S, Y, loss, g, bce_eps):
 
 
 @njit(cache=True)
+def similarity_complement(X, G, kind, p):
+    """C = 1 - S without the cancellation of 1 - S, for the sigmoid (sigma(-p G)) and gaussian (-expm1(-d / 2 sigma^2),
+    d formed as in ``similarity_forward``) kernels, whose S can lie within far less than an ulp of 1 (a saturated
+    sigmoid rounds to exactly 1).  The losses use it for S - 1 (mse, l1 where Y = 1), log(1 - S) and S (1 - S)
+    (bce); see ``pairwise_loss_exact``."""
+    n = X.shape[0]
+    C = np.empty((n, n), dtype=X.dtype)
+    one = X.dtype.type(1.0)
+    pp = X.dtype.type(p)
+    if kind == SIGMOID:
+        for i in range(n):
+            for j in range(n):
+                C[i, j] = one / (one + np.exp(pp * G[i, j]))
+        return C
+    x2 = row_sqnorms(X)
+    two = X.dtype.type(2.0)
+    lim = X.dtype.type(NEAR)
+    c = X.dtype.type(2.0 * p * p)
+    for i in range(n):
+        for j in range(n):
+            if j == i:
+                C[i, j] = 0.0
+                continue
+            sq = G[i, i] + G[j, j]
+            if (sq - two * G[i, j]) <= lim * sq:
+                d = X.dtype.type(0.0)
+                for k in range(X.shape[1]):
+                    t = X[i, k] - X[j, k]
+                    d += t * t
+            else:
+                d = (x2[i] + x2[j]) - two * G[i, j]
+            C[i, j] = -np.expm1(-d / c)
+    return C
+
+
+@njit(cache=True)
+def pairwise_loss_exact(S, C, Y, loss, bce_eps):
+    """``pairwise_loss`` with C = 1 - S given (``similarity_complement``): S - Y is -C where Y = 1, log(1 - S) is
+    log(C) and log(S) is log1p(-C), so an S that rounds to 1 keeps its distance to 1."""
+    n, m = S.shape
+    acc = 0.0
+    one = S.dtype.type(1.0)
+    floor = S.dtype.type(-100.0)
+    for i in range(n):
+        for j in range(m):
+            s = S[i, j]
+            t = Y[i, j]
+            d = -C[i, j] if t == one else s - t
+            if loss == MSE:
+                acc += d * d
+            elif loss == L1:
+                acc += abs(d)
+            else:
+                lc = max(np.log(C[i, j]), floor) if C[i, j] > 0 else floor
+                if t == 0:
+                    acc -= lc
+                else:  # log S: from S itself where it is small, from C where S is near 1
+                    ls = max(np.log(s) if s < 0.5 else np.log1p(-C[i, j]), floor)
+                    acc -= ls if t == one else t * ls - (t - one) * lc
+    return acc / (n * m)
+
+
+@njit(cache=True)
+def pairwise_loss_grad_exact(S, C, Y, loss, g, bce_eps):
+    """``pairwise_loss_grad`` with C = 1 - S given: S - Y is -C where Y = 1, S (1 - S) is S C."""
+    n, m = S.shape
+    A = np.empty_like(S)
+    scale = S.dtype.type(g / (n * m))
+    two = S.dtype.type(2.0)
+    one = S.dtype.type(1.0)
+    e = S.dtype.type(bce_eps)
+    for i in range(n):
+        for j in range(m):
+            t = Y[i, j]
+            d = -C[i, j] if t == one else S[i, j] - t
+            if loss == MSE:
+                A[i, j] = two * d * scale
+            elif loss == L1:
+                A[i, j] = (one if d > 0 else (-one if d < 0 else S.dtype.type(0.0))) * scale
+            else:
+                A[i, j] = d / max(S[i, j] * C[i, j], e) * scale
+    return A
+
+
+@njit(cache=True)
 def label_matrix(L, dtype_like):
     """Y = min(L L^T, 1) formed in L's dtype, returned in dtype_like's dtype."""
     n, c = L.shape
@@ -356,10 +441,17 @@ def spike_similar_loss_fused(X, G, L, kind, p, eps, exact_diagonal, loss, g, bce
             return 1, np.nan, empty
         if not in_unit_interval(Y):
             return 2, np.nan, empty
-    value = pairwise_loss(S, Y, loss, bce_eps)
-    if not want_grad:
-        return 0, value, empty
-    A = pairwise_loss_grad(S, Y, loss, g, bce_eps)
+    if exact_diagonal and (kind == SIGMOID or kind == GAUSSIAN):
+        C = similarity_complement(X, G, kind, p)
+        value = pairwise_loss_exact(S, C, Y, loss, bce_eps)
+        if not want_grad:
+            return 0, value, empty
+        A = pairwise_loss_grad_exact(S, C, Y, loss, g, bce_eps)
+    else:
+        value = pairwise_loss(S, Y, loss, bce_eps)
+        if not want_grad:
+            return 0, value, empty
+        A = pairwise_loss_grad(S, Y, loss, g, bce_eps)
     return 0, value, similarity_vjp(A, X, S, G, r, kind, p, eps)
 
 
