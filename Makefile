@@ -5,6 +5,10 @@
 #   make demo        runs every tutorial in quick mode, writes figures/, prints what each reproduced
 #   make warmup      compiles every Numba kernel, float32 and float64, into the cache (run by test and demo)
 #   make bench       runs benchmarks/ against the upstream libraries (needs .venv-peers)
+#   make gpu-check   on a machine with an NVIDIA GPU (<= 8 min): the CUDA tests on the hardware, the golden suite with
+#                    device="cuda" if it exists, benchmarks/bench_cuda.py, one summary (.ci/gpu_check.py; INSTALL=1
+#                    installs numba-cuda first).  QUICK=1: the same steps, tiny, under the CUDA simulator (CI)
+#   make accuracy    the full oracle sweep (tests/oracle, upstream libraries from .venv-peers): writes docs/accuracy.md
 #   make docs        builds the documentation site into build/docs/html (offline, warnings are errors)
 #   make docs-test   opens the built site in headless Chromium and checks math, figures (screenshots in build/)
 PYTHON      ?= python3
@@ -16,7 +20,7 @@ PYTEST_ARGS ?=
 # The CUDA tests run on the GPU where there is one (nvidia-smi answers), else under Numba's CUDA simulator.
 CUDASIM     ?= $(shell nvidia-smi >/dev/null 2>&1 && echo 0 || echo 1)
 
-.PHONY: test crosscheck demo bench info clean venv peers warmup docs docs-venv docs-test
+.PHONY: test crosscheck demo bench gpu-check accuracy info clean venv peers warmup docs docs-venv docs-test
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -72,6 +76,11 @@ demo: venv warmup
 
 bench: peers
 	$(PEERS_PY) -m refnsm bench
+
+gpu-check: venv
+	$(PY) .ci/gpu_check.py $(if $(filter 1,$(QUICK)),--quick) $(if $(filter 1,$(INSTALL)),--install)
+accuracy: peers
+	PYTHONPATH=. $(PEERS_PY) tests/oracle/ledger.py
 
 info: venv
 	$(PY) -m refnsm info

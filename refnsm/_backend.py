@@ -20,6 +20,7 @@ methods:
 ``as_real``         the same, and integer/boolean *device* arrays are cast to float64 instead of refused (labels)
 ``dtype_of``        the result float dtype of several inputs (:func:`refnsm._checks.result_float_dtype`)
 ``astype, copy``    a cast / a copy where the array lives
+``add``             ``a + b`` (same shapes)
 ``matmul``          ``a @ b``; ``matmul_at``: ``a.T @ b``; ``matmul_bt``: ``a @ b.T`` (the device: fixed-order tiles)
 ``from_host``       a host array moved to where the kernels run (the identity on the CPU)
 ``to_host``         a NumPy array (a device array copied back; the identity on the CPU)
@@ -81,6 +82,7 @@ class _HostArrays:
     to_host = staticmethod(_identity)
     give_back = staticmethod(_identity)
     give_back_host = staticmethod(_identity)
+    add = staticmethod(np.add)
 
     @staticmethod
     def matmul(a, b):
@@ -119,6 +121,7 @@ class _HostArrays:
 HOST = _HostArrays()
 
 _KERNELS: dict = {}
+_CPU_KERNELS: dict = {}  # family -> its CPU kernel module: the hot path of every CPU call, one dict lookup
 
 
 def kernels(family: str, device: str = "cpu", part: str = "kernels"):
@@ -165,7 +168,9 @@ def get(family: str, device: str, *inputs):
     ``inputs`` are the call's array arguments (they decide where results go back to under "cuda").
     """
     if device == "cpu":
-        mod = _KERNELS.get((family, "cpu", "kernels"))
-        return (mod if mod is not None else kernels(family, "cpu")), HOST
+        mod = _CPU_KERNELS.get(family)
+        if mod is None:
+            mod = _CPU_KERNELS[family] = kernels(family, "cpu")
+        return mod, HOST
     check_device(device)
     return kernels(family, device), arrays(device, *inputs)

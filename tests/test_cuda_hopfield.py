@@ -18,6 +18,7 @@ from cuda_support import DTYPES, MODE, ROOT, TOL, close as _close, dev as _dev, 
 
 import refnsm.hopfield as hp
 from cuda_support import on_cuda
+from naive.hopfield import naive_energy, naive_retrieve
 from refnsm.hopfield import _kernels as K
 
 pytestmark_device = needs_device
@@ -286,6 +287,9 @@ def test_public_retrieval_iterate_energy(dtype):
     """NumPy in, NumPy out, against refnsm.hopfield; a single 1-D probe too."""
     ch = _ch()
     X, W = _data(dtype, 9)
+    for naive, device in zip(naive_retrieve(X, W, 2.0), hpc.retrieve(X, W, 2.0)):  # against the naive twin too
+        _close(device, naive, dtype)
+    _close(hpc.energy(X, W, 2.0), naive_energy(X.astype(np.float64), W.astype(np.float64), 2.0), dtype)
     for probe in (X, X[1]):
         r0, r1 = hp.retrieve(probe, W, 2.0), hpc.retrieve(probe, W, 2.0)
         assert isinstance(r1, hp.Retrieval)

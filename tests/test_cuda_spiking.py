@@ -534,3 +534,35 @@ def test_similarity_matrix_labels_and_tet_value_and_grad_take_device(dtype, kind
     assert _isdev(gr1) and v1.dtype == dtype
     _close(v1, v0, dtype)
     _close(_host(gr1), gr0, dtype)
+
+
+@pytestmark_device
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_time_mean_tet_and_firing_rate_take_device(dtype):
+    """time_mean_cross_entropy, tet_loss, TETLoss and firing_rate_mse (values and VJPs) with device="cuda"."""
+    rng = np.random.default_rng(41)
+    x = rng.standard_normal((3, 4, 5, 2)).astype(dtype)
+    t = rng.integers(0, 5, (4, 2))
+    for f, vjp, kw in ((sp.time_mean_cross_entropy, sp.time_mean_cross_entropy_vjp, {}),
+                       (sp.tet_loss, sp.tet_loss_vjp, dict(mean=0.5, tet_lambda=0.3))):
+        v0 = f(x, t, **kw)
+        v1 = f(_dev(x), t, **kw, device="cuda")
+        assert v1.dtype == dtype and v1.shape == ()
+        _close(v1, v0, dtype)
+        g0 = vjp(0.7, x, t, **kw)
+        g1 = vjp(0.7, _dev(x), _dev(t), **kw, device="cuda")
+        assert _isdev(g1) and g1.shape == x.shape
+        _close(_host(g1), g0, dtype)
+        assert isinstance(vjp(0.7, x, t, **kw, device="cuda"), np.ndarray)
+    cpu, gpu = sp.TETLoss(0.5, 0.3), sp.TETLoss(0.5, 0.3, device="cuda")
+    _close(gpu(_dev(x), t), cpu(x, t), dtype)
+    _close(_host(gpu.backward()), cpu.backward(), dtype)
+    assert "device='cuda'" in repr(gpu)
+    s = (rng.random((3, 4, 5)) > 0.5).astype(dtype)
+    lab = rng.integers(0, 5, 4)
+    _close(sp.firing_rate_mse(_dev(s), lab, device="cuda"), sp.firing_rate_mse(s, lab), dtype)
+    gr = sp.firing_rate_mse_vjp(2.0, _dev(s), _dev(lab), device="cuda")
+    assert _isdev(gr)
+    _close(_host(gr), sp.firing_rate_mse_vjp(2.0, s, lab), dtype)
+    with pytest.raises(ValueError, match=r"labels: class indices must be in \[0, 5\)"):
+        sp.firing_rate_mse(_dev(s), np.array([0, 1, 2, 7]), device="cuda")

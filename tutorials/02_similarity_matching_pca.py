@@ -16,7 +16,7 @@
 # $M \leftarrow M + \tfrac{2\eta_W}{\tau m}(\langle y y^\top\rangle - M)$ drive the filter $F = M^{-1}W$ to an
 # orthonormal basis of the principal subspace ($F F^\top = I$), and $M$'s eigenvalues to the top-$k$ variances.
 #
-# This reproduces pynsm's `demo_pca` notebook (spec §4.1): the same data law, model and schedule, with refnsm's
+# This reproduces pynsm's `demo_pca` notebook: the same data law, model and schedule, with refnsm's
 # hand-derived gradients and a Numba fast loop.
 
 # %%

@@ -12,7 +12,7 @@
 # forward pass and `model.solve(x)` computes it exactly).  The slow updates are the same Hebbian/anti-Hebbian
 # rules as in tutorial 02.
 #
-# This reproduces pynsm's `demo_clustering` notebook (spec §4.2): 5 Gaussian clusters in 50 dimensions, one epoch
+# This reproduces pynsm's `demo_clustering` notebook: 5 Gaussian clusters in 50 dimensions, one epoch
 # of minibatches of 100, then the trained model's `argmax y` against the true cluster, under the best matching of
 # output units to clusters.
 

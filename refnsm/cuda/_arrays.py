@@ -101,6 +101,7 @@ class DeviceArrays:
     dtype_of = staticmethod(common_dtype)
     astype = staticmethod(P.astype)
     copy = staticmethod(copy)
+    add = staticmethod(P.add)
     is_native = staticmethod(is_device_array)
 
     def __init__(self, on_device: bool):

@@ -57,10 +57,12 @@ from .modern import (
     retrieve,
     retrieve_vjp,
 )
+from . import initializers
 from .synapse import HopfieldSynapse
 
 __all__ = [
     "HopfieldSynapse",
+    "initializers",
     "Retrieval",
     "IterateResult",
     "retrieve",

@@ -139,7 +139,7 @@ def _iterate_args(tol, max_iter):
     return C.check_real(tol, "tol", nonnegative=True), C.check_int(max_iter, "max_iter", minimum=1)
 
 
-def _retrieve_raw(K, xp, X, W, beta):
+def _retrieve_raw(kernels, xp, X, W, beta):
     """Kernel call on validated arrays; returns S, A, Xhat, rowmax, lse."""
     B, H = X.shape[0], W.shape[1]
     S = xp.empty((B, H), dtype=X.dtype)
@@ -147,7 +147,7 @@ def _retrieve_raw(K, xp, X, W, beta):
     Xhat = xp.empty(X.shape, dtype=X.dtype)
     rowmax = xp.empty(B, dtype=np.float64)
     lse = xp.empty(B, dtype=np.float64)
-    K.retrieve_into(X, W, beta, S, A, Xhat, rowmax, lse)
+    kernels.retrieve_into(X, W, beta, S, A, Xhat, rowmax, lse)
     return S, A, Xhat, rowmax, lse
 
 
@@ -197,11 +197,13 @@ def retrieve(X, W, beta, *, device="cpu") -> Retrieval:
     >>> np.round(r.outputs, 4)                      # ~ the second pattern
     array([[1., 1.]])
     """
-    K, xp = _backend.get("hopfield", device, X, W)
+    kernels, xp = _backend.get("hopfield", device, X, W)
     X2, W, was_1d = _prep(X, W, xp=xp)
     beta = _beta(beta)
-    S, A, Xhat, _, _ = _retrieve_raw(K, xp, X2, W, beta)
-    return Retrieval(*(xp.give_back(_squeeze(a, was_1d)) for a in (S, A, Xhat)))
+    S, A, Xhat, _, _ = _retrieve_raw(kernels, xp, X2, W, beta)
+    give_back = xp.give_back
+    return Retrieval(give_back(_squeeze(S, was_1d)), give_back(_squeeze(A, was_1d)),
+                     give_back(_squeeze(Xhat, was_1d)))
 
 
 def retrieve_vjp(grad_out, X, W, beta, *, device="cpu"):
@@ -235,14 +237,14 @@ def retrieve_vjp(grad_out, X, W, beta, *, device="cpu"):
     >>> gX.shape, gW.shape, type(gbeta).__name__
     ((1, 2), (2, 2), 'float')
     """
-    K, xp = _backend.get("hopfield", device, grad_out, X, W)
+    kernels, xp = _backend.get("hopfield", device, grad_out, X, W)
     X2, W, was_1d = _prep(X, W, xp=xp)
     beta = _beta(beta)
     G = xp.asarray(grad_out, "grad_out", dtype=X2.dtype)
     expected = (X2.shape[1],) if was_1d else X2.shape
     if G.shape != expected:
         raise ValueError(f"grad_out: expected the shape of the outputs {expected}, got shape {G.shape}")
-    S, A, _, _, _ = _retrieve_raw(K, xp, X2, W, beta)
+    S, A, _, _, _ = _retrieve_raw(kernels, xp, X2, W, beta)
     G, S, A, X2, W = (xp.to_host(a) for a in (G, S, A, X2, W))
     G = G.reshape(X2.shape)
     Abar = G @ W
@@ -277,7 +279,7 @@ def iterate(X, W, beta, *, tol: float = 1e-10, max_iter: int = 100, device="cpu"
     >>> res.converged, np.round(res.outputs, 4)
     (True, array([[1., 1.]]))
     """
-    K, xp = _backend.get("hopfield", device, X, W)
+    kernels, xp = _backend.get("hopfield", device, X, W)
     X2, W, was_1d = _prep(X, W, xp=xp)
     beta = _beta(beta)
     tol, max_iter = _iterate_args(tol, max_iter)
@@ -288,7 +290,7 @@ def iterate(X, W, beta, *, tol: float = 1e-10, max_iter: int = 100, device="cpu"
     Xhat = xp.empty(X2.shape, dtype=X2.dtype)
     rowmax = xp.empty(B, dtype=np.float64)
     lse = xp.empty(B, dtype=np.float64)
-    n, change = K.iterate_into(X2, W, beta, tol, max_iter, out, S, A, Xhat, rowmax, lse)
+    n, change = kernels.iterate_into(X2, W, beta, tol, max_iter, out, S, A, Xhat, rowmax, lse)
     return IterateResult(xp.give_back(_squeeze(out, was_1d)), int(n), float(change), bool(change <= tol))
 
 
@@ -336,15 +338,15 @@ def energy(X, W, beta, *, compat=None, device="cpu"):
     >>> np.round(hp.energy(np.array([[1.0, 0.0]]), W, beta=1.0), 6)
     array([0.379885])
     """
-    K, xp = _backend.get("hopfield", device, X, W)
+    kernels, xp = _backend.get("hopfield", device, X, W)
     X2, W, was_1d = _prep(X, W, xp=xp)
     beta = _beta(beta)
     compat = _compat(compat)
-    _, _, Xhat, rowmax, lse = _retrieve_raw(K, xp, X2, W, beta)
+    _, _, Xhat, rowmax, lse = _retrieve_raw(kernels, xp, X2, W, beta)
     variant = 1 if compat == "ngclearn" else 0
-    m2, _ = K.row_sq_norm_max(W, 1 if variant else 0)
+    m2, _ = kernels.row_sq_norm_max(W, 1 if variant else 0)
     out = xp.empty(X2.shape[0], dtype=np.float64)
-    K.energy_rows(X2, Xhat, rowmax, lse, beta, W.shape[1], 0.5 * m2, variant, out)
+    kernels.energy_rows(X2, Xhat, rowmax, lse, beta, W.shape[1], 0.5 * m2, variant, out)
     out = xp.astype(out, X2.dtype)
     return float(xp.to_host(out)[0]) if was_1d else xp.give_back(out)
 
@@ -386,7 +388,7 @@ def energy_vjp(grad_out, X, W, beta, *, device="cpu"):
     >>> gX.shape, gW.shape
     ((1, 2), (2, 2))
     """
-    K, xp = _backend.get("hopfield", device, grad_out, X, W)
+    kernels, xp = _backend.get("hopfield", device, grad_out, X, W)
     X2, W, was_1d = _prep(X, W, xp=xp)
     beta = _beta(beta)
     B, H = X2.shape[0], W.shape[1]
@@ -397,8 +399,8 @@ def energy_vjp(grad_out, X, W, beta, *, device="cpu"):
         if g.size != B or (g.ndim > 1) or (not was_1d and g.ndim != 1):
             raise ValueError(f"grad_out: expected one value per probe, shape ({B},), got shape {g.shape}")
         g = g.reshape(B)
-    S, A, Xhat, _, lse = _retrieve_raw(K, xp, X2, W, beta)
-    _, jstar = K.row_sq_norm_max(W, 0)
+    S, A, Xhat, _, lse = _retrieve_raw(kernels, xp, X2, W, beta)
+    _, jstar = kernels.row_sq_norm_max(W, 0)
     S, A, Xhat, lse, X2, W = (xp.to_host(a) for a in (S, A, Xhat, lse, X2, W))
     gl = g.astype(X2.dtype)
     gX = gl[:, None] * (X2 - Xhat)
@@ -482,11 +484,11 @@ def delta_update(X, X_hat, A, *, device="cpu"):
     >>> hp.delta_update(X, r.outputs, r.memory_weights).shape   # dW, shape of W
     (2, 2)
     """
-    K, xp = _backend.get("hopfield", device, X, X_hat, A)
+    kernels, xp = _backend.get("hopfield", device, X, X_hat, A)
     X, X_hat, A, _ = _batch_triplet(X, X_hat, A, xp=xp)
     B, D = X.shape
     dW = xp.empty((D, A.shape[1]), dtype=X.dtype)
-    K.delta_into(X, X_hat, A, xp.empty(X.shape, dtype=X.dtype), dW)
+    kernels.delta_into(X, X_hat, A, xp.empty(X.shape, dtype=X.dtype), dW)
     return xp.give_back(dW)
 
 
@@ -520,13 +522,13 @@ def contrastive_update(X, X_hat, A, W, beta, *, neg_beta=None, compat=None, devi
     >>> hp.contrastive_update(X, r.outputs, r.memory_weights, W, 2.0).shape
     (2, 2)
     """
-    K, xp = _backend.get("hopfield", device, X, X_hat, A, W)
+    kernels, xp = _backend.get("hopfield", device, X, X_hat, A, W)
     X, X_hat, A, W = _batch_triplet(X, X_hat, A, W, xp=xp)
     nb = _negative_beta(beta, neg_beta, compat)
     B, D = X.shape
     H = W.shape[1]
     dW = xp.empty((D, H), dtype=X.dtype)
-    K.contrastive_into(X, X_hat, A, W, nb, xp.empty((B, H), X.dtype), xp.empty((B, H), X.dtype),
+    kernels.contrastive_into(X, X_hat, A, W, nb, xp.empty((B, H), X.dtype), xp.empty((B, H), X.dtype),
                        xp.empty(B, np.float64), xp.empty(B, np.float64), xp.empty((D, H), X.dtype), dW)
     return xp.give_back(dW)
 
@@ -551,13 +553,13 @@ def evolve_step(W, dW, eta, reg_lambda=0.0, l1_lambda=0.0, mask=None, *, device=
     array([[1.1, 0.1],
            [0.1, 1.1]])
     """
-    K, xp = _backend.get("hopfield", device, W, dW, mask)
+    kernels, xp = _backend.get("hopfield", device, W, dW, mask)
     W, dW, eta, reg_lambda, l1_lambda, mask = _evolve_args(W, dW, eta, reg_lambda, l1_lambda, mask, xp=xp)
     use_mask = mask is not None
     if not use_mask:
         mask = W  # not read by the kernel
     out = xp.empty(W.shape, dtype=W.dtype)
-    K.evolve_into(W, dW, eta, reg_lambda, l1_lambda, mask, use_mask, out)
+    kernels.evolve_into(W, dW, eta, reg_lambda, l1_lambda, mask, use_mask, out)
     return xp.give_back(out)
 
 

@@ -71,12 +71,21 @@ class HopfieldSynapse:
         :func:`refnsm.hopfield.load_patterns`; P > H is an error.
     update_rule : {"delta", "contrastive"}
         Plasticity rule (any other string is an error).
-    weight_init : array_like (D, H), optional
-        Initial weights; default Uniform[0.025, 0.8) drawn from ``rng`` (ngclearn's default law).
+    weight_init : array_like (D, H), initialiser spec or callable, optional
+        Initial weights: an array, or an ngclearn initialiser specification drawn from ``rng`` --
+        ``{"dist": "uniform", "low": a, "high": b}``, ``{"dist": "gaussian", "mean": m, "std": s}``,
+        ``{"dist": "constant", "value": v}`` (also ngclearn 1.x's ``amin``/``amax``, ``mu``/``sigma``, and the
+        post-processing flags), the same as tuples ``("uniform", a, b)``, or a callable ``(shape, rng) -> array``;
+        see :mod:`refnsm.hopfield.initializers`.  Default Uniform[0.025, 0.8) (ngclearn's default law).
+    g_conduct_factor : float, default 1
+        ngclearn's conductance factor (``resist_scale`` is accepted as its old name, as ngclearn does).  ngclearn
+        3.2.1's ``HopfieldSynapse.advance_state`` never applies it (only DenseSynapse's does); refnsm stores it and
+        ignores it too, so outputs match.
     p_conn : float in (0, 1], default 1
         Connection probability: when < 1 a Bernoulli(p_conn) mask multiplies the initial random weights (before
-        the patterns are loaded, as in ngclearn 3.1.x; ngclearn 3.2.x ignores p_conn).  With ``keep_mask=True``
-        the mask is instead applied to the whole initial memory and re-applied after every ``evolve``.
+        the patterns are loaded, as in ngclearn 3.1.x).  With ``keep_mask=True`` the mask is instead applied to the
+        whole initial memory and re-applied after every ``evolve``.  Under ``compat="ngclearn"`` p_conn is
+        ignored, as ngclearn 3.2.1 does (it passes p_conn into DenseSynapse's ``p_release_mean`` slot).
     batch_size : int, default 1
         Only sets the shapes of the compartments after ``reset``; the math uses the actual batch.
     l1_lambda : float, default 0
@@ -124,9 +133,11 @@ class HopfieldSynapse:
         initial_patterns=None,
         update_rule="delta",
         weight_init=None,
+        g_conduct_factor=1.0,
         p_conn=1.0,
         batch_size=1,
         *,
+        resist_scale=None,
         l1_lambda=0.0,
         neg_beta=None,
         perm=None,
@@ -161,6 +172,20 @@ class HopfieldSynapse:
         self.p_conn = p_conn
         self.batch_size = C.check_int(batch_size, "batch_size", minimum=1)
         self.keep_mask = bool(keep_mask)
+        if resist_scale is not None:
+            if g_conduct_factor != 1.0:
+                raise TypeError("resist_scale, g_conduct_factor: the same argument under two names (resist_scale is "
+                                "ngclearn's deprecated spelling); give one")
+            g_conduct_factor = resist_scale
+        self.g_conduct_factor = C.check_real(g_conduct_factor, "g_conduct_factor")
+        init_spec = None
+        if weight_init is not None and (isinstance(weight_init, dict) or callable(weight_init) or (
+                isinstance(weight_init, tuple) and weight_init and isinstance(weight_init[0], str))):
+            from .initializers import _normalise
+
+            if not callable(weight_init):
+                _normalise(weight_init, "weight_init")  # the spec's form is checked before anything is drawn
+            init_spec, weight_init = weight_init, None
         if weight_init is not None:
             W0 = C.as_float_array(weight_init, "weight_init", ndim=2, dtype=dtype)
             C.check_shape(W0, "weight_init", (D, H), "shape")
@@ -182,10 +207,14 @@ class HopfieldSynapse:
         gen = C.resolve_rng(rng)
 
         # ---- construction ----
-        if weight_init is None:
+        if init_spec is not None:
+            from .initializers import make_weights
+
+            W0 = make_weights(init_spec, (D, H), dtype, gen)
+        elif weight_init is None:
             W0 = gen.uniform(0.025, 0.8, size=(D, H)).astype(dtype)
         mask = None
-        if p_conn < 1.0:
+        if p_conn < 1.0 and self.compat != "ngclearn":
             mask = (gen.random((D, H)) < p_conn).astype(dtype)
             W0 = W0 * mask
         if pats is not None:
@@ -339,6 +368,99 @@ class HopfieldSynapse:
         gX, gW, _ = modern.retrieve_vjp(grad_out, X, W, self.beta)
         self.grads["weights"] = gW
         return gX
+
+    # ---- ngclearn's component utilities: help, save, load ----
+    _SAVED = ("inputs", "outputs", "weights", "similarities", "memory_weights", "energy", "i_tick", "dWeights")
+
+    @classmethod
+    def help(cls) -> dict:
+        """A description of the component, structured like ngclearn's ``HopfieldSynapse.help()``."""
+        return {
+            cls.__name__: {"synapse_type": "HopfieldSynapse - modern Hopfield memory (Ramsauer et al. 2020) whose "
+                                           "memory matrix W (D, H) learns by a local delta or contrastive rule"},
+            "compartments": {
+                "input_compartments": {"inputs": "probes X (B, D)"},
+                "parameter_compartments": {"weights": "memory matrix W (D, H), column j is memory j"},
+                "output_compartments": {"outputs": "retrieved probes softmax(beta X W) W^T (B, D)",
+                                        "similarities": "X W minus its row max (B, H)",
+                                        "memory_weights": "softmax(beta * similarities) (B, H)",
+                                        "energy": "batch-mean energy (1, 1)", "i_tick": "advance_state calls (1, 1)",
+                                        "dWeights": "the last plasticity update dW (D, H)"},
+            },
+            "dynamics": "outputs = softmax(beta X W) W^T ; W <- W + eta dW - reg_lambda W - l1_lambda sign(W)",
+            "hyperparameters": {
+                "shape": "(D, H): probe dimension x number of memories", "eta": "learning rate of evolve",
+                "reg_lambda": "weight decay per evolve (not scaled by eta)", "beta": "inverse temperature",
+                "initial_patterns": "patterns to store, one per column (D, P), P <= H",
+                "update_rule": "'delta' or 'contrastive'",
+                "weight_init": "initial weights: an array or an initialiser spec (refnsm.hopfield.initializers)",
+                "g_conduct_factor": "stored, not applied (as ngclearn's HopfieldSynapse)",
+                "p_conn": "connection probability of the initial random weights (ignored under compat='ngclearn')",
+                "batch_size": "batch size of the compartments after reset",
+            },
+        }
+
+    def _path(self, directory):
+        import os
+
+        if not isinstance(directory, (str, os.PathLike)):
+            raise TypeError(f"directory: expected a path, got {C._describe(directory)}")
+        if not os.path.isdir(directory):
+            raise ValueError(f"directory: expected an existing directory, got {os.fspath(directory)!r}")
+        return os.path.join(directory, self.name + ".npz")
+
+    def save(self, directory) -> str:
+        """Write the compartments to ``directory/<name>.npz`` (ngclearn's file name and keys; the p_conn mask, when
+        there is one, as ``p_conn_mask``).  Returns the file's path."""
+        path = self._path(directory)
+
+        def host(a):
+            return np.asarray(a) if isinstance(a, np.ndarray) else self._xp.to_host(a)
+
+        data = {k: host(self.params["weights"] if k == "weights" else getattr(self, k)) for k in self._SAVED}
+        if self.mask is not None:
+            data["p_conn_mask"] = np.asarray(self.mask)
+        np.savez(path, **data)
+        return path
+
+    def load(self, directory) -> None:
+        """Read the compartments saved by :meth:`save` (or by ngclearn's ``save``) from ``directory/<name>.npz``.
+
+        Keys this synapse does not have (ngclearn's ``key``, ``biases``, ``gate``, ``mask``, delay buffers) are
+        ignored, and missing keys leave their compartment unchanged, as in ngclearn.  Every array read is checked
+        (shape, finiteness) before any compartment changes."""
+        path = self._path(directory)
+        import os
+
+        if not os.path.isfile(path):
+            raise ValueError(f"directory: no file {self.name + '.npz'!r} in {os.fspath(directory)!r}")
+        (D, H), B = self.shape, None
+        with np.load(path) as z:
+            data = {k: np.array(z[k], dtype=self.dtype) for k in (*self._SAVED, "p_conn_mask") if k in z.files}
+        if "inputs" in data:
+            B = data["inputs"].shape[0] if data["inputs"].ndim == 2 else None
+        want = {"weights": (D, H), "dWeights": (D, H), "energy": (1, 1), "i_tick": (1, 1), "p_conn_mask": (D, H)}
+        for k, a in data.items():
+            C.check_finite(a, f"{path}[{k!r}]")
+            if k in want:
+                ok = a.shape == want[k]
+            else:
+                width = D if k in ("inputs", "outputs") else H
+                ok = a.ndim == 2 and a.shape[1] == width and (B is None or a.shape[0] == B) and a.shape[0] > 0
+            if not ok:
+                raise ValueError(f"{path}[{k!r}]: shape {a.shape} does not fit this synapse (shape (D, H) = {(D, H)}"
+                                 f"{'' if B is None else f', batch {B}'})")
+        for k, a in data.items():
+            if k == "weights":
+                self.weights = a
+            elif k == "inputs":
+                self._set_inputs(a)
+            elif k == "p_conn_mask":
+                self.mask = a
+            elif k in ("energy", "i_tick"):
+                setattr(self, k, a)
+            else:
+                setattr(self, k, self._xp.from_host(a))
 
     def __repr__(self):
         return (f"HopfieldSynapse({self.name!r}, shape={self.shape}, eta={self.eta}, beta={self.beta}, "

@@ -31,10 +31,11 @@ Modules: :mod:`.basic` (plain, identity, norm, sparsity, L0), :mod:`.stochastic`
 Nothing is compiled at import; the Numba kernels (:mod:`._kernels`) compile on first use.
 """
 
-from .base import Hprod, Hprod_vjp, LinearBase, SquareLinear, straight_through_relu, straight_through_relu_vjp
+from .base import LinearBase, SquareLinear
+from .functional import Hprod, Hprod_vjp, eig_vjp, straight_through_relu, straight_through_relu_vjp
 from .basic import (BoundedNormLinear, IdentityInitLinear, IdentityLinear, L0Linear, LassoLinear, LassoLinearRELU,
                     Linear, NonNegativeLinear, SplitLinear)
-from .butterfly import ButterflyLinear
+from .butterfly import Butterfly, ButterflyLinear
 from .householder import (OrthogonalLinear, SchurDecompositionLinear, SpectralLinear, SymmetricSpectralLinear,
                           householder_matrix, householder_matrix_vjp)
 from .registry import maps, square_maps, tall_maps, upstream_maps
@@ -53,7 +54,8 @@ __all__ = [
     "DampedSkewSymmetricLinear", "PSDLinear", "OrthogonalLinear", "SpectralLinear", "SymmetricSpectralLinear",
     "SVDLinear", "SVDLinearLearnBounds", "SymmetricSVDLinear", "StableSplitLinear", "GershgorinLinear",
     "PowerBoundLinear", "SchurDecompositionLinear", "SymplecticLinear", "TrivialNullSpaceLinear", "ButterflyLinear",
+    "Butterfly",
     "maps", "upstream_maps", "square_maps", "tall_maps", "Hprod", "Hprod_vjp", "straight_through_relu",
     "straight_through_relu_vjp", "IdentityGradReLU", "householder_matrix", "householder_matrix_vjp",
-    "orthogonality_error",
+    "orthogonality_error", "eig_vjp",
 ]

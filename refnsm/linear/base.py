@@ -1,4 +1,4 @@
-r"""The base class every structured linear map derives from, and the small shared helpers.
+r"""The base classes every structured linear map derives from (the math helpers are in :mod:`.functional`).
 
 Convention (neuromancer's): :math:`W` = ``effective_W()`` has shape ``[insize, outsize]`` and acts on row vectors,
 
@@ -29,62 +29,19 @@ from .._checks import (
     as_float_array,
     check_int,
     check_option,
-    check_real,
     check_shape,
     resolve_rng,
     scalar_grad_out,
 )
 from . import _kernels
+from .functional import check_bool, check_dtype
+# the helpers that lived here before they moved to .functional (imported from .base by code written earlier)
+from .functional import (Hprod, Hprod_vjp, check_bounds, eig_vjp, frob_norm, sigmoid, softmax,  # noqa: F401
+                         softmax_vjp, straight_through_relu, straight_through_relu_vjp)
 
-__all__ = ["LinearBase", "SquareLinear", "Hprod", "Hprod_vjp", "straight_through_relu", "straight_through_relu_vjp"]
+__all__ = ["LinearBase", "SquareLinear"]
 
 COMPAT_OPTIONS = ("neuromancer",)
-
-
-# ----------------------------------------------------------------------------------------------- small helpers
-def sigmoid(x):
-    r""":math:`\sigma(x) = 1/(1+e^{-x}) = \tfrac12(1 + \tanh(x/2))` (the tanh form never overflows)."""
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
-
-
-def softmax(x, axis):
-    z = x - np.max(x, axis=axis, keepdims=True)
-    e = np.exp(z)
-    return e / np.sum(e, axis=axis, keepdims=True)
-
-
-def softmax_vjp(g, s, axis):
-    r"""VJP of ``s = softmax(x, axis)``: :math:`\bar x = s \odot (\bar s - \sum \bar s s)`."""
-    return s * (g - np.sum(g * s, axis=axis, keepdims=True))
-
-
-def check_dtype(dtype) -> np.dtype:
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}") from None
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise TypeError(f"dtype: expected float32 or float64, got {dt}")
-    return dt
-
-
-def check_bool(value, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected a bool, got {type(value).__name__} {value!r}")
-    return bool(value)
-
-
-def check_bounds(sigma_min, sigma_max, *, strict=True):
-    """Validate a pair of bounds ``sigma_min < sigma_max`` (``<=`` when not strict)."""
-    lo = check_real(sigma_min, "sigma_min")
-    hi = check_real(sigma_max, "sigma_max")
-    if (strict and not lo < hi) or (not strict and not lo <= hi):
-        raise ValueError(f"sigma_max: expected sigma_max {'>' if strict else '>='} sigma_min = {lo}, got {hi}")
-    return lo, hi
-
-
-def frob_norm(a) -> float:
-    return float(np.sqrt(np.sum(a * a, dtype=np.float64)))
 
 
 # --------------------------------------------------------------------------------------------------- the base
@@ -97,6 +54,12 @@ class LinearBase:
         Input and output widths (both >= 1).
     bias : bool
         Add a trainable bias :math:`b` of shape (1, outsize), initialised :math:`U(\pm 1/\sqrt{n_\text{in}})`.
+    provide_weights : bool
+        neuromancer's flag for subclasses: when True (default) and the subclass does not define its own
+        parametrisation (``_init_params``), the base provides a plain trainable ``weight`` [insize, outsize]
+        drawn :math:`U(\pm 1/\sqrt{n_\text{out}})` (torch's ``kaiming_uniform_(a=sqrt 5)`` on that shape) with
+        :math:`W =` ``weight``, so a custom map only needs ``_weight``/``_weight_vjp`` or nothing at all.  Every
+        refnsm map defines its own parameters, so the flag changes nothing for them.
     dtype : float64 (default) or float32
         Precision of the parameters and of every computation; inputs are converted to it.
     rng : numpy.random.Generator, int or None
@@ -143,11 +106,12 @@ class LinearBase:
     square = False  #: the map needs insize == outsize
     exact = True  #: whether the guarantee holds by construction (False: only softly, through reg_error)
 
-    def __init__(self, insize, outsize, bias=False, *, dtype=np.float64, rng=None, params=None, compat=None,
-                 device="cpu"):
+    def __init__(self, insize, outsize, bias=False, provide_weights=True, *, dtype=np.float64, rng=None, params=None,
+                 compat=None, device="cpu"):
         self.insize = check_int(insize, "insize", minimum=1)
         self.outsize = check_int(outsize, "outsize", minimum=1)
         self.use_bias = check_bool(bias, "bias")
+        self.provide_weights = check_bool(provide_weights, "provide_weights")
         self.dtype = check_dtype(dtype)
         if compat is not None:
             check_option(compat, "compat", COMPAT_OPTIONS)
@@ -179,14 +143,22 @@ class LinearBase:
             self.params["bias"] = gen.uniform(-k, k, size=(1, self.outsize))
 
     def _init_params(self, gen):
-        raise NotImplementedError
+        if not self.provide_weights:
+            raise NotImplementedError(f"{type(self).__name__}: provide_weights=False and no _init_params: the map has "
+                                      "no parameters (define _init_params, _weight and _weight_vjp)")
+        k = 1.0 / np.sqrt(self.outsize)
+        self.params["weight"] = gen.uniform(-k, k, size=(self.insize, self.outsize))
 
     def _weight(self):
         """Return (W, cache): W without the bias, cache whatever ``_weight_vjp`` needs."""
+        if type(self)._init_params is LinearBase._init_params and "weight" in self.params:
+            return self.params["weight"].copy(), None  # the base's provided weight (provide_weights=True)
         raise NotImplementedError
 
     def _weight_vjp(self, G, cache) -> dict:
         """Pull back G = dL/dW to {param name: gradient} (missing keys mean zero)."""
+        if type(self)._init_params is LinearBase._init_params and "weight" in self.params:
+            return {"weight": G}
         raise NotImplementedError
 
     def _reg(self):
@@ -289,8 +261,8 @@ class LinearBase:
     # ---------------------------------------------------------------- the map
     def effective_W(self) -> np.ndarray:
         r"""The matrix :math:`W` of shape [insize, outsize] (``y = x @ W + b``), a NumPy array."""
-        K, xp = _backend.get("linear", self._device)
-        W, _ = self._weight_on(K, xp)
+        kernels, xp = _backend.get("linear", self._device)
+        W, _ = self._weight_on(kernels, xp)
         W = xp.to_host(W)
         if self.bias_in_effective_W and self._bias_key in self.params:
             W = W + self.params[self._bias_key]
@@ -298,13 +270,13 @@ class LinearBase:
 
     def effective_W_vjp(self, grad_W) -> dict:
         r"""Pull a cotangent :math:`G = \partial L/\partial W` back to every parameter: returns {name: gradient}."""
-        K, xp = _backend.get("linear", self._device, grad_W)
+        kernels, xp = _backend.get("linear", self._device, grad_W)
         G = xp.asarray(grad_W, "grad_W", ndim=2, dtype=self.dtype)
         check_shape(G, "grad_W", (self.insize, self.outsize), "[insize, outsize]")
-        W, cache = self._weight_on(K, xp)
-        grads = dict(self._weight_vjp_on(K, xp, G, cache))
+        W, cache = self._weight_on(kernels, xp)
+        grads = dict(self._weight_vjp_on(kernels, xp, G, cache))
         if self.bias_in_effective_W and self._bias_key in self.params:
-            grads[self._bias_key] = self._bias_grad(G, K, xp)
+            grads[self._bias_key] = self._bias_grad(G, kernels, xp)
         return self._full(grads)
 
     def _bias_grad(self, g2, K=_kernels, xp=_backend.HOST):
@@ -329,10 +301,10 @@ class LinearBase:
 
     def forward(self, x) -> np.ndarray:
         r"""``y = x @ W + b`` for x of shape [..., insize]; caches what :meth:`backward` needs."""
-        K, xp = _backend.get("linear", self._device, x)
+        kernels, xp = _backend.get("linear", self._device, x)
         x = self._check_x(x, xp)
-        W, cache = self._weight_on(K, xp)
-        y = self._apply(x, W, K, xp)
+        W, cache = self._weight_on(kernels, xp)
+        y = self._apply(x, W, kernels, xp)
         self._cache = (x, W, cache, tuple(y.shape), self._device, xp.on_device)
         return xp.give_back(y)
 
@@ -347,7 +319,7 @@ class LinearBase:
         if self._cache is None or self._cache[4] != self._device:
             raise RuntimeError("backward: call forward(x) first")
         x, W, cache, yshape, _, on_device = self._cache
-        K = _backend.kernels("linear", self._device)
+        kernels = _backend.kernels("linear", self._device)
         xp = _backend.arrays(self._device, grad_y, on_device=True if on_device else None)
         g = xp.asarray(grad_y, "grad_y", dtype=self.dtype)
         check_shape(g, "grad_y", yshape, "the shape of forward's output")
@@ -355,9 +327,9 @@ class LinearBase:
         g2 = g.reshape(rows, self.outsize)
         x2 = x.reshape(rows, self.insize)
         gx = xp.matmul_bt(g, W)  # g W^T
-        grads = dict(self._weight_vjp_on(K, xp, xp.matmul_at(x2, g2), cache))  # G = x^T g
+        grads = dict(self._weight_vjp_on(kernels, xp, xp.matmul_at(x2, g2), cache))  # G = x^T g
         if self._bias_key in self.params:
-            grads[self._bias_key] = self._bias_grad(g2, K, xp)
+            grads[self._bias_key] = self._bias_grad(g2, kernels, xp)
         self.grads = self._full(grads)
         return xp.give_back(gx)
 
@@ -377,6 +349,13 @@ class LinearBase:
         if self.insize != self.outsize:
             raise ValueError(f"eig: expected a square map, got insize {self.insize} != outsize {self.outsize}")
         return np.linalg.eig(self.effective_W())
+
+    def eig_vjp(self, grad_w, grad_v=None) -> dict:
+        r"""Pull cotangents of :meth:`eig`'s eigenvalues (and optionally eigenvectors) back to every parameter:
+        :func:`eig_vjp` on ``effective_W()``, then :meth:`effective_W_vjp`.  Simple eigenvalues only."""
+        if self.insize != self.outsize:
+            raise ValueError(f"eig: expected a square map, got insize {self.insize} != outsize {self.outsize}")
+        return self.effective_W_vjp(eig_vjp(grad_w, grad_v, self.effective_W()))
 
     def __repr__(self):
         extra = f", compat={self.compat!r}" if self.compat else ""
@@ -402,105 +381,3 @@ class SquareLinear(LinearBase):
     """
 
     square = True
-
-
-# ---------------------------------------------------------------------------- Householder product helper
-def _hprod_check(x, u, k):
-    x = as_float_array(x, "x", ndim=2, shape_hint="[batch, n]")
-    u = as_float_array(u, "u", ndim=1, shape_hint="[n]")
-    n = x.shape[1]
-    check_shape(u, "u", (n,), "[n] with n = x.shape[1]")
-    k = check_int(k, "k", minimum=1)
-    if k > n:
-        raise ValueError(f"k: expected 1 <= k <= n = {n}, got {k}")
-    if not np.any(u[n - k:]):
-        raise ValueError("u: expected a non-zero tail u[n-k:] (a zero Householder vector is undefined)")
-    dt = np.result_type(x.dtype, u.dtype)
-    return x.astype(dt, copy=False), u.astype(dt, copy=False), k
-
-
-def Hprod(x, u, k):
-    r"""Reflect the last ``k`` columns of the rows of ``x`` in the hyperplane orthogonal to ``v = u[n-k:]``.
-
-    .. math::
-
-        y = x H(\tilde v), \qquad H(\tilde v) = I - \frac{2 \tilde v \tilde v^\top}{\tilde v^\top \tilde v},
-        \qquad \tilde v = [0_{n-k};\ u_{n-k:}] .
-
-    :math:`H` is symmetric, orthogonal and an involution (:math:`H^2 = I`).  x is [batch, n], u is [n].
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from refnsm import linear as L
-    >>> u = np.array([1.0, 0.0])
-    >>> L.Hprod(np.array([[3.0, 4.0]]), u, 2)   # reflect in the hyperplane orthogonal to e_0
-    array([[-3.,  4.]])
-    """
-    x, u, k = _hprod_check(x, u, k)
-    n = x.shape[1]
-    v = u[n - k:]
-    y = x.copy()
-    a = 2.0 * (x[:, n - k:] @ v) / (v @ v)
-    y[:, n - k:] -= np.outer(a, v)
-    return y
-
-
-def Hprod_vjp(grad_out, x, u, k):
-    r"""VJP of :func:`Hprod`: returns :math:`(\bar x, \bar u)`.
-
-    With :math:`c = v^\top v`, :math:`a_b = x_b\cdot v`, :math:`\beta_b = \bar g_b \cdot v` (tail columns):
-    :math:`\bar x = \bar g H` and
-    :math:`\bar v = \sum_b [-\tfrac2c(\beta_b x_b + a_b \bar g_b) + \tfrac{4 a_b\beta_b}{c^2} v]`, zero on the head.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from refnsm import linear as L
-    >>> gx, gu = L.Hprod_vjp(np.ones((1, 2)), np.array([[3.0, 4.0]]), np.array([1.0, 0.0]), 2)
-    >>> gx
-    array([[-1.,  1.]])
-    """
-    x, u, k = _hprod_check(x, u, k)
-    g = as_float_array(grad_out, "grad_out", ndim=2, dtype=x.dtype)
-    check_shape(g, "grad_out", x.shape, "the shape of x")
-    n = x.shape[1]
-    v = u[n - k:]
-    c = v @ v
-    xt, gt = x[:, n - k:], g[:, n - k:]
-    a, beta = xt @ v, gt @ v
-    gx = g.copy()
-    gx[:, n - k:] -= np.outer(2.0 * beta / c, v)
-    gu = np.zeros_like(u)
-    gu[n - k:] = -(2.0 / c) * (xt.T @ beta + gt.T @ a) + (4.0 * (a @ beta) / c**2) * v
-    return gx, gu
-
-
-def straight_through_relu(x):
-    r"""Straight-through ReLU (neuromancer's ``IdentityGradReLU``): forward :math:`\max(x, 0)`.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from refnsm import linear as L
-    >>> L.straight_through_relu(np.array([-1.0, 2.0]))
-    array([0., 2.])
-    """
-    x = as_float_array(x, "x")
-    return np.maximum(x, 0.0)
-
-
-def straight_through_relu_vjp(grad_out, x):
-    r"""The straight-through gradient: :math:`\bar x = \bar y`, also where :math:`x < 0` (it is not relu's derivative).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from refnsm import linear as L
-    >>> L.straight_through_relu_vjp(np.array([1.0, 1.0]), np.array([-1.0, 2.0]))   # the gradient passes straight through
-    array([1., 1.])
-    """
-    x = as_float_array(x, "x")
-    g = as_float_array(grad_out, "grad_out", dtype=x.dtype)
-    check_shape(g, "grad_out", x.shape, "the shape of x")
-    return g.copy()

@@ -18,7 +18,8 @@ import numpy as np
 
 from .._checks import as_float_array, check_int, check_real, check_shape
 from . import _kernels
-from .base import LinearBase, SquareLinear, check_bounds, sigmoid
+from .base import LinearBase, SquareLinear
+from .functional import check_bounds, sigmoid
 
 __all__ = ["OrthogonalLinear", "SpectralLinear", "SymmetricSpectralLinear", "SchurDecompositionLinear",
            "householder_matrix", "householder_matrix_vjp"]
@@ -328,6 +329,67 @@ class SpectralLinear(LinearBase):
                 "V": K.householder_matrix_vjp(dQV, QV, p["V"], self.n_V_reflectors, reverse=True)}
 
 
+    # ---- neuromancer's factor methods: Sigma(), Umultiply(x), Vmultiply(x), each with its VJP ----
+    def Sigma(self) -> np.ndarray:
+        r""":math:`\Sigma = I_{n_\text{in}\times n_\text{out}}\odot s` ([insize, outsize]), the singular values on the
+        diagonal (neuromancer's ``Sigma()``)."""
+        S = np.zeros((self.insize, self.outsize), dtype=self.dtype)
+        r = self.r
+        S[np.arange(r), np.arange(r)] = self.singular_values()
+        return S
+
+    def Sigma_vjp(self, grad_out) -> dict:
+        r"""Pull :math:`\bar\Sigma` back to ``p``: :math:`\bar p_i = \bar\Sigma_{ii}(\sigma_\max-\sigma_\min)\sigma(p_i)
+        (1-\sigma(p_i))` (the other parameters get zeros)."""
+        G = as_float_array(grad_out, "grad_out", ndim=2, dtype=self.dtype)
+        check_shape(G, "grad_out", (self.insize, self.outsize), "[insize, outsize]")
+        sp = sigmoid(self.params["p"])
+        r = self.r
+        return self._full({"p": G[np.arange(r), np.arange(r)] * (self.sigma_max - self.sigma_min) * sp * (1 - sp)})
+
+    def _factor_x(self, x, width, name="x"):
+        x = as_float_array(x, name, ndim=2, dtype=self.dtype, shape_hint=f"[batch, {width}]")
+        if x.shape[1] != width:
+            raise ValueError(f"{name}: expected shape [batch, {width}], got {x.shape}")
+        return x
+
+    def _factor_grads(self, dQU, dQV) -> dict:
+        QU, QV = self._svd_factors()
+        grads = {}
+        if dQU is not None:
+            grads["U"] = _householder_matrix_vjp(dQU, QU, self.params["U"], _order(self.n_U_reflectors, False))
+        if dQV is not None:
+            grads["V"] = _householder_matrix_vjp(dQV, QV, self.params["V"], _order(self.n_V_reflectors, True))
+        return self._full(grads)
+
+    def Umultiply(self, x) -> np.ndarray:
+        r""":math:`x Q_U` for x [batch, insize]: the U reflectors applied in neuromancer's order (``Umultiply``)."""
+        x = self._factor_x(x, self.insize)
+        return x @ self._svd_factors()[0]
+
+    def Umultiply_vjp(self, grad_out, x):
+        r"""VJP of :meth:`Umultiply`: returns :math:`(\bar x, \text{grads})` with :math:`\bar x = \bar y Q_U^\top` and
+        the parameters' gradients through :math:`\bar Q_U = x^\top\bar y`."""
+        x = self._factor_x(x, self.insize)
+        g = self._factor_x(grad_out, self.insize, "grad_out")
+        check_shape(g, "grad_out", x.shape, "the shape of x")
+        QU = self._svd_factors()[0]
+        return g @ QU.T, self._factor_grads(x.T @ g, None)
+
+    def Vmultiply(self, x) -> np.ndarray:
+        r""":math:`x Q_V` for x [batch, outsize]: the V reflectors applied last to first (neuromancer's ``Vmultiply``)."""
+        x = self._factor_x(x, self.outsize)
+        return x @ self._svd_factors()[1]
+
+    def Vmultiply_vjp(self, grad_out, x):
+        r"""VJP of :meth:`Vmultiply`: :math:`\bar x = \bar y Q_V^\top`, parameters through :math:`\bar Q_V = x^\top\bar y`."""
+        x = self._factor_x(x, self.outsize)
+        g = self._factor_x(grad_out, self.outsize, "grad_out")
+        check_shape(g, "grad_out", x.shape, "the shape of x")
+        QV = self._svd_factors()[1]
+        return g @ QV.T, self._factor_grads(None, x.T @ g)
+
+
 class SymmetricSpectralLinear(SpectralLinear):
     r"""Symmetric exact-spectrum map :math:`W = Q\Sigma Q^\top`, :math:`Q = H_0\cdots H_{k-1}` from the rows of ``V``.
 
@@ -380,6 +442,12 @@ class SymmetricSpectralLinear(SpectralLinear):
         dQU, dQV, dp = self._core_vjp(G, cache)
         dQ = dQU + dQV.T
         return {"p": dp, "V": _householder_matrix_vjp(dQ, QU, self.params["V"], _order(self.n_V_reflectors, False))}
+
+    def _factor_grads(self, dQU, dQV) -> dict:
+        # both factors are Q (U side) and Q^T (V side), built from the rows of V
+        Q = self._svd_factors()[0]
+        dQ = (0 if dQU is None else dQU) + (0 if dQV is None else dQV.T)
+        return self._full({"V": _householder_matrix_vjp(dQ, Q, self.params["V"], _order(self.n_V_reflectors, False))})
 
 
 def _rot(theta):
@@ -447,6 +515,35 @@ class SchurDecompositionLinear(SquareLinear):
         i = np.arange(0, n, 2)
         T[i, i], T[i, i + 1], T[i + 1, i], T[i + 1, i + 1] = g * c, -g * s, g * s, g * c
         return T
+
+    def build_T(self, T=None) -> np.ndarray:
+        r"""The block-diagonal :math:`T = \mathrm{blockdiag}_k(\gamma_k R(\theta_k))` (neuromancer's ``build_T(T)``
+        writes the 2x2 blocks into ``T`` in place and returns it; so does this when ``T`` is given, else it returns a
+        new array).  Its VJP is :meth:`build_T_vjp`."""
+        Tn = self._T()
+        if T is None:
+            return Tn
+        if not isinstance(T, np.ndarray) or T.shape != Tn.shape or not T.flags.writeable:
+            raise ValueError(f"T: expected a writeable ndarray of shape {Tn.shape}, got {type(T).__name__} "
+                             f"{getattr(T, 'shape', '')}")
+        n = self.insize
+        for i in range(0, n, 2):
+            T[i:i + 2, i:i + 2] = Tn[i:i + 2, i:i + 2]
+        return T
+
+    def build_T_vjp(self, grad_out) -> dict:
+        r"""Pull :math:`\bar T` back to ``gamma`` and ``theta``: :math:`\bar\gamma_k = \langle\bar T_k, R(\theta_k)\rangle`,
+        :math:`\bar\theta_k = \gamma_k\langle\bar T_k, R'(\theta_k)\rangle` (``P.U`` gets zeros)."""
+        n = self.insize
+        B = as_float_array(grad_out, "grad_out", ndim=2, dtype=self.dtype)
+        check_shape(B, "grad_out", (n, n), "[n, n]")
+        c, s = _rot(self.params["theta"])
+        g = self.params["gamma"]
+        i = np.arange(0, n, 2)
+        b00, b01, b10, b11 = B[i, i], B[i, i + 1], B[i + 1, i], B[i + 1, i + 1]
+        dgamma = b00 * c - b01 * s + b10 * s + b11 * c
+        dtheta = g * (-b00 * s - b01 * c + b10 * c - b11 * s)
+        return self._full({"gamma": dgamma, "theta": dtheta})
 
     def _weight(self):
         Q = _householder_matrix(self.params["P.U"], _order(self.insize, False))

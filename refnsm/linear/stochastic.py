@@ -11,7 +11,8 @@ import math
 import numpy as np
 
 from . import _kernels
-from .base import LinearBase, check_bounds, softmax, softmax_vjp
+from .base import LinearBase
+from .functional import check_bounds, softmax, softmax_vjp
 
 __all__ = ["RightStochasticLinear", "LeftStochasticLinear", "PerronFrobeniusLinear", "StableSplitLinear"]
 

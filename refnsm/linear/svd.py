@@ -17,7 +17,8 @@ import numpy as np
 
 from .._checks import as_float_array
 from . import _kernels
-from .base import LinearBase, SquareLinear, check_bounds, frob_norm, sigmoid
+from .base import LinearBase, SquareLinear
+from .functional import check_bounds, frob_norm, sigmoid
 
 __all__ = ["SVDLinear", "SVDLinearLearnBounds", "SymmetricSVDLinear", "orthogonal_init", "orthogonality_error"]
 
@@ -62,7 +63,22 @@ def _orthogonality_error(A):
     return ne + nf, grad
 
 
-class SVDLinear(LinearBase):
+class _OrthogonalErrorMethod:
+    """neuromancer's ``orthogonal_error(weight)`` as a method of the soft-SVD maps (and its VJP)."""
+
+    def orthogonal_error(self, weight) -> float:
+        r""":math:`e(A) = \|I - AA^\top\|_F + \|I - A^\top A\|_F` of a square matrix (neuromancer's method; the penalty
+        of :meth:`reg_error` is the sum over the factors).  Same as :func:`orthogonality_error`."""
+        return float(orthogonality_error(weight)[0])
+
+    def orthogonal_error_vjp(self, grad_out, weight) -> np.ndarray:
+        r""":math:`\bar y\,\partial e/\partial A` (0 where a norm vanishes: a subgradient, as torch)."""
+        from .._checks import scalar_grad_out
+
+        return scalar_grad_out(grad_out) * orthogonality_error(weight)[1]
+
+
+class SVDLinear(_OrthogonalErrorMethod, LinearBase):
     r"""Soft SVD map :math:`W = U\,\Sigma\,V` (Koopman-operator style, arXiv:2101.01864).
 
     Parameters ``U`` (in, in) and ``V`` (out, out) (orthogonal at initialisation), ``sigma`` :math:`\theta`

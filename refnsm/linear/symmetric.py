@@ -9,7 +9,8 @@ import math
 import numpy as np
 
 from .._checks import as_float_array, check_int, check_real, check_shape
-from .base import LinearBase, SquareLinear, check_bool, check_bounds, sigmoid, softmax
+from .base import LinearBase, SquareLinear
+from .functional import check_bool, check_bounds, sigmoid, softmax
 
 __all__ = [
     "SymmetricLinear",
@@ -326,8 +327,13 @@ class PowerBoundLinear(SquareLinear):
 
     exact = False
 
-    def __init__(self, insize, outsize, bias=False, *, max_p=1.0, pwr_iters=200, rng=None, **kw):
+    def __init__(self, insize, outsize, max_p=1, pwr_iters=200, bias=False, *, rng=None, **kw):
+        # neuromancer's positional order (insize, outsize, max_p, pwr_iters, bias), unlike the other maps
         from .._checks import resolve_rng
+
+        if isinstance(max_p, (bool, np.bool_)):
+            raise TypeError(f"max_p: expected a real number, got the bool {max_p!r} (PowerBoundLinear's third "
+                            "positional argument is max_p, as in neuromancer; pass bias=... by keyword)")
 
         self.max_p = check_real(max_p, "max_p")
         self.pwr_iters = check_int(pwr_iters, "pwr_iters", minimum=0)
@@ -399,6 +405,13 @@ class PowerBoundLinear(SquareLinear):
             self._last_start = self._draw_start()
         _, grads, _ = self._reg_from(self._last_start)
         return {k: s * v for k, v in self._full(grads).items()}
+
+    def eig_v_estimate(self):
+        """neuromancer's ``eig_v_estimate()``: the power-iteration vectors ``[a, b]`` (each (n,)) after ``pwr_iters``
+        steps from start vectors drawn from ``rng`` (or pinned with :meth:`set_start`).  Not differentiated (upstream
+        runs it under ``no_grad``)."""
+        a, b = self.power_vectors(*self._draw_start())
+        return [a, b]
 
     def rho_squared_estimate(self) -> float:
         """The power-iteration estimate v of :math:`\\rho(W)^2` (same start vectors rule as :meth:`reg_error`)."""

@@ -132,12 +132,12 @@ def dale(shape, inh_ratio: float = 0.5, rho: float = 0.99, inh_first: bool = Tru
     return _generate(shape, inh_ratio, rho, inh_first, rng, scale, dtype)
 
 
-def dale_(weights: np.ndarray, inh_ratio: float = 0.5, rho: float = 0.99, inh_first: bool = True, seed=None, *,
+def dale_(tensor: np.ndarray, inh_ratio: float = 0.5, rho: float = 0.99, inh_first: bool = True, seed=None, *,
           scale: float | None = None) -> np.ndarray:
-    r"""Fill ``weights`` **in place** with :func:`dale` (the trailing underscore says so) and return it.
+    r"""Fill ``tensor`` **in place** with :func:`dale` (the trailing underscore says so) and return it.
 
     The in-place twin of :func:`dale` for users porting ``neurotorch.init.dale_(tensor, ...)``: same arguments
-    (``seed`` is a Generator, an int or None, and None means fresh entropy).  ``weights`` must be a writeable
+    (``seed`` is a Generator, an int or None, and None means fresh entropy).  ``tensor`` must be a writeable
     2-D float32/float64 ndarray; unlike upstream, the array you pass holds the final (signed) result.
 
     Examples
@@ -148,16 +148,16 @@ def dale_(weights: np.ndarray, inh_ratio: float = 0.5, rho: float = 0.99, inh_fi
     >>> R.dale_(W, inh_ratio=0.5, seed=0) is W    # in place, like torch's init functions
     True
     """
-    if not isinstance(weights, np.ndarray) or weights.dtype not in _checks.FLOAT_DTYPES:
-        raise TypeError(f"weights: expected a float32/float64 numpy array to fill in place, "
-                        f"got {_checks._describe(weights)}")
-    if weights.ndim != 2:
-        raise ValueError(f"weights: expected 2 dimensions (N_pre, N_post), got shape {weights.shape}")
-    if not weights.flags.writeable:
-        raise ValueError("weights: expected a writeable array")
-    if weights.size == 0:
-        raise ValueError(f"weights: expected a non-empty array, got shape {weights.shape}")
+    if not isinstance(tensor, np.ndarray) or tensor.dtype not in _checks.FLOAT_DTYPES:
+        raise TypeError(f"tensor: expected a float32/float64 numpy array to fill in place, "
+                        f"got {_checks._describe(tensor)}")
+    if tensor.ndim != 2:
+        raise ValueError(f"tensor: expected 2 dimensions (N_pre, N_post), got shape {tensor.shape}")
+    if not tensor.flags.writeable:
+        raise ValueError("tensor: expected a writeable array")
+    if tensor.size == 0:
+        raise ValueError(f"tensor: expected a non-empty array, got shape {tensor.shape}")
     inh_ratio, rho, inh_first, scale = _check_args(inh_ratio, rho, inh_first, scale)
     rng = _checks.resolve_rng(seed)
-    weights[...] = _generate(weights.shape, inh_ratio, rho, inh_first, rng, scale, weights.dtype)
-    return weights
+    tensor[...] = _generate(tensor.shape, inh_ratio, rho, inh_first, rng, scale, tensor.dtype)
+    return tensor

@@ -90,9 +90,17 @@ class BaseRegularization:
         ``'params.1'``, ... (neurotorch's ``state_dict`` keys).
     Lambda : float
         Weight of the penalty, applied on call (as upstream; any finite real).
+    optimizer : SGD, optional
+        neurotorch's callback optimizer: :meth:`on_optimization_end` takes one step of it with the regularizer's
+        gradient (:func:`regularization_step`).  It must hold the regularizer's trainable arrays (same objects).
     frozen : iterable of str
         Keys of parameters that are not trained (torch's ``requires_grad=False``): they get no gradient and
         :class:`Lp` leaves them out of the value, as upstream.
+    priority, name, save_state, load_state
+        neurotorch's ``BaseCallback`` arguments, accepted with upstream's spellings and defaults and stored as
+        attributes (``priority`` None -> 10, ``load_state`` None -> ``save_state``).  refnsm has no trainer
+        or checkpoints, so they change nothing; ``name`` defaults to the class name (upstream appends
+        ``<instance counter>``).
 
     Examples
     --------
@@ -105,16 +113,50 @@ class BaseRegularization:
     (2.0, array([[ 0., -1.]]))
     """
 
-    def __init__(self, params, Lambda: float = 1.0, *, frozen: Iterable[str] = ()):
-        self.params = _param_dict(params)
-        self.Lambda = _checks.check_real(Lambda, "Lambda")
+    DEFAULT_PRIORITY = 10
+
+    def __init__(self, params, Lambda: float = 1.0, optimizer=None, *, frozen: Iterable[str] = (),
+                 priority=None, name=None, save_state: bool = True, load_state=None):
+        params = _param_dict(params)
+        Lambda = _checks.check_real(Lambda, "Lambda")
         frozen = [frozen] if isinstance(frozen, str) else list(frozen)
         for k in frozen:
-            if k not in self.params:
-                raise ValueError(f"frozen: expected keys of params {sorted(self.params)}, got {k!r}")
+            if k not in params:
+                raise ValueError(f"frozen: expected keys of params {sorted(params)}, got {k!r}")
+        self.params = params
+        self.Lambda = Lambda
         self.frozen = frozenset(frozen)
         self.grads: dict = {}
-        self.name = type(self).__name__
+        self._init_callback(optimizer, priority, name, save_state, load_state)
+
+    def _init_callback(self, optimizer, priority, name, save_state, load_state):
+        if priority is not None and not (isinstance(priority, (int, np.integer))
+                                         and not isinstance(priority, (bool, np.bool_))):
+            raise TypeError(f"priority: expected None or an int, got {_checks._describe(priority)}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name: expected None or a str, got {_checks._describe(name)}")
+        for arg, v in (("save_state", save_state), ("load_state", load_state)):
+            if not (isinstance(v, (bool, np.bool_)) or (arg == "load_state" and v is None)):
+                raise TypeError(f"{arg}: expected a bool{' or None' if arg == 'load_state' else ''}, "
+                                f"got {_checks._describe(v)}")
+        if optimizer is not None:
+            _optimizer_key_map(self, optimizer)
+        self.optimizer = optimizer
+        self.priority = self.DEFAULT_PRIORITY if priority is None else int(priority)
+        self.name = type(self).__name__ if name is None else name
+        self.save_state = bool(save_state)
+        self.load_state = self.save_state if load_state is None else bool(load_state)
+
+    def on_optimization_end(self, trainer=None, **kwargs):
+        """neurotorch's callback hook: one :func:`regularization_step` with ``self.optimizer``; returns the loss.
+
+        ``trainer`` and the keyword arguments are accepted (upstream's signature) and unused.  Without an
+        optimizer upstream silently does nothing (the gradient only accumulates in ``.grad``); refnsm raises.
+        """
+        if self.optimizer is None:
+            raise ValueError("optimizer: on_optimization_end needs the regularizer's optimizer (pass optimizer=SGD(...) "
+                             "at construction); neurotorch silently does nothing here")
+        return regularization_step(self, self.optimizer)
 
     # subclasses implement: per-parameter (value, grad or None) before Lambda
     def _terms(self, want_grad: bool):
@@ -172,7 +214,8 @@ class RegularizationList(BaseRegularization):
     3.118034
     """
 
-    def __init__(self, regularizations: Iterable[BaseRegularization] = ()):
+    def __init__(self, regularizations: Iterable[BaseRegularization] | None = None, optimizer=None, *,
+                 priority=None, name=None, save_state: bool = True, load_state=None):
         regs = list(regularizations) if regularizations is not None else []
         for i, r in enumerate(regs):
             if not isinstance(r, BaseRegularization):
@@ -193,7 +236,7 @@ class RegularizationList(BaseRegularization):
                                     for r in regs)}
         self.frozen = frozenset(frozen_everywhere)
         self.grads = {}
-        self.name = type(self).__name__
+        self._init_callback(optimizer, priority, name, save_state, load_state)
 
     def __iter__(self):
         return iter(self.regularizations)
@@ -244,8 +287,8 @@ class Lp(BaseRegularization):
     5.0
     """
 
-    def __init__(self, params, Lambda: float = 1.0, p=1, *, mode: str = "neurotorch", frozen=()):
-        super().__init__(params, Lambda, frozen=frozen)
+    def __init__(self, params, Lambda: float = 1.0, p=1, *, mode: str = "neurotorch", frozen=(), **kwargs):
+        super().__init__(params, Lambda, frozen=frozen, **kwargs)
         self.mode = _checks.check_option(mode, "mode", F.MODES)
         self.p = F.check_p(p)
         for k, v in self.params.items():
@@ -284,8 +327,8 @@ class L1(Lp):
     1.0
     """
 
-    def __init__(self, params, Lambda: float = 1.0, *, mode: str = "neurotorch", frozen=()):
-        super().__init__(params, Lambda, 1, mode=mode, frozen=frozen)
+    def __init__(self, params, Lambda: float = 1.0, *, mode: str = "neurotorch", frozen=(), **kwargs):
+        super().__init__(params, Lambda, 1, mode=mode, frozen=frozen, **kwargs)
 
 
 class L2(Lp):
@@ -300,8 +343,8 @@ class L2(Lp):
     5.0
     """
 
-    def __init__(self, params, Lambda: float = 1.0, *, mode: str = "neurotorch", frozen=()):
-        super().__init__(params, Lambda, 2, mode=mode, frozen=frozen)
+    def __init__(self, params, Lambda: float = 1.0, *, mode: str = "neurotorch", frozen=(), **kwargs):
+        super().__init__(params, Lambda, 2, mode=mode, frozen=frozen, **kwargs)
 
 
 def _reference_list(reference_weights, n_params: int, compat, name="reference_weights"):
@@ -341,8 +384,11 @@ class DaleLawL2(BaseRegularization):
         One per parameter, same shapes (neurotorch truncates mismatched lists silently and broadcasts shapes;
         refnsm raises unless ``compat='neurotorch'``, which truncates).
     Lambda : float
+    optimizer : SGD, optional
+        As in :class:`BaseRegularization` (neurotorch's fifth positional argument).
     inh_ratio, rho, inh_first, rng
-        Passed to :func:`~refnsm.regularization.dale` when the reference is generated.
+        Passed to :func:`~refnsm.regularization.dale` when the reference is generated.  ``seed`` is accepted as
+        an alias of ``rng`` (neurotorch's ``dale_`` spelling); give at most one of them.
     compat : None or 'neurotorch'
         'neurotorch': unmatched parameters/references are dropped (upstream's ``zip``), and a generated reference is
         the exact one of neurotorch's ``dale_`` (:func:`refnsm.regularization.dale_torch`; square parameters only,
@@ -358,10 +404,15 @@ class DaleLawL2(BaseRegularization):
     (-4.5, (2, 2))
     """
 
-    def __init__(self, params, alpha: float = 0.8, reference_weights=None, Lambda: float = 1.0, *,
-                 inh_ratio: float = 0.5, rho: float = 0.99, inh_first: bool = True, rng=None,
-                 compat=None, frozen=()):
-        super().__init__(params, Lambda, frozen=frozen)
+    def __init__(self, params, alpha: float = 0.8, reference_weights=None, Lambda: float = 1.0, optimizer=None, *,
+                 inh_ratio: float = 0.5, rho: float = 0.99, inh_first: bool = True, rng=None, seed=None,
+                 compat=None, frozen=(), **kwargs):
+        if seed is not None:
+            if rng is not None:
+                raise TypeError("rng, seed: the same argument under two names (seed is neurotorch's spelling); "
+                                "give at most one")
+            rng = seed
+        super().__init__(params, Lambda, optimizer, frozen=frozen, **kwargs)
         self.alpha = _checks.check_in_interval(alpha, "alpha", 0.0, 1.0)
         if compat not in COMPAT:
             raise ValueError(f"compat: expected None or 'neurotorch', got {_checks._describe(compat)}")
@@ -437,6 +488,11 @@ class ExcRatioTargetRegularization(BaseRegularization):
     :math:`m_k` the mean of :math:`\varphi(P_k)` (:func:`refnsm.regularization.exc_ratio_loss`).
 
     ``sign_func='softsign'`` (default, as upstream, *not* sign as the upstream docstring says) or ``'sign'``
+    (then the gradient is identically 0), or any elementwise callable on NumPy arrays (upstream takes any
+    callable, e.g. ``torch.nn.Softsign()``); the gradient of a callable needs its elementwise derivative
+    ``sign_func_grad``.  :math:`(m_k+1)/2` is the soft excitatory ratio reported by
+    :meth:`get_params_exc_ratio`.  Parameters of any shape.  ``optimizer`` and neurotorch's callback arguments
+    as in :class:`BaseRegularization`.
     (then the gradient is identically 0).  :math:`(m_k+1)/2` is the soft excitatory ratio reported by
     :meth:`get_params_exc_ratio`.  Parameters of any shape.
 
@@ -450,16 +506,19 @@ class ExcRatioTargetRegularization(BaseRegularization):
     """
 
     def __init__(self, params, exc_target_ratio: float = 0.8, Lambda: float = 1.0, *,
-                 sign_func: str = "softsign", frozen=()):
-        self.exc_target_ratio = F.check_open_ratio(exc_target_ratio, "exc_target_ratio")
-        super().__init__(params, Lambda, frozen=frozen)
-        self.sign_func = _checks.check_option(sign_func, "sign_func", F.SIGN_FUNCS)
+                 sign_func="softsign", sign_func_grad=None, frozen=(), **kwargs):
+        exc_target_ratio = F.check_open_ratio(exc_target_ratio, "exc_target_ratio")
+        sign_func = F.check_sign_func(sign_func, sign_func_grad)
+        super().__init__(params, Lambda, frozen=frozen, **kwargs)
+        self.exc_target_ratio = exc_target_ratio
+        self.sign_func = sign_func
+        self.sign_func_grad = sign_func_grad
 
     def _terms(self, want_grad):
         total, grads = 0.0, {}
         for k, v in self.params.items():
             val, g, _ = F.exc_value_grad(_contig(v), self.exc_target_ratio, self.sign_func, want_grad,
-                                         f"params[{k!r}]")
+                                         f"params[{k!r}]", self.sign_func_grad)
             total += val
             grads[k] = g
         return total, grads
@@ -479,8 +538,9 @@ class ExcRatioTargetRegularization(BaseRegularization):
         """Soft inhibitory ratio :math:`(1-m_k)/2` of each parameter (floats)."""
         return [(1.0 - m) / 2.0 for m in self._means()]
 
-    def on_pbar_update(self) -> dict:
-        """What neurotorch shows in its progress bar: the ratios and the (Lambda-scaled) loss."""
+    def on_pbar_update(self, trainer=None, **kwargs) -> dict:
+        """What neurotorch shows in its progress bar: the ratios and the (Lambda-scaled) loss.  ``trainer`` and the
+        keyword arguments are upstream's signature, unused."""
         return {"exc_ratio": self.get_params_exc_ratio(), "exc_ratio_loss": float(self())}
 
 
@@ -498,12 +558,13 @@ class InhRatioTargetRegularization(ExcRatioTargetRegularization):
     """
 
     def __init__(self, params, inh_target_ratio: float = 0.2, Lambda: float = 1.0, *,
-                 sign_func: str = "softsign", frozen=()):
+                 sign_func="softsign", sign_func_grad=None, frozen=(), **kwargs):
         inh = F.check_open_ratio(inh_target_ratio, "inh_target_ratio")
+        super().__init__(params, 1.0 - inh, Lambda, sign_func=sign_func, sign_func_grad=sign_func_grad,
+                         frozen=frozen, **kwargs)
         self.inh_target_ratio = inh
-        super().__init__(params, 1.0 - inh, Lambda, sign_func=sign_func, frozen=frozen)
 
-    def on_pbar_update(self) -> dict:
+    def on_pbar_update(self, trainer=None, **kwargs) -> dict:
         return {"inh_ratio": self.get_params_inh_ratio(), "inh_ratio_loss": float(self())}
 
 
@@ -523,8 +584,8 @@ class WeightsDistance(BaseRegularization):
     """
 
     def __init__(self, params, reference_weights, Lambda: float = 1.0, p=1, *, mode: str = "neurotorch",
-                 compat=None, frozen=()):
-        super().__init__(params, Lambda, frozen=frozen)
+                 compat=None, frozen=(), **kwargs):
+        super().__init__(params, Lambda, frozen=frozen, **kwargs)
         self.mode = _checks.check_option(mode, "mode", F.MODES)
         self.p = F.check_p(p)
         if compat not in COMPAT:
@@ -599,6 +660,22 @@ class SGD:
             p -= (self.lr * g).astype(p.dtype, copy=False)
 
 
+def _optimizer_key_map(reg, optimizer) -> dict:
+    """regularizer key -> optimizer key, matching the arrays by identity (ValueError when one is missing)."""
+    if not isinstance(optimizer, SGD):
+        raise TypeError(f"optimizer: expected a refnsm SGD, got {_checks._describe(optimizer)}")
+    by_id = {id(v): k for k, v in optimizer.params.items()}
+    key_map = {}
+    for k, v in reg.trainable().items():
+        if id(v) not in by_id:
+            raise ValueError(
+                f"optimizer: does not hold the regularizer's parameter {k!r} (same array object expected; "
+                "was one of them copied or reloaded?)"
+            )
+        key_map[k] = by_id[id(v)]
+    return key_map
+
+
 def regularization_step(reg: BaseRegularization, optimizer: SGD | None = None, *, lr: float | None = None):
     r"""One regularization update, the job of neurotorch's ``on_optimization_end``: compute
     :math:`\Lambda\,\nabla\ell` at the *current* parameters and take one SGD step with it.  Returns the loss.
@@ -630,17 +707,7 @@ def regularization_step(reg: BaseRegularization, optimizer: SGD | None = None, *
         optimizer = SGD(reg.trainable(), lr)
         key_map = {k: k for k in reg.trainable()}
     else:
-        if not isinstance(optimizer, SGD):
-            raise TypeError(f"optimizer: expected a refnsm SGD, got {_checks._describe(optimizer)}")
-        by_id = {id(v): k for k, v in optimizer.params.items()}
-        key_map = {}
-        for k, v in reg.trainable().items():
-            if id(v) not in by_id:
-                raise ValueError(
-                    f"optimizer: does not hold the regularizer's parameter {k!r} (same array object expected; "
-                    "was one of them copied or reloaded?)"
-                )
-            key_map[k] = by_id[id(v)]
+        key_map = _optimizer_key_map(reg, optimizer)
     value, grads = reg.value_and_grad()
     optimizer.step({key_map[k]: g for k, g in grads.items()})
     return value

@@ -13,7 +13,7 @@ with two time scales: a **fast** recurrent dynamics that finds :math:`y` for fix
 .. math::  y \leftarrow P\big(y - \eta (M y - W x)\big)
 
 (:math:`P` the identity for SM, the ReLU for NSM), and a **slow** Hebbian (:math:`W`) / anti-Hebbian (:math:`M`)
-update.  In refnsm every term carries pynsm's exact scaling (spec §2.3): see :mod:`refnsm.similarity.models`.
+update.  In refnsm every term carries pynsm's exact scaling: see :mod:`refnsm.similarity.models`.
 
 Public API
 ----------
@@ -52,6 +52,8 @@ from .metrics import (best_permutation_confusion, clustering_accuracy, principal
 from .models import Diagnostics, MultiSimilarityMatching, SimilarityMatching, SupervisedSimilarityMatching
 from .rules import hebbian_update
 from .solvers import kkt_residual, solve_nsm, solve_sm
+from .iteration import (Adam, ExponentialLR, IterationLossModule, IterationModule, SGD, StepLR)
+from .validation import extract_embeddings
 
 __all__ = [
     "MultiSimilarityMatching", "SimilarityMatching", "SupervisedSimilarityMatching", "Diagnostics",
@@ -59,4 +61,5 @@ __all__ = [
     "solve_sm", "solve_nsm", "kkt_residual", "hebbian_update",
     "similarity_matching_cost", "principal_angle_cosines", "subspace_error", "clustering_accuracy",
     "best_permutation_confusion",
+    "IterationModule", "IterationLossModule", "SGD", "Adam", "StepLR", "ExponentialLR", "extract_embeddings",
 ]

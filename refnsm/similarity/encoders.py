@@ -353,7 +353,7 @@ class Conv2d(Encoder):
 class Identity(Encoder):
     """``u = x`` (``torch.nn.Identity``): the input already has the layout ``[B, m, S1..Sk]``; no parameters.
 
-    The circuits never write to the caller's array (pynsm's in-place sum overwrites it, spec §5.1c).
+    The circuits never write to the caller's array (pynsm's in-place sum overwrites it, ``docs/upstream_differences.md``).
 
     Examples
     --------

@@ -49,9 +49,9 @@ class FusedStep(NamedTuple):
     grads: dict
 
 
-def linear_train_step(K, ops, x, params, M, *, eta, relu, tol, max_iter, regularization, lr, lr_M):
+def linear_train_step(kernels, ops, x, params, M, *, eta, relu, tol, max_iter, regularization, lr, lr_M):
     """One fused training step: ``params`` (``{"weight": W (m, n)[, "bias": beta (m,)]}``) and ``M`` (m, m), NumPy
-    arrays, are updated in place; ``x`` (B, n) is a validated input where the kernels ``K`` run; ``ops`` are the
+    arrays, are updated in place; ``x`` (B, n) is a validated input where ``kernels`` run; ``ops`` are the
     array operations of that device (:mod:`refnsm.similarity._ops` or its twin)."""
     W = params["weight"]
     has_bias = "bias" in params
@@ -60,7 +60,7 @@ def linear_train_step(K, ops, x, params, M, *, eta, relu, tol, max_iter, regular
     bd = ops.from_host(params["bias"]) if has_bias else ops.empty(1, W.dtype)  # unused when there is no bias
     Md = ops.from_host(M)
     Y = ops.zeros((x.shape[0], m), W.dtype)
-    L, iters, change, conv, res, energy, gW, gb, gM = K.linear_train_step(
+    L, iters, change, conv, res, energy, gW, gb, gM = kernels.linear_train_step(
         x, Wd, bd, has_bias, Md, eta, relu, tol, max_iter, REGULARIZATION_CODES[regularization], lr, lr_M, Y)
     ops.copy_back(W, Wd)  # the parameters live on the host (nothing to do when the kernels ran there)
     if has_bias:

@@ -1,7 +1,7 @@
 r"""Similarity-matching circuits: :class:`MultiSimilarityMatching`, :class:`SimilarityMatching`,
 :class:`SupervisedSimilarityMatching` (pynsm 1.0.1's names, defaults and semantics).
 
-Notation (spec §2): ``K`` encoders :math:`f_k`; input :math:`x_k` gives :math:`u_k = f_k(x_k)` of shape
+Notation (pynsm's): ``K`` encoders :math:`f_k`; input :math:`x_k` gives :math:`u_k = f_k(x_k)` of shape
 ``[B, m, S1..Sk]``; :math:`T = B S` (sample, position) pairs, :math:`N = m T`; the competitor :math:`M` is
 ``m x m`` and mixes channels at every sample and position.
 
@@ -136,7 +136,7 @@ class MultiSimilarityMatching:
         :math:`P`.  ``"relu"`` gives NSM and runs inside the Numba loop; a callable receives a fresh array of
         shape ``[B, m, S1..Sk]`` and must return one of that shape (runs at the Python level).
     compat : None or "pynsm"
-        ``"pynsm"`` reproduces pynsm 1.0.1's loss exactly, bugs included (spec §5.1–5.2): with two or more active
+        ``"pynsm"`` reproduces pynsm 1.0.1's loss exactly, bugs included (``docs/upstream_differences.md``): with two or more active
         encoders the first active encoding is overwritten by the sum (so "whiten" on it penalises
         :math:`\|\sum_k u_k\|^2`), and the regularizers are paired with the *active* encodings in order, so a
         skipped input shifts them.
@@ -362,11 +362,11 @@ class MultiSimilarityMatching:
         Inputs may be ``None`` (or left out at the end) to skip their encoder.  Fills :attr:`diagnostics`.
         With ``device="cuda"``, ``y`` is a device array if any input is one.
         """
-        K, ops = self._device_modules()
+        kernels, ops = self._device_modules()
         for h in self.hooks["pre"]:
             h(self)
         enc = self._encode_all(xs, need_cache=False, ops=ops)
-        self._run_dynamics(enc.D, enc.shape, K, ops)
+        self._run_dynamics(enc.D, enc.shape, kernels, ops)
         y = ops.from_internal(self._Y, enc.shape)
         for h in self.hooks["post"]:
             h(self)
@@ -374,7 +374,7 @@ class MultiSimilarityMatching:
 
     __call__ = forward
 
-    def _run_dynamics(self, D, shape, K=_kernels, ops=_ops):
+    def _run_dynamics(self, D, shape, kernels=_kernels, ops=_ops):
         MT = ops.from_host(np.ascontiguousarray(self.M.T))
         Y = ops.zeros(D.shape, D.dtype)
         self._Y, self._yshape, self._D = Y, shape, D
@@ -384,16 +384,16 @@ class MultiSimilarityMatching:
         hooks = self.hooks["iteration"]
         iters, change, converged, by_hook = 0, 0.0, False, False
         if not hooks and proj is None:
-            iters, change, converged = K.fast_loop(MT, D, Y, self.iteration_lr, relu, self.tol, self.max_iterations)
+            iters, change, converged = kernels.fast_loop(MT, D, Y, self.iteration_lr, relu, self.tol, self.max_iterations)
             self.iteration_idx = iters - 1
         else:
             Yhat = ops.empty(D.shape, D.dtype) if proj is not None else None
             for it in range(self.max_iterations):
                 self.iteration_idx = it
                 if proj is None:
-                    change = K.fast_step(MT, D, Y, self.iteration_lr, relu)
+                    change = kernels.fast_step(MT, D, Y, self.iteration_lr, relu)
                 else:  # the callable sees a NumPy array, on either device
-                    K.gradient_step(MT, D, Y, self.iteration_lr, Yhat)
+                    kernels.gradient_step(MT, D, Y, self.iteration_lr, Yhat)
                     out = np.asarray(proj(_from_internal(ops.to_host(Yhat), shape)))
                     if out.shape != tuple(shape):
                         raise ValueError(f"iteration_projection: expected it to return shape {tuple(shape)}, got {out.shape}")
@@ -412,7 +412,7 @@ class MultiSimilarityMatching:
                     converged = True
                     break
         if proj is None:
-            res, energy = K.fixed_point_stats(MT, D, Y, relu)
+            res, energy = kernels.fixed_point_stats(MT, D, Y, relu)
         else:  # NumPy expressions (on host copies under device="cuda": the projection is a Python callable anyway)
             Yh, Dh, MTh = ops.to_host(Y), ops.to_host(D), ops.to_host(MT)
             MY = np.dot(Yh, MTh)
@@ -437,24 +437,24 @@ class MultiSimilarityMatching:
 
     # ------------------------------------------------------------------------------------------ loss
     def loss(self, *args):
-        r"""The slow loss :math:`L(\theta, M; x, y)` (spec §2.3); the last argument is ``y`` (held fixed).
+        r"""The slow loss :math:`L(\theta, M; x, y)` (the module docstring); the last argument is ``y`` (held fixed).
 
         Returns a scalar of the model's dtype and remembers what :meth:`backward` needs.
         """
-        K, ops = self._device_modules()
+        kernels, ops = self._device_modules()
         if len(args) < 1 or args[-1] is None:
             raise ValueError("y: expected the output y as the last argument of loss(*xs, y)")
         enc = self._encode_all(args[:-1], need_cache=True, ops=ops)
         Y, y_on_device = ops.check_y(args[-1], enc.shape, self.dtype)
         enc.on_device = enc.on_device or y_on_device
-        return self._loss_from(enc, Y, K, ops)
+        return self._loss_from(enc, Y, kernels, ops)
 
-    def _loss_from(self, enc, Y, K=_kernels, ops=_ops):
+    def _loss_from(self, enc, Y, kernels=_kernels, ops=_ops):
         M = self.M
         m = self.out_channels
         N = Y.size
         C = ops.empty((self.out_channels, self.out_channels), dtype=Y.dtype)
-        K.matmul_tn_skip(Y, Y, C)  # sum over samples and positions of y y^T (ReLU zeros skipped)
+        kernels.matmul_tn_skip(Y, Y, C)  # sum over samples and positions of y y^T (ReLU zeros skipped)
         C = ops.to_host(C)  # m x m: M . C here and dL/dM in backward on the host
         data = (2.0 * np.vdot(M, C) - 4.0 * ops.dot(Y, enc.D)) / N
         L = data - np.vdot(M, M) / m
@@ -573,18 +573,18 @@ class MultiSimilarityMatching:
         :func:`refnsm.similarity.fused.linear_train_step` (the same math; tested against this general path).
         ``grads`` and ``diagnostics`` are filled either way.
         """
-        K, ops = self._device_modules()
+        kernels, ops = self._device_modules()
         lr_ = _checks.check_real(lr, "lr", nonnegative=True)
         if self.use_fused_step and self._fused_ok(xs):
-            return self._fused_linear_step(xs[0], lr_, lr_M, K, ops)
+            return self._fused_linear_step(xs[0], lr_, lr_M, kernels, ops)
         for h in self.hooks["pre"]:
             h(self)
         enc = self._encode_all(xs, need_cache=True, ops=ops)
-        self._run_dynamics(enc.D, enc.shape, K, ops)
+        self._run_dynamics(enc.D, enc.shape, kernels, ops)
         y = ops.from_internal(self._Y, enc.shape)
         for h in self.hooks["post"]:
             h(self)
-        L = self._loss_from(enc, self._Y, K, ops)
+        L = self._loss_from(enc, self._Y, kernels, ops)
         self._backward(None, False, ops)
         self.step(lr_, lr_M)
         return ops.result(y, enc.on_device), L
@@ -595,13 +595,13 @@ class MultiSimilarityMatching:
                 and xs[0] is not None and not callable(self.iteration_projection)
                 and not (self.hooks["pre"] or self.hooks["iteration"] or self.hooks["post"]))
 
-    def _fused_linear_step(self, x, lr, lr_M, K, ops):
+    def _fused_linear_step(self, x, lr, lr_M, kernels, ops):
         """``train_step`` by :func:`refnsm.similarity.fused.linear_train_step`; the circuit's state filled as by the
         general path."""
         on_device = ops.locate((x,))
         x = ops.check_input(self.encoders[0], x, self.dtype, self._names(1)[0])
         lr_M = lr / self.tau if lr_M is None else _checks.check_real(lr_M, "lr_M", nonnegative=True)
-        r = fused.linear_train_step(K, ops, x, self.encoders[0].params, self.M, eta=self.iteration_lr,
+        r = fused.linear_train_step(kernels, ops, x, self.encoders[0].params, self.M, eta=self.iteration_lr,
                                     relu=self.iteration_projection == "relu", tol=self.tol,
                                     max_iter=self.max_iterations, regularization=self.regularization[0],
                                     lr=lr, lr_M=lr_M)

@@ -13,7 +13,7 @@ For one linear encoder :math:`u = W x + \beta` with "weight" regularization, the
     \text{ enters the dynamics with a minus sign)}
 
 These are pynsm's documented rules :math:`\Delta W = 2\eta'(yx^\top - W)`, :math:`\Delta M = (\eta'/\tau)(yy^\top - M)`
-with :math:`\eta' = 2\eta/m` (spec §2.5).  The fixed points are :math:`W^* = \langle y x^\top\rangle`,
+with :math:`\eta' = 2\eta/m` (pynsm's docstrings).  The fixed points are :math:`W^* = \langle y x^\top\rangle`,
 :math:`M^* = \langle y y^\top\rangle`.
 """
 

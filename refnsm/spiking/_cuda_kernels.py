@@ -22,12 +22,12 @@ from numba import cuda
 
 from ..cuda import _primitives as prim
 from ..cuda._arrays import empty as _empty
-from ._kernels import BCE, GAUSSIAN, L1, LINEAR, MSE, POLYNOMIAL, SIGMOID
+from ._kernels import BCE, GAUSSIAN, L1, LINEAR, MSE, NEAR, POLYNOMIAL, SIGMOID
 
 __all__ = [
     "row_sqnorms", "kernel_from_gram", "kernel_forward", "kernel_vjp", "similarity_forward", "similarity_vjp",
     "pairwise_loss", "pairwise_loss_grad", "label_matrix", "in_unit_interval", "spike_similar_loss_fused",
-    "cross_entropy_steps", "gram_matrix",
+    "cross_entropy_steps", "gram_matrix", "time_mean", "broadcast_time", "mse_to_constant", "firing_rate_mse",
     "LINEAR", "POLYNOMIAL", "SIGMOID", "GAUSSIAN", "MSE", "L1", "BCE",
 ]
 
@@ -39,6 +39,7 @@ def _kernels(dtype):
     """The elementwise CUDA kernels for one float dtype (constants are cast to it, as the CPU kernels do)."""
     ft = prim._FT[np.dtype(dtype)]
     zero, one, two = ft(0.0), ft(1.0), ft(2.0)
+    near_lim = ft(NEAR)
     floor = ft(-100.0)
 
     @cuda.jit
@@ -73,7 +74,8 @@ def _kernels(dtype):
                     B[i, j] = a * (pp * G[i, j] ** pm1)
             elif kind == 2:
                 k = K_[i, j]
-                B[i, j] = pp * (a * (k * (one - k)))
+                z = pp * G[i, j]  # 1 - k as sigma(-z), as _kernels._kernel_coupling (k saturates to 1)
+                B[i, j] = pp * (a * (k * (one / (one + (math.inf if z > 709.782712893384 else math.exp(z))))))
             else:
                 B[i, j] = -((a * K_[i, j]) / c)
 
@@ -109,8 +111,9 @@ def _kernels(dtype):
             v[i] = math.sqrt(v[i])
 
     @cuda.jit
-    def sim_post(K_, G, r, kind, e, exact):
-        # cosine normalisation (linear) and the closed-form diagonals
+    def sim_post(K_, G, r, kind, e, exact, X, c):
+        # cosine normalisation (linear), the closed-form diagonals and the gaussian's near pairs from the
+        # differences (as _kernels.similarity_forward); c = 2 sigma^2
         j, i = cuda.grid(2)
         if i < K_.shape[0] and j < K_.shape[1]:
             if kind == 0:
@@ -118,8 +121,17 @@ def _kernels(dtype):
                     K_[i, j] = (r[i] * r[i]) / (r[i] * r[i] + e)
                 else:
                     K_[i, j] = G[i, j] / (r[i] * r[j] + e)
-            elif kind == 3 and exact and i == j:
-                K_[i, j] = one
+            elif kind == 3 and exact:
+                if i == j:
+                    K_[i, j] = one
+                else:
+                    sq = G[i, i] + G[j, j]
+                    if (sq - two * G[i, j]) <= near_lim * sq:
+                        d = zero
+                        for k in range(X.shape[1]):
+                            t = X[i, k] - X[j, k]
+                            d += t * t
+                        K_[i, j] = math.exp(-d / c)
 
     @cuda.jit
     def cosine_bc(A, G, r, e, B, C):
@@ -127,11 +139,12 @@ def _kernels(dtype):
         if i < A.shape[0] and j < A.shape[1]:
             Pij = r[i] * r[j] + e
             B[i, j] = A[i, j] / Pij
-            C[i, j] = -A[i, j] * G[i, j] / (Pij * Pij)
+            C[i, j] = -(A[i, j] * (G[i, j] / Pij)) / Pij  # Pij * Pij overflows for huge spikes
 
     @cuda.jit
-    def sim_rows(B, C, r, rs, cs, W, h, kind):
-        # one thread per row i: W[i, :] and h[i] of dX = W X + diag(h) X
+    def sim_rows(B, C, r, near, W, h, kind):
+        # one thread per row i: W[i, :] and h[i] of dX = W X + diag(h) X; for the gaussian (C = G) the far pairs,
+        # with the near ones' M_ij in near[i, :] (the split of _kernels.gaussian_pairs)
         i = cuda.grid(1)
         n = B.shape[0]
         if i < n:
@@ -142,9 +155,19 @@ def _kernels(dtype):
                     acc += (C[i, j] + C[j, i]) * r[j]
                 h[i] = acc / r[i] if r[i] != 0 else zero
             elif kind == 3:
-                h[i] = two * (rs[i] + cs[i])
+                acc = zero
                 for j in range(n):
-                    W[i, j] = -two * (B[i, j] + B[j, i])
+                    near[i, j] = zero
+                    W[i, j] = zero
+                    if j != i:
+                        m = two * (B[i, j] + B[j, i])
+                        sq = C[i, i] + C[j, j]
+                        if (sq - two * C[i, j]) <= near_lim * sq:
+                            near[i, j] = m
+                        else:
+                            W[i, j] = -m
+                            acc += m
+                h[i] = acc
             else:
                 h[i] = zero
                 for j in range(n):
@@ -156,6 +179,19 @@ def _kernels(dtype):
         if i < out.shape[0] and j < out.shape[1]:
             if h[i] != 0:
                 out[i, j] += h[i] * X[i, j]
+
+    @cuda.jit
+    def add_near_pairs(out, near, X):
+        # out[i, k] += sum_j near[i, j] (X[i, k] - X[j, k]), in j order as _kernels.gaussian_near_pairs
+        k, i = cuda.grid(2)
+        if i < out.shape[0] and k < out.shape[1]:
+            acc = out[i, k]
+            xi = X[i, k]
+            for j in range(near.shape[1]):
+                m = near[i, j]
+                if m != 0:
+                    acc += m * (xi - X[j, k])
+            out[i, k] = acc
 
     @cuda.jit
     def loss_terms(S, Y, loss, terms):
@@ -234,7 +270,8 @@ def _kernels(dtype):
 
     return dict(from_gram=from_gram, coupling=coupling, row_sums=row_sums, col_sums=col_sums,
                 gauss_combine=gauss_combine, sqrt_vec=sqrt_vec, sim_post=sim_post, cosine_bc=cosine_bc,
-                sim_rows=sim_rows, add_diag_scaled=add_diag_scaled, loss_terms=loss_terms, loss_grad=loss_grad,
+                sim_rows=sim_rows, add_diag_scaled=add_diag_scaled, add_near_pairs=add_near_pairs,
+                loss_terms=loss_terms, loss_grad=loss_grad,
                 ce_steps=ce_steps, repeat_cols=repeat_cols)
 
 
@@ -345,7 +382,7 @@ def similarity_forward(X, G, kind, p, eps, exact_diagonal):
     kk["sqrt_vec"][b, t](r)
     if kind == LINEAR or (kind == GAUSSIAN and exact_diagonal):
         b, t = prim.grid2(*Kd.shape)
-        kk["sim_post"][b, t](Kd, G, r, kind, _ft(X)(eps), bool(exact_diagonal))
+        kk["sim_post"][b, t](Kd, G, r, kind, _ft(X)(eps), bool(exact_diagonal), X, _ft(X)(2.0 * p * p))
     return Kd, r
 
 
@@ -355,21 +392,23 @@ def similarity_vjp(A, X, S, G, r, kind, p, eps):
     kk = _k(X)
     W = _empty((n, n), X.dtype)
     h = _empty(n, X.dtype)
-    dummy = _empty(1, X.dtype)
+    dummy2 = _empty((1, 1), X.dtype)
     b2, t2 = prim.grid2(n, n)
     b1, t1 = prim.grid1(n)
     if kind == LINEAR:
         B = _empty((n, n), X.dtype)
         C = _empty((n, n), X.dtype)
         kk["cosine_bc"][b2, t2](A, G, r, _ft(X)(eps), B, C)
-        kk["sim_rows"][b1, t1](B, C, r, dummy, dummy, W, h, kind)
+        kk["sim_rows"][b1, t1](B, C, r, dummy2, W, h, kind)
     else:
         B = _kernel_coupling(A, S, G, kind, p)
-        rs, cs = _row_col_sums(B) if kind == GAUSSIAN else (dummy, dummy)
-        kk["sim_rows"][b1, t1](B, B, r, rs, cs, W, h, kind)
+        near = _empty((n, n), X.dtype) if kind == GAUSSIAN else dummy2
+        kk["sim_rows"][b1, t1](B, G, r, near, W, h, kind)
     out = prim.matmul_ab(W, X)
     b, t = prim.grid2(*out.shape)
     kk["add_diag_scaled"][b, t](out, h, X)
+    if kind == GAUSSIAN:
+        kk["add_near_pairs"][b, t](out, near, X)
     return out
 
 
@@ -450,3 +489,114 @@ def cross_entropy_steps(x, target, ignore_index, g, want_grad):
     b, t = prim.grid1(T * N * S)
     _k(x)["ce_steps"][b, t](x, target, ignore_index, g / count, bool(want_grad), terms, gdev)
     return prim.sum_reduce(terms) / count, grad, count
+
+
+@lru_cache(maxsize=None)
+def _time_kernels(dtype):
+    """Kernels of the time-mean losses for one float dtype (constants cast to it, as the CPU kernels do)."""
+    ft = prim._FT[np.dtype(dtype)]
+    zero, one = ft(0.0), ft(1.0)
+
+    @cuda.jit
+    def mean_over_time(xs, tt, out):
+        # out[k] = (sum_t xs[t, k]) / T, the sum in the dtype over t in order (CPU: time_mean); tt = T in the dtype
+        k = cuda.grid(1)
+        if k < out.shape[0]:
+            acc = zero
+            for t in range(xs.shape[0]):
+                acc += xs[t, k]
+            out[k] = acc / tt
+
+    @cuda.jit
+    def repeat_over_time(flat, tt, out):
+        # out[t, k] = flat[k] / T (CPU: broadcast_time); one thread per element
+        q = cuda.grid(1)
+        K = flat.shape[0]
+        if q < out.shape[0] * K:
+            out[q // K, q % K] = flat[q % K] / tt
+
+    @cuda.jit
+    def mse_terms(flat, ph, g, n, want_grad, terms, grad):
+        # terms[k] = (y_k - phi)^2 formed in the dtype, as float64; grad[k] = 2 (y_k - phi) g / n in float64
+        k = cuda.grid(1)
+        if k < flat.shape[0]:
+            d = flat[k] - ph
+            terms[k] = float(d * d)
+            if want_grad:
+                grad[k] = 2.0 * float(d) * g / n
+
+    @cuda.jit
+    def rate_terms(fr, labels, d, terms):
+        # d[n, c] = fr[n, c] - onehot (in the dtype); terms = float(d)^2
+        c, n = cuda.grid(2)
+        C = fr.shape[1]
+        if n < fr.shape[0] and c < C:
+            dd = fr[n, c] - (one if labels[n] == c else zero)
+            d[n, c] = dd
+            terms[n * C + c] = float(dd) * float(dd)
+
+    @cuda.jit
+    def rate_grad(d, scale, grad):
+        # grad[t, n, c] = d[n, c] * scale (float64), stored in the dtype
+        q = cuda.grid(1)
+        N, C = d.shape[0], d.shape[1]
+        if q < grad.shape[0] * N * C:
+            r = q % (N * C)
+            grad[q // (N * C), r // C, r % C] = float(d[r // C, r % C]) * scale
+
+    return dict(mean_over_time=mean_over_time, repeat_over_time=repeat_over_time, mse_terms=mse_terms,
+                rate_terms=rate_terms, rate_grad=rate_grad)
+
+
+def time_mean(x):
+    """Twin of ``_kernels.time_mean``: the mean over the leading (time) axis, summed in the input dtype."""
+    T = x.shape[0]
+    K = x.size // T if T else 0
+    out = _empty(tuple(x.shape)[1:], x.dtype)
+    if K:
+        b, t = prim.grid1(K)
+        _time_kernels(x.dtype)["mean_over_time"][b, t](x.reshape(T, K), prim._FT[np.dtype(x.dtype)](T),
+                                                       out.reshape(K))
+    return out
+
+
+def broadcast_time(grad_mean, T):
+    """Twin of ``_kernels.broadcast_time``: ``grad_mean / T`` repeated over T leading steps."""
+    K = grad_mean.size
+    out = _empty((T,) + tuple(grad_mean.shape), grad_mean.dtype)
+    if T * K:
+        b, t = prim.grid1(T * K)
+        _time_kernels(grad_mean.dtype)["repeat_over_time"][b, t](grad_mean.reshape(K),
+                                                                 prim._FT[np.dtype(grad_mean.dtype)](T),
+                                                                 out.reshape(T, K))
+    return out
+
+
+def mse_to_constant(y, phi, g, want_grad):
+    """Twin of ``_kernels.mse_to_constant``: (mean (y - phi)^2 as a float, g 2 (y - phi) / numel flat or empty)."""
+    n = y.size
+    flat = y.reshape(n)
+    terms = _empty(n, np.float64)
+    grad = _empty(n if want_grad else 0, y.dtype)
+    if n:
+        b, t = prim.grid1(n)
+        _time_kernels(y.dtype)["mse_terms"][b, t](flat, prim._FT[np.dtype(y.dtype)](phi), float(g), float(n),
+                                                  bool(want_grad), terms, grad if want_grad else terms)
+    return prim.sum_reduce(terms) / n, grad
+
+
+def firing_rate_mse(spikes, labels, g, want_grad):
+    """Twin of ``_kernels.firing_rate_mse``: (mean over [N, C] of (mean_t spikes - onehot)^2, its gradient [T, N, C]
+    or an empty array); ``labels`` an int64 device vector."""
+    T, N, C = spikes.shape
+    kk = _time_kernels(spikes.dtype)
+    fr = time_mean(spikes)
+    d = _empty((N, C), spikes.dtype)
+    terms = _empty(N * C, np.float64)
+    b, t = prim.grid2(N, C)
+    kk["rate_terms"][b, t](fr, labels, d, terms)
+    grad = _empty((T, N, C) if want_grad else (0, 0, 0), spikes.dtype)
+    if want_grad and grad.size:
+        b, t = prim.grid1(T * N * C)
+        kk["rate_grad"][b, t](d, 2.0 * g / (N * C * T), grad)
+    return prim.sum_reduce(terms) / (N * C), grad

@@ -179,7 +179,7 @@ def _bce_range_check(S, Y, kernel, dtype):
 
 
 # --------------------------------------------------------------------------------------- kernel_dot_product
-def _kdp_prepare(x, y, kernel, args, compat, xp=HOST):
+def _kernel_dot_product_args(x, y, kernel, args, compat, xp=HOST):
     _check_compat(compat)
     dtype = xp.dtype_of(x, y)
     x = xp.asarray(x, "x", ndim=2, shape_hint="[Nx, M]", dtype=dtype)
@@ -244,7 +244,7 @@ def kernel_dot_product(x, y, kernel="linear", *args, compat=None, device="cpu"):
            [1., 4.]])
     """
     kernels, xp = _backend.get("spiking", device, x, y)
-    x, y, code, p, tile = _kdp_prepare(x, y, kernel, args, compat, xp)
+    x, y, code, p, tile = _kernel_dot_product_args(x, y, kernel, args, compat, xp)
     Kmat, _ = kernels.kernel_forward(x, y, code, p)
     if tile:  # the compat="spikingjelly" corner: repeated on the host
         return xp.give_back_host(np.repeat(xp.to_host(Kmat), x.shape[0], axis=1))
@@ -276,7 +276,7 @@ def kernel_dot_product_vjp(grad_out, x, y, kernel="linear", *args, compat=None, 
            [4., 2.]])
     """
     kernels, xp = _backend.get("spiking", device, grad_out, x, y)
-    x, y, code, p, tile = _kdp_prepare(x, y, kernel, args, compat, xp)
+    x, y, code, p, tile = _kernel_dot_product_args(x, y, kernel, args, compat, xp)
     expected = (x.shape[0], x.shape[0] if tile else y.shape[0])
     A = xp.asarray(grad_out, "grad_out", dtype=x.dtype)
     _checks.check_shape(A, "grad_out", expected, "the kernel matrix's shape")
@@ -613,7 +613,13 @@ def temporal_efficient_training_cross_entropy_value_and_grad(x_seq, target, igno
     return np.asarray(loss, dtype=x.dtype), xp.give_back(grad.reshape(*x.shape))
 
 
-def time_mean_cross_entropy(x_seq, target, ignore_index=IGNORE_INDEX):
+def _time_mean_1(kernels, x4):
+    """The time-averaged logits [1, N, C, S] (a leading axis of one step, for cross_entropy_steps)."""
+    m = kernels.time_mean(x4)
+    return m.reshape(*((1,) + tuple(m.shape)))
+
+
+def time_mean_cross_entropy(x_seq, target, ignore_index=IGNORE_INDEX, *, device="cpu"):
     r"""The "SDT" baseline: cross-entropy of the time-averaged logits, :math:`\mathrm{CE}(\frac1T\sum_t x_t, y)`.
 
     Examples
@@ -624,12 +630,13 @@ def time_mean_cross_entropy(x_seq, target, ignore_index=IGNORE_INDEX):
     >>> round(float(spiking.time_mean_cross_entropy(x_seq, np.array([0]))), 6)   # log(2)
     0.693147
     """
-    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
-    loss, _, _ = K.cross_entropy_steps(K.time_mean(x4)[None], t2, ii, 1.0, False)
+    kernels, xp = _backend.get("spiking", device, x_seq, target)
+    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index, xp)
+    loss, _, _ = kernels.cross_entropy_steps(_time_mean_1(kernels, x4), t2, ii, 1.0, False)
     return np.asarray(loss, dtype=x.dtype)
 
 
-def time_mean_cross_entropy_vjp(grad_out, x_seq, target, ignore_index=IGNORE_INDEX):
+def time_mean_cross_entropy_vjp(grad_out, x_seq, target, ignore_index=IGNORE_INDEX, *, device="cpu"):
     r"""Gradient of :func:`time_mean_cross_entropy`: :math:`(\bar p - \mathrm{onehot})/(|V'|\,T)` at every step,
     with :math:`\bar p` the softmax of the time-averaged logits and :math:`|V'|` the valid (n, s) positions.
 
@@ -642,10 +649,12 @@ def time_mean_cross_entropy_vjp(grad_out, x_seq, target, ignore_index=IGNORE_IND
     array([[-0.25,  0.25],
            [-0.25,  0.25]])
     """
+    kernels, xp = _backend.get("spiking", device, x_seq, target)
     g = _checks.scalar_grad_out(grad_out)
-    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
-    _, grad_mean, _ = K.cross_entropy_steps(K.time_mean(x4)[None], t2, ii, g, True)
-    return K.broadcast_time(grad_mean[0], x.shape[0]).reshape(x.shape)
+    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index, xp)
+    _, grad_mean, _ = kernels.cross_entropy_steps(_time_mean_1(kernels, x4), t2, ii, g, True)
+    grad_mean = grad_mean.reshape(*tuple(grad_mean.shape)[1:])
+    return xp.give_back(kernels.broadcast_time(grad_mean, x.shape[0]).reshape(*x.shape))
 
 
 def _tet_params(mean, tet_lambda):
@@ -654,7 +663,7 @@ def _tet_params(mean, tet_lambda):
     return phi, lam
 
 
-def tet_loss(x_seq, target, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX):
+def tet_loss(x_seq, target, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX, *, device="cpu"):
     r"""The full TET objective :math:`(1-\lambda)\,L_{TET} + \lambda\,\overline{(x - \phi)^2}`.
 
     The second term, a mean over all :math:`T \cdot N \cdot C \cdots` logits, pulls the outputs toward the constant
@@ -672,14 +681,15 @@ def tet_loss(x_seq, target, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX
     >>> round(float(spiking.tet_loss(x_seq, target, mean=0.0, tet_lambda=1.0)), 6)   # lambda = 1: MSE to phi = 0
     0.0
     """
+    kernels, xp = _backend.get("spiking", device, x_seq, target)
     phi, lam = _tet_params(mean, tet_lambda)
-    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
-    ce, _, _ = K.cross_entropy_steps(x4, t2, ii, 1.0, False)
-    reg = K.mse_to_constant(x, phi, 1.0, False)[0] if lam != 0 else 0.0
+    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index, xp)
+    ce, _, _ = kernels.cross_entropy_steps(x4, t2, ii, 1.0, False)
+    reg = kernels.mse_to_constant(x, phi, 1.0, False)[0] if lam != 0 else 0.0
     return np.asarray((1.0 - lam) * ce + lam * reg, dtype=x.dtype)
 
 
-def tet_loss_vjp(grad_out, x_seq, target, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX):
+def tet_loss_vjp(grad_out, x_seq, target, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX, *, device="cpu"):
     r"""Gradient of :func:`tet_loss`: :math:`(1-\lambda)\,\partial L_{TET}/\partial x + \lambda\,2(x-\phi)/\mathrm{numel}`.
 
     Examples
@@ -690,21 +700,27 @@ def tet_loss_vjp(grad_out, x_seq, target, mean=1.0, tet_lambda=1e-3, ignore_inde
     >>> spiking.tet_loss_vjp(None, x_seq, np.array([0, 2]), tet_lambda=0.1).shape
     (4, 2, 3)
     """
+    kernels, xp = _backend.get("spiking", device, x_seq, target)
     g = _checks.scalar_grad_out(grad_out)
     phi, lam = _tet_params(mean, tet_lambda)
-    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
-    _, grad, _ = K.cross_entropy_steps(x4, t2, ii, g * (1.0 - lam), True)
-    grad = grad.reshape(x.shape)
+    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index, xp)
+    _, grad, _ = kernels.cross_entropy_steps(x4, t2, ii, g * (1.0 - lam), True)
+    grad = grad.reshape(*x.shape)
     if lam != 0:
-        grad = grad + K.mse_to_constant(x, phi, g * lam, True)[1].reshape(x.shape)
-    return grad
+        grad = xp.add(grad, kernels.mse_to_constant(x, phi, g * lam, True)[1].reshape(*x.shape))
+    return xp.give_back(grad)
 
 
 class TETLoss:
-    r"""Stateful form of :func:`tet_loss` (spikingjelly's example ``TETLoss`` with its cross-entropy criterion).
+    r"""Stateful form of :func:`tet_loss` (spikingjelly's example ``TETLoss``).
 
     ``loss = TETLoss()(x_seq, target)`` then ``TETLoss.backward()`` returns :math:`\partial L/\partial x_{seq}` for
-    the last call.
+    the last call.  With ``x_seq`` of shape [T, N, C, ...],
+
+    .. math::
+
+        L = (1-\lambda)\,\underbrace{\frac1T\sum_t \ell(x_t, y)}_{\texttt{base\_criterion\_loss}}
+            + \lambda\,\overline{(x - \phi)^2}.
 
     Parameters
     ----------
@@ -714,6 +730,16 @@ class TETLoss:
         :math:`\lambda`, the weight of the regulariser (1e-3).
     ignore_index : int
         Target value excluded from the cross-entropy (-100).
+    base_criterion : "cross_entropy" or callable, keyword-only
+        :math:`\ell`.  ``"cross_entropy"`` (default; spikingjelly's ``nn.CrossEntropyLoss()``, mean over the
+        batch, ``ignore_index`` honoured) has its gradient derived by hand.  A callable ``f(x_t, target) -> scalar``
+        on NumPy arrays is applied to each step as upstream; its gradient needs ``base_criterion_vjp``.
+    base_criterion_vjp : callable, keyword-only, optional
+        ``g(grad_out, x_t, target) -> dL/dx_t`` for a callable ``base_criterion`` (needed by :meth:`backward`).
+
+    device : {"cpu", "cuda"}
+        Where :func:`tet_loss` and :func:`tet_loss_vjp` run; with ``"cuda"`` the inputs may be device arrays (kept
+        as device copies for ``backward``).
 
     Examples
     --------
@@ -727,14 +753,75 @@ class TETLoss:
     (4, 2, 3)
     """
 
-    def __init__(self, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX):
+    def __init__(self, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX, *, base_criterion="cross_entropy",
+                 base_criterion_vjp=None, device="cpu"):
         self.mean, self.tet_lambda = _tet_params(mean, tet_lambda)
         self.ignore_index = _checks.check_int(ignore_index, "ignore_index")
+        if callable(base_criterion):
+            if base_criterion_vjp is not None and not callable(base_criterion_vjp):
+                raise TypeError(f"base_criterion_vjp: expected None or a callable (grad_out, x_t, target) -> "
+                                f"gradient, got {_checks._describe(base_criterion_vjp)}")
+        else:
+            _checks.check_option(base_criterion, "base_criterion", ("cross_entropy",))
+            if base_criterion_vjp is not None:
+                raise ValueError("base_criterion_vjp: only used with a callable base_criterion (the cross-entropy's "
+                                 "gradient is built in)")
+        self.base_criterion = base_criterion
+        self.base_criterion_vjp = base_criterion_vjp
+        self.device = _backend.check_device(device)
         self._saved = None
 
+    # ------------------------------------------------------------------ the time-averaged base criterion
+    def _steps(self, x_seq, target):
+        x = _checks.as_float_array(x_seq, "y", shape_hint="[T, N, C, ...]")
+        if x.ndim < 2 or x.shape[0] == 0:
+            raise ValueError(f"y: expected [T, N, ...] with T >= 1, got shape {x.shape}")
+        _checks.check_finite(x, "y")
+        return np.ascontiguousarray(x), np.asarray(target)
+
+    def base_criterion_loss(self, y, label):
+        r""":math:`\frac1T\sum_t \ell(y_t, \text{label})` (spikingjelly's ``TETLoss.base_criterion_loss``); for the
+        cross-entropy this is :func:`temporal_efficient_training_cross_entropy`."""
+        if not callable(self.base_criterion):
+            return temporal_efficient_training_cross_entropy(y, label, self.ignore_index)
+        x, lab = self._steps(y, label)
+        total = 0.0
+        for t in range(x.shape[0]):
+            v = np.asarray(self.base_criterion(x[t].copy(), lab.copy()), dtype=np.float64)
+            if v.shape != ():
+                raise ValueError(f"base_criterion: expected a scalar loss, got shape {v.shape}")
+            total += float(v)
+        return np.asarray(total / x.shape[0], dtype=x.dtype)
+
+    def base_criterion_loss_vjp(self, grad_out, y, label):
+        r"""Gradient of :meth:`base_criterion_loss` with respect to ``y``: :math:`\frac{\bar L}{T}\,
+        \partial\ell/\partial y_t` at every step."""
+        if not callable(self.base_criterion):
+            return temporal_efficient_training_cross_entropy_vjp(grad_out, y, label, self.ignore_index)
+        if self.base_criterion_vjp is None:
+            raise ValueError("base_criterion_vjp: the gradient of a callable base_criterion needs its VJP "
+                             "(pass base_criterion_vjp=...)")
+        g = _checks.scalar_grad_out(grad_out)
+        x, lab = self._steps(y, label)
+        out = np.empty_like(x)
+        for t in range(x.shape[0]):
+            gt = np.asarray(self.base_criterion_vjp(g / x.shape[0], x[t].copy(), lab.copy()), dtype=x.dtype)
+            if gt.shape != x[t].shape:
+                raise ValueError(f"base_criterion_vjp: expected a gradient of shape {x[t].shape}, got {gt.shape}")
+            out[t] = gt
+        return out
+
     def forward(self, x_seq, target):
-        value = tet_loss(x_seq, target, self.mean, self.tet_lambda, self.ignore_index)
-        self._saved = (np.array(x_seq, copy=True), np.array(target, copy=True))
+        if callable(self.base_criterion):
+            x, _ = self._steps(x_seq, target)
+            reg = K.mse_to_constant(x, self.mean, 1.0, False)[0] if self.tet_lambda != 0 else 0.0
+            value = np.asarray((1.0 - self.tet_lambda) * float(self.base_criterion_loss(x, target))
+                               + self.tet_lambda * reg, dtype=x.dtype)
+        else:
+            value = tet_loss(x_seq, target, self.mean, self.tet_lambda, self.ignore_index, device=self.device)
+        xp = _backend.arrays(self.device, x_seq, target)
+        self._saved = tuple(xp.copy(a) if xp.on_device and xp.is_native(a) else np.array(a, copy=True)
+                            for a in (x_seq, target))
         return value
 
     __call__ = forward
@@ -743,27 +830,36 @@ class TETLoss:
         if self._saved is None:
             raise RuntimeError("TETLoss.backward: call the loss (forward) first")
         x_seq, target = self._saved
-        return tet_loss_vjp(grad_out, x_seq, target, self.mean, self.tet_lambda, self.ignore_index)
+        if callable(self.base_criterion):
+            g = _checks.scalar_grad_out(grad_out)
+            grad = self.base_criterion_loss_vjp(g * (1.0 - self.tet_lambda), x_seq, target)
+            if self.tet_lambda != 0:
+                x, _ = self._steps(x_seq, target)
+                grad = grad + K.mse_to_constant(x, self.mean, g * self.tet_lambda, True)[1].reshape(x.shape)
+            return grad
+        return tet_loss_vjp(grad_out, x_seq, target, self.mean, self.tet_lambda, self.ignore_index, device=self.device)
 
     def __repr__(self):
-        return f"TETLoss(mean={self.mean}, tet_lambda={self.tet_lambda}, ignore_index={self.ignore_index})"
+        crit = "" if self.base_criterion == "cross_entropy" else f", base_criterion={self.base_criterion!r}"
+        dev = f", device={self.device!r}" if self.device != "cpu" else ""
+        return f"TETLoss(mean={self.mean}, tet_lambda={self.tet_lambda}, ignore_index={self.ignore_index}{crit}{dev})"
 
 
-def _fr_prepare(spikes_seq, labels):
-    x = _checks.as_float_array(spikes_seq, "spikes_seq", ndim=3, shape_hint="[T, N, C]")
-    lab = _checks.as_index_array(labels, "labels", ndim=1, shape_hint="[N]")
+def _firing_rate_args(spikes_seq, labels, xp=HOST):
+    x = xp.asarray(spikes_seq, "spikes_seq", ndim=3, shape_hint="[T, N, C]")
+    lab = _checks.as_index_array(xp.to_host(labels), "labels", ndim=1, shape_hint="[N]")
     T, N, C = x.shape
     if lab.shape[0] != N:
         raise ValueError(f"labels: expected {N} labels to match spikes_seq's batch size (axis 1), got shape {lab.shape}")
     if T == 0 or N == 0 or C == 0:
-        raise ValueError(f"spikes_seq: expected non-empty T, N and C, got shape {x.shape}")
+        raise ValueError(f"spikes_seq: expected non-empty T, N and C, got shape {tuple(x.shape)}")
     if ((lab < 0) | (lab >= C)).any():
         bad = int(lab[(lab < 0) | (lab >= C)][0])
         raise ValueError(f"labels: class indices must be in [0, {C}), got {bad}")
-    return x, lab
+    return x, xp.from_host(lab)
 
 
-def firing_rate_mse(spikes_seq, labels):
+def firing_rate_mse(spikes_seq, labels, *, device="cpu"):
     r"""spikingjelly's tutorial loss: :math:`\overline{(\frac1T\sum_t s_t - \mathrm{onehot}(y))^2}` over [N, C].
 
     ``spikes_seq`` is [T, N, C] (multi-step layout), ``labels`` integer [N].
@@ -776,11 +872,12 @@ def firing_rate_mse(spikes_seq, labels):
     >>> float(spiking.firing_rate_mse(spikes_seq, np.array([0])))   # the rate matches the one-hot target
     0.0
     """
-    x, lab = _fr_prepare(spikes_seq, labels)
-    return np.asarray(K.firing_rate_mse(x, lab, 1.0, False)[0], dtype=x.dtype)
+    kernels, xp = _backend.get("spiking", device, spikes_seq, labels)
+    x, lab = _firing_rate_args(spikes_seq, labels, xp)
+    return np.asarray(kernels.firing_rate_mse(x, lab, 1.0, False)[0], dtype=x.dtype)
 
 
-def firing_rate_mse_vjp(grad_out, spikes_seq, labels):
+def firing_rate_mse_vjp(grad_out, spikes_seq, labels, *, device="cpu"):
     r"""Gradient of :func:`firing_rate_mse`: :math:`2(\mathrm{fr} - \mathrm{onehot})/(N C T)` at every step.
 
     Examples
@@ -792,6 +889,7 @@ def firing_rate_mse_vjp(grad_out, spikes_seq, labels):
     array([[-0.5,  0.5],
            [-0.5,  0.5]])
     """
+    kernels, xp = _backend.get("spiking", device, spikes_seq, labels)
     g = _checks.scalar_grad_out(grad_out)
-    x, lab = _fr_prepare(spikes_seq, labels)
-    return K.firing_rate_mse(x, lab, g, True)[1]
+    x, lab = _firing_rate_args(spikes_seq, labels, xp)
+    return xp.give_back(kernels.firing_rate_mse(x, lab, g, True)[1])
