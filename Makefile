@@ -43,7 +43,7 @@ docs: docs-venv
 # Headless Chromium on the built site (skips with a message without chromium, fails under CI=true); screenshots
 # in build/docs-test/.
 docs-test: docs
-	REFNSM_DOCS_TEST=1 $(PY) -m pytest tests/test_docs_browser.py $(PYTEST_ARGS)
+	REFNSM_DOCS_TEST=1 $(PY) -m pytest tests/test_docs_site.py tests/test_docs_browser.py $(PYTEST_ARGS)
 
 peers: $(PEERS)/.installed
 # Order matters: torch (CPU build) first and pinned, then --no-deps for the packages whose dependencies would

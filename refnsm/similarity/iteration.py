@@ -82,7 +82,18 @@ class _Optimizer:
 
 class SGD(_Optimizer):
     """``torch.optim.SGD`` in NumPy: ``SGD(params, lr, momentum=0, dampening=0, weight_decay=0, nesterov=False,
-    maximize=False)``; :meth:`step` takes ``{key: gradient}`` and updates ``params`` in place."""
+    maximize=False)``; :meth:`step` takes ``{key: gradient}`` and updates ``params`` in place.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> params = {"w": np.array([1.0, -2.0])}
+    >>> opt = sim.SGD(params, lr=0.1)
+    >>> opt.step({"w": np.array([1.0, 1.0])})   # in place: w - lr * grad
+    >>> params["w"]
+    array([ 0.9, -2.1])
+    """
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False):
@@ -114,7 +125,18 @@ class SGD(_Optimizer):
 
 class Adam(_Optimizer):
     """``torch.optim.Adam`` in NumPy: ``Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
-    amsgrad=False, maximize=False)`` (L2 ``weight_decay`` added to the gradient, as torch's Adam, not AdamW)."""
+    amsgrad=False, maximize=False)`` (L2 ``weight_decay`` added to the gradient, as torch's Adam, not AdamW).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> params = {"w": np.array([1.0, -2.0])}
+    >>> opt = sim.Adam(params, lr=0.1)
+    >>> opt.step({"w": np.array([1.0, -1.0])})   # the first Adam step moves each entry by about lr
+    >>> np.round(params["w"], 6)
+    array([ 0.9, -1.9])
+    """
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
                  amsgrad: bool = False, maximize: bool = False):
@@ -181,7 +203,20 @@ class _Scheduler:
 
 class StepLR(_Scheduler):
     """``torch.optim.lr_scheduler.StepLR(optimizer, step_size, gamma=0.1)``: multiply the learning rate by ``gamma``
-    every ``step_size`` scheduler steps (torch's chainable form)."""
+    every ``step_size`` scheduler steps (torch's chainable form).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> opt = sim.SGD({"w": np.zeros(1)}, lr=1.0)
+    >>> sched = sim.StepLR(opt, step_size=2, gamma=0.5)
+    >>> for _ in range(4):
+    ...     sched.step()
+    ...
+    >>> opt.lr   # halved every 2 steps
+    0.25
+    """
 
     def __init__(self, optimizer, step_size: int, gamma: float = 0.1):
         self.step_size = C.check_int(step_size, "step_size", minimum=1)
@@ -194,7 +229,19 @@ class StepLR(_Scheduler):
 
 class ExponentialLR(_Scheduler):
     """``torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma)``: multiply the learning rate by ``gamma`` at every
-    scheduler step."""
+    scheduler step.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> opt = sim.SGD({"w": np.zeros(1)}, lr=1.0)
+    >>> sched = sim.ExponentialLR(opt, gamma=0.5)
+    >>> sched.step()
+    >>> sched.step()
+    >>> opt.lr
+    0.25
+    """
 
     def __init__(self, optimizer, gamma: float):
         self.gamma = C.check_real(gamma, "gamma", nonnegative=True)
@@ -213,7 +260,25 @@ class IterationModule:
     """pynsm's ``IterationModule``: ``forward(*args)`` calls :meth:`iteration` until ``max_iterations`` steps, a
     truthy ``"iteration"`` hook or :meth:`converged` (see the module docstring for the exact order).  Override
     :meth:`iteration` (required), :meth:`converged`, :meth:`pre_iteration` and :meth:`post_iteration` (its return
-    value is ``forward``'s)."""
+    value is ``forward``'s).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> class Halve(sim.IterationModule):
+    ...     def pre_iteration(self, x):
+    ...         self.y = float(x)
+    ...     def iteration(self, x):
+    ...         self.y /= 2
+    ...     def converged(self, x):
+    ...         return self.y < 1
+    ...     def post_iteration(self, x):
+    ...         return self.y
+    ...
+    >>> Halve(max_iterations=100).forward(10.0)   # 10 -> 5 -> 2.5 -> 1.25 -> 0.625
+    0.625
+    """
 
     def __init__(self, max_iterations: int = 1000):
         self.max_iterations = C.check_int(max_iterations, "max_iterations", minimum=0)
@@ -284,6 +349,24 @@ class IterationLossModule(IterationModule):
     Override :meth:`iteration_parameters` (a dict of arrays the loop updates in place) and either
     :meth:`iteration_loss` (returning ``(loss, grads)``, the hand-derived gradient of the loss with respect to
     each iteration parameter) or :meth:`iteration_set_gradients` (returning the gradients directly).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> class Root(sim.IterationLossModule):   # minimise (y - 3)^2 by gradient steps on y
+    ...     def pre_iteration(self):
+    ...         self.y = np.zeros(1)
+    ...         super().pre_iteration()
+    ...     def iteration_parameters(self):
+    ...         return {"y": self.y}
+    ...     def iteration_set_gradients(self):
+    ...         return {"y": 2 * (self.y - 3.0)}
+    ...     def post_iteration(self):
+    ...         return self.y
+    ...
+    >>> np.round(Root(iteration_lr=0.25, max_iterations=50).forward(), 6)
+    array([3.])
     """
 
     def __init__(self, iteration_optimizer="sgd", iteration_scheduler=None, iteration_lr: float = 1.0,
