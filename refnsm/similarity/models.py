@@ -56,6 +56,7 @@ from . import _kernels
 from . import _ops
 from . import fused
 from .encoders import DEVICES, Encoder, Linear, _from_internal, _internal_view, _to_internal
+from .iteration import _CircuitIterationPoints
 
 __all__ = ["MultiSimilarityMatching", "SimilarityMatching", "SupervisedSimilarityMatching", "Diagnostics"]
 
@@ -111,7 +112,7 @@ class _Encoded:
     __slots__ = ("active", "U", "cache", "shape", "D", "B", "S", "n_inputs", "on_device")
 
 
-class MultiSimilarityMatching:
+class MultiSimilarityMatching(_CircuitIterationPoints):
     r"""Multi-input similarity-matching circuit (pynsm ``MultiSimilarityMatching``).
 
     Parameters
@@ -135,6 +136,14 @@ class MultiSimilarityMatching:
     iteration_projection : None, "relu" or callable
         :math:`P`.  ``"relu"`` gives NSM and runs inside the Numba loop; a callable receives a fresh array of
         shape ``[B, m, S1..Sk]`` and must return one of that shape (runs at the Python level).
+    iteration_optimizer, iteration_scheduler, it_optim_kwargs, it_sched_kwargs : keyword-only
+        pynsm's iteration plug-ins (:mod:`refnsm.similarity.iteration`): ``"sgd"`` (default: plain steps of
+        ``iteration_lr``, the fused loop), ``"adam"``, or an optimizer class such as
+        :class:`~refnsm.similarity.SGD` with ``momentum`` in ``it_optim_kwargs``; a scheduler ``"step"`` /
+        ``"exponential"`` / class with ``it_sched_kwargs``.  Anything but plain SGD runs the step-by-step loop
+        through the override points (``pre_iteration``, ``iteration``, ``converged``, ``post_iteration``,
+        ``iteration_parameters``, ``iteration_set_gradients``, ``iteration_loss``), which a subclass may also
+        override to build another circuit.
     compat : None or "pynsm"
         ``"pynsm"`` reproduces pynsm 1.0.1's loss exactly, bugs included (``docs/upstream_differences.md``): with two or more active
         encoders the first active encoding is overwritten by the sum (so "whiten" on it penalises
@@ -175,7 +184,8 @@ class MultiSimilarityMatching:
     _input_names: Sequence[str] | None = None
 
     def __init__(self, encoders, out_channels, tau=0.1, tol=0.0, max_iterations=40, regularization="weight",
-                 iteration_lr=1.0, iteration_projection=None, *, compat=None, device="cpu"):
+                 iteration_lr=1.0, iteration_projection=None, *, compat=None, device="cpu",
+                 iteration_optimizer="sgd", iteration_scheduler=None, it_optim_kwargs=None, it_sched_kwargs=None):
         if isinstance(encoders, Encoder) or not isinstance(encoders, Sequence) or len(encoders) == 0:
             raise TypeError(f"encoders: expected a non-empty sequence of refnsm.similarity encoders, got {encoders!r}")
         for k, e in enumerate(encoders):
@@ -207,6 +217,7 @@ class MultiSimilarityMatching:
             raise ValueError(f"iteration_projection: expected None, 'relu' or a callable, got {iteration_projection!r}")
         _backend.check_compat(compat, COMPAT)
         _backend.check_device(device)
+        self._init_iteration_plugins(iteration_optimizer, iteration_scheduler, it_optim_kwargs, it_sched_kwargs)
 
         self.encoders = list(encoders)
         self.out_channels = out_channels
@@ -362,6 +373,8 @@ class MultiSimilarityMatching:
         Inputs may be ``None`` (or left out at the end) to skip their encoder.  Fills :attr:`diagnostics`.
         With ``device="cuda"``, ``y`` is a device array if any input is one.
         """
+        if self._uses_python_iteration():  # pynsm's step-by-step loop (refnsm.similarity.iteration)
+            return self._forward_iterations(*xs)
         kernels, ops = self._device_modules()
         for h in self.hooks["pre"]:
             h(self)
@@ -633,13 +646,13 @@ class SimilarityMatching(MultiSimilarityMatching):
     _input_names = ("x",)
 
     def __init__(self, encoder, out_channels, tau=0.1, tol=0.0, max_iterations=40, regularization="weight",
-                 iteration_lr=1.0, iteration_projection=None, *, compat=None, device="cpu"):
+                 iteration_lr=1.0, iteration_projection=None, *, compat=None, device="cpu", **iteration_plugins):
         if not isinstance(encoder, Encoder):
             raise TypeError(f"encoder: expected a refnsm.similarity encoder, got {type(encoder).__name__}")
         if not isinstance(regularization, str) and len(regularization) != 1:
             raise ValueError(f"regularization: expected 1 entry (one per encoder), got {len(regularization)}")
         super().__init__([encoder], out_channels, tau, tol, max_iterations, regularization, iteration_lr,
-                         iteration_projection, compat=compat, device=device)
+                         iteration_projection, compat=compat, device=device, **iteration_plugins)
 
     @property
     def encoder(self):
@@ -682,7 +695,7 @@ class SupervisedSimilarityMatching(MultiSimilarityMatching):
 
     def __init__(self, encoder, num_classes, out_channels, label_bias=False, tau=0.1, tol=0.0, max_iterations=40,
                  regularization=("weight", "whiten"), iteration_lr=1.0, iteration_projection=None, *, compat=None,
-                 rng=None, label_weight=None, label_bias_value=None, device="cpu"):
+                 rng=None, label_weight=None, label_bias_value=None, device="cpu", **iteration_plugins):
         if not isinstance(encoder, Encoder):
             raise TypeError(f"encoder: expected a refnsm.similarity encoder, got {type(encoder).__name__}")
         num_classes = _checks.check_int(num_classes, "num_classes", minimum=1)
@@ -690,7 +703,7 @@ class SupervisedSimilarityMatching(MultiSimilarityMatching):
         label_encoder = Linear(num_classes, out_channels, bias=label_bias, rng=rng, weight=label_weight,
                                bias_value=label_bias_value, dtype=encoder.dtype)
         super().__init__([encoder, label_encoder], out_channels, tau, tol, max_iterations, regularization,
-                         iteration_lr, iteration_projection, compat=compat, device=device)
+                         iteration_lr, iteration_projection, compat=compat, device=device, **iteration_plugins)
         self._broadcast = [False, True]
         self.num_classes = num_classes
 
