@@ -265,10 +265,22 @@ def similarity_vjp(A, X, S, G, r, kind, p, eps):
 
 
 @njit(cache=True)
+def _add(acc, comp, x):
+    """Neumaier's compensated sum: (acc, comp) after adding x; the total is acc + comp."""
+    t = acc + x
+    if abs(acc) >= abs(x):
+        comp += (acc - t) + x
+    else:
+        comp += (x - t) + acc
+    return t, comp
+
+
+@njit(cache=True)
 def pairwise_loss(S, Y, loss, bce_eps):
-    """mean over all N^2 entries of the elementwise loss between S and the target Y (float64 accumulator)."""
+    """mean over all N^2 entries of the elementwise loss between S and the target Y (float64, compensated sum:
+    within an ulp or so of the terms' scale whatever N)."""
     n, m = S.shape
-    acc = 0.0
+    acc, comp = 0.0, 0.0
     one = S.dtype.type(1.0)
     floor = S.dtype.type(-100.0)
     for i in range(n):
@@ -277,18 +289,19 @@ def pairwise_loss(S, Y, loss, bce_eps):
             t = Y[i, j]
             if loss == MSE:
                 d = s - t
-                acc += d * d
+                term = float(d * d)
             elif loss == L1:
-                acc += abs(s - t)
+                term = float(abs(s - t))
             else:  # torch's BCE: -(t max(log s, -100) + (1 - t) max(log1p(-s), -100))
                 # for a 0/1 target one term is multiplied by exactly 0 (and is finite, s being in [0, 1]): skip its log
                 if t == 0:
-                    acc -= max(np.log1p(-s), floor)
+                    term = -float(max(np.log1p(-s), floor))
                 elif t == one:
-                    acc -= max(np.log(s), floor)
+                    term = -float(max(np.log(s), floor))
                 else:
-                    acc += (t - one) * max(np.log1p(-s), floor) - t * max(np.log(s), floor)
-    return acc / (n * m)
+                    term = float((t - one) * max(np.log1p(-s), floor) - t * max(np.log(s), floor))
+            acc, comp = _add(acc, comp, term)
+    return (acc + comp) / (n * m)
 
 
 @njit(cache=True)
@@ -354,7 +367,7 @@ def pairwise_loss_exact(S, C, Y, loss, bce_eps):
     """``pairwise_loss`` with C = 1 - S given (``similarity_complement``): S - Y is -C where Y = 1, log(1 - S) is
     log(C) and log(S) is log1p(-C), so an S that rounds to 1 keeps its distance to 1."""
     n, m = S.shape
-    acc = 0.0
+    acc, comp = 0.0, 0.0
     one = S.dtype.type(1.0)
     floor = S.dtype.type(-100.0)
     for i in range(n):
@@ -363,17 +376,18 @@ def pairwise_loss_exact(S, C, Y, loss, bce_eps):
             t = Y[i, j]
             d = -C[i, j] if t == one else s - t
             if loss == MSE:
-                acc += d * d
+                term = float(d * d)
             elif loss == L1:
-                acc += abs(d)
+                term = float(abs(d))
             else:
                 lc = max(np.log(C[i, j]), floor) if C[i, j] > 0 else floor
                 if t == 0:
-                    acc -= lc
+                    term = -float(lc)
                 else:  # log S: from S itself where it is small, from C where S is near 1
                     ls = max(np.log(s) if s < 0.5 else np.log1p(-C[i, j]), floor)
-                    acc -= ls if t == one else t * ls - (t - one) * lc
-    return acc / (n * m)
+                    term = -float(ls) if t == one else -float(t * ls - (t - one) * lc)
+            acc, comp = _add(acc, comp, term)
+    return (acc + comp) / (n * m)
 
 
 @njit(cache=True)

@@ -188,6 +188,7 @@ def render(rows, seeds, seconds):
               "| function | dtype | err | where | reason |", "|---|---|---|---|---|"]
     for r, why in exceptions:
         lines.append(f"| `{r['name']}` | {r['dtype']} | {_fmt(r['err'])} | {r['where']} | {why} |")
+    lines += ["", "## Golden cases: certified error", ""] + _golden_section()
     lines += ["", "## Not covered", "",
               "The public names of each family that the oracle does not evaluate yet (computed from the family's "
               "`__all__` and each oracle module's `COVERS`; constants, result types and non-numerical helpers "
@@ -197,6 +198,28 @@ def render(rows, seeds, seconds):
         lines.append(f"| {fam} | " + ", ".join(f"`{n}`" for n in _uncovered(fam)) + " |")
     lines.append("")
     return "\n".join(lines)
+
+
+def _golden_section():
+    """The float64 expected values of the golden cases the oracle covers, against the exact answer."""
+    try:
+        import refnsm.golden as golden
+    except ImportError:
+        return ["`refnsm.golden` is not importable here; no golden case is certified."]
+    from oracle.golden import certify
+
+    res = certify(golden.cases())
+    cov = [(n, e) for n, e in res if e is not None]
+    out = [f"{len(cov)} of the {len(res)} golden cases (suite {golden.SUITE_VERSION}) are single calls of functions the "
+           "oracle covers (`tests/oracle/golden.py`); their expected float64 values, against the exact answer "
+           f"(eps of the term scale): worst {_fmt(max((e for _, e in cov), default=0.0))}.  The cases above "
+           f"{GOAL[np.dtype(np.float64)]:g} eps:", ""]
+    bad = sorted([(n, e) for n, e in cov if e > GOAL[np.dtype(np.float64)]], key=lambda t: -t[1])
+    out += ["| golden case | certified error (eps) |", "|---|---|"] + [f"| `{n}` | {_fmt(e)} |" for n, e in bad]
+    if not bad:
+        out.append("| (none) | |")
+    out += ["", "Every certified case: " + ", ".join(f"`{n}` {_fmt(e)}" for n, e in cov) + "."]
+    return out
 
 
 def _uncovered(fam):
