@@ -87,12 +87,12 @@ class SGD(_Optimizer):
     Examples
     --------
     >>> import numpy as np
-    >>> from refnsm.similarity import SGD
-    >>> p = np.array([1.0, -2.0])
-    >>> opt = SGD({"p": p}, lr=0.1, momentum=0.9)
-    >>> opt.step({"p": np.ones(2)}); opt.step({"p": np.ones(2)})   # momentum buffer 1, then 1.9
-    >>> p
-    array([ 0.71, -2.29])
+    >>> from refnsm import similarity as sim
+    >>> params = {"w": np.array([1.0, -2.0])}
+    >>> opt = sim.SGD(params, lr=0.1)
+    >>> opt.step({"w": np.array([1.0, 1.0])})   # in place: w - lr * grad
+    >>> params["w"]
+    array([ 0.9, -2.1])
     """
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
@@ -130,10 +130,11 @@ class Adam(_Optimizer):
     Examples
     --------
     >>> import numpy as np
-    >>> from refnsm.similarity import Adam
-    >>> p = np.array([1.0, -2.0])
-    >>> Adam({"p": p}, lr=0.1).step({"p": np.array([0.5, -3.0])})   # the first step is lr * sign(g)
-    >>> np.round(p, 6)
+    >>> from refnsm import similarity as sim
+    >>> params = {"w": np.array([1.0, -2.0])}
+    >>> opt = sim.Adam(params, lr=0.1)
+    >>> opt.step({"w": np.array([1.0, -1.0])})   # the first Adam step moves each entry by about lr
+    >>> np.round(params["w"], 6)
     array([ 0.9, -1.9])
     """
 
@@ -207,11 +208,14 @@ class StepLR(_Scheduler):
     Examples
     --------
     >>> import numpy as np
-    >>> from refnsm.similarity import SGD, StepLR
-    >>> opt = SGD({"p": np.zeros(1)}, lr=1.0)
-    >>> sched = StepLR(opt, step_size=2, gamma=0.5)
-    >>> [(sched.step(), opt.lr)[1] for _ in range(4)]
-    [1.0, 0.5, 0.5, 0.25]
+    >>> from refnsm import similarity as sim
+    >>> opt = sim.SGD({"w": np.zeros(1)}, lr=1.0)
+    >>> sched = sim.StepLR(opt, step_size=2, gamma=0.5)
+    >>> for _ in range(4):
+    ...     sched.step()
+    ...
+    >>> opt.lr   # halved every 2 steps
+    0.25
     """
 
     def __init__(self, optimizer, step_size: int, gamma: float = 0.1):
@@ -230,11 +234,13 @@ class ExponentialLR(_Scheduler):
     Examples
     --------
     >>> import numpy as np
-    >>> from refnsm.similarity import SGD, ExponentialLR
-    >>> opt = SGD({"p": np.zeros(1)}, lr=1.0)
-    >>> sched = ExponentialLR(opt, gamma=0.5)
-    >>> [(sched.step(), opt.lr)[1] for _ in range(3)]
-    [0.5, 0.25, 0.125]
+    >>> from refnsm import similarity as sim
+    >>> opt = sim.SGD({"w": np.zeros(1)}, lr=1.0)
+    >>> sched = sim.ExponentialLR(opt, gamma=0.5)
+    >>> sched.step()
+    >>> sched.step()
+    >>> opt.lr
+    0.25
     """
 
     def __init__(self, optimizer, gamma: float):
@@ -258,19 +264,20 @@ class IterationModule:
 
     Examples
     --------
-    >>> from refnsm.similarity import IterationModule
-    >>> class Halve(IterationModule):          # x <- x / 2 until below 1
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> class Halve(sim.IterationModule):
     ...     def pre_iteration(self, x):
-    ...         self.x = float(x)
+    ...         self.y = float(x)
     ...     def iteration(self, x):
-    ...         self.x /= 2
+    ...         self.y /= 2
     ...     def converged(self, x):
-    ...         return self.x < 1
+    ...         return self.y < 1
     ...     def post_iteration(self, x):
-    ...         return self.x
-    >>> m = Halve(max_iterations=100)
-    >>> m(10.0), m.iteration_idx
-    (0.625, 3)
+    ...         return self.y
+    ...
+    >>> Halve(max_iterations=100).forward(10.0)   # 10 -> 5 -> 2.5 -> 1.25 -> 0.625
+    0.625
     """
 
     def __init__(self, max_iterations: int = 1000):
@@ -346,20 +353,20 @@ class IterationLossModule(IterationModule):
     Examples
     --------
     >>> import numpy as np
-    >>> from refnsm.similarity import IterationLossModule
-    >>> class Quadratic(IterationLossModule):  # minimise |y - c|^2 / 2 from y = 0
-    ...     def pre_iteration(self, c):
-    ...         self.y = np.zeros_like(c)
-    ...         super().pre_iteration(c)
+    >>> from refnsm import similarity as sim
+    >>> class Root(sim.IterationLossModule):   # minimise (y - 3)^2 by gradient steps on y
+    ...     def pre_iteration(self):
+    ...         self.y = np.zeros(1)
+    ...         super().pre_iteration()
     ...     def iteration_parameters(self):
     ...         return {"y": self.y}
-    ...     def iteration_loss(self, c):
-    ...         return 0.5 * np.sum((self.y - c) ** 2), {"y": self.y - c}
-    ...     def post_iteration(self, c):
-    ...         return self.y.copy()
-    >>> m = Quadratic(iteration_optimizer="adam", iteration_lr=0.1, max_iterations=300)
-    >>> np.round(m(np.array([1.0, -2.0])), 3)
-    array([ 1., -2.])
+    ...     def iteration_set_gradients(self):
+    ...         return {"y": 2 * (self.y - 3.0)}
+    ...     def post_iteration(self):
+    ...         return self.y
+    ...
+    >>> np.round(Root(iteration_lr=0.25, max_iterations=50).forward(), 6)
+    array([3.])
     """
 
     def __init__(self, iteration_optimizer="sgd", iteration_scheduler=None, iteration_lr: float = 1.0,

@@ -34,12 +34,12 @@ def extract_embeddings(model, loader: Iterable, progress: Callable | None = None
     Examples
     --------
     >>> import numpy as np
-    >>> from refnsm.similarity import Linear, SimilarityMatching, extract_embeddings
-    >>> model = SimilarityMatching(Linear(4, 2, rng=0), 2)
-    >>> batches = [(np.ones((3, 4)), np.array([0, 1, 0])), (np.zeros((2, 4)), np.array([1, 1]))]
-    >>> out = extract_embeddings(model, batches)
-    >>> out.output.shape, out.label
-    ((5, 2), array([0, 1, 0, 1, 1]))
+    >>> from refnsm import similarity as sim
+    >>> model = sim.SimilarityMatching(sim.Linear(3, 2, rng=0), 2)
+    >>> loader = [(np.ones((4, 3)), np.array([0, 1, 0, 1])), (np.zeros((2, 3)), np.array([1, 1]))]
+    >>> emb = sim.extract_embeddings(model, loader)
+    >>> emb.output.shape, emb.label.tolist()
+    ((6, 2), [0, 1, 0, 1, 1, 1])
     """
     run = getattr(model, "forward", model)
     if not callable(run):
