@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -56,6 +55,7 @@ from . import _kernels
 from . import _ops
 from . import fused
 from .encoders import DEVICES, Encoder, Linear, _from_internal, _internal_view, _to_internal
+from ._diagnostics import Diagnostics
 from .iteration import _CircuitIterationPoints
 
 __all__ = ["MultiSimilarityMatching", "SimilarityMatching", "SupervisedSimilarityMatching", "Diagnostics"]
@@ -63,47 +63,6 @@ __all__ = ["MultiSimilarityMatching", "SimilarityMatching", "SupervisedSimilarit
 REGULARIZATIONS = ("weight", "whiten", "none")
 HOOK_KINDS = ("pre", "iteration", "post")
 COMPAT = (None, "pynsm")
-
-
-@dataclass
-class Diagnostics:
-    """What the fast dynamics did in the last ``forward``.
-
-    Attributes
-    ----------
-    iterations : int
-        Updates run (pynsm's ``iteration_idx + 1``).
-    max_change : float
-        :math:`\\max|y^{t+1} - y^t|` of the last update (NaN if it was NaN; 0.0 when no update ran).
-    converged : bool
-        The ``tol`` rule stopped the loop.
-    stopped_by_hook : bool
-        An iteration hook returned a truthy value.
-    residual : float
-        Fixed-point residual of the final state, :math:`\\max|y - P(y - (My - b))|`: the KKT natural residual for
-        NSM (ReLU), :math:`\\max|My - b|` for SM.
-    energy : float
-        :math:`\\tfrac12 \\sum y \\odot My - \\sum y \\odot b` of the final state (summed over samples and positions).
-    diverged : bool
-        The final state holds NaN or Inf.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from refnsm import similarity as sim
-    >>> model = sim.SimilarityMatching(sim.Linear(3, 2, rng=0), 2, max_iterations=5)
-    >>> y = model.forward(np.ones((2, 3)))
-    >>> model.diagnostics.iterations
-    5
-    """
-
-    iterations: int
-    max_change: float
-    converged: bool
-    stopped_by_hook: bool
-    residual: float
-    energy: float
-    diverged: bool
 
 
 class _Encoded:
