@@ -177,7 +177,7 @@ NEUROMANCER_KEYS = {
     "SymmetricSpectralLinear": "SymmetricSpectralLinear", "TrivialNullSpaceLinear": "trivial_nullspace",
     "ButterflyLinear": "butterfly",
 }
-#: not run upstream: neuromancer's SchurDecompositionLinear crashes (docs/differences_linear.md); PowerBound's
+#: not run upstream: neuromancer's SchurDecompositionLinear crashes (docs/upstream_differences.md); PowerBound's
 #: penalty draws its start vectors from torch's global RNG, which a golden case cannot pin
 NEUROMANCER_UNAVAILABLE = {"SchurDecompositionLinear": "neuromancer's class cannot run",
                            "PowerBoundLinear": "its penalty's start vectors come from torch's global RNG"}

@@ -32,7 +32,15 @@ __all__ = ["FunctionalEncoder", "ReLU", "Tanh", "Sigmoid", "Sequential", "Groupe
 
 
 class FunctionalEncoder(Encoder):
-    """Base of encoders written against the public protocol (see the module docstring)."""
+    """Base of encoders written against the public protocol (see the module docstring).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> issubclass(sim.ReLU, sim.FunctionalEncoder), issubclass(sim.Sequential, sim.FunctionalEncoder)
+    (True, True)
+    """
 
     out_channels = None
 
@@ -111,7 +119,18 @@ class _Elementwise(FunctionalEncoder):
 
 
 class ReLU(_Elementwise):
-    """:math:`\\max(x, 0)`; derivative :math:`\\mathbb 1[x > 0]` (0 at 0, as torch)."""
+    """:math:`\\max(x, 0)`; derivative :math:`\\mathbb 1[x > 0]` (0 at 0, as torch).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> act = sim.ReLU()
+    >>> act.forward(np.array([[-1.0, 0.0, 2.0]]))
+    array([[0., 0., 2.]])
+    >>> act.backward(np.ones((1, 3)))   # 1[x > 0], 0 at 0 as torch
+    array([[0., 0., 1.]])
+    """
 
     def encode(self, x):
         return np.maximum(x, 0.0)
@@ -121,7 +140,18 @@ class ReLU(_Elementwise):
 
 
 class Tanh(_Elementwise):
-    """:math:`\\tanh x`; derivative :math:`1 - \\tanh^2 x`."""
+    """:math:`\\tanh x`; derivative :math:`1 - \\tanh^2 x`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> act = sim.Tanh()
+    >>> np.round(act.forward(np.array([[0.0, 1.0]])), 6)
+    array([[0.      , 0.761594]])
+    >>> np.round(act.backward(np.ones((1, 2))), 6)   # 1 - tanh^2
+    array([[1.      , 0.419974]])
+    """
 
     def encode(self, x):
         return np.tanh(x)
@@ -131,7 +161,18 @@ class Tanh(_Elementwise):
 
 
 class Sigmoid(_Elementwise):
-    """:math:`\\sigma(x) = 1/(1+e^{-x})`; derivative :math:`\\sigma(1-\\sigma)`."""
+    """:math:`\\sigma(x) = 1/(1+e^{-x})`; derivative :math:`\\sigma(1-\\sigma)`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> act = sim.Sigmoid()
+    >>> act.forward(np.array([[0.0]]))
+    array([[0.5]])
+    >>> act.backward(np.ones((1, 1)))   # sigma (1 - sigma) = 1/4 at 0
+    array([[0.25]])
+    """
 
     def encode(self, x):
         return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free
@@ -145,7 +186,19 @@ class Sequential(FunctionalEncoder):
     """``torch.nn.Sequential`` of encoders: ``Sequential(Linear(784, 100), ReLU(), Linear(100, 20))``.
 
     ``params`` holds every stage's arrays (the same objects) under ``"{i}.{name}"``; ``out_channels`` is the last
-    stage's that has one.  Every stage must share one dtype."""
+    stage's that has one.  Every stage must share one dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> enc = sim.Sequential(sim.Linear(4, 3, rng=0), sim.ReLU(), sim.Linear(3, 2, rng=1))
+    >>> sorted(enc.params), enc.out_channels
+    (['0.bias', '0.weight', '2.bias', '2.weight'], 2)
+    >>> model = sim.SimilarityMatching(enc, 2)
+    >>> model.forward(np.ones((5, 4))).shape
+    (5, 2)
+    """
 
     def __init__(self, *stages):
         if not stages:
@@ -209,7 +262,18 @@ class GroupedConv2d(FunctionalEncoder):
     input channels and the filters split into ``groups`` consecutive blocks, block :math:`g` of the output
     convolving block :math:`g` of the input only.  ``weight`` (out, in/groups, kh, kw) and ``bias`` (out,) as torch
     (initialised :math:`U(\pm 1/\sqrt{(C/g) k_h k_w})`); each block runs :class:`~refnsm.similarity.Conv2d`'s
-    kernels on a view of the weight.  ``groups = 1`` is :class:`~refnsm.similarity.Conv2d`."""
+    kernels on a view of the weight.  ``groups = 1`` is :class:`~refnsm.similarity.Conv2d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> enc = sim.GroupedConv2d(4, 6, 3, padding=1, groups=2, rng=0)
+    >>> enc.params["weight"].shape   # (out, in / groups, kh, kw), as torch
+    (6, 2, 3, 3)
+    >>> enc.forward(np.ones((1, 4, 5, 5))).shape
+    (1, 6, 5, 5)
+    """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
                  *, rng=None, weight=None, bias_value=None, dtype=np.float64):
