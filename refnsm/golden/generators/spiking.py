@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._case import Case, call, inp, new, obj
-from ._common import binary, f32exact, pair, rng, value_case
+from ._common import binary, f32exact, normal, pair, rng, uniform, value_case
 
 F = "spiking"
 KERNEL_ARGS = {"linear": (), "polynomial": (2.0,), "sigmoid": (0.5,), "gaussian": (1.5,)}
@@ -32,26 +32,26 @@ def cases() -> list:
     out = []
     gen = rng(11)
     # ---- kernel_dot_product: every kernel, rectangular where allowed, square for gaussian
-    x = f32exact(gen.normal(size=(5, 4)) * 0.7)
-    y = f32exact(gen.normal(size=(3, 4)) * 0.7)
+    x = normal(gen, (5, 4), 0.75)
+    y = normal(gen, (3, 4), 0.75)
     for kern, a in KERNEL_ARGS.items():
         if kern == "gaussian":
-            yy = f32exact(gen.normal(size=(5, 4)) * 0.7)
+            yy = normal(gen, (5, 4), 0.75)
             ins, shape = {"x": x, "y": yy}, (5, 5)
         else:
             ins, shape = {"x": x, "y": y}, (5, 3)
         out += pair(F, "kernel_dot_product", f"{kern}-{'square' if shape[0] == shape[1] else 'rect'}", ins,
-                    [inp("x"), inp("y"), kern, *a], grads=("x", "y"), cot=gen.normal(size=shape),
+                    [inp("x"), inp("y"), kern, *a], grads=("x", "y"), cot=normal(gen, shape),
                     targets=f"{kern} kernel formula; x/y transposed in the VJP (rectangular shapes)")
     # polynomial with d = 3 and negative products (odd power keeps the sign)
     out += pair(F, "kernel_dot_product", "polynomial-d3-signed", {"x": x, "y": y},
-                [inp("x"), inp("y"), "polynomial", 3.0], grads=("x", "y"), cot=gen.normal(size=(5, 3)),
+                [inp("x"), inp("y"), "polynomial", 3.0], grads=("x", "y"), cot=normal(gen, (5, 3)),
                 targets="d G^(d-1) factor in the VJP; abs() taken before the power")
     # ---- spike_similarity_matrix
     X = _spikes_edge(rng(12))
     for kern, a in KERNEL_ARGS.items():
         out += pair(F, "spike_similarity_matrix", f"{kern}-silent-duplicate", {"spikes": X},
-                    [inp("spikes"), kern, *a], grads=("spikes",), cot=rng(13).normal(size=(6, 6)),
+                    [inp("spikes"), kern, *a], grads=("spikes",), cot=normal(rng(13), (6, 6)),
                     difficulty="edge",
                     targets="cosine eps placement (after the norm product), silent row (0 norm), both paths of "
                             "S = k(X, X) in the VJP (B + B^T)")
@@ -80,7 +80,7 @@ def cases() -> list:
                         targets="mean over all N^2 pairs (diagonal included); label clamp; sign(0) = 0 in l1 "
                                 "(S_05 = Y_05 = 0); bce log clamp at -100 and torch's eps in its gradient")
     # real-valued spikes (surrogate outputs) with the l1 and mse losses, and a grad_out != 1
-    Xr = f32exact(rng(14).uniform(0.0, 1.0, size=(5, 6)))
+    Xr = uniform(rng(14), (5, 6), 0.0, 1.0)
     Lr = np.array([[1, 0], [1, 1], [0, 1], [0, 0], [1, 0]], dtype=np.float64)
     for kern, a in KERNEL_ARGS.items():
         out += pair(F, "spike_similar_loss", f"{kern}-mse-real-gradout", {"spikes": Xr, "labels": Lr},
@@ -89,10 +89,10 @@ def cases() -> list:
     # ---- TET cross-entropy: saturated logits (float32 exp overflows without the max shift), ignore_index
     gen = rng(15)
     T, N, C = 4, 5, 3
-    xs = f32exact(gen.normal(size=(T, N, C)) * 2.0)
+    xs = normal(gen, (T, N, C), 2.0)
     xs[:, 1, 0] += 120.0  # exp(120) overflows float32: a softmax without the max shift returns inf/nan
     xs[2, 3, :] = 95.0  # a three-way tie at a saturated value
-    xs = f32exact(xs)
+    xs = f32exact(xs)  # exact sums, then a correctly rounded conversion
     tgt = np.array([0, 2, -100, 1, 2], dtype=np.int64)
     for fn in ("temporal_efficient_training_cross_entropy", "time_mean_cross_entropy"):
         out += pair(F, fn, "saturated-ignore", {"x_seq": xs, "target": tgt}, [inp("x_seq"), inp("target")],
@@ -100,7 +100,7 @@ def cases() -> list:
                     targets="softmax max shift (float32 overflow); ignore_index excluded from the mean count; "
                             "mean over valid positions, not over N")
     # spatial dims and a custom ignore_index
-    xsp = f32exact(gen.normal(size=(3, 2, 4, 2, 3)))
+    xsp = normal(gen, (3, 2, 4, 2, 3))
     tsp = np.array([[[0, 3, 7], [1, 1, 2]], [[7, 2, 0], [3, 7, 1]]], dtype=np.int64)
     for fn in ("temporal_efficient_training_cross_entropy", "time_mean_cross_entropy"):
         out += pair(F, fn, "spatial-ignore7", {"x_seq": xsp, "target": tsp}, [inp("x_seq"), inp("target"), 7],
