@@ -25,7 +25,7 @@ from refnsm.golden.generators import _common as C
 
 GEN = Path(C.__file__).resolve().parent
 #: functions whose results are metadata (term scales of ill-conditioned outputs), never inputs
-METADATA_HELPERS = {("hopfield.py", "_softmax"), ("hopfield.py", "_vjp_terms"), ("hopfield.py", "_energy_terms"),
+METADATA_HELPERS = {("spiking.py", "_bce_rounding_kappa"), ("hopfield.py", "_softmax"), ("hopfield.py", "_vjp_terms"), ("hopfield.py", "_energy_terms"),
                     ("similarity.py", "_grad_terms")}
 FORBIDDEN_NAMES = {"exp", "expm1", "log", "log1p", "log2", "log10", "tanh", "sinh", "cosh", "sin", "cos", "tan",
                    "sqrt", "cbrt", "power", "dot", "matmul", "inner", "outer", "einsum", "tensordot", "linalg",
