@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._case import Case, call, get, inp, new, res
+from .._case import INF, Case, call, get, inp, new, res
 from ._common import f32exact, normal, pair, rng, uniform
 
 F = "linear"
@@ -55,7 +55,7 @@ def _param(g, cls_name, key, template):
     return v
 
 
-def _case(L, cls, i, compat):
+def _case(L, cls, i, compat, options=None, tag=""):
     name = cls.__name__
     if cls in L.square_maps:
         n, m = 4, 4
@@ -66,7 +66,9 @@ def _case(L, cls, i, compat):
     bias = cls is not L.TrivialNullSpaceLinear
     # only to learn the parameters' keys and shapes (compat may change them); their values are drawn below, exactly
     # (the map's own initialisation uses sqrt, QR and BLAS, whose bits depend on the machine)
-    template = cls(n, m, bias=bias, rng=100 + i, compat=compat)
+    options = options or {}
+    py_opts = {k: (float(v["float"]) if isinstance(v, dict) and "float" in v else v) for k, v in options.items()}
+    template = cls(n, m, bias=bias, rng=100 + i, compat=compat, **py_opts)
     g = rng(200 + i)
     params = {k: _param(g, name, k, v) for k, v in template.params.items()}
     ins = {f"param.{k}": v for k, v in params.items()}
@@ -74,6 +76,7 @@ def _case(L, cls, i, compat):
     kw = {"params": {k: inp(f"param.{k}") for k in params}, "dtype": {"dtype": "run"}}
     if compat:
         kw["compat"] = compat
+    kw.update(options)
     prog = [new(name, n, m, as_="map", bias=bias, **kw)]  # bias by keyword: PowerBoundLinear(n, m, max_p)
     if cls is L.L0Linear:
         ins["u"] = uniform(g, (n, m), 0.0625, 0.9375)
@@ -93,7 +96,7 @@ def _case(L, cls, i, compat):
     if kappa:
         why = ("reg_error of PowerBoundLinear: power-iteration estimate, conditioning set to 1 (its perturbation "
                "estimate measures the iteration, not rounding)")
-    variant = f"{n}x{m}-bias" if bias else f"{n}x{m}"
+    variant = (f"{n}x{m}-bias" if bias else f"{n}x{m}") + tag
     if compat:
         variant += f"-compat-{compat}"
     return Case(f"{F}.{name}.{variant}", prog, ins, dtypes=dtypes, difficulty="basic", kappa=kappa, term_scale=term,
@@ -111,7 +114,35 @@ def cases() -> list:
         out.append(_case(L, cls, i, None))
         if cls.__name__ in NEUROMANCER_COMPAT:
             out.append(_case(L, cls, i, "neuromancer"))
+    i = classes.index(L.BoundedNormLinear)
+    for p, tag in ((INF, "-pinf"), ("fro", "-pfro"), ("nuc", "-pnuc")):
+        c = _case(L, L.BoundedNormLinear, i, None, {"p": p}, tag)
+        c.targets = (f"p={tag[2:]!s}: the norm order option (max |A_ij| and its 1/k-free subgradient, Frobenius = 2, "
+                     "nuclear norm with gradient U V^T), not the default p=2")
+        out.append(c)
+    out += _spectral_factors(L, classes.index(L.SpectralLinear))
     out += _helpers()
+    return out
+
+
+def _spectral_factors(L, i) -> list:
+    """SpectralLinear's Umultiply / Vmultiply (x Q_U, x Q_V) and their VJPs into x and the reflectors."""
+    n, m = 5, 3
+    template = L.SpectralLinear(n, m, bias=True, rng=100 + i)
+    g = rng(400)
+    params = {k: _param(g, "SpectralLinear", k, v) for k, v in template.params.items()}
+    ins = {f"param.{k}": v for k, v in params.items()}
+    kw = {"params": {k: inp(f"param.{k}") for k in params}, "dtype": {"dtype": "run"}}
+    out = []
+    for meth, size, key in (("Umultiply", n, "U"), ("Vmultiply", m, "V")):
+        cin = {**ins, "x": normal(g, (4, size)), "grad_out": normal(g, (4, size))}
+        out.append(Case(f"{F}.SpectralLinear.{meth}-vjp",
+                        [new("SpectralLinear", n, m, as_="map", bias=True, **kw),
+                         call(meth, inp("x"), on="map", save={"y": []}),
+                         call(f"{meth}_vjp", inp("grad_out"), inp("x"), on="map",
+                              save={"d_x": [0], f"d_{key}": [1, key]})],
+                        cin, targets=f"{meth}: x Q_{key} with the reflectors in neuromancer's order (U first to last, "
+                                     f"V last to first); its VJP y_bar Q_{key}^T and the reflectors' gradient"))
     return out
 
 

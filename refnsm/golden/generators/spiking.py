@@ -146,6 +146,15 @@ def cases() -> list:
                      call("backward", None, on="loss", save={"d_x_seq": []})],
                     {"x_seq": xs, "target": tgt}, difficulty="hard",
                     targets="stateful TETLoss: mean and tet_lambda positional, backward after forward"))
+    # TETLoss.base_criterion_loss: the time-averaged criterion alone (spikingjelly's name), saturated, ignore_index
+    out.append(Case(f"{F}.TETLoss.base_criterion_loss-saturated-ignore",
+                    [new("TETLoss", 0.5, 0.1, as_="loss"),
+                     call("base_criterion_loss", inp("x_seq"), inp("target"), on="loss", save={"value": []}),
+                     call("base_criterion_loss_vjp", None, inp("x_seq"), inp("target"), on="loss",
+                          save={"d_x_seq": []})],
+                    {"x_seq": xs, "target": tgt}, difficulty="hard",
+                    targets="the base criterion averaged over T without the regulariser or the (1 - lambda) weight; "
+                            "ignore_index excluded; softmax max shift"))
     # ---- firing_rate_mse
     sp = binary(rng(16), (6, 4, 3), 0.5)
     lab = np.array([0, 2, 1, 2], dtype=np.int64)
