@@ -127,3 +127,44 @@ def test_loss_value_summed_to_an_ulp_of_its_terms(kernel, args, loss):
         v = sp.spike_similar_loss(X, lab, kernel, loss, *args)
         worst = max(worst, error_in_eps(v, *osp.ssl_exact(X, lab, kernel, loss, args)["value"])[0])
     assert worst <= 1.0, worst
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_last_reflector_of_a_full_chain_gets_an_exact_zero_gradient(dtype, reverse):
+    """H_{n-1} = I - 2 e e^T does not depend on U[n-1, n-1], so its gradient is exactly 0; the reflector VJP formed
+    it as a cancelling sum (O(eps |dQ|), e.g. 1.0 for dQ ~ 1e15)."""
+    from refnsm import linear as L
+
+    rng = np.random.default_rng(5)
+    n = 4
+    U = np.triu(rng.standard_normal((n, n))).astype(dtype)
+    Q = L.householder_matrix(U, reverse=reverse)
+    dQ = (rng.standard_normal((n, n)) * 1e15).astype(dtype)
+    dU = L.householder_matrix_vjp(dQ, Q, U, reverse=reverse)
+    assert dU[n - 1, n - 1] == 0.0
+    m = L.OrthogonalLinear(n, n, dtype=dtype, params={"U": U})
+    m.forward(rng.standard_normal((3, n)).astype(dtype) * 1e15)
+    m.backward(rng.standard_normal((3, n)).astype(dtype))
+    assert m.grads["U"][n - 1, n - 1] == 0.0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_symmetric_spectral_reflector_gradient_with_clustered_spectrum(dtype):
+    """W = Q S Q^T with s nearly equal (p ~ 1e-3 N(0, 1) at initialisation): W hardly depends on Q, and
+    (G + G^T) Q S formed the small gradient from terms |G||S| that cancel (8e3 eps); Q c Q^T = c I for every V, so
+    the shift S - cI gives the same exact gradient without the cancellation."""
+    from oracle import linear as olin
+
+    rng = np.random.default_rng(0)
+    name, shape = "symmetric_spectral", (4, 4)
+    m0 = olin._build(name, shape, np.float64)
+    params = {k: np.array(v).astype(dtype) for k, v in m0.params.items()}
+    x = rng.standard_normal((3, 4)).astype(dtype)
+    gy = rng.standard_normal((3, 4)).astype(dtype)
+    m = olin._build(name, shape, dtype, params=params)
+    m.forward(x)
+    m.backward(gy)
+    ex = olin.map_exact(name, m, params, x, gy)
+    err, _ = error_in_eps(m.grads["V"], *ex["grad_V"])
+    assert err <= GOAL[np.dtype(dtype)], err
