@@ -5,7 +5,14 @@ part of the definition: :math:`\mathrm{sign}(0) = 0`; the gradient of a max (min
 equally among them (torch's ``amax``).  Term scales: sums of absolute values; a root :math:`v = (\sum_k a_k)^{1/p}`
 carries :math:`|v|` (its sum has no cancellation); a quotient :math:`x/v` carries :math:`2|x/v|`.
 
-Spectral (``p=2``, ``p=-2`` on matrices) and nuclear norms need an exact SVD and are not covered yet.
+Spectral (``p=2``, ``p=-2`` on matrices) and nuclear norms: the SVD at 50 digits (``mpmath.svd_r``); the value is
+:math:`\sigma_1`, :math:`\sigma_r` or :math:`\sum_k\sigma_k`, the gradient :math:`u_1v_1^\top`, :math:`u_rv_r^\top` or
+:math:`UV^\top`.  No float algorithm forms a singular value from a sum of terms, so the scale is a condition estimate
+instead: any backward-stable SVD perturbs P by :math:`O(\varepsilon\|P\|_2)`, which moves every singular value by
+at most that (value scale :math:`\sigma_1`; for the nuclear norm :math:`r\,\sigma_1`) and a singular vector by
+:math:`\|P\|_2/\mathrm{gap}` (gradient scale :math:`\max|G|\,\sigma_1/\mathrm{gap}`, the gap to the nearest other
+singular value; for :math:`UV^\top`, the polar factor, :math:`\sigma_1/\sigma_r`).  Exactly tied extremes (the mean
+over the tie) and a rank-deficient nuclear norm (undefined) are not evaluated.
 """
 
 from __future__ import annotations
@@ -82,6 +89,68 @@ def matrix_norm_exact(x, p):
         for j in range(X.shape[1]):
             G[i, j] = _sign(X[i, j]) * w[j if axis == 0 else i]
     return {"value": (v, v), "grad": (G, absa(G))}
+
+
+@exact
+def svd_norm_exact(x, p):
+    """Spectral (p = 2: sigma_1, p = -2: sigma_r) and nuclear ('nuc': sum sigma) norms and their gradients."""
+    X = mpa(x)
+    n, m = X.shape
+    U, S, V = mp.svd_r(mp.matrix(X.tolist()))  # U [n, r], S [r], V [r, m]
+    sv = [S[k] for k in range(S.rows)]
+    r = len(sv)
+    top = sv[0]
+    if top == 0:
+        raise ValueError("P = 0: the gradient is undefined")
+
+    def outer(k):
+        G = zeros((n, m))
+        for i in range(n):
+            for j in range(m):
+                G[i, j] = U[i, k] * V[k, j]
+        return G
+
+    if p == "nuc":
+        if sv[-1] <= top * mp.mpf(10) ** -30:
+            raise ValueError("rank deficient: UV^T is not unique")
+        G = zeros((n, m))
+        for k in range(r):
+            G = G + outer(k)
+        v, sval = mp.fsum(sv), r * top
+        gscale = top / sv[-1]
+    else:
+        k = 0 if p == 2 else r - 1
+        others = [abs(sv[k] - sv[l]) for l in range(r) if l != k]
+        if p == -2 and m != n:
+            others.append(abs(sv[k]))  # the zero singular values of the wider side
+        gap = min(others) if others else top
+        if gap <= top * mp.mpf(10) ** -30:
+            raise ValueError("the extreme singular value is tied (or 0 in a non-square matrix): u v^T is not unique")
+        G = outer(k)
+        v, sval = sv[k], top
+        gscale = top / gap
+    gmax = max(abs(t) for t in G.reshape(-1))
+    SG = zeros((n, m))
+    SG.reshape(-1)[:] = [gmax * gscale] * SG.size
+    return {"value": (v, sval), "grad": (G, SG)}
+
+
+def _svd_regimes():
+    def mk(kind):
+        def f(rng, dt):
+            n, m = 4, 5
+            x = rng.standard_normal((n, m))
+            if kind == "rank deficient (equal rows)":
+                x[1] = x[0]
+            elif kind in ("near-tied singular values (1e-6)", "ill conditioned (1e8)"):
+                qa, _ = np.linalg.qr(rng.standard_normal((n, n)))
+                qb, _ = np.linalg.qr(rng.standard_normal((m, m)))
+                s = [2.0, 2.0 * (1 - 1e-6), 0.5, 0.5 * (1 + 1e-6)] if kind.startswith("near") else [1.0, 1e-3, 1e-5, 1e-8]
+                x = qa @ np.diag(s) @ qb[:n]
+            return {"x": x.astype(dt)}
+        return f
+    return {k: mk(k) for k in ("normal", "rank deficient (equal rows)", "near-tied singular values (1e-6)",
+                               "ill conditioned (1e8)")}
 
 
 @exact
@@ -193,6 +262,13 @@ def cases():
             return {"value": rg.lp_norm(inp["x"], p), "grad": rg.lp_norm_vjp(None, inp["x"], p)}
         out.append(Case(FAMILY, f"lp_norm[matrix,p={p}]", _mat_regimes(), run,
                         lambda inp, p=p: matrix_norm_exact(inp["x"], p),
+                        {"torch.linalg.norm (neurotorch's Lp)": _torch_norm(p)}))
+
+    for p in (2, -2, "nuc"):
+        def run(inp, p=p):
+            return {"value": rg.lp_norm(inp["x"], p), "grad": rg.lp_norm_vjp(None, inp["x"], p)}
+        out.append(Case(FAMILY, f"lp_norm[matrix,p={p}]", _svd_regimes(), run,
+                        lambda inp, p=p: svd_norm_exact(inp["x"], p),
                         {"torch.linalg.norm (neurotorch's Lp)": _torch_norm(p)}))
 
     def run_d(inp):
