@@ -38,12 +38,6 @@ REASONS = {
         "`A ~ 1/eps_b`, and `1 - S = sigma(-alpha G)` falls below float32's normal range, so it is flushed to a "
         "subnormal or 0 where the exact gradient is still representable.  Upstream is off by up to 1/eps on the same "
         "inputs (it forms `1 - S` by subtraction).  Doing better needs `1 - S` carried as a logarithm; not done.",
-    ("classical_energy + classical_update", "", "Hebbian"):
-        "a tie decided by rounding: with Hebbian weights `fl(k/N)` from ±1 patterns the field `sum_j W_ij s_j` of a "
-        "unit is often exactly 0 on the float inputs (the docstring: a tie leaves the unit unchanged), but the "
-        "float sum (`S @ W` in the sync update, the Numba loop in the async one) rounds it to +-1e-16 and the unit "
-        "flips (err = 2/eps: a wrong sign).  An exact sign needs an exactly rounded sum of the field's terms (an "
-        "fsum-style expansion) in both updates; not done here (hopfield/_kernels.py is being reworked for speed).",
 }
 
 
