@@ -27,7 +27,8 @@ COVERS = ("Linear", "NonNegativeLinear", "SymmetricLinear", "LeftStochasticLinea
           "DampedSkewSymmetricLinear", "PSDLinear", "SymplecticLinear", "GershgorinLinear", "SVDLinear",
           "SVDLinearLearnBounds", "SymmetricSVDLinear", "OrthogonalLinear", "SpectralLinear",
           "SymmetricSpectralLinear", "SchurDecompositionLinear", "TrivialNullSpaceLinear", "PowerBoundLinear",
-          "ButterflyLinear")
+          "ButterflyLinear", "householder_matrix", "householder_matrix_vjp", "Hprod", "Hprod_vjp",
+          "straight_through_relu", "straight_through_relu_vjp")
 
 
 def _weight(kind, P):
@@ -119,7 +120,7 @@ def cases():
         out.append(Case(FAMILY, f"{kind}.forward/backward", _regimes(), run, ex,
                         {"neuromancer 1.5.6": _neuromancer(UPSTREAM_KEY[kind])}))
     out += [_map_case(name, shape) for name, shape in _MAPS]
-    return out
+    return out + _function_cases()
 
 
 UPSTREAM_KEY = {"Linear": "linear", "NonNegativeLinear": "nneg", "SymmetricLinear": "symmetric",
@@ -458,3 +459,103 @@ def _map_case(name, shape):
     opts = {"l0_eval": "[eval]", "l0_noise": "[pinned noise]", "gershgorin_complex": "[real=False]",
             "butterfly_untied_dec": "[untied, decreasing]", "bounded_Lp_norm": ""}.get(name, "")
     return Case(FAMILY, f"{label}{opts}.forward/backward ({shape[0]}x{shape[1]})", _map_regimes(name, shape), run, ex)
+
+
+# ---------------------------------------------------------------------------------------------------- the functions
+
+def _fd(fn, P, G):
+    """(<G, d fn/dP_e>, sum |G| |d fn/dP_e|) for every entry e of P: 50-digit central differences (as above)."""
+    g, s = zeros(P.shape), zeros(P.shape)
+    aG = absa(G)
+    for idx in np.ndindex(P.shape):
+        Q1, Q2 = P.copy(), P.copy()
+        Q1[idx] += _H
+        Q2[idx] -= _H
+        d = (fn(Q1) - fn(Q2)) / (2 * _H)
+        g[idx], s[idx] = (G * d).sum(), (aG * absa(d)).sum()
+    return g, s
+
+
+def _rowmax(A):
+    return np.repeat(np.max(absa(A), axis=-1, keepdims=True), A.shape[-1], axis=-1)
+
+
+@exact
+def householder_exact(U, k, reverse, dQ):
+    Um, G = mpa(U), mpa(dQ)
+    Q = _hh(Um, k, reverse)
+    g, s = _fd(lambda V: _hh(V, k, reverse), Um, G)
+    s[...] = max(s.reshape(-1))  # normwise, as the reflector maps
+    return {"Q": (Q, _rowmax(Q)), "dU": (g, s)}
+
+
+@exact
+def hprod_exact(x, u, k, gy):
+    X, Um, G = mpa(x), mpa(u), mpa(gy)
+    n = len(Um)
+
+    def H(v):
+        w = [mp.mpf(0)] * (n - k) + [v[j] for j in range(n - k, n)]
+        c = mp.fsum(t * t for t in w)
+        Hm = _eye(n)
+        for i in range(n):
+            for j in range(n):
+                Hm[i, j] -= 2 * w[i] * w[j] / c
+        return Hm
+
+    Hm = H(Um)
+    Y = X @ Hm
+    sY = absa(X) @ _rowmax(Hm)
+    gx = G @ Hm
+    sgx = absa(G) @ _rowmax(Hm)
+    gu, sgu = _fd(lambda v: X @ H(v), Um, G)
+    sgu[...] = max(sgu.reshape(-1))
+    return {"y": (Y, sY), "gx": (gx, sgx), "gu": (gu, sgu)}
+
+
+def _function_cases():
+    def hh_reg(k, reverse):
+        def f(rng, dt):
+            n = 4
+            return {"U": np.triu(rng.standard_normal((n, n))).astype(dt), "k": k, "reverse": reverse,
+                    "dQ": rng.standard_normal((n, n)).astype(dt)}
+        return f
+
+    def run_hh(inp):
+        Q = L.householder_matrix(inp["U"], inp["k"], reverse=inp["reverse"])
+        return {"Q": Q, "dU": L.householder_matrix_vjp(inp["dQ"], Q, inp["U"], inp["k"], reverse=inp["reverse"])}
+
+    out = [Case(FAMILY, "householder_matrix + householder_matrix_vjp",
+                {"k = n": hh_reg(4, False), "k = n, reverse": hh_reg(4, True), "k = 2": hh_reg(2, False)}, run_hh,
+                lambda inp: householder_exact(inp["U"], inp["k"], inp["reverse"], inp["dQ"]))]
+
+    def hp_reg(k, xscale=1.0):
+        def f(rng, dt):
+            sc = xscale if dt == np.float64 or xscale == 1.0 else 1e18
+            return {"x": (rng.standard_normal((3, 5)) * sc).astype(dt), "u": rng.standard_normal(5).astype(dt),
+                    "k": k, "gy": rng.standard_normal((3, 5)).astype(dt)}
+        return f
+
+    def run_hp(inp):
+        gx, gu = L.Hprod_vjp(inp["gy"], inp["x"], inp["u"], inp["k"])
+        return {"y": L.Hprod(inp["x"], inp["u"], inp["k"]), "gx": gx, "gu": gu}
+
+    out.append(Case(FAMILY, "Hprod + Hprod_vjp", {"k = n": hp_reg(5), "k = 3": hp_reg(3),
+                                                   "huge inputs (x1e150; float32 x1e18)": hp_reg(4, 1e150)}, run_hp,
+                    lambda inp: hprod_exact(inp["x"], inp["u"], inp["k"], inp["gy"])))
+
+    def relu_reg(rng, dt):
+        x = rng.standard_normal((3, 4))
+        x[0, 0] = 0.0
+        return {"x": x.astype(dt), "g": rng.standard_normal((3, 4)).astype(dt)}
+
+    @exact
+    def relu_exact(x, g):
+        X, G = mpa(x), mpa(g)
+        return {"y": (_relu(X), absa(X)), "gx": (G, absa(G))}
+
+    out.append(Case(FAMILY, "straight_through_relu + straight_through_relu_vjp", {"normal": relu_reg},
+                    lambda inp: {"y": L.straight_through_relu(inp["x"]),
+                                 "gx": L.straight_through_relu_vjp(inp["g"], inp["x"])},
+                    lambda inp: relu_exact(inp["x"], inp["g"])))
+    return out
