@@ -372,7 +372,7 @@ def check_open_ratio(t, name: str) -> float:
 def exc_value_grad(w: np.ndarray, t: float, sign_func: str, want_grad: bool, name: str):
     """(|m + 1 - 2t|, gradient or None, m) with m = mean(phi(w))."""
     m = K.softsign_mean(w) if sign_func == "softsign" else K.sign_mean(w)
-    if not math.isfinite(m):
+    if sign_func == "sign" or not math.isfinite(m):  # sign(+-Inf) is finite: the mean alone cannot tell
         _checks.check_finite(w, name)
     d = m + 1.0 - 2.0 * t
     v = abs(d)

@@ -481,6 +481,7 @@ class SGD:
         for k, v in self.params.items():
             if not v.flags.writeable:
                 raise ValueError(f"params[{k!r}]: expected a writeable array (SGD updates in place)")
+            _checks.check_finite(v, f"params[{k!r}]")
 
     def step(self, grads: Mapping) -> None:
         """Apply :math:`P_k \\leftarrow P_k - \\eta G_k` for each key of ``grads`` (all checked before any update)."""
@@ -494,9 +495,15 @@ class SGD:
             g = _checks.as_float_array(g, f"grads[{k!r}]")
             if g.shape != p.shape:
                 raise ValueError(f"grads[{k!r}]: expected shape {p.shape}, got {g.shape}")
-            checked.append((p, g))
-        for p, g in checked:
-            p -= (self.lr * g).astype(p.dtype, copy=False)
+            _checks.check_finite(p, f"params[{k!r}]")  # it may have changed since construction
+            with np.errstate(over="ignore", invalid="ignore"):
+                new = p - (self.lr * g).astype(p.dtype, copy=False)
+            if not np.isfinite(new).all():
+                raise ValueError(f"grads[{k!r}]: the step lr * grads[{k!r}] overflows {p.dtype} "
+                                 f"(lr = {self.lr}, max |grad| = {float(np.abs(g).max())}); nothing was updated")
+            checked.append((p, new))
+        for p, new in checked:
+            p[...] = new
 
 
 def regularization_step(reg: BaseRegularization, optimizer: SGD | None = None, *, lr: float | None = None):
