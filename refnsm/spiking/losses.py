@@ -111,6 +111,29 @@ def _kernel_spec(kernel, args, name="kernel"):
     return _KERNEL_CODE[kernel], p
 
 
+def _check_kernel_domain(code, p, dtype, *named):
+    r"""Refuse, before any work, kernel arguments whose value the kernel cannot form in ``dtype``.
+
+    * polynomial with a non-integer ``d``: :math:`G^d` is undefined (NaN) for a negative dot product, so every
+      input must be non-negative (spike trains are);
+    * gaussian: :math:`2\sigma^2` is what the kernel divides by; it must not underflow to 0 in ``dtype``."""
+    if code == K.POLYNOMIAL and not float(p).is_integer():
+        for arr, name in named:
+            if arr.size and arr.min() < 0:
+                idx = tuple(int(i) for i in np.argwhere(arr < 0)[0])
+                raise ValueError(
+                    f"{name}: the polynomial kernel with non-integer d = {p!r} needs non-negative inputs "
+                    f"((x_i . y_j)^d is undefined for a negative dot product), got {arr[idx]!r} at index {idx}; "
+                    f"use an integer d or non-negative inputs"
+                )
+    smallest = float(np.finfo(dtype).smallest_normal)
+    if code == K.GAUSSIAN and not float(np.dtype(dtype).type(2.0 * p * p)) >= smallest:
+        raise ValueError(
+            f"gaussian kernel argument sigma: 2 * sigma**2 underflows in {np.dtype(dtype)} (the kernel divides "
+            f"by it); expected sigma >= {np.sqrt(smallest / 2):.4g}, got {p!r}"
+        )
+
+
 def _flatten_spikes(spikes, dtype=None):
     X = _checks.as_float_array(spikes, "spikes", min_ndim=2, shape_hint="[N, ...] (batch first)", dtype=dtype)
     if X.shape[0] == 0:
@@ -185,6 +208,7 @@ def _kdp_prepare(x, y, kernel, args, compat):
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"y: expected {x.shape[1]} columns to match x (shape {x.shape}), got shape {y.shape}")
     code, p = _kernel_spec(kernel, args)
+    _check_kernel_domain(code, p, dtype, (x, "x"), (y, "y"))
     tile = False
     if code == K.GAUSSIAN and x.shape[0] != y.shape[0] and x.shape[0] != 1:
         if compat == "spikingjelly" and y.shape[0] == 1:
@@ -281,6 +305,7 @@ def spike_similarity_matrix(spikes, kernel_type="linear", *args, compat=None):
     _check_compat(compat)
     code, p = _kernel_spec(kernel_type, args, "kernel_type")
     _, X = _flatten_spikes(spikes)
+    _check_kernel_domain(code, p, X.dtype, (X, "spikes"))
     S, _ = K.similarity_forward(X, _gram(X), code, p, COSINE_EPS, compat is None)
     return S
 
@@ -300,6 +325,7 @@ def spike_similarity_matrix_vjp(grad_out, spikes, kernel_type="linear", *args, c
     _check_compat(compat)
     code, p = _kernel_spec(kernel_type, args, "kernel_type")
     shape_in, X = _flatten_spikes(spikes)
+    _check_kernel_domain(code, p, X.dtype, (X, "spikes"))
     A = _checks.as_float_array(grad_out, "grad_out", dtype=X.dtype)
     _checks.check_shape(A, "grad_out", (X.shape[0], X.shape[0]), "the similarity matrix's shape")
     G = _gram(X)
@@ -328,6 +354,7 @@ def _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, g, want_grad)
     code, p = _kernel_spec(kernel_type, args, "kernel_type")
     _checks.check_option(loss_type, "loss_type", LOSSES)
     shaped, X = _flatten_spikes(spikes)
+    _check_kernel_domain(code, p, X.dtype, (X, "spikes"))
     L = _labels_for(labels, X.shape[0], X.dtype, compat)
     # small problems: the kernel forms G itself (a Python-level BLAS call costs more than the product)
     G = _gram(X) if X.shape[0] ** 2 * X.shape[1] >= _GRAM_IN_KERNEL_BELOW else np.empty((0, 0), dtype=X.dtype)

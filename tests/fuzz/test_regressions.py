@@ -36,3 +36,40 @@ def test_sgd_rejects_nonfinite_params_and_overflowing_steps():
     w[0] = np.nan  # changed behind the optimiser's back
     with pytest.raises(ValueError, match=r"params\['w'\]: expected finite"):
         opt.step({"w": np.zeros(2)})
+
+
+# ------------------------------------------------------------------------------------ NaN from valid input
+from refnsm import spiking as S  # noqa: E402
+
+
+def test_polynomial_non_integer_degree_refuses_negative_inputs():
+    x = np.array([[1.0, -2.0], [0.5, 0.25]])
+    y = np.array([[1.0, 1.0], [2.0, 0.0]])
+    with pytest.raises(ValueError, match=r"x: the polynomial kernel with non-integer d = 1.5"):
+        S.kernel_dot_product(x, y, "polynomial", 1.5)
+    with pytest.raises(ValueError, match=r"x: the polynomial kernel with non-integer d"):
+        S.kernel_dot_product_vjp(np.ones((2, 2)), x, y, "polynomial", 1.5)
+    for fn in (S.spike_similarity_matrix, lambda X, *a: S.spike_similarity_matrix_vjp(np.ones((2, 2)), X, *a),
+               lambda X, *a: S.spike_similar_loss(X, np.eye(2), "polynomial", "mse", *a[1:])):
+        with pytest.raises(ValueError, match=r"spikes: the polynomial kernel with non-integer d"):
+            fn(x, "polynomial", 1.5)
+    # integer degrees and non-negative inputs stay defined, and match the direct formula
+    assert np.array_equal(S.kernel_dot_product(x, y, "polynomial", 3), (x @ y.T) ** 3)
+    xp = np.abs(x)
+    np.testing.assert_allclose(S.kernel_dot_product(xp, y, "polynomial", 1.5), (xp @ y.T) ** 1.5, rtol=1e-15)
+
+
+# ----------------------------------------------------------------------------------------- tiny valid values
+@pytest.mark.parametrize("dtype,sigma", [(np.float64, 1e-300), (np.float32, 1e-30)])
+def test_gaussian_sigma_whose_square_underflows_is_refused(dtype, sigma):
+    x = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=dtype)
+    for fn in (lambda: S.kernel_dot_product(x, x, "gaussian", sigma),
+               lambda: S.kernel_dot_product_vjp(np.ones((2, 2), dtype), x, x, "gaussian", sigma),
+               lambda: S.spike_similarity_matrix(x, "gaussian", sigma),
+               lambda: S.spike_similar_loss_vjp(None, x, np.eye(2), "gaussian", "mse", sigma)):
+        with pytest.raises(ValueError, match=r"sigma: 2 \* sigma\*\*2 underflows"):
+            fn()
+    # the smallest accepted sigma still gives a defined, finite kernel
+    ok = float(np.sqrt(np.finfo(dtype).smallest_normal / 2)) * 1.01
+    K = S.kernel_dot_product(x, x, "gaussian", ok)
+    assert np.all(np.isfinite(K)) and K[0, 0] == 1 and K[0, 1] == 0
