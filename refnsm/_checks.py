@@ -96,6 +96,13 @@ def as_index_array(value, name: str, *, ndim: int | None = None, shape_hint: str
             f"{name}: expected integer class indices, got dtype {arr.dtype}"
             + (" (one-hot or probability targets are not supported; pass argmax indices)" if arr.dtype.kind == "f" else "")
         )
+    if arr.dtype.kind == "u" and arr.dtype.itemsize >= 8 and arr.size and arr.max() > np.iinfo(np.int64).max:
+        # the int64 conversion would wrap 2**64 - 100 onto -100 (an ignore_index), silently dropping the target
+        idx = tuple(int(i) for i in np.argwhere(arr > np.iinfo(np.int64).max)[0])
+        raise ValueError(
+            f"{name}: expected class indices that fit in int64 (<= {np.iinfo(np.int64).max}), got {int(arr[idx])} "
+            f"at index {idx}"
+        )
     arr = np.asarray(arr, dtype=np.int64, order="C")
     check_rank(arr, name, ndim=ndim, shape_hint=shape_hint)
     return arr
@@ -187,8 +194,14 @@ def check_in_interval(value, name: str, low: float, high: float) -> float:
     return value
 
 
-def check_int(value, name: str, *, minimum: int | None = None) -> int:
-    """Check an integer scalar (bools rejected) and return it as a Python int."""
+INT64_MIN, INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
+
+
+def check_int(value, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """Check an integer scalar (bools rejected) and return it as a Python int.
+
+    Every integer option reaches a kernel as an int64, so values outside the int64 range are refused here (with
+    the argument's name) rather than by a Numba typing error; ``maximum`` tightens the upper bound."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: expected an integer, got {_describe(value)}")
     try:
@@ -197,6 +210,10 @@ def check_int(value, name: str, *, minimum: int | None = None) -> int:
         raise TypeError(f"{name}: expected an integer, got {_describe(value)}") from None
     if minimum is not None and value < minimum:
         raise ValueError(f"{name}: expected an integer >= {minimum}, got {value}")
+    high = INT64_MAX if maximum is None else min(maximum, INT64_MAX)
+    if value > high or value < INT64_MIN:
+        low = INT64_MIN if minimum is None else minimum
+        raise ValueError(f"{name}: expected an integer in [{low}, {high}], got {value}")
     return value
 
 

@@ -73,3 +73,38 @@ def test_gaussian_sigma_whose_square_underflows_is_refused(dtype, sigma):
     ok = float(np.sqrt(np.finfo(dtype).smallest_normal / 2)) * 1.01
     K = S.kernel_dot_product(x, x, "gaussian", ok)
     assert np.all(np.isfinite(K)) and K[0, 0] == 1 and K[0, 1] == 0
+
+
+# ----------------------------------------------------------------------------- wrong answers without an error
+def _ce_entry_points(x, t):
+    yield lambda: S.temporal_efficient_training_cross_entropy(x, t)
+    yield lambda: S.temporal_efficient_training_cross_entropy_vjp(None, x, t)
+    yield lambda: S.temporal_efficient_training_cross_entropy_value_and_grad(x, t)
+    yield lambda: S.time_mean_cross_entropy(x, t)
+    yield lambda: S.time_mean_cross_entropy_vjp(None, x, t)
+    yield lambda: S.tet_loss(x, t)
+    yield lambda: S.tet_loss_vjp(None, x, t)
+    yield lambda: S.TETLoss()(x, t)
+
+
+def test_uint64_targets_do_not_wrap_onto_ignore_index():
+    x = np.zeros((2, 3, 4))
+    t = np.array([1, 2, 2**64 - 100], dtype=np.uint64)  # wraps to -100 = ignore_index in int64
+    n = 0
+    for fn in _ce_entry_points(x, t):
+        with pytest.raises(ValueError, match=r"target: expected class indices that fit in int64"):
+            fn()
+        n += 1
+    assert n == 8
+    ok = np.array([1, 2, 3], dtype=np.uint64)
+    assert S.tet_loss(x, ok) == S.tet_loss(x, ok.astype(np.int64))
+
+
+@pytest.mark.parametrize("bad", [2**63, -(2**63) - 1, 2**64, 10**30])
+def test_unbounded_integers_are_refused_with_the_argument_name(bad):
+    x = np.zeros((2, 3, 4))
+    t = np.array([1, 2, 3])
+    with pytest.raises(ValueError, match=r"ignore_index: expected an integer in"):
+        S.tet_loss(x, t, ignore_index=bad)
+    with pytest.raises(ValueError, match=r"ignore_index: expected an integer in"):
+        S.TETLoss(ignore_index=bad)
