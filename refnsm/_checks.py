@@ -233,13 +233,40 @@ def result_float_dtype(*values) -> np.dtype:
     return np.dtype(np.float64)
 
 
-def resolve_rng(rng) -> np.random.Generator:
-    """``rng`` may be a Generator, an int seed or None (fresh entropy); there is no global RNG."""
+def resolve_rng(rng, name: str = "rng") -> np.random.Generator:
+    """``rng`` may be a Generator, a non-negative int seed or None (fresh entropy); there is no global RNG.
+
+    A Generator is returned as is (not advanced), so calling this first validates ``rng`` without side effects."""
     if isinstance(rng, np.random.Generator):
         return rng
-    if rng is None or isinstance(rng, (numbers.Integral, np.integer)):
-        return np.random.default_rng(rng)
-    raise TypeError(f"rng: expected a numpy.random.Generator, an int seed or None, got {_describe(rng)}")
+    if isinstance(rng, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected a numpy.random.Generator, an int seed or None, got {_describe(rng)}")
+    if rng is None:
+        return np.random.default_rng()
+    if isinstance(rng, (numbers.Integral, np.integer)):
+        if int(rng) < 0:
+            raise ValueError(f"{name}: expected a non-negative int seed (or a Generator, or None), got {int(rng)}")
+        return np.random.default_rng(int(rng))
+    raise TypeError(f"{name}: expected a numpy.random.Generator, an int seed or None, got {_describe(rng)}")
+
+
+def check_bool(value, name: str) -> bool:
+    """A flag must be a bool (or numpy bool): ``"no"`` or ``0`` would be accepted by truthiness and mean the
+    opposite of what a reader sees."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected a bool (True or False), got {_describe(value)}")
+    return bool(value)
+
+
+def check_float_dtype(dtype, name: str = "dtype") -> np.dtype:
+    """A dtype argument: float32 or float64 (anything numpy accepts for them, e.g. ``"float32"``)."""
+    try:
+        dt = np.dtype(dtype)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: expected float32 or float64, got {_describe(dtype)}") from None
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected float32 or float64, got {dt}")
+    return dt
 
 
 def scalar_grad_out(grad_out, name: str = "grad_out") -> float:

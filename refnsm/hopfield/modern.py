@@ -497,12 +497,13 @@ def load_patterns(W0, patterns, *, perm=None, rng=None):
     W0 = _memory(W0, "W0")
     D, H = W0.shape
     P_ = _check_patterns(patterns, D, H, W0.dtype)
+    gen = C.resolve_rng(rng)  # validated even when perm makes it unused (a Generator is not advanced)
     P = P_.shape[1]
     if P == H:
         if perm is not None:
             raise ValueError("perm: only used when there are fewer patterns than slots (P < H)")
         return P_.copy()
-    perm = C.resolve_rng(rng).permutation(H) if perm is None else _check_perm(perm, H)
+    perm = gen.permutation(H) if perm is None else _check_perm(perm, H)
     cat = np.concatenate([P_, W0[:, : H - P]], axis=1)
     return np.ascontiguousarray(cat[:, perm])
 

@@ -131,9 +131,7 @@ class HopfieldSynapse:
             D, H = (C.check_int(s, "shape", minimum=1) for s in shape)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"shape: expected a pair of positive integers (D, H), got {shape!r}") from None
-        dtype = np.dtype(dtype)
-        if dtype not in C.FLOAT_DTYPES:
-            raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
+        dtype = C.check_float_dtype(dtype)
         self.eta = C.check_real(eta, "eta")
         self.reg_lambda = C.check_real(reg_lambda, "reg_lambda", nonnegative=True)
         self.l1_lambda = C.check_real(l1_lambda, "l1_lambda", nonnegative=True)
@@ -149,7 +147,7 @@ class HopfieldSynapse:
             raise ValueError(f"p_conn: expected a probability in (0, 1], got {p_conn}")
         self.p_conn = p_conn
         self.batch_size = C.check_int(batch_size, "batch_size", minimum=1)
-        self.keep_mask = bool(keep_mask)
+        self.keep_mask = C.check_bool(keep_mask, "keep_mask")
         if weight_init is not None:
             W0 = C.as_float_array(weight_init, "weight_init", ndim=2, dtype=dtype)
             C.check_shape(W0, "weight_init", (D, H), "shape")

@@ -24,6 +24,7 @@ import copy
 
 import numpy as np
 
+from .. import _checks
 from .._checks import (
     DEVICES,
     as_float_array,
@@ -90,13 +91,7 @@ def rect_eye(rows, cols, dtype):
 
 
 def check_dtype(dtype) -> np.dtype:
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}") from None
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise TypeError(f"dtype: expected float32 or float64, got {dt}")
-    return dt
+    return _checks.check_float_dtype(dtype)
 
 
 def check_bool(value, name: str) -> bool:

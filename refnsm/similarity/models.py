@@ -227,6 +227,9 @@ class MultiSimilarityMatching:
         if isinstance(regularization, str):
             _checks.check_option(regularization, "regularization", REGULARIZATIONS)
             regs = [regularization] * len(encoders)
+        elif not isinstance(regularization, Sequence):
+            raise TypeError(f"regularization: expected one of {', '.join(map(repr, REGULARIZATIONS))} or a sequence of "
+                            f"them (one per encoder), got {_checks._describe(regularization)}")
         else:
             regs = list(regularization)
             if len(regs) != len(encoders):
@@ -528,6 +531,7 @@ class MultiSimilarityMatching:
         ``grads["competitor.weight"]`` is the raw :math:`\partial L/\partial M`.
         With ``device="cuda"``: :func:`refnsm.cuda.similarity.backward`.
         """
+        inputs = _checks.check_bool(inputs, "inputs")
         twin = _cuda_twin(self._device, "backward")
         if twin is not None:
             return twin(self, grad_out, inputs)
@@ -662,7 +666,7 @@ class SimilarityMatching(MultiSimilarityMatching):
                  iteration_lr=1.0, iteration_projection=None, *, compat=None, device="cpu"):
         if not isinstance(encoder, Encoder):
             raise TypeError(f"encoder: expected a refnsm.similarity encoder, got {type(encoder).__name__}")
-        if not isinstance(regularization, str) and len(regularization) != 1:
+        if isinstance(regularization, Sequence) and not isinstance(regularization, str) and len(regularization) != 1:
             raise ValueError(f"regularization: expected 1 entry (one per encoder), got {len(regularization)}")
         super().__init__([encoder], out_channels, tau, tol, max_iterations, regularization, iteration_lr,
                          iteration_projection, compat=compat, device=device)
@@ -702,8 +706,16 @@ class SupervisedSimilarityMatching(MultiSimilarityMatching):
             raise TypeError(f"encoder: expected a refnsm.similarity encoder, got {type(encoder).__name__}")
         num_classes = _checks.check_int(num_classes, "num_classes", minimum=1)
         out_channels = _checks.check_int(out_channels, "out_channels", minimum=1)
-        label_encoder = Linear(num_classes, out_channels, bias=label_bias, rng=rng, weight=label_weight,
-                               bias_value=label_bias_value, dtype=encoder.dtype)
+        try:
+            label_encoder = Linear(num_classes, out_channels, bias=label_bias, rng=rng, weight=label_weight,
+                                   bias_value=label_bias_value, dtype=encoder.dtype)
+        except (TypeError, ValueError) as exc:  # name this constructor's arguments, not the inner encoder's
+            msg = str(exc)
+            for inner, outer in (("weight", "label_weight"), ("bias_value", "label_bias_value"), ("bias", "label_bias")):
+                if msg.startswith(inner + ":"):
+                    msg = outer + msg[len(inner):]
+                    break
+            raise type(exc)(msg.replace("bias=False", "label_bias=False")) from None
         super().__init__([encoder, label_encoder], out_channels, tau, tol, max_iterations, regularization,
                          iteration_lr, iteration_projection, compat=compat, device=device)
         self._broadcast = [False, True]

@@ -70,6 +70,7 @@ def solve_nsm(M, b):
 def kkt_residual(M, b, y, nonnegative=True):
     r"""``max |y - P(y - (M y - b))|``: 0 exactly at the fixed point (the KKT natural residual when
     ``nonnegative``, :math:`\max|My - b|` otherwise)."""
+    nonnegative = _checks.check_bool(nonnegative, "nonnegative")
     M, b = _check(M, b)
     y = _checks.as_float_array(y, "y", dtype=b.dtype)
     _checks.check_shape(y, "y", b.shape, "the shape of b")

@@ -341,9 +341,7 @@ def label_similarity_matrix(labels, dtype=np.float64, *, compat=None):
     ``compat="spikingjelly"`` the product is formed in float32 as spikingjelly does (``labels.float()``).
     """
     _check_compat(compat)
-    dtype = np.dtype(dtype)
-    if dtype not in _checks.FLOAT_DTYPES:
-        raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
+    dtype = _checks.check_float_dtype(dtype)
     L = _checks.as_float_array(labels, "labels", ndim=2, shape_hint="[N, C] (multi-hot)")
     return K.label_matrix(_labels_for(L, L.shape[0], dtype, compat), np.empty(0, dtype=dtype))
 

@@ -108,3 +108,120 @@ def test_unbounded_integers_are_refused_with_the_argument_name(bad):
         S.tet_loss(x, t, ignore_index=bad)
     with pytest.raises(ValueError, match=r"ignore_index: expected an integer in"):
         S.TETLoss(ignore_index=bad)
+
+
+# truthiness: a flag must be a bool ("no" is truthy)
+from refnsm import hopfield as H  # noqa: E402
+from refnsm import linear as LIN  # noqa: E402
+from refnsm import similarity as SIM  # noqa: E402
+from refnsm.gradcheck import gradcheck  # noqa: E402
+
+
+def _sum_sq(x):
+    return float((x ** 2).sum())
+
+
+def _sum_sq_vjp(g, x):
+    return 2 * g * x
+
+
+@pytest.mark.parametrize("call,name", [
+    (lambda: H.HopfieldSynapse("s", (3, 3), 0.1, keep_mask="no", rng=0), "keep_mask"),
+    (lambda: SIM.kkt_residual(np.eye(2), np.ones((1, 2)), np.ones((1, 2)), nonnegative="no"), "nonnegative"),
+    (lambda: gradcheck(_sum_sq, _sum_sq_vjp, [np.ones(2)], raise_on_fail="no"), "raise_on_fail"),
+    (lambda: H.load_patterns(np.zeros((3, 3)), np.ones((3, 2)), perm=[0, 1, 2], rng="junk"), "rng"),
+    (lambda: LIN.Linear(3, 3, rng=True), "rng"),
+])
+def test_truthy_flags_and_junk_rng_are_refused(call, name):
+    with pytest.raises(TypeError, match=rf"^{name}: expected"):
+        call()
+
+
+def test_similarity_backward_inputs_flag_is_a_bool():
+    model = SIM.SimilarityMatching(SIM.Linear(3, 2, rng=0), 2, max_iterations=3)
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    y = model(x)
+    model.loss(x, y)
+    grads = {k: v.copy() for k, v in model.grads.items()}
+    with pytest.raises(TypeError, match=r"^inputs: expected a bool"):
+        model.backward(inputs="no")
+    assert all(np.array_equal(grads[k], model.grads[k]) for k in grads)  # nothing filled on failure
+
+
+# --------------------------------------------------------------------------------------------- unclear errors
+@pytest.mark.parametrize("call", [
+    lambda: LIN.Linear(3, 3, rng=-1),
+    lambda: SIM.Linear(3, 2, rng=-1),
+    lambda: H.HopfieldSynapse("s", (3, 3), 0.1, rng=-1),
+    lambda: R.dale((3, 3), 0.5, rng=-1),
+    lambda: gradcheck(_sum_sq, _sum_sq_vjp, [np.ones(2)], rng=-1),
+])
+def test_negative_seed_is_named(call):
+    with pytest.raises(ValueError, match=r"^rng: expected a non-negative int seed"):
+        call()
+
+
+@pytest.mark.parametrize("call", [
+    lambda: LIN.Linear(3, 3, dtype="bogus"),
+    lambda: SIM.Linear(3, 2, dtype="bogus"),
+    lambda: SIM.Identity(dtype="bogus"),
+    lambda: H.HopfieldSynapse("s", (3, 3), 0.1, dtype="bogus"),
+    lambda: R.dale((3, 3), 0.5, dtype="bogus"),
+    lambda: S.label_similarity_matrix(np.eye(2), dtype="bogus"),
+])
+def test_unknown_dtype_is_named(call):
+    with pytest.raises(TypeError, match=r"^dtype: expected float32 or float64, got 'bogus'"):
+        call()
+
+
+def test_supervised_sm_names_its_own_label_arguments():
+    enc = SIM.Linear(3, 2, rng=0)
+    with pytest.raises(ValueError, match=r"^label_weight: expected shape \(2, 2\)"):
+        SIM.SupervisedSimilarityMatching(enc, 2, 2, label_weight=np.ones((5, 5)))
+    with pytest.raises(TypeError, match=r"^label_bias: expected a bool"):
+        SIM.SupervisedSimilarityMatching(enc, 2, 2, label_bias="no")
+    with pytest.raises(ValueError, match=r"^label_bias_value: given, but label_bias=False"):
+        SIM.SupervisedSimilarityMatching(enc, 2, 2, label_bias_value=np.zeros(2))
+
+
+@pytest.mark.parametrize("cls", ["SimilarityMatching", "MultiSimilarityMatching"])
+def test_regularization_none_is_named(cls):
+    enc = SIM.Linear(3, 2, rng=0)
+    args = (enc,) if cls == "SimilarityMatching" else ([enc],)
+    with pytest.raises(TypeError, match=r"^regularization: expected one of 'weight'"):
+        getattr(SIM, cls)(*args, 2, regularization=None)
+
+
+@pytest.mark.parametrize("kwargs,err,match", [
+    (dict(eps="x"), TypeError, r"^eps: expected a real number"),
+    (dict(eps=np.nan), ValueError, r"^eps: expected a finite number"),
+    (dict(rtol=-1.0), ValueError, r"^rtol: expected a non-negative"),
+    (dict(atol=np.inf), ValueError, r"^atol: expected a finite"),
+    (dict(wrt=[0, 0]), ValueError, r"^wrt: expected distinct indices"),
+    (dict(wrt=[1.5]), TypeError, r"^wrt: expected an integer"),
+    (dict(wrt="0"), TypeError, r"^wrt: expected a sequence"),
+    (dict(rng="junk"), TypeError, r"^rng: expected a numpy.random.Generator"),
+    (dict(grad_out=np.ones(3)), ValueError, r"^grad_out: expected fun's output shape"),
+])
+def test_gradcheck_validates_its_own_arguments(kwargs, err, match):
+    calls = []
+
+    def fun(x):
+        calls.append(1)
+        return x * 2
+
+    with pytest.raises(err, match=match):
+        gradcheck(fun, lambda g, x: 2 * g, [np.ones(2)], **kwargs)
+    if err is TypeError or "grad_out" not in kwargs:
+        assert not calls  # refused before fun ran
+
+
+def test_gradcheck_refuses_bad_callables_and_inputs():
+    with pytest.raises(TypeError, match=r"^fun: expected a callable"):
+        gradcheck("f", _sum_sq_vjp, [np.ones(2)])
+    with pytest.raises(TypeError, match=r"^vjp: expected a callable"):
+        gradcheck(_sum_sq, None, [np.ones(2)])
+    with pytest.raises(TypeError, match=r"^inputs: expected a sequence"):
+        gradcheck(_sum_sq, _sum_sq_vjp, np.ones(2))
+    with pytest.raises(ValueError, match=r"^inputs\[0\]: expected finite"):
+        gradcheck(_sum_sq, _sum_sq_vjp, [np.array([1.0, np.nan])])
