@@ -225,3 +225,30 @@ def test_gradcheck_refuses_bad_callables_and_inputs():
         gradcheck(_sum_sq, _sum_sq_vjp, np.ones(2))
     with pytest.raises(ValueError, match=r"^inputs\[0\]: expected finite"):
         gradcheck(_sum_sq, _sum_sq_vjp, [np.array([1.0, np.nan])])
+
+
+# energy_vjp's beta-gradient at extreme but valid beta
+def _dbeta_exact(X, W, beta):
+    """sum_b (Ent(p_b) - log H) / beta^2 in extended arithmetic (mpmath), p_b = softmax(beta W^T x_b)."""
+    import mpmath as mp
+
+    # KL(p || uniform) ~ beta^2: the digits must cover log H down to beta^2 * log H
+    mp.mp.dps = 40 + 2 * max(0, int(-np.log10(beta)))
+    b = mp.mpf(beta)
+    total = mp.mpf(0)
+    for z in X @ W:
+        e = [mp.exp(b * mp.mpf(float(v))) for v in z]
+        Z = mp.fsum(e)
+        ent = -mp.fsum((ei / Z) * mp.log(ei / Z) for ei in e)
+        total += (ent - mp.log(len(z))) / b ** 2
+    return float(total)
+
+
+@pytest.mark.parametrize("beta", [1e300, 1e10, 10.0, 1.0, 2e-3, 5e-4, 1e-5, 1e-100, 1e-300])
+def test_energy_vjp_beta_gradient_is_finite_and_accurate_at_extreme_beta(beta):
+    rng = np.random.default_rng(3)
+    X, W = rng.standard_normal((2, 3)), rng.standard_normal((3, 4))
+    gX, gW, gbeta = H.energy_vjp(None, X, W, beta)
+    assert np.isfinite(gbeta) and np.all(np.isfinite(gX)) and np.all(np.isfinite(gW))
+    exact = _dbeta_exact(X, W, beta)
+    np.testing.assert_allclose(gbeta, exact, rtol=1e-9, atol=1e-300)
