@@ -294,9 +294,9 @@ class LinearBase:
         r"""Pull a cotangent :math:`G = \partial L/\partial W` back to every parameter: returns {name: gradient}."""
         if self._device == "cuda":
             return _cuda_linear().effective_W_vjp(self, grad_W)
+        G = as_float_array(grad_W, "grad_W", ndim=2, dtype=self.dtype)  # before _weight(), which may draw noise
+        check_shape(G, "grad_W", (self.insize, self.outsize), "[insize, outsize]")
         W, cache = self._weight()
-        G = as_float_array(grad_W, "grad_W", ndim=2, dtype=self.dtype)
-        check_shape(G, "grad_W", W.shape, "[insize, outsize]")
         grads = dict(self._weight_vjp(G, cache))
         if self.bias_in_effective_W and self._bias_key in self.params:
             grads[self._bias_key] = self._bias_grad(G)

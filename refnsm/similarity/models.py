@@ -478,9 +478,17 @@ class MultiSimilarityMatching:
         if len(args) < 1 or args[-1] is None:
             raise ValueError("y: expected the output y as the last argument of loss(*xs, y)")
         enc = self._encode_all(args[:-1], need_cache=True)
+        self._check_nonempty(enc, "loss")
         y = _checks.as_float_array(args[-1], "y", dtype=self.dtype)
         _checks.check_shape(y, "y", enc.shape, "the shape of the encodings")
         return self._loss_from(enc, _to_internal(y))
+
+    def _check_nonempty(self, enc, what):
+        """The loss averages over the B * S samples and positions: refuse an empty batch before any work."""
+        if int(np.prod(enc.shape, dtype=np.int64)) == 0:
+            k = next(k for k in enc.active if not self._broadcast[k])
+            raise ValueError(f"{self._names(enc.n_inputs)[k]}: {what} needs a non-empty batch (the loss averages "
+                             f"over its samples and positions), got an encoding of shape {enc.shape}")
 
     def _loss_from(self, enc, Y):
         M = self.M
@@ -608,11 +616,14 @@ class MultiSimilarityMatching:
         if twin is not None:
             return twin(self, *xs, lr=lr, lr_M=lr_M)
         lr_ = _checks.check_real(lr, "lr", nonnegative=True)
+        if lr_M is not None:  # validated before any work (step() would check it only after the dynamics ran)
+            lr_M = _checks.check_real(lr_M, "lr_M", nonnegative=True)
         if self._fused_ok(xs):
             return self._fused_linear_step(xs[0], lr_, lr_M)
         for h in self.hooks["pre"]:
             h(self)
         enc = self._encode_all(xs, need_cache=True)
+        self._check_nonempty(enc, "train_step")
         self._run_dynamics(enc.D, enc.shape)
         y = _from_internal(self._Y, enc.shape)
         for h in self.hooks["post"]:
@@ -636,6 +647,9 @@ class MultiSimilarityMatching:
         math as the general path, without its per-call Python overhead (online learning, small minibatches)."""
         enc = self.encoders[0]
         x = enc._check_input(x, self.dtype, name=self._names(1)[0])
+        if x.shape[0] == 0:
+            raise ValueError(f"{self._names(1)[0]}: train_step needs a non-empty batch (the loss averages over its "
+                             f"samples), got shape {x.shape}")
         lr_M = lr / self.tau if lr_M is None else _checks.check_real(lr_M, "lr_M", nonnegative=True)
         W = enc.params["weight"]
         has_bias = "bias" in enc.params

@@ -252,3 +252,46 @@ def test_energy_vjp_beta_gradient_is_finite_and_accurate_at_extreme_beta(beta):
     assert np.isfinite(gbeta) and np.all(np.isfinite(gX)) and np.all(np.isfinite(gW))
     exact = _dbeta_exact(X, W, beta)
     np.testing.assert_allclose(gbeta, exact, rtol=1e-9, atol=1e-300)
+
+
+# ----------------------------------------------------------------------------------- state changed by failed calls
+def _snapshot(obj):
+    import copy
+    return copy.deepcopy(obj.__dict__)
+
+
+def _same_state(a, b):
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same_state(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same_state(x, y) for x, y in zip(a, b))
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
+    if isinstance(a, np.random.Generator):
+        return a.bit_generator.state == b.bit_generator.state
+    return True  # objects without array state (encoders, hooks) are compared through their dicts above
+
+
+def test_l0_effective_W_vjp_validates_before_drawing_noise():
+    m = LIN.L0Linear(3, 2, rng=0)
+    state = m.rng.bit_generator.state
+    with pytest.raises(ValueError, match=r"^grad_W: expected shape \(3, 2\)"):
+        m.effective_W_vjp(np.ones((2, 2)))
+    assert m.rng.bit_generator.state == state
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_similarity_train_step_and_loss_refuse_an_empty_batch_before_any_work(fused):
+    model = SIM.SimilarityMatching(SIM.Linear(3, 2, rng=0), 2, max_iterations=3)
+    if not fused:
+        model.register_iteration_hook("post", lambda m: None)  # takes the general path
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    model.train_step(x, lr=0.1)
+    before = _snapshot(model)
+    with pytest.raises(ValueError, match=r"^x: train_step needs a non-empty batch"):
+        model.train_step(np.zeros((0, 3)), lr=0.1)
+    with pytest.raises(ValueError, match=r"^lr_M: expected a non-negative"):
+        model.train_step(x, lr=0.1, lr_M=-1.0)
+    with pytest.raises(ValueError, match=r"^x: loss needs a non-empty batch"):
+        model.loss(np.zeros((0, 3)), np.zeros((0, 2)))
+    assert _same_state(before, _snapshot(model))
