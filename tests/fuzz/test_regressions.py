@@ -295,3 +295,67 @@ def test_similarity_train_step_and_loss_refuse_an_empty_batch_before_any_work(fu
     with pytest.raises(ValueError, match=r"^x: loss needs a non-empty batch"):
         model.loss(np.zeros((0, 3)), np.zeros((0, 2)))
     assert _same_state(before, _snapshot(model))
+
+
+# ------------------------------------------------------------------------------------------------ unbounded work
+from refnsm.hopfield import _kernels as HK  # noqa: E402
+
+
+def _eager(model, S, arr, n_sweeps, order, seed, **kw):
+    """The pre-fix algorithm: every sweep's order drawn first, one kernel call (the reference for bitwise equality)."""
+    N = S.shape[1]
+    gen = np.random.default_rng(seed)
+    if order == "sequential":
+        orders = np.tile(np.arange(N, dtype=np.int64), (n_sweeps, 1))
+    else:
+        orders = np.stack([gen.permutation(N) for _ in range(n_sweeps)]).astype(np.int64)
+    out = np.empty_like(S)
+    if model == "classical":
+        HK.classical_async(S, arr, np.zeros(N), orders, out, np.empty(S.shape[0], np.int64))
+    else:
+        HK.dense_async(S, arr, kw["kind"], kw["n"], orders, np.empty(arr.shape[1]), out, np.empty(S.shape[0], np.int64))
+    return out
+
+
+@pytest.mark.parametrize("order", ["random", "sequential"])
+@pytest.mark.parametrize("n_sweeps", [1, 3, 5, 40])
+def test_async_updates_draw_orders_lazily_with_bitwise_the_same_result(order, n_sweeps):
+    rng = np.random.default_rng(7)
+    N, P, B = 24, 3, 6
+    Xi = np.where(rng.standard_normal((N, P)) > 0, 1.0, -1.0)
+    S = np.where(rng.standard_normal((B, N)) > 0, 1.0, -1.0)
+    W = H.hebbian_weights(Xi)
+    got = H.classical_update(S, W, mode="async", n_sweeps=n_sweeps, order=order, rng=11)
+    assert np.array_equal(got, _eager("classical", S, W, n_sweeps, order, 11))
+    got = H.dense_update(S, Xi, n=3, n_sweeps=n_sweeps, order=order, rng=11)
+    assert np.array_equal(got, _eager("dense", S, Xi, n_sweeps, order, 11, kind=0, n=3))
+
+
+def test_huge_n_sweeps_costs_only_the_sweeps_run():
+    import tracemalloc
+
+    rng = np.random.default_rng(1)
+    N = 64
+    Xi = np.where(rng.standard_normal((N, 2)) > 0, 1.0, -1.0)
+    S = np.where(rng.standard_normal((3, N)) > 0, 1.0, -1.0)
+    W = H.hebbian_weights(Xi)
+    H.classical_update(S, W, mode="async", n_sweeps=2)  # compile outside the measurement
+    H.dense_update(S, Xi, n_sweeps=2)
+    tracemalloc.start()
+    for mode in ("async", "sync"):
+        H.classical_update(S, W, mode=mode, n_sweeps=2**63 - 1, rng=0)
+    H.dense_update(S, Xi, n_sweeps=2**63 - 1, rng=0)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 1 << 20  # the eager version allocated n_sweeps * N * 8 bytes (here: impossible)
+    with pytest.raises(ValueError, match=r"^n_sweeps: expected an integer in \[1, "):
+        H.classical_update(S, W, mode="async", n_sweeps=2**64)
+
+
+def test_update_order_and_rng_validated_in_every_mode():
+    S = np.ones((1, 4))
+    W = H.hebbian_weights(np.ones((4, 1)))
+    with pytest.raises(ValueError, match=r"^order: expected one of"):
+        H.classical_update(S, W, mode="sync", order="bogus")
+    with pytest.raises(TypeError, match=r"^rng: expected"):
+        H.classical_update(S, W, mode="sync", rng="junk")
