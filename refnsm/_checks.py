@@ -280,3 +280,86 @@ def scalar_grad_out(grad_out, name: str = "grad_out") -> float:
     if not np.isfinite(value):
         raise ValueError(f"{name}: expected a finite number, got {value}")
     return value
+
+
+# --------------------------------------------------------------------------------------------- overflow policy
+class NonFiniteResultError(ValueError, FloatingPointError):
+    """A result that is Inf or NaN although every input was finite: an intermediate overflowed the working
+    precision.  A ``ValueError`` (the input is outside what the function can compute) and a ``FloatingPointError``."""
+
+
+def _first_nonfinite(value, path="result"):
+    """(path, bad value) of the first non-finite float in a result (arrays, floats, tuples, lists, dicts,
+    dataclasses); None when everything is finite.  Objects it does not know (device arrays, models) are skipped."""
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "fc" and value.size and not _all_finite(value if value.dtype.kind == "f" else
+                                                                         np.abs(value)):
+            idx = tuple(int(i) for i in np.argwhere(~np.isfinite(value))[0])
+            return f"{path}{list(idx) if idx else ''}", value[idx]
+        return None
+    if isinstance(value, (float, np.floating)):
+        return None if np.isfinite(value) else (path, value)
+    if isinstance(value, (tuple, list)):
+        fields = getattr(value, "_fields", None)
+        for i, v in enumerate(value):
+            bad = _first_nonfinite(v, f"{path}.{fields[i]}" if fields else f"{path}[{i}]")
+            if bad is not None:
+                return bad
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            bad = _first_nonfinite(v, f"{path}[{k!r}]")
+            if bad is not None:
+                return bad
+        return None
+    if hasattr(value, "__dataclass_fields__"):
+        for k in value.__dataclass_fields__:
+            bad = _first_nonfinite(getattr(value, k), f"{path}.{k}")
+            if bad is not None:
+                return bad
+    return None
+
+
+def _largest_input(args, kwargs) -> str:
+    mags = []
+    for a in list(args) + list(kwargs.values()):
+        try:
+            arr = np.asarray(a)
+        except Exception:  # noqa: BLE001 - only describing the failure
+            continue
+        if arr.dtype.kind in "biuf" and arr.size:
+            with np.errstate(all="ignore"):
+                mags.append(float(np.max(np.abs(arr))))
+    return f"{max(mags):.3g}" if mags else "n/a"
+
+
+def finite_result(fn):
+    """Decorator: the overflow policy of a function whose result is not scale-invariant.
+
+    When every input passed the finiteness checks but the result holds an Inf or NaN (an intermediate overflowed
+    the working precision, e.g. a Gram matrix of entries of size 1e300), raise :class:`NonFiniteResultError`
+    naming the function, the first non-finite entry and the largest input magnitude, instead of returning it."""
+    import functools
+
+    name = getattr(fn, "__qualname__", getattr(fn, "__name__", "function"))
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            out = fn(*args, **kwargs)
+        except RuntimeWarning as w:  # numpy's overflow warning, raised because warnings are errors (e.g. in tests)
+            raise NonFiniteResultError(
+                f"{name}: an intermediate overflowed the working precision ({w}; largest input magnitude "
+                f"{_largest_input(args, kwargs)}); rescale the inputs"
+            ) from w
+        bad = _first_nonfinite(out)
+        if bad is not None:
+            where, v = bad
+            raise NonFiniteResultError(
+                f"{name}: {where} = {v} although every input was finite: an intermediate overflowed the working "
+                f"precision (largest input magnitude {_largest_input(args, kwargs)}); rescale the inputs"
+            )
+        return out
+
+    wrapper.__wrapped_finite__ = True
+    return wrapper

@@ -109,6 +109,7 @@ def _async_run(kernel, S2, n_sweeps, N, gen):
     return out
 
 
+@C.finite_result
 def hebbian_weights(patterns):
     r"""Hebbian outer-product storage :math:`W = \frac1N \sum_\mu \xi^\mu\xi^{\mu\top}`, zero diagonal.
 
@@ -135,6 +136,7 @@ def _square(W, name="W"):
     return W
 
 
+@C.finite_result
 def classical_energy(S, W, theta=None):
     r"""Energy :math:`E(s) = -\tfrac12 s^\top W s + \theta^\top s` of each state (a float for a 1-D state)."""
     W = _square(W)
@@ -144,6 +146,7 @@ def classical_energy(S, W, theta=None):
     return float(e[0]) if was_1d else e
 
 
+@C.finite_result
 def classical_update(S, W, theta=None, *, mode="sync", n_sweeps=1, order="random", rng=None):
     r"""Update states of the classical Hopfield network.
 
@@ -183,6 +186,7 @@ def _interaction(interaction, n):
     return INTERACTIONS.index(interaction), n
 
 
+@C.finite_result
 def dense_energy(S, patterns, *, interaction="poly", n=3):
     r"""Energy :math:`E(\sigma) = -\sum_\mu F(\xi^{\mu\top}\sigma)` of the dense associative memory.
 
@@ -203,6 +207,7 @@ def dense_energy(S, patterns, *, interaction="poly", n=3):
     return float(e[0]) if was_1d else e
 
 
+@C.finite_result
 def dense_update(S, patterns, *, interaction="poly", n=3, n_sweeps=1, order="random", rng=None):
     r"""Asynchronous sweeps of the dense associative memory (see the module docstring).
 

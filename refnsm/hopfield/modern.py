@@ -149,6 +149,7 @@ def _squeeze(arr, was_1d):
 # ----------------------------------------------------------------------------------------------------------
 
 
+@C.finite_result
 def retrieve(X, W, beta, *, device="cpu") -> Retrieval:
     r"""One retrieval (update) step of the modern Hopfield network, for a batch of probes.
 
@@ -186,6 +187,7 @@ def retrieve(X, W, beta, *, device="cpu") -> Retrieval:
     return Retrieval(_squeeze(S, was_1d), _squeeze(A, was_1d), _squeeze(Xhat, was_1d))
 
 
+@C.finite_result
 def retrieve_vjp(grad_out, X, W, beta):
     r"""VJP of the retrieved probes :math:`\hat X = \mathrm{softmax}(\beta XW)\,W^\top` in X, W and beta.
 
@@ -221,6 +223,7 @@ def retrieve_vjp(grad_out, X, W, beta):
     return _squeeze(gX, was_1d), gW, gbeta
 
 
+@C.finite_result
 def iterate(X, W, beta, *, tol: float = 1e-10, max_iter: int = 100, device="cpu") -> IterateResult:
     r"""Iterate the retrieval map :math:`x \leftarrow W\,\mathrm{softmax}(\beta W^\top x)` to a fixed point.
 
@@ -258,6 +261,7 @@ def iterate(X, W, beta, *, tol: float = 1e-10, max_iter: int = 100, device="cpu"
 # ----------------------------------------------------------------------------------------------------------
 
 
+@C.finite_result
 def energy(X, W, beta, *, compat=None, device="cpu"):
     r"""Hopfield energy of each probe.
 
@@ -304,6 +308,7 @@ def energy(X, W, beta, *, compat=None, device="cpu"):
     return float(out[0]) if was_1d else out
 
 
+@C.finite_result
 def energy_vjp(grad_out, X, W, beta):
     r"""VJP of the Ramsauer energy :func:`energy` (per probe) in X, W and beta.
 
@@ -421,6 +426,7 @@ def _evolve_args(W, dW, eta, reg_lambda, l1_lambda, mask, conv=C.as_float_array,
     return W, dW, eta, reg_lambda, l1_lambda, mask
 
 
+@C.finite_result
 def delta_update(X, X_hat, A, *, device="cpu"):
     r"""Delta (prescribed-error) rule of ngclearn's HopfieldSynapse, batch-averaged:
 
@@ -452,6 +458,7 @@ def delta_update(X, X_hat, A, *, device="cpu"):
     return dW
 
 
+@C.finite_result
 def contrastive_update(X, X_hat, A, W, beta, *, neg_beta=None, compat=None, device="cpu"):
     r"""Contrastive Hebbian rule (Movellan 1991 style), batch-averaged:
 
@@ -486,6 +493,7 @@ def contrastive_update(X, X_hat, A, W, beta, *, neg_beta=None, compat=None, devi
     return dW
 
 
+@C.finite_result
 def evolve_step(W, dW, eta, reg_lambda=0.0, l1_lambda=0.0, mask=None, *, device="cpu"):
     r"""Apply an update the way ngclearn's ``evolve`` does:
 
@@ -509,6 +517,7 @@ def evolve_step(W, dW, eta, reg_lambda=0.0, l1_lambda=0.0, mask=None, *, device=
     return out
 
 
+@C.finite_result
 def load_patterns(W0, patterns, *, perm=None, rng=None):
     r"""Store patterns in a memory matrix the way ngclearn's ``initial_patterns`` does.
 

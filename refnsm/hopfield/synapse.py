@@ -317,10 +317,12 @@ class HopfieldSynapse:
         return Wn
 
     # ---- layer interface ----
+    @C.finite_result
     def forward(self, X):
         """``advance_state(X)``; returns the retrieved probes (B, D)."""
         return self.advance_state(X)
 
+    @C.finite_result
     def backward(self, grad_out):
         r"""Gradient of a loss through the last retrieval :math:`\hat X = \mathrm{softmax}(\beta XW) W^\top`.
 

@@ -281,6 +281,7 @@ class LinearBase:
         return out
 
     # ---------------------------------------------------------------- the map
+    @_checks.finite_result
     def effective_W(self) -> np.ndarray:
         r"""The matrix :math:`W` of shape [insize, outsize] (``y = x @ W + b``)."""
         if self._device == "cuda":
@@ -290,6 +291,7 @@ class LinearBase:
             W = W + self.params[self._bias_key]
         return W
 
+    @_checks.finite_result
     def effective_W_vjp(self, grad_W) -> dict:
         r"""Pull a cotangent :math:`G = \partial L/\partial W` back to every parameter: returns {name: gradient}."""
         if self._device == "cuda":
@@ -322,6 +324,7 @@ class LinearBase:
             _kernels.add_bias(y.reshape(-1, self.outsize), b.reshape(-1))
         return y
 
+    @_checks.finite_result
     def forward(self, x) -> np.ndarray:
         r"""``y = x @ W + b`` for x of shape [..., insize]; caches what :meth:`backward` needs."""
         if self._device == "cuda":
@@ -334,6 +337,7 @@ class LinearBase:
 
     __call__ = forward
 
+    @_checks.finite_result
     def backward(self, grad_y) -> np.ndarray:
         r"""VJP of the last :meth:`forward`: returns :math:`\bar x = \bar g W^\top` and fills :attr:`grads`.
 
@@ -400,6 +404,7 @@ def _hprod_check(x, u, k):
     return x.astype(dt, copy=False), u.astype(dt, copy=False), k
 
 
+@_checks.finite_result
 def Hprod(x, u, k):
     r"""Reflect the last ``k`` columns of the rows of ``x`` in the hyperplane orthogonal to ``v = u[n-k:]``.
 
@@ -419,6 +424,7 @@ def Hprod(x, u, k):
     return y
 
 
+@_checks.finite_result
 def Hprod_vjp(grad_out, x, u, k):
     r"""VJP of :func:`Hprod`: returns :math:`(\bar x, \bar u)`.
 
@@ -441,12 +447,14 @@ def Hprod_vjp(grad_out, x, u, k):
     return gx, gu
 
 
+@_checks.finite_result
 def straight_through_relu(x):
     r"""Straight-through ReLU (neuromancer's ``IdentityGradReLU``): forward :math:`\max(x, 0)`."""
     x = as_float_array(x, "x")
     return np.maximum(x, 0.0)
 
 
+@_checks.finite_result
 def straight_through_relu_vjp(grad_out, x):
     r"""The straight-through gradient: :math:`\bar x = \bar y`, also where :math:`x < 0` (it is not relu's derivative)."""
     x = as_float_array(x, "x")

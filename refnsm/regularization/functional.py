@@ -116,7 +116,12 @@ def _vector_norm(x: np.ndarray, p, want_grad: bool, name: str):
         if want_grad:
             g = np.sign(x).astype(np.float64)
     elif p == 2:
-        v = float(math.sqrt(np.dot(a, a)))
+        top = float(a.max()) if a.size else 0.0
+        if 0.0 < top and not 1e-150 < top < 1e150:  # a.a would under- or overflow: scale by a power of 2 (exact)
+            s = math.ldexp(1.0, -math.frexp(top)[1])
+            v = float(math.sqrt(np.dot(a * s, a * s))) / s
+        else:
+            v = float(math.sqrt(np.dot(a, a)))
         if want_grad:
             g = x.astype(np.float64) / v if v > 0 else np.zeros(x.shape)
     elif math.isinf(p):
@@ -251,6 +256,7 @@ def norm_value_grad(x: np.ndarray, p, mode: str, want_grad: bool, name: str):
     return v, g
 
 
+@_checks.finite_result
 def lp_norm(x, p=1, *, mode: str = "neurotorch"):
     r"""The norm neurotorch's ``Lp`` regularizer applies to one parameter.
 
@@ -277,6 +283,7 @@ def lp_norm(x, p=1, *, mode: str = "neurotorch"):
     return x.dtype.type(v)
 
 
+@_checks.finite_result
 def lp_norm_vjp(grad_out, x, p=1, *, mode: str = "neurotorch"):
     r"""VJP of :func:`lp_norm`: :math:`\bar y \,\partial \|x\|_p / \partial x` with torch's conventions at ties and
     zeros (module docstring).  Returns an array shaped like ``x``."""
@@ -315,6 +322,7 @@ def dale_l2_value_grad(w: np.ndarray, s: np.ndarray, alpha: float, want_grad: bo
     return v, (g if want_grad else None)
 
 
+@_checks.finite_result
 def dale_law_l2(w, reference, alpha: float = 0.8):
     r"""Dale's-law penalty of neurotorch's ``DaleLawL2`` for one weight matrix.
 
@@ -342,6 +350,7 @@ def dale_law_l2(w, reference, alpha: float = 0.8):
     return w.dtype.type(v)
 
 
+@_checks.finite_result
 def dale_law_l2_vjp(grad_out, w, reference, alpha: float = 0.8):
     r"""VJP of :func:`dale_law_l2` with respect to ``w``: :math:`\bar y\,(2\alpha W - (1-\alpha) S)`.
 
@@ -386,6 +395,7 @@ def exc_value_grad(w: np.ndarray, t: float, sign_func: str, want_grad: bool, nam
     return v, g, m
 
 
+@_checks.finite_result
 def exc_ratio_loss(w, exc_target_ratio: float = 0.8, *, sign_func: str = "softsign"):
     r"""Excitatory-ratio penalty of neurotorch's ``ExcRatioTargetRegularization`` for one parameter.
 
@@ -406,6 +416,7 @@ def exc_ratio_loss(w, exc_target_ratio: float = 0.8, *, sign_func: str = "softsi
     return w.dtype.type(v)
 
 
+@_checks.finite_result
 def exc_ratio_loss_vjp(grad_out, w, exc_target_ratio: float = 0.8, *, sign_func: str = "softsign"):
     r"""VJP of :func:`exc_ratio_loss`:
 
@@ -450,13 +461,19 @@ def distance_value_grad(w: np.ndarray, r: np.ndarray, p, mode: str, want_grad: b
             g = np.empty_like(w)
             K.signdiff_times_weights(w, r, K.tie_weights(sums, v, 1.0), by_cols, g)
         return v, g
-    diff = w - r
+    with np.errstate(over="ignore"):
+        diff = w - r
+    if not _checks._all_finite(diff):
+        raise _checks.NonFiniteResultError(
+            f"weights_distance: {name} - reference overflows {w.dtype} (largest magnitudes {float(np.abs(w).max()):.3g} "
+            f"and {float(np.abs(r).max()):.3g}); rescale both")
     v, g = norm_value_grad(np.abs(diff), p, mode, want_grad, name)
     if g is not None:
         g *= np.sign(diff)
     return v, g
 
 
+@_checks.finite_result
 def weights_distance(w, reference, p=1, *, mode: str = "neurotorch"):
     r"""Distance penalty of neurotorch's ``WeightsDistance`` for one parameter:
     :math:`\big\|\,|W - R|\,\big\|_p`, with the norm of :func:`lp_norm` (matrix norm for 2-D).
@@ -472,6 +489,7 @@ def weights_distance(w, reference, p=1, *, mode: str = "neurotorch"):
     return w.dtype.type(v)
 
 
+@_checks.finite_result
 def weights_distance_vjp(grad_out, w, reference, p=1, *, mode: str = "neurotorch"):
     r"""VJP of :func:`weights_distance` with respect to ``(w, reference)``.
 

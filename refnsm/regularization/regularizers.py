@@ -113,6 +113,7 @@ class BaseRegularization:
     def _dtype(self):
         return _result_dtype(self.params.values())
 
+    @_checks.finite_result
     def value_and_grad(self, grad_out=None):
         r"""``(loss, grads)``: :math:`\Lambda\sum_k\ell(P_k)` and :math:`\bar y\Lambda\,\partial\ell/\partial P_k`."""
         gbar = _checks.scalar_grad_out(grad_out)
@@ -126,6 +127,7 @@ class BaseRegularization:
         self.grads = out
         return self._dtype().type(self.Lambda * value), out
 
+    @_checks.finite_result
     def forward(self):
         r"""The loss :math:`\Lambda\sum_k \ell(P_k)` (a NumPy scalar)."""
         value, _ = self._terms(False)
@@ -133,6 +135,7 @@ class BaseRegularization:
 
     __call__ = forward
 
+    @_checks.finite_result
     def backward(self, grad_out=None) -> dict:
         """Fill ``self.grads`` with :math:`\\bar y\\Lambda\\,\\partial\\ell/\\partial P_k` (fresh, never accumulated)."""
         return self.value_and_grad(grad_out)[1]
@@ -182,6 +185,7 @@ class RegularizationList(BaseRegularization):
     def __len__(self):
         return len(self.regularizations)
 
+    @_checks.finite_result
     def forward(self):
         total = 0.0
         for r in self.regularizations:
@@ -190,6 +194,7 @@ class RegularizationList(BaseRegularization):
 
     __call__ = forward
 
+    @_checks.finite_result
     def value_and_grad(self, grad_out=None):
         gbar = _checks.scalar_grad_out(grad_out)
         total = 0.0

@@ -13,6 +13,7 @@ __all__ = ["similarity_matching_cost", "principal_angle_cosines", "subspace_erro
 _DIRECT_COST = 1 << 26  #: T^2 (n + k) below which similarity_matching_cost forms the Gram difference
 
 
+@_checks.finite_result
 def similarity_matching_cost(X, Y):
     r"""The similarity mismatch :math:`\|X X^\top - Y Y^\top\|_F^2 / T^2` of ``T`` samples (rows).
 
@@ -42,6 +43,7 @@ def similarity_matching_cost(X, Y):
     return float((np.sum(xx * xx) - 2.0 * np.sum(xy * xy) + np.sum(yy * yy)) / T**2)
 
 
+@_checks.finite_result
 def principal_angle_cosines(A, B):
     r"""Cosines of the principal angles between the column spaces of ``A`` ``[n, p]`` and ``B`` ``[n, q]``.
 
@@ -60,6 +62,7 @@ def principal_angle_cosines(A, B):
     return np.clip(s, 0.0, 1.0)
 
 
+@_checks.finite_result
 def subspace_error(A, B):
     r"""Principal-angle subspace error :math:`\sqrt{\sum_i \sin^2\theta_i}`, where the :math:`\theta_i` are the
     principal angles between the column spaces of ``A`` and ``B`` (equal dimension :math:`p`); it equals

@@ -384,6 +384,7 @@ class MultiSimilarityMatching:
         return enc
 
     # ------------------------------------------------------------------------------------------ fast dynamics
+    @_checks.finite_result
     def forward(self, *xs):
         """Run the fast dynamics; returns ``y`` of shape ``[B, m, S1..Sk]`` (a new array).
 
@@ -466,6 +467,7 @@ class MultiSimilarityMatching:
         raise ValueError("iteration_projection: exact solvers exist for None (SM) and 'relu' (NSM) only")
 
     # ------------------------------------------------------------------------------------------ loss
+    @_checks.finite_result
     def loss(self, *args):
         r"""The slow loss :math:`L(\theta, M; x, y)` (spec §2.3); the last argument is ``y`` (held fixed).
 
@@ -531,6 +533,7 @@ class MultiSimilarityMatching:
                     weight.append(k)
         return whiten, weight
 
+    @_checks.finite_result
     def backward(self, grad_out=None, inputs=True):
         r"""Gradients of the last :meth:`loss`: fills :attr:`grads` and returns the input gradients.
 

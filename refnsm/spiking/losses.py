@@ -134,6 +134,27 @@ def _check_kernel_domain(code, p, dtype, *named):
         )
 
 
+def _cosine_scaled(X, code):
+    r"""(X', eps', 1/c) for the cosine similarity of rows of entries so large that :math:`G = XX^\top` would overflow.
+
+    The cosine :math:`S_{ij} = G_{ij}/(r_ir_j + \epsilon)` is scale-invariant up to :math:`\epsilon`:
+    with :math:`X = cX'` (:math:`c` a power of 2, so the scaling is exact),
+    :math:`S = G'_{ij}/(r'_ir'_j + \epsilon/c^2)` and :math:`\partial L/\partial X = c^{-1}\,\partial L/\partial X'`.
+    Only the linear kernel and only when :math:`D\max|X|^2` could overflow; otherwise ``(X, COSINE_EPS, 1.0)``.
+    (:math:`\epsilon/c^2` is kept at least the square root of the smallest normal number, so an all-zero row still
+    gives 0 and the VJP's :math:`P^2 = (r_ir_j + \epsilon)^2` does not underflow.)"""
+    if code != K.LINEAR or X.size == 0:
+        return X, COSINE_EPS, 1.0
+    fi = np.finfo(X.dtype)
+    big = float(np.max(np.abs(X)))
+    if big <= np.sqrt(float(fi.max) / (4.0 * max(X.shape[1], 1))):
+        return X, COSINE_EPS, 1.0
+    k = int(np.frexp(big)[1])
+    inv_c = float(np.ldexp(1.0, -k))
+    eps = max(float(np.ldexp(COSINE_EPS, -2 * k)), float(np.sqrt(fi.smallest_normal)))
+    return np.ascontiguousarray(X * X.dtype.type(inv_c)), eps, inv_c
+
+
 def _flatten_spikes(spikes, dtype=None):
     X = _checks.as_float_array(spikes, "spikes", min_ndim=2, shape_hint="[N, ...] (batch first)", dtype=dtype)
     if X.shape[0] == 0:
@@ -222,6 +243,7 @@ def _kdp_prepare(x, y, kernel, args, compat):
     return x, y, code, p, tile
 
 
+@_checks.finite_result
 def kernel_dot_product(x, y, kernel="linear", *args, compat=None, device="cpu"):
     r"""Kernel matrix :math:`K_{ij} = \kappa(x_i, y_j)` between the rows of ``x`` and ``y``.
 
@@ -263,6 +285,7 @@ def kernel_dot_product(x, y, kernel="linear", *args, compat=None, device="cpu"):
     return Kmat
 
 
+@_checks.finite_result
 def kernel_dot_product_vjp(grad_out, x, y, kernel="linear", *args, compat=None, device="cpu"):
     r"""Gradients :math:`(\partial L/\partial x, \partial L/\partial y)` of :func:`kernel_dot_product`.
 
@@ -290,6 +313,7 @@ def kernel_dot_product_vjp(grad_out, x, y, kernel="linear", *args, compat=None, 
 
 
 # ------------------------------------------------------------------------------- similarity and its losses
+@_checks.finite_result
 def spike_similarity_matrix(spikes, kernel_type="linear", *args, compat=None):
     r"""Output similarity :math:`S = \kappa(X, X)` of the flattened spikes, :math:`X` = ``spikes`` as [N, D].
 
@@ -306,10 +330,12 @@ def spike_similarity_matrix(spikes, kernel_type="linear", *args, compat=None):
     code, p = _kernel_spec(kernel_type, args, "kernel_type")
     _, X = _flatten_spikes(spikes)
     _check_kernel_domain(code, p, X.dtype, (X, "spikes"))
-    S, _ = K.similarity_forward(X, _gram(X), code, p, COSINE_EPS, compat is None)
+    X, eps, _ = _cosine_scaled(X, code)
+    S, _ = K.similarity_forward(X, _gram(X), code, p, eps, compat is None)
     return S
 
 
+@_checks.finite_result
 def spike_similarity_matrix_vjp(grad_out, spikes, kernel_type="linear", *args, compat=None):
     r"""Gradient :math:`\partial L/\partial\,\mathrm{spikes}` of :func:`spike_similarity_matrix`.
 
@@ -328,11 +354,16 @@ def spike_similarity_matrix_vjp(grad_out, spikes, kernel_type="linear", *args, c
     _check_kernel_domain(code, p, X.dtype, (X, "spikes"))
     A = _checks.as_float_array(grad_out, "grad_out", dtype=X.dtype)
     _checks.check_shape(A, "grad_out", (X.shape[0], X.shape[0]), "the similarity matrix's shape")
+    X, eps, inv_c = _cosine_scaled(X, code)
     G = _gram(X)
-    S, r = K.similarity_forward(X, G, code, p, COSINE_EPS, compat is None)
-    return K.similarity_vjp(A, X, S, G, r, code, p, COSINE_EPS).reshape(shape_in.shape)
+    S, r = K.similarity_forward(X, G, code, p, eps, compat is None)
+    gX = K.similarity_vjp(A, X, S, G, r, code, p, eps)
+    if inv_c != 1.0:
+        gX *= gX.dtype.type(inv_c)
+    return gX.reshape(shape_in.shape)
 
 
+@_checks.finite_result
 def label_similarity_matrix(labels, dtype=np.float64, *, compat=None):
     r"""Target similarity :math:`Y = \min(L L^\top, 1)` of multi-hot labels ``L`` [N, C].
 
@@ -354,16 +385,20 @@ def _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, g, want_grad)
     shaped, X = _flatten_spikes(spikes)
     _check_kernel_domain(code, p, X.dtype, (X, "spikes"))
     L = _labels_for(labels, X.shape[0], X.dtype, compat)
+    X, eps, inv_c = _cosine_scaled(X, code)
     # small problems: the kernel forms G itself (a Python-level BLAS call costs more than the product)
     G = _gram(X) if X.shape[0] ** 2 * X.shape[1] >= _GRAM_IN_KERNEL_BELOW else np.empty((0, 0), dtype=X.dtype)
-    status, value, grad = K.spike_similar_loss_fused(X, G, L, code, p, COSINE_EPS, compat is None, _LOSS_CODE[loss_type],
+    status, value, grad = K.spike_similar_loss_fused(X, G, L, code, p, eps, compat is None, _LOSS_CODE[loss_type],
                                                      g, BCE_EPS, want_grad)
     if status:  # bce outside [0, 1]: recompute S and Y to say where and why
-        S, _ = K.similarity_forward(X, _gram(X), code, p, COSINE_EPS, compat is None)
+        S, _ = K.similarity_forward(X, _gram(X), code, p, eps, compat is None)
         _bce_range_check(S, K.label_matrix(L, X), kernel_type, X.dtype)
+    if want_grad and inv_c != 1.0:
+        grad *= grad.dtype.type(inv_c)
     return np.asarray(value, dtype=X.dtype), (grad.reshape(shaped.shape) if want_grad else None)
 
 
+@_checks.finite_result
 def spike_similar_loss(spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None, device="cpu"):
     r"""Similarity-matching loss between output spike trains and their labels (spikingjelly's ``spike_similar_loss``).
 
@@ -408,6 +443,7 @@ def spike_similar_loss(spikes, labels, kernel_type="linear", loss_type="mse", *a
     return _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, 1.0, False)[0]
 
 
+@_checks.finite_result
 def spike_similar_loss_vjp(grad_out, spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None,
                            device="cpu"):
     r"""Gradient of :func:`spike_similar_loss` with respect to ``spikes`` (same shape as ``spikes``).
@@ -428,6 +464,7 @@ def spike_similar_loss_vjp(grad_out, spikes, labels, kernel_type="linear", loss_
     return _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, g, True)[1]
 
 
+@_checks.finite_result
 def spike_similar_loss_value_and_grad(spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None,
                                       device="cpu"):
     """``(spike_similar_loss(...), spike_similar_loss_vjp(None, ...))`` sharing one forward pass (for training)."""
@@ -470,6 +507,7 @@ def _ce_prepare(x_seq, target, ignore_index):
     return x, x4, t2, ignore_index
 
 
+@_checks.finite_result
 def temporal_efficient_training_cross_entropy(x_seq, target, ignore_index=IGNORE_INDEX, *, device="cpu"):
     r"""TET loss: the cross-entropy at every time step, averaged (Deng et al., ICLR 2022).
 
@@ -502,6 +540,7 @@ def temporal_efficient_training_cross_entropy(x_seq, target, ignore_index=IGNORE
     return np.asarray(loss, dtype=x.dtype)
 
 
+@_checks.finite_result
 def temporal_efficient_training_cross_entropy_vjp(grad_out, x_seq, target, ignore_index=IGNORE_INDEX, *,
                                                   device="cpu"):
     r"""Gradient of the TET cross-entropy: :math:`\partial L/\partial x_{t,n,c,s} =
@@ -516,6 +555,7 @@ def temporal_efficient_training_cross_entropy_vjp(grad_out, x_seq, target, ignor
     return grad.reshape(x.shape)
 
 
+@_checks.finite_result
 def temporal_efficient_training_cross_entropy_value_and_grad(x_seq, target, ignore_index=IGNORE_INDEX):
     """``(loss, d loss / d x_seq)`` of :func:`temporal_efficient_training_cross_entropy` in one pass (for training)."""
     x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
@@ -523,6 +563,7 @@ def temporal_efficient_training_cross_entropy_value_and_grad(x_seq, target, igno
     return np.asarray(loss, dtype=x.dtype), grad.reshape(x.shape)
 
 
+@_checks.finite_result
 def time_mean_cross_entropy(x_seq, target, ignore_index=IGNORE_INDEX):
     r"""The "SDT" baseline: cross-entropy of the time-averaged logits, :math:`\mathrm{CE}(\frac1T\sum_t x_t, y)`."""
     x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
@@ -530,6 +571,7 @@ def time_mean_cross_entropy(x_seq, target, ignore_index=IGNORE_INDEX):
     return np.asarray(loss, dtype=x.dtype)
 
 
+@_checks.finite_result
 def time_mean_cross_entropy_vjp(grad_out, x_seq, target, ignore_index=IGNORE_INDEX):
     r"""Gradient of :func:`time_mean_cross_entropy`: :math:`(\bar p - \mathrm{onehot})/(|V'|\,T)` at every step,
     with :math:`\bar p` the softmax of the time-averaged logits and :math:`|V'|` the valid (n, s) positions."""
@@ -545,6 +587,7 @@ def _tet_params(mean, tet_lambda):
     return phi, lam
 
 
+@_checks.finite_result
 def tet_loss(x_seq, target, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX):
     r"""The full TET objective :math:`(1-\lambda)\,L_{TET} + \lambda\,\overline{(x - \phi)^2}`.
 
@@ -559,6 +602,7 @@ def tet_loss(x_seq, target, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX
     return np.asarray((1.0 - lam) * ce + lam * reg, dtype=x.dtype)
 
 
+@_checks.finite_result
 def tet_loss_vjp(grad_out, x_seq, target, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX):
     r"""Gradient of :func:`tet_loss`: :math:`(1-\lambda)\,\partial L_{TET}/\partial x + \lambda\,2(x-\phi)/\mathrm{numel}`."""
     g = _checks.scalar_grad_out(grad_out)
@@ -592,6 +636,7 @@ class TETLoss:
         self.ignore_index = _checks.check_int(ignore_index, "ignore_index")
         self._saved = None
 
+    @_checks.finite_result
     def forward(self, x_seq, target):
         value = tet_loss(x_seq, target, self.mean, self.tet_lambda, self.ignore_index)
         self._saved = (np.array(x_seq, copy=True), np.array(target, copy=True))
@@ -599,6 +644,7 @@ class TETLoss:
 
     __call__ = forward
 
+    @_checks.finite_result
     def backward(self, grad_out=None):
         if self._saved is None:
             raise RuntimeError("TETLoss.backward: call the loss (forward) first")
@@ -623,6 +669,7 @@ def _fr_prepare(spikes_seq, labels):
     return x, lab
 
 
+@_checks.finite_result
 def firing_rate_mse(spikes_seq, labels):
     r"""spikingjelly's tutorial loss: :math:`\overline{(\frac1T\sum_t s_t - \mathrm{onehot}(y))^2}` over [N, C].
 
@@ -632,6 +679,7 @@ def firing_rate_mse(spikes_seq, labels):
     return np.asarray(K.firing_rate_mse(x, lab, 1.0, False)[0], dtype=x.dtype)
 
 
+@_checks.finite_result
 def firing_rate_mse_vjp(grad_out, spikes_seq, labels):
     r"""Gradient of :func:`firing_rate_mse`: :math:`2(\mathrm{fr} - \mathrm{onehot})/(N C T)` at every step."""
     g = _checks.scalar_grad_out(grad_out)

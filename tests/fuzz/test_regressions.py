@@ -359,3 +359,52 @@ def test_update_order_and_rng_validated_in_every_mode():
         H.classical_update(S, W, mode="sync", order="bogus")
     with pytest.raises(TypeError, match=r"^rng: expected"):
         H.classical_update(S, W, mode="sync", rng="junk")
+
+
+# ------------------------------------------------------------------------------------------------ overflow policy
+@pytest.mark.parametrize("dtype,big", [(np.float64, 2.0 ** 996), (np.float32, 2.0 ** 100)])
+def test_cosine_similarity_is_scale_invariant_at_huge_inputs(dtype, big):
+    """The linear-kernel (cosine) similarity and its loss are computed from exactly rescaled inputs: at X * 2^k the
+    values are those at X (up to the epsilon term, negligible at both scales) and the gradients those at X / 2^k."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((4, 6)).astype(dtype)
+    X[2] = 0.0  # a silent row: S row and column 0, as at any scale
+    Y = np.eye(4)[:, :2].astype(dtype)
+    Xb = X * dtype(big)
+    S1, Sb = S.spike_similarity_matrix(X), S.spike_similarity_matrix(Xb)
+    assert np.all(np.isfinite(Sb)) and np.array_equal(Sb[2], np.zeros(4, dtype))
+    np.testing.assert_allclose(Sb, S1, rtol=2e-7 if dtype == np.float32 else 1e-7, atol=0)
+    G = rng.standard_normal((4, 4)).astype(dtype)
+    gb = S.spike_similarity_matrix_vjp(G, Xb)
+    assert np.all(np.isfinite(gb))
+    for loss in ("mse", "l1"):
+        vb, gl = S.spike_similar_loss_value_and_grad(Xb, Y, "linear", loss)
+        assert np.isfinite(vb) and np.all(np.isfinite(gl))
+        np.testing.assert_allclose(vb, S.spike_similar_loss(X, Y, "linear", loss), rtol=1e-6)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: S.kernel_dot_product(np.full((2, 3), 1e300), np.full((2, 3), 1e300)),
+    lambda: S.spike_similarity_matrix(np.full((2, 3), 1e300), "polynomial", 2),
+    lambda: R.weights_distance(np.full(3, 1e308), np.full(3, -1e308), 1),
+    lambda: H.energy(np.full((1, 3), 1e300), np.full((3, 2), 1e300), 1.0),
+    lambda: LIN.Linear(3, 2).with_params(weight=np.full((2, 3), 1e300)).forward(np.full((1, 3), 1e300)),
+])
+@pytest.mark.parametrize("warnings_as", ["error", "ignore"])
+def test_overflow_elsewhere_raises_naming_the_function(call, warnings_as):
+    import warnings
+
+    from refnsm._checks import NonFiniteResultError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter(warnings_as, RuntimeWarning)
+        with pytest.raises(NonFiniteResultError, match=r"^[A-Za-z_.]+: .*overflow"):
+            call()
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-160, 1.0, 1e160, 1e300])
+def test_vector_2norm_has_no_intermediate_overflow(scale):
+    x = np.array([3.0, -4.0, 0.0]) * scale
+    v = R.lp_norm(x, 2)
+    assert np.isfinite(v)
+    np.testing.assert_allclose(v, 5.0 * scale, rtol=1e-15)
