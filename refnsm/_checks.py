@@ -273,8 +273,12 @@ def scalar_grad_out(grad_out, name: str = "grad_out") -> float:
     """The upstream gradient of a scalar loss: None means 1.0; a 0-d or size-1 array is accepted."""
     if grad_out is None:
         return 1.0
+    if isinstance(grad_out, (str, bytes)):
+        raise TypeError(f"{name}: expected a real scalar (the loss is a scalar), got {_describe(grad_out)}")
     arr = np.asarray(grad_out)
-    if arr.size != 1 or arr.dtype.kind not in "biuf":
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected a real scalar (the loss is a scalar), got {_describe(grad_out)}")
+    if arr.size != 1:
         raise ValueError(f"{name}: expected a scalar (the loss is a scalar), got {_describe(grad_out)}")
     value = float(arr.reshape(()))
     if not np.isfinite(value):

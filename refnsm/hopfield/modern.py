@@ -483,6 +483,8 @@ def contrastive_update(X, X_hat, A, W, beta, *, neg_beta=None, compat=None, devi
     twin = _cuda_twin(device, "contrastive_update")
     if twin is not None:
         return twin(X, X_hat, A, W, beta, neg_beta=neg_beta, compat=compat)
+    if W is None:  # _batch_triplet reads None as "no W" (delta_update); here W is required
+        raise TypeError("W: expected the memory matrix (D, H), got None")
     X, X_hat, A, W = _batch_triplet(X, X_hat, A, W)
     nb = _negative_beta(beta, neg_beta, compat)
     B, D = X.shape

@@ -83,9 +83,13 @@ def best_permutation_confusion(labels_true, labels_pred):
 
     t = np.asarray(labels_true)
     p = np.asarray(labels_pred)
-    if t.ndim != 1 or t.dtype.kind not in "iub":
+    if t.dtype.kind not in "iub":
+        raise TypeError(f"labels_true: expected a 1-D integer array, got {_checks._describe(t)}")
+    if t.ndim != 1:
         raise ValueError(f"labels_true: expected a 1-D integer array, got {_checks._describe(t)}")
-    if p.ndim != 1 or p.dtype.kind not in "iub":
+    if p.dtype.kind not in "iub":
+        raise TypeError(f"labels_pred: expected a 1-D integer array, got {_checks._describe(p)}")
+    if p.ndim != 1:
         raise ValueError(f"labels_pred: expected a 1-D integer array, got {_checks._describe(p)}")
     _checks.check_same_dim(t, "labels_true", 0, p, "labels_pred", 0, "length")
     if t.size == 0:

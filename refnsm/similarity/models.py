@@ -384,8 +384,7 @@ class MultiSimilarityMatching:
         return enc
 
     # ------------------------------------------------------------------------------------------ fast dynamics
-    @_checks.finite_result
-    def forward(self, *xs):
+    def forward(self, *xs):  # no finite_result guard: a diverging iteration is reported in diagnostics.diverged
         """Run the fast dynamics; returns ``y`` of shape ``[B, m, S1..Sk]`` (a new array).
 
         Inputs may be ``None`` (or left out at the end) to skip their encoder.  Fills :attr:`diagnostics`.
