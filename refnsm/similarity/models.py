@@ -632,6 +632,11 @@ class MultiSimilarityMatching:
             h(self)
         L = self._loss_from(enc, self._Y)
         self.backward(inputs=False)
+        bad = _checks._first_nonfinite({"loss": np.asarray(L), **self.grads})
+        if bad is not None:
+            raise _checks.NonFiniteResultError(
+                f"train_step: the step diverged ({bad[0]} = {bad[1]}): the parameters were left unchanged; rescale "
+                f"the inputs or lower lr")
         self.step(lr_, lr_M)
         return y, L
 
@@ -657,9 +662,15 @@ class MultiSimilarityMatching:
         has_bias = "bias" in enc.params
         b = enc.params["bias"] if has_bias else np.zeros(0, dtype=self.dtype)
         Y = np.zeros((x.shape[0], self.out_channels), dtype=self.dtype)
+        saved = (W.copy(), b.copy(), self.M.copy())  # the kernel updates in place: restored if the step diverges
         L, iters, change, conv, res, energy, gW, gb, gM = _kernels.linear_train_step(
             x, W, b, has_bias, self.M, self.iteration_lr, self.iteration_projection == "relu", self.tol,
             self.max_iterations, self._REG_CODE[self.regularization[0]], lr, lr_M, Y)
+        if not (np.isfinite(L) and _checks._all_finite(W) and _checks._all_finite(self.M)):
+            W[...], b[...], self.M[...] = saved
+            raise _checks.NonFiniteResultError(
+                f"train_step: the step diverged (loss {L}, {int(iters)} fast iterations; largest |x| "
+                f"{float(np.abs(x).max()):.3g}): the parameters were left unchanged; rescale the inputs or lower lr")
         self._Y, self._yshape, self._D = Y, Y.shape, None
         self.iteration_idx = iters - 1
         self.diagnostics = Diagnostics(int(iters), float(change), bool(conv), False, float(res), float(energy),

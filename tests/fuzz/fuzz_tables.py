@@ -546,3 +546,54 @@ def run_spec(spec):
 
 
 GOOD = {CLEAN, "variant same"}
+
+
+# ------------------------------------------------------------------------------------------ random valid calls
+def _has_nonfinite(value) -> bool:
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in "fc" and not np.all(np.isfinite(value))
+    if isinstance(value, (float, np.floating)):
+        return not np.isfinite(value)
+    if isinstance(value, (tuple, list)):
+        return any(_has_nonfinite(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_nonfinite(v) for v in value.values())
+    if hasattr(value, "__dataclass_fields__"):
+        return any(_has_nonfinite(getattr(value, k)) for k in value.__dataclass_fields__ if k != "diverged")
+    return False
+
+
+def random_calls(spec, n, seed=0):
+    """Rows of ``n`` calls with random finite values (same shapes) in the float array arguments: the result must
+    be finite or the call must raise a clean ValueError/TypeError (never NaN/Inf from accepted input)."""
+    rng = np.random.default_rng(seed)
+    arrays = [a for a in spec.args if a.kind in ("array", "anyarray") and isinstance(a.value, np.ndarray)]
+    if not arrays:
+        return []
+    rows = []
+    for i in range(n):
+        vals = {a.name: a.value for a in spec.args}
+        for a in arrays:
+            law = rng.integers(0, 4)
+            shape = a.value.shape
+            if law == 0:
+                v = rng.standard_normal(shape)
+            elif law == 1:
+                v = rng.random(shape)
+            elif law == 2:  # the ±1 / 0-1 structure of spikes and patterns
+                v = np.where(rng.random(shape) > 0.5, 1.0, -1.0 if np.any(a.value < 0) else 0.0)
+            else:  # wide magnitudes, 1e-300 .. 1e300
+                v = rng.standard_normal(shape) * 10.0 ** rng.uniform(-300, 300)
+            vals[a.name] = v.astype(a.value.dtype, copy=False)
+        _, _, res, exc = _call(spec, vals)
+        if exc is None:
+            outcome = "NaN/Inf returned" if _has_nonfinite(res) else "finite result"
+        elif isinstance(exc, (ValueError, TypeError)):
+            outcome = "refused (clean error)"
+        else:
+            outcome = f"other exception ({type(exc).__name__})"
+        rows.append(dict(spec=spec.label, call=i, outcome=outcome, detail="" if exc is None else str(exc)[:200]))
+    return rows
+
+
+RANDOM_GOOD = {"finite result", "refused (clean error)"}

@@ -408,3 +408,16 @@ def test_vector_2norm_has_no_intermediate_overflow(scale):
     v = R.lp_norm(x, 2)
     assert np.isfinite(v)
     np.testing.assert_allclose(v, 5.0 * scale, rtol=1e-15)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_similarity_train_step_that_diverges_leaves_the_parameters_unchanged(fused):
+    from refnsm._checks import NonFiniteResultError
+
+    model = SIM.SimilarityMatching(SIM.Linear(3, 2, rng=0), 2, max_iterations=5)
+    if not fused:
+        model.register_iteration_hook("post", lambda m: None)
+    params = {k: v.copy() for k, v in model.params.items()}
+    with pytest.raises(NonFiniteResultError, match=r"train_step: the step diverged|overflowed"):
+        model.train_step(np.full((4, 3), 1e300), lr=0.1)
+    assert all(np.array_equal(params[k], model.params[k]) for k in params)
