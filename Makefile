@@ -4,6 +4,8 @@
 #   make crosscheck  .venv-peers by ../shared/peers recipe (docs/crosscheck.md); runs tests/crosscheck/
 #   make demo        runs every tutorial in quick mode, writes figures/, prints what each reproduced
 #   make bench       runs benchmarks/ against the upstream libraries (needs .venv-peers)
+#   make fuzz        the long boundary-fuzz sweep (tests/fuzz/run_fuzz.py, ~5 min on 2 cores): writes
+#                    tests/fuzz/results.json and regenerates docs/reliability.md from it
 PYTHON      ?= python3
 VENV        := .venv
 PEERS       := .venv-peers
@@ -13,7 +15,7 @@ PYTEST_ARGS ?=
 # The CUDA tests run on the GPU where there is one (nvidia-smi answers), else under Numba's CUDA simulator.
 CUDASIM     ?= $(shell nvidia-smi >/dev/null 2>&1 && echo 0 || echo 1)
 
-.PHONY: test crosscheck demo bench info clean venv peers
+.PHONY: test crosscheck demo bench fuzz info clean venv peers
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -50,6 +52,10 @@ demo: venv
 
 bench: peers
 	$(PEERS_PY) -m refnsm bench
+
+fuzz: venv
+	$(PY) tests/fuzz/run_fuzz.py --json-out tests/fuzz/results.json; rc=$$?; \
+	$(PY) tests/fuzz/make_reliability_doc.py tests/fuzz/results.json && exit $$rc
 
 info: venv
 	$(PY) -m refnsm info
