@@ -11,7 +11,7 @@ reproduced), and compares on the same inputs:
   refnsm), each on a fresh batch.
 
 ``value_err`` of a row is the worst normwise relative error over the outputs, losses and trained parameters,
-``grad_err`` over the gradients.  Cases whose configuration triggers pynsm's loss bugs (spec §5.1–5.2) run refnsm
+``grad_err`` over the gradients.  Cases whose configuration triggers pynsm's loss bugs (docs/upstream_differences.md) run refnsm
 with ``compat="pynsm"``; the corrected default is checked against the naive formula in the unit tests.
 """
 

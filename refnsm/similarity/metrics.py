@@ -28,6 +28,14 @@ def similarity_matching_cost(X, Y):
     ----------
     X : array_like, shape [T, n]
     Y : array_like, shape [T, k]
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> X = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> float(sim.similarity_matching_cost(X, X))   # equal Gram matrices
+    0.0
     """
     X = _checks.as_float_array(X, "X", ndim=2, shape_hint="[T, n]", dtype=np.float64, allow_empty=False)
     Y = _checks.as_float_array(Y, "Y", ndim=2, shape_hint="[T, k]", dtype=np.float64, allow_empty=False)
@@ -49,6 +57,14 @@ def principal_angle_cosines(A, B):
 
     With orthonormal bases :math:`Q_A, Q_B` (QR), they are the singular values of :math:`Q_A^\top Q_B`
     (Björck & Golub 1973), returned in decreasing order, ``min(p, q)`` of them, clipped to [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> A = np.eye(3)[:, :2]
+    >>> np.round(sim.principal_angle_cosines(A, A[:, ::-1]), 6)   # the same subspace
+    array([1., 1.])
     """
     A = _checks.as_float_array(A, "A", ndim=2, shape_hint="[n, p]", dtype=np.float64, allow_empty=False)
     B = _checks.as_float_array(B, "B", ndim=2, shape_hint="[n, q]", dtype=np.float64, allow_empty=False)
@@ -66,7 +82,16 @@ def principal_angle_cosines(A, B):
 def subspace_error(A, B):
     r"""Principal-angle subspace error :math:`\sqrt{\sum_i \sin^2\theta_i}`, where the :math:`\theta_i` are the
     principal angles between the column spaces of ``A`` and ``B`` (equal dimension :math:`p`); it equals
-    :math:`\|P_A - P_B\|_F / \sqrt2` for the orthogonal projectors, 0 for identical subspaces."""
+    :math:`\|P_A - P_B\|_F / \sqrt2` for the orthogonal projectors, 0 for identical subspaces.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> A = np.eye(3)[:, :2]
+    >>> round(float(sim.subspace_error(A, A)), 6)
+    0.0
+    """
     c = principal_angle_cosines(A, B)
     if np.asarray(A).shape[1] != np.asarray(B).shape[1]:
         raise ValueError(f"B: expected {np.asarray(A).shape[1]} columns like A, got {np.asarray(B).shape[1]}")
@@ -78,6 +103,14 @@ def best_permutation_confusion(labels_true, labels_pred):
     assignment of clusters to classes that maximises the matched count (Hungarian algorithm).
 
     Returns ``(confusion, classes, clusters_in_matched_order)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> sim.best_permutation_confusion([0, 0, 1, 1], [1, 1, 0, 1])
+    (array([[2, 0],
+           [1, 1]]), array([0, 1]), array([1, 0]))
     """
     from scipy.optimize import linear_sum_assignment
 
@@ -105,7 +138,15 @@ def best_permutation_confusion(labels_true, labels_pred):
 
 def clustering_accuracy(labels_true, labels_pred):
     """Fraction of samples whose cluster maps to their class under the best one-to-one assignment of clusters
-    to classes (samples of unmatched clusters or classes count as errors)."""
+    to classes (samples of unmatched clusters or classes count as errors).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> float(sim.clustering_accuracy([0, 0, 1, 1], [1, 1, 0, 0]))   # labels are matched up to a permutation
+    1.0
+    """
     from scipy.optimize import linear_sum_assignment
 
     C, _, _ = best_permutation_confusion(labels_true, labels_pred)

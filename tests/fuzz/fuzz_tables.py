@@ -14,6 +14,8 @@ From a valid call, ``bad_inputs(spec)`` derives the bad inputs, one argument at 
 from __future__ import annotations
 
 import importlib
+import os
+import signal
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -42,7 +44,15 @@ NOT_CALLED = {
     "linear.IdentityGradReLU": "namespace of straight_through_relu/_vjp (fuzzed through those)",
     "gradcheck.GradcheckResult": "result record (dataclass)",
     "gradcheck.GradcheckError": "exception class",
+    "similarity.IterationModule": "base class to subclass (pynsm's IterationModule: iteration() must be overridden)",
+    "similarity.IterationLossModule": "base class to subclass (loss() must be overridden)",
+    "hopfield.initializers": "submodule (its initialisers are reached through HopfieldSynapse(weight_init=...))",
+    "similarity.extract_embeddings": "driver over a user model and data loader (no array arguments of its own)",
 }
+
+#: findings of the fuzzer in names added by other work and not fixed yet: {(spec label, arg, case): reason}.
+#: They are reported by `make fuzz` (docs/reliability.md) and tolerated by the fast suite until fixed.
+KNOWN = {}
 
 
 @dataclass
@@ -223,6 +233,26 @@ def specs():  # noqa: PLR0915 - one table
                                                                      A("label", np.eye(4)[:, :2], "array", skip=("none",))],
              make=lambda: SIM.SupervisedSimilarityMatching(SIM.Linear(3, 2, rng=0), 2, 2, max_iterations=5, rng=0),
              state=_params_state))
+    if hasattr(SIM, "SGD"):  # guards like this one let the tables run on older code (before/after figures)
+        def sim_opt(cls, **kw):
+            return lambda: cls({"w": np.array(w2, copy=True)}, **kw)
+
+        w2 = r.standard_normal((3, 2))
+        add("similarity.SGD",
+            Spec("similarity.SGD()", lambda lr, mom: SIM.SGD({"w": np.array(w2, copy=True)}, lr, momentum=mom) and 0,
+                 [A("lr", 0.1, "real", skip=("neg",)), A("mom", 0.5, "real", skip=("neg",))]),
+            Spec("similarity.SGD.step", lambda obj, g: obj.step({"w": g}), [A("grads['w']", w2, "array")],
+                 make=sim_opt(SIM.SGD, lr=0.1), state=lambda o: {"w": o.params["w"].copy()} if hasattr(o, "params")
+                 else {}))
+        add("similarity.Adam",
+            Spec("similarity.Adam.step", lambda obj, g: obj.step({"w": g}), [A("grads['w']", w2, "array")],
+                 make=sim_opt(SIM.Adam, lr=0.1), state=lambda o: {"w": o.params["w"].copy()} if hasattr(o, "params")
+                 else {}))
+        add("similarity.StepLR", Spec("StepLR()", lambda ss, gamma: SIM.StepLR(SIM.SGD({"w": np.ones(2)}, 0.1), ss,
+                                                                             gamma).get_last_lr(),
+                                      [A("step_size", 2, "int"), A("gamma", 0.5, "real")]))
+        add("similarity.ExponentialLR", Spec("ExponentialLR()", lambda gamma: SIM.ExponentialLR(
+            SIM.SGD({"w": np.ones(2)}, 0.1), gamma).get_last_lr(), [A("gamma", 0.5, "real")]))
     # ------------------------------------------------------------------ hopfield
     Xp, Wm = r.standard_normal((4, 3)), r.standard_normal((3, 5))
     for nm in ("retrieve", "energy"):
@@ -283,7 +313,7 @@ def specs():  # noqa: PLR0915 - one table
                                     [A("shape", (4, 4), "fixed"), A("inh_ratio", 0.5, "real"), A("rho", 0.9, "real"),
                                      A("rng", 0, "rng")]))
     add("regularization.dale_", Spec("dale_", lambda wt, inh, seed: R.dale_(wt, inh, seed=seed),
-                                     [A("weights", np.zeros((4, 4)), "inplace"), A("inh_ratio", 0.5, "real"),
+                                     [A("tensor", np.zeros((4, 4)), "inplace"), A("inh_ratio", 0.5, "real"),
                                       A("seed", 0, "rng")]))
     add("regularization.dale_scale", Spec("dale_scale", R.dale_scale, [A("n_rows", 4, "int"), A("rho", 0.9, "real")]))
     add("regularization.dale_torch", Spec("dale_torch", lambda n, inh, seed: R.dale_torch(n, inh, seed=seed),
@@ -337,6 +367,10 @@ def specs():  # noqa: PLR0915 - one table
     add("linear.Hprod", Spec("Hprod", L.Hprod, [A("x", xl, "array"), A("u", u, "array"), A("k", 1, "int")]))
     add("linear.Hprod_vjp", Spec("Hprod_vjp", L.Hprod_vjp, [A("grad_out", r.standard_normal((2, 4)), "array"),
                                                             A("x", xl, "array"), A("u", u, "array"), A("k", 1, "int")]))
+    We = np.array([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [0.5, 0.0, -1.0]])
+    if hasattr(L, "eig_vjp"):
+        add("linear.eig_vjp", Spec("eig_vjp", lambda gw, W: L.eig_vjp(gw, None, W),
+                                   [A("grad_w", np.ones(3), "fixed"), A("W", We, "array")]))
     add("linear.straight_through_relu", Spec("stre", L.straight_through_relu, [A("x", xl, "anyarray")]))
     add("linear.straight_through_relu_vjp", Spec("stre_vjp", L.straight_through_relu_vjp,
                                                  [A("grad_out", xl, "anyarray"), A("x", xl, "anyarray")]))
@@ -487,11 +521,26 @@ def _call(spec, values):
     before = spec.state(obj) if spec.state is not None and obj is not None else None
     pos = [values[a.name] for a in spec.args if not a.keyword]
     kw = {a.name: values[a.name] for a in spec.args if a.keyword}
+    limit = int(os.environ.get("FUZZ_CALL_TIMEOUT", "0"))  # seconds per call (for runs on older code that hangs)
+    if limit:
+        signal.signal(signal.SIGALRM, _on_alarm)
+        signal.alarm(limit)
     try:
         res = spec.fn(obj, *pos, **kw) if obj is not None else spec.fn(*pos, **kw)
         return obj, before, res, None
     except Exception as exc:  # noqa: BLE001 - classifying is the point
         return obj, before, None, exc
+    finally:
+        if limit:
+            signal.alarm(0)
+
+
+class CallTimeout(Exception):
+    """A call that ran past FUZZ_CALL_TIMEOUT (unbounded work)."""
+
+
+def _on_alarm(signum, frame):
+    raise CallTimeout("the call ran past FUZZ_CALL_TIMEOUT")
 
 
 def _state_same(a, b):
@@ -546,6 +595,11 @@ def run_spec(spec):
 
 
 GOOD = {CLEAN, "variant same"}
+
+
+def unexpected(rows):
+    """Rows that are neither good nor a KNOWN finding."""
+    return [r for r in rows if r["outcome"] not in GOOD and (r["spec"], r["arg"], r["case"]) not in KNOWN]
 
 
 # ------------------------------------------------------------------------------------------ random valid calls

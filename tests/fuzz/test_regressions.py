@@ -418,6 +418,9 @@ def test_similarity_train_step_that_diverges_leaves_the_parameters_unchanged(fus
     if not fused:
         model.register_iteration_hook("post", lambda m: None)
     params = {k: v.copy() for k, v in model.params.items()}
-    with pytest.raises(NonFiniteResultError, match=r"train_step: the step diverged|overflowed"):
+    import warnings
+
+    with warnings.catch_warnings(), pytest.raises(NonFiniteResultError, match=r"train_step: the step diverged"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's overflow warning is not the contract
         model.train_step(np.full((4, 3), 1e300), lr=0.1)
     assert all(np.array_equal(params[k], model.params[k]) for k in params)
