@@ -67,15 +67,27 @@ def render(res: dict) -> str:
       f"**{len(fails)}**.\n")
     for f in fails[:50]:
         w(f"* `{f['spec']}` {f.get('arg', '')} {f.get('case', f.get('call', ''))}: {f['outcome']} {f.get('detail', '')}")
-    if "baseline" in res:
-        base = res["baseline"]
+    base = res.get("baseline")
+    if base is None and (HERE / "baseline.json").exists():
+        base = json.loads((HERE / "baseline.json").read_text())
+    if base is not None:
         w("\n### Before the reliability work\n")
-        w(f"The same tables run on the code before issue 16's fixes ({base.get('note', 'baseline')}):\n")
+        w(f"The same tables run on the code before issue 16's fixes ({base.get('note', 'baseline')}, "
+          f"{base.get('date_utc', '')} UTC; tests/fuzz/baseline.json):\n")
         w("| section | outcomes |")
         w("|---|---|")
         w(f"| bad inputs and variants | {_counts(base['boundary']['counts'])} |")
         w(f"| random valid calls | {_counts(base['random']['counts'])} |")
         w("")
+        nb = sum(1 for f in base["boundary"]["failures"])
+        w(f"{nb} boundary failures then (by spec and outcome):\n")
+        import collections
+
+        by = collections.Counter((f["spec"], f["outcome"]) for f in base["boundary"]["failures"])
+        w("; ".join(f"`{k[0]}` {k[1]} x{v}" for k, v in sorted(by.items())) + ".\n")
+        rb = collections.Counter(f["spec"] for f in base["random"]["failures"])
+        w(f"NaN/Inf returned from accepted random inputs then, by spec (the first {sum(rb.values())} recorded): "
+          + "; ".join(f"`{k}` x{v}" for k, v in sorted(rb.items())) + ".\n")
     w("## What is validated (the contract)\n")
     w("Every public entry point validates its arguments before any work, through `refnsm/_checks.py`:\n")
     w("* arrays: converted once (`as_float_array`): float32/float64 kept, integers and booleans to float64, "
