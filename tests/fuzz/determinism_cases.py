@@ -7,8 +7,8 @@ Sizes are large enough for OpenBLAS to use more than one thread."""
 
 import numpy as np
 
-#: normwise agreement promised for BLAS-backed results across BLAS thread counts (measured worst: a few 1e-15
-#: for products, ~1e-12 for the eigenvector behind the spectral-norm gradient)
+#: normwise agreement promised for BLAS-backed results across BLAS thread counts (the measured differences of the
+#: last make fuzz run are in docs/reliability.md; the spectral-norm gradient is the largest)
 BLAS_NORMWISE_RTOL = 1e-11
 
 
