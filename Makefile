@@ -5,8 +5,9 @@
 #   make demo        runs every tutorial in quick mode, writes figures/, prints what each reproduced
 #   make warmup      compiles every Numba kernel, float32 and float64, into the cache (run by test and demo)
 #   make bench       runs benchmarks/ against the upstream libraries (needs .venv-peers)
-#   make fuzz        the long boundary-fuzz sweep (tests/fuzz/run_fuzz.py, ~5 min on 2 cores): writes
+#   make fuzz        the long boundary-fuzz sweep (tests/fuzz/run_fuzz.py, ~10 min on 2 busy cores): writes
 #                    tests/fuzz/results.json and regenerates docs/reliability.md from it
+#   make golden      runs the golden suite on refnsm itself (both dtypes; docs/golden.md)
 #   make gpu-check   on a machine with an NVIDIA GPU (<= 8 min): the CUDA tests on the hardware, the golden suite with
 #                    device="cuda" if it exists, benchmarks/bench_cuda.py, one summary (.ci/gpu_check.py; INSTALL=1
 #                    installs numba-cuda first).  QUICK=1: the same steps, tiny, under the CUDA simulator (CI)
@@ -22,7 +23,7 @@ PYTEST_ARGS ?=
 # The CUDA tests run on the GPU where there is one (nvidia-smi answers), else under Numba's CUDA simulator.
 CUDASIM     ?= $(shell nvidia-smi >/dev/null 2>&1 && echo 0 || echo 1)
 
-.PHONY: test crosscheck demo bench fuzz gpu-check accuracy info clean venv peers warmup docs docs-venv docs-test
+.PHONY: test crosscheck demo bench fuzz gpu-check accuracy info clean venv peers warmup docs docs-venv docs-test golden
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -44,7 +45,7 @@ docs: docs-venv
 # Headless Chromium on the built site (skips with a message without chromium, fails under CI=true); screenshots
 # in build/docs-test/.
 docs-test: docs
-	REFNSM_DOCS_TEST=1 $(PY) -m pytest tests/test_docs_browser.py $(PYTEST_ARGS)
+	REFNSM_DOCS_TEST=1 $(PY) -m pytest tests/test_docs_site.py tests/test_docs_browser.py $(PYTEST_ARGS)
 
 peers: $(PEERS)/.installed
 # Order matters: torch (CPU build) first and pinned, then --no-deps for the packages whose dependencies would
@@ -75,6 +76,9 @@ crosscheck: peers
 
 demo: venv warmup
 	$(PY) -m refnsm demo
+
+golden: venv
+	$(PY) -m refnsm golden verify --backend refnsm
 
 bench: peers
 	$(PEERS_PY) -m refnsm bench

@@ -57,7 +57,7 @@ PROBE = """
 import json, sys, time
 t0 = time.perf_counter()
 import numpy as np
-imports, _, calls = sys.argv[1].strip().partition("\n")
+imports, _, calls = sys.argv[1].strip().partition(chr(10))
 ns = {"np": np}
 t = time.perf_counter()
 exec(imports, ns)  # the family module and numba: import time, not compilation

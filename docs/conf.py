@@ -43,7 +43,7 @@ if os.environ.get("REFNSM_DOCS_INTERSPHINX") == "1":
                            "numpy": ("https://numpy.org/doc/stable", None)}
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = ["_build", "**.ipynb_checkpoints", "tutorials/*.md5", "tutorials/*.codeobj.json",
+exclude_patterns = ["_build", "_generated/**", "**.ipynb_checkpoints", "tutorials/*.md5", "tutorials/*.codeobj.json",
                     "tutorials/*.py", "tutorials/*.zip", "tutorials/sg_execution_times.rst", "sg_execution_times.rst", "README.md"]
 root_doc = "index"
 
@@ -87,6 +87,10 @@ sphinx_gallery_conf = {
 GENERATED = DOCS / "_generated"
 GENERATED.mkdir(exist_ok=True)
 refnsm_perf.draw(ROOT / "benchmarks" / "results", GENERATED / "benchmark_ratios.png")
+_tables = "\n".join(p.read_text().strip() + "\n" for p in sorted((ROOT / "benchmarks" / "results").glob("*.md"))
+                     if p.stem != "cold_start")  # the cold start has its own section
+if not (GENERATED / "benchmark_tables.md").exists() or (GENERATED / "benchmark_tables.md").read_text() != _tables:
+    (GENERATED / "benchmark_tables.md").write_text(_tables)
 
 # --- the "how refnsm is checked" pages: the golden-suite and accuracy pages join once they exist in docs/
 CHECK_PAGES = ["crosscheck", "upstream_differences", "performance", "cuda"]

@@ -233,7 +233,14 @@ def main(argv=None) -> int:
     p = sub.add_parser("bench", help="run benchmarks/ and assemble benchmarks/RESULTS.md")
     p.add_argument("--family", action="append", help="restrict to a family (repeatable)")
     p.add_argument("--quick", action="store_true", help="tiny timing budget; does not write results")
+    p = sub.add_parser("golden", help="the golden suite: verify a backend, export the cases (docs/golden.md)",
+                       add_help=False)
+    p.add_argument("golden_args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
+    if args.command == "golden":  # its own parser: refnsm/golden/_cli.py
+        from .golden._cli import main as golden_main
+
+        return golden_main(args.golden_args)
     return {"info": cmd_info, "demo": cmd_demo, "crosscheck": cmd_crosscheck, "bench": cmd_bench,
             "warmup": cmd_warmup}[args.command](args)
 

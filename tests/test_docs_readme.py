@@ -49,3 +49,12 @@ def test_license_changelog_citation():
     assert re.search(r"^cff-version: 1\.2\.0$", cff, re.M)
     assert re.search(rf'^version: "{re.escape(VERSION)}"$', cff, re.M)
     assert re.search(r"^license: MIT$", cff, re.M)
+
+
+def test_readme_cold_start_table_is_the_measured_one():
+    # the README's table is copied from the file the benchmark wrote (benchmarks/bench_cold_start.py), not typed
+    results = ROOT / "benchmarks" / "results" / "cold_start.md"
+    measured = [ln for ln in results.read_text().splitlines() if ln.startswith("|")]
+    section = _section("First call, the Numba cache and warmup")
+    shown = [ln for ln in section.splitlines() if ln.startswith("|")]
+    assert len(measured) >= 7 and shown == measured

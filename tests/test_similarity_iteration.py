@@ -197,3 +197,74 @@ def test_extract_embeddings():
         sim.extract_embeddings(model, [])
     with pytest.raises(TypeError, match="progress"):
         sim.extract_embeddings(model, batches, progress=1)
+
+
+# ------------------------------------------------------------------- the override points of the built-in circuits
+def _sm(W, M, cls=None, **kw):
+    cls = cls or sim.SimilarityMatching
+    m = cls(sim.Linear(W.shape[1], W.shape[0], bias=False, weight=W.copy()), W.shape[0], **kw)
+    m.load_state_dict({"encoders.0.weight": W, "competitor.weight": M})
+    return m
+
+
+class Stepwise(sim.SimilarityMatching):
+    """Forces the step-by-step loop without changing the math (overrides converged by calling the base)."""
+
+    def converged(self, *xs):
+        return super().converged(*xs)
+
+
+@pytest.mark.parametrize("proj", [None, "relu", lambda y: np.clip(y, -0.2, 0.3)])
+@pytest.mark.parametrize("tol", [0.0, 1e-4])
+def test_step_by_step_loop_matches_the_fused_loop(proj, tol):
+    W, M, x = _circuit_data(6)
+    kw = dict(iteration_lr=0.2, tol=tol, max_iterations=200, iteration_projection=proj)
+    fused, slow = _sm(W, M, **kw), _sm(W, M, Stepwise, **kw)
+    y1, y2 = fused(x), slow(x)
+    np.testing.assert_allclose(y2, y1, rtol=1e-12, atol=1e-15)
+    d1, d2 = fused.diagnostics, slow.diagnostics
+    assert d1.iterations == d2.iterations and d1.converged == d2.converged
+    assert d2.energy == pytest.approx(d1.energy, rel=1e-10) and d2.residual == pytest.approx(d1.residual, abs=1e-12)
+
+
+def test_hooks_see_the_iterate_in_the_step_by_step_loop():
+    W, M, x = _circuit_data(7)
+    seen = []
+    m = _sm(W, M, Stepwise, iteration_lr=0.2)
+    m.register_iteration_hook("iteration", lambda mod: seen.append(mod.y.copy()) or mod.iteration_idx == 4)
+    y = m(x)
+    assert len(seen) == 5 and m.diagnostics.stopped_by_hook
+    np.testing.assert_array_equal(seen[-1], y)
+
+
+def test_a_new_circuit_by_overriding_the_gradient():
+    """A leaky circuit, y <- y - eta((M + lam I) y - b), built by overriding iteration_set_gradients, equals SM with
+    the competitor M + lam I."""
+    W, M, x = _circuit_data(8)
+    lam = 0.3
+
+    class Leaky(sim.SimilarityMatching):
+        def iteration_set_gradients(self, *xs):
+            g = super().iteration_set_gradients(*xs)
+            return {"y": g["y"] + lam * self.iteration_parameters()["y"]}
+
+    y = _sm(W, M, Leaky, iteration_lr=0.2)(x)
+    np.testing.assert_allclose(y, _sm(W, M + lam * np.eye(3), iteration_lr=0.2)(x), rtol=1e-12, atol=1e-15)
+
+
+def test_circuit_iteration_loss_and_plugins():
+    W, M, x = _circuit_data(9)
+    m = _sm(W, M, iteration_optimizer="adam", iteration_scheduler="exponential", it_sched_kwargs={"gamma": 0.9},
+            iteration_lr=0.05)
+    y = m(x)
+    assert isinstance(m.iteration_optimizer, sim.Adam) and m.iteration_optimizer.lr == pytest.approx(0.05 * 0.9 ** 40)
+    b = x @ W.T
+    assert m.diagnostics.energy == pytest.approx(0.5 * np.sum(y * (y @ M.T)) - np.sum(y * b), rel=1e-12)
+    m2 = _sm(W, M, iteration_optimizer=sim.SGD, it_optim_kwargs={"momentum": 0.5}, iteration_lr=0.1)
+    assert not np.allclose(m2(x), _sm(W, M, iteration_lr=0.1)(x))       # momentum changes the path
+    with pytest.raises(ValueError, match="iteration_optimizer: expected one of"):
+        _sm(W, M, iteration_optimizer="rmsprop")
+    with pytest.raises(TypeError, match="it_sched_kwargs"):
+        _sm(W, M, iteration_scheduler="step", it_sched_kwargs=3)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        _sm(W, M, iteration_optimiser="adam")

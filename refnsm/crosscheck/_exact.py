@@ -127,6 +127,7 @@ def _ssl(X, labels, kernel, loss, args):
     lab = [[mp.mpf(float(v)) for v in row] for row in np.asarray(labels, dtype=np.float64)]
     Y = [[min(_dot(lab[i], lab[j]), mp.mpf(1)) for j in range(n)] for i in range(n)]
     S = _similarity(x, kernel, args)
+    Cm = _complement(x, S, kernel, args)
     if loss == "bce" and not all(0 <= s <= 1 for row in S for s in row):
         raise ValueError("bce: the exact similarity matrix leaves [0, 1]")
     inv = mp.mpf(1) / (n * n)
@@ -135,18 +136,19 @@ def _ssl(X, labels, kernel, loss, args):
     A = [[mp.mpf(0)] * n for _ in range(n)]
     for i in range(n):
         for j in range(n):
-            s, y = S[i][j], Y[i][j]
+            s, y, c = S[i][j], Y[i][j], Cm[i][j]
+            dsy = -c if y == 1 else s - y  # 1 - S from its own formula: S can lie within 1e-40 of 1
             if loss == "mse":
-                term = (s - y) ** 2
-                A[i][j] = 2 * (s - y) * inv
+                term = dsy ** 2
+                A[i][j] = 2 * dsy * inv
             elif loss == "l1":
-                term = abs(s - y)
-                A[i][j] = mp.sign(s - y) * inv
+                term = abs(dsy)
+                A[i][j] = mp.sign(dsy) * inv
             elif loss == "bce":
                 logs = max(mp.log(s), mp.mpf(-100)) if s > 0 else mp.mpf(-100)
-                log1ms = max(mp.log(1 - s), mp.mpf(-100)) if s < 1 else mp.mpf(-100)
+                log1ms = max(mp.log(c), mp.mpf(-100)) if c > 0 else mp.mpf(-100)
                 term = -(y * logs + (1 - y) * log1ms)
-                A[i][j] = (s - y) / max(s * (1 - s), mp.mpf(BCE_EPS)) * inv
+                A[i][j] = dsy / max(s * c, mp.mpf(BCE_EPS)) * inv
             else:
                 raise ValueError(loss)
             total += term
@@ -165,6 +167,27 @@ def _ssl(X, labels, kernel, loss, args):
                 scale[j][k] += a * a2[k]
     return {"value": total * inv, "value_scale": total_abs * inv, "grad": grad, "grad_scale": scale, "A": A,
             "S": S}
+
+
+def _complement(x, S, kernel, args):
+    """1 - S_ij from its own formula (sigmoid: sigma(-p G); gaussian: -expm1(-d / 2 sigma^2); cosine:
+    (P - G) / P), so that it keeps its digits where S lies within 10^-DPS of 1."""
+    mp = _mp()
+    n = len(x)
+    out = [[None] * n for _ in range(n)]
+    for i in range(n):
+        for j in range(n):
+            if kernel == "sigmoid":
+                out[i][j] = 1 / (1 + mp.exp(mp.mpf(float(args[0])) * _dot(x[i], x[j])))
+            elif kernel == "gaussian":
+                p = mp.mpf(float(args[0]))
+                out[i][j] = -mp.expm1(-mp.fsum((a - b) ** 2 for a, b in zip(x[i], x[j])) / (2 * p * p))
+            elif kernel == "linear":
+                P = mp.sqrt(_dot(x[i], x[i])) * mp.sqrt(_dot(x[j], x[j])) + mp.mpf(COSINE_EPS)
+                out[i][j] = (P - _dot(x[i], x[j])) / P
+            else:
+                out[i][j] = 1 - S[i][j]
+    return out
 
 
 def _partials(x, S, kernel, args, i, j, absolute=False):
@@ -195,7 +218,13 @@ def _partials(x, S, kernel, args, i, j, absolute=False):
     if kernel == "polynomial":
         dS = mp.mpf(0) if p == 0 else p * g ** (p - 1)
     else:  # sigmoid
-        dS = p * S[i][j] * (1 - S[i][j])
-    if absolute:
-        return [abs(dS * b) for b in xj], [abs(dS * a) for a in xi]
+        dS = p * S[i][j] / (1 + mp.exp(p * g))  # S (1 - S) with 1 - S = sigma(-p g), not by subtraction
+    if absolute:  # with the first-order effect of G's rounding (scale sum_k |x_ik x_jk|) on the derivative
+        sg = mp.fsum(abs(a * b) for a, b in zip(xi, xj))
+        if kernel == "polynomial":
+            d2 = mp.mpf(0) if p in (0, 1) else p * (p - 1) * g ** (p - 2)
+        else:
+            d2 = p * dS * (1 - 2 * S[i][j])
+        c = abs(dS) + abs(d2) * sg
+        return [c * abs(b) for b in xj], [c * abs(a) for a in xi]
     return [dS * b for b in xj], [dS * a for a in xi]

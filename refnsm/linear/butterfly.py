@@ -160,6 +160,16 @@ class Butterfly(ButterflyLinear):
     ``compat="neuromancer"``: the bias is a single scalar of shape (1,) added to every output, which is what
     neuromancer's ``torch.Tensor((out_size,))`` creates (a tensor holding the *value* out_size, not a tensor of that
     shape); the same bug gives ``ButterflyLinear`` its scalar bias.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.Butterfly(4, 4, rng=0)
+    >>> m.forward(np.ones((2, 4))).shape
+    (2, 4)
+    >>> isinstance(m, L.LinearBase)
+    True
     """
 
     _twiddle_key = "twiddle"

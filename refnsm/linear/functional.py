@@ -74,6 +74,16 @@ def eig_vjp(grad_w, grad_v, W, *, rtol: float = 1e-10):
     gauge-invariant information, so a loss that depends on the eigenvectors' phase has no gradient (as torch).
     Degenerate case: with repeated eigenvalues (relative gap below ``rtol``) the eigenvector term is undefined and
     ``grad_v`` raises ``ValueError``; the eigenvalue term alone still needs V invertible (a defective W raises).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> W = np.diag([1.0, 2.0])
+    >>> gW = L.eig_vjp(np.array([1.0, 0.0]), np.zeros((2, 2)), W)   # d(lambda_0)/dW for a diagonal W
+    >>> np.round(gW.real, 6)
+    array([[1., 0.],
+           [0., 0.]])
     """
     W = as_float_array(W, "W", ndim=2, shape_hint="[n, n]")
     n = W.shape[0]

@@ -54,6 +54,7 @@ from .rules import hebbian_update
 from .solvers import kkt_residual, solve_nsm, solve_sm
 from .iteration import (Adam, ExponentialLR, IterationLossModule, IterationModule, SGD, StepLR)
 from .validation import extract_embeddings
+from .composite import FunctionalEncoder, GroupedConv2d, ReLU, Sequential, Sigmoid, Tanh
 
 __all__ = [
     "MultiSimilarityMatching", "SimilarityMatching", "SupervisedSimilarityMatching", "Diagnostics",
@@ -62,4 +63,5 @@ __all__ = [
     "similarity_matching_cost", "principal_angle_cosines", "subspace_error", "clustering_accuracy",
     "best_permutation_confusion",
     "IterationModule", "IterationLossModule", "SGD", "Adam", "StepLR", "ExponentialLR", "extract_embeddings",
+    "FunctionalEncoder", "ReLU", "Tanh", "Sigmoid", "Sequential", "GroupedConv2d",
 ]

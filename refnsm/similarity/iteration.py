@@ -42,6 +42,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from .. import _checks as C
+from ._diagnostics import Diagnostics
 
 __all__ = ["IterationModule", "IterationLossModule", "SGD", "Adam", "StepLR", "ExponentialLR",
            "OPTIMIZERS", "SCHEDULERS"]
@@ -82,7 +83,18 @@ class _Optimizer:
 
 class SGD(_Optimizer):
     """``torch.optim.SGD`` in NumPy: ``SGD(params, lr, momentum=0, dampening=0, weight_decay=0, nesterov=False,
-    maximize=False)``; :meth:`step` takes ``{key: gradient}`` and updates ``params`` in place."""
+    maximize=False)``; :meth:`step` takes ``{key: gradient}`` and updates ``params`` in place.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> params = {"w": np.array([1.0, -2.0])}
+    >>> opt = sim.SGD(params, lr=0.1)
+    >>> opt.step({"w": np.array([1.0, 1.0])})   # in place: w - lr * grad
+    >>> params["w"]
+    array([ 0.9, -2.1])
+    """
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False):
@@ -114,7 +126,18 @@ class SGD(_Optimizer):
 
 class Adam(_Optimizer):
     """``torch.optim.Adam`` in NumPy: ``Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
-    amsgrad=False, maximize=False)`` (L2 ``weight_decay`` added to the gradient, as torch's Adam, not AdamW)."""
+    amsgrad=False, maximize=False)`` (L2 ``weight_decay`` added to the gradient, as torch's Adam, not AdamW).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> params = {"w": np.array([1.0, -2.0])}
+    >>> opt = sim.Adam(params, lr=0.1)
+    >>> opt.step({"w": np.array([1.0, -1.0])})   # the first Adam step moves each entry by about lr
+    >>> np.round(params["w"], 6)
+    array([ 0.9, -1.9])
+    """
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
                  amsgrad: bool = False, maximize: bool = False):
@@ -181,7 +204,20 @@ class _Scheduler:
 
 class StepLR(_Scheduler):
     """``torch.optim.lr_scheduler.StepLR(optimizer, step_size, gamma=0.1)``: multiply the learning rate by ``gamma``
-    every ``step_size`` scheduler steps (torch's chainable form)."""
+    every ``step_size`` scheduler steps (torch's chainable form).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> opt = sim.SGD({"w": np.zeros(1)}, lr=1.0)
+    >>> sched = sim.StepLR(opt, step_size=2, gamma=0.5)
+    >>> for _ in range(4):
+    ...     sched.step()
+    ...
+    >>> opt.lr   # halved every 2 steps
+    0.25
+    """
 
     def __init__(self, optimizer, step_size: int, gamma: float = 0.1):
         self.step_size = C.check_int(step_size, "step_size", minimum=1)
@@ -194,7 +230,19 @@ class StepLR(_Scheduler):
 
 class ExponentialLR(_Scheduler):
     """``torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma)``: multiply the learning rate by ``gamma`` at every
-    scheduler step."""
+    scheduler step.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> opt = sim.SGD({"w": np.zeros(1)}, lr=1.0)
+    >>> sched = sim.ExponentialLR(opt, gamma=0.5)
+    >>> sched.step()
+    >>> sched.step()
+    >>> opt.lr
+    0.25
+    """
 
     def __init__(self, optimizer, gamma: float):
         self.gamma = C.check_real(gamma, "gamma", nonnegative=True)
@@ -213,7 +261,25 @@ class IterationModule:
     """pynsm's ``IterationModule``: ``forward(*args)`` calls :meth:`iteration` until ``max_iterations`` steps, a
     truthy ``"iteration"`` hook or :meth:`converged` (see the module docstring for the exact order).  Override
     :meth:`iteration` (required), :meth:`converged`, :meth:`pre_iteration` and :meth:`post_iteration` (its return
-    value is ``forward``'s)."""
+    value is ``forward``'s).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> class Halve(sim.IterationModule):
+    ...     def pre_iteration(self, x):
+    ...         self.y = float(x)
+    ...     def iteration(self, x):
+    ...         self.y /= 2
+    ...     def converged(self, x):
+    ...         return self.y < 1
+    ...     def post_iteration(self, x):
+    ...         return self.y
+    ...
+    >>> Halve(max_iterations=100).forward(10.0)   # 10 -> 5 -> 2.5 -> 1.25 -> 0.625
+    0.625
+    """
 
     def __init__(self, max_iterations: int = 1000):
         self.max_iterations = C.check_int(max_iterations, "max_iterations", minimum=0)
@@ -284,6 +350,24 @@ class IterationLossModule(IterationModule):
     Override :meth:`iteration_parameters` (a dict of arrays the loop updates in place) and either
     :meth:`iteration_loss` (returning ``(loss, grads)``, the hand-derived gradient of the loss with respect to
     each iteration parameter) or :meth:`iteration_set_gradients` (returning the gradients directly).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> class Root(sim.IterationLossModule):   # minimise (y - 3)^2 by gradient steps on y
+    ...     def pre_iteration(self):
+    ...         self.y = np.zeros(1)
+    ...         super().pre_iteration()
+    ...     def iteration_parameters(self):
+    ...         return {"y": self.y}
+    ...     def iteration_set_gradients(self):
+    ...         return {"y": 2 * (self.y - 3.0)}
+    ...     def post_iteration(self):
+    ...         return self.y
+    ...
+    >>> np.round(Root(iteration_lr=0.25, max_iterations=50).forward(), 6)
+    array([3.])
     """
 
     def __init__(self, iteration_optimizer="sgd", iteration_scheduler=None, iteration_lr: float = 1.0,
@@ -345,3 +429,139 @@ def _factory(spec, name, table):
     if callable(spec):
         return spec
     raise TypeError(f"{name}: expected one of {tuple(table)} or a callable, got {C._describe(spec)}")
+
+
+# ------------------------------------------------------------------------------------ the built-in circuits
+class _CircuitIterationPoints:
+    """pynsm's override points on the built-in circuits (:class:`~refnsm.similarity.MultiSimilarityMatching` and
+    subclasses), with the same meaning as in :class:`IterationLossModule`.
+
+    ``forward`` runs the fused Numba loop unless an iteration optimizer other than plain SGD, a scheduler, or a
+    subclass's override of one of these methods asks for the step-by-step loop; that loop calls them in pynsm's
+    order (``pre_iteration``, then ``iteration`` and ``converged`` per step, then ``post_iteration``), with the
+    hooks where pynsm calls them.  Each may also be called directly, as in pynsm.
+    """
+
+    _POINTS = ("pre_iteration", "iteration", "converged", "post_iteration", "iteration_parameters",
+               "iteration_set_gradients", "iteration_loss")
+
+    def _init_iteration_plugins(self, iteration_optimizer, iteration_scheduler, it_optim_kwargs, it_sched_kwargs):
+        self.it_construct_optim = _factory(iteration_optimizer, "iteration_optimizer", OPTIMIZERS)
+        self.it_construct_sched = (None if iteration_scheduler is None else
+                                   _factory(iteration_scheduler, "iteration_scheduler", SCHEDULERS))
+        for name, d in (("it_optim_kwargs", it_optim_kwargs), ("it_sched_kwargs", it_sched_kwargs)):
+            if d is not None and not isinstance(d, Mapping):
+                raise TypeError(f"{name}: expected None or a dict of keyword arguments, got {C._describe(d)}")
+        self.it_optim_kwargs = dict(it_optim_kwargs or {})
+        self.it_sched_kwargs = dict(it_sched_kwargs or {})
+        self.iteration_optimizer = None
+        self.iteration_scheduler = None
+        self.last_iteration_loss = None
+
+    def _uses_python_iteration(self) -> bool:
+        plain = (self.it_construct_optim is SGD and self.it_construct_sched is None
+                 and set(self.it_optim_kwargs) <= {"lr"} and self.it_optim_kwargs.get("lr", self.iteration_lr)
+                 == self.iteration_lr)
+        overridden = any(getattr(type(self), p) is not getattr(_CircuitIterationPoints, p) for p in self._POINTS)
+        return not plain or overridden
+
+    # ---- the override points (state: the internal drive D and output Y, [B*S, m]) ----
+    def pre_iteration(self, *xs):
+        """Encode the inputs, start from y = 0 and build the iteration optimizer and scheduler (pynsm's)."""
+        if self._device != "cpu":
+            raise NotImplementedError("device: the step-by-step iteration (optimizers, schedulers, overridden "
+                                      "iteration methods) runs on the CPU only; use device='cpu'")
+        enc = self._encode_all(xs, need_cache=False)
+        self._D, self._yshape = enc.D, enc.shape
+        self._Y = np.zeros(enc.D.shape, enc.D.dtype)
+        self._it_last = None
+        self._it_change = 0.0
+        kw = dict(self.it_optim_kwargs)
+        kw.setdefault("lr", self.iteration_lr)
+        self.iteration_optimizer = self.it_construct_optim(self.iteration_parameters(), **kw)
+        self.iteration_scheduler = (None if self.it_construct_sched is None else
+                                    self.it_construct_sched(self.iteration_optimizer, **self.it_sched_kwargs))
+
+    def iteration_parameters(self) -> dict:
+        """``{"y": Y}``: the output being iterated, internal layout [B*S, m], updated in place."""
+        return {"y": self._Y}
+
+    def iteration_loss(self, *xs):
+        r"""pynsm's iteration loss :math:`\tfrac12\sum y^\top My - \sum y^\top b` and its gradient
+        :math:`My - b` (``(loss, {"y": grad})``)."""
+        MY = self._Y @ self.M.T
+        return 0.5 * float(np.vdot(self._Y, MY)) - float(np.vdot(self._Y, self._D)), {"y": MY - self._D}
+
+    def iteration_set_gradients(self, *xs) -> dict:
+        """The gradient of the step, :math:`My - b` (pynsm sets it by hand too, without evaluating the loss)."""
+        return {"y": self._Y @ self.M.T - self._D}
+
+    def iteration(self, *xs):
+        """One step: gradient, optimizer step, scheduler step, projection."""
+        self.iteration_optimizer.step(self.iteration_set_gradients(*xs))
+        if self.iteration_scheduler is not None:
+            self.iteration_scheduler.step()
+        proj = self.iteration_projection
+        if proj == "relu":
+            np.maximum(self._Y, 0.0, out=self._Y)
+        elif proj is not None:
+            out = np.asarray(proj(_from_internal_copy(self._Y, self._yshape)))
+            if out.shape != tuple(self._yshape):
+                raise ValueError(f"iteration_projection: expected it to return shape {tuple(self._yshape)}, got "
+                                 f"{out.shape}")
+            self._Y[...] = _to_internal_copy(out.astype(self.dtype, copy=False))
+
+    def converged(self, *xs) -> bool:
+        """pynsm's rule: ``max|y - y_prev| < tol`` from the second step on."""
+        done = False
+        if self._it_last is not None:
+            diff = np.abs(self._Y - self._it_last)
+            self._it_change = float(np.nan) if np.isnan(diff).any() else float(diff.max(initial=0.0))
+            done = self._it_change < self.tol
+        self._it_last = self._Y.copy()
+        return done
+
+    def post_iteration(self, *xs):
+        """The output ``y`` of shape [B, m, S1..Sk] (a new array)."""
+        return _from_internal_copy(self._Y, self._yshape)
+
+    def _forward_iterations(self, *xs):
+        for h in self.hooks["pre"]:
+            h(self)
+        self.iteration_idx = -1
+        self.pre_iteration(*xs)
+        iters, converged, by_hook = 0, False, False
+        for i in range(self.max_iterations):
+            self.iteration_idx = i
+            self.iteration(*xs)
+            iters = i + 1
+            if any(h(self) for h in self.hooks["iteration"]):
+                by_hook = True
+                break
+            if self.converged(*xs):
+                converged = True
+                break
+        energy, _ = self.iteration_loss(*xs)
+        y = self.post_iteration(*xs)
+        proj = self.iteration_projection
+        Z = self._Y - (self._Y @ self.M.T - self._D)
+        P = (np.maximum(Z, 0.0) if proj == "relu" else Z if proj is None else
+             _to_internal_copy(np.asarray(proj(_from_internal_copy(Z, self._yshape))).astype(self.dtype, copy=False)))
+        self.diagnostics = Diagnostics(int(iters), float(self._it_change), bool(converged), by_hook,
+                                       float(np.max(np.abs(self._Y - P), initial=0.0)), float(energy),
+                                       not bool(np.isfinite(self._Y).all()))
+        for h in self.hooks["post"]:
+            h(self)
+        return y
+
+
+def _from_internal_copy(Y, shape):
+    from .encoders import _from_internal
+
+    return np.array(_from_internal(Y, shape), copy=True)
+
+
+def _to_internal_copy(a):
+    from .encoders import _to_internal
+
+    return np.ascontiguousarray(_to_internal(a))

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -56,6 +55,8 @@ from . import _kernels
 from . import _ops
 from . import fused
 from .encoders import DEVICES, Encoder, Linear, _from_internal, _internal_view, _to_internal
+from ._diagnostics import Diagnostics
+from .iteration import _CircuitIterationPoints
 
 __all__ = ["MultiSimilarityMatching", "SimilarityMatching", "SupervisedSimilarityMatching", "Diagnostics"]
 
@@ -64,54 +65,13 @@ HOOK_KINDS = ("pre", "iteration", "post")
 COMPAT = (None, "pynsm")
 
 
-@dataclass
-class Diagnostics:
-    """What the fast dynamics did in the last ``forward``.
-
-    Attributes
-    ----------
-    iterations : int
-        Updates run (pynsm's ``iteration_idx + 1``).
-    max_change : float
-        :math:`\\max|y^{t+1} - y^t|` of the last update (NaN if it was NaN; 0.0 when no update ran).
-    converged : bool
-        The ``tol`` rule stopped the loop.
-    stopped_by_hook : bool
-        An iteration hook returned a truthy value.
-    residual : float
-        Fixed-point residual of the final state, :math:`\\max|y - P(y - (My - b))|`: the KKT natural residual for
-        NSM (ReLU), :math:`\\max|My - b|` for SM.
-    energy : float
-        :math:`\\tfrac12 \\sum y \\odot My - \\sum y \\odot b` of the final state (summed over samples and positions).
-    diverged : bool
-        The final state holds NaN or Inf.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from refnsm import similarity as sim
-    >>> model = sim.SimilarityMatching(sim.Linear(3, 2, rng=0), 2, max_iterations=5)
-    >>> y = model.forward(np.ones((2, 3)))
-    >>> model.diagnostics.iterations
-    5
-    """
-
-    iterations: int
-    max_change: float
-    converged: bool
-    stopped_by_hook: bool
-    residual: float
-    energy: float
-    diverged: bool
-
-
 class _Encoded:
     """The encodings of one call: drive ``D`` ``[m, T]`` and per-encoder internal encodings and caches."""
 
     __slots__ = ("active", "U", "cache", "shape", "D", "B", "S", "n_inputs", "on_device")
 
 
-class MultiSimilarityMatching:
+class MultiSimilarityMatching(_CircuitIterationPoints):
     r"""Multi-input similarity-matching circuit (pynsm ``MultiSimilarityMatching``).
 
     Parameters
@@ -135,6 +95,14 @@ class MultiSimilarityMatching:
     iteration_projection : None, "relu" or callable
         :math:`P`.  ``"relu"`` gives NSM and runs inside the Numba loop; a callable receives a fresh array of
         shape ``[B, m, S1..Sk]`` and must return one of that shape (runs at the Python level).
+    iteration_optimizer, iteration_scheduler, it_optim_kwargs, it_sched_kwargs : keyword-only
+        pynsm's iteration plug-ins (:mod:`refnsm.similarity.iteration`): ``"sgd"`` (default: plain steps of
+        ``iteration_lr``, the fused loop), ``"adam"``, or an optimizer class such as
+        :class:`~refnsm.similarity.SGD` with ``momentum`` in ``it_optim_kwargs``; a scheduler ``"step"`` /
+        ``"exponential"`` / class with ``it_sched_kwargs``.  Anything but plain SGD runs the step-by-step loop
+        through the override points (``pre_iteration``, ``iteration``, ``converged``, ``post_iteration``,
+        ``iteration_parameters``, ``iteration_set_gradients``, ``iteration_loss``), which a subclass may also
+        override to build another circuit.
     compat : None or "pynsm"
         ``"pynsm"`` reproduces pynsm 1.0.1's loss exactly, bugs included (``docs/upstream_differences.md``): with two or more active
         encoders the first active encoding is overwritten by the sum (so "whiten" on it penalises
@@ -175,7 +143,8 @@ class MultiSimilarityMatching:
     _input_names: Sequence[str] | None = None
 
     def __init__(self, encoders, out_channels, tau=0.1, tol=0.0, max_iterations=40, regularization="weight",
-                 iteration_lr=1.0, iteration_projection=None, *, compat=None, device="cpu"):
+                 iteration_lr=1.0, iteration_projection=None, *, compat=None, device="cpu",
+                 iteration_optimizer="sgd", iteration_scheduler=None, it_optim_kwargs=None, it_sched_kwargs=None):
         if isinstance(encoders, Encoder) or not isinstance(encoders, Sequence) or len(encoders) == 0:
             raise TypeError(f"encoders: expected a non-empty sequence of refnsm.similarity encoders, got {encoders!r}")
         for k, e in enumerate(encoders):
@@ -210,6 +179,7 @@ class MultiSimilarityMatching:
             raise ValueError(f"iteration_projection: expected None, 'relu' or a callable, got {iteration_projection!r}")
         _backend.check_compat(compat, COMPAT)
         _backend.check_device(device)
+        self._init_iteration_plugins(iteration_optimizer, iteration_scheduler, it_optim_kwargs, it_sched_kwargs)
 
         self.encoders = list(encoders)
         self.out_channels = out_channels
@@ -365,6 +335,8 @@ class MultiSimilarityMatching:
         Inputs may be ``None`` (or left out at the end) to skip their encoder.  Fills :attr:`diagnostics`.
         With ``device="cuda"``, ``y`` is a device array if any input is one.
         """
+        if self._uses_python_iteration():  # pynsm's step-by-step loop (refnsm.similarity.iteration)
+            return self._forward_iterations(*xs)
         kernels, ops = self._device_modules()
         for h in self.hooks["pre"]:
             h(self)
@@ -668,13 +640,13 @@ class SimilarityMatching(MultiSimilarityMatching):
     _input_names = ("x",)
 
     def __init__(self, encoder, out_channels, tau=0.1, tol=0.0, max_iterations=40, regularization="weight",
-                 iteration_lr=1.0, iteration_projection=None, *, compat=None, device="cpu"):
+                 iteration_lr=1.0, iteration_projection=None, *, compat=None, device="cpu", **iteration_plugins):
         if not isinstance(encoder, Encoder):
             raise TypeError(f"encoder: expected a refnsm.similarity encoder, got {type(encoder).__name__}")
         if isinstance(regularization, Sequence) and not isinstance(regularization, str) and len(regularization) != 1:
             raise ValueError(f"regularization: expected 1 entry (one per encoder), got {len(regularization)}")
         super().__init__([encoder], out_channels, tau, tol, max_iterations, regularization, iteration_lr,
-                         iteration_projection, compat=compat, device=device)
+                         iteration_projection, compat=compat, device=device, **iteration_plugins)
 
     @property
     def encoder(self):
@@ -717,7 +689,7 @@ class SupervisedSimilarityMatching(MultiSimilarityMatching):
 
     def __init__(self, encoder, num_classes, out_channels, label_bias=False, tau=0.1, tol=0.0, max_iterations=40,
                  regularization=("weight", "whiten"), iteration_lr=1.0, iteration_projection=None, *, compat=None,
-                 rng=None, label_weight=None, label_bias_value=None, device="cpu"):
+                 rng=None, label_weight=None, label_bias_value=None, device="cpu", **iteration_plugins):
         if not isinstance(encoder, Encoder):
             raise TypeError(f"encoder: expected a refnsm.similarity encoder, got {type(encoder).__name__}")
         num_classes = _checks.check_int(num_classes, "num_classes", minimum=1)
@@ -733,7 +705,7 @@ class SupervisedSimilarityMatching(MultiSimilarityMatching):
                     break
             raise type(exc)(msg.replace("bias=False", "label_bias=False")) from None
         super().__init__([encoder, label_encoder], out_channels, tau, tol, max_iterations, regularization,
-                         iteration_lr, iteration_projection, compat=compat, device=device)
+                         iteration_lr, iteration_projection, compat=compat, device=device, **iteration_plugins)
         self._broadcast = [False, True]
         self.num_classes = num_classes
 

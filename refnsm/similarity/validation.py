@@ -30,6 +30,16 @@ def extract_embeddings(model, loader: Iterable, progress: Callable | None = None
     Returns
     -------
     SimpleNamespace with ``output`` (the outputs concatenated along axis 0) and ``label`` (the labels likewise).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> model = sim.SimilarityMatching(sim.Linear(3, 2, rng=0), 2)
+    >>> loader = [(np.ones((4, 3)), np.array([0, 1, 0, 1])), (np.zeros((2, 3)), np.array([1, 1]))]
+    >>> emb = sim.extract_embeddings(model, loader)
+    >>> emb.output.shape, emb.label.tolist()
+    ((6, 2), [0, 1, 0, 1, 1, 1])
     """
     run = getattr(model, "forward", model)
     if not callable(run):

@@ -230,6 +230,71 @@ def _kernels(dtype):
                 A[i, j] = d / (v if v > e else e) * scale
 
     @cuda.jit
+    def complement(X, G, x2, C, kind, pp, c):
+        # C = 1 - S without cancellation (sigmoid, gaussian), as _kernels.similarity_complement
+        j, i = cuda.grid(2)
+        if i < C.shape[0] and j < C.shape[1]:
+            if kind == 2:
+                z = pp * G[i, j]
+                C[i, j] = one / (one + (math.inf if z > 709.782712893384 else math.exp(z)))
+            elif i == j:
+                C[i, j] = zero
+            else:
+                sq = G[i, i] + G[j, j]
+                if (sq - two * G[i, j]) <= near_lim * sq:
+                    d = zero
+                    for k in range(X.shape[1]):
+                        t = X[i, k] - X[j, k]
+                        d += t * t
+                else:
+                    d = (x2[i] + x2[j]) - two * G[i, j]
+                C[i, j] = -math.expm1(-d / c)
+
+    @cuda.jit
+    def loss_terms_c(S, C, Y, loss, terms):
+        # as loss_terms with C = 1 - S given (_kernels.pairwise_loss_exact)
+        j, i = cuda.grid(2)
+        m = S.shape[1]
+        if i < S.shape[0] and j < m:
+            s = S[i, j]
+            t = Y[i, j]
+            cc = C[i, j]
+            d = -cc if t == one else s - t
+            if loss == 0:
+                terms[i * m + j] = d * d
+            elif loss == 1:
+                terms[i * m + j] = math.fabs(d)
+            else:
+                lc = math.log(cc) if cc > zero else floor
+                lc = lc if lc > floor else floor
+                # log S: from S itself where it is small, from C where S is near 1 (_kernels.pairwise_loss_exact)
+                if s < 0.5:
+                    ls = math.log(s) if s > zero else floor
+                else:
+                    ls = math.log1p(-cc) if cc < one else floor
+                ls = ls if ls > floor else floor
+                if t == zero:
+                    terms[i * m + j] = -lc
+                elif t == one:
+                    terms[i * m + j] = -ls
+                else:
+                    terms[i * m + j] = (t - one) * lc - t * ls
+
+    @cuda.jit
+    def loss_grad_c(S, C, Y, loss, scale, e, A):
+        j, i = cuda.grid(2)
+        if i < S.shape[0] and j < S.shape[1]:
+            t = Y[i, j]
+            d = -C[i, j] if t == one else S[i, j] - t
+            if loss == 0:
+                A[i, j] = two * d * scale
+            elif loss == 1:
+                A[i, j] = (one if d > 0 else (-one if d < 0 else zero)) * scale
+            else:
+                v = S[i, j] * C[i, j]
+                A[i, j] = d / (v if v > e else e) * scale
+
+    @cuda.jit
     def ce_steps(x, target, ignore_index, scale, want_grad, terms, grad):
         # one thread per (t, n, s): the log-sum-exp in float64, its loss term and its softmax gradient
         q = cuda.grid(1)
@@ -271,7 +336,8 @@ def _kernels(dtype):
     return dict(from_gram=from_gram, coupling=coupling, row_sums=row_sums, col_sums=col_sums,
                 gauss_combine=gauss_combine, sqrt_vec=sqrt_vec, sim_post=sim_post, cosine_bc=cosine_bc,
                 sim_rows=sim_rows, add_diag_scaled=add_diag_scaled, add_near_pairs=add_near_pairs,
-                loss_terms=loss_terms, loss_grad=loss_grad,
+                loss_terms=loss_terms, loss_grad=loss_grad, complement=complement, loss_terms_c=loss_terms_c,
+                loss_grad_c=loss_grad_c,
                 ce_steps=ce_steps, repeat_cols=repeat_cols)
 
 
@@ -431,6 +497,36 @@ def pairwise_loss_grad(S, Y, loss, g, bce_eps):
     return A
 
 
+def similarity_complement(X, G, kind, p):
+    """Twin of ``_kernels.similarity_complement``: C = 1 - S without cancellation (sigmoid, gaussian)."""
+    n = X.shape[0]
+    ft = _ft(X)
+    C = _empty((n, n), X.dtype)
+    x2 = prim.row_sqnorms(X) if kind == GAUSSIAN else _empty(1, X.dtype)
+    b, t = prim.grid2(n, n)
+    _k(X)["complement"][b, t](X, G, x2, C, kind, ft(p), ft(2.0 * p * p))
+    return C
+
+
+def pairwise_loss_exact(S, C, Y, loss, bce_eps):
+    """Twin of ``_kernels.pairwise_loss_exact``: the mean loss with C = 1 - S given."""
+    n, m = S.shape
+    terms = _empty(n * m, np.float64)
+    b, t = prim.grid2(n, m)
+    _k(S)["loss_terms_c"][b, t](S, C, Y, loss, terms)
+    return prim.sum_reduce(terms) / (n * m)
+
+
+def pairwise_loss_grad_exact(S, C, Y, loss, g, bce_eps):
+    """Twin of ``_kernels.pairwise_loss_grad_exact``: A = dL/dS with C = 1 - S given."""
+    n, m = S.shape
+    ft = _ft(S)
+    A = _empty(S.shape, S.dtype)
+    b, t = prim.grid2(n, m)
+    _k(S)["loss_grad_c"][b, t](S, C, Y, loss, ft(g / (n * m)), ft(bce_eps), A)
+    return A
+
+
 def label_matrix(L, dtype_like):
     """Twin of ``_kernels.label_matrix``: Y = min(L L^T, 1) formed in L's dtype, in ``dtype_like``'s dtype."""
     n = L.shape[0]
@@ -463,10 +559,17 @@ def spike_similar_loss_fused(X, G, L, kind, p, eps, exact_diagonal, loss, g, bce
             return 1, np.nan, empty
         if not in_unit_interval(Y):
             return 2, np.nan, empty
-    value = pairwise_loss(S, Y, loss, bce_eps)
-    if not want_grad:
-        return 0, value, empty
-    A = pairwise_loss_grad(S, Y, loss, g, bce_eps)
+    if exact_diagonal and (kind == SIGMOID or kind == GAUSSIAN):
+        C = similarity_complement(X, G, kind, p)
+        value = pairwise_loss_exact(S, C, Y, loss, bce_eps)
+        if not want_grad:
+            return 0, value, empty
+        A = pairwise_loss_grad_exact(S, C, Y, loss, g, bce_eps)
+    else:
+        value = pairwise_loss(S, Y, loss, bce_eps)
+        if not want_grad:
+            return 0, value, empty
+        A = pairwise_loss_grad(S, Y, loss, g, bce_eps)
     return 0, value, similarity_vjp(A, X, S, G, r, kind, p, eps)
 
 

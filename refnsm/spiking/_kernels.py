@@ -265,10 +265,22 @@ def similarity_vjp(A, X, S, G, r, kind, p, eps):
 
 
 @njit(cache=True)
+def _add(acc, comp, x):
+    """Neumaier's compensated sum: (acc, comp) after adding x; the total is acc + comp."""
+    t = acc + x
+    if abs(acc) >= abs(x):
+        comp += (acc - t) + x
+    else:
+        comp += (x - t) + acc
+    return t, comp
+
+
+@njit(cache=True)
 def pairwise_loss(S, Y, loss, bce_eps):
-    """mean over all N^2 entries of the elementwise loss between S and the target Y (float64 accumulator)."""
+    """mean over all N^2 entries of the elementwise loss between S and the target Y (float64, compensated sum:
+    within an ulp or so of the terms' scale whatever N)."""
     n, m = S.shape
-    acc = 0.0
+    acc, comp = 0.0, 0.0
     one = S.dtype.type(1.0)
     floor = S.dtype.type(-100.0)
     for i in range(n):
@@ -277,18 +289,19 @@ def pairwise_loss(S, Y, loss, bce_eps):
             t = Y[i, j]
             if loss == MSE:
                 d = s - t
-                acc += d * d
+                term = float(d * d)
             elif loss == L1:
-                acc += abs(s - t)
+                term = float(abs(s - t))
             else:  # torch's BCE: -(t max(log s, -100) + (1 - t) max(log1p(-s), -100))
                 # for a 0/1 target one term is multiplied by exactly 0 (and is finite, s being in [0, 1]): skip its log
                 if t == 0:
-                    acc -= max(np.log1p(-s), floor)
+                    term = -float(max(np.log1p(-s), floor))
                 elif t == one:
-                    acc -= max(np.log(s), floor)
+                    term = -float(max(np.log(s), floor))
                 else:
-                    acc += (t - one) * max(np.log1p(-s), floor) - t * max(np.log(s), floor)
-    return acc / (n * m)
+                    term = float((t - one) * max(np.log1p(-s), floor) - t * max(np.log(s), floor))
+            acc, comp = _add(acc, comp, term)
+    return (acc + comp) / (n * m)
 
 
 @njit(cache=True)
@@ -310,6 +323,92 @@ def pairwise_loss_grad(S, Y, loss, g, bce_eps):
             else:
                 s = S[i, j]
                 A[i, j] = d / max(s * (one - s), e) * scale
+    return A
+
+
+@njit(cache=True)
+def similarity_complement(X, G, kind, p):
+    """C = 1 - S without the cancellation of 1 - S, for the sigmoid (sigma(-p G)) and gaussian (-expm1(-d / 2 sigma^2),
+    d formed as in ``similarity_forward``) kernels, whose S can lie within far less than an ulp of 1 (a saturated
+    sigmoid rounds to exactly 1).  The losses use it for S - 1 (mse, l1 where Y = 1), log(1 - S) and S (1 - S)
+    (bce); see ``pairwise_loss_exact``."""
+    n = X.shape[0]
+    C = np.empty((n, n), dtype=X.dtype)
+    one = X.dtype.type(1.0)
+    pp = X.dtype.type(p)
+    if kind == SIGMOID:
+        for i in range(n):
+            for j in range(n):
+                C[i, j] = one / (one + np.exp(pp * G[i, j]))
+        return C
+    x2 = row_sqnorms(X)
+    two = X.dtype.type(2.0)
+    lim = X.dtype.type(NEAR)
+    c = X.dtype.type(2.0 * p * p)
+    for i in range(n):
+        for j in range(n):
+            if j == i:
+                C[i, j] = 0.0
+                continue
+            sq = G[i, i] + G[j, j]
+            if (sq - two * G[i, j]) <= lim * sq:
+                d = X.dtype.type(0.0)
+                for k in range(X.shape[1]):
+                    t = X[i, k] - X[j, k]
+                    d += t * t
+            else:
+                d = (x2[i] + x2[j]) - two * G[i, j]
+            C[i, j] = -np.expm1(-d / c)
+    return C
+
+
+@njit(cache=True)
+def pairwise_loss_exact(S, C, Y, loss, bce_eps):
+    """``pairwise_loss`` with C = 1 - S given (``similarity_complement``): S - Y is -C where Y = 1, log(1 - S) is
+    log(C) and log(S) is log1p(-C), so an S that rounds to 1 keeps its distance to 1."""
+    n, m = S.shape
+    acc, comp = 0.0, 0.0
+    one = S.dtype.type(1.0)
+    floor = S.dtype.type(-100.0)
+    for i in range(n):
+        for j in range(m):
+            s = S[i, j]
+            t = Y[i, j]
+            d = -C[i, j] if t == one else s - t
+            if loss == MSE:
+                term = float(d * d)
+            elif loss == L1:
+                term = float(abs(d))
+            else:
+                lc = max(np.log(C[i, j]), floor) if C[i, j] > 0 else floor
+                if t == 0:
+                    term = -float(lc)
+                else:  # log S: from S itself where it is small, from C where S is near 1
+                    ls = max(np.log(s) if s < 0.5 else np.log1p(-C[i, j]), floor)
+                    term = -float(ls) if t == one else -float(t * ls - (t - one) * lc)
+            acc, comp = _add(acc, comp, term)
+    return (acc + comp) / (n * m)
+
+
+@njit(cache=True)
+def pairwise_loss_grad_exact(S, C, Y, loss, g, bce_eps):
+    """``pairwise_loss_grad`` with C = 1 - S given: S - Y is -C where Y = 1, S (1 - S) is S C."""
+    n, m = S.shape
+    A = np.empty_like(S)
+    scale = S.dtype.type(g / (n * m))
+    two = S.dtype.type(2.0)
+    one = S.dtype.type(1.0)
+    e = S.dtype.type(bce_eps)
+    for i in range(n):
+        for j in range(m):
+            t = Y[i, j]
+            d = -C[i, j] if t == one else S[i, j] - t
+            if loss == MSE:
+                A[i, j] = two * d * scale
+            elif loss == L1:
+                A[i, j] = (one if d > 0 else (-one if d < 0 else S.dtype.type(0.0))) * scale
+            else:
+                A[i, j] = d / max(S[i, j] * C[i, j], e) * scale
     return A
 
 
@@ -356,10 +455,17 @@ def spike_similar_loss_fused(X, G, L, kind, p, eps, exact_diagonal, loss, g, bce
             return 1, np.nan, empty
         if not in_unit_interval(Y):
             return 2, np.nan, empty
-    value = pairwise_loss(S, Y, loss, bce_eps)
-    if not want_grad:
-        return 0, value, empty
-    A = pairwise_loss_grad(S, Y, loss, g, bce_eps)
+    if exact_diagonal and (kind == SIGMOID or kind == GAUSSIAN):
+        C = similarity_complement(X, G, kind, p)
+        value = pairwise_loss_exact(S, C, Y, loss, bce_eps)
+        if not want_grad:
+            return 0, value, empty
+        A = pairwise_loss_grad_exact(S, C, Y, loss, g, bce_eps)
+    else:
+        value = pairwise_loss(S, Y, loss, bce_eps)
+        if not want_grad:
+            return 0, value, empty
+        A = pairwise_loss_grad(S, Y, loss, g, bce_eps)
     return 0, value, similarity_vjp(A, X, S, G, r, kind, p, eps)
 
 

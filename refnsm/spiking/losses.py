@@ -466,6 +466,12 @@ def spike_similar_loss(spikes, labels, kernel_type="linear", loss_type="mse", *a
     cross-entropy (``bce``: :math:`-[Y\max(\log S,-100) + (1-Y)\max(\log(1-S),-100)]`).  The linear kernel is
     cosine-normalised (:func:`spike_similarity_matrix`).  Every pair counts, the diagonal included.
 
+    For the sigmoid and gaussian kernels, :math:`1 - S` is taken from the kernel's own formula
+    (:math:`\sigma(-\alpha G)`, :math:`-\mathrm{expm1}(-\|x_i - x_j\|^2/2\sigma^2)`) wherever the loss needs it
+    (:math:`S - Y` at :math:`Y = 1`, :math:`\log(1 - S)`, :math:`S(1 - S)`), not by subtraction: an :math:`S`
+    within an ulp of 1 (a saturated sigmoid, near rows) keeps its distance to 1 (``docs/accuracy.md``).
+    ``compat="spikingjelly"`` keeps torch's :math:`1 - S`.
+
     Parameters
     ----------
     spikes : array_like, shape [N, ...]

@@ -47,6 +47,7 @@ NOT_CALLED = {
     "similarity.IterationModule": "base class to subclass (pynsm's IterationModule: iteration() must be overridden)",
     "similarity.IterationLossModule": "base class to subclass (loss() must be overridden)",
     "hopfield.initializers": "submodule (its initialisers are reached through HopfieldSynapse(weight_init=...))",
+    "similarity.FunctionalEncoder": "base class to subclass (an encoder defined by a function and its VJP)",
     "similarity.extract_embeddings": "driver over a user model and data loader (no array arguments of its own)",
 }
 
@@ -211,6 +212,23 @@ def specs():  # noqa: PLR0915 - one table
                                    A("rng", 0, "rng", keyword=True)]))
     add("similarity.Identity", Spec("Identity()", lambda dtype: SIM.Identity(dtype=dtype).dtype,
                                     [A("dtype", np.float64, "dtype", keyword=True)]))
+
+    for act in ("ReLU", "Tanh", "Sigmoid"):
+        if hasattr(SIM, act):
+            add(f"similarity.{act}",
+                Spec(f"{act}()", lambda dtype, act=act: getattr(SIM, act)(dtype=dtype).dtype,
+                     [A("dtype", np.float64, "dtype", keyword=True)]),
+                Spec(f"{act}.forward", lambda obj, x: obj.forward(x), [A("x", x, "array", skip=("rank+1", "rank-1"))],
+                     make=lambda act=act: getattr(SIM, act)()))
+    if hasattr(SIM, "Sequential"):
+        add("similarity.Sequential",
+            Spec("Sequential.forward", lambda obj, x: obj.forward(x), [A("x", x, "array", skip=("rank+1",))],
+                 make=lambda: SIM.Sequential(SIM.Linear(3, 2, rng=0), SIM.ReLU()), state=_params_state))
+    if hasattr(SIM, "GroupedConv2d"):
+        add("similarity.GroupedConv2d",
+            Spec("GroupedConv2d()", lambda i, o, k, groups, rng: SIM.GroupedConv2d(i, o, k, groups=groups, rng=rng).params,
+                 [A("in_channels", 2, "int"), A("out_channels", 2, "int"), A("kernel_size", 2, "int"),
+                  A("groups", 2, "int", keyword=True), A("rng", 0, "rng", keyword=True)]))
 
     def sm_model():
         return SIM.SimilarityMatching(SIM.Linear(3, 2, rng=0), 2, max_iterations=5)

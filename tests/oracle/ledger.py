@@ -28,23 +28,16 @@ FAMILIES = ["spiking", "hopfield", "regularization", "linear", "similarity"]
 #: why a row misses the goal, where that is understood and cannot be done better (or is not fixed yet)
 REASONS = {
     ("spike_similar_loss[linear", "bce", "duplicate and silent rows"):
-        "BCE of a cosine within 1e-8 of 1: `log(1 - S)` and `S(1 - S)` are formed from the rounded S, whose "
-        "relative error eps becomes eps/(1 - S) ~ 1e8 eps in `1 - S`; the terms' scale cannot see it (it is the "
-        "condition of `log(1 - S)` in S).  Upstream is as far off on the same inputs.  Doing better needs "
-        "`1 - S` formed without forming S (`(r_i r_j + eps - G_ij)/(r_i r_j + eps)`, itself cancelling); not done.",
-    ("spike_similar_loss[gaussian", "bce", "real-valued, near rows"):
-        "BCE of a gaussian similarity within ~1e-7 of 1 (rows 1e-3 apart): the same condition of `log(1 - S)` and "
-        "`1/(S(1 - S))` in the rounded S as for the cosine; upstream is as far off or refuses the input.",
+        "BCE of a cosine within 1e-8 of 1 (equal rows of different labels: `S = r^2/(r^2 + 1e-8)`): `log(1 - S)` "
+        "and `S(1 - S)` are formed from the rounded S, whose relative error eps becomes eps/(1 - S) ~ 1e8 eps in "
+        "`1 - S` (the condition of `log(1 - S)` in S, which the terms' scale does not see).  Upstream is as far off "
+        "on the same inputs.  `1 - S = (r_i r_j + 1e-8 - G_ij)/(r_i r_j + 1e-8)` cancels as badly "
+        "(`fl(sqrt(n))^2 != n`), so doing better needs the equal rows recognised; not done.",
     ("spike_similar_loss[sigmoid,40.0", "bce", ""):
-        "saturated sigmoid: S rounds to exactly 1, so `log(1 - S)` is clamped at -100 where the exact value is "
-        "about -alpha G = -40 (and `S - Y`, `S(1 - S)` vanish in the gradient); upstream, which forms S the same "
-        "way, is as far off.  Doing better needs `1 - S = sigma(-alpha G)` carried alongside S into the loss; not "
-        "done.",
-    ("spike_similar_loss[sigmoid,40.0", "", ""):
-        "saturated sigmoid (alpha G up to ~80): S rounds to exactly 1, so the loss derivative `2(S - Y)` or "
-        "`sign(S - Y)` is formed from `S - 1 = 0` where the exact value is ~-1e-35: the gradient's relative error "
-        "is 1 whatever the term scale (the kernel's own derivative `S sigma(-alpha G)` is now exact).  Upstream is "
-        "the same.  Doing better needs `1 - S` carried into the loss; not done.",
+        "float32, saturated sigmoid (`alpha G` beyond ~87): with BCE the gradient is `alpha A S (1 - S)` with "
+        "`A ~ 1/eps_b`, and `1 - S = sigma(-alpha G)` falls below float32's normal range, so it is flushed to a "
+        "subnormal or 0 where the exact gradient is still representable.  Upstream is off by up to 1/eps on the same "
+        "inputs (it forms `1 - S` by subtraction).  Doing better needs `1 - S` carried as a logarithm; not done.",
 }
 
 
@@ -195,6 +188,7 @@ def render(rows, seeds, seconds):
               "| function | dtype | err | where | reason |", "|---|---|---|---|---|"]
     for r, why in exceptions:
         lines.append(f"| `{r['name']}` | {r['dtype']} | {_fmt(r['err'])} | {r['where']} | {why} |")
+    lines += ["", "## Golden cases: certified error", ""] + _golden_section()
     lines += ["", "## Not covered", "",
               "The public names of each family that the oracle does not evaluate yet (computed from the family's "
               "`__all__` and each oracle module's `COVERS`; constants, result types and non-numerical helpers "
@@ -204,6 +198,28 @@ def render(rows, seeds, seconds):
         lines.append(f"| {fam} | " + ", ".join(f"`{n}`" for n in _uncovered(fam)) + " |")
     lines.append("")
     return "\n".join(lines)
+
+
+def _golden_section():
+    """The float64 expected values of the golden cases the oracle covers, against the exact answer."""
+    try:
+        import refnsm.golden as golden
+    except ImportError:
+        return ["`refnsm.golden` is not importable here; no golden case is certified."]
+    from oracle.golden import certify
+
+    res = certify(golden.cases())
+    cov = [(n, e) for n, e in res if e is not None]
+    out = [f"{len(cov)} of the {len(res)} golden cases (suite {golden.SUITE_VERSION}) are single calls of functions the "
+           "oracle covers (`tests/oracle/golden.py`); their expected float64 values, against the exact answer "
+           f"(eps of the term scale): worst {_fmt(max((e for _, e in cov), default=0.0))}.  The cases above "
+           f"{GOAL[np.dtype(np.float64)]:g} eps:", ""]
+    bad = sorted([(n, e) for n, e in cov if e > GOAL[np.dtype(np.float64)]], key=lambda t: -t[1])
+    out += ["| golden case | certified error (eps) |", "|---|---|"] + [f"| `{n}` | {_fmt(e)} |" for n, e in bad]
+    if not bad:
+        out.append("| (none) | |")
+    out += ["", "Every certified case: " + ", ".join(f"`{n}` {_fmt(e)}" for n, e in cov) + "."]
+    return out
 
 
 def _uncovered(fam):

@@ -16,7 +16,9 @@ where :math:`\varepsilon` is the machine epsilon of the result's dtype and :math
 scale in the same row (the last axis) as entry :math:`e`: an entry whose own terms are all 0 (a feature no
 sample uses) is judged against its row, so one does not get an infinite error from a rounding that is tiny next
 to the rest of the sample's gradient.  :math:`e` is in units of :math:`\varepsilon`; a correctly rounded result
-has :math:`e \le 1/2` on every entry.
+has :math:`e \le 1/2` on every entry.  The denominator never falls below the dtype's smallest normal number: an
+exact result below it (a float32 gradient of 1e-70) has no relative accuracy in that dtype, and rounding it to 0 is
+correct.
 
 The *conditioning* reported alongside is :math:`\kappa = \max_e s_e / |y_e|` over the entries with
 :math:`y_e \ne 0` (the condition number of the final summation; 1 when no terms cancel).  It is a property of the
@@ -58,7 +60,7 @@ def error_in_eps(computed, exact, scale, dtype=None):
         row = s
     else:
         row = np.max(s, axis=-1, keepdims=True) if c.ndim >= 1 else s
-    den = np.maximum(s, row) * eps(dtype)
+    den = np.maximum(np.maximum(s, row) * eps(dtype), np.finfo(dtype).tiny)
     with np.errstate(divide="ignore", invalid="ignore"):
         e = np.where(diff == 0, 0.0, diff / den)
     e = np.where(np.isnan(e), np.inf, e)

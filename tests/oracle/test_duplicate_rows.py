@@ -78,3 +78,18 @@ def test_cuda_twin_exact_on_near_rows(dtype):
     ex = osp.ssl_exact(X, lab, "gaussian", "mse", (0.3,))
     assert error_in_eps(g, *ex["grad"])[0] <= GOAL_EPS
     assert error_in_eps(v, *ex["value"])[0] <= GOAL_EPS
+
+
+@pytest.mark.parametrize("kernel, args, loss", [("sigmoid", (40.0,), "mse"), ("gaussian", (2.0,), "bce")])
+def test_cuda_twin_uses_one_minus_s_from_the_kernel(kernel, args, loss):
+    from cuda_support import MODE
+
+    from oracle import spiking as osp
+
+    if MODE is None:
+        pytest.skip("no GPU here and the simulator is off in this process (make test turns it on)")
+    X, lab = osp._near_rows(np.random.default_rng(22), np.float64)
+    v, g = sp.spike_similar_loss_value_and_grad(X, lab, kernel, loss, *args, device="cuda")
+    ex = osp.ssl_exact(X, lab, kernel, loss, args)
+    assert error_in_eps(g, *ex["grad"])[0] <= GOAL_EPS
+    assert error_in_eps(v, *ex["value"])[0] <= GOAL_EPS
