@@ -8,13 +8,13 @@ Steps (each in a subprocess with its own time limit; the whole run is capped at 
 2. ``tests``    every CUDA test (``tests/test_cuda_*.py``) **on the hardware**: ``NUMBA_ENABLE_CUDASIM`` unset, so
                 the kernels are compiled by NVVM and launched on the GPU, and the PTX-compilation tests run.
 3. ``golden``   the golden suite with ``device="cuda"`` when ``refnsm.golden`` exists (it calls
-                ``refnsm.golden.run(device="cuda")``); otherwise reported as skipped.
+                ``refnsm.golden.run(device="cuda")`` and reads ``report.ok``); otherwise reported as skipped.
 4. ``bench``    ``benchmarks/bench_cuda.py`` (refnsm GPU against refnsm CPU; writes ``benchmarks/results/cuda.md``).
 
 It prints one summary (step, status, seconds, detail) and exits non-zero if a step failed.
 
 ``--quick`` is the CI mode, under ``NUMBA_ENABLE_CUDASIM=1`` on any machine: the same steps, each as small as
-possible (the backend tests; the golden step; the benchmark's case lists at their tiny size, run and compared once
+possible (the backend tests; four golden cases; the benchmark's case lists at their tiny size, run and compared once
 by ``tests/test_bench_cuda_cases.py`` since timings under the simulator mean nothing), so that the script itself
 cannot first break on the GPU machine.  ``make test`` already runs every CUDA test under the simulator.
 """
@@ -112,10 +112,12 @@ def main(argv=None):
                   "import refnsm.golden as g\n"
                   "run = getattr(g, 'run', None)\n"
                   "if run is None:\n    print('FAIL: refnsm.golden has no run(device=...)'); sys.exit(1)\n"
-                  "r = run(device='cuda')\n"
+                  # quick: the cheapest case of four functions, float64 (the whole sweep is make test's business)
+                  f"kw = dict(cases=g.cheapest_per_function()[:4], dtype='float64') if {quick!r} else {{}}\n"
+                  "r = run(device='cuda', **kw)\n"
                   "print(f'golden suite with device=cuda: {r}')\n"
                   "sys.exit(0 if (r is None or getattr(r, 'ok', r) not in (False, 0)) else 1)\n")
-        out = step("golden", [py, "-c", golden], 30 if quick else 150)
+        out = step("golden", [py, "-c", golden], 60 if quick else 180)
         if out is not None and results[-1][1] == "PASS" and out.strip().startswith("skipped"):
             results[-1] = (results[-1][0], "SKIPPED", results[-1][2], _tail(out))
         # 4. the benchmark

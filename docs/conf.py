@@ -103,7 +103,9 @@ if not (GENERATED / "checks_toctree.rst.inc").exists() or (GENERATED / "checks_t
 # --- HTML
 html_theme = "pydata_sphinx_theme"
 html_title = f"refnsm {release}"
-html_static_path = ["_static"]
+# No static files of our own (an empty _static/ would not survive a clone, and sphinx -W fails on a missing path);
+# MathJax is copied in by sphinx-mathjax-offline.
+html_static_path = []
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
@@ -113,4 +115,4 @@ html_theme_options = {
 }
 html_show_sourcelink = False
 html_last_updated_fmt = None
-mathjax_path = "mathjax/tex-chtml.js"  # served from _static/mathjax (sphinx-mathjax-offline), no CDN
+mathjax_path = "mathjax/tex-chtml.js"  # served from the build's _static/mathjax (sphinx-mathjax-offline), no CDN

@@ -212,6 +212,12 @@ def _HelpFormatter(prog):  # plain text, the command names in one column
 def main(argv=None) -> int:
     from . import __version__
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["golden"]:  # its own parser (refnsm/golden/_cli.py), so that `golden --help` and options pass
+        from .golden._cli import main as golden_main
+
+        return golden_main(argv[1:])
+
     parser = argparse.ArgumentParser(prog="python -m refnsm", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"refnsm {__version__}")

@@ -21,11 +21,7 @@ import numpy as np
 from . import _policy
 from ._case import Case
 
-FAMILIES = ("spiking", "similarity", "hopfield", "linear", "regularization")
-
-
-class NotImplementedByBackend(Exception):
-    """The backend lacks the family or the callable a case needs: the case is skipped, not failed."""
+from ._errors import FAMILIES, NotImplementedByBackend  # noqa: F401  (re-exported)
 
 
 class InputMutated(Exception):

@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._runner import NotImplementedByBackend
+from ._errors import NotImplementedByBackend
 
 #: default-semantics cases each upstream is known not to pass, per dtype, with the documented reason
 DIFFERS32 = {
@@ -177,7 +177,7 @@ NEUROMANCER_KEYS = {
     "SymmetricSpectralLinear": "SymmetricSpectralLinear", "TrivialNullSpaceLinear": "trivial_nullspace",
     "ButterflyLinear": "butterfly",
 }
-#: not run upstream: neuromancer's SchurDecompositionLinear crashes (docs/differences_linear.md); PowerBound's
+#: not run upstream: neuromancer's SchurDecompositionLinear crashes (docs/upstream_differences.md); PowerBound's
 #: penalty draws its start vectors from torch's global RNG, which a golden case cannot pin
 NEUROMANCER_UNAVAILABLE = {"SchurDecompositionLinear": "neuromancer's class cannot run",
                            "PowerBoundLinear": "its penalty's start vectors come from torch's global RNG"}

@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from .. import _checks
 from .._checks import as_float_array, check_int, check_real, check_shape
 from . import _kernels
 from .base import LinearBase, SquareLinear
@@ -67,6 +68,7 @@ def _chain_args(U, k, reverse, name="U"):
     return U, k, _order(k, bool(reverse))
 
 
+@_checks.finite_result
 def householder_matrix(U, k=None, reverse=False):
     r""":math:`Q = H_0 H_1 \cdots H_{k-1}` (``reverse``: :math:`H_{k-1}\cdots H_0`), reflector t from ``U[t, t:]``.
 
@@ -111,6 +113,7 @@ def _householder_matrix(U, order):
     return Q
 
 
+@_checks.finite_result
 def householder_matrix_vjp(dQ, Q, U, k=None, reverse=False):
     r"""Gradient of :math:`\langle dQ, \mathrm{householder\_matrix}(U, k, reverse)\rangle` with respect to ``U``.
 

@@ -32,7 +32,22 @@ __all__ = ["FunctionalEncoder", "ReLU", "Tanh", "Sigmoid", "Sequential", "Groupe
 
 
 class FunctionalEncoder(Encoder):
-    """Base of encoders written against the public protocol (see the module docstring)."""
+    """Base of encoders written against the public protocol (see the module docstring).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm.similarity import FunctionalEncoder, SimilarityMatching
+    >>> class Square(FunctionalEncoder):       # u = x * x, elementwise
+    ...     def encode(self, x):
+    ...         return x * x
+    ...     def encode_vjp(self, grad_u, x):
+    ...         return 2 * x * grad_u, {}
+    >>> Square()(np.array([[1.0, -2.0]]))
+    array([[1., 4.]])
+    >>> SimilarityMatching(Square(), 2)(np.array([[1.0, -2.0]])).shape
+    (1, 2)
+    """
 
     out_channels = None
 
@@ -111,7 +126,16 @@ class _Elementwise(FunctionalEncoder):
 
 
 class ReLU(_Elementwise):
-    """:math:`\\max(x, 0)`; derivative :math:`\\mathbb 1[x > 0]` (0 at 0, as torch)."""
+    """:math:`\\max(x, 0)`; derivative :math:`\\mathbb 1[x > 0]` (0 at 0, as torch).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm.similarity import ReLU
+    >>> x = np.array([[-1.0, 2.0]])
+    >>> ReLU()(x), ReLU().vjp(np.ones((1, 2)), x)[0]
+    (array([[0., 2.]]), array([[0., 1.]]))
+    """
 
     def encode(self, x):
         return np.maximum(x, 0.0)
@@ -121,7 +145,15 @@ class ReLU(_Elementwise):
 
 
 class Tanh(_Elementwise):
-    """:math:`\\tanh x`; derivative :math:`1 - \\tanh^2 x`."""
+    """:math:`\\tanh x`; derivative :math:`1 - \\tanh^2 x`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm.similarity import Tanh
+    >>> np.round(Tanh()(np.array([[0.0, 1.0]])), 4)
+    array([[0.    , 0.7616]])
+    """
 
     def encode(self, x):
         return np.tanh(x)
@@ -131,7 +163,15 @@ class Tanh(_Elementwise):
 
 
 class Sigmoid(_Elementwise):
-    """:math:`\\sigma(x) = 1/(1+e^{-x})`; derivative :math:`\\sigma(1-\\sigma)`."""
+    """:math:`\\sigma(x) = 1/(1+e^{-x})`; derivative :math:`\\sigma(1-\\sigma)`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm.similarity import Sigmoid
+    >>> np.round(Sigmoid()(np.array([[0.0, 2.0]])), 4)
+    array([[0.5   , 0.8808]])
+    """
 
     def encode(self, x):
         return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free
@@ -145,7 +185,16 @@ class Sequential(FunctionalEncoder):
     """``torch.nn.Sequential`` of encoders: ``Sequential(Linear(784, 100), ReLU(), Linear(100, 20))``.
 
     ``params`` holds every stage's arrays (the same objects) under ``"{i}.{name}"``; ``out_channels`` is the last
-    stage's that has one.  Every stage must share one dtype."""
+    stage's that has one.  Every stage must share one dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm.similarity import Linear, ReLU, Sequential
+    >>> seq = Sequential(Linear(4, 3, rng=0), ReLU(), Linear(3, 2, rng=1))
+    >>> sorted(seq.params), seq(np.ones((5, 4))).shape
+    (['0.bias', '0.weight', '2.bias', '2.weight'], (5, 2))
+    """
 
     def __init__(self, *stages):
         if not stages:
@@ -209,7 +258,16 @@ class GroupedConv2d(FunctionalEncoder):
     input channels and the filters split into ``groups`` consecutive blocks, block :math:`g` of the output
     convolving block :math:`g` of the input only.  ``weight`` (out, in/groups, kh, kw) and ``bias`` (out,) as torch
     (initialised :math:`U(\pm 1/\sqrt{(C/g) k_h k_w})`); each block runs :class:`~refnsm.similarity.Conv2d`'s
-    kernels on a view of the weight.  ``groups = 1`` is :class:`~refnsm.similarity.Conv2d`."""
+    kernels on a view of the weight.  ``groups = 1`` is :class:`~refnsm.similarity.Conv2d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm.similarity import GroupedConv2d
+    >>> g = GroupedConv2d(4, 6, 3, groups=2, rng=0)
+    >>> g.params["weight"].shape, g(np.ones((1, 4, 5, 5))).shape
+    ((6, 2, 3, 3), (1, 6, 3, 3))
+    """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
                  *, rng=None, weight=None, bias_value=None, dtype=np.float64):

@@ -42,6 +42,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from .. import _checks as C
+from ._diagnostics import Diagnostics
 
 __all__ = ["IterationModule", "IterationLossModule", "SGD", "Adam", "StepLR", "ExponentialLR",
            "OPTIMIZERS", "SCHEDULERS"]
@@ -546,8 +547,6 @@ class _CircuitIterationPoints:
         Z = self._Y - (self._Y @ self.M.T - self._D)
         P = (np.maximum(Z, 0.0) if proj == "relu" else Z if proj is None else
              _to_internal_copy(np.asarray(proj(_from_internal_copy(Z, self._yshape))).astype(self.dtype, copy=False)))
-        from .models import Diagnostics
-
         self.diagnostics = Diagnostics(int(iters), float(self._it_change), bool(converged), by_hook,
                                        float(np.max(np.abs(self._Y - P), initial=0.0)), float(energy),
                                        not bool(np.isfinite(self._Y).all()))
