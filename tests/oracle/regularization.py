@@ -22,12 +22,14 @@ import numpy as np
 
 from refnsm import regularization as rg
 
-from ._mp import absa, exact, mpa, vmap, zeros
+from ._mp import absa, exact, f64, mpa, vmap, zeros
+from .measure import DPS
 from .cases import Case, Unavailable
 
 FAMILY = "regularization"
 #: the public names of refnsm.regularization this oracle evaluates (docs/accuracy.md lists the others)
-COVERS = ("lp_norm", "lp_norm_vjp", "dale_law_l2", "dale_law_l2_vjp", "exc_ratio_loss", "exc_ratio_loss_vjp",
+COVERS = ("lp_norm", "lp_norm_vjp", "Lp", "L1", "L2", "DaleLawL2", "ExcRatioTargetRegularization",
+          "InhRatioTargetRegularization", "regularization_step", "BaseRegularization", "dale_law_l2", "dale_law_l2_vjp", "exc_ratio_loss", "exc_ratio_loss_vjp",
           "weights_distance", "weights_distance_vjp")
 
 
@@ -313,3 +315,91 @@ def cases():
     out.append(Case(FAMILY, "weights_distance[p=1]", _mat_regimes(), run_w,
                     lambda inp: distance_exact(inp["x"], inp["r"]), {"torch.linalg.norm (neurotorch's WeightsDistance)": up_w}))
     return out
+
+
+# ------------------------------------------------------------------------------------- the neurotorch-style classes
+# Each class is Lambda * sum_k l(P_k) over its parameters (a matrix A and a vector b here), its gradients Lambda dl/dP,
+# and regularization_step(lr) takes P - lr Lambda dl/dP: the exact functions above (undecorated, at DPS digits),
+# combined exactly.
+
+def _raw(fn):
+    return fn.__wrapped__
+
+
+def _class_exact(kind, A, b, R=None, Rb=None, lam=0.5, lr=0.1):
+    def per(P, ref=None):
+        vec = np.ndim(P) == 1
+        if kind == "L1":
+            return _raw(vector_norm_exact)(P, 1) if vec else _raw(matrix_norm_exact)(P, 1)
+        if kind == "L2":
+            return _raw(vector_norm_exact)(P, 2) if vec else _raw(svd_norm_exact)(P, 2)
+        if kind == "Linf":
+            return _raw(vector_norm_exact)(P, np.inf) if vec else _raw(matrix_norm_exact)(P, np.inf)
+        if kind == "DaleLawL2":
+            return _raw(dale_exact)(P, ref, 0.8)
+        if kind == "Exc":
+            return _raw(exc_exact)(P, 0.8)
+        if kind == "Inh":
+            return _raw(exc_exact)(P, 1 - 0.25)
+        raise KeyError(kind)
+
+    with mp.workdps(DPS):
+        L = mp.mpf(float(lam))
+        parts = {"A": per(A, R), "b": per(b, Rb) if kind != "DaleLawL2" else None}
+        parts = {k: v for k, v in parts.items() if v is not None}
+        val = L * mp.fsum(v["value"][0] for v in parts.values())
+        sval = abs(L) * mp.fsum(v["value"][1] for v in parts.values())
+        out = {"value": (val, sval)}
+        lrm = mp.mpf(float(lr))
+        for k, v in parts.items():
+            g, sg = v["grad"]
+            P = mpa(A if k == "A" else b)
+            out[f"grad_{k}"] = (L * g, abs(L) * sg)
+            out[f"new_{k}"] = (P - lrm * L * g, absa(P) + lrm * abs(L) * sg)
+        return {k: (f64(v), f64(s)) for k, (v, s) in out.items()}
+
+
+def _class_regimes():
+    def mk(kind):
+        def f(rng, dt):
+            A = rng.standard_normal((4, 5))
+            if kind == "ties":
+                A[:, 1] = A[:, 0]
+            return {"A": A.astype(dt), "b": rng.standard_normal(5).astype(dt),
+                    "R": rng.standard_normal((4, 5)).astype(dt)}
+        return f
+    return {k: mk(k) for k in ("normal", "ties")}
+
+
+def _class_cases():
+    out = []
+    specs = [("L1", "L1", lambda P, inp: rg.L1(P, Lambda=0.5)), ("L2", "L2", lambda P, inp: rg.L2(P, Lambda=0.5)),
+             ("Lp[p=inf]", "Linf", lambda P, inp: rg.Lp(P, Lambda=0.5, p=np.inf)),
+             ("DaleLawL2[alpha=0.8]", "DaleLawL2",
+              lambda P, inp: rg.DaleLawL2(P, alpha=0.8, reference_weights=[inp["R"]], Lambda=0.5)),
+             ("ExcRatioTargetRegularization[t=0.8]", "Exc",
+              lambda P, inp: rg.ExcRatioTargetRegularization(P, exc_target_ratio=0.8, Lambda=0.5)),
+             ("InhRatioTargetRegularization[t=0.25]", "Inh",
+              lambda P, inp: rg.InhRatioTargetRegularization(P, inh_target_ratio=0.25, Lambda=0.5))]
+    for label, kind, build in specs:
+        def run(inp, kind=kind, build=build):
+            P = {"A": inp["A"].copy()} if kind == "DaleLawL2" else {"A": inp["A"].copy(), "b": inp["b"].copy()}
+            reg = build(P, inp)
+            v, g = reg.value_and_grad()
+            res = {"value": np.asarray(v), **{f"grad_{k}": gk for k, gk in g.items()}}
+            rg.regularization_step(reg, lr=0.1)
+            res.update({f"new_{k}": P[k] for k in P})
+            return res
+
+        def ex(inp, kind=kind):
+            return _class_exact(kind, inp["A"], inp["b"], inp["R"])
+
+        out.append(Case(FAMILY, f"{label}.value_and_grad + regularization_step", _class_regimes(), run, ex))
+    return out
+
+
+_base_cases = cases
+
+
+def cases():  # noqa: F811 -- the functions, then the classes
+    return _base_cases() + _class_cases()
