@@ -208,3 +208,22 @@ def test_hebbian_ties_leave_the_unit_unchanged(mode):
         np.testing.assert_array_equal(got, ex[key][0], err_msg=f"seed {seed}")
         checked += 1
     assert checked >= 6
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_cuda_twin_gives_the_last_reflector_an_exact_zero_gradient(reverse):
+    from cuda_support import MODE
+
+    from refnsm import linear as L
+
+    if MODE is None:
+        pytest.skip("no GPU here and the simulator is off in this process (make test turns it on)")
+    rng = np.random.default_rng(5)
+    n = 4
+    U = np.triu(rng.standard_normal((n, n)))
+    x = rng.standard_normal((3, n)) * 1e15
+    m = L.OrthogonalLinear(n, n, params={"U": U}, device="cuda")
+    m.forward(x)
+    m.backward(rng.standard_normal((3, n)))
+    assert m.grads["U"][n - 1, n - 1] == 0.0
+    assert np.all(m.grads["U"][0] != 0.0)  # the other reflectors still get their gradient
