@@ -322,20 +322,55 @@ def label_similarity_matrix(labels, dtype=np.float64, *, compat=None):
     return K.label_matrix(_labels_for(L, L.shape[0], dtype, compat), np.empty(0, dtype=dtype))
 
 
+# One-entry memo of the last spike_similar_loss forward, so that the pair ``spike_similar_loss(...)`` then
+# ``spike_similar_loss_vjp(None, ...)`` (or ``grad_out=1.0``) on the same inputs does not redo the work the loss
+# did: small problems (G formed in the kernel) get the gradient computed by the loss call (it costs little next
+# to the call itself) and returned as is; large ones reuse the Gram matrix, the BLAS product that dominates.
+# The key is the exact inputs: private copies of the flattened spikes and labels, compared element for element
+# (a mutated array, another dtype or shape, other options: no hit), plus the options; a hit returns what the
+# VJP would have computed from the same arrays, bit for bit (tests/test_spiking.py).  Values are never cached
+# for the loss itself; spike_similar_loss_value_and_grad, one call for both, remains the cheapest.
+_memo = None  # (options, X copy, L copy, G or None, grad for g = 1 or None)
+
+
+def _same_bits(kept, a):
+    """``a`` holds exactly the bits of the kept copy (so -0.0 differs from 0.0); False for a strided ``a``."""
+    if kept.dtype != a.dtype or kept.shape != a.shape or not a.flags.c_contiguous:
+        return False
+    u = np.uint64 if a.itemsize == 8 else np.uint32
+    return bool(np.array_equal(kept.view(u), a.view(u)))
+
+
+def _memo_lookup(opts, X, L):
+    m = _memo
+    if m is None or m[0] != opts or not _same_bits(m[1], X) or not _same_bits(m[2], L):
+        return None
+    return m
+
+
 def _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, g, want_grad):
     """Validate, then run the fused kernel; returns (value, dL/dspikes or None)."""
+    global _memo
     _check_compat(compat)
     code, p = _kernel_spec(kernel_type, args, "kernel_type")
     _checks.check_option(loss_type, "loss_type", LOSSES)
     shaped, X = _flatten_spikes(spikes)
     L = _labels_for(labels, X.shape[0], X.dtype, compat)
+    opts = (code, p, compat, loss_type)
     # small problems: the kernel forms G itself (a Python-level BLAS call costs more than the product)
-    G = _gram(X) if X.shape[0] ** 2 * X.shape[1] >= _GRAM_IN_KERNEL_BELOW else np.empty((0, 0), dtype=X.dtype)
+    large = X.shape[0] ** 2 * X.shape[1] >= _GRAM_IN_KERNEL_BELOW
+    hit = _memo_lookup(opts, X, L) if want_grad else None
+    if hit is not None and hit[4] is not None and g == 1.0:
+        return None, hit[4].reshape(shaped.shape).copy()  # only the VJP looks up, and it returns the gradient
+    G = (hit[3] if hit is not None and hit[3] is not None else _gram(X)) if large else np.empty((0, 0), X.dtype)
+    memo_grad = not want_grad and not large  # the loss of a small problem also forms the gradient, for the VJP
     status, value, grad = K.spike_similar_loss_fused(X, G, L, code, p, COSINE_EPS, compat is None, _LOSS_CODE[loss_type],
-                                                     g, BCE_EPS, want_grad)
+                                                     g, BCE_EPS, want_grad or memo_grad)
     if status:  # bce outside [0, 1]: recompute S and Y to say where and why
         S, _ = K.similarity_forward(X, _gram(X), code, p, COSINE_EPS, compat is None)
         _bce_range_check(S, K.label_matrix(L, X), kernel_type, X.dtype)
+    if not want_grad:
+        _memo = (opts, np.ascontiguousarray(X).copy(), L.copy(), G if large else None, grad if memo_grad else None)
     return np.asarray(value, dtype=X.dtype), (grad.reshape(shaped.shape) if want_grad else None)
 
 
@@ -376,6 +411,13 @@ def spike_similar_loss(spikes, labels, kernel_type="linear", loss_type="mse", *a
         Mismatched batch sizes, NaN/Inf, and for ``bce`` a similarity or label matrix outside [0, 1], with the
         reason (float32 rounding of the cosine diagonal, cancellation in the gaussian distance, an unnormalised
         kernel, signed inputs).  Unlike spikingjelly, ``bce`` works in float64.
+
+    Notes
+    -----
+    For training, :func:`spike_similar_loss_value_and_grad` returns the loss and its gradient from one forward
+    pass.  Calling this function and then :func:`spike_similar_loss_vjp` on the same arrays also avoids most of
+    the repeated work: the VJP reuses what this call computed when its inputs are bit for bit the same (a private
+    copy of the last inputs is kept for the comparison).
     """
     twin = _cuda_twin(device, "spike_similar_loss")
     if twin is not None:
@@ -394,7 +436,10 @@ def spike_similar_loss_vjp(grad_out, spikes, labels, kernel_type="linear", loss_
     :math:`S(X)` as in :func:`spike_similarity_matrix_vjp`.  ``labels`` get no gradient (they are treated as
     constants, as spikingjelly's ``labels.float()`` cuts the graph for integer labels).
 
-    ``grad_out`` is the upstream gradient of the scalar loss (``None`` means 1.0).
+    ``grad_out`` is the upstream gradient of the scalar loss (``None`` means 1.0).  Right after
+    :func:`spike_similar_loss` on the same inputs (compared bit for bit), the work of that call is reused (for
+    small problems the whole gradient, when ``grad_out`` is 1); the result is the same either way.  To get both
+    the value and the gradient, :func:`spike_similar_loss_value_and_grad` is the one call to make.
     """
     twin = _cuda_twin(device, "spike_similar_loss_vjp")
     if twin is not None:
