@@ -40,6 +40,9 @@ def test_pair_equals_fresh_vjp_and_value_and_grad(rng, dtype, shape, kernel, los
     g = sl.spike_similar_loss_vjp(None, X, lab, kernel, loss, *args)
     assert _bits_equal(g, want) and _bits_equal(g, g_ref)
     assert _bits_equal(np.asarray(v), np.asarray(v_ref))
+    sl.spike_similar_loss(X, lab, kernel, loss, *args)  # value_and_grad after the loss: still both, same bits
+    v2, g2 = sl.spike_similar_loss_value_and_grad(X, lab, kernel, loss, *args)
+    assert _bits_equal(np.asarray(v2), np.asarray(v_ref)) and _bits_equal(g2, g_ref)
     g[...] = 7.0  # the caller owns the returned array: the memo is not aliased
     assert _bits_equal(sl.spike_similar_loss_vjp(1.0, X, lab, kernel, loss, *args), want)
     # another grad_out, other options: computed, and right
@@ -84,3 +87,27 @@ def test_strided_spikes_still_correct(rng):
     want = _fresh_vjp(None, np.ascontiguousarray(Xs), lab, "linear", "mse", ())
     sl.spike_similar_loss(Xs, lab, "linear", "mse")
     assert _bits_equal(sl.spike_similar_loss_vjp(None, Xs, lab, "linear", "mse"), want)
+
+
+def test_raw_fast_path_only_for_the_same_raw_arguments(rng):
+    """A hit before validation needs the same raw arrays' bits and the same options, types included."""
+    X, lab = _data(rng, (8, 3, 4), np.float64)
+    want = _fresh_vjp(None, X, lab, "polynomial", "mse", (2.0,))
+    sl.spike_similar_loss(X, lab, "polynomial", "mse", 2.0)
+    assert _bits_equal(sl.spike_similar_loss_vjp(None, X.copy(), lab.copy(), "polynomial", "mse", 2.0), want)
+    # the same values with other types still go through validation (and its errors)
+    sl.spike_similar_loss(X, lab, "polynomial", "mse", 2.0)
+    with pytest.raises(TypeError):
+        sl.spike_similar_loss_vjp(None, X, lab, "polynomial", "mse", 2.0, 1.0)
+    with pytest.raises(ValueError):
+        sl.spike_similar_loss_vjp(None, X, lab[:4], "polynomial", "mse", 2.0)
+    assert _bits_equal(sl.spike_similar_loss_vjp(None, X, lab.astype(np.float32), "polynomial", "mse", 2),
+                       _fresh_vjp(None, X, lab.astype(np.float32), "polynomial", "mse", (2,)))
+    Xn = X.copy()
+    Xn[0, 0, 0] = np.nan
+    sl.spike_similar_loss(X, lab, "polynomial", "mse", 2.0)
+    with pytest.raises(ValueError):
+        sl.spike_similar_loss_vjp(None, Xn, lab, "polynomial", "mse", 2.0)
+    # a list is never matched before validation, and is still right
+    sl.spike_similar_loss(X, lab, "polynomial", "mse", 2.0)
+    assert _bits_equal(sl.spike_similar_loss_vjp(None, X.tolist(), lab, "polynomial", "mse", 2.0), want)

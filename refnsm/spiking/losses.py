@@ -330,15 +330,38 @@ def label_similarity_matrix(labels, dtype=np.float64, *, compat=None):
 # (a mutated array, another dtype or shape, other options: no hit), plus the options; a hit returns what the
 # VJP would have computed from the same arrays, bit for bit (tests/test_spiking.py).  Values are never cached
 # for the loss itself; spike_similar_loss_value_and_grad, one call for both, remains the cheapest.
-_memo = None  # (options, X copy, L copy, G or None, grad for g = 1 or None)
+# A VJP whose raw arguments (ndarrays, same options) have the bits of the loss call's raw arguments is served
+# before validation: validation is a function of those bits, and it passed for them.
+_memo = None  # (options, X copy, L copy, G or None, grad for g = 1 or None, raw options, raw spikes, raw labels)
+
+
+def _raw_opts(kernel_type, loss_type, args, compat):
+    return (kernel_type, loss_type, tuple((type(a), a) for a in args), compat)
+
+
+def _memo_fast(spikes, labels, kernel_type, loss_type, args, compat):
+    """The memoised gradient (a copy) when the raw arguments are those of the last loss call, else None."""
+    m = _memo
+    if (m is None or m[4] is None or m[6] is None or type(spikes) is not np.ndarray
+            or type(labels) is not np.ndarray):
+        return None
+    try:
+        same = m[5] == _raw_opts(kernel_type, loss_type, args, compat)
+    except Exception:  # options that do not compare (validation will say what is wrong)
+        return None
+    if not same or not _same_bits(m[6], spikes) or not _same_bits(m[7], labels):
+        return None
+    return m[4].reshape(spikes.shape).copy()
 
 
 def _same_bits(kept, a):
     """``a`` holds exactly the bits of the kept copy (so -0.0 differs from 0.0); False for a strided ``a``."""
     if kept.dtype != a.dtype or kept.shape != a.shape or not a.flags.c_contiguous:
         return False
-    u = np.uint64 if a.itemsize == 8 else np.uint32
-    return bool(np.array_equal(kept.view(u), a.view(u)))
+    if a.dtype.kind not in "fiub":
+        return False
+    u = np.dtype(f"u{a.itemsize}")
+    return bool(np.array_equal(kept.reshape(-1).view(u), a.reshape(-1).view(u)))
 
 
 def _memo_lookup(opts, X, L):
@@ -348,9 +371,15 @@ def _memo_lookup(opts, X, L):
     return m
 
 
-def _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, g, want_grad):
-    """Validate, then run the fused kernel; returns (value, dL/dspikes or None)."""
+def _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, g, want_grad, want_value=True):
+    """Validate, then run the fused kernel; returns (value, dL/dspikes or None).
+
+    ``want_value=False`` (the VJP): the value may be skipped (None) when the memo holds the gradient."""
     global _memo
+    if not want_value and g == 1.0:
+        grad = _memo_fast(spikes, labels, kernel_type, loss_type, args, compat)
+        if grad is not None:
+            return None, grad
     _check_compat(compat)
     code, p = _kernel_spec(kernel_type, args, "kernel_type")
     _checks.check_option(loss_type, "loss_type", LOSSES)
@@ -360,7 +389,7 @@ def _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, g, want_grad)
     # small problems: the kernel forms G itself (a Python-level BLAS call costs more than the product)
     large = X.shape[0] ** 2 * X.shape[1] >= _GRAM_IN_KERNEL_BELOW
     hit = _memo_lookup(opts, X, L) if want_grad else None
-    if hit is not None and hit[4] is not None and g == 1.0:
+    if hit is not None and hit[4] is not None and g == 1.0 and not want_value:
         return None, hit[4].reshape(shaped.shape).copy()  # only the VJP looks up, and it returns the gradient
     G = (hit[3] if hit is not None and hit[3] is not None else _gram(X)) if large else np.empty((0, 0), X.dtype)
     memo_grad = not want_grad and not large  # the loss of a small problem also forms the gradient, for the VJP
@@ -370,7 +399,11 @@ def _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, g, want_grad)
         S, _ = K.similarity_forward(X, _gram(X), code, p, COSINE_EPS, compat is None)
         _bce_range_check(S, K.label_matrix(L, X), kernel_type, X.dtype)
     if not want_grad:
-        _memo = (opts, np.ascontiguousarray(X).copy(), L.copy(), G if large else None, grad if memo_grad else None)
+        Xc = np.ascontiguousarray(X).copy()
+        raw_X = Xc.reshape(spikes.shape) if type(spikes) is np.ndarray and spikes.dtype == X.dtype else None
+        raw_L = labels.copy() if type(labels) is np.ndarray and raw_X is not None else None
+        _memo = (opts, Xc, L.copy(), G if large else None, grad if memo_grad else None,
+                 _raw_opts(kernel_type, loss_type, args, compat), raw_X, raw_L)
     return np.asarray(value, dtype=X.dtype), (grad.reshape(shaped.shape) if want_grad else None)
 
 
@@ -445,7 +478,7 @@ def spike_similar_loss_vjp(grad_out, spikes, labels, kernel_type="linear", loss_
     if twin is not None:
         return twin(grad_out, spikes, labels, kernel_type, loss_type, *args, compat=compat)
     g = _checks.scalar_grad_out(grad_out)
-    return _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, g, True)[1]
+    return _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, g, True, want_value=False)[1]
 
 
 def spike_similar_loss_value_and_grad(spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None,
