@@ -3,7 +3,15 @@
 #                    the CUDA tests on the GPU if there is one, else under Numba's CUDA simulator)
 #   make crosscheck  .venv-peers by ../shared/peers recipe (docs/crosscheck.md); runs tests/crosscheck/
 #   make demo        runs every tutorial in quick mode, writes figures/, prints what each reproduced
+#   make warmup      compiles every Numba kernel, float32 and float64, into the cache (run by test and demo)
 #   make bench       runs benchmarks/ against the upstream libraries (needs .venv-peers)
+#   make golden      runs the golden suite on refnsm itself (both dtypes; docs/golden.md)
+#   make gpu-check   on a machine with an NVIDIA GPU (<= 8 min): the CUDA tests on the hardware, the golden suite with
+#                    device="cuda" if it exists, benchmarks/bench_cuda.py, one summary (.ci/gpu_check.py; INSTALL=1
+#                    installs numba-cuda first).  QUICK=1: the same steps, tiny, under the CUDA simulator (CI)
+#   make accuracy    the full oracle sweep (tests/oracle, upstream libraries from .venv-peers): writes docs/accuracy.md
+#   make docs        builds the documentation site into build/docs/html (offline, warnings are errors)
+#   make docs-test   opens the built site in headless Chromium and checks math, figures (screenshots in build/)
 PYTHON      ?= python3
 VENV        := .venv
 PEERS       := .venv-peers
@@ -13,7 +21,7 @@ PYTEST_ARGS ?=
 # The CUDA tests run on the GPU where there is one (nvidia-smi answers), else under Numba's CUDA simulator.
 CUDASIM     ?= $(shell nvidia-smi >/dev/null 2>&1 && echo 0 || echo 1)
 
-.PHONY: test crosscheck demo bench info clean venv peers
+.PHONY: test crosscheck demo bench gpu-check accuracy info clean venv peers warmup docs docs-venv docs-test golden
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -21,6 +29,21 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test,tutorials]"
 	touch $@
+
+docs-venv: $(VENV)/.docs-installed
+$(VENV)/.docs-installed: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install --quiet -e ".[test,tutorials,docs]"
+	touch $@
+
+# The site, offline (MathJax from the sphinx-mathjax-offline package), warnings as errors, tutorials in quick mode.
+docs: docs-venv
+	MPLBACKEND=Agg $(PY) -m sphinx -W --keep-going -q -b html -d build/docs/doctrees docs build/docs/html
+	@echo "docs: open build/docs/html/index.html"
+
+# Headless Chromium on the built site (skips with a message without chromium, fails under CI=true); screenshots
+# in build/docs-test/.
+docs-test: docs
+	REFNSM_DOCS_TEST=1 $(PY) -m pytest tests/test_docs_site.py tests/test_docs_browser.py $(PYTEST_ARGS)
 
 peers: $(PEERS)/.installed
 # Order matters: torch (CPU build) first and pinned, then --no-deps for the packages whose dependencies would
@@ -39,20 +62,32 @@ $(PEERS)/.installed: pyproject.toml
 	$(PEERS_PY) -m pip install --quiet -e ".[test,tutorials]"
 	touch $@
 
-test: venv
+# warmup compiles every kernel (both dtypes) into the Numba cache first, and fails if one is not reached
+warmup: venv
+	$(PY) -m refnsm warmup
+
+test: venv warmup
 	NUMBA_ENABLE_CUDASIM=$(CUDASIM) $(PY) -m pytest tests --ignore=tests/crosscheck $(PYTEST_ARGS)
 
 crosscheck: peers
 	$(PEERS_PY) -m pytest tests/crosscheck $(PYTEST_ARGS)
 
-demo: venv
+demo: venv warmup
 	$(PY) -m refnsm demo
+
+golden: venv
+	$(PY) -m refnsm golden verify --backend refnsm
 
 bench: peers
 	$(PEERS_PY) -m refnsm bench
+
+gpu-check: venv
+	$(PY) .ci/gpu_check.py $(if $(filter 1,$(QUICK)),--quick) $(if $(filter 1,$(INSTALL)),--install)
+accuracy: peers
+	PYTHONPATH=. $(PEERS_PY) tests/oracle/ledger.py
 
 info: venv
 	$(PY) -m refnsm info
 
 clean:
-	rm -rf $(VENV) $(PEERS) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) $(PEERS) build *.egg-info .pytest_cache .hypothesis docs/tutorials docs/_generated docs/sg_execution_times.rst

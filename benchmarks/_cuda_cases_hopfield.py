@@ -14,7 +14,10 @@ import numpy as np
 
 def cases(rc, rng, scale, dtype):
     import refnsm.hopfield as hp
-    from refnsm.cuda import hopfield as ch
+    import functools, types
+    hpc = types.SimpleNamespace(**{n: functools.partial(getattr(hp, n), device="cuda") for n in
+                                   ("retrieve", "iterate", "energy", "delta_update", "contrastive_update",
+                                    "evolve_step")})
 
     D, H, B = {"tiny": (5, 7, 3), "quick": (256, 512, 256), "full": (784, 1024, 1024)}[scale]
     n_it = 3 if scale == "tiny" else 10  # a fixed number of updates (tol=0): the same work on both sides
@@ -39,28 +42,28 @@ def cases(rc, rng, scale, dtype):
     return [
         ("retrieve", size,
          lambda: hp.retrieve(X, W, beta),
-         lambda: ch.retrieve(Xd, Wd, beta),
-         lambda: ch.retrieve(X, W, beta)),
+         lambda: hpc.retrieve(Xd, Wd, beta),
+         lambda: hpc.retrieve(X, W, beta)),
         (f"iterate ({n_it} updates)", size,
          lambda: hp.iterate(X, W, beta, tol=0.0, max_iter=n_it).outputs,
-         lambda: ch.iterate(Xd, Wd, beta, tol=0.0, max_iter=n_it).outputs,
-         lambda: ch.iterate(X, W, beta, tol=0.0, max_iter=n_it).outputs),
+         lambda: hpc.iterate(Xd, Wd, beta, tol=0.0, max_iter=n_it).outputs,
+         lambda: hpc.iterate(X, W, beta, tol=0.0, max_iter=n_it).outputs),
         ("energy ngclearn", size,
          lambda: hp.energy(X, W, beta, compat="ngclearn"),
-         lambda: ch.energy(Xd, Wd, beta, compat="ngclearn"),
-         lambda: ch.energy(X, W, beta, compat="ngclearn")),
+         lambda: hpc.energy(Xd, Wd, beta, compat="ngclearn"),
+         lambda: hpc.energy(X, W, beta, compat="ngclearn")),
         ("delta_update", size,
          lambda: hp.delta_update(X, Xh, A),
-         lambda: ch.delta_update(Xd, Xhd, Ad),
-         lambda: ch.delta_update(X, Xh, A)),
+         lambda: hpc.delta_update(Xd, Xhd, Ad),
+         lambda: hpc.delta_update(X, Xh, A)),
         ("contrastive_update", size,
          lambda: hp.contrastive_update(X, Xh, A, W, beta),
-         lambda: ch.contrastive_update(Xd, Xhd, Ad, Wd, beta),
-         lambda: ch.contrastive_update(X, Xh, A, W, beta)),
+         lambda: hpc.contrastive_update(Xd, Xhd, Ad, Wd, beta),
+         lambda: hpc.contrastive_update(X, Xh, A, W, beta)),
         ("evolve_step", f"D={D}, H={H}",
          lambda: hp.evolve_step(W, dW, 0.01, 0.001),
-         lambda: ch.evolve_step(Wd, dWd, 0.01, 0.001),
-         lambda: ch.evolve_step(W, dW, 0.01, 0.001)),
+         lambda: hpc.evolve_step(Wd, dWd, 0.01, 0.001),
+         lambda: hpc.evolve_step(W, dW, 0.01, 0.001)),
         ("HopfieldSynapse step [contrastive, ngclearn]", size,
          synapse_step("cpu", X), synapse_step("cuda", Xd), synapse_step("cuda", X)),
     ]

@@ -10,7 +10,10 @@ import numpy as np
 
 def cases(rc, rng, scale, dtype):
     from refnsm import spiking as sp
-    from refnsm.cuda import spiking as cs
+    import functools, types
+    spc = types.SimpleNamespace(**{n: functools.partial(getattr(sp, n), device="cuda") for n in (
+        "kernel_dot_product", "kernel_dot_product_vjp", "spike_similar_loss_value_and_grad",
+        "temporal_efficient_training_cross_entropy_vjp")})
 
     N, D = {"tiny": (6, 5), "quick": (256, 1024), "full": (1024, 4096)}[scale]
     T, NB, C = {"tiny": (2, 3, 4), "quick": (16, 256, 100), "full": (32, 1024, 256)}[scale]
@@ -25,22 +28,22 @@ def cases(rc, rng, scale, dtype):
     return [
         ("kernel_dot_product gaussian", f"N={N}, D={D}",
          lambda: sp.kernel_dot_product(X, X, "gaussian", 8.0),
-         lambda: cs.kernel_dot_product(Xd, Xd, "gaussian", 8.0),
-         lambda: cs.kernel_dot_product(X, X, "gaussian", 8.0)),
+         lambda: spc.kernel_dot_product(Xd, Xd, "gaussian", 8.0),
+         lambda: spc.kernel_dot_product(X, X, "gaussian", 8.0)),
         ("kernel_dot_product_vjp gaussian", f"N={N}, D={D}",
          lambda: sp.kernel_dot_product_vjp(A, X, X, "gaussian", 8.0),
-         lambda: cs.kernel_dot_product_vjp(Ad, Xd, Xd, "gaussian", 8.0),
-         lambda: cs.kernel_dot_product_vjp(A, X, X, "gaussian", 8.0)),
+         lambda: spc.kernel_dot_product_vjp(Ad, Xd, Xd, "gaussian", 8.0),
+         lambda: spc.kernel_dot_product_vjp(A, X, X, "gaussian", 8.0)),
         ("spike_similar_loss value+grad linear/mse", f"N={N}, D={D}",
          lambda: sp.spike_similar_loss_value_and_grad(X, lab, "linear", "mse"),
-         lambda: cs.spike_similar_loss_value_and_grad(Xd, labd, "linear", "mse"),
-         lambda: cs.spike_similar_loss_value_and_grad(X, lab, "linear", "mse")),
+         lambda: spc.spike_similar_loss_value_and_grad(Xd, labd, "linear", "mse"),
+         lambda: spc.spike_similar_loss_value_and_grad(X, lab, "linear", "mse")),
         ("spike_similar_loss value+grad sigmoid/bce", f"N={N}, D={D}",
          lambda: sp.spike_similar_loss_value_and_grad(X, lab, "sigmoid", "bce", 0.05),
-         lambda: cs.spike_similar_loss_value_and_grad(Xd, labd, "sigmoid", "bce", 0.05),
-         lambda: cs.spike_similar_loss_value_and_grad(X, lab, "sigmoid", "bce", 0.05)),
+         lambda: spc.spike_similar_loss_value_and_grad(Xd, labd, "sigmoid", "bce", 0.05),
+         lambda: spc.spike_similar_loss_value_and_grad(X, lab, "sigmoid", "bce", 0.05)),
         ("TET cross-entropy vjp", f"T={T}, N={NB}, C={C}",
          lambda: sp.temporal_efficient_training_cross_entropy_vjp(None, xs, tg),
-         lambda: cs.temporal_efficient_training_cross_entropy_vjp(None, xsd, tgd),
-         lambda: cs.temporal_efficient_training_cross_entropy_vjp(None, xs, tg)),
+         lambda: spc.temporal_efficient_training_cross_entropy_vjp(None, xsd, tgd),
+         lambda: spc.temporal_efficient_training_cross_entropy_vjp(None, xs, tg)),
     ]

@@ -21,13 +21,35 @@ from typing import Iterable, Sequence
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-DEVICES = ("cpu", "cuda")
 
 
 def _describe(value) -> str:
     if isinstance(value, np.ndarray):
         return f"array of shape {value.shape} and dtype {value.dtype}"
     return f"{type(value).__name__} {value!r}" if not isinstance(value, str) else repr(value)
+
+
+def as_numpy(value, name: str) -> np.ndarray:
+    """Read an array object (NumPy, torch, JAX, CuPy on host, ...) as a NumPy array without copying a graph.
+
+    Objects are read through ``__array__`` (or the array interface), else through DLPack (``__dlpack__``).
+    A tensor that requires grad is refused with a message naming the argument and the fix: refnsm computes
+    gradients itself (the ``*_vjp`` functions), so a gradient graph would be dropped silently otherwise.
+    """
+    if isinstance(value, np.ndarray):
+        return value
+    if getattr(value, "requires_grad", False) is True:
+        kind = f"{type(value).__module__.split('.')[0]}.{type(value).__name__}"
+        raise TypeError(f"{name}: got a {kind} that requires grad; pass {name}.detach() (refnsm does not read "
+                        "through an autograd graph: its *_vjp functions return the gradients)")
+    readable = any(hasattr(value, a) for a in ("__array__", "__array_interface__", "__array_struct__"))
+    try:
+        if not readable and hasattr(value, "__dlpack__"):
+            return np.from_dlpack(value)
+        return np.asarray(value)
+    except Exception as exc:  # e.g. a tensor in GPU memory
+        raise TypeError(f"{name}: could not read {type(value).__name__} as a NumPy array ({type(exc).__name__}: "
+                        f"{exc}); move it to host memory first (e.g. .cpu() or .get())") from None
 
 
 def as_float_array(
@@ -62,7 +84,7 @@ def as_float_array(
     """
     if isinstance(value, (str, bytes)) or value is None:
         raise TypeError(f"{name}: expected a real numeric array, got {_describe(value)}")
-    arr = np.asarray(value)
+    arr = as_numpy(value, name)
     kind = arr.dtype.kind
     if kind not in "biuf":
         raise TypeError(f"{name}: expected a real numeric array, got dtype {arr.dtype}")
@@ -90,7 +112,7 @@ def as_index_array(value, name: str, *, ndim: int | None = None, shape_hint: str
     """
     if isinstance(value, (str, bytes)) or value is None:
         raise TypeError(f"{name}: expected an integer array of class indices, got {_describe(value)}")
-    arr = np.asarray(value)
+    arr = as_numpy(value, name)
     if arr.dtype.kind not in "iu":
         raise TypeError(
             f"{name}: expected integer class indices, got dtype {arr.dtype}"
@@ -136,22 +158,6 @@ def check_shape(arr: np.ndarray, name: str, expected: Sequence[int | None], what
         exp = "(" + ", ".join("*" if e is None else str(e) for e in expected) + ("," if len(expected) == 1 else "") + ")"
         suffix = f" ({what})" if what else ""
         raise ValueError(f"{name}: expected shape {exp}{suffix}, got {arr.shape}")
-
-
-def check_device(device) -> str:
-    """``device`` checked against :data:`DEVICES` ("cpu" or "cuda")."""
-    return check_option(device, "device", DEVICES)
-
-
-def cuda_twin(device, family: str, name: str):
-    """The CUDA twin ``refnsm.cuda.<family>.<name>`` when ``device == "cuda"``, else None (``device="cpu"``).
-
-    The device is validated first; ``refnsm.cuda`` (and with it ``numba.cuda``) is imported only for "cuda"."""
-    if check_device(device) == "cpu":
-        return None
-    import importlib
-
-    return getattr(importlib.import_module(f"refnsm.cuda.{family}"), name)
 
 
 def check_option(value, name: str, valid: Iterable[str]) -> str:
@@ -208,9 +214,16 @@ def check_same_dim(a: np.ndarray, name_a: str, axis_a: int, b: np.ndarray, name_
         )
 
 
+def _dtype_of(value) -> np.dtype:
+    try:
+        return as_numpy(value, "input").dtype
+    except TypeError:  # unreadable: the argument's own conversion raises the error that names it
+        return np.dtype(np.float64)
+
+
 def result_float_dtype(*values) -> np.dtype:
     """The float dtype shared by several inputs: float32 only if every float input is float32."""
-    dtypes = [np.asarray(v).dtype for v in values]
+    dtypes = [_dtype_of(v) for v in values]
     if dtypes and all(d == np.float32 or d.kind in "biu" for d in dtypes) and any(d == np.float32 for d in dtypes):
         return np.dtype(np.float32)
     return np.dtype(np.float64)
@@ -229,7 +242,7 @@ def scalar_grad_out(grad_out, name: str = "grad_out") -> float:
     """The upstream gradient of a scalar loss: None means 1.0; a 0-d or size-1 array is accepted."""
     if grad_out is None:
         return 1.0
-    arr = np.asarray(grad_out)
+    arr = as_numpy(grad_out, name)
     if arr.size != 1 or arr.dtype.kind not in "biuf":
         raise ValueError(f"{name}: expected a scalar (the loss is a scalar), got {_describe(grad_out)}")
     value = float(arr.reshape(()))

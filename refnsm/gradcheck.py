@@ -34,7 +34,19 @@ __all__ = ["gradcheck", "GradcheckResult", "GradcheckError", "numerical_vjp"]
 
 
 class GradcheckError(AssertionError):
-    """Raised by :func:`gradcheck` when an analytic gradient disagrees with finite differences."""
+    """Raised by :func:`gradcheck` when an analytic gradient disagrees with finite differences.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm.gradcheck import gradcheck, numerical_vjp, GradcheckError
+    >>> try:
+    ...     gradcheck(lambda x: float(np.sum(x ** 2)), lambda g, x: g * x, (np.array([1.0, 2.0]),), raise_on_fail=True)
+    ... except GradcheckError as err:
+    ...     print(err.result.ok)
+    ...
+    False
+    """
 
     def __init__(self, result: "GradcheckResult"):
         super().__init__(result.report())
@@ -59,6 +71,14 @@ class GradcheckResult:
         The VJP's value and the finite-difference value at the worst element.
     analytic, numeric : list of ndarray
         Full gradients, one per checked argument (in the order of ``wrt``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm.gradcheck import gradcheck, numerical_vjp, GradcheckError
+    >>> res = gradcheck(lambda x: float(np.sum(x ** 2)), lambda g, x: 2 * g * x, (np.array([1.0, 2.0]),))
+    >>> bool(res), res.max_abs_err < 1e-6
+    (True, True)
     """
 
     ok: bool
@@ -101,6 +121,14 @@ def numerical_vjp(fun: Callable, inputs: Sequence, wrt: Sequence[int], grad_out=
     """Central-difference estimate of the VJP of ``fun`` at ``inputs`` for the arguments listed in ``wrt``.
 
     ``inputs`` is not modified: every argument in ``wrt`` is copied to float64 first.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm.gradcheck import gradcheck, numerical_vjp, GradcheckError
+    >>> [g] = numerical_vjp(lambda x: float(np.sum(x ** 2)), (np.array([1.0, 2.0]),), wrt=[0])
+    >>> np.round(g, 6)
+    array([2., 4.])
     """
     args = list(inputs)
     for i in wrt:
@@ -165,6 +193,17 @@ def gradcheck(
     -------
     GradcheckResult
         Truthy when the check passed; ``.report()`` describes the worst element.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm.gradcheck import gradcheck, numerical_vjp, GradcheckError
+    >>> f = lambda x: float(np.sum(np.sin(x)))
+    >>> df = lambda g, x: g * np.cos(x)
+    >>> gradcheck(f, df, (np.array([0.1, 0.2, 0.3]),)).ok
+    True
+    >>> gradcheck(f, lambda g, x: g * np.sin(x), (np.array([0.1, 0.2, 0.3]),)).ok   # a wrong VJP is caught
+    False
     """
     inputs = list(inputs)
     if wrt is None:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import rel  # noqa: F401  (re-exported: the CUDA tests import it from here)
 
 ROOT = Path(__file__).resolve().parent.parent
 TOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
@@ -60,15 +61,6 @@ def run_file_under_simulator(path):
     assert " passed" in r.stdout and "failed" not in r.stdout, out
 
 
-def rel(a, b):
-    """max |a - b| / max |b| (the absolute difference when b is all zeros), computed in float64."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    assert a.shape == b.shape, (a.shape, b.shape)
-    scale = np.abs(b).max() if b.size else 0.0
-    return float(np.abs(a - b).max() / scale) if scale else float(np.abs(a - b).max(initial=0.0))
-
-
 def close(a, b, dtype):
     """Assert ``rel(a, b)`` within the issue's tolerance for ``dtype``."""
     assert rel(a, b) <= TOL[np.dtype(dtype)], rel(a, b)
@@ -92,3 +84,11 @@ def is_dev(a):
     from refnsm.cuda import is_device_array
 
     return is_device_array(a)
+
+
+def on_cuda(module, *names):
+    """The public functions ``names`` of ``module`` with ``device="cuda"`` bound (what a user calls)."""
+    import functools
+    import types
+
+    return types.SimpleNamespace(**{n: functools.partial(getattr(module, n), device="cuda") for n in names})

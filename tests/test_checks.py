@@ -110,10 +110,3 @@ def test_rng_and_grad_out():
         C.scalar_grad_out(np.ones(2))
     assert C.result_float_dtype(np.ones(2, np.float32), np.ones(2, np.int64)) == np.float32
     assert C.result_float_dtype(np.ones(2, np.float32), np.ones(2)) == np.float64
-
-
-def test_cuda_twin_validates_the_device_before_importing_anything():
-    assert C.cuda_twin("cpu", "spiking", "spike_similar_loss") is None
-    for bad in ("gpu", "CUDA", None, 0):
-        with pytest.raises(ValueError, match=r"device: expected one of 'cpu', 'cuda'"):
-            C.cuda_twin(bad, "spiking", "spike_similar_loss")

@@ -17,14 +17,18 @@ from cuda_support import DTYPES, MODE, ROOT, TOL, close as _close, dev as _dev, 
     is_dev as _isdev, needs_device, run_file_under_simulator
 
 import refnsm.hopfield as hp
+from cuda_support import on_cuda
+from naive.hopfield import naive_energy, naive_retrieve
 from refnsm.hopfield import _kernels as K
 
 pytestmark_device = needs_device
 D, H, B = 4, 6, 3
+hpc = on_cuda(hp, "retrieve", "iterate", "energy", "delta_update", "contrastive_update", "evolve_step",
+              "retrieve_vjp", "energy_vjp")
 
 
 def _ch():
-    from refnsm.cuda import hopfield as ch
+    from refnsm.hopfield import _cuda_kernels as ch
 
     return ch
 
@@ -283,14 +287,17 @@ def test_public_retrieval_iterate_energy(dtype):
     """NumPy in, NumPy out, against refnsm.hopfield; a single 1-D probe too."""
     ch = _ch()
     X, W = _data(dtype, 9)
+    for naive, device in zip(naive_retrieve(X, W, 2.0), hpc.retrieve(X, W, 2.0)):  # against the naive twin too
+        _close(device, naive, dtype)
+    _close(hpc.energy(X, W, 2.0), naive_energy(X.astype(np.float64), W.astype(np.float64), 2.0), dtype)
     for probe in (X, X[1]):
-        r0, r1 = hp.retrieve(probe, W, 2.0), ch.retrieve(probe, W, 2.0)
+        r0, r1 = hp.retrieve(probe, W, 2.0), hpc.retrieve(probe, W, 2.0)
         assert isinstance(r1, hp.Retrieval)
         for a, b in zip(r1, r0):
             assert isinstance(a, np.ndarray) and a.dtype == dtype and a.shape == b.shape
             _close(a, b, dtype)
         for compat in (None, "ngclearn") if probe.ndim == 2 else ("ngclearn",):
-            e0, e1 = hp.energy(probe, W, 2.0, compat=compat), ch.energy(probe, W, 2.0, compat=compat)
+            e0, e1 = hp.energy(probe, W, 2.0, compat=compat), hpc.energy(probe, W, 2.0, compat=compat)
             if probe.ndim == 1:
                 assert isinstance(e1, float) and abs(e1 - e0) <= TOL[np.dtype(dtype)] * abs(e0)
             else:
@@ -298,14 +305,14 @@ def test_public_retrieval_iterate_energy(dtype):
                 _close(e1, e0, dtype)
     tol = 1e-9 if dtype == np.float64 else 1e-5
     Xi, Wi = _data(dtype, 3)  # converges in a few updates at beta = 8 (see test_iterate_twin)
-    i0, i1 = hp.iterate(Xi, Wi, 8.0, tol=tol), ch.iterate(Xi, Wi, 8.0, tol=tol)
+    i0, i1 = hp.iterate(Xi, Wi, 8.0, tol=tol), hpc.iterate(Xi, Wi, 8.0, tol=tol)
     assert (i1.n_iter, i1.converged) == (i0.n_iter, i0.converged) == (i0.n_iter, True)
     _close(i1.outputs, i0.outputs, dtype)
-    i0, i1 = hp.iterate(X[0], W, 2.0, max_iter=1), ch.iterate(X[0], W, 2.0, max_iter=1)
+    i0, i1 = hp.iterate(X[0], W, 2.0, max_iter=1), hpc.iterate(X[0], W, 2.0, max_iter=1)
     assert i1.outputs.shape == (D,) and (i1.n_iter, i1.converged) == (1, False)
     _close(i1.outputs, i0.outputs, dtype)
     # mixed dtypes promote as on the CPU
-    assert ch.retrieve(X.astype(np.float32), W.astype(np.float64), 1.0).outputs.dtype == np.float64
+    assert hpc.retrieve(X.astype(np.float32), W.astype(np.float64), 1.0).outputs.dtype == np.float64
 
 
 @pytestmark_device
@@ -314,15 +321,15 @@ def test_public_plasticity(dtype):
     ch = _ch()
     X, W = _data(dtype, 10)
     _, A, Xh = hp.retrieve(X, W, 2.0)
-    _close(ch.delta_update(X, Xh, A), hp.delta_update(X, Xh, A), dtype)
+    _close(hpc.delta_update(X, Xh, A), hp.delta_update(X, Xh, A), dtype)
     for kw in ({}, {"compat": "ngclearn"}, {"neg_beta": 0.5}):
-        c1 = ch.contrastive_update(X, Xh, A, W, 2.0, **kw)
+        c1 = hpc.contrastive_update(X, Xh, A, W, 2.0, **kw)
         assert isinstance(c1, np.ndarray) and c1.dtype == dtype
         _close(c1, hp.contrastive_update(X, Xh, A, W, 2.0, **kw), dtype)
     dW = hp.delta_update(X, Xh, A)
     mask = (np.random.default_rng(10).random((D, H)) < 0.5).astype(dtype)
     for args in ((0.5,), (0.5, 0.01, 0.002), (0.5, 0.01, 0.0, mask)):
-        _close(ch.evolve_step(W, dW, *args), hp.evolve_step(W, dW, *args), dtype)
+        _close(hpc.evolve_step(W, dW, *args), hp.evolve_step(W, dW, *args), dtype)
 
 
 @pytestmark_device
@@ -330,23 +337,23 @@ def test_device_arrays_stay_on_device_and_match_host_path():
     ch = _ch()
     X, W = _data(np.float64, 11)
     Xd, Wd = _dev(X), _dev(W)
-    rd = ch.retrieve(Xd, Wd, 2.0)
+    rd = hpc.retrieve(Xd, Wd, 2.0)
     assert all(_isdev(a) for a in rd)
-    rh = ch.retrieve(X, W, 2.0)
+    rh = hpc.retrieve(X, W, 2.0)
     for a, b in zip(rd, rh):
         np.testing.assert_array_equal(_host(a), b)  # the same kernels on the same numbers
-    r1 = ch.retrieve(Xd[0], W, 2.0)  # a 1-D device probe (mixed with a host W): device results, 1-D
+    r1 = hpc.retrieve(Xd[0], W, 2.0)  # a 1-D device probe (mixed with a host W): device results, 1-D
     assert _isdev(r1.outputs) and r1.outputs.shape == (D,)
     np.testing.assert_array_equal(_host(r1.outputs), rh.outputs[0])
     A, Xh = rd.memory_weights, rd.outputs
-    dW = ch.delta_update(Xd, Xh, A)
+    dW = hpc.delta_update(Xd, Xh, A)
     assert _isdev(dW)
-    cW = ch.contrastive_update(Xd, Xh, A, Wd, 2.0)
-    assert _isdev(cW) and _isdev(ch.evolve_step(Wd, dW, 0.1)) and _isdev(ch.energy(Xd, W, 2.0))
-    assert _isdev(ch.iterate(Xd, Wd, 2.0, max_iter=1).outputs)
+    cW = hpc.contrastive_update(Xd, Xh, A, Wd, 2.0)
+    assert _isdev(cW) and _isdev(hpc.evolve_step(Wd, dW, 0.1)) and _isdev(hpc.energy(Xd, W, 2.0))
+    assert _isdev(hpc.iterate(Xd, Wd, 2.0, max_iter=1).outputs)
     _close(_host(cW), hp.contrastive_update(X, rh.outputs, rh.memory_weights, W, 2.0), np.float64)
     # float32 device inputs with a float64 one: promoted on the device, as on the CPU
-    e = ch.energy(_dev(X.astype(np.float32)), Wd, 2.0)
+    e = hpc.energy(_dev(X.astype(np.float32)), Wd, 2.0)
     assert e.dtype == np.float64
     _close(_host(e), hp.energy(X.astype(np.float32), W, 2.0), np.float64)
     # inputs untouched
@@ -359,7 +366,7 @@ def test_repeatable_bitwise():
     ch = _ch()
     X, W = _data(np.float64, 12)
     Xd, Wd = _dev(X), _dev(W)
-    runs = [(ch.energy(Xd, Wd, 2.0, compat="ngclearn"), ch.iterate(Xd, Wd, 2.0, max_iter=2)) for _ in range(2)]
+    runs = [(hpc.energy(Xd, Wd, 2.0, compat="ngclearn"), hpc.iterate(Xd, Wd, 2.0, max_iter=2)) for _ in range(2)]
     assert _host(runs[0][0]).tobytes() == _host(runs[1][0]).tobytes()
     assert _host(runs[0][1].outputs).tobytes() == _host(runs[1][1].outputs).tobytes()
     assert runs[0][1].last_change == runs[1][1].last_change
@@ -410,42 +417,41 @@ def test_bad_input_device_arrays():
     X, W = _data(np.float64, 14)
     Xd, Wd = _dev(X), _dev(W)
     with pytest.raises(TypeError, match="W: expected a float32 or float64 device array"):
-        ch.retrieve(Xd, _dev(np.ones((D, H), dtype=np.int64)), 1.0)
+        hpc.retrieve(Xd, _dev(np.ones((D, H), dtype=np.int64)), 1.0)
     with pytest.raises(ValueError, match=r"W: expected 2 dimensions \[D, H\]"):
-        ch.retrieve(Xd, _dev(np.ones(D)), 1.0)
+        hpc.retrieve(Xd, _dev(np.ones(D)), 1.0)
     with pytest.raises(ValueError, match="W: expected a non-empty array"):
-        ch.energy(Xd, cuda.device_array((D, 0)), 1.0)
+        hpc.energy(Xd, cuda.device_array((D, 0)), 1.0)
     with pytest.raises(ValueError, match=f"X: expected probe width D={D}"):
-        ch.retrieve(_dev(np.ones((2, D + 1))), Wd, 1.0)
+        hpc.retrieve(_dev(np.ones((2, D + 1))), Wd, 1.0)
     with pytest.raises(ValueError, match="X: expected 1 or 2 dimensions"):
-        ch.iterate(_dev(np.ones((1, 2, D))), Wd, 1.0)
+        hpc.iterate(_dev(np.ones((1, 2, D))), Wd, 1.0)
     with pytest.raises(ValueError, match="X: expected a C-contiguous device array"):
-        ch.retrieve(cuda.to_device(np.asfortranarray(np.ones((3, D)))), Wd, 1.0)
+        hpc.retrieve(cuda.to_device(np.asfortranarray(np.ones((3, D)))), Wd, 1.0)
     bad = X.copy()
     bad[1, 2] = np.nan
     with pytest.raises(ValueError) as cpu:
         hp.retrieve(bad, W, 1.0)
     with pytest.raises(ValueError) as gpu:
-        ch.retrieve(_dev(bad), Wd, 1.0)
+        hpc.retrieve(_dev(bad), Wd, 1.0)
     assert str(gpu.value) == str(cpu.value) == "X: expected finite values, got nan at index (1, 2)"
-    _, A, Xh = ch.retrieve(Xd, Wd, 1.0)
+    _, A, Xh = hpc.retrieve(Xd, Wd, 1.0)
     with pytest.raises(ValueError, match="X_hat: expected shape"):
-        ch.delta_update(Xd, Xh[:2], A)
+        hpc.delta_update(Xd, Xh[:2], A)
     with pytest.raises(ValueError, match="A: expected batch size 3"):
-        ch.contrastive_update(Xd, Xh, A[:2], Wd, 1.0)
+        hpc.contrastive_update(Xd, Xh, A[:2], Wd, 1.0)
     with pytest.raises(ValueError, match=rf"W: expected shape \({D}, {H}\) \(\(D, H\) from X and A\)"):
-        ch.contrastive_update(Xd, Xh, A, _dev(np.ones((D, H + 1))), 1.0)
+        hpc.contrastive_update(Xd, Xh, A, _dev(np.ones((D, H + 1))), 1.0)
     with pytest.raises(ValueError, match="dW: expected shape"):
-        ch.evolve_step(Wd, _dev(np.ones((D, H + 1))), 0.1)
+        hpc.evolve_step(Wd, _dev(np.ones((D, H + 1))), 0.1)
     with pytest.raises(ValueError, match="mask: expected finite"):
-        ch.evolve_step(Wd, Wd, 0.1, mask=_dev(np.full((D, H), np.inf)))
+        hpc.evolve_step(Wd, Wd, 0.1, mask=_dev(np.full((D, H), np.inf)))
     with pytest.raises(ValueError, match="neg_beta: pass either"):
-        ch.contrastive_update(Xd, Xh, A, Wd, 1.0, neg_beta=1.0, compat="ngclearn")
+        hpc.contrastive_update(Xd, Xh, A, Wd, 1.0, neg_beta=1.0, compat="ngclearn")
 
 
 @pytestmark_device
 def test_bad_input_host_arrays_same_messages_as_cpu():
-    ch = _ch()
     X, W = _data(np.float64, 15)
     _, A, Xh = hp.retrieve(X, W, 1.0)
     calls = [
@@ -465,17 +471,16 @@ def test_bad_input_host_arrays_same_messages_as_cpu():
         with pytest.raises((ValueError, TypeError)) as cpu:
             call(hp)
         with pytest.raises(type(cpu.value)) as gpu:
-            call(ch)
+            call(hpc)
         assert str(gpu.value) == str(cpu.value)
 
 
 @pytest.mark.skipif(MODE is not None, reason="this process can launch kernels")
 def test_entry_points_explain_missing_device():
     """Without a GPU and without the simulator, the entry points raise before any work, saying what to do."""
-    ch = _ch()
     X, W = np.ones((2, 3)), np.ones((3, 4))
     with pytest.raises(RuntimeError, match="no CUDA GPU .*NUMBA_ENABLE_CUDASIM=1"):
-        ch.retrieve(X, W, 1.0)
+        hpc.retrieve(X, W, 1.0)
     with pytest.raises(RuntimeError, match="device='cpu'"):
         hp.energy(X, W, 1.0, device="cuda")
     with pytest.raises(RuntimeError, match="no CUDA GPU"):
@@ -567,3 +572,22 @@ def test_synapse_cuda_state_and_validation():
     g = np.random.default_rng(17).standard_normal((B, D))
     _close(syn.backward(cuda.to_device(g)), cpu.backward(g), np.float64)
     _close(syn.grads["weights"], cpu.grads["weights"], np.float64)
+
+
+@pytestmark_device
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_vjps_take_device(dtype):
+    """retrieve_vjp and energy_vjp accept device="cuda" (NumPy or device arrays) and agree with the CPU."""
+    X, W = _data(dtype, 21)
+    G = np.random.default_rng(3).standard_normal(X.shape).astype(dtype)
+    g = np.random.default_rng(4).standard_normal(X.shape[0])
+    for f, go in ((hp.retrieve_vjp, G), (hp.energy_vjp, g)):
+        want = f(go, X, W, 1.5)
+        got = f(go, X, W, 1.5, device="cuda")
+        assert all(isinstance(a, np.ndarray) for a in got[:2])
+        for a, b in zip(got[:2], want[:2]):
+            _close(a, b, dtype)
+        assert abs(got[2] - want[2]) <= TOL[np.dtype(dtype)] * max(1.0, abs(want[2]))
+        on_dev = f(_dev(go), _dev(X), W, 1.5, device="cuda")
+        assert _isdev(on_dev[0]) and _isdev(on_dev[1])
+        _close(_host(on_dev[1]), want[1], dtype)

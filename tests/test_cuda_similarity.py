@@ -36,7 +36,7 @@ def _scalar_close(a, b, dtype, scale=None):
 
 
 def _cs():
-    from refnsm.cuda import similarity as cs
+    from refnsm.similarity import _cuda_kernels as cs
 
     return cs
 

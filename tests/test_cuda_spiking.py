@@ -16,6 +16,13 @@ from cuda_support import DTYPES, MODE, TOL, close as _close, dev as _dev, host a
 from refnsm.spiking import _kernels as K
 from refnsm import spiking as sp
 from refnsm.spiking import losses as L
+from cuda_support import is_dev as _isdev, on_cuda
+
+spc = on_cuda(sp, "kernel_dot_product", "kernel_dot_product_vjp", "spike_similar_loss", "spike_similar_loss_vjp",
+              "spike_similar_loss_value_and_grad", "temporal_efficient_training_cross_entropy",
+              "temporal_efficient_training_cross_entropy_vjp", "spike_similarity_matrix",
+              "spike_similarity_matrix_vjp", "label_similarity_matrix",
+              "temporal_efficient_training_cross_entropy_value_and_grad")
 
 pytestmark_device = needs_device
 KINDS = [("linear", K.LINEAR, 0.0), ("polynomial", K.POLYNOMIAL, 2.0), ("sigmoid", K.SIGMOID, 0.7),
@@ -23,7 +30,7 @@ KINDS = [("linear", K.LINEAR, 0.0), ("polynomial", K.POLYNOMIAL, 2.0), ("sigmoid
 
 
 def _cs():
-    from refnsm.cuda import spiking as cs
+    from refnsm.spiking import _cuda_kernels as cs
 
     return cs
 
@@ -231,17 +238,17 @@ def test_spike_similar_loss_public(dtype, kind):
             v0, g0 = sp.spike_similar_loss_value_and_grad(s, Lm, name, loss, *args)
         except ValueError as e:
             with pytest.raises(ValueError) as info:
-                cs.spike_similar_loss_value_and_grad(s, Lm, name, loss, *args)
+                spc.spike_similar_loss_value_and_grad(s, Lm, name, loss, *args)
             assert str(info.value) == str(e)
             continue
-        v1, g1 = cs.spike_similar_loss_value_and_grad(s, Lm, name, loss, *args)
+        v1, g1 = spc.spike_similar_loss_value_and_grad(s, Lm, name, loss, *args)
         assert isinstance(g1, np.ndarray) and g1.dtype == dtype and g1.shape == s.shape
         assert v1.dtype == dtype and v1.shape == ()
         _close(v1, v0, dtype)
         _close(g1, g0, dtype)
         if loss == "l1":
-            _close(cs.spike_similar_loss(s, Lm, name, loss, *args), sp.spike_similar_loss(s, Lm, name, loss, *args), dtype)
-            _close(cs.spike_similar_loss_vjp(2.0, s, Lm, name, loss, *args),
+            _close(spc.spike_similar_loss(s, Lm, name, loss, *args), sp.spike_similar_loss(s, Lm, name, loss, *args), dtype)
+            _close(spc.spike_similar_loss_vjp(2.0, s, Lm, name, loss, *args),
                    sp.spike_similar_loss_vjp(2.0, s, Lm, name, loss, *args), dtype)
 
 
@@ -255,15 +262,15 @@ def test_kernel_dot_product_public(dtype):
     for name, _, p in KINDS:
         args = () if name == "linear" else (p,)
         yy = x[::-1].copy() if name == "gaussian" else y
-        K1 = cs.kernel_dot_product(x, yy, name, *args)
+        K1 = spc.kernel_dot_product(x, yy, name, *args)
         assert isinstance(K1, np.ndarray) and K1.dtype == dtype
         _close(K1, sp.kernel_dot_product(x, yy, name, *args), dtype)
         A = rng.standard_normal(K1.shape)
-        for a, b in zip(cs.kernel_dot_product_vjp(A, x, yy, name, *args), sp.kernel_dot_product_vjp(A, x, yy, name, *args)):
+        for a, b in zip(spc.kernel_dot_product_vjp(A, x, yy, name, *args), sp.kernel_dot_product_vjp(A, x, yy, name, *args)):
             assert a.dtype == dtype
             _close(a, b, dtype)
     # mixed dtypes promote as on the CPU
-    assert cs.kernel_dot_product(x.astype(np.float32), y.astype(np.float64)).dtype == np.float64
+    assert spc.kernel_dot_product(x.astype(np.float32), y.astype(np.float64)).dtype == np.float64
 
 
 @pytestmark_device
@@ -273,14 +280,14 @@ def test_compat_spikingjelly():
     x = rng.random((4, 3))
     y1 = rng.random((1, 3))
     K0 = sp.kernel_dot_product(x, y1, "gaussian", 0.9, compat="spikingjelly")
-    K1 = cs.kernel_dot_product(x, y1, "gaussian", 0.9, compat="spikingjelly")
+    K1 = spc.kernel_dot_product(x, y1, "gaussian", 0.9, compat="spikingjelly")
     assert K1.shape == (4, 4)
     _close(K1, K0, np.float64)
     A = rng.standard_normal((4, 4))
-    for a, b in zip(cs.kernel_dot_product_vjp(A, x, y1, "gaussian", 0.9, compat="spikingjelly"),
+    for a, b in zip(spc.kernel_dot_product_vjp(A, x, y1, "gaussian", 0.9, compat="spikingjelly"),
                     sp.kernel_dot_product_vjp(A, x, y1, "gaussian", 0.9, compat="spikingjelly")):
         _close(a, b, np.float64)
-    for Kd in (cs.kernel_dot_product(_dev(x), _dev(y1), "gaussian", 0.9, compat="spikingjelly"),):
+    for Kd in (spc.kernel_dot_product(_dev(x), _dev(y1), "gaussian", 0.9, compat="spikingjelly"),):
         _close(_host(Kd), K0, np.float64)
     # float32 cosine diagonal above 1 under compat: the CPU's BCE range error, word for word
     # (whether torch's order rounds a float32 diagonal above 1 depends on the summation order of ||x||^2 and x.x,
@@ -290,15 +297,15 @@ def test_compat_spikingjelly():
     with pytest.raises(ValueError) as cpu:
         sp.spike_similar_loss(s, Lm, "linear", "bce", compat="spikingjelly")
     with pytest.raises(ValueError) as gpu:
-        cs.spike_similar_loss(s, Lm, "linear", "bce", compat="spikingjelly")
+        spc.spike_similar_loss(s, Lm, "linear", "bce", compat="spikingjelly")
     # the same message; the offending value may differ in its last float32 bit (BLAS vs the tiled product's order)
     mask = lambda e: re.sub(r"\] = [-+.0-9e]+ \(", "] = <value> (", str(e.value))  # noqa: E731
     assert mask(gpu) == mask(cpu) and "rounds above 1 in float32" in mask(gpu)
     # the exact diagonal (default) makes the same call work, with the CPU's value
-    _close(cs.spike_similar_loss(s, Lm, "linear", "bce"), sp.spike_similar_loss(s, Lm, "linear", "bce"), np.float32)
+    _close(spc.spike_similar_loss(s, Lm, "linear", "bce"), sp.spike_similar_loss(s, Lm, "linear", "bce"), np.float32)
     # labels formed in float32 under compat
     v0, g0 = sp.spike_similar_loss_value_and_grad(s.astype(np.float64), Lm, "sigmoid", "mse", 0.5, compat="spikingjelly")
-    v1, g1 = cs.spike_similar_loss_value_and_grad(s.astype(np.float64), _dev(Lm), "sigmoid", "mse", 0.5,
+    v1, g1 = spc.spike_similar_loss_value_and_grad(s.astype(np.float64), _dev(Lm), "sigmoid", "mse", 0.5,
                                                   compat="spikingjelly")
     _close(v1, v0, np.float64)
     _close(_host(g1), g0, np.float64)
@@ -313,22 +320,22 @@ def test_tet_public(dtype):
     t = rng.integers(0, 5, (3, 2))
     t[1, 1] = -100
     v0 = sp.temporal_efficient_training_cross_entropy(x, t)
-    v1 = cs.temporal_efficient_training_cross_entropy(x, t)
+    v1 = spc.temporal_efficient_training_cross_entropy(x, t)
     assert v1.dtype == dtype and v1.shape == ()
     _close(v1, v0, dtype)
     g0 = sp.temporal_efficient_training_cross_entropy_vjp(0.5, x, t)
-    g1 = cs.temporal_efficient_training_cross_entropy_vjp(0.5, x, t)
+    g1 = spc.temporal_efficient_training_cross_entropy_vjp(0.5, x, t)
     assert isinstance(g1, np.ndarray) and g1.dtype == dtype and g1.shape == x.shape
     _close(g1, g0, dtype)
     # no spatial dims, on the device (target on the device too): results stay there
     x3 = x[:, :, :, 0].copy()
     t1 = t[:, 0].copy()
-    gd = cs.temporal_efficient_training_cross_entropy_vjp(None, _dev(x3), _dev(t1))
+    gd = spc.temporal_efficient_training_cross_entropy_vjp(None, _dev(x3), _dev(t1))
     from refnsm.cuda import is_device_array
 
     assert is_device_array(gd) and gd.shape == x3.shape
     _close(_host(gd), sp.temporal_efficient_training_cross_entropy_vjp(None, x3, t1), dtype)
-    _close(cs.temporal_efficient_training_cross_entropy(_dev(x3), t1, ignore_index=-100),
+    _close(spc.temporal_efficient_training_cross_entropy(_dev(x3), t1, ignore_index=-100),
            sp.temporal_efficient_training_cross_entropy(x3, t1), dtype)
 
 
@@ -341,15 +348,15 @@ def test_device_arrays_stay_on_device_and_match_host_path():
     s = _spikes(rng, np.float32)
     Lm = _labels(rng)
     sd, Ld = _dev(s), _dev(Lm.astype(np.int64))
-    v_h, g_h = cs.spike_similar_loss_value_and_grad(s, Lm, "gaussian", "bce", 2.0)
-    v_d, g_d = cs.spike_similar_loss_value_and_grad(sd, Ld, "gaussian", "bce", 2.0)
+    v_h, g_h = spc.spike_similar_loss_value_and_grad(s, Lm, "gaussian", "bce", 2.0)
+    v_d, g_d = spc.spike_similar_loss_value_and_grad(sd, Ld, "gaussian", "bce", 2.0)
     assert is_device_array(g_d) and g_d.shape == s.shape and g_d.dtype == np.float32
     assert v_d == v_h
     np.testing.assert_array_equal(_host(g_d), g_h)
     x = rng.random((3, 4))
-    Kd = cs.kernel_dot_product(_dev(x), x, "sigmoid", 0.5)  # mixed: device result
+    Kd = spc.kernel_dot_product(_dev(x), x, "sigmoid", 0.5)  # mixed: device result
     assert is_device_array(Kd)
-    gx, gy = cs.kernel_dot_product_vjp(_dev(np.ones((3, 3))), x, x, "sigmoid", 0.5)
+    gx, gy = spc.kernel_dot_product_vjp(_dev(np.ones((3, 3))), x, x, "sigmoid", 0.5)
     assert is_device_array(gx) and is_device_array(gy)
     # inputs untouched on both sides
     np.testing.assert_array_equal(_host(sd), s)
@@ -362,12 +369,12 @@ def test_repeatable_bitwise():
     rng = np.random.default_rng(21)
     s = _dev(rng.random((4, 5)))
     Lm = _dev(_labels(rng, 4, 3))
-    runs = [cs.spike_similar_loss_value_and_grad(s, Lm, "linear", "mse") for _ in range(2)]
+    runs = [spc.spike_similar_loss_value_and_grad(s, Lm, "linear", "mse") for _ in range(2)]
     assert runs[0][0].tobytes() == runs[1][0].tobytes()
     assert _host(runs[0][1]).tobytes() == _host(runs[1][1]).tobytes()
     x = _dev(rng.standard_normal((2, 3, 4)))
     t = np.array([0, 3, 1])
-    a = [cs.temporal_efficient_training_cross_entropy(x, t) for _ in range(2)]
+    a = [spc.temporal_efficient_training_cross_entropy(x, t) for _ in range(2)]
     assert a[0].tobytes() == a[1].tobytes()
 
 
@@ -377,43 +384,43 @@ def test_bad_input_device_arrays():
     cs = _cs()
     good = np.random.default_rng(22).random((3, 4))
     with pytest.raises(TypeError, match="x: expected a float32 or float64 device array"):
-        cs.kernel_dot_product(_dev(np.ones((3, 4), dtype=np.int64)), good)
+        spc.kernel_dot_product(_dev(np.ones((3, 4), dtype=np.int64)), good)
     with pytest.raises(ValueError, match="x: expected 2 dimensions"):
-        cs.kernel_dot_product(_dev(np.ones(4)), good)
+        spc.kernel_dot_product(_dev(np.ones(4)), good)
     with pytest.raises(ValueError, match="y: expected 4 columns"):
-        cs.kernel_dot_product(_dev(good), _dev(np.ones((3, 5))))
+        spc.kernel_dot_product(_dev(good), _dev(np.ones((3, 5))))
     with pytest.raises(ValueError, match="y: the gaussian kernel needs as many rows"):
-        cs.kernel_dot_product(_dev(good), _dev(np.ones((2, 4))), "gaussian", 1.0)
+        spc.kernel_dot_product(_dev(good), _dev(np.ones((2, 4))), "gaussian", 1.0)
     with pytest.raises(ValueError, match="grad_out: expected shape"):
-        cs.kernel_dot_product_vjp(_dev(np.ones((2, 2))), _dev(good), good)
+        spc.kernel_dot_product_vjp(_dev(np.ones((2, 2))), _dev(good), good)
     bad = good.copy()
     bad[1, 2] = np.nan
     with pytest.raises(ValueError) as cpu:
         sp.spike_similar_loss(bad, np.eye(3))
     with pytest.raises(ValueError) as gpu:
-        cs.spike_similar_loss(_dev(bad), np.eye(3))
+        spc.spike_similar_loss(_dev(bad), np.eye(3))
     assert str(gpu.value) == str(cpu.value) and str(gpu.value).startswith("spikes:")
     with pytest.raises(ValueError, match="spikes: expected at least 2 dimensions"):
-        cs.spike_similar_loss(_dev(np.ones(3)), np.eye(3))
+        spc.spike_similar_loss(_dev(np.ones(3)), np.eye(3))
     with pytest.raises(ValueError, match="labels: expected 3 rows"):
-        cs.spike_similar_loss(_dev(good), _dev(np.eye(2)))
+        spc.spike_similar_loss(_dev(good), _dev(np.eye(2)))
     with pytest.raises(ValueError, match="labels: expected finite"):
-        cs.spike_similar_loss(_dev(good), _dev(np.full((3, 2), np.inf)))
+        spc.spike_similar_loss(_dev(good), _dev(np.full((3, 2), np.inf)))
     from numba import cuda
 
     with pytest.raises(ValueError, match="spikes: expected a C-contiguous"):
-        cs.spike_similar_loss(cuda.to_device(np.asfortranarray(np.ones((3, 4)))), np.eye(3))
+        spc.spike_similar_loss(cuda.to_device(np.asfortranarray(np.ones((3, 4)))), np.eye(3))
     x = _dev(np.zeros((2, 3, 4)))
     with pytest.raises(ValueError, match="target: class indices"):
-        cs.temporal_efficient_training_cross_entropy(x, _dev(np.array([0, 4, 1])))
+        spc.temporal_efficient_training_cross_entropy(x, _dev(np.array([0, 4, 1])))
     with pytest.raises(TypeError, match="target: expected integer"):
-        cs.temporal_efficient_training_cross_entropy(x, np.array([0.0, 1.0, 1.0]))
+        spc.temporal_efficient_training_cross_entropy(x, np.array([0.0, 1.0, 1.0]))
     with pytest.raises(ValueError, match="target: no position"):
-        cs.temporal_efficient_training_cross_entropy(x, np.array([-100, -100, -100]))
+        spc.temporal_efficient_training_cross_entropy(x, np.array([-100, -100, -100]))
     with pytest.raises(ValueError, match="target: expected shape"):
-        cs.temporal_efficient_training_cross_entropy(x, np.array([0, 1]))
+        spc.temporal_efficient_training_cross_entropy(x, np.array([0, 1]))
     with pytest.raises(ValueError, match="x_seq: expected at least 3"):
-        cs.temporal_efficient_training_cross_entropy(_dev(np.zeros((2, 3))), np.array([0, 1, 1]))
+        spc.temporal_efficient_training_cross_entropy(_dev(np.zeros((2, 3))), np.array([0, 1, 1]))
 
 
 @pytestmark_device
@@ -435,7 +442,7 @@ def test_bad_input_host_arrays_same_messages_as_cpu():
         with pytest.raises((ValueError, TypeError)) as cpu:
             call(sp)
         with pytest.raises(type(cpu.value)) as gpu:
-            call(cs)
+            call(spc)
         assert str(gpu.value) == str(cpu.value)
 
 
@@ -445,11 +452,11 @@ def test_entry_points_explain_missing_device():
     cs = _cs()
     x = np.ones((2, 3))
     with pytest.raises(RuntimeError, match="no CUDA GPU .*NUMBA_ENABLE_CUDASIM=1"):
-        cs.kernel_dot_product(x, x)
+        spc.kernel_dot_product(x, x)
     with pytest.raises(RuntimeError, match="device='cpu'"):
-        cs.spike_similar_loss(x, np.eye(2))
+        spc.spike_similar_loss(x, np.eye(2))
     with pytest.raises(RuntimeError, match="no CUDA GPU"):
-        cs.temporal_efficient_training_cross_entropy(np.zeros((1, 2, 3)), np.array([0, 1]))
+        spc.temporal_efficient_training_cross_entropy(np.zeros((1, 2, 3)), np.array([0, 1]))
 
 
 @pytestmark_device
@@ -462,12 +469,12 @@ def test_gradcheck_on_device():
     rng = np.random.default_rng(23)
     s = 0.2 + 0.6 * rng.random((2, 2))  # away from the zero-norm branch
     Lm = np.array([[1.0, 0.0], [1.0, 1.0]])
-    gradcheck(lambda x: cs.spike_similar_loss(x, Lm, "linear", "bce"),
-              lambda g, x: cs.spike_similar_loss_vjp(g, x, Lm, "linear", "bce"), [s], raise_on_fail=True)
+    gradcheck(lambda x: spc.spike_similar_loss(x, Lm, "linear", "bce"),
+              lambda g, x: spc.spike_similar_loss_vjp(g, x, Lm, "linear", "bce"), [s], raise_on_fail=True)
     x = rng.standard_normal((1, 2, 2))
     t = np.array([1, 0])
-    gradcheck(lambda z: cs.temporal_efficient_training_cross_entropy(z, t),
-              lambda g, z: cs.temporal_efficient_training_cross_entropy_vjp(g, z, t), [x], raise_on_fail=True)
+    gradcheck(lambda z: spc.temporal_efficient_training_cross_entropy(z, t),
+              lambda g, z: spc.temporal_efficient_training_cross_entropy_vjp(g, z, t), [x], raise_on_fail=True)
 
 
 @pytestmark_device
@@ -494,3 +501,68 @@ def test_public_device_argument_dispatches_to_the_twin(dtype):
 def test_device_argument_is_validated():
     with pytest.raises(ValueError, match="device: expected one of 'cpu', 'cuda'; got 'gpu'"):
         sp.spike_similar_loss(np.eye(3), np.eye(3), device="gpu")
+
+
+@pytestmark_device
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k[0])
+def test_similarity_matrix_labels_and_tet_value_and_grad_take_device(dtype, kind):
+    """The entry points that gained device= agree with the CPU, NumPy in and out, and stay on the device."""
+    name, _, p = kind
+    args = () if name == "linear" else (p,)
+    rng = np.random.default_rng(31)
+    s = _spikes(rng, dtype)
+    A = rng.standard_normal((4, 4)).astype(dtype)
+    S0, S1 = sp.spike_similarity_matrix(s, name, *args), spc.spike_similarity_matrix(s, name, *args)
+    assert isinstance(S1, np.ndarray) and S1.dtype == dtype
+    _close(S1, S0, dtype)
+    g0 = sp.spike_similarity_matrix_vjp(A, s, name, *args)
+    _close(spc.spike_similarity_matrix_vjp(A, s, name, *args), g0, dtype)
+    gd = spc.spike_similarity_matrix_vjp(_dev(A), _dev(s), name, *args)
+    assert _isdev(gd) and gd.shape == s.shape
+    _close(_host(gd), g0, dtype)
+    Lm = _labels(rng)
+    for compat in (None, "spikingjelly"):
+        Y0 = sp.label_similarity_matrix(Lm, dtype, compat=compat)
+        Y1 = spc.label_similarity_matrix(_dev(Lm.astype(np.int64)), dtype, compat=compat)
+        assert _isdev(Y1)
+        np.testing.assert_array_equal(_host(Y1), Y0)
+    x = rng.standard_normal((3, 4, 5, 2)).astype(dtype)
+    t = rng.integers(0, 5, (4, 2))
+    v0, gr0 = sp.temporal_efficient_training_cross_entropy_value_and_grad(x, t)
+    v1, gr1 = spc.temporal_efficient_training_cross_entropy_value_and_grad(_dev(x), t)
+    assert _isdev(gr1) and v1.dtype == dtype
+    _close(v1, v0, dtype)
+    _close(_host(gr1), gr0, dtype)
+
+
+@pytestmark_device
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_time_mean_tet_and_firing_rate_take_device(dtype):
+    """time_mean_cross_entropy, tet_loss, TETLoss and firing_rate_mse (values and VJPs) with device="cuda"."""
+    rng = np.random.default_rng(41)
+    x = rng.standard_normal((3, 4, 5, 2)).astype(dtype)
+    t = rng.integers(0, 5, (4, 2))
+    for f, vjp, kw in ((sp.time_mean_cross_entropy, sp.time_mean_cross_entropy_vjp, {}),
+                       (sp.tet_loss, sp.tet_loss_vjp, dict(mean=0.5, tet_lambda=0.3))):
+        v0 = f(x, t, **kw)
+        v1 = f(_dev(x), t, **kw, device="cuda")
+        assert v1.dtype == dtype and v1.shape == ()
+        _close(v1, v0, dtype)
+        g0 = vjp(0.7, x, t, **kw)
+        g1 = vjp(0.7, _dev(x), _dev(t), **kw, device="cuda")
+        assert _isdev(g1) and g1.shape == x.shape
+        _close(_host(g1), g0, dtype)
+        assert isinstance(vjp(0.7, x, t, **kw, device="cuda"), np.ndarray)
+    cpu, gpu = sp.TETLoss(0.5, 0.3), sp.TETLoss(0.5, 0.3, device="cuda")
+    _close(gpu(_dev(x), t), cpu(x, t), dtype)
+    _close(_host(gpu.backward()), cpu.backward(), dtype)
+    assert "device='cuda'" in repr(gpu)
+    s = (rng.random((3, 4, 5)) > 0.5).astype(dtype)
+    lab = rng.integers(0, 5, 4)
+    _close(sp.firing_rate_mse(_dev(s), lab, device="cuda"), sp.firing_rate_mse(s, lab), dtype)
+    gr = sp.firing_rate_mse_vjp(2.0, _dev(s), _dev(lab), device="cuda")
+    assert _isdev(gr)
+    _close(_host(gr), sp.firing_rate_mse_vjp(2.0, s, lab), dtype)
+    with pytest.raises(ValueError, match=r"labels: class indices must be in \[0, 5\)"):
+        sp.firing_rate_mse(_dev(s), np.array([0, 1, 2, 7]), device="cuda")

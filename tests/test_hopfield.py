@@ -1,7 +1,7 @@
 """Modern Hopfield memory: retrieval, energy, gradients, plasticity rules (refnsm.hopfield.modern).
 
 Naive NumPy twins of every kernel, finite-difference checks of every VJP, the descent inequality and the two
-plasticity rules written as gradients (spec ngclearn_hopfield.md section 9), float32/float64, bad input.
+plasticity rules written as gradients, float32/float64, bad input.
 """
 
 import numpy as np
@@ -12,34 +12,8 @@ from scipy.special import logsumexp, softmax
 
 import refnsm.hopfield as hp
 from refnsm.gradcheck import gradcheck, numerical_vjp
-
-# ------------------------------------------------------------------------------------------------ naive twins
-
-
-def naive_retrieve(X, W, beta):
-    Z = X @ W
-    S = Z - Z.max(axis=1, keepdims=True)
-    A = softmax(beta * Z, axis=1)
-    return S, A, A @ W.T
-
-
-def naive_energy(X, W, beta):
-    H = W.shape[1]
-    return (-logsumexp(beta * (X @ W), axis=1) / beta + 0.5 * np.sum(X * X, axis=1) + np.log(H) / beta
-            + 0.5 * np.max(np.sum(W * W, axis=0)))
-
-
-def naive_energy_ngclearn(X, W, beta):
-    # closed form of ngclearn's reading (spec section 5)
-    Z = X @ W
-    _, _, Xh = naive_retrieve(X, W, beta)
-    H = W.shape[1]
-    return (-logsumexp(beta * Z, axis=1) / beta + Z.max(axis=1) + 0.5 * np.sum(X * Xh, axis=1)
-            + np.log(H) / beta + 0.5 * np.max(np.sum(W * W, axis=1)))
-
-
-def rel(a, b):
-    return np.max(np.abs(np.asarray(a) - np.asarray(b))) / max(np.max(np.abs(b)), 1e-300)
+from naive.hopfield import naive_retrieve, naive_energy, naive_energy_ngclearn
+from helpers import rel
 
 
 @pytest.fixture
@@ -196,8 +170,6 @@ def test_energy_vjp_float32(data):
     g64 = hp.energy_vjp(None, X, W, 2.0)
     assert g32[0].dtype == np.float32 and g32[1].dtype == np.float32
     assert rel(g32[0], g64[0]) <= 1e-5 and rel(g32[1], g64[1]) <= 1e-5 and abs(g32[2] - g64[2]) <= 1e-5
-
-
 
 
 @settings(max_examples=60)

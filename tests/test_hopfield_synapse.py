@@ -6,12 +6,9 @@ from scipy.special import softmax
 
 import refnsm.hopfield as hp
 from refnsm.gradcheck import gradcheck
+from helpers import rel
 
 D, H = 6, 9
-
-
-def rel(a, b):
-    return np.max(np.abs(np.asarray(a) - np.asarray(b))) / max(np.max(np.abs(b)), 1e-300)
 
 
 @pytest.fixture

@@ -102,7 +102,7 @@ def test_forward_matches_effective_W_and_leading_dims(e):
 def test_float32_kept_and_close_to_float64(e):
     shape = e.shapes[-1]
     m64 = _prepare(e, shape, False, None)
-    m32 = e.cls(*shape, False, dtype=np.float32, params=m64.params, **e.kwargs)
+    m32 = e.cls(*shape, bias=False, dtype=np.float32, params=m64.params, **e.kwargs)
     if isinstance(m64, L.L0Linear):
         m32.set_noise(m64._noise)
     if isinstance(m64, L.PowerBoundLinear):

@@ -188,9 +188,9 @@ def test_dale_bad_input():
         R.dale(3, inh_first=1)
     with pytest.raises(TypeError, match="dtype"):
         R.dale(3, dtype=np.int64)
-    with pytest.raises(TypeError, match="weights"):
+    with pytest.raises(TypeError, match="tensor"):
         R.dale_([[1.0]])
-    with pytest.raises(ValueError, match="weights: expected 2 dimensions"):
+    with pytest.raises(ValueError, match="tensor: expected 2 dimensions"):
         R.dale_(np.zeros(3))
     with pytest.raises(TypeError, match="rng"):
         R.dale(3, rng="seed")

@@ -12,54 +12,8 @@ from refnsm.similarity import (Conv2d, Identity, Linear, MultiSimilarityMatching
                                SupervisedSimilarityMatching, best_permutation_confusion, clustering_accuracy,
                                hebbian_update, kkt_residual, principal_angle_cosines, similarity_matching_cost,
                                solve_nsm, solve_sm, subspace_error)
-
-
-# ------------------------------------------------------------------------------------------------ naive twins
-def naive_conv2d(x, W, b, stride, padding, dilation):
-    """Direct six-fold loop of u[b,o,h,w] = beta[o] + sum W[o,c,i,j] x_pad[b,c,s h + d i, s w + d j]."""
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    B, C, H, Wd = x.shape
-    O, _, kh, kw = W.shape
-    xp = np.zeros((B, C, H + 2 * ph, Wd + 2 * pw))
-    xp[:, :, ph:ph + H, pw:pw + Wd] = x
-    Ho = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    Wo = (Wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    u = np.zeros((B, O, Ho, Wo))
-    for h in range(Ho):
-        for w in range(Wo):
-            patch = xp[:, :, h * sh:h * sh + dh * (kh - 1) + 1:dh, w * sw:w * sw + dw * (kw - 1) + 1:dw]
-            u[:, :, h, w] = np.einsum("bcij,ocij->bo", patch, W)
-    if b is not None:
-        u += b[None, :, None, None]
-    return u
-
-
-def naive_loss(M, us, y, regs, params, broadcast=None):
-    """Spec §2.3 written with einsum: us are the active encodings (already broadcast), params per encoder."""
-    m, N = y.shape[1], y.size
-    My = np.einsum("ij,bj...->bi...", M, y)
-    b = sum(us)
-    L = (2 * np.sum(y * My) - 4 * np.sum(y * b)) / N - np.sum(M**2) / m
-    for u, r, ps in zip(us, regs, params):
-        if r == "whiten":
-            L += 2 * np.mean(u**2)
-        elif r == "weight":
-            L += sum(np.sum(p**2) for p in ps) * 2.0 / m
-    return L
-
-
-def naive_dynamics(M, b, eta, relu, n_iter):
-    y = np.zeros_like(b)
-    for _ in range(n_iter):
-        y = y - eta * (np.einsum("ij,bj...->bi...", M, y) - b)
-        if relu:
-            y = np.maximum(y, 0)
-    return y
-
-
-def rel(a, b):
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)
+from naive.similarity import naive_conv2d, naive_loss, naive_dynamics
+from helpers import rel
 
 
 def spd(rng, m, lo=0.5, hi=1.5):
@@ -271,7 +225,7 @@ def test_compat_only_changes_the_buggy_cases(rng):
 
 
 def test_loss_example_value_from_spec(rng):
-    # spec §2.3: SM, linear, "whiten", eta = 1, M = I, one step gives y = Wx and then L = -1 exactly
+    # pynsm's loss: SM, linear, "whiten", eta = 1, M = I, one step gives y = Wx and then L = -1 exactly
     model = SimilarityMatching(Linear(4, 3, bias=False, rng=rng), 3, regularization="whiten", max_iterations=1)
     x = rng.standard_normal((5, 4))
     y = model(x)
@@ -392,7 +346,7 @@ def test_inputs_never_modified(rng):
     y = model(x0, x1)
     model.loss(x0, x1, y)
     model.backward()
-    assert np.array_equal(x0, c0) and np.array_equal(x1, c1)  # pynsm overwrites x0 here (spec §5.1c)
+    assert np.array_equal(x0, c0) and np.array_equal(x1, c1)  # pynsm overwrites x0 here (docs/upstream_differences.md)
 
 
 # ------------------------------------------------------------------------------------------------ update rules

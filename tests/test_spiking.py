@@ -8,53 +8,12 @@ from hypothesis.extra import numpy as hnp
 
 from refnsm import spiking as sp
 from refnsm.gradcheck import gradcheck
+from naive.spiking import naive_kernel, naive_similarity, naive_loss, naive_ce
+from helpers import rel
 
 KERNELS = [("linear", ()), ("polynomial", (2.0,)), ("polynomial", (3.0,)), ("polynomial", (1.5,)),
            ("sigmoid", (0.3,)), ("sigmoid", (-0.7,)), ("gaussian", (1.3,))]
 EPS32_BCE = float(np.float32(1e-12))
-
-
-# ------------------------------------------------------------------------------------------ naive twins
-def naive_kernel(x, y, kernel, *a):
-    G = x @ y.T
-    if kernel == "linear":
-        return G
-    if kernel == "polynomial":
-        return G ** a[0]
-    if kernel == "sigmoid":
-        return 1 / (1 + np.exp(-a[0] * G))
-    d2 = ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)  # the distance formed as a difference
-    return np.exp(-d2 / (2 * a[0] ** 2))
-
-
-def naive_similarity(X, kernel, *a):
-    X = X.reshape(len(X), -1)
-    S = naive_kernel(X, X, kernel, *a)
-    if kernel == "linear":
-        r = np.linalg.norm(X, axis=1)
-        S = S / (np.outer(r, r) + 1e-8)
-    return S
-
-
-def naive_loss(X, labels, kernel, loss, *a):
-    S = naive_similarity(X, kernel, *a)
-    Y = np.minimum(labels @ labels.T, 1.0)
-    if loss == "mse":
-        return np.mean((S - Y) ** 2)
-    if loss == "l1":
-        return np.mean(np.abs(S - Y))
-    with np.errstate(divide="ignore"):  # log(0) = -inf is clamped at -100, as torch does
-        return np.mean(-(Y * np.maximum(np.log(S), -100) + (1 - Y) * np.maximum(np.log1p(-S), -100)))
-
-
-def naive_ce(logits, target):  # logits [N, C], target [N]
-    z = logits - logits.max(1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(1, keepdims=True))
-    return -logp[np.arange(len(target)), target].mean()
-
-
-def rel(a, b):
-    return np.max(np.abs(np.asarray(a) - np.asarray(b))) / max(np.max(np.abs(b)), 1e-300)
 
 
 @pytest.fixture

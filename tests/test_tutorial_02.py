@@ -1,4 +1,4 @@
-"""Tutorial 02 (pynsm's demo_pca, spec §4.1): linear SM finds the principal subspace."""
+"""Tutorial 02 (pynsm's demo_pca): linear SM finds the principal subspace."""
 
 
 import numpy as np

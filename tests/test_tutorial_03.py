@@ -1,4 +1,4 @@
-"""Tutorial 03 (pynsm's demo_clustering, spec §4.2): NSM clusters 5 Gaussian clusters."""
+"""Tutorial 03 (pynsm's demo_clustering): NSM clusters 5 Gaussian clusters."""
 
 
 

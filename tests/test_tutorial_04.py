@@ -1,4 +1,4 @@
-"""Tutorial 04 (pynsm's demo_nsm_conv_mnist / demo_supervised_mnist, spec §4.3-4.4) in quick mode.
+"""Tutorial 04 (pynsm's demo_nsm_conv_mnist / demo_supervised_mnist) in quick mode.
 
 Quick mode trains on 200 digits for 2 minibatch steps, so it checks the pipeline end to end (conv NSM with pynsm's
 defaults, 2x2 max-pooled features, linear SVM), not the full-run accuracy, which is reported by

@@ -38,7 +38,10 @@ import numpy as np
 
 from refnsm import spiking as sp
 
-FIGURES = Path(__file__).resolve().parent.parent / "figures"
+# Figures go to $REFNSM_FIGURES if set, else to the repository's figures/ folder.  Written without __file__,
+# so that the same code runs as a script, imported, and as a notebook opened from tutorials/ or the repository.
+_here = Path(globals().get("__file__", Path.cwd() / "_")).resolve().parent
+FIGURES = Path(os.environ.get("REFNSM_FIGURES") or (_here.parent if _here.name == "tutorials" else _here) / "figures")
 
 
 def poisson_spike_trains(rng, n_per_class, n_classes=4, n_in=40, T=20, base=0.04, active=0.35):
@@ -192,7 +195,7 @@ def main(quick: bool = False) -> dict:
                     f"between {class_similarity(S, y_te)[1]:.2f}", xlabel="test sample (sorted by class)")
     fig.colorbar(im, ax=ax[2], fraction=0.046)
     fig.tight_layout()
-    FIGURES.mkdir(exist_ok=True)
+    FIGURES.mkdir(parents=True, exist_ok=True)
     fig.savefig(FIGURES / "01_spike_similarity.png", dpi=110)
     plt.close(fig)
 

@@ -16,7 +16,7 @@
 # $M \leftarrow M + \tfrac{2\eta_W}{\tau m}(\langle y y^\top\rangle - M)$ drive the filter $F = M^{-1}W$ to an
 # orthonormal basis of the principal subspace ($F F^\top = I$), and $M$'s eigenvalues to the top-$k$ variances.
 #
-# This reproduces pynsm's `demo_pca` notebook (spec §4.1): the same data law, model and schedule, with refnsm's
+# This reproduces pynsm's `demo_pca` notebook: the same data law, model and schedule, with refnsm's
 # hand-derived gradients and a Numba fast loop.
 
 # %%
@@ -31,7 +31,10 @@ import numpy as np
 
 import refnsm.similarity as sim
 
-FIGURES = Path(__file__).resolve().parent.parent / "figures"
+# Figures go to $REFNSM_FIGURES if set, else to the repository's figures/ folder.  Written without __file__,
+# so that the same code runs as a script, imported, and as a notebook opened from tutorials/ or the repository.
+_here = Path(globals().get("__file__", Path.cwd() / "_")).resolve().parent
+FIGURES = Path(os.environ.get("REFNSM_FIGURES") or (_here.parent if _here.name == "tutorials" else _here) / "figures")
 
 # %% [markdown]
 # ## Data: 50,000 samples of a 5-D Gaussian with standard deviations $s = (1.5, 1.2, 0.8, 0.2, 0.1)$ along random
@@ -104,7 +107,7 @@ def main(quick: bool = False) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    FIGURES.mkdir(exist_ok=True)
+    FIGURES.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6, 3.6))
     ax.semilogy(ends, mism, label="rolling mismatch (windows of 2000)")
     ax.axhline(floor, color="k", ls="--", label=r"floor $\sum_{i>3} s_i^4$ = %.2e" % floor)

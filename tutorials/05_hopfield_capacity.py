@@ -34,7 +34,10 @@ import numpy as np  # noqa: E402
 
 import refnsm.hopfield as hp  # noqa: E402
 
-FIGURES = Path(__file__).resolve().parent.parent / "figures"
+# Figures go to $REFNSM_FIGURES if set, else to the repository's figures/ folder.  Written without __file__,
+# so that the same code runs as a script, imported, and as a notebook opened from tutorials/ or the repository.
+_here = Path(globals().get("__file__", Path.cwd() / "_")).resolve().parent
+FIGURES = Path(os.environ.get("REFNSM_FIGURES") or (_here.parent if _here.name == "tutorials" else _here) / "figures")
 
 
 def pm1(rng, *shape):
@@ -195,7 +198,7 @@ def digit_completion(n_store=64, betas=(0.01, 0.05, 0.1, 0.5, 1.0), seed=0):
 
 # %%
 def main(quick: bool = False) -> dict:
-    FIGURES.mkdir(exist_ok=True)
+    FIGURES.mkdir(parents=True, exist_ok=True)
     res = {}
 
     # ---- 1. classical ----

@@ -36,7 +36,10 @@ import numpy as np  # noqa: E402
 
 import refnsm.linear as L  # noqa: E402
 
-FIGURES = Path(__file__).resolve().parent.parent / "figures"
+# Figures go to $REFNSM_FIGURES if set, else to the repository's figures/ folder.  Written without __file__,
+# so that the same code runs as a script, imported, and as a notebook opened from tutorials/ or the repository.
+_here = Path(globals().get("__file__", Path.cwd() / "_")).resolve().parent
+FIGURES = Path(os.environ.get("REFNSM_FIGURES") or (_here.parent if _here.name == "tutorials" else _here) / "figures")
 
 # every concrete class once (neuromancer's registry misses four of them; the registry has aliases)
 ALL_MAPS = [
@@ -248,7 +251,7 @@ def plot_sysid(A, res, x0, horizon, path):
 
 # %%
 def main(quick: bool = False) -> dict:
-    FIGURES.mkdir(exist_ok=True)
+    FIGURES.mkdir(parents=True, exist_ok=True)
     spec = spectra()
     plot_spectra(spec, FIGURES / "06_spectra.png")
     rho = {k: float(np.abs(v).max()) for k, v in spec.items()}

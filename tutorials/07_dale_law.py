@@ -42,7 +42,10 @@ import numpy as np  # noqa: E402
 
 import refnsm.regularization as R  # noqa: E402
 
-FIGURES = Path(__file__).resolve().parent.parent / "figures"
+# Figures go to $REFNSM_FIGURES if set, else to the repository's figures/ folder.  Written without __file__,
+# so that the same code runs as a script, imported, and as a notebook opened from tutorials/ or the repository.
+_here = Path(globals().get("__file__", Path.cwd() / "_")).resolve().parent
+FIGURES = Path(os.environ.get("REFNSM_FIGURES") or (_here.parent if _here.name == "tutorials" else _here) / "figures")
 DELAY = 2
 TARGET_EXC = 0.8  # target fraction of excitatory weights (and neurons)
 TAU = 0.02        # temperature of the excitatory-ratio penalty

@@ -78,24 +78,31 @@ def refnsm_step(syn, X):
     return got
 
 
-def _run_synapse(rule, B, beta, reg_lambda, D=7, H=11, eta=0.3, seed=0, dtype=np.float64):
+def _run_synapse(rule, B, beta, reg_lambda, D=7, H=11, eta=0.3, seed=0, dtype=np.float64, compat="ngclearn",
+                 up_kw=None, ref_kw=None, W0=True, label=""):
+    """N_STEPS reset/advance/evolve steps on both sides.  ``compat=None`` runs refnsm's default mode, where the
+    energy compartment holds Ramsauer's energy (a different quantity), so it is left out of that comparison.
+    ``W0=False``: no initial patterns, both sides initialise from ``weight_init`` in ``up_kw`` / ``ref_kw``."""
     from ..hopfield import HopfieldSynapse
 
     rng = np.random.default_rng(seed)
-    W0 = rng.standard_normal((D, H)).astype(dtype)
-    proc = build_ngclearn(D, H, eta=eta, reg_lambda=reg_lambda, beta=beta, update_rule=rule, W0=W0, batch_size=B)
-    syn = HopfieldSynapse("hop", (D, H), eta, reg_lambda, beta, update_rule=rule, weight_init=W0, batch_size=B,
-                          compat="ngclearn", dtype=dtype)
+    W0 = rng.standard_normal((D, H)).astype(dtype) if W0 else None
+    proc = build_ngclearn(D, H, eta=eta, reg_lambda=reg_lambda, beta=beta, update_rule=rule, W0=W0, batch_size=B,
+                          **(up_kw or {}))
+    syn = HopfieldSynapse("hop", (D, H), eta, reg_lambda, beta, update_rule=rule, batch_size=B,
+                          compat=compat, dtype=dtype, **({} if W0 is None else {"weight_init": W0}), **(ref_kw or {}))
+    values = ("similarities", "memory_weights", "outputs") + (("energy",) if compat == "ngclearn" else ())
     v_err = g_err = 0.0
     for _ in range(N_STEPS):
         X = rng.standard_normal((B, D)).astype(dtype)
         up, me = ngclearn_step(proc, X), refnsm_step(syn, X)
-        v_err = max(v_err, *(rel_err(me[k], up[k]) for k in ("similarities", "memory_weights", "outputs", "energy")))
+        v_err = max(v_err, *(rel_err(me[k], up[k]) for k in values))
         g_err = max(g_err, rel_err(me["dWeights"], up["dWeights"]), rel_err(me["weights"], up["weights"]))
     f32 = dtype == np.float32
-    return CheckRow(FAMILY, f"HopfieldSynapse[{rule}{', float32' if f32 else ''}]", "ngclearn.HopfieldSynapse",
+    mode = "compat" if compat == "ngclearn" else "default mode (energy not compared: a different quantity)"
+    return CheckRow(FAMILY, f"HopfieldSynapse[{rule}{', float32' if f32 else ''}{label}]", "ngclearn.HopfieldSynapse",
                     v_err, g_err, TOL32 if f32 else TOL,
-                    note=f"B={B} beta={beta} reg_lambda={reg_lambda}, {N_STEPS} advance+evolve steps, compat")
+                    note=f"B={B} beta={beta} reg_lambda={reg_lambda}, {N_STEPS} advance+evolve steps, {mode}")
 
 
 def _run_load_patterns(seed=3, D=6, H=9, P=4):
@@ -131,4 +138,71 @@ def cases() -> list[Case]:
         out.append(Case(FAMILY, f"synapse-{rule}-B4-beta2.0-reg0.01-float32",
                         lambda rule=rule: _run_synapse(rule, 4, 2.0, 0.01, dtype=np.float32)))
     out.append(Case(FAMILY, "load_patterns-P<H", _run_load_patterns))
+    # default mode, wherever ngclearn computes the same quantity: the delta rule always; the contrastive rule at
+    # beta = 1 (ngclearn's negative phase always runs at 1, refnsm's at beta)
+    for B, beta, lam in grid:
+        out.append(Case(FAMILY, f"synapse-delta-B{B}-beta{beta}-reg{lam}-default",
+                        lambda B=B, beta=beta, lam=lam: _run_synapse("delta", B, beta, lam, compat=None)))
+    for B, lam in ((1, 0.0), (4, 0.01)):
+        out.append(Case(FAMILY, f"synapse-contrastive-B{B}-beta1.0-reg{lam}-default",
+                        lambda B=B, lam=lam: _run_synapse("contrastive", B, 1.0, lam, compat=None)))
+    out.append(Case(FAMILY, "synapse-delta-default-float32",
+                    lambda: _run_synapse("delta", 4, 2.0, 0.01, dtype=np.float32, compat=None)))
+    out.extend(_api_cases())
     return out
+
+
+def _api_cases():
+    """Issue 14: ngclearn's spellings (resist_scale / g_conduct_factor, initialiser specs, p_conn under compat)."""
+    def dg():
+        _ngc()
+        from ngclearn.utils.distribution_generator import DistributionGenerator
+
+        return DistributionGenerator
+
+    out = [
+        Case(FAMILY, "synapse-g_conduct_factor",
+             lambda: _run_synapse("delta", 4, 2.0, 0.0, up_kw={"g_conduct_factor": 2.5},
+                                  ref_kw={"g_conduct_factor": 2.5}, label=", g_conduct_factor=2.5")),
+        Case(FAMILY, "synapse-resist_scale",
+             lambda: _run_synapse("contrastive", 4, 2.0, 0.0, up_kw={"resist_scale": 0.5}, ref_kw={"resist_scale": 0.5},
+                                  label=", resist_scale=0.5")),
+        # ngclearn 3.2.1 ignores p_conn; refnsm's compat does the same (a constant init makes the bits comparable)
+        Case(FAMILY, "synapse-compat-p_conn-ignored",
+             lambda: _run_synapse("delta", 4, 2.0, 0.01, W0=False, label=", constant init, p_conn=0.3",
+                                  up_kw={"weight_init": dg().constant(0.3, dtype=np.float64), "p_conn": 0.3},
+                                  ref_kw={"weight_init": {"dist": "constant", "value": 0.3}, "p_conn": 0.3})),
+        Case(FAMILY, "synapse-constant-init-hollow-default",
+             lambda: _run_synapse("delta", 2, 4.0, 0.0, W0=False, compat=None, D=6, H=6,
+                                  label=", constant(0.2, hollow) init",
+                                  up_kw={"weight_init": dg().constant(0.2, hollow=True, dtype=np.float64)},
+                                  ref_kw={"weight_init": {"dist": "constant", "value": 0.2, "hollow": True}})),
+        Case(FAMILY, "synapse-save-load-interop", _run_save_load),
+    ]
+    return out
+
+
+def _run_save_load(D=5, H=8, B=3, seed=4):
+    """ngclearn's ``save`` file loaded by refnsm's ``load``: every shared compartment equal, and the next
+    advance/evolve step of both sides agrees (refnsm's ``save`` writes the same keys, read back by ngclearn)."""
+    import tempfile
+
+    from ..hopfield import HopfieldSynapse
+
+    rng = np.random.default_rng(seed)
+    proc = build_ngclearn(D, H, eta=0.2, reg_lambda=0.0, beta=3.0, update_rule="delta", W0=rng.standard_normal((D, H)),
+                          batch_size=B)
+    ngclearn_step(proc, rng.standard_normal((B, D)))
+    syn = HopfieldSynapse("hop", (D, H), 0.2, 0.0, 3.0, batch_size=B, compat="ngclearn", rng=0)
+    with tempfile.TemporaryDirectory() as d:
+        proc[0].save(d)
+        syn.load(d)
+        v_err = max(rel_err(np.asarray(getattr(syn, k)), np.asarray(getattr(proc[0], k).get()))
+                    for k in HopfieldSynapse._SAVED)
+        syn.save(d)  # and back: ngclearn reads refnsm's file
+        proc[0].load(d)
+    X = rng.standard_normal((B, D))
+    up, me = ngclearn_step(proc, X), refnsm_step(syn, X)
+    g_err = max(rel_err(me[k], up[k]) for k in up)
+    return CheckRow(FAMILY, "HopfieldSynapse.save/load (ngclearn file <-> refnsm)", "ngclearn.HopfieldSynapse",
+                    v_err, g_err, TOL, note="value: compartments after load; grad: the next step on both sides")

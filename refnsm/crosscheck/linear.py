@@ -14,7 +14,7 @@ Where neuromancer's numbers differ from the intended math, refnsm runs with ``co
 same power-iteration start vectors (torch's RNG re-seeded before ``reg_error``); Gershgorin's unregistered tensors
 ``w`` and ``diag`` made float64 leaves so that autograd can differentiate neuromancer's formula; the soft-SVD
 factors perturbed away from exact orthogonality, where their penalty is not differentiable.
-SchurDecompositionLinear is not cross-checked: neuromancer's class cannot run (see docs/differences_linear.md).
+SchurDecompositionLinear is not cross-checked: neuromancer's class cannot run (see docs/upstream_differences.md, section neuromancer).
 """
 
 from __future__ import annotations
@@ -72,7 +72,9 @@ def _upstream_class(mod, key):
     return mod.maps[key] if key in mod.maps else getattr(mod, key)
 
 
-def _run(key, refname, shape, kwargs, compat, bias, mode, seed):
+def _run(key, refname, shape, kwargs, compat, bias, mode, seed, skip=frozenset(), reg_sign=1.0):
+    """``skip``: quantities not compared ("W": effective_W and its VJP, where upstream folds the bias into W);
+    ``reg_sign``: -1 compares refnsm's penalty with minus upstream's (L0's log-prior, default mode)."""
     import torch
 
     from . import _upstream
@@ -121,7 +123,7 @@ def _run(key, refname, shape, kwargs, compat, bias, mode, seed):
         sd = up.state_dict(keep_vars=True)
         ref_cls = getattr(L, refname)
         ref_kw = dict(kwargs)
-        ref = ref_cls(nin, nout, bias, compat=compat, rng=0, **ref_kw)
+        ref = ref_cls(nin, nout, bias=bias, compat=compat, rng=0, **ref_kw)
         tensors = {}
         for k in ref.params:
             t = sd.get(k)
@@ -173,23 +175,31 @@ def _run(key, refname, shape, kwargs, compat, bias, mode, seed):
             g_reg = grads_of(reg_t.sum()) if reg_t.requires_grad else {k: np.zeros(t.shape) for k, t in leaves.items()}
         else:
             reg_up, g_reg = float(reg_t), {k: np.zeros(t.shape) for k, t in leaves.items()}
-        reg_ref = ref.reg_error()
-        greg_ref = ref.reg_error_vjp()
+        reg_ref = reg_sign * ref.reg_error()
+        greg_ref = {k: reg_sign * v for k, v in ref.reg_error_vjp().items()}
 
-        value_err = max(rel_err(W_ref, Wt.detach().numpy()), rel_err(y_ref, yt.detach().numpy()),
-                        rel_err(reg_ref, reg_up))
+        value_err = max(0.0 if "W" in skip else rel_err(W_ref, Wt.detach().numpy()),
+                        rel_err(y_ref, yt.detach().numpy()), rel_err(reg_ref, reg_up))
         grad_errs = [rel_err(gx_ref, gx_up)]
         worst = "x"
         for k in leaves:
-            for ours, theirs in ((ref.grads[k], g_fwd[k]), (gW_ref[k], g_W[k]), (greg_ref[k], g_reg[k])):
+            pairs = [(ref.grads[k], g_fwd[k]), (greg_ref[k], g_reg[k])]
+            if "W" not in skip:
+                pairs.append((gW_ref[k], g_W[k]))
+            for ours, theirs in pairs:
                 e = rel_err(ours, theirs)
                 if e > max(grad_errs):
                     worst = k
                 grad_errs.append(e)
-        note = f"compat={compat}" if compat else ""
+        note = f"compat={compat}" if compat else ("default mode" if refname in COMPAT else "")
+        if skip:
+            note += f" (not compared: {', '.join(sorted(skip))})"
+        if reg_sign != 1.0:
+            note += " (reg: refnsm = -upstream)"
         if mode:
             note += f" mode={mode}"
-        label = f"{nin}x{nout}" + (",bias" if bias else "") + (f",{mode}" if mode else "")
+        label = f"{nin}x{nout}" + (",bias" if bias else "") + (f",{mode}" if mode else "") + (
+            ",default" if compat is None and refname in COMPAT else "")
         if kwargs.get("tied_weight", True) is False:
             label += ",untied,decreasing"
         return CheckRow(FAMILY, f"{refname}[{label}]", f"{UPSTREAM} {key}",
@@ -215,4 +225,27 @@ def cases() -> list[Case]:
                                  ("butterfly", "ButterflyLinear", "neuromancer"), ("psd", "PSDLinear", None)):
         out.append(Case(FAMILY, f"{refname}-nobias-5x5", lambda a=(key, refname, (5, 5), {}, compat, False, None, 7):
                         _run(*a)))
+    # default mode (compat=None) of the maps above that have a compat mode, wherever upstream computes the same
+    # quantity: Lasso (upstream's in-place projection is a no-op on its non-negative parameters), L0 (the same
+    # gates and weights; the penalty is minus upstream's log-prior), Orthogonal / Spectral / SymmetricSpectral
+    # with a bias (forward, its gradients and reg_error; upstream's effective_W folds the bias in), Butterfly
+    # without a bias (upstream's scalar bias is the only difference).  SymplecticLinear and SymmetricSVDLinear are
+    # wrong upstream (not symplectic, not symmetric): no default row.
+    defaults = [
+        ("lasso", "LassoLinear", (4, 4), {"gamma": 0.7}, True, None, {}),
+        ("lasso", "LassoLinear", (5, 3), {"gamma": 0.7}, True, None, {}),
+        ("l0", "L0Linear", (4, 4), {}, True, "eval", {"reg_sign": -1.0}),
+        ("l0", "L0Linear", (5, 3), {}, True, "train", {"reg_sign": -1.0}),
+        ("orthogonal", "OrthogonalLinear", (4, 4), {}, True, None, {"skip": frozenset({"W"})}),
+        ("spectral", "SpectralLinear", (5, 3), {}, True, None, {"skip": frozenset({"W"})}),
+        ("spectral", "SpectralLinear", (4, 4), {}, True, None, {"skip": frozenset({"W"})}),
+        ("SymmetricSpectralLinear", "SymmetricSpectralLinear", (4, 4), {}, True, None, {"skip": frozenset({"W"})}),
+        ("butterfly", "ButterflyLinear", (5, 3), {}, False, None, {}),
+        ("butterfly", "ButterflyLinear", (8, 8), {"tied_weight": False, "increasing_stride": False}, False, None, {}),
+    ]
+    for j, (key, refname, shape, kwargs, bias, mode, extra) in enumerate(defaults):
+        tag = "-untied-dec" if kwargs.get("tied_weight", True) is False else ""
+        name = f"{refname}{tag}-{shape[0]}x{shape[1]}" + (f"-{mode}" if mode else "") + "-default"
+        out.append(Case(FAMILY, name, lambda a=(key, refname, shape, kwargs, None, bias, mode, 300 + j), e=extra:
+                        _run(*a, **e)))
     return out

@@ -206,7 +206,54 @@ def cases() -> list[Case]:
     add("ExcRatio-f32", lambda: _run("ExcRatioTarget float32", _params(702, [(6, 6)]),
                                      lambda torch, m, c, t: c.ExcRatioTargetRegularization(t, 0.8),
                                      lambda d: R.ExcRatioTargetRegularization(d, 0.8), dtype=np.float32))
+
+    # issue 14: upstream spellings -- a callable sign_func, and the optimizer stepped by on_optimization_end
+    def tanh_grad(x):
+        return 1.0 - np.tanh(x) ** 2
+
+    for t_ in (0.3, 0.8):
+        add(f"ExcRatio-callable-tanh-t{t_}",
+            lambda t_=t_: _run(f"ExcRatioTarget(sign_func=tanh callable, t={t_})", _params(720, [(5, 7), (9,)]),
+                               lambda torch, m, c, t: c.ExcRatioTargetRegularization(t, t_, Lambda=1.3,
+                                                                                     sign_func=torch.tanh),
+                               lambda d: R.ExcRatioTargetRegularization(d, t_, Lambda=1.3, sign_func=np.tanh,
+                                                                        sign_func_grad=tanh_grad)))
+    add("ExcRatio-callable-softsign-module",
+        lambda: _run("ExcRatioTarget(sign_func=nn.Softsign() / callable)", _params(721, [(6, 6)]),
+                     lambda torch, m, c, t: c.ExcRatioTargetRegularization(t, 0.6, sign_func=torch.nn.Softsign()),
+                     lambda d: R.ExcRatioTargetRegularization(d, 0.6, sign_func=lambda x: x / (1 + np.abs(x)),
+                                                              sign_func_grad=lambda x: 1 / (1 + np.abs(x)) ** 2)))
+    for name, make_up, make_ref in (
+            ("DaleLawL2", lambda c, t, ref, opt: c.DaleLawL2(t, 0.4, [ref], 0.9, opt),
+             lambda d, ref, opt: R.DaleLawL2(d, 0.4, [ref], 0.9, opt)),
+            ("L1", lambda c, t, ref, opt: None, lambda d, ref, opt: R.L1(d, 0.9, optimizer=opt))):
+        add(f"{name}-on_optimization_end", lambda name=name, make_up=make_up, make_ref=make_ref:
+            _optimization_end_row(name, make_up, make_ref))
     return out
+
+
+def _optimization_end_row(name, make_up, make_ref, n_steps=3, lr=0.05):
+    """``n_steps`` calls of ``on_optimization_end(trainer)`` with the regularizer's own SGD optimizer, on both sides:
+    value = the losses returned (refnsm) vs computed before each step (upstream), grad = the parameters after."""
+    torch, reg_mod, connectome = _nt()
+    from refnsm import regularization as R
+
+    rng = np.random.default_rng(730)
+    W0, ref = rng.standard_normal((5, 5)), rng.standard_normal((5, 5))
+    t = torch.nn.Parameter(torch.tensor(W0))
+    opt_up = torch.optim.SGD([t], lr=lr)
+    up = make_up(connectome, [t], torch.tensor(ref), opt_up)
+    if up is None:
+        up = reg_mod.L1([t], 0.9, optimizer=opt_up)
+    W = W0.copy()
+    ours = make_ref({"W": W}, ref, R.SGD({"W": W}, lr=lr))
+    v_up, v_ref = [], []
+    for _ in range(n_steps):
+        v_up.append(float(up().detach()))
+        up.on_optimization_end(None)
+        v_ref.append(float(ours.on_optimization_end(None)))
+    return CheckRow(FAMILY, f"{name}.on_optimization_end x{n_steps} (optimizer=SGD)", "neurotorch 0.0.2 (float64)",
+                    rel_err(np.array(v_ref), np.array(v_up)), rel_err(W, t.detach().numpy()), TOL64)
 
 
 def dale_statistics(shape=(60, 60), inh_ratio=0.25, rho=0.8, inh_first=True, seeds=range(5)):

@@ -11,7 +11,7 @@ reproduced), and compares on the same inputs:
   refnsm), each on a fresh batch.
 
 ``value_err`` of a row is the worst normwise relative error over the outputs, losses and trained parameters,
-``grad_err`` over the gradients.  Cases whose configuration triggers pynsm's loss bugs (spec §5.1–5.2) run refnsm
+``grad_err`` over the gradients.  Cases whose configuration triggers pynsm's loss bugs (docs/upstream_differences.md) run refnsm
 with ``compat="pynsm"``; the corrected default is checked against the naive formula in the unit tests.
 """
 
@@ -254,8 +254,118 @@ def _nsm_linear_float32():
                      dtype=np.float32, tol=1e-5, note="float32 on both sides")
 
 
-def cases():
+# ---------------------------------------------------------------- issue 14: encoders, hooks, options, input grads
+def _copy_any(tmod):
+    """A refnsm encoder holding the parameters of a torch Linear / Conv2d (any groups) / ReLU / Tanh / Identity /
+    Sequential of those."""
+    import torch
+
+    from refnsm import similarity as sim
+
+    if isinstance(tmod, torch.nn.Sequential):
+        return sim.Sequential(*[_copy_any(m) for m in tmod])
+    if isinstance(tmod, torch.nn.ReLU):
+        return sim.ReLU()
+    if isinstance(tmod, torch.nn.Tanh):
+        return sim.Tanh()
+    if isinstance(tmod, torch.nn.Identity):
+        return sim.Identity()
+    if isinstance(tmod, torch.nn.Conv2d) and tmod.groups > 1:
+        b = None if tmod.bias is None else _np(tmod.bias)
+        return sim.GroupedConv2d(tmod.in_channels, tmod.out_channels, tmod.kernel_size, tmod.stride, tmod.padding,
+                                 tmod.dilation, tmod.groups, b is not None, weight=_np(tmod.weight), bias_value=b)
+    return _copy_encoder(tmod, "linear" if isinstance(tmod, torch.nn.Linear) else "conv")
+
+
+def _generic(name, make_enc, m, make_inputs, *, hook_stop=None, **kw):
+    """SimilarityMatching on any encoder, with options ``kw`` given to both sides (``iteration_projection`` as a
+    (torch, numpy) pair), optionally an "iteration" hook that stops both loops at ``hook_stop``."""
+    def build(torch, pynsm):
+        from refnsm import similarity as sim
+
+        enc = make_enc(torch).double()
+        up_kw, ref_kw = dict(kw), dict(kw)
+        if "iteration_projection" in kw:
+            up_kw["iteration_projection"], ref_kw["iteration_projection"] = kw["iteration_projection"]
+        tm = pynsm.SimilarityMatching(enc, m, **up_kw)
+        rm = sim.SimilarityMatching(_copy_any(enc), m, **ref_kw)
+        if hook_stop is not None:
+            tm.register_iteration_hook("iteration", lambda mod: mod.iteration_idx == hook_stop)
+            rm.register_iteration_hook("iteration", lambda mod: mod.iteration_idx == hook_stop)
+        return tm, rm
+
+    return _run_case(name, build, make_inputs)
+
+
+def _input_gradients(name, make_enc, m, make_inputs, **kw):
+    """The input gradients returned by ``backward()`` against torch's ``x.grad`` of pynsm's loss (value: y and the
+    loss; grad: every input gradient)."""
+    torch = _upstream.torch()
+    pynsm = _upstream.load("pynsm")
+    from refnsm import similarity as sim
+
+    torch.manual_seed(21)
+    rng = np.random.default_rng(21)
+    encs = [f(torch).double() for f in make_enc]
+    tm = (pynsm.MultiSimilarityMatching(encs, m, **kw) if len(encs) > 1 else
+          pynsm.SimilarityMatching(encs[0], m, **kw)).double()
+    rm = (sim.MultiSimilarityMatching([_copy_any(e) for e in encs], m, **kw) if len(encs) > 1 else
+          sim.SimilarityMatching(_copy_any(encs[0]), m, **kw))
+    xs = make_inputs(rng)
+    xt = [torch.tensor(a.copy(), requires_grad=True) for a in xs]
+    yt = tm(*[t.detach() for t in xt])
+    Lt = tm.loss(*xt, yt)
+    Lt.backward()
+    yr = rm(*xs)
+    Lr = rm.loss(*xs, yr)
+    gxs = rm.backward()
+    verr = max(rel_err(yr, _np(yt)), rel_err(Lr, _np(Lt)))
+    gerr = max(rel_err(g, _np(t.grad)) for g, t in zip(gxs, xt))
+    return CheckRow(FAMILY, name, "pynsm 1.0.1", verr, gerr, TOL, "grad: input gradients returned by backward()")
+
+
+def _api_cases():
+    r6 = lambda r: [r.standard_normal((8, 6))]  # noqa: E731
+    img = lambda r: [r.standard_normal((3, 4, 7, 7))]  # noqa: E731
     return [
+        Case(FAMILY, "mlp_sequential_relu", lambda: _generic(
+            "SimilarityMatching(Sequential(Linear, ReLU, Linear))",
+            lambda t: t.nn.Sequential(t.nn.Linear(6, 5), t.nn.ReLU(), t.nn.Linear(5, 3)), 3, r6, iteration_lr=0.3,
+            max_iterations=20)),
+        Case(FAMILY, "conv_grouped_tanh", lambda: _generic(
+            "SimilarityMatching(Sequential(Conv2d(groups=2), Tanh))",
+            lambda t: t.nn.Sequential(t.nn.Conv2d(4, 6, 3, padding=1, groups=2), t.nn.Tanh()), 6, img,
+            iteration_lr=0.3, max_iterations=15, iteration_projection=(lambda y: y.relu(), "relu"))),
+        Case(FAMILY, "identity_encoder", lambda: _generic(
+            "SimilarityMatching(Identity)", lambda t: t.nn.Identity(), 4, lambda r: [r.standard_normal((9, 4))],
+            iteration_lr=0.2, max_iterations=25)),
+        Case(FAMILY, "callable_projection", lambda: _generic(
+            "SimilarityMatching(Linear, callable projection clamp[-0.2, 0.3])", lambda t: t.nn.Linear(6, 3), 3, r6,
+            iteration_lr=0.3, max_iterations=20,
+            iteration_projection=(lambda y: y.clamp(-0.2, 0.3), lambda y: np.clip(y, -0.2, 0.3)))),
+        Case(FAMILY, "regularization_none", lambda: _generic(
+            "SimilarityMatching(Linear, regularization='none')", lambda t: t.nn.Linear(6, 3), 3, r6,
+            iteration_lr=0.3, max_iterations=20, regularization="none")),
+        Case(FAMILY, "iteration_hook_stop", lambda: _generic(
+            "SimilarityMatching(Linear) stopped by an iteration hook at step 5", lambda t: t.nn.Linear(6, 3), 3, r6,
+            iteration_lr=0.3, max_iterations=40, hook_stop=5)),
+        Case(FAMILY, "input_grads_linear", lambda: _input_gradients(
+            "backward() input gradient, SimilarityMatching(Linear)", [lambda t: t.nn.Linear(6, 3)], 3, r6,
+            iteration_lr=0.3, max_iterations=20)),
+        Case(FAMILY, "input_grads_conv_whiten", lambda: _input_gradients(
+            "backward() input gradient, SimilarityMatching(Conv2d, whiten)",
+            [lambda t: t.nn.Conv2d(4, 3, 3, stride=2)], 3, img, iteration_lr=0.3, max_iterations=15,
+            regularization="whiten")),
+        Case(FAMILY, "input_grads_multi", lambda: _input_gradients(
+            "backward() input gradients, MultiSimilarityMatching(Linear, Linear)",
+            [lambda t: t.nn.Linear(6, 3), lambda t: t.nn.Linear(4, 3, bias=False)], 3,
+            lambda r: [r.standard_normal((8, 6)), r.standard_normal((8, 4))], iteration_lr=0.3, max_iterations=20,
+            regularization=("weight", "weight"))),
+    ]
+
+
+def cases():
+    return _api_cases() + [
         Case(FAMILY, "nsm_linear_float32", _nsm_linear_float32),
         Case(FAMILY, "sm_linear", _sm_linear),
         Case(FAMILY, "sm_linear_tol", _sm_tol),

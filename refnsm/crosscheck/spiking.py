@@ -290,6 +290,39 @@ def _tetloss_case(lam, phi):
     return run
 
 
+def _tetloss_base_case(criterion, lam=0.3):
+    """``TETLoss.base_criterion_loss`` (value and gradient), and for ``criterion="mse"`` the whole loss with a
+    callable criterion: torch ``nn.MSELoss()`` on one-hot targets upstream, a NumPy callable with its VJP here."""
+    def run():
+        torch = _torch()
+        from refnsm import spiking as sp
+
+        TETLoss = importlib.import_module("spikingjelly.activation_based.examples.memopt.loss").TETLoss
+        rng = np.random.default_rng(11)
+        y = rng.standard_normal((4, 6, 3))
+        lab = rng.integers(0, 3, 6)
+        yt = torch.tensor(y, requires_grad=True)
+        if criterion == "ce":
+            up = TETLoss(mean=1.0, tet_lambda=lam)
+            out = up.base_criterion_loss(yt, torch.tensor(lab))
+            mine = sp.TETLoss(mean=1.0, tet_lambda=lam)
+            val, g = mine.base_criterion_loss(y, lab), mine.base_criterion_loss_vjp(None, y, lab)
+        else:
+            onehot = np.eye(3)[lab]
+            up = TETLoss(base_criterion=torch.nn.MSELoss(), mean=0.5, tet_lambda=lam)
+            out = up(yt, torch.tensor(onehot))
+            mine = sp.TETLoss(mean=0.5, tet_lambda=lam, base_criterion=lambda a, b: np.mean((a - np.eye(3)[b]) ** 2),
+                              base_criterion_vjp=lambda gr, a, b: gr * 2 * (a - np.eye(3)[b]) / a.size)
+            val = mine(y, lab)
+            g = mine.backward()
+        out.backward()
+        name = ("TETLoss.base_criterion_loss[cross-entropy]" if criterion == "ce"
+                else f"TETLoss[base_criterion=MSELoss (callable),lambda={lam}]")
+        return CheckRow(FAMILY, name, UPSTREAM, rel_err(val, out.detach().numpy()), rel_err(g, yt.grad.numpy()), TOL)
+
+    return run
+
+
 def _torch_expression_case(name, upstream_label, make_inputs, torch_loss, value, vjp):
     """A refnsm loss against the torch expression spikingjelly's docs and examples use for it."""
     def run():
@@ -356,6 +389,8 @@ def cases() -> list[Case]:
     out.append(Case(FAMILY, "tet-7x5x4-float32", _tet_case((7, 5, 4), False, np.float32)))
     for lam, phi in [(0.0, 1.0), (1e-3, 1.0), (0.3, 0.5)]:
         out.append(Case(FAMILY, f"tetloss-{lam}-{phi}", _tetloss_case(lam, phi)))
+    out.append(Case(FAMILY, "tetloss-base-criterion-loss", _tetloss_base_case("ce")))
+    out.append(Case(FAMILY, "tetloss-callable-mse-criterion", _tetloss_base_case("mse")))
     out.append(Case(FAMILY, "time-mean-ce", _tmean_case()))
     out.append(Case(FAMILY, "firing-rate-mse", _frmse_case()))
     out.append(Case(FAMILY, "ssl-linear-mse-float32", _ssl32_case("linear", (), "mse")))

@@ -1,23 +1,24 @@
-r"""Optional GPU path: ``numba.cuda`` twins of refnsm's hot kernels (imported only when asked for).
+r"""Device plumbing of the optional GPU path: availability, transfers, the device array namespace, fixed-order
+reductions and tiled products.  Imported only when ``device="cuda"`` is asked for.
 
-``import refnsm`` and ``import refnsm.spiking`` never import this package, and nothing here is compiled until a
-kernel is first launched.  Importing ``refnsm.cuda`` imports ``numba.cuda``; whether that finds a real GPU or the
-simulator is decided by the environment **before** ``numba.cuda`` is first imported:
+The kernels themselves live beside their CPU twins, one ``_cuda_kernels.py`` per family
+(``refnsm/hopfield/_cuda_kernels.py`` beside ``refnsm/hopfield/_kernels.py``, and so on), and the public functions
+of each family run the same code on both devices with the kernel module and array namespace that
+:mod:`refnsm._backend` returns.  This package holds only what every family shares:
+
+==============================  ===================================================================
+``refnsm.cuda``                 :func:`is_available`, :func:`require`, :func:`to_device`, :func:`to_host`, ...
+``refnsm.cuda._arrays``         device validation and allocation; ``DeviceArrays``, the array namespace
+``refnsm.cuda._primitives``     deterministic building blocks: tiled matmul, row norms, reductions
+==============================  ===================================================================
+
+Importing ``refnsm.cuda`` imports ``numba.cuda``; whether that finds a real GPU or the simulator is decided by the
+environment **before** ``numba.cuda`` is first imported:
 
 * a machine with an NVIDIA GPU and driver: the kernels run on the hardware (``pip install refnsm[cuda]`` installs
   ``numba-cuda``, the maintained CUDA target; numba's built-in ``numba.cuda`` also works);
 * ``NUMBA_ENABLE_CUDASIM=1``: numba's CUDA simulator runs every thread in Python (slow: for tests on tiny arrays);
 * neither: :func:`is_available` is ``False`` and every launch raises ``RuntimeError`` saying so.
-
-Layout (one module per family, mirroring the CPU ``_kernels`` one for one):
-
-==============================  ===================================================================
-``refnsm.cuda._primitives``     deterministic building blocks: tiled matmul, row norms, reductions
-``refnsm.cuda.spiking``         twins of ``refnsm.spiking._kernels`` and device-level public entry points
-``refnsm.cuda.similarity``      twins of ``refnsm.similarity._kernels``, encoder and circuit entry points
-``refnsm.cuda.hopfield``        twins of ``refnsm.hopfield._kernels``, the functional API and the synapse's steps
-``refnsm.cuda.linear``          Householder, Perron-Frobenius and affine kernels; the four maps' entry points
-==============================  ===================================================================
 
 Determinism: no kernel uses atomics.  Every output element is written by one thread that sums in a fixed
 sequential order, and scalar reductions run in one block of a fixed size with a fixed tree, so two runs on the

@@ -39,6 +39,17 @@ def dev_float(a, name, *, ndim=None, min_ndim=None, shape_hint="", dtype=None, a
     return P.astype(a, dtype) if dtype is not None else a
 
 
+def to_dev_real(a, name, **kw):
+    """As :func:`to_dev`, and an integer or boolean device array is accepted and cast to float64 on the device (what
+    ``_checks.as_float_array`` does to an integer host array); ``kw`` as for ``as_float_array``."""
+    if is_device_array(a) and a.dtype.kind in "biu":
+        _checks.check_rank(a, name, ndim=kw.get("ndim"), min_ndim=kw.get("min_ndim"), shape_hint=kw.get("shape_hint", ""))
+        if not a.is_c_contiguous():
+            raise ValueError(f"{name}: expected a C-contiguous device array, got strides {a.strides} for shape {a.shape}")
+        return P.astype(a, kw.get("dtype") or np.float64)
+    return to_dev(a, name, **kw)
+
+
 def to_dev(a, name, **kw):
     """A validated float device array from a host array-like (``_checks.as_float_array``, then copied over) or a
     device array (:func:`dev_float`); ``kw`` as for ``as_float_array``."""
@@ -64,3 +75,73 @@ def out(a, on_device):
     if a is None:
         return None
     return a if on_device else a.copy_to_host()
+
+
+def copy(a):
+    """A device copy of a device array."""
+    c = cuda.device_array(a.shape, dtype=a.dtype)
+    c.copy_to_device(a)
+    return c
+
+
+def zeros(shape, dtype):
+    """A zero-filled device array."""
+    return cuda.to_device(np.zeros(shape, dtype))
+
+
+class DeviceArrays:
+    """The array namespace of ``device="cuda"`` (see :mod:`refnsm._backend`): the methods of ``_backend.HOST``
+    on numba device arrays.  ``on_device`` says whether the call's results go back as device arrays."""
+
+    name = "cuda"
+    empty = staticmethod(empty)
+    zeros = staticmethod(zeros)
+    asarray = staticmethod(to_dev)
+    as_real = staticmethod(to_dev_real)
+    dtype_of = staticmethod(common_dtype)
+    astype = staticmethod(P.astype)
+    copy = staticmethod(copy)
+    add = staticmethod(P.add)
+    is_native = staticmethod(is_device_array)
+
+    def __init__(self, on_device: bool):
+        self.on_device = bool(on_device)
+
+    @staticmethod
+    def from_host(a):
+        return cuda.to_device(np.ascontiguousarray(a))
+
+    @staticmethod
+    def matmul(a, b):
+        """``a @ b`` by the tiled product (``a`` may have leading batch dimensions, folded into its rows)."""
+        a2 = a.reshape(a.size // a.shape[a.ndim - 1], a.shape[a.ndim - 1]) if a.ndim != 2 else a
+        out = P.matmul_ab(a2, b)
+        return out if a.ndim == 2 else out.reshape(*(tuple(a.shape)[:-1] + (b.shape[1],)))
+
+    @staticmethod
+    def matmul_at(a, b):
+        """``a.T @ b`` (2-D) by the tiled product."""
+        return P.matmul_atb(a, b)
+
+    @staticmethod
+    def matmul_bt(a, b):
+        """``a @ b.T`` by the tiled product (``a`` may have leading batch dimensions)."""
+        a2 = a.reshape(a.size // a.shape[a.ndim - 1], a.shape[a.ndim - 1]) if a.ndim != 2 else a
+        out = P.matmul_abt(a2, b)
+        return out if a.ndim == 2 else out.reshape(*(tuple(a.shape)[:-1] + (b.shape[0],)))
+
+    @staticmethod
+    def to_host(a):
+        return a.copy_to_host() if is_device_array(a) else a
+
+    @staticmethod
+    def shares(a, b):
+        """Whether the validated ``a`` is the caller's ``b`` itself (then a private copy is needed)."""
+        return a is b
+
+    def give_back(self, a):
+        return out(a, self.on_device)
+
+    def give_back_host(self, a):
+        """A host-computed result on the caller's side (copied to the device only for device inputs)."""
+        return cuda.to_device(a) if self.on_device and a is not None else a

@@ -223,3 +223,19 @@ def astype(a, dtype):
         b, t = grid1(a.size)
         _cast[b, t](_flat(a), _flat(out))
     return out
+
+
+@cuda.jit
+def _add(a, b, out):
+    q = cuda.grid(1)
+    if q < out.shape[0]:
+        out[q] = a[q] + b[q]
+
+
+def add(a, b):
+    """``a + b`` elementwise (same shape and dtype; one thread per element, in the dtype)."""
+    out = cuda.device_array(a.shape, dtype=a.dtype)
+    if a.size:
+        bl, t = grid1(a.size)
+        _add[bl, t](_flat(a), _flat(b), _flat(out))
+    return out

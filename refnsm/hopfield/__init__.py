@@ -26,14 +26,14 @@ Plasticity (ngclearn's two rules, batch-averaged, then :func:`evolve_step`)
 
 Stateful shell: :class:`HopfieldSynapse` (ngclearn's compartments and parameter names).
 
-GPU: ``device="cuda"`` on :func:`retrieve`, :func:`iterate`, :func:`energy`, :func:`delta_update`,
-:func:`contrastive_update`, :func:`evolve_step` and :class:`HopfieldSynapse` runs the CUDA twins of
-:mod:`refnsm.cuda.hopfield` (imported only then; see ``docs/cuda.md``).
+GPU: ``device="cuda"`` on every function (VJPs included) and on :class:`HopfieldSynapse` runs the same code with the
+CUDA twins of the kernels, :mod:`refnsm.hopfield._cuda_kernels` beside :mod:`refnsm.hopfield._kernels` (imported only
+then; see ``docs/cuda.md``).
 Baselines (:mod:`refnsm.hopfield.classical`): :func:`hebbian_weights`, :func:`classical_update`,
 :func:`classical_energy` (Hopfield 1982) and :func:`dense_update`, :func:`dense_energy` (Krotov & Hopfield 2016).
 
 Differences from ngclearn (energy reading, contrastive negative phase at beta=1, p_conn ignored, silent fall-backs)
-are listed in ``docs/differences_hopfield.md``; ``compat="ngclearn"`` reproduces the first two.
+are listed in ``docs/upstream_differences.md`` (section ngclearn); ``compat="ngclearn"`` reproduces the first two.
 """
 
 from .classical import (
@@ -57,10 +57,12 @@ from .modern import (
     retrieve,
     retrieve_vjp,
 )
+from . import initializers
 from .synapse import HopfieldSynapse
 
 __all__ = [
     "HopfieldSynapse",
+    "initializers",
     "Retrieval",
     "IterateResult",
     "retrieve",

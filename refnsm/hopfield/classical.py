@@ -87,6 +87,16 @@ def hebbian_weights(patterns):
     Returns
     -------
     W : ndarray (N, N), symmetric.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import hopfield as hp
+    >>> P = np.array([[1.0, -1.0, 1.0]]).T   # one pattern, N=3
+    >>> hp.hebbian_weights(P)
+    array([[ 0.        , -0.33333333,  0.33333333],
+           [-0.33333333,  0.        , -0.33333333],
+           [ 0.33333333, -0.33333333,  0.        ]])
     """
     P = _patterns(patterns)
     N = P.shape[0]
@@ -103,7 +113,17 @@ def _square(W, name="W"):
 
 
 def classical_energy(S, W, theta=None):
-    r"""Energy :math:`E(s) = -\tfrac12 s^\top W s + \theta^\top s` of each state (a float for a 1-D state)."""
+    r"""Energy :math:`E(s) = -\tfrac12 s^\top W s + \theta^\top s` of each state (a float for a 1-D state).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import hopfield as hp
+    >>> P = np.array([[1.0, -1.0, 1.0]]).T
+    >>> W = hp.hebbian_weights(P)
+    >>> round(float(hp.classical_energy(P[:, 0], W)), 12)
+    -1.0
+    """
     W = _square(W)
     S2, was_1d = _states(S, W.shape[0])
     th = _theta(theta, W.shape[0])
@@ -123,6 +143,15 @@ def classical_update(S, W, theta=None, *, mode="sync", n_sweeps=1, order="random
     -------
     ndarray
         The new states, same shape as ``S``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import hopfield as hp
+    >>> P = np.array([[1.0, -1.0, 1.0, -1.0]]).T
+    >>> W = hp.hebbian_weights(P)
+    >>> hp.classical_update(np.array([1.0, -1.0, 1.0, 1.0]), W, mode="sync")   # one flipped bit is repaired
+    array([ 1., -1.,  1., -1.])
     """
     W = _square(W)
     N = W.shape[0]
@@ -153,6 +182,14 @@ def dense_energy(S, patterns, *, interaction="poly", n=3):
 
     ``interaction``: ``"poly"`` :math:`F(x) = x^n`, ``"rectified"`` :math:`F(x) = \max(x,0)^n`,
     ``"exp"`` :math:`F(x) = e^x` (``n`` unused).  A float for a 1-D state.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import hopfield as hp
+    >>> P = np.array([[1.0, -1.0, 1.0, -1.0]]).T
+    >>> float(hp.dense_energy(P[:, 0], P, interaction="poly", n=3))
+    -64.0
     """
     Xi = _patterns(patterns)
     S2, was_1d = _states(S, Xi.shape[0])
@@ -178,6 +215,14 @@ def dense_update(S, patterns, *, interaction="poly", n=3, n_sweeps=1, order="ran
     -------
     ndarray
         The new states, same shape as ``S``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import hopfield as hp
+    >>> P = np.array([[1.0, -1.0, 1.0, -1.0], [1.0, 1.0, -1.0, -1.0]]).T
+    >>> hp.dense_update(np.array([1.0, -1.0, 1.0, 1.0]), P, n=3, rng=0)
+    array([ 1., -1.,  1., -1.])
     """
     Xi = _patterns(patterns)
     N, P = Xi.shape

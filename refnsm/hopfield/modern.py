@@ -8,10 +8,11 @@ per row; a single probe may be passed as a 1-D array of length D), the memory ma
 Every function validates its arguments before any work and never writes to them.  float32 inputs (X and W both
 float32) are computed and returned in float32; anything else in float64.
 
-GPU: :func:`retrieve`, :func:`iterate`, :func:`energy`, :func:`delta_update`, :func:`contrastive_update` and
-:func:`evolve_step` take ``device="cuda"`` to run their CUDA twin (:mod:`refnsm.cuda.hopfield`, the same math and
-the same validation); inputs may be NumPy arrays (copied over, results returned as NumPy) or numba device arrays
-(kept on the device).  See ``docs/cuda.md``.
+GPU: every function takes ``device="cuda"``: the code below runs unchanged, with the kernel module and the array
+namespace that :func:`refnsm._backend.get` returns for that device (:mod:`refnsm.hopfield._cuda_kernels`, the twins
+of :mod:`refnsm.hopfield._kernels`, imported only then).  Inputs may be NumPy arrays (copied over, results returned
+as NumPy) or numba device arrays (kept on the device); the validation and its messages are the same.  The VJPs
+compute on the host (NumPy expressions) and hand their results back on the inputs' side.  See ``docs/cuda.md``.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import _backend
 from .. import _checks as C
-from . import _kernels as K
 
 __all__ = [
     "Retrieval",
@@ -40,7 +41,7 @@ __all__ = [
 ]
 
 COMPAT = (None, "ngclearn")
-DEVICES = C.DEVICES
+DEVICES = _backend.DEVICES
 
 
 class Retrieval(NamedTuple):
@@ -54,6 +55,14 @@ class Retrieval(NamedTuple):
         :math:`A = \\mathrm{softmax}(\\beta X W)`, row-wise.
     outputs : ndarray (B, D)
         The retrieved probes :math:`\\hat X = A W^\\top`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import hopfield as hp
+    >>> r = hp.retrieve(np.array([[1.0, 0.0]]), np.eye(2), beta=1.0)
+    >>> r._fields
+    ('similarities', 'memory_weights', 'outputs')
     """
 
     similarities: np.ndarray
@@ -62,7 +71,16 @@ class Retrieval(NamedTuple):
 
 
 class IterateResult(NamedTuple):
-    """Result of :func:`iterate`: the final state, the number of updates and the size of the last one."""
+    """Result of :func:`iterate`: the final state, the number of updates and the size of the last one.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import hopfield as hp
+    >>> res = hp.iterate(np.array([[1.0, 0.2]]), np.eye(2), beta=20.0)
+    >>> res.converged, np.round(res.outputs, 6)
+    (True, array([[1., 0.]]))
+    """
 
     outputs: np.ndarray
     n_iter: int
@@ -75,24 +93,19 @@ class IterateResult(NamedTuple):
 # ----------------------------------------------------------------------------------------------------------
 
 
-# The validators take the array converter (``conv``, default :func:`refnsm._checks.as_float_array`) and the dtype
-# rule (``dtype_of``) as arguments, so that refnsm.cuda.hopfield runs exactly these checks, with these messages, on
-# device arrays (its converter validates a device array from its metadata and a device NaN/Inf count).
+# The validators take the array namespace ``xp`` of the device (refnsm._backend): the same checks and messages for
+# NumPy and device arrays.
+HOST = _backend.HOST
 
 
-def _cuda_twin(device, name):
-    """The CUDA twin of a public function when ``device="cuda"`` (imported only then), else None."""
-    return C.cuda_twin(device, "hopfield", name)
-
-
-def _memory(W, name="W", dtype=None, conv=C.as_float_array):
-    W = conv(W, name, ndim=2, shape_hint="[D, H] (column j is memory j)", dtype=dtype, allow_empty=False)
+def _memory(W, name="W", dtype=None, xp=HOST):
+    W = xp.asarray(W, name, ndim=2, shape_hint="[D, H] (column j is memory j)", dtype=dtype, allow_empty=False)
     return W
 
 
-def _probes(X, name, D, dtype, conv=C.as_float_array):
+def _probes(X, name, D, dtype, xp=HOST):
     """Return (X as 2-D (B, D), was_1d)."""
-    X = conv(X, name, dtype=dtype, shape_hint="[B, D] or [D]")
+    X = xp.asarray(X, name, dtype=dtype, shape_hint="[B, D] or [D]")
     if X.ndim not in (1, 2):
         raise ValueError(f"{name}: expected 1 or 2 dimensions [B, D] or [D], got shape {X.shape}")
     was_1d = X.ndim == 1
@@ -107,10 +120,10 @@ def _probes(X, name, D, dtype, conv=C.as_float_array):
     return X2, was_1d
 
 
-def _prep(X, W, xname="X", wname="W", conv=C.as_float_array, dtype_of=C.result_float_dtype):
-    dtype = dtype_of(X, W)
-    W = _memory(W, wname, dtype, conv)
-    X2, was_1d = _probes(X, xname, W.shape[0], dtype, conv)
+def _prep(X, W, xname="X", wname="W", xp=HOST):
+    dtype = xp.dtype_of(X, W)
+    W = _memory(W, wname, dtype, xp)
+    X2, was_1d = _probes(X, xname, W.shape[0], dtype, xp)
     return X2, W, was_1d
 
 
@@ -119,24 +132,22 @@ def _beta(beta, name="beta"):
 
 
 def _compat(compat):
-    if compat not in COMPAT:
-        raise ValueError(f"compat: expected one of None, 'ngclearn'; got {C._describe(compat)}")
-    return compat
+    return _backend.check_compat(compat, COMPAT)
 
 
 def _iterate_args(tol, max_iter):
     return C.check_real(tol, "tol", nonnegative=True), C.check_int(max_iter, "max_iter", minimum=1)
 
 
-def _retrieve_raw(X, W, beta):
+def _retrieve_raw(kernels, xp, X, W, beta):
     """Kernel call on validated arrays; returns S, A, Xhat, rowmax, lse."""
     B, H = X.shape[0], W.shape[1]
-    S = np.empty((B, H), dtype=X.dtype)
-    A = np.empty((B, H), dtype=X.dtype)
-    Xhat = np.empty_like(X)
-    rowmax = np.empty(B, dtype=np.float64)
-    lse = np.empty(B, dtype=np.float64)
-    K.retrieve_into(X, W, beta, S, A, Xhat, rowmax, lse)
+    S = xp.empty((B, H), dtype=X.dtype)
+    A = xp.empty((B, H), dtype=X.dtype)
+    Xhat = xp.empty(X.shape, dtype=X.dtype)
+    rowmax = xp.empty(B, dtype=np.float64)
+    lse = xp.empty(B, dtype=np.float64)
+    kernels.retrieve_into(X, W, beta, S, A, Xhat, rowmax, lse)
     return S, A, Xhat, rowmax, lse
 
 
@@ -170,23 +181,32 @@ def retrieve(X, W, beta, *, device="cpu") -> Retrieval:
     beta : float > 0
         Inverse temperature.
     device : {"cpu", "cuda"}
-        ``"cuda"`` runs the CUDA twin :func:`refnsm.cuda.hopfield.retrieve` (NumPy or device arrays).
+        ``"cuda"`` runs the kernels' CUDA twins (NumPy or device arrays).
 
     Returns
     -------
     Retrieval
         ``(similarities, memory_weights, outputs)``; 1-D when ``X`` was 1-D.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import hopfield as hp
+    >>> W = np.array([[1.0, -1.0], [1.0, 1.0]])   # two stored patterns as columns, D=2, H=2
+    >>> r = hp.retrieve(np.array([[0.9, 1.1]]), W, beta=10.0)
+    >>> np.round(r.outputs, 4)                      # ~ the second pattern
+    array([[1., 1.]])
     """
-    twin = _cuda_twin(device, "retrieve")
-    if twin is not None:
-        return twin(X, W, beta)
-    X2, W, was_1d = _prep(X, W)
+    kernels, xp = _backend.get("hopfield", device, X, W)
+    X2, W, was_1d = _prep(X, W, xp=xp)
     beta = _beta(beta)
-    S, A, Xhat, _, _ = _retrieve_raw(X2, W, beta)
-    return Retrieval(_squeeze(S, was_1d), _squeeze(A, was_1d), _squeeze(Xhat, was_1d))
+    S, A, Xhat, _, _ = _retrieve_raw(kernels, xp, X2, W, beta)
+    give_back = xp.give_back
+    return Retrieval(give_back(_squeeze(S, was_1d)), give_back(_squeeze(A, was_1d)),
+                     give_back(_squeeze(Xhat, was_1d)))
 
 
-def retrieve_vjp(grad_out, X, W, beta):
+def retrieve_vjp(grad_out, X, W, beta, *, device="cpu"):
     r"""VJP of the retrieved probes :math:`\hat X = \mathrm{softmax}(\beta XW)\,W^\top` in X, W and beta.
 
     With :math:`\bar{\hat X}` = ``grad_out`` (B, D), :math:`\bar A = \bar{\hat X} W` and
@@ -200,25 +220,39 @@ def retrieve_vjp(grad_out, X, W, beta):
 
     (:math:`\sum_j T_{bj} = 0`, so the shifted scores :math:`S` give the same :math:`\bar\beta`.)
 
+    ``device="cuda"`` validates on the device, runs the retrieval there and forms the products above on the host;
+    ``gX`` and ``gW`` go back on the inputs' side.
+
     Returns
     -------
     (gX, gW, gbeta) : ndarray, ndarray, float
         ``gX`` has the shape of ``X`` (1-D when X was 1-D).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import hopfield as hp
+    >>> W = np.array([[1.0, -1.0], [1.0, 1.0]])
+    >>> gX, gW, gbeta = hp.retrieve_vjp(np.ones((1, 2)), np.array([[0.9, 1.1]]), W, 10.0)
+    >>> gX.shape, gW.shape, type(gbeta).__name__
+    ((1, 2), (2, 2), 'float')
     """
-    X2, W, was_1d = _prep(X, W)
+    kernels, xp = _backend.get("hopfield", device, grad_out, X, W)
+    X2, W, was_1d = _prep(X, W, xp=xp)
     beta = _beta(beta)
-    G = C.as_float_array(grad_out, "grad_out", dtype=X2.dtype)
+    G = xp.asarray(grad_out, "grad_out", dtype=X2.dtype)
     expected = (X2.shape[1],) if was_1d else X2.shape
     if G.shape != expected:
         raise ValueError(f"grad_out: expected the shape of the outputs {expected}, got shape {G.shape}")
+    S, A, _, _, _ = _retrieve_raw(kernels, xp, X2, W, beta)
+    G, S, A, X2, W = (xp.to_host(a) for a in (G, S, A, X2, W))
     G = G.reshape(X2.shape)
-    S, A, _, _, _ = _retrieve_raw(X2, W, beta)
     Abar = G @ W
     T = A * (Abar - np.sum(A * Abar, axis=1, keepdims=True))
     gX = beta * (T @ W.T)
     gW = G.T @ A + beta * (X2.T @ T)
     gbeta = float(np.sum(S.astype(np.float64) * T))
-    return _squeeze(gX, was_1d), gW, gbeta
+    return xp.give_back_host(_squeeze(gX, was_1d)), xp.give_back_host(gW), gbeta
 
 
 def iterate(X, W, beta, *, tol: float = 1e-10, max_iter: int = 100, device="cpu") -> IterateResult:
@@ -235,22 +269,29 @@ def iterate(X, W, beta, *, tol: float = 1e-10, max_iter: int = 100, device="cpu"
     IterateResult
         ``outputs`` (shape of X), ``n_iter`` updates applied, ``last_change`` (max-norm of the last update) and
         ``converged`` (``last_change <= tol``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import hopfield as hp
+    >>> W = np.array([[1.0, -1.0], [1.0, 1.0]])
+    >>> res = hp.iterate(np.array([[0.2, 0.9]]), W, beta=10.0)
+    >>> res.converged, np.round(res.outputs, 4)
+    (True, array([[1., 1.]]))
     """
-    twin = _cuda_twin(device, "iterate")
-    if twin is not None:
-        return twin(X, W, beta, tol=tol, max_iter=max_iter)
-    X2, W, was_1d = _prep(X, W)
+    kernels, xp = _backend.get("hopfield", device, X, W)
+    X2, W, was_1d = _prep(X, W, xp=xp)
     beta = _beta(beta)
     tol, max_iter = _iterate_args(tol, max_iter)
     B, H = X2.shape[0], W.shape[1]
-    out = np.empty_like(X2)
-    S = np.empty((B, H), dtype=X2.dtype)
-    A = np.empty((B, H), dtype=X2.dtype)
-    Xhat = np.empty_like(X2)
-    rowmax = np.empty(B)
-    lse = np.empty(B)
-    n, change = K.iterate_into(X2, W, beta, tol, max_iter, out, S, A, Xhat, rowmax, lse)
-    return IterateResult(_squeeze(out, was_1d), int(n), float(change), bool(change <= tol))
+    out = xp.empty(X2.shape, dtype=X2.dtype)
+    S = xp.empty((B, H), dtype=X2.dtype)
+    A = xp.empty((B, H), dtype=X2.dtype)
+    Xhat = xp.empty(X2.shape, dtype=X2.dtype)
+    rowmax = xp.empty(B, dtype=np.float64)
+    lse = xp.empty(B, dtype=np.float64)
+    n, change = kernels.iterate_into(X2, W, beta, tol, max_iter, out, S, A, Xhat, rowmax, lse)
+    return IterateResult(xp.give_back(_squeeze(out, was_1d)), int(n), float(change), bool(change <= tol))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -282,29 +323,35 @@ def energy(X, W, beta, *, compat=None, device="cpu"):
     norm is taken over the rows of W (input dimensions) instead of the memories.  It is not monotone under
     retrieval and can be negative.
 
-    ``device="cuda"`` runs the CUDA twin :func:`refnsm.cuda.hopfield.energy`.
+    ``device="cuda"`` runs the kernels' CUDA twins.
 
     Returns
     -------
     ndarray (B,) or float
         One energy per probe (a float when X is 1-D).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import hopfield as hp
+    >>> W = np.eye(2)
+    >>> np.round(hp.energy(np.array([[1.0, 0.0]]), W, beta=1.0), 6)
+    array([0.379885])
     """
-    twin = _cuda_twin(device, "energy")
-    if twin is not None:
-        return twin(X, W, beta, compat=compat)
-    X2, W, was_1d = _prep(X, W)
+    kernels, xp = _backend.get("hopfield", device, X, W)
+    X2, W, was_1d = _prep(X, W, xp=xp)
     beta = _beta(beta)
     compat = _compat(compat)
-    _, _, Xhat, rowmax, lse = _retrieve_raw(X2, W, beta)
+    _, _, Xhat, rowmax, lse = _retrieve_raw(kernels, xp, X2, W, beta)
     variant = 1 if compat == "ngclearn" else 0
-    m2, _ = K.row_sq_norm_max(W, 1 if variant else 0)
-    out = np.empty(X2.shape[0], dtype=np.float64)
-    K.energy_rows(X2, Xhat, rowmax, lse, beta, W.shape[1], 0.5 * m2, variant, out)
-    out = out.astype(X2.dtype)
-    return float(out[0]) if was_1d else out
+    m2, _ = kernels.row_sq_norm_max(W, 1 if variant else 0)
+    out = xp.empty(X2.shape[0], dtype=np.float64)
+    kernels.energy_rows(X2, Xhat, rowmax, lse, beta, W.shape[1], 0.5 * m2, variant, out)
+    out = xp.astype(out, X2.dtype)
+    return float(xp.to_host(out)[0]) if was_1d else xp.give_back(out)
 
 
-def energy_vjp(grad_out, X, W, beta):
+def energy_vjp(grad_out, X, W, beta, *, device="cpu"):
     r"""VJP of the Ramsauer energy :func:`energy` (per probe) in X, W and beta.
 
     With :math:`p_b = \mathrm{softmax}(\beta W^\top x_b)`, :math:`\hat x_b = W p_b`,
@@ -325,29 +372,43 @@ def energy_vjp(grad_out, X, W, beta):
     grad_out : array_like (B,), float, or None
         Upstream gradient of each probe's energy (None means 1 for every probe).
 
+    device : {"cpu", "cuda"}
+        ``"cuda"`` validates on the device, runs the retrieval there and forms the sums above on the host; ``gX``
+        and ``gW`` go back on the inputs' side.
+
     Returns
     -------
     (gX, gW, gbeta) : ndarray, ndarray, float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import hopfield as hp
+    >>> gX, gW, gbeta = hp.energy_vjp(None, np.array([[1.0, 0.0]]), np.eye(2), 1.0)
+    >>> gX.shape, gW.shape
+    ((1, 2), (2, 2))
     """
-    X2, W, was_1d = _prep(X, W)
+    kernels, xp = _backend.get("hopfield", device, grad_out, X, W)
+    X2, W, was_1d = _prep(X, W, xp=xp)
     beta = _beta(beta)
     B, H = X2.shape[0], W.shape[1]
     if grad_out is None:
         g = np.ones(B)
     else:
-        g = C.as_float_array(grad_out, "grad_out", dtype=np.float64)
+        g = xp.to_host(xp.asarray(grad_out, "grad_out", dtype=np.float64))
         if g.size != B or (g.ndim > 1) or (not was_1d and g.ndim != 1):
             raise ValueError(f"grad_out: expected one value per probe, shape ({B},), got shape {g.shape}")
         g = g.reshape(B)
-    S, A, Xhat, _, lse = _retrieve_raw(X2, W, beta)
+    S, A, Xhat, _, lse = _retrieve_raw(kernels, xp, X2, W, beta)
+    _, jstar = kernels.row_sq_norm_max(W, 0)
+    S, A, Xhat, lse, X2, W = (xp.to_host(a) for a in (S, A, Xhat, lse, X2, W))
     gl = g.astype(X2.dtype)
     gX = gl[:, None] * (X2 - Xhat)
     gW = -(X2.T @ (gl[:, None] * A))
-    _, jstar = K.row_sq_norm_max(W, 0)
     gW[:, jstar] += np.sum(gl) * W[:, jstar]
     ent = lse - beta * np.sum(A.astype(np.float64) * S, axis=1)
     gbeta = float(np.sum(g * (ent - np.log(H)) / beta**2))
-    return _squeeze(gX, was_1d), gW, gbeta
+    return xp.give_back_host(_squeeze(gX, was_1d)), xp.give_back_host(gW), gbeta
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -355,16 +416,16 @@ def energy_vjp(grad_out, X, W, beta):
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _batch_triplet(X, X_hat, A, W=None, conv=C.as_float_array, dtype_of=C.result_float_dtype):
+def _batch_triplet(X, X_hat, A, W=None, xp=HOST):
     arrays = [X, X_hat, A] + ([W] if W is not None else [])
-    dtype = dtype_of(*arrays)
-    X = conv(X, "X", ndim=2, shape_hint="[B, D]", dtype=dtype, allow_empty=False)
-    X_hat = conv(X_hat, "X_hat", ndim=2, shape_hint="[B, D]", dtype=dtype)
+    dtype = xp.dtype_of(*arrays)
+    X = xp.asarray(X, "X", ndim=2, shape_hint="[B, D]", dtype=dtype, allow_empty=False)
+    X_hat = xp.asarray(X_hat, "X_hat", ndim=2, shape_hint="[B, D]", dtype=dtype)
     C.check_shape(X_hat, "X_hat", X.shape, "the shape of X")
-    A = conv(A, "A", ndim=2, shape_hint="[B, H]", dtype=dtype, allow_empty=False)
+    A = xp.asarray(A, "A", ndim=2, shape_hint="[B, H]", dtype=dtype, allow_empty=False)
     C.check_same_dim(X, "X", 0, A, "A", 0, "batch size")
     if W is not None:
-        W = _memory(W, "W", dtype, conv)
+        W = _memory(W, "W", dtype, xp)
         C.check_shape(W, "W", (X.shape[1], A.shape[1]), "(D, H) from X and A")
     return X, X_hat, A, W
 
@@ -378,17 +439,17 @@ def _negative_beta(beta, neg_beta, compat):
     return 1.0 if compat == "ngclearn" else (beta if neg_beta is None else _beta(neg_beta, "neg_beta"))
 
 
-def _evolve_args(W, dW, eta, reg_lambda, l1_lambda, mask, conv=C.as_float_array, dtype_of=C.result_float_dtype):
+def _evolve_args(W, dW, eta, reg_lambda, l1_lambda, mask, xp=HOST):
     """Validated (W, dW, eta, reg_lambda, l1_lambda, mask or None) of :func:`evolve_step`."""
-    dtype = dtype_of(W, dW)
-    W = _memory(W, "W", dtype, conv)
-    dW = conv(dW, "dW", ndim=2, dtype=dtype)
+    dtype = xp.dtype_of(W, dW)
+    W = _memory(W, "W", dtype, xp)
+    dW = xp.asarray(dW, "dW", ndim=2, dtype=dtype)
     C.check_shape(dW, "dW", W.shape, "the shape of W")
     eta = C.check_real(eta, "eta")
     reg_lambda = C.check_real(reg_lambda, "reg_lambda", nonnegative=True)
     l1_lambda = C.check_real(l1_lambda, "l1_lambda", nonnegative=True)
     if mask is not None:
-        mask = conv(mask, "mask", ndim=2, dtype=dtype)
+        mask = xp.asarray(mask, "mask", ndim=2, dtype=dtype)
         C.check_shape(mask, "mask", W.shape, "the shape of W")
     return W, dW, eta, reg_lambda, l1_lambda, mask
 
@@ -408,20 +469,27 @@ def delta_update(X, X_hat, A, *, device="cpu"):
     ----------
     X : (B, D) probes; X_hat : (B, D) retrieved probes; A : (B, H) memory weights, all from one retrieval.
     device : {"cpu", "cuda"}
-        ``"cuda"`` runs the CUDA twin :func:`refnsm.cuda.hopfield.delta_update`.
+        ``"cuda"`` runs the kernels' CUDA twins.
 
     Returns
     -------
     dW : ndarray (D, H)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import hopfield as hp
+    >>> X = np.array([[1.0, 0.0]])
+    >>> r = hp.retrieve(X, np.eye(2), 2.0)
+    >>> hp.delta_update(X, r.outputs, r.memory_weights).shape   # dW, shape of W
+    (2, 2)
     """
-    twin = _cuda_twin(device, "delta_update")
-    if twin is not None:
-        return twin(X, X_hat, A)
-    X, X_hat, A, _ = _batch_triplet(X, X_hat, A)
+    kernels, xp = _backend.get("hopfield", device, X, X_hat, A)
+    X, X_hat, A, _ = _batch_triplet(X, X_hat, A, xp=xp)
     B, D = X.shape
-    dW = np.empty((D, A.shape[1]), dtype=X.dtype)
-    K.delta_into(X, X_hat, A, np.empty_like(X), dW)
-    return dW
+    dW = xp.empty((D, A.shape[1]), dtype=X.dtype)
+    kernels.delta_into(X, X_hat, A, xp.empty(X.shape, dtype=X.dtype), dW)
+    return xp.give_back(dW)
 
 
 def contrastive_update(X, X_hat, A, W, beta, *, neg_beta=None, compat=None, device="cpu"):
@@ -438,24 +506,31 @@ def contrastive_update(X, X_hat, A, W, beta, *, neg_beta=None, compat=None, devi
 
     ``neg_beta`` (:math:`\beta'`) defaults to ``beta``.  ``compat="ngclearn"`` uses :math:`\beta' = 1`: ngclearn
     computes ``softmax(S - max(S) * beta)``, where by operator precedence beta multiplies only the max, which
-    softmax's shift invariance removes.  ``device="cuda"`` runs the CUDA twin
-    :func:`refnsm.cuda.hopfield.contrastive_update`.
+    softmax's shift invariance removes.  ``device="cuda"`` runs the kernels' CUDA twins.
 
     Returns
     -------
     dW : ndarray (D, H)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import hopfield as hp
+    >>> X = np.array([[1.0, 0.0]])
+    >>> W = np.eye(2)
+    >>> r = hp.retrieve(X, W, 2.0)
+    >>> hp.contrastive_update(X, r.outputs, r.memory_weights, W, 2.0).shape
+    (2, 2)
     """
-    twin = _cuda_twin(device, "contrastive_update")
-    if twin is not None:
-        return twin(X, X_hat, A, W, beta, neg_beta=neg_beta, compat=compat)
-    X, X_hat, A, W = _batch_triplet(X, X_hat, A, W)
+    kernels, xp = _backend.get("hopfield", device, X, X_hat, A, W)
+    X, X_hat, A, W = _batch_triplet(X, X_hat, A, W, xp=xp)
     nb = _negative_beta(beta, neg_beta, compat)
     B, D = X.shape
     H = W.shape[1]
-    dW = np.empty((D, H), dtype=X.dtype)
-    K.contrastive_into(X, X_hat, A, W, nb, np.empty((B, H), X.dtype), np.empty((B, H), X.dtype),
-                       np.empty(B), np.empty(B), np.empty((D, H), X.dtype), dW)
-    return dW
+    dW = xp.empty((D, H), dtype=X.dtype)
+    kernels.contrastive_into(X, X_hat, A, W, nb, xp.empty((B, H), X.dtype), xp.empty((B, H), X.dtype),
+                       xp.empty(B, np.float64), xp.empty(B, np.float64), xp.empty((D, H), X.dtype), dW)
+    return xp.give_back(dW)
 
 
 def evolve_step(W, dW, eta, reg_lambda=0.0, l1_lambda=0.0, mask=None, *, device="cpu"):
@@ -467,18 +542,25 @@ def evolve_step(W, dW, eta, reg_lambda=0.0, l1_lambda=0.0, mask=None, *, device=
         \text{ if a mask is given}).
 
     The decay :math:`\lambda` = ``reg_lambda`` is *not* multiplied by :math:`\eta`.  Returns a new array.
-    ``device="cuda"`` runs the CUDA twin :func:`refnsm.cuda.hopfield.evolve_step`.
+    ``device="cuda"`` runs the kernels' CUDA twins.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import hopfield as hp
+    >>> W = np.eye(2)
+    >>> hp.evolve_step(W, np.ones((2, 2)), eta=0.1)   # W + eta * dW (no decay)
+    array([[1.1, 0.1],
+           [0.1, 1.1]])
     """
-    twin = _cuda_twin(device, "evolve_step")
-    if twin is not None:
-        return twin(W, dW, eta, reg_lambda, l1_lambda, mask)
-    W, dW, eta, reg_lambda, l1_lambda, M = _evolve_args(W, dW, eta, reg_lambda, l1_lambda, mask)
-    use_mask = M is not None
+    kernels, xp = _backend.get("hopfield", device, W, dW, mask)
+    W, dW, eta, reg_lambda, l1_lambda, mask = _evolve_args(W, dW, eta, reg_lambda, l1_lambda, mask, xp=xp)
+    use_mask = mask is not None
     if not use_mask:
-        M = np.empty((0, 0), dtype=W.dtype)
-    out = np.empty_like(W)
-    K.evolve_into(W, dW, eta, reg_lambda, l1_lambda, M, use_mask, out)
-    return out
+        mask = W  # not read by the kernel
+    out = xp.empty(W.shape, dtype=W.dtype)
+    kernels.evolve_into(W, dW, eta, reg_lambda, l1_lambda, mask, use_mask, out)
+    return xp.give_back(out)
 
 
 def load_patterns(W0, patterns, *, perm=None, rng=None):
@@ -493,6 +575,15 @@ def load_patterns(W0, patterns, *, perm=None, rng=None):
     * :math:`P > H`: an error (ngclearn silently resizes W to (D, P)).
 
     Returns a new (D, H) array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import hopfield as hp
+    >>> W0 = np.zeros((3, 2))
+    >>> W = hp.load_patterns(W0, np.array([[1.0], [2.0], [3.0]]), rng=0)   # patterns are columns [D, P]
+    >>> W.shape
+    (3, 2)
     """
     W0 = _memory(W0, "W0")
     D, H = W0.shape

@@ -4,12 +4,12 @@ The object holds ngclearn's compartments as NumPy arrays (``inputs``, ``outputs`
 ``memory_weights``, ``energy``, ``i_tick``, ``dWeights``, ``weights``) and offers the same three operations:
 ``reset()``, ``advance_state()`` (retrieval) and ``evolve()`` (plasticity), computed by the functions of
 :mod:`refnsm.hopfield.modern` (Numba kernels underneath).  Differences from ngclearn, all deliberate and listed in
-``docs/differences_hopfield.md``: the energy compartment holds the Ramsauer energy unless ``compat="ngclearn"``;
+``docs/upstream_differences.md``: the energy compartment holds the Ramsauer energy unless ``compat="ngclearn"``;
 the contrastive negative phase runs at ``beta`` unless ``compat="ngclearn"`` (then at 1); ``p_conn`` is honoured;
 unknown ``update_rule`` strings, P > H patterns and transposed patterns are errors.
 
 ``device="cuda"`` keeps the state on the GPU: the same steps run by the CUDA twins of the kernels
-(:mod:`refnsm.cuda.hopfield`, imported only then), the weights stay on the device between steps, and the array
+(:mod:`refnsm.hopfield._cuda_kernels`, imported only then, chosen by :mod:`refnsm._backend`), the weights stay on the device between steps, and the array
 compartments are numba device arrays (``weights`` returns a NumPy copy; see the class docstring).
 """
 
@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _backend
 from .. import _checks as C
-from . import _kernels as K
-from . import modern as M
+from . import _kernels as host_kernels
+from . import modern
 
 __all__ = ["HopfieldSynapse"]
 
 UPDATE_RULES = ("delta", "contrastive")
-DEVICES = C.DEVICES
+DEVICES = _backend.DEVICES
 
 
 class HopfieldSynapse:
@@ -70,12 +71,21 @@ class HopfieldSynapse:
         :func:`refnsm.hopfield.load_patterns`; P > H is an error.
     update_rule : {"delta", "contrastive"}
         Plasticity rule (any other string is an error).
-    weight_init : array_like (D, H), optional
-        Initial weights; default Uniform[0.025, 0.8) drawn from ``rng`` (ngclearn's default law).
+    weight_init : array_like (D, H), initialiser spec or callable, optional
+        Initial weights: an array, or an ngclearn initialiser specification drawn from ``rng`` --
+        ``{"dist": "uniform", "low": a, "high": b}``, ``{"dist": "gaussian", "mean": m, "std": s}``,
+        ``{"dist": "constant", "value": v}`` (also ngclearn 1.x's ``amin``/``amax``, ``mu``/``sigma``, and the
+        post-processing flags), the same as tuples ``("uniform", a, b)``, or a callable ``(shape, rng) -> array``;
+        see :mod:`refnsm.hopfield.initializers`.  Default Uniform[0.025, 0.8) (ngclearn's default law).
+    g_conduct_factor : float, default 1
+        ngclearn's conductance factor (``resist_scale`` is accepted as its old name, as ngclearn does).  ngclearn
+        3.2.1's ``HopfieldSynapse.advance_state`` never applies it (only DenseSynapse's does); refnsm stores it and
+        ignores it too, so outputs match.
     p_conn : float in (0, 1], default 1
         Connection probability: when < 1 a Bernoulli(p_conn) mask multiplies the initial random weights (before
-        the patterns are loaded, as in ngclearn 3.1.x; ngclearn 3.2.x ignores p_conn).  With ``keep_mask=True``
-        the mask is instead applied to the whole initial memory and re-applied after every ``evolve``.
+        the patterns are loaded, as in ngclearn 3.1.x).  With ``keep_mask=True`` the mask is instead applied to the
+        whole initial memory and re-applied after every ``evolve``.  Under ``compat="ngclearn"`` p_conn is
+        ignored, as ngclearn 3.2.1 does (it passes p_conn into DenseSynapse's ``p_release_mean`` slot).
     batch_size : int, default 1
         Only sets the shapes of the compartments after ``reset``; the math uses the actual batch.
     l1_lambda : float, default 0
@@ -93,7 +103,7 @@ class HopfieldSynapse:
     dtype : float64 (default) or float32
         Precision of the weights and of every compartment.
     device : {"cpu", "cuda"}
-        ``"cuda"``: run ``advance_state`` and ``evolve`` on the GPU (:mod:`refnsm.cuda.hopfield`; a GPU or
+        ``"cuda"``: run ``advance_state`` and ``evolve`` on the GPU (:mod:`refnsm.hopfield._cuda_kernels`; a GPU or
         ``NUMBA_ENABLE_CUDASIM=1`` is needed, else a ``RuntimeError``).  The weights then stay on the device between
         steps: ``params["weights"]``, ``inputs``, ``outputs``, ``similarities``, ``memory_weights`` and ``dWeights``
         are numba device arrays (``np.asarray`` or :func:`refnsm.cuda.to_host` copies one back), ``advance_state``
@@ -101,6 +111,16 @@ class HopfieldSynapse:
         ``weights`` to change them; NumPy or device arrays are accepted, as for ``inputs``).  ``energy`` and
         ``i_tick`` stay (1, 1) NumPy arrays, and ``backward`` runs on the CPU.  Same results as the CPU within
         rounding (float64 1e-12, float32 1e-5 relative).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import hopfield as hp
+    >>> patterns = np.array([[1.0, -1.0, 1.0, -1.0], [1.0, 1.0, -1.0, -1.0]])   # P=2 patterns of D=4
+    >>> syn = hp.HopfieldSynapse("mem", (4, 2), eta=0.1, beta=8.0, initial_patterns=patterns.T, rng=0)
+    >>> out = syn.advance_state(np.array([[1.0, -1.0, 1.0, 0.0]]))   # a corrupted first pattern
+    >>> np.round(syn.outputs, 3)
+    array([[ 1., -1.,  1., -1.]])
     """
 
     def __init__(
@@ -113,9 +133,11 @@ class HopfieldSynapse:
         initial_patterns=None,
         update_rule="delta",
         weight_init=None,
+        g_conduct_factor=1.0,
         p_conn=1.0,
         batch_size=1,
         *,
+        resist_scale=None,
         l1_lambda=0.0,
         neg_beta=None,
         perm=None,
@@ -139,7 +161,7 @@ class HopfieldSynapse:
         self.l1_lambda = C.check_real(l1_lambda, "l1_lambda", nonnegative=True)
         self.beta = C.check_real(beta, "beta", positive=True)
         self.update_rule = C.check_option(update_rule, "update_rule", UPDATE_RULES)
-        self.compat = M._compat(compat)
+        self.compat = modern._compat(compat)
         if neg_beta is not None and compat is not None:
             raise ValueError("neg_beta: pass either neg_beta or compat='ngclearn' (which fixes neg_beta=1), not both")
         self.neg_beta = (1.0 if compat == "ngclearn" else
@@ -150,36 +172,53 @@ class HopfieldSynapse:
         self.p_conn = p_conn
         self.batch_size = C.check_int(batch_size, "batch_size", minimum=1)
         self.keep_mask = bool(keep_mask)
+        if resist_scale is not None:
+            if g_conduct_factor != 1.0:
+                raise TypeError("resist_scale, g_conduct_factor: the same argument under two names (resist_scale is "
+                                "ngclearn's deprecated spelling); give one")
+            g_conduct_factor = resist_scale
+        self.g_conduct_factor = C.check_real(g_conduct_factor, "g_conduct_factor")
+        init_spec = None
+        if weight_init is not None and (isinstance(weight_init, dict) or callable(weight_init) or (
+                isinstance(weight_init, tuple) and weight_init and isinstance(weight_init[0], str))):
+            from .initializers import _normalise
+
+            if not callable(weight_init):
+                _normalise(weight_init, "weight_init")  # the spec's form is checked before anything is drawn
+            init_spec, weight_init = weight_init, None
         if weight_init is not None:
             W0 = C.as_float_array(weight_init, "weight_init", ndim=2, dtype=dtype)
             C.check_shape(W0, "weight_init", (D, H), "shape")
             W0 = W0.copy()
         pats = None
         if initial_patterns is not None:
-            pats = M._check_patterns(initial_patterns, D, H, dtype)
+            pats = modern._check_patterns(initial_patterns, D, H, dtype)
             if pats.shape[1] == H and perm is not None:
                 raise ValueError("perm: only used when there are fewer patterns than slots (P < H)")
             if perm is not None:
-                perm = M._check_perm(perm, H)
+                perm = modern._check_perm(perm, H)
         elif perm is not None:
             raise ValueError("perm: only used together with initial_patterns")
-        self.device = C.check_option(device, "device", DEVICES)
-        cu = None
-        if self.device == "cuda":
-            from ..cuda import hopfield as cu  # imported only for a CUDA synapse
-
-            cu.require()
+        self.device = _backend.check_device(device)
+        # the kernels and the array namespace of the chosen device (_cuda_kernels mirrors _kernels one for one);
+        # on "cuda" the compartments live on the device, so results go back as device arrays
+        self._K = _backend.kernels("hopfield", self.device)
+        self._xp = _backend.arrays(self.device, on_device=True)
         gen = C.resolve_rng(rng)
 
         # ---- construction ----
-        if weight_init is None:
+        if init_spec is not None:
+            from .initializers import make_weights
+
+            W0 = make_weights(init_spec, (D, H), dtype, gen)
+        elif weight_init is None:
             W0 = gen.uniform(0.025, 0.8, size=(D, H)).astype(dtype)
         mask = None
-        if p_conn < 1.0:
+        if p_conn < 1.0 and self.compat != "ngclearn":
             mask = (gen.random((D, H)) < p_conn).astype(dtype)
             W0 = W0 * mask
         if pats is not None:
-            W = M.load_patterns(W0, pats, perm=perm, rng=gen) if pats.shape[1] < H else pats.copy()
+            W = modern.load_patterns(W0, pats, perm=perm, rng=gen) if pats.shape[1] < H else pats.copy()
         else:
             W = W0
         if mask is not None and self.keep_mask:
@@ -187,19 +226,12 @@ class HopfieldSynapse:
         self.mask = mask
         self.shape = (D, H)
         self.dtype = dtype
-        W = np.ascontiguousarray(W, dtype=dtype)
-        # the kernels and allocators of the chosen device: refnsm.cuda.hopfield mirrors _kernels one for one
-        self._cu = cu
-        if cu is None:
-            self._K, self._empty, self._zeros = K, np.empty, np.zeros
-        else:
-            self._K, self._empty, self._zeros = cu, cu.device_empty, cu.device_zeros
-            W = cu.to_device(W)
+        W = self._xp.from_host(np.ascontiguousarray(W, dtype=dtype))
         self._dmask = (None, None)  # (host mask, its device copy) of a CUDA synapse
         self.params = {"weights": W}
         self.grads = {"weights": np.zeros((D, H), dtype)}
         self.i_tick = np.zeros((1, 1), dtype)
-        self._empty_mask = self._empty((0, 0) if cu is None else (1, 1), dtype)
+        self._empty_mask = self._xp.empty((1, 1), dtype)
         self._one = np.ones((1, 1), dtype)
         self.reset()
 
@@ -207,18 +239,16 @@ class HopfieldSynapse:
     @property
     def weights(self) -> np.ndarray:
         """The memory matrix W (D, H); column j is memory j (on a CUDA synapse: a NumPy copy of the device array)."""
-        W = self.params["weights"]
-        return W if self._cu is None else W.copy_to_host()
+        return self._xp.to_host(self.params["weights"])
 
     @weights.setter
     def weights(self, value):
-        cu = self._cu
-        if cu is not None and cu.is_device_array(value):
-            self.params["weights"] = cu.synapse_weights(value, self.shape, self.dtype)
-            return
-        W = C.as_float_array(value, "weights", ndim=2, dtype=self.dtype)
+        xp = self._xp
+        if not xp.is_native(value):
+            xp = _backend.HOST  # validated on the host, then moved over
+        W = xp.asarray(value, "weights", ndim=2, dtype=self.dtype)
         C.check_shape(W, "weights", self.shape, "the synapse shape (D, H)")
-        self.params["weights"] = W.copy() if cu is None else cu.to_device(W)
+        self.params["weights"] = self._private(W, value, xp)
 
     @property
     def inputs(self) -> np.ndarray:
@@ -232,20 +262,19 @@ class HopfieldSynapse:
     def _set_inputs(self, value):
         """Validate ``value`` as the probes (B, D) and store a private copy (never aliasing the caller's array)."""
         D = self.shape[0]
-        cu = self._cu
         if (type(value) is np.ndarray and value.ndim == 2 and value.dtype == self.dtype and value.shape[1] == D
                 and value.shape[0] > 0):
             # fast path (the common case, and what the small benchmark measures): the same checks, and the copy
             # and the NaN/Inf test in one pass
             X = np.empty(value.shape, self.dtype)
-            if not K.copy_finite(value, X):
+            if not host_kernels.copy_finite(value, X):
                 C.check_finite(value, "inputs")  # raises, naming the first bad element
-            self._inputs = X if cu is None else cu.to_device(X)
+            self._inputs = self._xp.from_host(X)
             return
-        if cu is not None and cu.is_device_array(value):
-            self._inputs = cu.synapse_inputs(value, D, self.dtype)
-            return
-        X = C.as_float_array(value, "inputs", dtype=self.dtype, shape_hint="[B, D]")
+        xp = self._xp
+        if not xp.is_native(value):
+            xp = _backend.HOST  # validated on the host, then moved over
+        X = xp.asarray(value, "inputs", dtype=self.dtype, shape_hint="[B, D]")
         if X.ndim == 1:
             X = X.reshape(1, -1)
         if X.ndim != 2 or X.shape[1] != D or X.shape[0] == 0:
@@ -253,16 +282,19 @@ class HopfieldSynapse:
                 f"inputs: expected shape (B, D={D}) with the probe width D along the last axis, "
                 f"got shape {np.shape(value)}"
             )
-        if cu is not None:
-            X = cu.to_device(X)  # a new device array
-        elif np.may_share_memory(X, value):
-            X = X.copy()  # never alias the caller's array
-        self._inputs = X
+        self._inputs = self._private(X, value, xp)
+
+    def _private(self, A, value, xp):
+        """The validated ``A`` (from ``value``, by the namespace ``xp``) as the synapse's own array: moved to the
+        synapse's device, or copied when it may alias the caller's array."""
+        if xp is not self._xp:
+            return self._xp.from_host(A)  # a new device array
+        return xp.copy(A) if xp.shares(A, value) else A
 
     def reset(self):
         """Zero every compartment except ``weights`` and ``i_tick`` (shapes from ``batch_size``)."""
         B, (D, H) = self.batch_size, self.shape
-        zeros = self._zeros
+        zeros = self._xp.zeros
         self._inputs = zeros((B, D), self.dtype)
         self.outputs = zeros((B, D), self.dtype)
         self.similarities = zeros((B, H), self.dtype)
@@ -275,7 +307,7 @@ class HopfieldSynapse:
         """Retrieval step on ``inputs`` (set them first, or pass them here).  Returns ``self.outputs``."""
         if inputs is not None:
             self._set_inputs(inputs)
-        X, W, dt, empty = self._inputs, self.params["weights"], self.dtype, self._empty
+        X, W, dt, empty = self._inputs, self.params["weights"], self.dtype, self._xp.empty
         B, D = X.shape
         H = W.shape[1]
         S = empty((B, H), dt)
@@ -302,15 +334,15 @@ class HopfieldSynapse:
                 f"{Xhat.shape}, memory_weights {A.shape}); call advance_state before evolve"
             )
         D, H = W.shape
-        dW = self._empty((D, H), self.dtype)
-        Wn = self._empty((D, H), self.dtype)
+        dW = self._xp.empty((D, H), self.dtype)
+        Wn = self._xp.empty((D, H), self.dtype)
         mask = self.mask
         use_mask = self.keep_mask and mask is not None
         if not use_mask:
             mask = self._empty_mask
-        elif self._cu is not None:
+        elif self.device != "cpu":
             if self._dmask[0] is not mask:  # copied to the device once (again if the attribute is reassigned)
-                self._dmask = (mask, self._cu.to_device(C.as_float_array(mask, "mask", dtype=self.dtype)))
+                self._dmask = (mask, self._xp.from_host(C.as_float_array(mask, "mask", dtype=self.dtype)))
             mask = self._dmask[1]
         self._K.plasticity_into(0 if self.update_rule == "delta" else 1, X, Xhat, A, W, self.neg_beta, self.eta,
                                 self.reg_lambda, self.l1_lambda, mask, use_mask, dW, Wn)
@@ -329,16 +361,108 @@ class HopfieldSynapse:
         Returns :math:`\bar X` and stores :math:`\bar W` in ``grads["weights"]`` (see
         :func:`refnsm.hopfield.retrieve_vjp`).  On a CUDA synapse this runs on the CPU, with host copies.
         """
-        X, W = self._inputs, self.params["weights"]
-        if self._cu is not None:
-            X, W = X.copy_to_host(), W.copy_to_host()
-            if self._cu.is_device_array(grad_out):
-                grad_out = grad_out.copy_to_host()
-        gX, gW, _ = M.retrieve_vjp(grad_out, X, W, self.beta)
+        xp = self._xp
+        X, W = xp.to_host(self._inputs), xp.to_host(self.params["weights"])
+        if self.device != "cpu" and xp.is_native(grad_out):
+            grad_out = xp.to_host(grad_out)
+        gX, gW, _ = modern.retrieve_vjp(grad_out, X, W, self.beta)
         self.grads["weights"] = gW
         return gX
+
+    # ---- ngclearn's component utilities: help, save, load ----
+    _SAVED = ("inputs", "outputs", "weights", "similarities", "memory_weights", "energy", "i_tick", "dWeights")
+
+    @classmethod
+    def help(cls) -> dict:
+        """A description of the component, structured like ngclearn's ``HopfieldSynapse.help()``."""
+        return {
+            cls.__name__: {"synapse_type": "HopfieldSynapse - modern Hopfield memory (Ramsauer et al. 2020) whose "
+                                           "memory matrix W (D, H) learns by a local delta or contrastive rule"},
+            "compartments": {
+                "input_compartments": {"inputs": "probes X (B, D)"},
+                "parameter_compartments": {"weights": "memory matrix W (D, H), column j is memory j"},
+                "output_compartments": {"outputs": "retrieved probes softmax(beta X W) W^T (B, D)",
+                                        "similarities": "X W minus its row max (B, H)",
+                                        "memory_weights": "softmax(beta * similarities) (B, H)",
+                                        "energy": "batch-mean energy (1, 1)", "i_tick": "advance_state calls (1, 1)",
+                                        "dWeights": "the last plasticity update dW (D, H)"},
+            },
+            "dynamics": "outputs = softmax(beta X W) W^T ; W <- W + eta dW - reg_lambda W - l1_lambda sign(W)",
+            "hyperparameters": {
+                "shape": "(D, H): probe dimension x number of memories", "eta": "learning rate of evolve",
+                "reg_lambda": "weight decay per evolve (not scaled by eta)", "beta": "inverse temperature",
+                "initial_patterns": "patterns to store, one per column (D, P), P <= H",
+                "update_rule": "'delta' or 'contrastive'",
+                "weight_init": "initial weights: an array or an initialiser spec (refnsm.hopfield.initializers)",
+                "g_conduct_factor": "stored, not applied (as ngclearn's HopfieldSynapse)",
+                "p_conn": "connection probability of the initial random weights (ignored under compat='ngclearn')",
+                "batch_size": "batch size of the compartments after reset",
+            },
+        }
+
+    def _path(self, directory):
+        import os
+
+        if not isinstance(directory, (str, os.PathLike)):
+            raise TypeError(f"directory: expected a path, got {C._describe(directory)}")
+        if not os.path.isdir(directory):
+            raise ValueError(f"directory: expected an existing directory, got {os.fspath(directory)!r}")
+        return os.path.join(directory, self.name + ".npz")
+
+    def save(self, directory) -> str:
+        """Write the compartments to ``directory/<name>.npz`` (ngclearn's file name and keys; the p_conn mask, when
+        there is one, as ``p_conn_mask``).  Returns the file's path."""
+        path = self._path(directory)
+
+        def host(a):
+            return np.asarray(a) if isinstance(a, np.ndarray) else self._xp.to_host(a)
+
+        data = {k: host(self.params["weights"] if k == "weights" else getattr(self, k)) for k in self._SAVED}
+        if self.mask is not None:
+            data["p_conn_mask"] = np.asarray(self.mask)
+        np.savez(path, **data)
+        return path
+
+    def load(self, directory) -> None:
+        """Read the compartments saved by :meth:`save` (or by ngclearn's ``save``) from ``directory/<name>.npz``.
+
+        Keys this synapse does not have (ngclearn's ``key``, ``biases``, ``gate``, ``mask``, delay buffers) are
+        ignored, and missing keys leave their compartment unchanged, as in ngclearn.  Every array read is checked
+        (shape, finiteness) before any compartment changes."""
+        path = self._path(directory)
+        import os
+
+        if not os.path.isfile(path):
+            raise ValueError(f"directory: no file {self.name + '.npz'!r} in {os.fspath(directory)!r}")
+        (D, H), B = self.shape, None
+        with np.load(path) as z:
+            data = {k: np.array(z[k], dtype=self.dtype) for k in (*self._SAVED, "p_conn_mask") if k in z.files}
+        if "inputs" in data:
+            B = data["inputs"].shape[0] if data["inputs"].ndim == 2 else None
+        want = {"weights": (D, H), "dWeights": (D, H), "energy": (1, 1), "i_tick": (1, 1), "p_conn_mask": (D, H)}
+        for k, a in data.items():
+            C.check_finite(a, f"{path}[{k!r}]")
+            if k in want:
+                ok = a.shape == want[k]
+            else:
+                width = D if k in ("inputs", "outputs") else H
+                ok = a.ndim == 2 and a.shape[1] == width and (B is None or a.shape[0] == B) and a.shape[0] > 0
+            if not ok:
+                raise ValueError(f"{path}[{k!r}]: shape {a.shape} does not fit this synapse (shape (D, H) = {(D, H)}"
+                                 f"{'' if B is None else f', batch {B}'})")
+        for k, a in data.items():
+            if k == "weights":
+                self.weights = a
+            elif k == "inputs":
+                self._set_inputs(a)
+            elif k == "p_conn_mask":
+                self.mask = a
+            elif k in ("energy", "i_tick"):
+                setattr(self, k, a)
+            else:
+                setattr(self, k, self._xp.from_host(a))
 
     def __repr__(self):
         return (f"HopfieldSynapse({self.name!r}, shape={self.shape}, eta={self.eta}, beta={self.beta}, "
                 f"update_rule={self.update_rule!r}, compat={self.compat!r}, dtype={self.dtype}"
-                + (", device='cuda')" if self._cu is not None else ")"))
+                + (f", device={self.device!r})" if self.device != "cpu" else ")"))

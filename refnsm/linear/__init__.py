@@ -18,12 +18,12 @@ Common interface (:class:`LinearBase`)
 ``backward(grad_y)`` (returns :math:`\partial L/\partial x`, fills ``grads``), ``reg_error()``,
 ``reg_error_vjp()``, ``eig()``, ``with_params(...)``.  Constructors take ``(insize, outsize, bias=False)`` then
 keyword-only options, ``dtype``, ``rng``, ``params``, ``compat`` (``"neuromancer"`` reproduces upstream numbers
-where they differ from the intended math; see ``docs/differences_linear.md``) and ``device``.
+where they differ from the intended math; see ``docs/upstream_differences.md``) and ``device``.
 
-GPU: :class:`Linear`, :class:`SpectralLinear`, :class:`OrthogonalLinear` and :class:`PerronFrobeniusLinear` built
-with ``device="cuda"`` (or given ``m.device = "cuda"``) run ``effective_W``, ``effective_W_vjp``, ``forward`` and
-``backward`` with the numba.cuda twins of :mod:`refnsm.cuda.linear` (imported only then); other maps refuse
-``"cuda"`` with ``NotImplementedError``.  See ``docs/cuda.md``.
+GPU: every map built with ``device="cuda"`` (or given ``m.device = "cuda"``) runs ``effective_W``, ``effective_W_vjp``,
+``forward`` and ``backward`` with the numba.cuda twins of :mod:`refnsm.linear._cuda_kernels` (imported only then):
+:class:`Linear`, :class:`SpectralLinear`, :class:`OrthogonalLinear` and :class:`PerronFrobeniusLinear` build W on the
+device, the others on the host (a cheap parametrisation) and multiply on the device.  See ``docs/cuda.md``.
 
 Modules: :mod:`.basic` (plain, identity, norm, sparsity, L0), :mod:`.stochastic` (softmax and Perron–Frobenius),
 :mod:`.symmetric` (symmetric, skew, PSD, symplectic, Gershgorin, power bound, trivial null space), :mod:`.svd`
@@ -31,10 +31,11 @@ Modules: :mod:`.basic` (plain, identity, norm, sparsity, L0), :mod:`.stochastic`
 Nothing is compiled at import; the Numba kernels (:mod:`._kernels`) compile on first use.
 """
 
-from .base import Hprod, Hprod_vjp, LinearBase, SquareLinear, straight_through_relu, straight_through_relu_vjp
+from .base import LinearBase, SquareLinear
+from .functional import Hprod, Hprod_vjp, eig_vjp, straight_through_relu, straight_through_relu_vjp
 from .basic import (BoundedNormLinear, IdentityInitLinear, IdentityLinear, L0Linear, LassoLinear, LassoLinearRELU,
                     Linear, NonNegativeLinear, SplitLinear)
-from .butterfly import ButterflyLinear
+from .butterfly import Butterfly, ButterflyLinear
 from .householder import (OrthogonalLinear, SchurDecompositionLinear, SpectralLinear, SymmetricSpectralLinear,
                           householder_matrix, householder_matrix_vjp)
 from .registry import maps, square_maps, tall_maps, upstream_maps
@@ -53,7 +54,8 @@ __all__ = [
     "DampedSkewSymmetricLinear", "PSDLinear", "OrthogonalLinear", "SpectralLinear", "SymmetricSpectralLinear",
     "SVDLinear", "SVDLinearLearnBounds", "SymmetricSVDLinear", "StableSplitLinear", "GershgorinLinear",
     "PowerBoundLinear", "SchurDecompositionLinear", "SymplecticLinear", "TrivialNullSpaceLinear", "ButterflyLinear",
+    "Butterfly",
     "maps", "upstream_maps", "square_maps", "tall_maps", "Hprod", "Hprod_vjp", "straight_through_relu",
     "straight_through_relu_vjp", "IdentityGradReLU", "householder_matrix", "householder_matrix_vjp",
-    "orthogonality_error",
+    "orthogonality_error", "eig_vjp",
 ]

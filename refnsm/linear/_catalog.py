@@ -30,7 +30,7 @@ class Entry:
 
     def build(self, insize, outsize, *, bias=False, seed=0, dtype=np.float64, compat=None, **extra):
         kw = {**self.kwargs, **extra}
-        m = self.cls(insize, outsize, bias, dtype=dtype, rng=seed, compat=compat, **kw)
+        m = self.cls(insize, outsize, bias=bias, dtype=dtype, rng=seed, compat=compat, **kw)
         if self.perturb:
             gen = np.random.default_rng(seed + 1000)
             m.load_params({k: v + self.perturb * gen.standard_normal(v.shape) for k, v in m.params.items()

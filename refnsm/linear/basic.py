@@ -12,8 +12,9 @@ import math
 
 import numpy as np
 
-from .._checks import as_float_array, check_real, check_shape, resolve_rng
-from .base import LinearBase, check_bool, check_bounds, sigmoid
+from .._checks import as_float_array, check_int, check_real, check_shape, resolve_rng
+from .base import LinearBase
+from .functional import check_bool, check_bounds, sigmoid
 
 __all__ = [
     "Linear",
@@ -34,6 +35,26 @@ def _kaiming_uniform(gen, shape, fan):
     return gen.uniform(-k, k, size=shape)
 
 
+def _real_or_inf(p):
+    """A real order, infinities included (``check_real`` refuses them)."""
+    if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer, np.floating)):
+        raise TypeError(f"p: expected a real >= 1, inf, -inf, 'fro' or 'nuc', got {type(p).__name__} {p!r}")
+    p = float(p)
+    if math.isnan(p):
+        raise ValueError("p: expected a real >= 1, inf, -inf, 'fro' or 'nuc', got nan")
+    return p
+
+
+def _reduce_to(g, shape):
+    """Sum a broadcast gradient back to ``shape`` (the adjoint of NumPy broadcasting)."""
+    while g.ndim > len(shape):
+        g = g.sum(axis=0)
+    for i, n in enumerate(shape):
+        if n == 1 and g.shape[i] != 1:
+            g = g.sum(axis=i, keepdims=True)
+    return g
+
+
 class Linear(LinearBase):
     r"""Unconstrained dense map (``torch.nn.Linear`` layout).
 
@@ -42,6 +63,18 @@ class Linear(LinearBase):
     .. math:: W = A^\top, \qquad \partial A = G^\top .
 
     Guarantee: none, exact or soft (the reference point for the structured maps).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.Linear(3, 2, bias=True, rng=0)
+    >>> W = m.effective_W()
+    >>> x = np.ones((1, 3))
+    >>> np.allclose(m.forward(x), x @ W + m.params['bias'])
+    True
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 2)
     """
 
     def _init_bias(self, gen):
@@ -58,11 +91,28 @@ class Linear(LinearBase):
     def _weight_vjp(self, G, cache):
         return {"weight": G.T}
 
+    def _device_weight(self, K, p):
+        return K.transpose(p["weight"]), None
+
+    def _device_weight_vjp(self, K, G, cache, p):
+        return {"weight": K.transpose(G)}
+
 
 class IdentityInitLinear(Linear):
     r"""A :class:`Linear` map initialised to :math:`W = I_{n_\text{in}\times n_\text{out}}` and :math:`b = 0` (both trainable).
 
     Guarantee: :math:`W = I` at initialisation only.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.IdentityInitLinear(3, 3, rng=0)
+    >>> W = m.effective_W()
+    >>> np.array_equal(W, np.eye(3))
+    True
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 3)
     """
 
     def _init_params(self, gen):
@@ -75,6 +125,14 @@ class IdentityLinear(IdentityInitLinear):
     r"""The fixed map :math:`W = I_{n_\text{in}\times n_\text{out}}`, :math:`b = 0`: copies the first min(in, out) features
     and zero-pads the rest.  Nothing is trainable (``trainable == ()``; gradients are zeros).
     Guarantee (exact): W = I always.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.IdentityLinear(3, 4)
+    >>> m.forward(np.array([[1.0, 2.0, 3.0]]))   # copies, then zero-pads
+    array([[1., 2., 3., 0.]])
     """
 
     def _init_params(self, gen):
@@ -95,20 +153,61 @@ class BoundedNormLinear(Linear):
 
     (a tie :math:`n = \sigma_{\max}` or :math:`n = \sigma_{\min}` contributes 1/2, like torch's binary max).
     Guarantee (soft): :math:`\sigma_\min \le n \le \sigma_\max` only where R = 0.  Note: the entrywise norm, not the spectral norm.
+
+    ``p`` is a real :math:`\ge 1` or one of the other orders ``torch.norm`` accepts: ``inf`` (:math:`\max|A_{ij}|`),
+    ``-inf`` (:math:`\min|A_{ij}|`, not a norm), ``'fro'`` (= 2) and ``'nuc'`` (the nuclear norm
+    :math:`\sum_k\sigma_k(A)`, gradient :math:`UV^\top` from the thin SVD: a subgradient, and not unique, when A is
+    rank-deficient).  For :math:`\pm\infty` the gradient is shared equally among tied entries (torch's
+    ``amax``/``amin`` rule).
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.BoundedNormLinear(3, 3, rng=0)
+    >>> W = m.effective_W()
+    >>> float(m.reg_error()) >= 0.0   # the soft bound's penalty
+    True
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 3)
     """
 
     exact = False
 
     def __init__(self, insize, outsize, bias=False, *, sigma_min=0.1, sigma_max=1.0, p=2, **kw):
         self.sigma_min, self.sigma_max = check_bounds(sigma_min, sigma_max, strict=False)
-        self.p = check_real(p, "p")
-        if self.p < 1:
-            raise ValueError(f"p: expected p >= 1 (a norm), got {self.p}")
+        if isinstance(p, str):
+            if p not in ("fro", "nuc"):
+                raise ValueError(f"p: expected a real >= 1, inf, -inf, 'fro' or 'nuc', got {p!r}")
+            self.p = 2.0 if p == "fro" else p
+        else:
+            self.p = _real_or_inf(p)
+            if self.p < 1 and self.p != -math.inf:
+                raise ValueError(f"p: expected p >= 1 (a norm), inf or -inf, got {self.p}")
         super().__init__(insize, outsize, bias, **kw)
+
+    def _norm_grad(self, A):
+        """(n, dn/dA) for the chosen order."""
+        p = self.p
+        if p == "nuc":
+            U, sv, Vt = np.linalg.svd(A, full_matrices=False)
+            return float(sv.sum()), U @ Vt
+        absA = np.abs(A)
+        if math.isinf(p):
+            n = float(absA.max() if p > 0 else absA.min())
+            hit = absA == n
+            return n, np.sign(A) * hit / np.count_nonzero(hit)
+        n = float(np.sum(absA ** p) ** (1.0 / p))
+        return n, (np.sign(A) * absA ** (p - 1) / n ** (p - 1) if n > 0 else np.zeros_like(A))
 
     def _reg(self):
         A = self.params["weight"]
         p = self.p
+        if p == "nuc" or math.isinf(p):
+            n, dn = self._norm_grad(A)
+            value = max(n - self.sigma_max, 0.0) + max(self.sigma_min - n, 0.0)
+            tie = lambda a, b: 1.0 if a > b else (0.5 if a == b else 0.0)  # noqa: E731
+            coef = tie(n, self.sigma_max) - tie(self.sigma_min, n)
+            return value, ({} if coef == 0.0 else {"weight": coef * dn})
         n = float(np.sum(np.abs(A) ** p) ** (1.0 / p))
         value = max(n - self.sigma_max, 0.0) + max(self.sigma_min - n, 0.0)
         tie = lambda a, b: 1.0 if a > b else (0.5 if a == b else 0.0)  # noqa: E731
@@ -127,6 +226,17 @@ class NonNegativeLinear(LinearBase):
     .. math:: W = \mathrm{relu}(P), \qquad \partial P = G \odot \mathbb 1[P > 0].
 
     Guarantee (exact): :math:`W \ge 0` elementwise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.NonNegativeLinear(3, 2, rng=0)
+    >>> W = m.effective_W()
+    >>> bool((W >= 0).all())
+    True
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 2)
     """
 
     def _init_params(self, gen):
@@ -149,6 +259,17 @@ class SplitLinear(LinearBase):
               \partial C = -G\odot\mathbb 1[C>0].
 
     Guarantee: none (W has arbitrary signs; no "regular splitting" property is enforced).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.SplitLinear(3, 2, rng=0)
+    >>> W = m.effective_W()
+    >>> W.shape
+    (3, 2)
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 2)
     """
 
     def _init_params(self, gen):
@@ -182,6 +303,17 @@ class LassoLinear(LinearBase):
     :meth:`project` applies the projection :math:`u \leftarrow \max(u, 0)`, :math:`v \leftarrow \max(v, 0)`
     (projected gradient descent).  ``compat="neuromancer"``: ``forward`` projects the parameters in place before
     computing y, as neuromancer does; by default ``forward`` never mutates the parameters.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.LassoLinear(3, 2, rng=0)
+    >>> W = m.effective_W()
+    >>> float(m.reg_error()) > 0.0   # the L1 penalty
+    True
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 2)
     """
 
     exact = False
@@ -230,6 +362,17 @@ class LassoLinearRELU(LinearBase):
 
     Guarantee (soft): sparsity is encouraged by the L1 penalty, not enforced.  Same initialisation as
     :class:`LassoLinear`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.LassoLinearRELU(3, 2, rng=0)
+    >>> W = m.effective_W()
+    >>> W.shape
+    (3, 2)
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 2)
     """
 
     exact = False
@@ -288,6 +431,17 @@ class L0Linear(LinearBase):
     :math:`1 - Q_{ij}` is the probability that gate (i, j) is non-zero.  ``compat="neuromancer"`` returns
     :math:`+\mathcal R` (a log-prior, <= 0), which neuromancer adds to the loss with the wrong sign.
     Guarantee (soft; stochastic in training mode): sparsity is encouraged by the penalty, not enforced.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.L0Linear(3, 2, rng=0)
+    >>> W = m.effective_W()
+    >>> W.shape
+    (3, 2)
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 2)
     """
 
     exact = False
@@ -331,6 +485,68 @@ class L0Linear(LinearBase):
         if not np.all((u > 0) & (u < 1)):
             raise ValueError("u: expected every entry in the open interval (0, 1)")
         self._noise = u.copy()
+
+    # ---- neuromancer's helpers of the stretched concrete distribution, each with its VJP ----
+    def _check_unit(self, x, name, lo, hi):
+        x = as_float_array(x, name, dtype=self.dtype)
+        if not np.all((x > lo) & (x < hi)):
+            raise ValueError(f"{name}: expected every entry in the open interval ({lo}, {hi}), got min {x.min()}, "
+                             f"max {x.max()}")
+        return x
+
+    def cdf_qz(self, x):
+        r"""CDF of the stretched concrete gate at ``x`` in (limit_a, limit_b), for every gate:
+        :math:`\mathrm{clamp}\big(\sigma(\beta\,\mathrm{logit}(\tfrac{x-a}{b-a}) - \alpha), \epsilon, 1-\epsilon\big)`
+        ([insize, outsize]; ``x`` a scalar or broadcastable).  ``1 - cdf_qz(0)`` is the probability that a gate is
+        non-zero, the weight of :meth:`reg_error`."""
+        return self._cdf_qz(self._check_unit(x, "x", self.limit_a, self.limit_b))[0]
+
+    def _cdf_qz(self, x):
+        a, b = self.limit_a, self.limit_b
+        xn = (x - a) / (b - a)
+        q_raw = sigmoid(self.temperature * (np.log(xn) - np.log1p(-xn)) - self.params["qz_loga"])
+        inside = (q_raw >= self.epsilon) & (q_raw <= 1 - self.epsilon)
+        return np.clip(q_raw, self.epsilon, 1 - self.epsilon), q_raw, inside, xn
+
+    def cdf_qz_vjp(self, grad_out, x):
+        r"""VJP of :meth:`cdf_qz`: :math:`(\bar x, \text{grads})`, :math:`\bar\alpha = -\bar q\,q(1-q)` and
+        :math:`\bar x = \sum \bar q\,q(1-q)\,\beta/(x_n(1-x_n)(b-a))` (reduced to ``x``'s shape), 0 where clamped."""
+        x = self._check_unit(x, "x", self.limit_a, self.limit_b)
+        q, q_raw, inside, xn = self._cdf_qz(x)
+        g = as_float_array(grad_out, "grad_out", dtype=self.dtype)
+        check_shape(g, "grad_out", q.shape, "[insize, outsize]")
+        d = g * q_raw * (1 - q_raw) * inside
+        gx = d * self.temperature / (xn * (1 - xn) * (self.limit_b - self.limit_a))
+        return _reduce_to(gx, x.shape), self._full({"qz_loga": -d})
+
+    def quantile_concrete(self, x):
+        r"""Inverse CDF of the stretched concrete distribution at ``x`` in (0, 1):
+        :math:`(b-a)\,\sigma\big((\ln x - \ln(1-x) + \alpha)/\beta\big) + a` (what training mode applies to its noise)."""
+        x = self._check_unit(x, "x", 0.0, 1.0)
+        return self._quantile(x)[0]
+
+    def _quantile(self, x):
+        s = sigmoid((np.log(x) - np.log1p(-x) + self.params["qz_loga"]) / self.temperature)
+        return s * (self.limit_b - self.limit_a) + self.limit_a, s
+
+    def quantile_concrete_vjp(self, grad_out, x):
+        r"""VJP of :meth:`quantile_concrete`: :math:`\bar\alpha = \bar z\,(b-a)s(1-s)/\beta`,
+        :math:`\bar x = \bar\alpha / (x(1-x))` (reduced to ``x``'s shape)."""
+        x = self._check_unit(x, "x", 0.0, 1.0)
+        z, s = self._quantile(x)
+        g = as_float_array(grad_out, "grad_out", dtype=self.dtype)
+        check_shape(g, "grad_out", z.shape, "[insize, outsize]")
+        da = g * (self.limit_b - self.limit_a) * s * (1 - s) / self.temperature
+        return _reduce_to(da / (x * (1 - x)), x.shape), self._full({"qz_loga": da})
+
+    def get_eps(self, size):
+        """Uniform noise in [epsilon, 1 - epsilon) of shape ``size`` from the map's ``rng`` (neuromancer's ``get_eps``;
+        the map's dtype, not always float32)."""
+        try:
+            size = tuple(check_int(n, "size", minimum=1) for n in size)
+        except TypeError:
+            raise TypeError(f"size: expected a sequence of positive ints, got {size!r}") from None
+        return self.rng.uniform(self.epsilon, 1 - self.epsilon, size=size).astype(self.dtype)
 
     def _weight(self):
         P, alpha = self.params["weight"], self.params["qz_loga"]

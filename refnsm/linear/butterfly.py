@@ -25,9 +25,10 @@ import math
 import numpy as np
 
 from . import _kernels
-from .base import LinearBase, check_bool
+from .base import LinearBase
+from .functional import check_bool
 
-__all__ = ["ButterflyLinear"]
+__all__ = ["ButterflyLinear", "Butterfly"]
 
 
 class ButterflyLinear(LinearBase):
@@ -45,7 +46,20 @@ class ButterflyLinear(LinearBase):
     Bias: by default a per-output ``bias`` (1, outsize).  ``compat="neuromancer"``: neuromancer's bias, a single
     scalar ``linmap.bias`` of shape (1,) added to every output, and ``effective_W()`` = :math:`W + b\mathbf 1\mathbf 1^\top`
     (neuromancer's ``linmap(I)``).  ``complex=True`` is not supported (neuromancer's cannot run it either).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.ButterflyLinear(4, 4, rng=0)
+    >>> W = m.effective_W()
+    >>> W.shape
+    (4, 4)
+    >>> m.forward(np.ones((2, 4))).shape
+    (2, 4)
     """
+
+    _twiddle_key = "linmap.twiddle"  #: the state_dict key of the twiddles (neuromancer's ButterflyLinear.linmap)
 
     def __init__(self, insize, outsize, bias=False, *, complex=False, tied_weight=True, increasing_stride=True,
                  ortho_init=False, **kw):
@@ -96,10 +110,10 @@ class ButterflyLinear(LinearBase):
             tw = np.stack([np.stack([det * c, s], -1), np.stack([-det * s, c], -1)], -2)
         else:
             tw = gen.standard_normal(shape) / math.sqrt(2.0)
-        self.params["linmap.twiddle"] = tw
+        self.params[self._twiddle_key] = tw
 
     def _expanded(self, k):
-        flat = self.params["linmap.twiddle"][k].reshape(-1, 2, 2)
+        flat = self.params[self._twiddle_key][k].reshape(-1, 2, 2)
         return np.ascontiguousarray(flat[self._idx])  # (m, n/2, 2, 2)
 
     def _weight(self):
@@ -125,10 +139,75 @@ class ButterflyLinear(LinearBase):
         Gp[:, :out] = G
         if q >= 2:
             Gp = np.tile(Gp, (1, q)) / q
-        dtw = np.zeros_like(self.params["linmap.twiddle"])
+        dtw = np.zeros_like(self.params[self._twiddle_key])
         for k in range(self.nstack):
             _, dE = _kernels.bf_backward(acts[k], np.ascontiguousarray(Gp[:, k * n:(k + 1) * n]),
                                          self._expanded(k), self._strides)
             flat = dtw[k].reshape(-1, 2, 2)
             np.add.at(flat, self._idx, dE)
-        return {"linmap.twiddle": dtw}
+        return {self._twiddle_key: dtw}
+
+
+class Butterfly(ButterflyLinear):
+    r"""neuromancer's standalone ``Butterfly`` module (``slim.butterfly``): the same map as :class:`ButterflyLinear`
+    with the module's own names and defaults.
+
+    ``Butterfly(in_size, out_size, bias=True, complex=False, tied_weight=True, increasing_stride=True,
+    ortho_init=False)``; parameters ``twiddle`` (as :class:`ButterflyLinear`'s ``linmap.twiddle``) and ``bias``
+    (out_size,) :math:`U(\pm 1/\sqrt{n_\text{in}})`, a per-output bias (``forward(x) = xW + b``, the module's
+    ``forward``).  :meth:`reset_parameters` redraws the bias as upstream.
+
+    ``compat="neuromancer"``: the bias is a single scalar of shape (1,) added to every output, which is what
+    neuromancer's ``torch.Tensor((out_size,))`` creates (a tensor holding the *value* out_size, not a tensor of that
+    shape); the same bug gives ``ButterflyLinear`` its scalar bias.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.Butterfly(4, 4, rng=0)
+    >>> m.forward(np.ones((2, 4))).shape
+    (2, 4)
+    >>> isinstance(m, L.LinearBase)
+    True
+    """
+
+    _twiddle_key = "twiddle"
+
+    def __init__(self, in_size, out_size, bias=True, complex=False, tied_weight=True, increasing_stride=True,
+                 ortho_init=False, *, dtype=np.float64, rng=None, params=None, compat=None):
+        super().__init__(in_size, out_size, bias, complex=complex, tied_weight=tied_weight,
+                         increasing_stride=increasing_stride, ortho_init=ortho_init, dtype=dtype, rng=rng,
+                         params=params, compat=compat)
+
+    @property
+    def in_size(self) -> int:
+        return self.insize
+
+    @property
+    def out_size(self) -> int:
+        return self.outsize
+
+    @property
+    def _bias_key(self):
+        return "bias"
+
+    @property
+    def bias_in_effective_W(self):
+        return False
+
+    def _init_bias(self, gen):
+        if self.use_bias:
+            k = 1.0 / math.sqrt(self.insize)
+            self.params["bias"] = gen.uniform(-k, k, size=(1,) if self.compat == "neuromancer" else (self.outsize,))
+
+    def reset_parameters(self, rng=None) -> None:
+        r"""Redraw the bias :math:`U(\pm 1/\sqrt{n_\text{in}})` (neuromancer's ``reset_parameters``; the twiddles are
+        kept, as upstream).  ``rng``: a Generator, int or None."""
+        from .._checks import resolve_rng
+
+        if self.use_bias:
+            k = 1.0 / math.sqrt(self.insize)
+            shape = self.params["bias"].shape
+            self.params["bias"] = resolve_rng(rng).uniform(-k, k, size=shape).astype(self.dtype)
+            self._cache = None

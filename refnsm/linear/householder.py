@@ -18,7 +18,8 @@ import numpy as np
 
 from .._checks import as_float_array, check_int, check_real, check_shape
 from . import _kernels
-from .base import LinearBase, SquareLinear, check_bounds, sigmoid
+from .base import LinearBase, SquareLinear
+from .functional import check_bounds, sigmoid
 
 __all__ = ["OrthogonalLinear", "SpectralLinear", "SymmetricSpectralLinear", "SchurDecompositionLinear",
            "householder_matrix", "householder_matrix_vjp"]
@@ -90,6 +91,14 @@ def householder_matrix(U, k=None, reverse=False):
     ValueError
         A wrong rank, too few rows for ``k``, ``k > n``, NaN/Inf, or a reflector vector that is zero or whose
         squared norm under- or overflows (see ``_REFLECTOR_SQNORM_RANGE``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> Q = L.householder_matrix(np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0]]), k=2)
+    >>> np.allclose(Q @ Q.T, np.eye(3))
+    True
     """
     U, k, order = _chain_args(U, k, reverse)
     return _householder_matrix(U, order)
@@ -109,6 +118,15 @@ def householder_matrix_vjp(dQ, Q, U, k=None, reverse=False):
     [n, n] and are not modified.  Returns an array of ``U``'s shape and dtype whose strict lower triangle, and
     rows from ``k`` on, are 0.  Raises ``ValueError`` as :func:`householder_matrix`, and for ``dQ`` or ``Q`` of
     the wrong shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> U = np.array([[1.0, 1.0, 0.0]])
+    >>> Q = L.householder_matrix(U, k=1)
+    >>> L.householder_matrix_vjp(np.ones((3, 3)), Q, U, k=1).shape
+    (1, 3)
     """
     U, k, order = _chain_args(U, k, reverse)
     n = U.shape[1]
@@ -150,6 +168,17 @@ class OrthogonalLinear(SquareLinear):
     ``compat="neuromancer"``: ``effective_W()`` returns :math:`Q + \mathbf 1 b`, neuromancer's ``forward(I)`` (the bias
     folded into every row), which is not orthogonal when b != 0.  ``forward`` is :math:`xQ + b` in both modes.
     (neuromancer's own map crashes with the default bias=False.)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.OrthogonalLinear(3, 3, rng=0)
+    >>> W = m.effective_W()
+    >>> np.allclose(W @ W.T, np.eye(3))
+    True
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 3)
     """
 
     def _init_params(self, gen):
@@ -168,6 +197,13 @@ class OrthogonalLinear(SquareLinear):
 
     def _weight_vjp(self, G, Q):
         return {"U": _householder_matrix_vjp(G, Q, self.params["U"], _order(self.insize, False))}
+
+    def _device_weight(self, K, p):
+        Q = K.householder_matrix(p["U"])
+        return Q, Q
+
+    def _device_weight_vjp(self, K, G, Q, p):
+        return {"U": K.householder_matrix_vjp(G, Q, p["U"])}
 
 
 class SpectralLinear(LinearBase):
@@ -191,6 +227,18 @@ class SpectralLinear(LinearBase):
     ``compat="neuromancer"``: a trainable ``bias`` (outsize,) of zeros exists even when bias=False, and
     ``effective_W()`` includes the bias (neuromancer's ``forward(I)``).  By default bias follows ``bias`` and
     ``effective_W()`` is :math:`Q_U\Sigma Q_V` exactly.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.SpectralLinear(4, 3, rng=0)
+    >>> W = m.effective_W()
+    >>> s = np.linalg.svd(W, compute_uv=False)
+    >>> bool(((s > 0.1) & (s < 1.0)).all())   # exactly inside (sigma_min, sigma_max)
+    True
+    >>> m.forward(np.ones((2, 4))).shape
+    (2, 3)
     """
 
     def __init__(self, insize, outsize, bias=False, *, n_U_reflectors=None, n_V_reflectors=None, sigma_min=0.1,
@@ -268,6 +316,79 @@ class SpectralLinear(LinearBase):
             "V": _householder_matrix_vjp(dQV, QV, self.params["V"], _order(self.n_V_reflectors, True)),
         }
 
+    def _device_weight(self, K, p):
+        QU = K.householder_matrix(p["U"], self.n_U_reflectors)
+        QV = K.householder_matrix(p["V"], self.n_V_reflectors, reverse=True)
+        W, s, sp = K.spectral_factors(QU, QV, p["p"], self.sigma_min, self.sigma_max, self.r)
+        return W, (QU, QV, s, sp)
+
+    def _device_weight_vjp(self, K, G, cache, p):
+        QU, QV, s, sp = cache
+        dQU, dQV, dp = K.spectral_core_vjp(G, QU, QV, s, sp, self.sigma_min, self.sigma_max, self.r)
+        return {"p": dp, "U": K.householder_matrix_vjp(dQU, QU, p["U"], self.n_U_reflectors),
+                "V": K.householder_matrix_vjp(dQV, QV, p["V"], self.n_V_reflectors, reverse=True)}
+
+
+    # ---- neuromancer's factor methods: Sigma(), Umultiply(x), Vmultiply(x), each with its VJP ----
+    def Sigma(self) -> np.ndarray:
+        r""":math:`\Sigma = I_{n_\text{in}\times n_\text{out}}\odot s` ([insize, outsize]), the singular values on the
+        diagonal (neuromancer's ``Sigma()``)."""
+        S = np.zeros((self.insize, self.outsize), dtype=self.dtype)
+        r = self.r
+        S[np.arange(r), np.arange(r)] = self.singular_values()
+        return S
+
+    def Sigma_vjp(self, grad_out) -> dict:
+        r"""Pull :math:`\bar\Sigma` back to ``p``: :math:`\bar p_i = \bar\Sigma_{ii}(\sigma_\max-\sigma_\min)\sigma(p_i)
+        (1-\sigma(p_i))` (the other parameters get zeros)."""
+        G = as_float_array(grad_out, "grad_out", ndim=2, dtype=self.dtype)
+        check_shape(G, "grad_out", (self.insize, self.outsize), "[insize, outsize]")
+        sp = sigmoid(self.params["p"])
+        r = self.r
+        return self._full({"p": G[np.arange(r), np.arange(r)] * (self.sigma_max - self.sigma_min) * sp * (1 - sp)})
+
+    def _factor_x(self, x, width, name="x"):
+        x = as_float_array(x, name, ndim=2, dtype=self.dtype, shape_hint=f"[batch, {width}]")
+        if x.shape[1] != width:
+            raise ValueError(f"{name}: expected shape [batch, {width}], got {x.shape}")
+        return x
+
+    def _factor_grads(self, dQU, dQV) -> dict:
+        QU, QV = self._svd_factors()
+        grads = {}
+        if dQU is not None:
+            grads["U"] = _householder_matrix_vjp(dQU, QU, self.params["U"], _order(self.n_U_reflectors, False))
+        if dQV is not None:
+            grads["V"] = _householder_matrix_vjp(dQV, QV, self.params["V"], _order(self.n_V_reflectors, True))
+        return self._full(grads)
+
+    def Umultiply(self, x) -> np.ndarray:
+        r""":math:`x Q_U` for x [batch, insize]: the U reflectors applied in neuromancer's order (``Umultiply``)."""
+        x = self._factor_x(x, self.insize)
+        return x @ self._svd_factors()[0]
+
+    def Umultiply_vjp(self, grad_out, x):
+        r"""VJP of :meth:`Umultiply`: returns :math:`(\bar x, \text{grads})` with :math:`\bar x = \bar y Q_U^\top` and
+        the parameters' gradients through :math:`\bar Q_U = x^\top\bar y`."""
+        x = self._factor_x(x, self.insize)
+        g = self._factor_x(grad_out, self.insize, "grad_out")
+        check_shape(g, "grad_out", x.shape, "the shape of x")
+        QU = self._svd_factors()[0]
+        return g @ QU.T, self._factor_grads(x.T @ g, None)
+
+    def Vmultiply(self, x) -> np.ndarray:
+        r""":math:`x Q_V` for x [batch, outsize]: the V reflectors applied last to first (neuromancer's ``Vmultiply``)."""
+        x = self._factor_x(x, self.outsize)
+        return x @ self._svd_factors()[1]
+
+    def Vmultiply_vjp(self, grad_out, x):
+        r"""VJP of :meth:`Vmultiply`: :math:`\bar x = \bar y Q_V^\top`, parameters through :math:`\bar Q_V = x^\top\bar y`."""
+        x = self._factor_x(x, self.outsize)
+        g = self._factor_x(grad_out, self.outsize, "grad_out")
+        check_shape(g, "grad_out", x.shape, "the shape of x")
+        QV = self._svd_factors()[1]
+        return g @ QV.T, self._factor_grads(None, x.T @ g)
+
 
 class SymmetricSpectralLinear(SpectralLinear):
     r"""Symmetric exact-spectrum map :math:`W = Q\Sigma Q^\top`, :math:`Q = H_0\cdots H_{k-1}` from the rows of ``V``.
@@ -279,6 +400,18 @@ class SymmetricSpectralLinear(SpectralLinear):
     Guarantee (exact): :math:`W = W^\top`, its eigenvalues are exactly :math:`s \in (\sigma_\min, \sigma_\max)`
     (symmetric positive definite when :math:`\sigma_\min \ge 0`).  ``compat="neuromancer"``: as
     :class:`SpectralLinear` (a bias always exists and is folded into ``effective_W``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.SymmetricSpectralLinear(3, 3, rng=0)
+    >>> W = m.effective_W()
+    >>> ev = np.linalg.eigvalsh(W)
+    >>> np.allclose(W, W.T), bool(((ev > 0.1) & (ev < 1.0)).all())
+    (True, True)
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 3)
     """
 
     square = True
@@ -310,6 +443,12 @@ class SymmetricSpectralLinear(SpectralLinear):
         dQ = dQU + dQV.T
         return {"p": dp, "V": _householder_matrix_vjp(dQ, QU, self.params["V"], _order(self.n_V_reflectors, False))}
 
+    def _factor_grads(self, dQU, dQV) -> dict:
+        # both factors are Q (U side) and Q^T (V side), built from the rows of V
+        Q = self._svd_factors()[0]
+        dQ = (0 if dQU is None else dQU) + (0 if dQV is None else dQV.T)
+        return self._full({"V": _householder_matrix_vjp(dQ, Q, self.params["V"], _order(self.n_V_reflectors, False))})
+
 
 def _rot(theta):
     c, s = np.cos(theta), np.sin(theta)
@@ -335,6 +474,17 @@ class SchurDecompositionLinear(SquareLinear):
     Guarantee (exact): the eigenvalues of W are exactly :math:`\gamma_k e^{\pm i\theta_k}`; W is normal.
     neuromancer's class is unusable (it crashes, its T is detached from theta and gamma, and its formula cancels
     Q), so there is no ``compat`` mode.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.SchurDecompositionLinear(4, 4, rng=0)
+    >>> W = m.effective_W()
+    >>> np.round(np.abs(np.linalg.eigvals(W)), 6)   # |gamma_k e^(i theta_k)| = gamma_k = 1 at init
+    array([1., 1., 1., 1.])
+    >>> m.forward(np.ones((2, 4))).shape
+    (2, 4)
     """
 
     def __init__(self, insize, outsize, bias=False, *, l2=1e-2, **kw):
@@ -365,6 +515,35 @@ class SchurDecompositionLinear(SquareLinear):
         i = np.arange(0, n, 2)
         T[i, i], T[i, i + 1], T[i + 1, i], T[i + 1, i + 1] = g * c, -g * s, g * s, g * c
         return T
+
+    def build_T(self, T=None) -> np.ndarray:
+        r"""The block-diagonal :math:`T = \mathrm{blockdiag}_k(\gamma_k R(\theta_k))` (neuromancer's ``build_T(T)``
+        writes the 2x2 blocks into ``T`` in place and returns it; so does this when ``T`` is given, else it returns a
+        new array).  Its VJP is :meth:`build_T_vjp`."""
+        Tn = self._T()
+        if T is None:
+            return Tn
+        if not isinstance(T, np.ndarray) or T.shape != Tn.shape or not T.flags.writeable:
+            raise ValueError(f"T: expected a writeable ndarray of shape {Tn.shape}, got {type(T).__name__} "
+                             f"{getattr(T, 'shape', '')}")
+        n = self.insize
+        for i in range(0, n, 2):
+            T[i:i + 2, i:i + 2] = Tn[i:i + 2, i:i + 2]
+        return T
+
+    def build_T_vjp(self, grad_out) -> dict:
+        r"""Pull :math:`\bar T` back to ``gamma`` and ``theta``: :math:`\bar\gamma_k = \langle\bar T_k, R(\theta_k)\rangle`,
+        :math:`\bar\theta_k = \gamma_k\langle\bar T_k, R'(\theta_k)\rangle` (``P.U`` gets zeros)."""
+        n = self.insize
+        B = as_float_array(grad_out, "grad_out", ndim=2, dtype=self.dtype)
+        check_shape(B, "grad_out", (n, n), "[n, n]")
+        c, s = _rot(self.params["theta"])
+        g = self.params["gamma"]
+        i = np.arange(0, n, 2)
+        b00, b01, b10, b11 = B[i, i], B[i, i + 1], B[i + 1, i], B[i + 1, i + 1]
+        dgamma = b00 * c - b01 * s + b10 * s + b11 * c
+        dtheta = g * (-b00 * s - b01 * c + b10 * c - b11 * s)
+        return self._full({"gamma": dgamma, "theta": dtheta})
 
     def _weight(self):
         Q = _householder_matrix(self.params["P.U"], _order(self.insize, False))

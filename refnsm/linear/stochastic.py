@@ -11,7 +11,8 @@ import math
 import numpy as np
 
 from . import _kernels
-from .base import LinearBase, check_bounds, softmax, softmax_vjp
+from .base import LinearBase
+from .functional import check_bounds, softmax, softmax_vjp
 
 __all__ = ["RightStochasticLinear", "LeftStochasticLinear", "PerronFrobeniusLinear", "StableSplitLinear"]
 
@@ -28,6 +29,17 @@ class RightStochasticLinear(LinearBase):
 
     Guarantee (exact, any shape): :math:`W > 0` and every row sums to 1, so :math:`\sum_j (xW)_j = \sum_i x_i`
     (probability vectors stay probability vectors); a square W has :math:`\rho(W) = 1`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.RightStochasticLinear(3, 2, rng=0)
+    >>> W = m.effective_W()
+    >>> np.allclose(W.sum(axis=1), 1.0)   # every row sums to 1
+    True
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 2)
     """
 
     def _init_params(self, gen):
@@ -47,6 +59,17 @@ class LeftStochasticLinear(RightStochasticLinear):
     .. math:: \partial P_{ij} = W_{ij}\big(G_{ij} - \textstyle\sum_k G_{kj}W_{kj}\big).
 
     Guarantee (exact, any shape): :math:`W > 0` and every column sums to 1; a square W has :math:`\rho(W) = 1`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.LeftStochasticLinear(3, 2, rng=0)
+    >>> W = m.effective_W()
+    >>> np.allclose(W.sum(axis=0), 1.0)   # every column sums to 1
+    True
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 2)
     """
 
     def _weight(self):
@@ -73,6 +96,17 @@ class PerronFrobeniusLinear(LinearBase):
     Guarantee (exact): :math:`W > 0`; each row sum is a convex combination of entries of :math:`S`, so lies in
     :math:`(\sigma_\min, \sigma_\max)`; for a square W, :math:`\rho(W) \in (\sigma_\min, \sigma_\max)`
     (Perron–Frobenius).  With :math:`\sigma_\max \le 1` the linear system :math:`x_{t+1} = x_t W` is stable.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.PerronFrobeniusLinear(4, 4, rng=0)
+    >>> W = m.effective_W()
+    >>> bool((W > 0).all()), bool(np.abs(np.linalg.eigvals(W)).max() < 1.0)   # spectral radius < sigma_max
+    (True, True)
+    >>> m.forward(np.ones((2, 4))).shape
+    (2, 4)
     """
 
     def __init__(self, insize, outsize, bias=False, *, sigma_min=0.8, sigma_max=1.0, **kw):
@@ -93,6 +127,14 @@ class PerronFrobeniusLinear(LinearBase):
         dP, dC = _kernels.pf_weight_vjp(np.ascontiguousarray(G), M, sc, self.sigma_min, self.sigma_max)
         return {"weight": dP, "scaling": dC}
 
+    def _device_weight(self, K, p):
+        W, M, sc = K.pf_weight(p["weight"], p["scaling"], self.sigma_min, self.sigma_max)
+        return W, (M, sc)
+
+    def _device_weight_vjp(self, K, G, cache, p):
+        dP, dC = K.pf_weight_vjp(G, cache[0], cache[1], self.sigma_min, self.sigma_max)
+        return {"weight": dP, "scaling": dC}
+
 
 class StableSplitLinear(LinearBase):
     r"""Difference of two Perron–Frobenius maps, :math:`W = B - C`.
@@ -103,6 +145,17 @@ class StableSplitLinear(LinearBase):
 
     Guarantee (exact): every row sum of W lies in :math:`(\sigma_\min, \sigma_\max)`.  **Not** guaranteed, despite
     the name: a bound on :math:`\rho(W)` (W has mixed signs, so Perron–Frobenius does not apply).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.StableSplitLinear(3, 3, rng=0)
+    >>> W = m.effective_W()
+    >>> W.shape
+    (3, 3)
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 3)
     """
 
     def __init__(self, insize, outsize, bias=False, *, sigma_min=0.1, sigma_max=1.0, **kw):

@@ -17,7 +17,8 @@ import numpy as np
 
 from .._checks import as_float_array
 from . import _kernels
-from .base import LinearBase, SquareLinear, check_bounds, frob_norm, sigmoid
+from .base import LinearBase, SquareLinear
+from .functional import check_bounds, frob_norm, sigmoid
 
 __all__ = ["SVDLinear", "SVDLinearLearnBounds", "SymmetricSVDLinear", "orthogonal_init", "orthogonality_error"]
 
@@ -32,6 +33,16 @@ def orthogonality_error(A):
     r"""Return :math:`e(A)` and :math:`\partial e/\partial A` (see the module docstring) of a square matrix ``A``.
 
     Raises ``ValueError`` for anything but a finite square matrix (``A`` of shape [n, n]); float32 stays float32.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> e, dA = L.orthogonality_error(np.eye(3))
+    >>> float(e), dA.shape
+    (0.0, (3, 3))
+    >>> float(L.orthogonality_error(2 * np.eye(2))[0]) > 0
+    True
     """
     A = as_float_array(A, "A", ndim=2, shape_hint="[n, n]")
     if A.shape[0] != A.shape[1]:
@@ -52,7 +63,22 @@ def _orthogonality_error(A):
     return ne + nf, grad
 
 
-class SVDLinear(LinearBase):
+class _OrthogonalErrorMethod:
+    """neuromancer's ``orthogonal_error(weight)`` as a method of the soft-SVD maps (and its VJP)."""
+
+    def orthogonal_error(self, weight) -> float:
+        r""":math:`e(A) = \|I - AA^\top\|_F + \|I - A^\top A\|_F` of a square matrix (neuromancer's method; the penalty
+        of :meth:`reg_error` is the sum over the factors).  Same as :func:`orthogonality_error`."""
+        return float(orthogonality_error(weight)[0])
+
+    def orthogonal_error_vjp(self, grad_out, weight) -> np.ndarray:
+        r""":math:`\bar y\,\partial e/\partial A` (0 where a norm vanishes: a subgradient, as torch)."""
+        from .._checks import scalar_grad_out
+
+        return scalar_grad_out(grad_out) * orthogonality_error(weight)[1]
+
+
+class SVDLinear(_OrthogonalErrorMethod, LinearBase):
     r"""Soft SVD map :math:`W = U\,\Sigma\,V` (Koopman-operator style, arXiv:2101.01864).
 
     Parameters ``U`` (in, in) and ``V`` (out, out) (orthogonal at initialisation), ``sigma`` :math:`\theta`
@@ -68,6 +94,17 @@ class SVDLinear(LinearBase):
 
     Guarantee (soft): the singular values of W are exactly :math:`s_{0..r-1}` only while U and V are orthogonal
     (they are at initialisation; the penalty R keeps them close).  :math:`\theta_{r:}` is unused (zero gradient).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.SVDLinear(3, 3, rng=0)
+    >>> W = m.effective_W()
+    >>> float(m.reg_error()) >= 0.0   # the soft orthogonality penalty
+    True
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 3)
     """
 
     exact = False
@@ -136,6 +173,17 @@ class SVDLinearLearnBounds(SVDLinear):
 
     Guarantee (soft, and weak): nothing keeps :math:`\sigma_\min < \sigma_\max` or the bounds where they started,
     so the singular values are not bounded by fixed numbers.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.SVDLinearLearnBounds(3, 3, rng=0)
+    >>> W = m.effective_W()
+    >>> sorted(m.params)
+    ['U', 'V', 'sigma', 'sigma_max', 'sigma_min']
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 3)
     """
 
     def _init_params(self, gen):
@@ -164,6 +212,17 @@ class SymmetricSVDLinear(SquareLinear, SVDLinear):
     Guarantee: W is exactly symmetric; its eigenvalues equal :math:`s \in (\sigma_\min, \sigma_\max)` only while V is
     orthogonal (soft).  ``compat="neuromancer"`` computes neuromancer's :math:`W = V\Sigma V`, which is **not**
     symmetric (:math:`\partial V = G V^\top\Sigma + \Sigma V^\top G`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.SymmetricSVDLinear(3, 3, rng=0)
+    >>> W = m.effective_W()
+    >>> np.allclose(W, W.T)
+    True
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 3)
     """
 
     def _init_params(self, gen):

@@ -9,7 +9,8 @@ import math
 import numpy as np
 
 from .._checks import as_float_array, check_int, check_real, check_shape
-from .base import LinearBase, SquareLinear, check_bool, check_bounds, sigmoid, softmax
+from .base import LinearBase, SquareLinear
+from .functional import check_bool, check_bounds, sigmoid, softmax
 
 __all__ = [
     "SymmetricLinear",
@@ -37,6 +38,17 @@ class SymmetricLinear(_SquareWeight):
     r"""Symmetric map :math:`W = (P + P^\top)/2`, :math:`\partial P = (G + G^\top)/2`.
 
     Guarantee (exact): :math:`W = W^\top`, hence a real spectrum (unbounded).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.SymmetricLinear(3, 3, rng=0)
+    >>> W = m.effective_W()
+    >>> np.allclose(W, W.T)
+    True
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 3)
     """
 
     def _weight(self):
@@ -54,6 +66,17 @@ class SkewSymmetricLinear(_SquareWeight):
 
     Guarantee (exact): :math:`W^\top = -W`; the eigenvalues are purely imaginary (:math:`\pm i\omega`, plus 0 when n
     is odd), so :math:`\|x W^k\|` neither grows nor decays in continuous time.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.SkewSymmetricLinear(3, 3, rng=0)
+    >>> W = m.effective_W()
+    >>> np.allclose(W, -W.T)
+    True
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 3)
     """
 
     def _weight(self):
@@ -74,6 +97,18 @@ class DampedSkewSymmetricLinear(SkewSymmetricLinear):
 
     Guarantee (exact): every eigenvalue has real part exactly :math:`\gamma` (:math:`\gamma` is free after
     initialisation; the bounds only set the initial law).  For a discrete-time map :math:`|\lambda| \ge |\gamma|`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.DampedSkewSymmetricLinear(3, 3, rng=0)
+    >>> W = m.effective_W()
+    >>> D = W + W.T                      # twice the identity shift
+    >>> np.allclose(D, D[0, 0] * np.eye(3))
+    True
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 3)
     """
 
     def __init__(self, insize, outsize, bias=False, *, sigma_min=0.1, sigma_max=0.5, **kw):
@@ -98,6 +133,17 @@ class PSDLinear(_SquareWeight):
     r"""Positive semi-definite map :math:`W = P^\top P`, :math:`\partial P = P (G + G^\top)`.
 
     Guarantee (exact): :math:`W = W^\top \succeq 0`; the eigenvalues are the squared singular values of P.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.PSDLinear(3, 3, rng=0)
+    >>> W = m.effective_W()
+    >>> bool(np.linalg.eigvalsh(W).min() >= -1e-12)
+    True
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 3)
     """
 
     def _weight(self):
@@ -128,6 +174,18 @@ class SymplecticLinear(SquareLinear):
     ``compat="neuromancer"`` gives neuromancer's map :math:`W = \begin{pmatrix}0 & P\\ -P^\top & 0\end{pmatrix}`,
     which is skew-symmetric (eigenvalues :math:`\pm i\,\mathrm{sv}(P)`) but **not** symplectic unless
     :math:`P^2 = I`; its VJP is :math:`\partial P = G_{12} - G_{21}^\top`.  n must be even.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.SymplecticLinear(4, 4, rng=0)
+    >>> W = m.effective_W()
+    >>> J = np.block([[np.zeros((2, 2)), np.eye(2)], [-np.eye(2), np.zeros((2, 2))]])
+    >>> np.allclose(W.T @ J @ W, J)
+    True
+    >>> m.forward(np.ones((2, 4))).shape
+    (2, 4)
     """
 
     def _check_sizes(self):
@@ -186,6 +244,17 @@ class GershgorinLinear(SquareLinear):
 
     ``compat="neuromancer"``: ``w`` and ``diag`` are frozen (neuromancer never registers them as parameters, so the
     map has nothing to train); the numbers are the same.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.GershgorinLinear(3, 3, rng=0)
+    >>> W = m.effective_W()
+    >>> bool(np.abs(np.linalg.eigvals(W)).max() <= 1.0)
+    True
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 3)
     """
 
     def __init__(self, insize, outsize, bias=False, *, sigma_min=0.0, sigma_max=1.0, real=True, **kw):
@@ -243,12 +312,28 @@ class PowerBoundLinear(SquareLinear):
     Guarantee (soft, stochastic): :math:`\rho(W)^2 \lesssim p_\max` only where the penalty vanishes.  ``v`` estimates :math:`\rho^2` (exactly when the dominant eigenvalue is real or W is
     normal); for a non-normal W with a complex dominant pair it oscillates.  :meth:`reg_error_vjp` uses the start
     vectors of the most recent :meth:`reg_error` call.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.PowerBoundLinear(3, 3, rng=0)
+    >>> W = m.effective_W()
+    >>> float(m.reg_error()) >= 0.0   # penalty on the spectral radius above max_p
+    True
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 3)
     """
 
     exact = False
 
-    def __init__(self, insize, outsize, bias=False, *, max_p=1.0, pwr_iters=200, rng=None, **kw):
+    def __init__(self, insize, outsize, max_p=1, pwr_iters=200, bias=False, *, rng=None, **kw):
+        # neuromancer's positional order (insize, outsize, max_p, pwr_iters, bias), unlike the other maps
         from .._checks import resolve_rng
+
+        if isinstance(max_p, (bool, np.bool_)):
+            raise TypeError(f"max_p: expected a real number, got the bool {max_p!r} (PowerBoundLinear's third "
+                            "positional argument is max_p, as in neuromancer; pass bias=... by keyword)")
 
         self.max_p = check_real(max_p, "max_p")
         self.pwr_iters = check_int(pwr_iters, "pwr_iters", minimum=0)
@@ -321,6 +406,13 @@ class PowerBoundLinear(SquareLinear):
         _, grads, _ = self._reg_from(self._last_start)
         return {k: s * v for k, v in self._full(grads).items()}
 
+    def eig_v_estimate(self):
+        """neuromancer's ``eig_v_estimate()``: the power-iteration vectors ``[a, b]`` (each (n,)) after ``pwr_iters``
+        steps from start vectors drawn from ``rng`` (or pinned with :meth:`set_start`).  Not differentiated (upstream
+        runs it under ``no_grad``)."""
+        a, b = self.power_vectors(*self._draw_start())
+        return [a, b]
+
     def rho_squared_estimate(self) -> float:
         """The power-iteration estimate v of :math:`\\rho(W)^2` (same start vectors rule as :meth:`reg_error`)."""
         return self._reg_from(self._draw_start())[2]
@@ -339,6 +431,17 @@ class TrivialNullSpaceLinear(LinearBase):
 
     Guarantee (exact): the left block is symmetric positive definite with :math:`\lambda_\min \ge \epsilon`, so W has
     full row rank and :math:`\sigma_\min(W) \ge \epsilon`: the map is injective.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import linear as L
+    >>> m = L.TrivialNullSpaceLinear(3, 5, rng=0)
+    >>> W = m.effective_W()
+    >>> int(np.linalg.matrix_rank(W))   # x -> xW is injective
+    3
+    >>> m.forward(np.ones((2, 3))).shape
+    (2, 5)
     """
 
     tall = True

@@ -37,6 +37,11 @@ Gradients (torch's subgradient conventions at the non-smooth points)
   tie) the result depends on LAPACK's arbitrary singular vectors: **undefined**, not golden-tested.
 * ``'fro'``: :math:`P/\|P\|_F` (0 at :math:`P=0`); ``'nuc'``: :math:`U V^\top` (reduced SVD; undefined when
   :math:`P` is rank deficient).
+
+Device: every function takes ``device="cpu"`` (default) or ``"cuda"``.  With ``"cuda"`` the arguments may be numba
+device arrays; they are copied to the host, where the value and the gradient are computed (the parameters of a
+connectome are matrix-sized, and the spectral norms need LAPACK's SVD), and array results go back to the device when
+an input was a device array.  There is no CUDA twin of these kernels yet (``docs/cuda.md``).
 """
 
 from __future__ import annotations
@@ -46,8 +51,15 @@ import numbers
 
 import numpy as np
 
+from .. import _backend
 from .. import _checks
 from . import _kernels as K
+
+
+def _on_host(device, *arrays):
+    """``(xp, host arrays)``: the device's array namespace (results go back through it) and host copies."""
+    xp = _backend.arrays(device, *arrays)
+    return xp, [xp.to_host(a) for a in arrays]
 
 __all__ = [
     "VALID_P",
@@ -106,6 +118,16 @@ def check_norm_input(x, name: str, mode: str) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------------- norms
+def _scaled_two_norm(a: np.ndarray) -> float:
+    """sqrt(sum a^2) of non-negative float64 entries, scaled by the largest when the squares would underflow or
+    overflow (the squares of entries below ~1e-154 are subnormal or 0 and lose their digits)."""
+    amax = float(a.max()) if a.size else 0.0
+    if amax == 0.0 or 1e-150 < amax < 1e150:
+        return float(math.sqrt(np.dot(a, a)))
+    b = a / amax
+    return amax * float(math.sqrt(np.dot(b, b)))
+
+
 def _vector_norm(x: np.ndarray, p, want_grad: bool, name: str):
     """Vector p-norm of a flat array (finite), its gradient (float64) or None."""
     _checks.check_finite(x, name)
@@ -116,7 +138,7 @@ def _vector_norm(x: np.ndarray, p, want_grad: bool, name: str):
         if want_grad:
             g = np.sign(x).astype(np.float64)
     elif p == 2:
-        v = float(math.sqrt(np.dot(a, a)))
+        v = _scaled_two_norm(a)
         if want_grad:
             g = x.astype(np.float64) / v if v > 0 else np.zeros(x.shape)
     elif math.isinf(p):
@@ -130,9 +152,12 @@ def _vector_norm(x: np.ndarray, p, want_grad: bool, name: str):
             if want_grad:
                 g = np.zeros(x.shape)
         else:
-            v = float(np.sum(a ** p) ** (1.0 / p))
+            # scaled by the largest |x_k| (and the gradient formed as (|x|/v)^(p-1)): a^p overflows for tiny
+            # entries and v^(1-p) for huge ones, where the norm itself is representable
+            amax = float(a.max())
+            v = amax * float(np.sum((a / amax) ** p) ** (1.0 / p))
             if want_grad:
-                g = np.sign(x) * a ** (p - 1) * v ** (1 - p)
+                g = np.sign(x) * (a / v) ** (p - 1)
     return v, g
 
 
@@ -208,8 +233,7 @@ def _matrix_norm(P: np.ndarray, p, want_grad: bool, name: str):
             (K.sign_times_col_weights if by_cols else K.sign_times_row_weights)(P, w, g)
     elif p == "fro":
         _checks.check_finite(P, name)
-        flat = P.reshape(-1).astype(np.float64, copy=False)
-        v = float(math.sqrt(np.dot(flat, flat)))
+        v = _scaled_two_norm(np.abs(P.reshape(-1).astype(np.float64, copy=False)))
         if want_grad:
             g = (P / P.dtype.type(v)) if v > 0 else np.zeros_like(P)
     elif p == 2 and want_grad:
@@ -251,7 +275,7 @@ def norm_value_grad(x: np.ndarray, p, mode: str, want_grad: bool, name: str):
     return v, g
 
 
-def lp_norm(x, p=1, *, mode: str = "neurotorch"):
+def lp_norm(x, p=1, *, mode: str = "neurotorch", device="cpu"):
     r"""The norm neurotorch's ``Lp`` regularizer applies to one parameter.
 
     With ``mode="neurotorch"`` this is ``torch.linalg.norm(x, ord=p)``: a vector norm for 1-D ``x`` and an
@@ -268,7 +292,17 @@ def lp_norm(x, p=1, *, mode: str = "neurotorch"):
     Returns
     -------
     numpy scalar in ``x``'s float dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> float(R.lp_norm(np.array([3.0, -4.0]), p=2))
+    5.0
+    >>> float(R.lp_norm(np.array([[1.0, -2.0], [3.0, 4.0]]), p=1, mode="entrywise"))
+    10.0
     """
+    _, (x,) = _on_host(device, x)
     mode = _checks.check_option(mode, "mode", MODES)
     p = check_p(p)
     x = check_norm_input(x, "x", mode)
@@ -277,9 +311,18 @@ def lp_norm(x, p=1, *, mode: str = "neurotorch"):
     return x.dtype.type(v)
 
 
-def lp_norm_vjp(grad_out, x, p=1, *, mode: str = "neurotorch"):
+def lp_norm_vjp(grad_out, x, p=1, *, mode: str = "neurotorch", device="cpu"):
     r"""VJP of :func:`lp_norm`: :math:`\bar y \,\partial \|x\|_p / \partial x` with torch's conventions at ties and
-    zeros (module docstring).  Returns an array shaped like ``x``."""
+    zeros (module docstring).  Returns an array shaped like ``x``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> R.lp_norm_vjp(None, np.array([3.0, -4.0]), p=2)   # x / ||x||
+    array([ 0.6, -0.8])
+    """
+    xp, (x,) = _on_host(device, x)
     gbar = _checks.scalar_grad_out(grad_out)
     mode = _checks.check_option(mode, "mode", MODES)
     p = check_p(p)
@@ -288,7 +331,7 @@ def lp_norm_vjp(grad_out, x, p=1, *, mode: str = "neurotorch"):
     _, g = norm_value_grad(x, p, mode, True, "x")
     if gbar != 1.0:
         g = g * g.dtype.type(gbar)
-    return g
+    return xp.give_back_host(g)
 
 
 # --------------------------------------------------------------------------------------------------- Dale L2
@@ -315,7 +358,7 @@ def dale_l2_value_grad(w: np.ndarray, s: np.ndarray, alpha: float, want_grad: bo
     return v, (g if want_grad else None)
 
 
-def dale_law_l2(w, reference, alpha: float = 0.8):
+def dale_law_l2(w, reference, alpha: float = 0.8, *, device="cpu"):
     r"""Dale's-law penalty of neurotorch's ``DaleLawL2`` for one weight matrix.
 
     .. math::
@@ -334,7 +377,16 @@ def dale_law_l2(w, reference, alpha: float = 0.8):
     reference : array_like, shape (N, M)
         Same shape as ``w`` (neurotorch would broadcast; refnsm requires the exact shape).
     alpha : float in [0, 1]
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> w = np.array([[1.0, -1.0]])
+    >>> float(R.dale_law_l2(w, np.array([[1.0, -1.0]]), alpha=0.0))
+    -2.0
     """
+    _, (w, reference) = _on_host(device, w, reference)
     alpha = _checks.check_in_interval(alpha, "alpha", 0.0, 1.0)
     w = check_dale_param(w, "w")
     s = reference_sign(reference, "reference", w.shape, w.dtype)
@@ -342,11 +394,20 @@ def dale_law_l2(w, reference, alpha: float = 0.8):
     return w.dtype.type(v)
 
 
-def dale_law_l2_vjp(grad_out, w, reference, alpha: float = 0.8):
+def dale_law_l2_vjp(grad_out, w, reference, alpha: float = 0.8, *, device="cpu"):
     r"""VJP of :func:`dale_law_l2` with respect to ``w``: :math:`\bar y\,(2\alpha W - (1-\alpha) S)`.
 
     The reference enters only through :math:`\mathrm{sign}(R)`, whose derivative is 0 wherever it exists, so it
-    gets no gradient (torch returns exactly 0 for it).  Smooth in ``w`` everywhere."""
+    gets no gradient (torch returns exactly 0 for it).  Smooth in ``w`` everywhere.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> R.dale_law_l2_vjp(None, np.array([[1.0, -1.0]]), np.array([[1.0, -1.0]]), alpha=0.0).shape
+    (1, 2)
+    """
+    xp, (w, reference) = _on_host(device, w, reference)
     gbar = _checks.scalar_grad_out(grad_out)
     alpha = _checks.check_in_interval(alpha, "alpha", 0.0, 1.0)
     w = check_dale_param(w, "w")
@@ -354,7 +415,7 @@ def dale_law_l2_vjp(grad_out, w, reference, alpha: float = 0.8):
     _, g = dale_l2_value_grad(w, s, alpha, True, "w")
     if gbar != 1.0:
         g *= g.dtype.type(gbar)
-    return g
+    return xp.give_back_host(g)
 
 
 # --------------------------------------------------------------------------------------------------- E/I ratio
@@ -369,9 +430,41 @@ def check_open_ratio(t, name: str) -> float:
     return t
 
 
-def exc_value_grad(w: np.ndarray, t: float, sign_func: str, want_grad: bool, name: str):
+def check_sign_func(sign_func, sign_func_grad=None):
+    """``sign_func`` is 'softsign', 'sign' or an elementwise callable on arrays (neurotorch takes any callable, e.g.
+    ``torch.nn.Softsign()``); ``sign_func_grad`` (its elementwise derivative) only goes with a callable."""
+    if callable(sign_func):
+        if sign_func_grad is not None and not callable(sign_func_grad):
+            raise TypeError(f"sign_func_grad: expected None or a callable (the elementwise derivative of sign_func), "
+                            f"got {_checks._describe(sign_func_grad)}")
+        return sign_func
+    if sign_func_grad is not None:
+        raise ValueError("sign_func_grad: only used with a callable sign_func (the derivatives of 'softsign' and "
+                         f"'sign' are built in), got sign_func={sign_func!r}")
+    return _checks.check_option(sign_func, "sign_func", SIGN_FUNCS)
+
+
+def _apply_elementwise(f, w: np.ndarray, what: str, name: str) -> np.ndarray:
+    out = f(w.copy())  # a copy: the callable can never modify the parameter
+    try:
+        out = np.asarray(out, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what}: expected a function returning an array, got {_checks._describe(out)}") from None
+    if out.shape != w.shape:
+        raise ValueError(f"{what}: expected an elementwise function (output shape {w.shape}), got shape {out.shape}")
+    if not np.isfinite(out).all():
+        _checks.check_finite(w, name)
+        raise ValueError(f"{what}: returned a non-finite value for the finite {name}")
+    return out
+
+
+def exc_value_grad(w: np.ndarray, t: float, sign_func, want_grad: bool, name: str, sign_func_grad=None):
     """(|m + 1 - 2t|, gradient or None, m) with m = mean(phi(w))."""
-    m = K.softsign_mean(w) if sign_func == "softsign" else K.sign_mean(w)
+    if callable(sign_func):
+        _checks.check_finite(w, name)
+        m = float(np.mean(_apply_elementwise(sign_func, w, "sign_func", name)))
+    else:
+        m = K.softsign_mean(w) if sign_func == "softsign" else K.sign_mean(w)
     if not math.isfinite(m):
         _checks.check_finite(w, name)
     d = m + 1.0 - 2.0 * t
@@ -380,13 +473,20 @@ def exc_value_grad(w: np.ndarray, t: float, sign_func: str, want_grad: bool, nam
     if want_grad:
         if sign_func == "sign" or d == 0.0:
             g = np.zeros_like(w)
+        elif callable(sign_func):
+            if sign_func_grad is None:
+                raise ValueError("sign_func_grad: the gradient of a callable sign_func needs its elementwise "
+                                 "derivative (pass sign_func_grad=...); the value alone needs nothing")
+            dphi = _apply_elementwise(sign_func_grad, w, "sign_func_grad", name)
+            g = ((1.0 if d > 0 else -1.0) / w.size * dphi).astype(w.dtype)
         else:
             g = np.empty_like(w)
             K.softsign_grad(w, (1.0 if d > 0 else -1.0) / w.size, g)
     return v, g, m
 
 
-def exc_ratio_loss(w, exc_target_ratio: float = 0.8, *, sign_func: str = "softsign"):
+def exc_ratio_loss(w, exc_target_ratio: float = 0.8, *, sign_func="softsign", sign_func_grad=None,
+                   device="cpu"):
     r"""Excitatory-ratio penalty of neurotorch's ``ExcRatioTargetRegularization`` for one parameter.
 
     .. math::
@@ -398,15 +498,27 @@ def exc_ratio_loss(w, exc_target_ratio: float = 0.8, *, sign_func: str = "softsi
     :math:`x/(1+|x|)` (neurotorch's default) or :math:`\mathrm{sign}` (``sign_func="sign"``).
     :math:`(m_P+1)/2` is a *soft* excitatory ratio: it equals the fraction of positive entries only as
     :math:`|P|\to\infty`.  Any shape (0-d included) is accepted.
+
+    ``sign_func`` may also be any elementwise callable on NumPy arrays (neurotorch accepts any callable, such as
+    ``torch.nn.Softsign()`` or ``torch.tanh``); its mean is taken in float64.  The VJP then needs its elementwise
+    derivative ``sign_func_grad``.
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> float(R.exc_ratio_loss(np.array([[5.0, 5.0, -5.0, 5.0]]), 0.75, sign_func="sign"))
+    0.0
     """
+    _, (w,) = _on_host(device, w)
     t = check_open_ratio(exc_target_ratio, "exc_target_ratio")
-    sign_func = _checks.check_option(sign_func, "sign_func", SIGN_FUNCS)
+    sign_func = check_sign_func(sign_func, sign_func_grad)
     w = check_ratio_param(w, "w")
     v, _, _ = exc_value_grad(w, t, sign_func, False, "w")
     return w.dtype.type(v)
 
 
-def exc_ratio_loss_vjp(grad_out, w, exc_target_ratio: float = 0.8, *, sign_func: str = "softsign"):
+def exc_ratio_loss_vjp(grad_out, w, exc_target_ratio: float = 0.8, *, sign_func="softsign", sign_func_grad=None,
+                       device="cpu"):
     r"""VJP of :func:`exc_ratio_loss`:
 
     .. math::
@@ -415,15 +527,25 @@ def exc_ratio_loss_vjp(grad_out, w, exc_target_ratio: float = 0.8, *, sign_func:
         \varphi'(x) = \frac{1}{(1+|x|)^2},
 
     0 at the kink :math:`m_P + 1 = 2t` (torch's convention), and identically 0 for ``sign_func="sign"``
-    (the regularizer is then inert under gradient descent)."""
+    (the regularizer is then inert under gradient descent).  For a callable ``sign_func``,
+    :math:`\varphi' =` ``sign_func_grad`` (required).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> R.exc_ratio_loss_vjp(None, np.array([[1.0, -1.0]]), 0.8).shape
+    (1, 2)
+    """
+    xp, (w,) = _on_host(device, w)
     gbar = _checks.scalar_grad_out(grad_out)
     t = check_open_ratio(exc_target_ratio, "exc_target_ratio")
-    sign_func = _checks.check_option(sign_func, "sign_func", SIGN_FUNCS)
+    sign_func = check_sign_func(sign_func, sign_func_grad)
     w = check_ratio_param(w, "w")
-    _, g, _ = exc_value_grad(w, t, sign_func, True, "w")
+    _, g, _ = exc_value_grad(w, t, sign_func, True, "w", sign_func_grad)
     if gbar != 1.0:
         g *= g.dtype.type(gbar)
-    return g
+    return xp.give_back_host(g)
 
 
 # --------------------------------------------------------------------------------------------------- distance
@@ -457,13 +579,22 @@ def distance_value_grad(w: np.ndarray, r: np.ndarray, p, mode: str, want_grad: b
     return v, g
 
 
-def weights_distance(w, reference, p=1, *, mode: str = "neurotorch"):
+def weights_distance(w, reference, p=1, *, mode: str = "neurotorch", device="cpu"):
     r"""Distance penalty of neurotorch's ``WeightsDistance`` for one parameter:
     :math:`\big\|\,|W - R|\,\big\|_p`, with the norm of :func:`lp_norm` (matrix norm for 2-D).
 
     The absolute value does not change the value of these norms (except the spectral ones, where
     :math:`|W-R|` and :math:`W-R` can have different singular values); it fixes the subgradient at
-    :math:`W_{ij}=R_{ij}` to 0."""
+    :math:`W_{ij}=R_{ij}` to 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> float(R.weights_distance(np.array([[1.0, 2.0]]), np.zeros((1, 2)), p=1))
+    2.0
+    """
+    _, (w, reference) = _on_host(device, w, reference)
     mode = _checks.check_option(mode, "mode", MODES)
     p = check_p(p)
     w, r = check_distance_pair(w, reference, "w", "reference", mode)
@@ -472,11 +603,21 @@ def weights_distance(w, reference, p=1, *, mode: str = "neurotorch"):
     return w.dtype.type(v)
 
 
-def weights_distance_vjp(grad_out, w, reference, p=1, *, mode: str = "neurotorch"):
+def weights_distance_vjp(grad_out, w, reference, p=1, *, mode: str = "neurotorch", device="cpu"):
     r"""VJP of :func:`weights_distance` with respect to ``(w, reference)``.
 
     With :math:`D = |W - R|`, :math:`\partial/\partial W = (\partial\|D\|_p/\partial D) \odot \mathrm{sign}(W - R)`
-    (0 where :math:`W = R`), and the reference gets the negative of it."""
+    (0 where :math:`W = R`), and the reference gets the negative of it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> g_w, g_ref = R.weights_distance_vjp(None, np.array([[1.0, -2.0]]), np.zeros((1, 2)), p=1)
+    >>> g_w
+    array([[ 0., -1.]])
+    """
+    xp, (w, reference) = _on_host(device, w, reference)
     gbar = _checks.scalar_grad_out(grad_out)
     mode = _checks.check_option(mode, "mode", MODES)
     p = check_p(p)
@@ -485,4 +626,4 @@ def weights_distance_vjp(grad_out, w, reference, p=1, *, mode: str = "neurotorch
     _, g = distance_value_grad(w, r, p, mode, True, "w")
     if gbar != 1.0:
         g *= g.dtype.type(gbar)
-    return g, -g
+    return xp.give_back_host(g), xp.give_back_host(-g)

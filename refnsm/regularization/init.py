@@ -34,7 +34,15 @@ __all__ = ["dale", "dale_", "dale_scale"]
 
 
 def dale_scale(n_rows: int, rho: float) -> float:
-    r"""neurotorch's magnitude scale :math:`\sigma = 1/\sqrt{N\rho(1-\rho)}` (``inf`` at :math:`\rho\in\{0,1\}`)."""
+    r"""neurotorch's magnitude scale :math:`\sigma = 1/\sqrt{N\rho(1-\rho)}` (``inf`` at :math:`\rho\in\{0,1\}`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> round(R.dale_scale(100, 0.99), 6)
+    1.005038
+    """
     n_rows = _checks.check_int(n_rows, "n_rows", minimum=1)
     rho = _checks.check_in_interval(rho, "rho", 0.0, 1.0)
     d = n_rows * rho * (1.0 - rho)
@@ -106,6 +114,14 @@ def dale(shape, inh_ratio: float = 0.5, rho: float = 0.99, inh_first: bool = Tru
     Returns
     -------
     ndarray of shape ``(N, M)``; row :math:`i` is :math:`\le 0` when inhibitory and :math:`\ge 0` otherwise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> W = R.dale((4, 6), inh_ratio=0.5, rng=0)
+    >>> W.shape, sorted(set(np.sign(W).sum(axis=1).astype(int).tolist()))   # each row has one sign
+    ((4, 6), [-6, 6])
     """
     shape = _check_shape(shape)
     inh_ratio, rho, inh_first, scale = _check_args(inh_ratio, rho, inh_first, scale)
@@ -116,24 +132,32 @@ def dale(shape, inh_ratio: float = 0.5, rho: float = 0.99, inh_first: bool = Tru
     return _generate(shape, inh_ratio, rho, inh_first, rng, scale, dtype)
 
 
-def dale_(weights: np.ndarray, inh_ratio: float = 0.5, rho: float = 0.99, inh_first: bool = True, seed=None, *,
+def dale_(tensor: np.ndarray, inh_ratio: float = 0.5, rho: float = 0.99, inh_first: bool = True, seed=None, *,
           scale: float | None = None) -> np.ndarray:
-    r"""Fill ``weights`` **in place** with :func:`dale` (the trailing underscore says so) and return it.
+    r"""Fill ``tensor`` **in place** with :func:`dale` (the trailing underscore says so) and return it.
 
     The in-place twin of :func:`dale` for users porting ``neurotorch.init.dale_(tensor, ...)``: same arguments
-    (``seed`` is a Generator, an int or None, and None means fresh entropy).  ``weights`` must be a writeable
+    (``seed`` is a Generator, an int or None, and None means fresh entropy).  ``tensor`` must be a writeable
     2-D float32/float64 ndarray; unlike upstream, the array you pass holds the final (signed) result.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> W = np.zeros((4, 6))
+    >>> R.dale_(W, inh_ratio=0.5, seed=0) is W    # in place, like torch's init functions
+    True
     """
-    if not isinstance(weights, np.ndarray) or weights.dtype not in _checks.FLOAT_DTYPES:
-        raise TypeError(f"weights: expected a float32/float64 numpy array to fill in place, "
-                        f"got {_checks._describe(weights)}")
-    if weights.ndim != 2:
-        raise ValueError(f"weights: expected 2 dimensions (N_pre, N_post), got shape {weights.shape}")
-    if not weights.flags.writeable:
-        raise ValueError("weights: expected a writeable array")
-    if weights.size == 0:
-        raise ValueError(f"weights: expected a non-empty array, got shape {weights.shape}")
+    if not isinstance(tensor, np.ndarray) or tensor.dtype not in _checks.FLOAT_DTYPES:
+        raise TypeError(f"tensor: expected a float32/float64 numpy array to fill in place, "
+                        f"got {_checks._describe(tensor)}")
+    if tensor.ndim != 2:
+        raise ValueError(f"tensor: expected 2 dimensions (N_pre, N_post), got shape {tensor.shape}")
+    if not tensor.flags.writeable:
+        raise ValueError("tensor: expected a writeable array")
+    if tensor.size == 0:
+        raise ValueError(f"tensor: expected a non-empty array, got shape {tensor.shape}")
     inh_ratio, rho, inh_first, scale = _check_args(inh_ratio, rho, inh_first, scale)
     rng = _checks.resolve_rng(seed)
-    weights[...] = _generate(weights.shape, inh_ratio, rho, inh_first, rng, scale, weights.dtype)
-    return weights
+    tensor[...] = _generate(tensor.shape, inh_ratio, rho, inh_first, rng, scale, tensor.dtype)
+    return tensor

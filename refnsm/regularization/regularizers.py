@@ -90,21 +90,73 @@ class BaseRegularization:
         ``'params.1'``, ... (neurotorch's ``state_dict`` keys).
     Lambda : float
         Weight of the penalty, applied on call (as upstream; any finite real).
+    optimizer : SGD, optional
+        neurotorch's callback optimizer: :meth:`on_optimization_end` takes one step of it with the regularizer's
+        gradient (:func:`regularization_step`).  It must hold the regularizer's trainable arrays (same objects).
     frozen : iterable of str
         Keys of parameters that are not trained (torch's ``requires_grad=False``): they get no gradient and
         :class:`Lp` leaves them out of the value, as upstream.
+    priority, name, save_state, load_state
+        neurotorch's ``BaseCallback`` arguments, accepted with upstream's spellings and defaults and stored as
+        attributes (``priority`` None -> 10, ``load_state`` None -> ``save_state``).  refnsm has no trainer
+        or checkpoints, so they change nothing; ``name`` defaults to the class name (upstream appends
+        ``<instance counter>``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> reg = R.L1({"W": np.array([[1.0, -2.0]])})
+    >>> isinstance(reg, R.BaseRegularization)
+    True
+    >>> float(reg.forward()), reg.backward()["W"]
+    (2.0, array([[ 0., -1.]]))
     """
 
-    def __init__(self, params, Lambda: float = 1.0, *, frozen: Iterable[str] = ()):
-        self.params = _param_dict(params)
-        self.Lambda = _checks.check_real(Lambda, "Lambda")
+    DEFAULT_PRIORITY = 10
+
+    def __init__(self, params, Lambda: float = 1.0, optimizer=None, *, frozen: Iterable[str] = (),
+                 priority=None, name=None, save_state: bool = True, load_state=None):
+        params = _param_dict(params)
+        Lambda = _checks.check_real(Lambda, "Lambda")
         frozen = [frozen] if isinstance(frozen, str) else list(frozen)
         for k in frozen:
-            if k not in self.params:
-                raise ValueError(f"frozen: expected keys of params {sorted(self.params)}, got {k!r}")
+            if k not in params:
+                raise ValueError(f"frozen: expected keys of params {sorted(params)}, got {k!r}")
+        self.params = params
+        self.Lambda = Lambda
         self.frozen = frozenset(frozen)
         self.grads: dict = {}
-        self.name = type(self).__name__
+        self._init_callback(optimizer, priority, name, save_state, load_state)
+
+    def _init_callback(self, optimizer, priority, name, save_state, load_state):
+        if priority is not None and not (isinstance(priority, (int, np.integer))
+                                         and not isinstance(priority, (bool, np.bool_))):
+            raise TypeError(f"priority: expected None or an int, got {_checks._describe(priority)}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name: expected None or a str, got {_checks._describe(name)}")
+        for arg, v in (("save_state", save_state), ("load_state", load_state)):
+            if not (isinstance(v, (bool, np.bool_)) or (arg == "load_state" and v is None)):
+                raise TypeError(f"{arg}: expected a bool{' or None' if arg == 'load_state' else ''}, "
+                                f"got {_checks._describe(v)}")
+        if optimizer is not None:
+            _optimizer_key_map(self, optimizer)
+        self.optimizer = optimizer
+        self.priority = self.DEFAULT_PRIORITY if priority is None else int(priority)
+        self.name = type(self).__name__ if name is None else name
+        self.save_state = bool(save_state)
+        self.load_state = self.save_state if load_state is None else bool(load_state)
+
+    def on_optimization_end(self, trainer=None, **kwargs):
+        """neurotorch's callback hook: one :func:`regularization_step` with ``self.optimizer``; returns the loss.
+
+        ``trainer`` and the keyword arguments are accepted (upstream's signature) and unused.  Without an
+        optimizer upstream silently does nothing (the gradient only accumulates in ``.grad``); refnsm raises.
+        """
+        if self.optimizer is None:
+            raise ValueError("optimizer: on_optimization_end needs the regularizer's optimizer (pass optimizer=SGD(...) "
+                             "at construction); neurotorch silently does nothing here")
+        return regularization_step(self, self.optimizer)
 
     # subclasses implement: per-parameter (value, grad or None) before Lambda
     def _terms(self, want_grad: bool):
@@ -151,9 +203,19 @@ class RegularizationList(BaseRegularization):
     ``params`` holds each distinct array once (identity, like ``torch.nn.Module.parameters()``), keyed
     ``'<child index>.<child key>'`` after the first child that has it; the gradient of an array shared by
     several children is the sum of their gradients.  An empty list has loss 0 and no gradients.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> W = np.array([[1.0, -2.0]])
+    >>> regs = R.RegularizationList([R.L1({"W": W}), R.L2({"W": W}, Lambda=0.5)])
+    >>> round(float(regs.forward()), 6)   # the sum of the terms
+    3.118034
     """
 
-    def __init__(self, regularizations: Iterable[BaseRegularization] = ()):
+    def __init__(self, regularizations: Iterable[BaseRegularization] | None = None, optimizer=None, *,
+                 priority=None, name=None, save_state: bool = True, load_state=None):
         regs = list(regularizations) if regularizations is not None else []
         for i, r in enumerate(regs):
             if not isinstance(r, BaseRegularization):
@@ -174,7 +236,7 @@ class RegularizationList(BaseRegularization):
                                     for r in regs)}
         self.frozen = frozenset(frozen_everywhere)
         self.grads = {}
-        self.name = type(self).__name__
+        self._init_callback(optimizer, priority, name, save_state, load_state)
 
     def __iter__(self):
         return iter(self.regularizations)
@@ -215,10 +277,18 @@ class Lp(BaseRegularization):
 
     Gradients follow torch at ties and zeros (split equally among tied max columns/rows/entries, mean over
     tied top singular pairs; 0 at a zero vector).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> reg = R.Lp({"W": np.array([[3.0, 4.0]])}, p=2)
+    >>> float(reg.forward())
+    5.0
     """
 
-    def __init__(self, params, Lambda: float = 1.0, p=1, *, mode: str = "neurotorch", frozen=()):
-        super().__init__(params, Lambda, frozen=frozen)
+    def __init__(self, params, Lambda: float = 1.0, p=1, *, mode: str = "neurotorch", frozen=(), **kwargs):
+        super().__init__(params, Lambda, frozen=frozen, **kwargs)
         self.mode = _checks.check_option(mode, "mode", F.MODES)
         self.p = F.check_p(p)
         for k, v in self.params.items():
@@ -246,17 +316,35 @@ class Lp(BaseRegularization):
 
 
 class L1(Lp):
-    """:class:`Lp` with ``p=1`` (for a matrix: the largest absolute column sum, in mode 'neurotorch')."""
+    """:class:`Lp` with ``p=1`` (for a matrix: the largest absolute column sum, in mode 'neurotorch').
 
-    def __init__(self, params, Lambda: float = 1.0, *, mode: str = "neurotorch", frozen=()):
-        super().__init__(params, Lambda, 1, mode=mode, frozen=frozen)
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> reg = R.L1({"W": np.array([[1.0, -2.0]])}, Lambda=0.5)
+    >>> float(reg.forward())   # Lambda times the matrix 1-norm (largest column sum), as torch.linalg.norm
+    1.0
+    """
+
+    def __init__(self, params, Lambda: float = 1.0, *, mode: str = "neurotorch", frozen=(), **kwargs):
+        super().__init__(params, Lambda, 1, mode=mode, frozen=frozen, **kwargs)
 
 
 class L2(Lp):
-    """:class:`Lp` with ``p=2`` (for a matrix: the spectral norm, not squared, in mode 'neurotorch')."""
+    """:class:`Lp` with ``p=2`` (for a matrix: the spectral norm, not squared, in mode 'neurotorch').
 
-    def __init__(self, params, Lambda: float = 1.0, *, mode: str = "neurotorch", frozen=()):
-        super().__init__(params, Lambda, 2, mode=mode, frozen=frozen)
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> reg = R.L2({"W": np.array([[3.0, 4.0]])})
+    >>> float(reg.forward())
+    5.0
+    """
+
+    def __init__(self, params, Lambda: float = 1.0, *, mode: str = "neurotorch", frozen=(), **kwargs):
+        super().__init__(params, Lambda, 2, mode=mode, frozen=frozen, **kwargs)
 
 
 def _reference_list(reference_weights, n_params: int, compat, name="reference_weights"):
@@ -296,18 +384,35 @@ class DaleLawL2(BaseRegularization):
         One per parameter, same shapes (neurotorch truncates mismatched lists silently and broadcasts shapes;
         refnsm raises unless ``compat='neurotorch'``, which truncates).
     Lambda : float
+    optimizer : SGD, optional
+        As in :class:`BaseRegularization` (neurotorch's fifth positional argument).
     inh_ratio, rho, inh_first, rng
-        Passed to :func:`~refnsm.regularization.dale` when the reference is generated.
+        Passed to :func:`~refnsm.regularization.dale` when the reference is generated.  ``seed`` is accepted as
+        an alias of ``rng`` (neurotorch's ``dale_`` spelling); give at most one of them.
     compat : None or 'neurotorch'
         'neurotorch': unmatched parameters/references are dropped (upstream's ``zip``), and a generated reference is
         the exact one of neurotorch's ``dale_`` (:func:`refnsm.regularization.dale_torch`; square parameters only,
         ``rng`` an int seed or None, as upstream's ``seed``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> W = np.array([[1.0, -1.0], [2.0, -0.5]])
+    >>> reg = R.DaleLawL2({"W": W}, alpha=0.0, reference_weights=[np.array([[1.0, -1.0], [1.0, -1.0]])])
+    >>> round(float(reg.forward()), 6), reg.backward()["W"].shape
+    (-4.5, (2, 2))
     """
 
-    def __init__(self, params, alpha: float = 0.8, reference_weights=None, Lambda: float = 1.0, *,
-                 inh_ratio: float = 0.5, rho: float = 0.99, inh_first: bool = True, rng=None,
-                 compat=None, frozen=()):
-        super().__init__(params, Lambda, frozen=frozen)
+    def __init__(self, params, alpha: float = 0.8, reference_weights=None, Lambda: float = 1.0, optimizer=None, *,
+                 inh_ratio: float = 0.5, rho: float = 0.99, inh_first: bool = True, rng=None, seed=None,
+                 compat=None, frozen=(), **kwargs):
+        if seed is not None:
+            if rng is not None:
+                raise TypeError("rng, seed: the same argument under two names (seed is neurotorch's spelling); "
+                                "give at most one")
+            rng = seed
+        super().__init__(params, Lambda, optimizer, frozen=frozen, **kwargs)
         self.alpha = _checks.check_in_interval(alpha, "alpha", 0.0, 1.0)
         if compat not in COMPAT:
             raise ValueError(f"compat: expected None or 'neurotorch', got {_checks._describe(compat)}")
@@ -360,7 +465,17 @@ class DaleLawL2(BaseRegularization):
 
 class DaleLaw(DaleLawL2):
     r"""neurotorch's ``DaleLaw`` = :class:`DaleLawL2` with :math:`\alpha=0`:
-    :math:`-\Lambda\sum_k\langle W_k, \mathrm{sign}(R_k)\rangle`, gradient :math:`-\Lambda S_k`."""
+    :math:`-\Lambda\sum_k\langle W_k, \mathrm{sign}(R_k)\rangle`, gradient :math:`-\Lambda S_k`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> W = np.array([[1.0, -1.0], [2.0, -0.5]])
+    >>> reg = R.DaleLaw({"W": W}, reference_weights=[np.sign(W)])
+    >>> round(float(reg.forward()), 6)
+    -4.5
+    """
 
     def __init__(self, params, reference_weights=None, Lambda: float = 1.0, **kwargs):
         if "alpha" in kwargs:
@@ -373,21 +488,37 @@ class ExcRatioTargetRegularization(BaseRegularization):
     :math:`m_k` the mean of :math:`\varphi(P_k)` (:func:`refnsm.regularization.exc_ratio_loss`).
 
     ``sign_func='softsign'`` (default, as upstream, *not* sign as the upstream docstring says) or ``'sign'``
+    (then the gradient is identically 0), or any elementwise callable on NumPy arrays (upstream takes any
+    callable, e.g. ``torch.nn.Softsign()``); the gradient of a callable needs its elementwise derivative
+    ``sign_func_grad``.  :math:`(m_k+1)/2` is the soft excitatory ratio reported by
+    :meth:`get_params_exc_ratio`.  Parameters of any shape.  ``optimizer`` and neurotorch's callback arguments
+    as in :class:`BaseRegularization`.
     (then the gradient is identically 0).  :math:`(m_k+1)/2` is the soft excitatory ratio reported by
     :meth:`get_params_exc_ratio`.  Parameters of any shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> reg = R.ExcRatioTargetRegularization({"W": np.array([[5.0, 5.0, -5.0, 5.0]])}, exc_target_ratio=0.75, sign_func="sign")
+    >>> float(reg.forward())   # three of four weights are excitatory
+    0.0
     """
 
     def __init__(self, params, exc_target_ratio: float = 0.8, Lambda: float = 1.0, *,
-                 sign_func: str = "softsign", frozen=()):
-        self.exc_target_ratio = F.check_open_ratio(exc_target_ratio, "exc_target_ratio")
-        super().__init__(params, Lambda, frozen=frozen)
-        self.sign_func = _checks.check_option(sign_func, "sign_func", F.SIGN_FUNCS)
+                 sign_func="softsign", sign_func_grad=None, frozen=(), **kwargs):
+        exc_target_ratio = F.check_open_ratio(exc_target_ratio, "exc_target_ratio")
+        sign_func = F.check_sign_func(sign_func, sign_func_grad)
+        super().__init__(params, Lambda, frozen=frozen, **kwargs)
+        self.exc_target_ratio = exc_target_ratio
+        self.sign_func = sign_func
+        self.sign_func_grad = sign_func_grad
 
     def _terms(self, want_grad):
         total, grads = 0.0, {}
         for k, v in self.params.items():
             val, g, _ = F.exc_value_grad(_contig(v), self.exc_target_ratio, self.sign_func, want_grad,
-                                         f"params[{k!r}]")
+                                         f"params[{k!r}]", self.sign_func_grad)
             total += val
             grads[k] = g
         return total, grads
@@ -407,33 +538,54 @@ class ExcRatioTargetRegularization(BaseRegularization):
         """Soft inhibitory ratio :math:`(1-m_k)/2` of each parameter (floats)."""
         return [(1.0 - m) / 2.0 for m in self._means()]
 
-    def on_pbar_update(self) -> dict:
-        """What neurotorch shows in its progress bar: the ratios and the (Lambda-scaled) loss."""
+    def on_pbar_update(self, trainer=None, **kwargs) -> dict:
+        """What neurotorch shows in its progress bar: the ratios and the (Lambda-scaled) loss.  ``trainer`` and the
+        keyword arguments are upstream's signature, unused."""
         return {"exc_ratio": self.get_params_exc_ratio(), "exc_ratio_loss": float(self())}
 
 
 class InhRatioTargetRegularization(ExcRatioTargetRegularization):
     r"""neurotorch's ``InhRatioTargetRegularization``: :class:`ExcRatioTargetRegularization` with
-    :math:`t = 1 - \text{inh\_target\_ratio}` (the same loss).  Unlike upstream, ``sign_func`` is accepted."""
+    :math:`t = 1 - \text{inh\_target\_ratio}` (the same loss).  Unlike upstream, ``sign_func`` is accepted.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> reg = R.InhRatioTargetRegularization({"W": np.array([[5.0, 5.0, -5.0, 5.0]])}, inh_target_ratio=0.25, sign_func="sign")
+    >>> float(reg.forward())
+    0.0
+    """
 
     def __init__(self, params, inh_target_ratio: float = 0.2, Lambda: float = 1.0, *,
-                 sign_func: str = "softsign", frozen=()):
+                 sign_func="softsign", sign_func_grad=None, frozen=(), **kwargs):
         inh = F.check_open_ratio(inh_target_ratio, "inh_target_ratio")
+        super().__init__(params, 1.0 - inh, Lambda, sign_func=sign_func, sign_func_grad=sign_func_grad,
+                         frozen=frozen, **kwargs)
         self.inh_target_ratio = inh
-        super().__init__(params, 1.0 - inh, Lambda, sign_func=sign_func, frozen=frozen)
 
-    def on_pbar_update(self) -> dict:
+    def on_pbar_update(self, trainer=None, **kwargs) -> dict:
         return {"inh_ratio": self.get_params_inh_ratio(), "inh_ratio_loss": float(self())}
 
 
 class WeightsDistance(BaseRegularization):
     r"""neurotorch's ``WeightsDistance``: :math:`\Lambda\sum_k \|\,|P_k - R_k|\,\|_p` with the norms of
     :class:`Lp` (matrix norms for 2-D).  The references are copied at construction and not trained.
-    Gradient: :math:`\Lambda(\partial\|D\|_p/\partial D)\odot\mathrm{sign}(P_k-R_k)`, 0 where :math:`P_k=R_k`."""
+    Gradient: :math:`\Lambda(\partial\|D\|_p/\partial D)\odot\mathrm{sign}(P_k-R_k)`, 0 where :math:`P_k=R_k`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> W = np.array([[1.0, 2.0]])
+    >>> reg = R.WeightsDistance({"W": W}, reference_weights=[np.zeros((1, 2))], p=1)
+    >>> float(reg.forward())
+    2.0
+    """
 
     def __init__(self, params, reference_weights, Lambda: float = 1.0, p=1, *, mode: str = "neurotorch",
-                 compat=None, frozen=()):
-        super().__init__(params, Lambda, frozen=frozen)
+                 compat=None, frozen=(), **kwargs):
+        super().__init__(params, Lambda, frozen=frozen, **kwargs)
         self.mode = _checks.check_option(mode, "mode", F.MODES)
         self.p = F.check_p(p)
         if compat not in COMPAT:
@@ -473,6 +625,15 @@ class SGD:
     params : dict of str to ndarray
         The arrays to update (held by reference), e.g. ``reg.trainable()`` or your model's parameter dict.
     lr : float > 0
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> params = {"W": np.array([[1.0, -2.0]])}
+    >>> R.SGD(params, lr=0.1).step({"W": np.array([[1.0, 1.0]])})
+    >>> params["W"]
+    array([[ 0.9, -2.1]])
     """
 
     def __init__(self, params: Mapping, lr: float):
@@ -499,6 +660,22 @@ class SGD:
             p -= (self.lr * g).astype(p.dtype, copy=False)
 
 
+def _optimizer_key_map(reg, optimizer) -> dict:
+    """regularizer key -> optimizer key, matching the arrays by identity (ValueError when one is missing)."""
+    if not isinstance(optimizer, SGD):
+        raise TypeError(f"optimizer: expected a refnsm SGD, got {_checks._describe(optimizer)}")
+    by_id = {id(v): k for k, v in optimizer.params.items()}
+    key_map = {}
+    for k, v in reg.trainable().items():
+        if id(v) not in by_id:
+            raise ValueError(
+                f"optimizer: does not hold the regularizer's parameter {k!r} (same array object expected; "
+                "was one of them copied or reloaded?)"
+            )
+        key_map[k] = by_id[id(v)]
+    return key_map
+
+
 def regularization_step(reg: BaseRegularization, optimizer: SGD | None = None, *, lr: float | None = None):
     r"""One regularization update, the job of neurotorch's ``on_optimization_end``: compute
     :math:`\Lambda\,\nabla\ell` at the *current* parameters and take one SGD step with it.  Returns the loss.
@@ -511,6 +688,15 @@ def regularization_step(reg: BaseRegularization, optimizer: SGD | None = None, *
 
     In neurotorch's trainer this step runs *after* the main optimizer's step on the same batch (split step);
     adding ``reg.backward()`` to the task gradient before one step is the joint alternative.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> params = {"W": np.array([[1.0, -2.0]])}
+    >>> loss = R.regularization_step(R.L1(params), lr=0.1)   # one SGD step on the penalty
+    >>> float(loss), params["W"]
+    (2.0, array([[ 1. , -1.9]]))
     """
     if not isinstance(reg, BaseRegularization):
         raise TypeError(f"reg: expected a regularizer, got {_checks._describe(reg)}")
@@ -521,17 +707,7 @@ def regularization_step(reg: BaseRegularization, optimizer: SGD | None = None, *
         optimizer = SGD(reg.trainable(), lr)
         key_map = {k: k for k in reg.trainable()}
     else:
-        if not isinstance(optimizer, SGD):
-            raise TypeError(f"optimizer: expected a refnsm SGD, got {_checks._describe(optimizer)}")
-        by_id = {id(v): k for k, v in optimizer.params.items()}
-        key_map = {}
-        for k, v in reg.trainable().items():
-            if id(v) not in by_id:
-                raise ValueError(
-                    f"optimizer: does not hold the regularizer's parameter {k!r} (same array object expected; "
-                    "was one of them copied or reloaded?)"
-                )
-            key_map[k] = by_id[id(v)]
+        key_map = _optimizer_key_map(reg, optimizer)
     value, grads = reg.value_and_grad()
     optimizer.step({key_map[k]: g for k, g in grads.items()})
     return value

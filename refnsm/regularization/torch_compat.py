@@ -117,6 +117,14 @@ def dale_torch(n, inh_ratio: float = 0.5, rho: float = 0.99, inh_first: bool = T
     -------
     float32 ndarray of shape (n, n).  At ``rho == 1`` upstream's scale is infinite and so are the entries.
     Same signs as upstream; magnitudes to about 2e-6 (module docstring).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import regularization as R
+    >>> W = R.dale_torch(4, inh_ratio=0.5, seed=0)
+    >>> W.shape
+    (4, 4)
     """
     if isinstance(n, (tuple, list)):
         shape = tuple(n)

@@ -13,7 +13,7 @@ with two time scales: a **fast** recurrent dynamics that finds :math:`y` for fix
 .. math::  y \leftarrow P\big(y - \eta (M y - W x)\big)
 
 (:math:`P` the identity for SM, the ReLU for NSM), and a **slow** Hebbian (:math:`W`) / anti-Hebbian (:math:`M`)
-update.  In refnsm every term carries pynsm's exact scaling (spec §2.3): see :mod:`refnsm.similarity.models`.
+update.  In refnsm every term carries pynsm's exact scaling: see :mod:`refnsm.similarity.models`.
 
 Public API
 ----------
@@ -29,8 +29,10 @@ Circuits (pynsm's names, defaults and semantics; explicit ``step(lr)`` instead o
 Encoders with hand-derived VJPs: :class:`Linear`, :class:`Conv2d`, :class:`Identity`.
 
 GPU: a circuit built with ``device="cuda"`` (or given ``model.device = "cuda"``) runs ``forward``, ``loss``,
-``backward`` and ``train_step`` through the CUDA twins in :mod:`refnsm.cuda.similarity` (the fast loop with pynsm's
-stopping rule, the encoders' products, im2col/col2im, the fused Linear step), and ``encoder(x, device="cuda")`` /
+``backward`` and ``train_step`` by the same code with the CUDA twins of the kernels and array operations,
+:mod:`refnsm.similarity._cuda_kernels` beside :mod:`refnsm.similarity._kernels` and :mod:`refnsm.similarity._cuda_ops`
+beside :mod:`refnsm.similarity._ops` (the fast loop with pynsm's stopping rule, the encoders' products, im2col/col2im,
+the fused Linear step of :mod:`refnsm.similarity.fused`), and ``encoder(x, device="cuda")`` /
 ``encoder.vjp(grad_out, x, device="cuda")`` run an encoder there.  Inputs may be NumPy arrays or Numba device
 arrays (results stay on their side); the parameters stay NumPy arrays.  ``import refnsm.similarity`` never imports
 ``numba.cuda``.  See ``docs/cuda.md``.
@@ -41,7 +43,7 @@ Rules and metrics: :func:`hebbian_update`, :func:`similarity_matching_cost`, :fu
 :func:`subspace_error`, :func:`clustering_accuracy`, :func:`best_permutation_confusion`.
 
 Differences from pynsm 1.0.1 (correct by default, ``compat="pynsm"`` reproduces the loss bugs): see
-``docs/differences_similarity.md``.
+``docs/upstream_differences.md`` (section pynsm).
 """
 
 from .encoders import Conv2d, Encoder, Identity, Linear
@@ -50,6 +52,9 @@ from .metrics import (best_permutation_confusion, clustering_accuracy, principal
 from .models import Diagnostics, MultiSimilarityMatching, SimilarityMatching, SupervisedSimilarityMatching
 from .rules import hebbian_update
 from .solvers import kkt_residual, solve_nsm, solve_sm
+from .iteration import (Adam, ExponentialLR, IterationLossModule, IterationModule, SGD, StepLR)
+from .validation import extract_embeddings
+from .composite import FunctionalEncoder, GroupedConv2d, ReLU, Sequential, Sigmoid, Tanh
 
 __all__ = [
     "MultiSimilarityMatching", "SimilarityMatching", "SupervisedSimilarityMatching", "Diagnostics",
@@ -57,4 +62,6 @@ __all__ = [
     "solve_sm", "solve_nsm", "kkt_residual", "hebbian_update",
     "similarity_matching_cost", "principal_angle_cosines", "subspace_error", "clustering_accuracy",
     "best_permutation_confusion",
+    "IterationModule", "IterationLossModule", "SGD", "Adam", "StepLR", "ExponentialLR", "extract_embeddings",
+    "FunctionalEncoder", "ReLU", "Tanh", "Sigmoid", "Sequential", "GroupedConv2d",
 ]

@@ -26,7 +26,7 @@ and :math:`\bar x` is the adjoint scatter of the same patches (``col2im``), with
 input, :math:`s` the stride and :math:`d` the dilation.
 
 GPU: the functional methods ``encoder(x, device="cuda")`` and ``encoder.vjp(grad_out, x, device="cuda")`` run the
-CUDA twins (:func:`refnsm.cuda.similarity.encode`, :func:`refnsm.cuda.similarity.encoder_vjp`: im2col, one tiled
+same code with the device twins of the operations (:mod:`refnsm.similarity._cuda_ops`: im2col, one tiled
 product and col2im on the device); ``x`` and ``grad_out`` may be NumPy arrays (results come back as NumPy) or Numba
 device arrays (results stay on the device).  See ``docs/cuda.md``.
 """
@@ -37,17 +37,18 @@ import math
 
 import numpy as np
 
+from .. import _backend
 from .. import _checks
 from . import _kernels
 
 __all__ = ["Encoder", "Linear", "Conv2d", "Identity"]
 
-DEVICES = _checks.DEVICES
+DEVICES = _backend.DEVICES
 
 
-def _cuda_twin(device, name):
-    """The CUDA twin of a public function when ``device="cuda"`` (imported only then), else None."""
-    return _checks.cuda_twin(device, "similarity", name)
+def _device_ops(device):
+    """The array operations of ``device``: :mod:`refnsm.similarity._ops` or its CUDA twin (imported only then)."""
+    return _backend.kernels("similarity", device, "ops")
 
 
 def _pair(value, name, minimum):
@@ -84,6 +85,14 @@ class Encoder:
     * ``_encode(x) -> (U, cache, public_shape)``: ``U`` is the encoding in the sample-major layout ``[B*S, m]``
       (one row per sample and spatial position);
     * ``_vjp(G, cache, need_input) -> (grad_x or None, grads)``: ``G`` is ``dL/du`` in the same layout.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> enc = sim.Linear(3, 2, rng=0)
+    >>> isinstance(enc, sim.Encoder), sorted(enc.params)
+    (True, ['bias', 'weight'])
     """
 
     out_channels: int | None = None
@@ -120,25 +129,27 @@ class Encoder:
 
     # public, functional -------------------------------------------------------------------------------------
     def __call__(self, x, device="cpu"):
-        """Encode ``x`` (no state kept); ``device="cuda"`` runs :func:`refnsm.cuda.similarity.encode`."""
-        twin = _cuda_twin(device, "encode")
-        if twin is not None:
-            return twin(self, x)
-        x = self._check_input(x, None)
-        U, _, shape = self._encode(x)
-        return _from_internal(U, shape)
+        """Encode ``x`` (no state kept).
+
+        ``device="cuda"`` (Linear, Conv2d and Identity) runs the device twins of the operations
+        (:mod:`refnsm.similarity._cuda_ops`); a device ``x`` gives a device result."""
+        ops = _device_ops(device)
+        on_device = ops.locate((x,))
+        x = ops.check_input(self, x, None, "x")
+        U, _, shape = ops.encode(self, x)
+        return ops.result(ops.from_internal(U, shape), on_device)
 
     def vjp(self, grad_out, x, device="cpu"):
         """Functional VJP at ``x``: returns ``(grad_x, {param name: grad})``; the object is not modified.
 
-        ``device="cuda"`` runs :func:`refnsm.cuda.similarity.encoder_vjp` (Linear, Conv2d and Identity)."""
-        twin = _cuda_twin(device, "encoder_vjp")
-        if twin is not None:
-            return twin(self, grad_out, x)
-        x = self._check_input(x, None)
-        U, cache, shape = self._encode(x)
-        G = self._check_grad_out(grad_out, shape)
-        return self._vjp(G, cache, True)
+        ``device="cuda"`` as for :meth:`__call__`; results on the inputs' side."""
+        ops = _device_ops(device)
+        on_device = ops.locate((x, grad_out))
+        x = ops.check_input(self, x, None, "x")
+        U, cache, shape = ops.encode(self, x)
+        G = ops.check_grad_out(self, grad_out, shape)
+        gx, grads = ops.vjp(self, G, cache, True, host_grads=False)
+        return ops.result(gx, on_device), {k: ops.result(v, on_device) for k, v in grads.items()}
 
     def _check_grad_out(self, grad_out, shape):
         g = _checks.as_float_array(grad_out, "grad_out", dtype=self._compute_dtype())
@@ -184,6 +195,16 @@ class Linear(Encoder):
     weight, bias_value : array_like, optional
         Explicit initial values (copied), e.g. from a torch module.
     dtype : float32 or float64
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> enc = sim.Linear(3, 2, weight=np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]), bias_value=np.zeros(2))
+    >>> enc.forward(np.array([[1.0, 2.0, 3.0]]))   # x W^T + b
+    array([[1., 5.]])
+    >>> enc.backward(np.ones((1, 2)))              # dL/dx; enc.grads holds dL/dW, dL/db
+    array([[1., 1., 1.]])
     """
 
     def __init__(self, in_features, out_features, bias=True, *, rng=None, weight=None, bias_value=None,
@@ -246,6 +267,15 @@ class Conv2d(Encoder):
     weight, bias_value : array_like, optional
         Explicit initial values (copied).
     dtype : float32 or float64
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> enc = sim.Conv2d(1, 4, 3, stride=1, padding=1, rng=0)
+    >>> u = enc.forward(np.ones((2, 1, 5, 5)))    # [B, C_in, H, W] -> [B, out_channels, H', W']
+    >>> u.shape
+    (2, 4, 5, 5)
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True, *,
@@ -323,7 +353,14 @@ class Conv2d(Encoder):
 class Identity(Encoder):
     """``u = x`` (``torch.nn.Identity``): the input already has the layout ``[B, m, S1..Sk]``; no parameters.
 
-    The circuits never write to the caller's array (pynsm's in-place sum overwrites it, spec §5.1c).
+    The circuits never write to the caller's array (pynsm's in-place sum overwrites it, ``docs/upstream_differences.md``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> sim.Identity().forward(np.array([[1.0, 2.0]]))
+    array([[1., 2.]])
     """
 
     out_channels = None

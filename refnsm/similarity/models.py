@@ -1,7 +1,7 @@
 r"""Similarity-matching circuits: :class:`MultiSimilarityMatching`, :class:`SimilarityMatching`,
 :class:`SupervisedSimilarityMatching` (pynsm 1.0.1's names, defaults and semantics).
 
-Notation (spec §2): ``K`` encoders :math:`f_k`; input :math:`x_k` gives :math:`u_k = f_k(x_k)` of shape
+Notation (pynsm's): ``K`` encoders :math:`f_k`; input :math:`x_k` gives :math:`u_k = f_k(x_k)` of shape
 ``[B, m, S1..Sk]``; :math:`T = B S` (sample, position) pairs, :math:`N = m T`; the competitor :math:`M` is
 ``m x m`` and mixes channels at every sample and position.
 
@@ -34,8 +34,9 @@ saving.  ``grads["competitor.weight"]`` is the *raw* :math:`\partial L/\partial 
 :math:`-1/\tau` times it.
 
 **GPU** (``device="cuda"``, a constructor argument and attribute): ``forward``, ``loss``, ``backward`` and
-``train_step`` run their CUDA twins in :mod:`refnsm.cuda.similarity` (the fast loop, the encoders' products,
-im2col/col2im and the gradients on the device); ``step`` and ``solve`` stay on the host.  Inputs may be NumPy arrays
+``train_step`` run the code below with the CUDA twins of the kernels (:mod:`refnsm.similarity._cuda_kernels`) and of
+the array operations (:mod:`refnsm.similarity._cuda_ops`): the fast loop, the encoders' products, im2col/col2im and
+the gradients on the device; ``step`` and ``solve`` stay on the host.  Inputs may be NumPy arrays
 (results come back as NumPy) or Numba device arrays (``y`` and the input gradients stay on the device); the
 parameters remain NumPy arrays in ``params``, copied to the device at each call.  See ``docs/cuda.md``.
 """
@@ -44,14 +45,18 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
+from .. import _backend
 from .. import _checks
 from . import _kernels
-from .encoders import DEVICES, Encoder, Linear, _cuda_twin, _from_internal, _internal_view, _to_internal
+from . import _ops
+from . import fused
+from .encoders import DEVICES, Encoder, Linear, _from_internal, _internal_view, _to_internal
+from ._diagnostics import Diagnostics
+from .iteration import _CircuitIterationPoints
 
 __all__ = ["MultiSimilarityMatching", "SimilarityMatching", "SupervisedSimilarityMatching", "Diagnostics"]
 
@@ -60,100 +65,13 @@ HOOK_KINDS = ("pre", "iteration", "post")
 COMPAT = (None, "pynsm")
 
 
-@dataclass
-class Diagnostics:
-    """What the fast dynamics did in the last ``forward``.
-
-    Attributes
-    ----------
-    iterations : int
-        Updates run (pynsm's ``iteration_idx + 1``).
-    max_change : float
-        :math:`\\max|y^{t+1} - y^t|` of the last update (NaN if it was NaN; 0.0 when no update ran).
-    converged : bool
-        The ``tol`` rule stopped the loop.
-    stopped_by_hook : bool
-        An iteration hook returned a truthy value.
-    residual : float
-        Fixed-point residual of the final state, :math:`\\max|y - P(y - (My - b))|`: the KKT natural residual for
-        NSM (ReLU), :math:`\\max|My - b|` for SM.
-    energy : float
-        :math:`\\tfrac12 \\sum y \\odot My - \\sum y \\odot b` of the final state (summed over samples and positions).
-    diverged : bool
-        The final state holds NaN or Inf.
-    """
-
-    iterations: int
-    max_change: float
-    converged: bool
-    stopped_by_hook: bool
-    residual: float
-    energy: float
-    diverged: bool
-
-
 class _Encoded:
     """The encodings of one call: drive ``D`` ``[m, T]`` and per-encoder internal encodings and caches."""
 
     __slots__ = ("active", "U", "cache", "shape", "D", "B", "S", "n_inputs", "on_device")
 
 
-class _HostOps:
-    """The array operations of :meth:`MultiSimilarityMatching._encode_all` on the host.  ``refnsm.cuda.similarity``
-    passes a device twin with the same methods, so the checks and messages live in one place."""
-
-    @staticmethod
-    def locate(xs):
-        """Whether results go back to the device (never, on the host)."""
-        return False
-
-    @staticmethod
-    def check_input(encoder, x, dtype, name):
-        return encoder._check_input(x, dtype, name=name)
-
-    @staticmethod
-    def encode(encoder, x):
-        return encoder._encode(x)
-
-    @staticmethod
-    def repeat_rows(U, S, dtype):
-        return np.repeat(U, S, axis=0)
-
-    @staticmethod
-    def drive(Us, dtype):
-        """A fresh buffer with the sum of the encodings, left to right (the encodings are never overwritten)."""
-        if len(Us) == 1:
-            return Us[0].copy()
-        D = np.zeros_like(Us[0])
-        for U in Us:
-            D += U
-        return D
-
-    # backward
-    @staticmethod
-    def scale(Y, c):
-        return Y * c
-
-    @staticmethod
-    def add_scaled(G, U, c):
-        return G + U * c
-
-    @staticmethod
-    def sum_positions(G, B, S, m):
-        """[B*S, m] -> [B, m]: the gradient of an encoding broadcast over S positions."""
-        return G.reshape(B, S, m).sum(axis=1)
-
-    @staticmethod
-    def vjp(encoder, G, cache, inputs):
-        """(input gradient, {name: parameter gradient as a host array})."""
-        return encoder._vjp(np.ascontiguousarray(G), cache, inputs)
-
-    @staticmethod
-    def result(g, on_device):
-        return g
-
-
-class MultiSimilarityMatching:
+class MultiSimilarityMatching(_CircuitIterationPoints):
     r"""Multi-input similarity-matching circuit (pynsm ``MultiSimilarityMatching``).
 
     Parameters
@@ -177,15 +95,24 @@ class MultiSimilarityMatching:
     iteration_projection : None, "relu" or callable
         :math:`P`.  ``"relu"`` gives NSM and runs inside the Numba loop; a callable receives a fresh array of
         shape ``[B, m, S1..Sk]`` and must return one of that shape (runs at the Python level).
+    iteration_optimizer, iteration_scheduler, it_optim_kwargs, it_sched_kwargs : keyword-only
+        pynsm's iteration plug-ins (:mod:`refnsm.similarity.iteration`): ``"sgd"`` (default: plain steps of
+        ``iteration_lr``, the fused loop), ``"adam"``, or an optimizer class such as
+        :class:`~refnsm.similarity.SGD` with ``momentum`` in ``it_optim_kwargs``; a scheduler ``"step"`` /
+        ``"exponential"`` / class with ``it_sched_kwargs``.  Anything but plain SGD runs the step-by-step loop
+        through the override points (``pre_iteration``, ``iteration``, ``converged``, ``post_iteration``,
+        ``iteration_parameters``, ``iteration_set_gradients``, ``iteration_loss``), which a subclass may also
+        override to build another circuit.
     compat : None or "pynsm"
-        ``"pynsm"`` reproduces pynsm 1.0.1's loss exactly, bugs included (spec §5.1–5.2): with two or more active
+        ``"pynsm"`` reproduces pynsm 1.0.1's loss exactly, bugs included (``docs/upstream_differences.md``): with two or more active
         encoders the first active encoding is overwritten by the sum (so "whiten" on it penalises
         :math:`\|\sum_k u_k\|^2`), and the regularizers are paired with the *active* encodings in order, so a
         skipped input shifts them.
     device : {"cpu", "cuda"}
         Where ``forward``, ``loss``, ``backward`` and ``train_step`` run (an attribute: it may be changed between
-        calls, which drops the cache of the last ``loss``).  ``"cuda"`` runs the twins in
-        :mod:`refnsm.cuda.similarity` (same results within 1e-12 in float64 and 1e-5 in float32; see
+        calls, which drops the cache of the last ``loss``).  ``"cuda"`` runs the same code with the CUDA twins
+        of the kernels and array operations, :mod:`refnsm.similarity._cuda_kernels` and
+        :mod:`refnsm.similarity._cuda_ops` (same results within 1e-12 in float64 and 1e-5 in float32; see
         ``docs/cuda.md``); inputs may then also be Numba device arrays, and results come back on their side.
 
     Attributes
@@ -201,12 +128,23 @@ class MultiSimilarityMatching:
         Of the last ``forward``.
     iteration_idx : int
         Index of the current/last fast update (-1 before the first).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> rng = np.random.default_rng(0)
+    >>> model = sim.MultiSimilarityMatching([sim.Linear(4, 2, rng=0), sim.Linear(3, 2, rng=1)], 2)
+    >>> y = model.forward(rng.standard_normal((6, 4)), rng.standard_normal((6, 3)))   # one input per encoder
+    >>> y.shape
+    (6, 2)
     """
 
     _input_names: Sequence[str] | None = None
 
     def __init__(self, encoders, out_channels, tau=0.1, tol=0.0, max_iterations=40, regularization="weight",
-                 iteration_lr=1.0, iteration_projection=None, *, compat=None, device="cpu"):
+                 iteration_lr=1.0, iteration_projection=None, *, compat=None, device="cpu",
+                 iteration_optimizer="sgd", iteration_scheduler=None, it_optim_kwargs=None, it_sched_kwargs=None):
         if isinstance(encoders, Encoder) or not isinstance(encoders, Sequence) or len(encoders) == 0:
             raise TypeError(f"encoders: expected a non-empty sequence of refnsm.similarity encoders, got {encoders!r}")
         for k, e in enumerate(encoders):
@@ -236,9 +174,9 @@ class MultiSimilarityMatching:
         if not (iteration_projection is None or iteration_projection == "relu" or
                 (callable(iteration_projection) and not isinstance(iteration_projection, str))):
             raise ValueError(f"iteration_projection: expected None, 'relu' or a callable, got {iteration_projection!r}")
-        if compat not in COMPAT:
-            raise ValueError(f"compat: expected None or 'pynsm', got {compat!r}")
-        _checks.check_option(device, "device", DEVICES)
+        _backend.check_compat(compat, COMPAT)
+        _backend.check_device(device)
+        self._init_iteration_plugins(iteration_optimizer, iteration_scheduler, it_optim_kwargs, it_sched_kwargs)
 
         self.encoders = list(encoders)
         self.out_channels = out_channels
@@ -276,7 +214,7 @@ class MultiSimilarityMatching:
 
     @device.setter
     def device(self, value):
-        self._device = _checks.check_option(value, "device", DEVICES)
+        self._device = _backend.check_device(value)
         self._loss_cache = None  # a cache lives on the side that made it
 
     def __getstate__(self):
@@ -298,6 +236,13 @@ class MultiSimilarityMatching:
         v = _internal_view(Y, self._yshape)
         v.flags.writeable = False
         return v
+
+    def _device_modules(self):
+        """``(kernels, ops)`` of the circuit's device: :mod:`refnsm.similarity._kernels` and
+        :mod:`refnsm.similarity._ops`, or their CUDA twins (:func:`refnsm._backend.kernels`)."""
+        if self._device == "cpu":
+            return _kernels, _ops
+        return _backend.kernels("similarity", self._device), _backend.kernels("similarity", self._device, "ops")
 
     def _names(self, n):
         if self._input_names is not None:
@@ -336,8 +281,8 @@ class MultiSimilarityMatching:
         return copy.deepcopy(self)
 
     # ------------------------------------------------------------------------------------------ encoding
-    def _encode_all(self, xs, need_cache, ops=_HostOps):
-        """Validate and encode the inputs, and form the drive: on the host, or with ``ops`` (the device twin)."""
+    def _encode_all(self, xs, need_cache, ops=_ops):
+        """Validate and encode the inputs, and form the drive, with the array operations ``ops`` of the device."""
         K = len(self.encoders)
         names = self._names(max(K, len(xs)))
         if len(xs) > K:
@@ -385,25 +330,25 @@ class MultiSimilarityMatching:
         """Run the fast dynamics; returns ``y`` of shape ``[B, m, S1..Sk]`` (a new array).
 
         Inputs may be ``None`` (or left out at the end) to skip their encoder.  Fills :attr:`diagnostics`.
-        With ``device="cuda"``: :func:`refnsm.cuda.similarity.forward`.
+        With ``device="cuda"``, ``y`` is a device array if any input is one.
         """
-        twin = _cuda_twin(self._device, "forward")
-        if twin is not None:
-            return twin(self, *xs)
+        if self._uses_python_iteration():  # pynsm's step-by-step loop (refnsm.similarity.iteration)
+            return self._forward_iterations(*xs)
+        kernels, ops = self._device_modules()
         for h in self.hooks["pre"]:
             h(self)
-        enc = self._encode_all(xs, need_cache=False)
-        self._run_dynamics(enc.D, enc.shape)
-        y = self.y.copy()
+        enc = self._encode_all(xs, need_cache=False, ops=ops)
+        self._run_dynamics(enc.D, enc.shape, kernels, ops)
+        y = ops.from_internal(self._Y, enc.shape)
         for h in self.hooks["post"]:
             h(self)
-        return y
+        return ops.result(y, enc.on_device)
 
     __call__ = forward
 
-    def _run_dynamics(self, D, shape):
-        MT = np.ascontiguousarray(self.M.T)
-        Y = np.zeros_like(D)
+    def _run_dynamics(self, D, shape, kernels=_kernels, ops=_ops):
+        MT = ops.from_host(np.ascontiguousarray(self.M.T))
+        Y = ops.zeros(D.shape, D.dtype)
         self._Y, self._yshape, self._D = Y, shape, D
         self.iteration_idx = -1
         relu = self.iteration_projection == "relu"
@@ -411,24 +356,23 @@ class MultiSimilarityMatching:
         hooks = self.hooks["iteration"]
         iters, change, converged, by_hook = 0, 0.0, False, False
         if not hooks and proj is None:
-            iters, change, converged = _kernels.fast_loop(MT, D, Y, self.iteration_lr, relu, self.tol,
-                                                          self.max_iterations)
+            iters, change, converged = kernels.fast_loop(MT, D, Y, self.iteration_lr, relu, self.tol, self.max_iterations)
             self.iteration_idx = iters - 1
         else:
-            Yhat = np.empty_like(D) if proj is not None else None
+            Yhat = ops.empty(D.shape, D.dtype) if proj is not None else None
             for it in range(self.max_iterations):
                 self.iteration_idx = it
                 if proj is None:
-                    change = _kernels.fast_step(MT, D, Y, self.iteration_lr, relu)
-                else:
-                    _kernels.gradient_step(MT, D, Y, self.iteration_lr, Yhat)
-                    out = np.asarray(proj(_from_internal(Yhat, shape)))
+                    change = kernels.fast_step(MT, D, Y, self.iteration_lr, relu)
+                else:  # the callable sees a NumPy array, on either device
+                    kernels.gradient_step(MT, D, Y, self.iteration_lr, Yhat)
+                    out = np.asarray(proj(_from_internal(ops.to_host(Yhat), shape)))
                     if out.shape != tuple(shape):
                         raise ValueError(f"iteration_projection: expected it to return shape {tuple(shape)}, got {out.shape}")
                     new = _to_internal(out.astype(self.dtype, copy=False))
-                    diff = np.abs(new - Y)
+                    diff = np.abs(new - ops.to_host(Y))
                     change = float(np.nan) if np.isnan(diff).any() else float(diff.max(initial=0.0))
-                    Y[...] = new
+                    ops.store(Y, new)
                 iters = it + 1
                 for h in hooks:
                     if h(self):
@@ -440,14 +384,15 @@ class MultiSimilarityMatching:
                     converged = True
                     break
         if proj is None:
-            res, energy = _kernels.fixed_point_stats(MT, D, Y, relu)
-        else:
-            MY = np.dot(Y, MT)
-            P = _to_internal(np.asarray(proj(_from_internal(Y - (MY - D), shape))).astype(self.dtype, copy=False))
-            res = float(np.max(np.abs(Y - P), initial=0.0))
-            energy = 0.5 * float(np.vdot(Y, MY)) - float(np.vdot(Y, D))
+            res, energy = kernels.fixed_point_stats(MT, D, Y, relu)
+        else:  # NumPy expressions (on host copies under device="cuda": the projection is a Python callable anyway)
+            Yh, Dh, MTh = ops.to_host(Y), ops.to_host(D), ops.to_host(MT)
+            MY = np.dot(Yh, MTh)
+            P = _to_internal(np.asarray(proj(_from_internal(Yh - (MY - Dh), shape))).astype(self.dtype, copy=False))
+            res = float(np.max(np.abs(Yh - P), initial=0.0))
+            energy = 0.5 * float(np.vdot(Yh, MY)) - float(np.vdot(Yh, Dh))
         self.diagnostics = Diagnostics(int(iters), float(change), bool(converged), by_hook, float(res), float(energy),
-                                       not bool(np.isfinite(Y).all()))
+                                       not ops.all_finite(Y))
 
     # ------------------------------------------------------------------------------------------ exact solver
     def solve(self, *xs):
@@ -464,32 +409,30 @@ class MultiSimilarityMatching:
 
     # ------------------------------------------------------------------------------------------ loss
     def loss(self, *args):
-        r"""The slow loss :math:`L(\theta, M; x, y)` (spec §2.3); the last argument is ``y`` (held fixed).
+        r"""The slow loss :math:`L(\theta, M; x, y)` (the module docstring); the last argument is ``y`` (held fixed).
 
         Returns a scalar of the model's dtype and remembers what :meth:`backward` needs.
-        With ``device="cuda"``: :func:`refnsm.cuda.similarity.loss`.
         """
-        twin = _cuda_twin(self._device, "loss")
-        if twin is not None:
-            return twin(self, *args)
+        kernels, ops = self._device_modules()
         if len(args) < 1 or args[-1] is None:
             raise ValueError("y: expected the output y as the last argument of loss(*xs, y)")
-        enc = self._encode_all(args[:-1], need_cache=True)
-        y = _checks.as_float_array(args[-1], "y", dtype=self.dtype)
-        _checks.check_shape(y, "y", enc.shape, "the shape of the encodings")
-        return self._loss_from(enc, _to_internal(y))
+        enc = self._encode_all(args[:-1], need_cache=True, ops=ops)
+        Y, y_on_device = ops.check_y(args[-1], enc.shape, self.dtype)
+        enc.on_device = enc.on_device or y_on_device
+        return self._loss_from(enc, Y, kernels, ops)
 
-    def _loss_from(self, enc, Y):
+    def _loss_from(self, enc, Y, kernels=_kernels, ops=_ops):
         M = self.M
         m = self.out_channels
         N = Y.size
-        C = np.empty((self.out_channels, self.out_channels), dtype=Y.dtype)
-        _kernels.matmul_tn_skip(Y, Y, C)  # sum over samples and positions of y y^T (ReLU zeros skipped)
-        data = (2.0 * np.vdot(M, C) - 4.0 * np.vdot(Y, enc.D)) / N
+        C = ops.empty((self.out_channels, self.out_channels), dtype=Y.dtype)
+        kernels.matmul_tn_skip(Y, Y, C)  # sum over samples and positions of y y^T (ReLU zeros skipped)
+        C = ops.to_host(C)  # m x m: M . C here and dL/dM in backward on the host
+        data = (2.0 * np.vdot(M, C) - 4.0 * ops.dot(Y, enc.D)) / N
         L = data - np.vdot(M, M) / m
         whiten_terms, weight_slots = self._regularizer_plan(enc)
         for U, _ in whiten_terms:
-            L += 2.0 * np.vdot(U, U) / U.size
+            L += 2.0 * ops.dot(U, U) / U.size
         for slot in weight_slots:
             for p in self.encoders[slot].params.values():
                 L += np.vdot(p, p) * (2.0 / m)
@@ -526,15 +469,11 @@ class MultiSimilarityMatching:
         Returns a tuple with :math:`\partial L / \partial x_k` for every input of the last call (``None`` for
         skipped inputs, and for all of them when ``inputs=False``, which skips that work).
         ``grads["competitor.weight"]`` is the raw :math:`\partial L/\partial M`.
-        With ``device="cuda"``: :func:`refnsm.cuda.similarity.backward`.
         """
-        twin = _cuda_twin(self._device, "backward")
-        if twin is not None:
-            return twin(self, grad_out, inputs)
-        return self._backward(grad_out, inputs)
+        return self._backward(grad_out, inputs, self._device_modules()[1])
 
-    def _backward(self, grad_out, inputs, ops=_HostOps):
-        """:meth:`backward` with the array operations ``ops`` (the host's, or the device twin's)."""
+    def _backward(self, grad_out, inputs, ops=_ops):
+        """:meth:`backward` with the array operations ``ops`` of the device."""
         if self._loss_cache is None:
             raise RuntimeError("backward: call loss(*xs, y) first")
         s = _checks.scalar_grad_out(grad_out)
@@ -592,80 +531,87 @@ class MultiSimilarityMatching:
             else:
                 p -= lr * g
 
+    #: take :func:`refnsm.similarity.fused.linear_train_step` when it applies (see :meth:`train_step`); set to
+    #: False on a circuit (or a subclass) to always run the general path
+    use_fused_step = True
+
     def train_step(self, *xs, lr, lr_M=None):
         """``y = forward(*xs)``, ``L = loss(*xs, y)``, ``backward()``, ``step(lr, lr_M)``; returns ``(y, L)``.
 
         The encodings of the forward pass are reused by the loss (the parameters have not changed in between).
-        With a single :class:`~refnsm.similarity.encoders.Linear` encoder, no hooks and a built-in projection, the
-        whole step runs as one fused Numba kernel (same math; tested against this general path).  ``grads`` and
-        ``diagnostics`` are filled either way.  With ``device="cuda"``: :func:`refnsm.cuda.similarity.train_step`.
+
+        Optimisation: with a single :class:`~refnsm.similarity.encoders.Linear` encoder, no hooks, a built-in
+        projection and ``use_fused_step`` (the default), the whole step runs as one fused kernel call,
+        :func:`refnsm.similarity.fused.linear_train_step` (the same math; tested against this general path).
+        ``grads`` and ``diagnostics`` are filled either way.
         """
-        twin = _cuda_twin(self._device, "train_step")
-        if twin is not None:
-            return twin(self, *xs, lr=lr, lr_M=lr_M)
+        kernels, ops = self._device_modules()
         lr_ = _checks.check_real(lr, "lr", nonnegative=True)
-        if self._fused_ok(xs):
-            return self._fused_linear_step(xs[0], lr_, lr_M)
+        if self.use_fused_step and self._fused_ok(xs):
+            return self._fused_linear_step(xs[0], lr_, lr_M, kernels, ops)
         for h in self.hooks["pre"]:
             h(self)
-        enc = self._encode_all(xs, need_cache=True)
-        self._run_dynamics(enc.D, enc.shape)
-        y = _from_internal(self._Y, enc.shape)
+        enc = self._encode_all(xs, need_cache=True, ops=ops)
+        self._run_dynamics(enc.D, enc.shape, kernels, ops)
+        y = ops.from_internal(self._Y, enc.shape)
         for h in self.hooks["post"]:
             h(self)
-        L = self._loss_from(enc, self._Y)
-        self.backward(inputs=False)
+        L = self._loss_from(enc, self._Y, kernels, ops)
+        self._backward(None, False, ops)
         self.step(lr_, lr_M)
-        return y, L
-
-
-    _REG_CODE = {"weight": 0, "whiten": 1, "none": 2}
+        return ops.result(y, enc.on_device), L
 
     def _fused_ok(self, xs):
-        """The fused Numba step applies to one Linear encoder, no hooks, a built-in projection, one input."""
+        """The fused step applies to one Linear encoder, no hooks, a built-in projection, one input."""
         return (len(self.encoders) == 1 and type(self.encoders[0]) is Linear and len(xs) == 1
                 and xs[0] is not None and not callable(self.iteration_projection)
                 and not (self.hooks["pre"] or self.hooks["iteration"] or self.hooks["post"]))
 
-    def _fused_linear_step(self, x, lr, lr_M):
-        """``train_step`` in one kernel call (:func:`refnsm.similarity._kernels.linear_train_step`): the same
-        math as the general path, without its per-call Python overhead (online learning, small minibatches)."""
-        enc = self.encoders[0]
-        x = enc._check_input(x, self.dtype, name=self._names(1)[0])
+    def _fused_linear_step(self, x, lr, lr_M, kernels, ops):
+        """``train_step`` by :func:`refnsm.similarity.fused.linear_train_step`; the circuit's state filled as by the
+        general path."""
+        on_device = ops.locate((x,))
+        x = ops.check_input(self.encoders[0], x, self.dtype, self._names(1)[0])
         lr_M = lr / self.tau if lr_M is None else _checks.check_real(lr_M, "lr_M", nonnegative=True)
-        W = enc.params["weight"]
-        has_bias = "bias" in enc.params
-        b = enc.params["bias"] if has_bias else np.zeros(0, dtype=self.dtype)
-        Y = np.zeros((x.shape[0], self.out_channels), dtype=self.dtype)
-        L, iters, change, conv, res, energy, gW, gb, gM = _kernels.linear_train_step(
-            x, W, b, has_bias, self.M, self.iteration_lr, self.iteration_projection == "relu", self.tol,
-            self.max_iterations, self._REG_CODE[self.regularization[0]], lr, lr_M, Y)
-        self._Y, self._yshape, self._D = Y, Y.shape, None
-        self.iteration_idx = iters - 1
-        self.diagnostics = Diagnostics(int(iters), float(change), bool(conv), False, float(res), float(energy),
-                                       not bool(np.isfinite(Y).all()))
-        self.grads["encoders.0.weight"] = gW
-        if has_bias:
-            self.grads["encoders.0.bias"] = gb
-        self.grads["competitor.weight"] = gM
+        r = fused.linear_train_step(kernels, ops, x, self.encoders[0].params, self.M, eta=self.iteration_lr,
+                                    relu=self.iteration_projection == "relu", tol=self.tol,
+                                    max_iter=self.max_iterations, regularization=self.regularization[0],
+                                    lr=lr, lr_M=lr_M)
+        self._Y, self._yshape, self._D = r.Y, r.Y.shape, None
+        self.iteration_idx = r.iterations - 1
+        self.diagnostics = Diagnostics(r.iterations, r.change, r.converged, False, r.residual, r.energy, r.diverged)
+        for name, g in r.grads.items():
+            self.grads[name if name == "competitor.weight" else f"encoders.0.{name}"] = g
         self._have_grads = True
         self._loss_cache = None
-        return Y.copy(), self.dtype.type(L)
+        return ops.result(ops.from_internal(r.Y, r.Y.shape), on_device), self.dtype.type(r.L)
 
 
 class SimilarityMatching(MultiSimilarityMatching):
-    """Single-input similarity matching (pynsm ``SimilarityMatching``): ``y = model(x)``, ``model.loss(x, y)``."""
+    """Single-input similarity matching (pynsm ``SimilarityMatching``): ``y = model(x)``, ``model.loss(x, y)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> rng = np.random.default_rng(0)
+    >>> model = sim.SimilarityMatching(sim.Linear(5, 2, bias=False, rng=0), 2, max_iterations=100, tol=1e-8)
+    >>> x = rng.standard_normal((8, 5))
+    >>> y, loss = model.train_step(x, lr=0.01)   # fast dynamics, then one Hebbian/anti-Hebbian step
+    >>> y.shape, model.diagnostics.converged
+    ((8, 2), True)
+    """
 
     _input_names = ("x",)
 
     def __init__(self, encoder, out_channels, tau=0.1, tol=0.0, max_iterations=40, regularization="weight",
-                 iteration_lr=1.0, iteration_projection=None, *, compat=None, device="cpu"):
+                 iteration_lr=1.0, iteration_projection=None, *, compat=None, device="cpu", **iteration_plugins):
         if not isinstance(encoder, Encoder):
             raise TypeError(f"encoder: expected a refnsm.similarity encoder, got {type(encoder).__name__}")
         if not isinstance(regularization, str) and len(regularization) != 1:
             raise ValueError(f"regularization: expected 1 entry (one per encoder), got {len(regularization)}")
         super().__init__([encoder], out_channels, tau, tol, max_iterations, regularization, iteration_lr,
-                         iteration_projection, compat=compat, device=device)
+                         iteration_projection, compat=compat, device=device, **iteration_plugins)
 
     @property
     def encoder(self):
@@ -691,13 +637,24 @@ class SupervisedSimilarityMatching(MultiSimilarityMatching):
     label_weight, label_bias_value : array_like, optional
         Explicit initial values of the label encoder.
     Other parameters as in :class:`MultiSimilarityMatching`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> rng = np.random.default_rng(0)
+    >>> model = sim.SupervisedSimilarityMatching(sim.Linear(4, 3, rng=0), 2, 3, rng=0)
+    >>> labels = np.eye(2)[[0, 1, 1, 0]]                 # one-hot [B, num_classes]
+    >>> y, loss = model.train_step(rng.standard_normal((4, 4)), labels, lr=0.01)
+    >>> y.shape
+    (4, 3)
     """
 
     _input_names = ("x", "label")
 
     def __init__(self, encoder, num_classes, out_channels, label_bias=False, tau=0.1, tol=0.0, max_iterations=40,
                  regularization=("weight", "whiten"), iteration_lr=1.0, iteration_projection=None, *, compat=None,
-                 rng=None, label_weight=None, label_bias_value=None, device="cpu"):
+                 rng=None, label_weight=None, label_bias_value=None, device="cpu", **iteration_plugins):
         if not isinstance(encoder, Encoder):
             raise TypeError(f"encoder: expected a refnsm.similarity encoder, got {type(encoder).__name__}")
         num_classes = _checks.check_int(num_classes, "num_classes", minimum=1)
@@ -705,7 +662,7 @@ class SupervisedSimilarityMatching(MultiSimilarityMatching):
         label_encoder = Linear(num_classes, out_channels, bias=label_bias, rng=rng, weight=label_weight,
                                bias_value=label_bias_value, dtype=encoder.dtype)
         super().__init__([encoder, label_encoder], out_channels, tau, tol, max_iterations, regularization,
-                         iteration_lr, iteration_projection, compat=compat, device=device)
+                         iteration_lr, iteration_projection, compat=compat, device=device, **iteration_plugins)
         self._broadcast = [False, True]
         self.num_classes = num_classes
 

@@ -13,7 +13,7 @@ For one linear encoder :math:`u = W x + \beta` with "weight" regularization, the
     \text{ enters the dynamics with a minus sign)}
 
 These are pynsm's documented rules :math:`\Delta W = 2\eta'(yx^\top - W)`, :math:`\Delta M = (\eta'/\tau)(yy^\top - M)`
-with :math:`\eta' = 2\eta/m` (spec §2.5).  The fixed points are :math:`W^* = \langle y x^\top\rangle`,
+with :math:`\eta' = 2\eta/m` (pynsm's docstrings).  The fixed points are :math:`W^* = \langle y x^\top\rangle`,
 :math:`M^* = \langle y y^\top\rangle`.
 """
 
@@ -37,6 +37,16 @@ def hebbian_update(W, M, x, y, lr, tau, bias=None):
     lr : float >= 0
     tau : float > 0
     bias : array_like, shape [m], optional
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import similarity as sim
+    >>> W, M = np.zeros((2, 3)), np.eye(2)
+    >>> x, y = np.ones((4, 3)), np.ones((4, 2))
+    >>> W2, M2 = sim.hebbian_update(W, M, x, y, lr=0.1, tau=0.5)
+    >>> W2.shape, M2.shape
+    ((2, 3), (2, 2))
     """
     W = _checks.as_float_array(W, "W", ndim=2, shape_hint="[m, n]")
     m, n = W.shape

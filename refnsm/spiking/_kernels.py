@@ -12,6 +12,8 @@ from numba import njit
 LINEAR, POLYNOMIAL, SIGMOID, GAUSSIAN = 0, 1, 2, 3
 # pairwise loss codes
 MSE, L1, BCE = 0, 1, 2
+#: a pair of rows is "near" when |x_i - x_j|^2 <= NEAR (|x_i|^2 + |x_j|^2); see ``gaussian_pairs``
+NEAR = 0.25
 
 
 @njit(cache=True)
@@ -91,9 +93,11 @@ def _kernel_coupling(A, K, G, kind, p):
                 for j in range(ny):
                     B[i, j] = A[i, j] * (pp * G[i, j] ** pm1)
     elif kind == SIGMOID:
+        # 1 - K as sigma(-p G), not by subtraction: a saturated K rounds to 1 and 1 - K to 0, where the exact
+        # derivative K (1 - K) is tiny but not 0
         for i in range(nx):
             for j in range(ny):
-                B[i, j] = pp * (A[i, j] * (K[i, j] * (one - K[i, j])))
+                B[i, j] = pp * (A[i, j] * (K[i, j] * (one / (one + np.exp(pp * G[i, j])))))
     else:
         c = A.dtype.type(2.0 * p * p)
         for i in range(nx):
@@ -130,8 +134,8 @@ def similarity_forward(X, G, kind, p, eps, exact_diagonal):
 
     Returns (S, r) with r the row norms.  G is formed by the caller with NumPy's ``X @ X.T`` (BLAS syrk: half the
     flops of a general product, and exactly symmetric).  With ``exact_diagonal`` the diagonal is formed from its
-    closed form instead of by cancellation: the gaussian S_ii = exp(-0) = 1, and the cosine
-    S_ii = r_i r_i / (r_i r_i + eps), which cannot round above 1.  torch's order of operations
+    closed form instead of by cancellation: the gaussian S_ii = exp(-0) = 1 (and for near rows S_ij from the
+    differences x_i - x_j), and the cosine S_ii = r_i r_i / (r_i r_i + eps), which cannot round above 1.  torch's order of operations
     (``exact_diagonal=False``) can put both a few ulp above 1 (spec section 8, bugs 2-3).
     """
     K = kernel_from_gram(G, X, X, kind, p)
@@ -145,9 +149,67 @@ def similarity_forward(X, G, kind, p, eps, exact_diagonal):
             if exact_diagonal:
                 K[i, i] = (r[i] * r[i]) / (r[i] * r[i] + e)
     elif kind == GAUSSIAN and exact_diagonal:
+        # near pairs (see gaussian_pairs): the squared distance from the differences, not by the cancellation in
+        # |x_i|^2 + |x_j|^2 - 2 G_ij, which exp(-d / 2 sigma^2) would amplify by d's condition number
+        two = X.dtype.type(2.0)
+        lim = X.dtype.type(NEAR)
+        c = X.dtype.type(2.0 * p * p)
         for i in range(n):
             K[i, i] = X.dtype.type(1.0)
+            for j in range(n):
+                sq = G[i, i] + G[j, j]
+                if j != i and (sq - two * G[i, j]) <= lim * sq:
+                    d = X.dtype.type(0.0)
+                    for k in range(X.shape[1]):
+                        t = X[i, k] - X[j, k]
+                        d += t * t
+                    K[i, j] = np.exp(-d / c)
     return K, r
+
+
+@njit(cache=True)
+def gaussian_pairs(Q, G, W, h):
+    """Split the gaussian similarity's gradient dX_i = sum_{j != i} M_ij (x_i - x_j), M = 2 (Q + Q^T), in two.
+
+    Formed as h_i x_i - sum_j M_ij x_j (BLAS), a pair's contribution carries a rounding error of order
+    eps |M_ij| |x|, which is harmless next to the exact |M_ij| |x_i - x_j| when the rows are far apart, and not
+    when they are near: two equal rows of different labels have S_ij = 1 and a BCE derivative of 1/eps_b ~ 1e12
+    multiplying an exact 0.  So far pairs go to W = -M (off the diagonal), h = sum of their M_ij, and near pairs,
+    |x_i - x_j|^2 <= NEAR (|x_i|^2 + |x_j|^2) judged from G, are returned as the matrix ``near`` (0 elsewhere) for
+    ``gaussian_near_pairs``, which forms their differences exactly.  The diagonal (i = j) contributes exactly 0
+    and is dropped.  Fills W and h (h starts at 0)."""
+    n = Q.shape[0]
+    two = Q.dtype.type(2.0)
+    lim = Q.dtype.type(NEAR)
+    near = np.zeros_like(Q)
+    for i in range(n):
+        acc = Q.dtype.type(0.0)
+        for j in range(n):
+            if j == i:
+                W[i, j] = 0.0
+                continue
+            m = two * (Q[i, j] + Q[j, i])
+            sq = G[i, i] + G[j, j]
+            if (sq - two * G[i, j]) <= lim * sq:
+                near[i, j] = m
+                W[i, j] = 0.0
+            else:
+                W[i, j] = -m
+                acc += m
+        h[i] = acc
+    return near
+
+
+@njit(cache=True)
+def gaussian_near_pairs(near, X, out):
+    """out_i += sum_j near_ij (x_i - x_j) over the entries of ``near`` that are not 0 (see ``gaussian_pairs``)."""
+    n, d = X.shape
+    for i in range(n):
+        for j in range(n):
+            m = near[i, j]
+            if m != 0:
+                for k in range(d):
+                    out[i, k] += m * (X[i, k] - X[j, k])
 
 
 @njit(cache=True)
@@ -159,7 +221,8 @@ def similarity_vjp(A, X, S, G, r, kind, p, eps):
     Written as dX = W X + diag(h) X with
       linear:     W = B + B^T,  B = A / P,  h_i = ((C + C^T) r)_i / r_i  (0 where r_i = 0),  C = -A G / P^2
       poly/sigm.: W = B + B^T,  h = 0
-      gaussian:   W = -2 (Q + Q^T),  h = 2 (Q 1 + Q^T 1)
+      gaussian:   dX_i = sum_j M_ij (x_i - x_j),  M = 2 (Q + Q^T), in two parts (``gaussian_pairs``): the pairs of
+                  near rows in that difference form, the others as W = -M, h = M 1 through BLAS
     """
     n = X.shape[0]
     W = np.empty_like(A)
@@ -172,7 +235,7 @@ def similarity_vjp(A, X, S, G, r, kind, p, eps):
             for j in range(n):
                 P = r[i] * r[j] + e
                 B[i, j] = A[i, j] / P
-                C[i, j] = -A[i, j] * G[i, j] / (P * P)
+                C[i, j] = -(A[i, j] * (G[i, j] / P)) / P  # not / (P * P): P * P overflows for huge spikes
         for i in range(n):
             acc = X.dtype.type(0.0)
             for j in range(n):
@@ -182,13 +245,13 @@ def similarity_vjp(A, X, S, G, r, kind, p, eps):
     else:
         B = _kernel_coupling(A, S, G, kind, p)
         if kind == GAUSSIAN:
-            two = X.dtype.type(2.0)
-            rs = B.sum(axis=1)
-            cs = B.sum(axis=0)
+            near = gaussian_pairs(B, G, W, h)
+            out = np.dot(W, X)
             for i in range(n):
-                h[i] = two * (rs[i] + cs[i])
-                for j in range(n):
-                    W[i, j] = -two * (B[i, j] + B[j, i])
+                for k in range(X.shape[1]):
+                    out[i, k] += h[i] * X[i, k]
+            gaussian_near_pairs(near, X, out)
+            return out
         else:
             for i in range(n):
                 for j in range(n):
@@ -202,10 +265,22 @@ def similarity_vjp(A, X, S, G, r, kind, p, eps):
 
 
 @njit(cache=True)
+def _add(acc, comp, x):
+    """Neumaier's compensated sum: (acc, comp) after adding x; the total is acc + comp."""
+    t = acc + x
+    if abs(acc) >= abs(x):
+        comp += (acc - t) + x
+    else:
+        comp += (x - t) + acc
+    return t, comp
+
+
+@njit(cache=True)
 def pairwise_loss(S, Y, loss, bce_eps):
-    """mean over all N^2 entries of the elementwise loss between S and the target Y (float64 accumulator)."""
+    """mean over all N^2 entries of the elementwise loss between S and the target Y (float64, compensated sum:
+    within an ulp or so of the terms' scale whatever N)."""
     n, m = S.shape
-    acc = 0.0
+    acc, comp = 0.0, 0.0
     one = S.dtype.type(1.0)
     floor = S.dtype.type(-100.0)
     for i in range(n):
@@ -214,18 +289,19 @@ def pairwise_loss(S, Y, loss, bce_eps):
             t = Y[i, j]
             if loss == MSE:
                 d = s - t
-                acc += d * d
+                term = float(d * d)
             elif loss == L1:
-                acc += abs(s - t)
+                term = float(abs(s - t))
             else:  # torch's BCE: -(t max(log s, -100) + (1 - t) max(log1p(-s), -100))
                 # for a 0/1 target one term is multiplied by exactly 0 (and is finite, s being in [0, 1]): skip its log
                 if t == 0:
-                    acc -= max(np.log1p(-s), floor)
+                    term = -float(max(np.log1p(-s), floor))
                 elif t == one:
-                    acc -= max(np.log(s), floor)
+                    term = -float(max(np.log(s), floor))
                 else:
-                    acc += (t - one) * max(np.log1p(-s), floor) - t * max(np.log(s), floor)
-    return acc / (n * m)
+                    term = float((t - one) * max(np.log1p(-s), floor) - t * max(np.log(s), floor))
+            acc, comp = _add(acc, comp, term)
+    return (acc + comp) / (n * m)
 
 
 @njit(cache=True)
@@ -247,6 +323,92 @@ def pairwise_loss_grad(S, Y, loss, g, bce_eps):
             else:
                 s = S[i, j]
                 A[i, j] = d / max(s * (one - s), e) * scale
+    return A
+
+
+@njit(cache=True)
+def similarity_complement(X, G, kind, p):
+    """C = 1 - S without the cancellation of 1 - S, for the sigmoid (sigma(-p G)) and gaussian (-expm1(-d / 2 sigma^2),
+    d formed as in ``similarity_forward``) kernels, whose S can lie within far less than an ulp of 1 (a saturated
+    sigmoid rounds to exactly 1).  The losses use it for S - 1 (mse, l1 where Y = 1), log(1 - S) and S (1 - S)
+    (bce); see ``pairwise_loss_exact``."""
+    n = X.shape[0]
+    C = np.empty((n, n), dtype=X.dtype)
+    one = X.dtype.type(1.0)
+    pp = X.dtype.type(p)
+    if kind == SIGMOID:
+        for i in range(n):
+            for j in range(n):
+                C[i, j] = one / (one + np.exp(pp * G[i, j]))
+        return C
+    x2 = row_sqnorms(X)
+    two = X.dtype.type(2.0)
+    lim = X.dtype.type(NEAR)
+    c = X.dtype.type(2.0 * p * p)
+    for i in range(n):
+        for j in range(n):
+            if j == i:
+                C[i, j] = 0.0
+                continue
+            sq = G[i, i] + G[j, j]
+            if (sq - two * G[i, j]) <= lim * sq:
+                d = X.dtype.type(0.0)
+                for k in range(X.shape[1]):
+                    t = X[i, k] - X[j, k]
+                    d += t * t
+            else:
+                d = (x2[i] + x2[j]) - two * G[i, j]
+            C[i, j] = -np.expm1(-d / c)
+    return C
+
+
+@njit(cache=True)
+def pairwise_loss_exact(S, C, Y, loss, bce_eps):
+    """``pairwise_loss`` with C = 1 - S given (``similarity_complement``): S - Y is -C where Y = 1, log(1 - S) is
+    log(C) and log(S) is log1p(-C), so an S that rounds to 1 keeps its distance to 1."""
+    n, m = S.shape
+    acc, comp = 0.0, 0.0
+    one = S.dtype.type(1.0)
+    floor = S.dtype.type(-100.0)
+    for i in range(n):
+        for j in range(m):
+            s = S[i, j]
+            t = Y[i, j]
+            d = -C[i, j] if t == one else s - t
+            if loss == MSE:
+                term = float(d * d)
+            elif loss == L1:
+                term = float(abs(d))
+            else:
+                lc = max(np.log(C[i, j]), floor) if C[i, j] > 0 else floor
+                if t == 0:
+                    term = -float(lc)
+                else:  # log S: from S itself where it is small, from C where S is near 1
+                    ls = max(np.log(s) if s < 0.5 else np.log1p(-C[i, j]), floor)
+                    term = -float(ls) if t == one else -float(t * ls - (t - one) * lc)
+            acc, comp = _add(acc, comp, term)
+    return (acc + comp) / (n * m)
+
+
+@njit(cache=True)
+def pairwise_loss_grad_exact(S, C, Y, loss, g, bce_eps):
+    """``pairwise_loss_grad`` with C = 1 - S given: S - Y is -C where Y = 1, S (1 - S) is S C."""
+    n, m = S.shape
+    A = np.empty_like(S)
+    scale = S.dtype.type(g / (n * m))
+    two = S.dtype.type(2.0)
+    one = S.dtype.type(1.0)
+    e = S.dtype.type(bce_eps)
+    for i in range(n):
+        for j in range(m):
+            t = Y[i, j]
+            d = -C[i, j] if t == one else S[i, j] - t
+            if loss == MSE:
+                A[i, j] = two * d * scale
+            elif loss == L1:
+                A[i, j] = (one if d > 0 else (-one if d < 0 else S.dtype.type(0.0))) * scale
+            else:
+                A[i, j] = d / max(S[i, j] * C[i, j], e) * scale
     return A
 
 
@@ -293,10 +455,17 @@ def spike_similar_loss_fused(X, G, L, kind, p, eps, exact_diagonal, loss, g, bce
             return 1, np.nan, empty
         if not in_unit_interval(Y):
             return 2, np.nan, empty
-    value = pairwise_loss(S, Y, loss, bce_eps)
-    if not want_grad:
-        return 0, value, empty
-    A = pairwise_loss_grad(S, Y, loss, g, bce_eps)
+    if exact_diagonal and (kind == SIGMOID or kind == GAUSSIAN):
+        C = similarity_complement(X, G, kind, p)
+        value = pairwise_loss_exact(S, C, Y, loss, bce_eps)
+        if not want_grad:
+            return 0, value, empty
+        A = pairwise_loss_grad_exact(S, C, Y, loss, g, bce_eps)
+    else:
+        value = pairwise_loss(S, Y, loss, bce_eps)
+        if not want_grad:
+            return 0, value, empty
+        A = pairwise_loss_grad(S, Y, loss, g, bce_eps)
     return 0, value, similarity_vjp(A, X, S, G, r, kind, p, eps)
 
 

@@ -22,9 +22,10 @@ time step and averaged, :math:`L = \frac1T \sum_t \mathrm{CE}(x_t, y)`, instead 
 time-averaged output (:func:`time_mean_cross_entropy`, the "SDT" baseline).  :class:`TETLoss` adds the paper's
 regulariser :math:`\lambda\,\overline{(x - \phi)^2}`.
 
-GPU: the functions above that take ``device`` run their CUDA twin (:mod:`refnsm.cuda.spiking`, same math and same
-validation) with ``device="cuda"``; inputs may be NumPy arrays (copied over, results returned as NumPy) or Numba
-device arrays (kept on the device).  See ``docs/cuda.md``.
+GPU: the functions that take ``device`` run the code below unchanged with ``device="cuda"``, with the kernel module
+and array namespace of :func:`refnsm._backend.get` (:mod:`refnsm.spiking._cuda_kernels`, the twins of
+:mod:`refnsm.spiking._kernels`, imported only then); inputs may be NumPy arrays (copied over, results returned as
+NumPy) or Numba device arrays (kept on the device); validation and messages are the same.  See ``docs/cuda.md``.
 
 Gradients (derived in the docstrings below and checked against finite differences in ``tests/``) follow
 torch's conventions where they are sound: :math:`\mathrm{sign}(0) = 0` in L1, the BCE gradient
@@ -39,6 +40,7 @@ import math
 
 import numpy as np
 
+from .. import _backend
 from .. import _checks
 from . import _kernels as K
 
@@ -80,18 +82,13 @@ IGNORE_INDEX = -100
 
 
 # ----------------------------------------------------------------------------------------------- validation
-DEVICES = _checks.DEVICES
-
-
-def _cuda_twin(device, name):
-    """The CUDA twin of a public function when ``device="cuda"`` (imported only then), else None."""
-    return _checks.cuda_twin(device, "spiking", name)
+DEVICES = _backend.DEVICES
+COMPAT = (None, "spikingjelly")
+HOST = _backend.HOST  # the validators take the device's array namespace ``xp`` (refnsm._backend)
 
 
 def _check_compat(compat):
-    if compat is not None and compat != "spikingjelly":
-        raise ValueError(f"compat: expected None or 'spikingjelly', got {compat!r}")
-    return compat
+    return _backend.check_compat(compat, COMPAT)
 
 
 def _kernel_spec(kernel, args, name="kernel"):
@@ -111,22 +108,22 @@ def _kernel_spec(kernel, args, name="kernel"):
     return _KERNEL_CODE[kernel], p
 
 
-def _flatten_spikes(spikes, dtype=None):
-    X = _checks.as_float_array(spikes, "spikes", min_ndim=2, shape_hint="[N, ...] (batch first)", dtype=dtype)
+def _flatten_spikes(spikes, dtype=None, xp=HOST):
+    X = xp.asarray(spikes, "spikes", min_ndim=2, shape_hint="[N, ...] (batch first)", dtype=dtype)
     if X.shape[0] == 0:
         raise ValueError(f"spikes: expected at least one sample, got shape {X.shape}")
-    return X, X.reshape(X.shape[0], -1)
+    return X, X.reshape(X.shape[0], X.size // X.shape[0])
 
 
-def _labels_for(labels, n, dtype, compat):
+def _labels_for(labels, n, dtype, compat, xp=HOST):
     """Validated labels [n, C] in the dtype the label matrix is formed in.
 
     spikingjelly forms Y in float32 whatever the spikes' dtype (labels.float()); refnsm uses the spikes' dtype
     unless compat="spikingjelly".  For 0/1 labels the two are identical."""
-    L = _checks.as_float_array(labels, "labels", ndim=2, shape_hint="[N, C] (multi-hot)")
+    L = xp.as_real(labels, "labels", ndim=2, shape_hint="[N, C] (multi-hot)")
     if L.shape[0] != n:
         raise ValueError(f"labels: expected {n} rows to match spikes' batch size, got shape {L.shape}")
-    return np.ascontiguousarray(L, dtype=np.float32 if compat == "spikingjelly" else dtype)
+    return xp.astype(L, np.float32 if compat == "spikingjelly" else dtype)
 
 
 _GRAM_IN_KERNEL_BELOW = 1 << 20  # N^2 D
@@ -146,6 +143,11 @@ def _gram(X):
     syrk = blas.dsyrk if X.dtype == np.float64 else blas.ssyrk
     # X.T is an F-ordered [D, N] view (no copy); trans=1 gives (X.T)^T X.T = X X^T, upper triangle only
     return K.symmetric_from_upper(syrk(1.0, X.T, trans=1))
+
+
+def _gram_matrix(K, xp, X):
+    """``G = X X^T`` where the kernels run: BLAS syrk on the host (:func:`_gram`), the tiled product on the device."""
+    return _gram(X) if xp is HOST else K.gram_matrix(X)
 
 
 def _bce_range_check(S, Y, kernel, dtype):
@@ -177,11 +179,11 @@ def _bce_range_check(S, Y, kernel, dtype):
 
 
 # --------------------------------------------------------------------------------------- kernel_dot_product
-def _kdp_prepare(x, y, kernel, args, compat):
+def _kernel_dot_product_args(x, y, kernel, args, compat, xp=HOST):
     _check_compat(compat)
-    dtype = _checks.result_float_dtype(x, y)
-    x = _checks.as_float_array(x, "x", ndim=2, shape_hint="[Nx, M]", dtype=dtype)
-    y = _checks.as_float_array(y, "y", ndim=2, shape_hint="[Ny, M]", dtype=dtype)
+    dtype = xp.dtype_of(x, y)
+    x = xp.asarray(x, "x", ndim=2, shape_hint="[Nx, M]", dtype=dtype)
+    y = xp.asarray(y, "y", ndim=2, shape_hint="[Ny, M]", dtype=dtype)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"y: expected {x.shape[1]} columns to match x (shape {x.shape}), got shape {y.shape}")
     code, p = _kernel_spec(kernel, args)
@@ -191,8 +193,8 @@ def _kdp_prepare(x, y, kernel, args, compat):
             tile = True
         else:
             raise ValueError(
-                f"y: the gaussian kernel needs as many rows as x (or x with one row); got x {x.shape} and y "
-                f"{y.shape}. spikingjelly returns a wrong [Nx, Nx] matrix for Ny = 1 and crashes otherwise; "
+                f"y: the gaussian kernel needs as many rows as x (or x with one row); got x {tuple(x.shape)} and y "
+                f"{tuple(y.shape)}. spikingjelly returns a wrong [Nx, Nx] matrix for Ny = 1 and crashes otherwise; "
                 f"pass compat='spikingjelly' to reproduce the Ny = 1 output"
             )
     return x, y, code, p, tile
@@ -228,15 +230,25 @@ def kernel_dot_product(x, y, kernel="linear", *args, compat=None, device="cpu"):
         silently returns a wrong matrix or crashes; ``sigma <= 0``; NaN or Inf.
     TypeError
         Unknown types; a missing or superfluous kernel argument.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> x = np.array([[1.0, 0.0], [1.0, 1.0]])
+    >>> spiking.kernel_dot_product(x, x, "linear")
+    array([[1., 1.],
+           [1., 2.]])
+    >>> spiking.kernel_dot_product(x, x, "polynomial", 2)
+    array([[1., 1.],
+           [1., 4.]])
     """
-    twin = _cuda_twin(device, "kernel_dot_product")
-    if twin is not None:
-        return twin(x, y, kernel, *args, compat=compat)
-    x, y, code, p, tile = _kdp_prepare(x, y, kernel, args, compat)
-    Kmat, _ = K.kernel_forward(x, y, code, p)
-    if tile:
-        return np.repeat(Kmat, x.shape[0], axis=1)
-    return Kmat
+    kernels, xp = _backend.get("spiking", device, x, y)
+    x, y, code, p, tile = _kernel_dot_product_args(x, y, kernel, args, compat, xp)
+    Kmat, _ = kernels.kernel_forward(x, y, code, p)
+    if tile:  # the compat="spikingjelly" corner: repeated on the host
+        return xp.give_back_host(np.repeat(xp.to_host(Kmat), x.shape[0], axis=1))
+    return xp.give_back(Kmat)
 
 
 def kernel_dot_product_vjp(grad_out, x, y, kernel="linear", *args, compat=None, device="cpu"):
@@ -252,21 +264,30 @@ def kernel_dot_product_vjp(grad_out, x, y, kernel="linear", *args, compat=None, 
       :math:`\bar y = 2\,\mathrm{diag}(Q^\top\mathbf 1)\,y - 2 Q^\top x`.
 
     When ``x`` and ``y`` are the same array the total gradient is the sum of the two.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> x = np.array([[1.0, 0.0], [1.0, 1.0]])
+    >>> gx, gy = spiking.kernel_dot_product_vjp(np.ones((2, 2)), x, x, "linear")
+    >>> gx + gy  # d sum(x x^T) / dx = 2 * (column sums of x), in every row
+    array([[4., 2.],
+           [4., 2.]])
     """
-    twin = _cuda_twin(device, "kernel_dot_product_vjp")
-    if twin is not None:
-        return twin(grad_out, x, y, kernel, *args, compat=compat)
-    x, y, code, p, tile = _kdp_prepare(x, y, kernel, args, compat)
+    kernels, xp = _backend.get("spiking", device, grad_out, x, y)
+    x, y, code, p, tile = _kernel_dot_product_args(x, y, kernel, args, compat, xp)
     expected = (x.shape[0], x.shape[0] if tile else y.shape[0])
-    A = _checks.as_float_array(grad_out, "grad_out", dtype=x.dtype)
+    A = xp.asarray(grad_out, "grad_out", dtype=x.dtype)
     _checks.check_shape(A, "grad_out", expected, "the kernel matrix's shape")
-    if tile:  # every column of the tiled output is k(x_i, y_0): their gradients add
-        A = np.ascontiguousarray(A.sum(axis=1, keepdims=True))
-    return K.kernel_vjp(A, x, y, code, p)
+    if tile:  # every column of the tiled output is k(x_i, y_0): their gradients add (summed on the host)
+        A = xp.from_host(np.ascontiguousarray(xp.to_host(A).sum(axis=1, keepdims=True)))
+    gx, gy = kernels.kernel_vjp(A, x, y, code, p)
+    return xp.give_back(gx), xp.give_back(gy)
 
 
 # ------------------------------------------------------------------------------- similarity and its losses
-def spike_similarity_matrix(spikes, kernel_type="linear", *args, compat=None):
+def spike_similarity_matrix(spikes, kernel_type="linear", *args, compat=None, device="cpu"):
     r"""Output similarity :math:`S = \kappa(X, X)` of the flattened spikes, :math:`X` = ``spikes`` as [N, D].
 
     For the linear kernel :math:`S_{ij} = x_i\cdot x_j / (\|x_i\|\,\|x_j\| + 10^{-8})`: an all-zero row gives a
@@ -277,15 +298,27 @@ def spike_similarity_matrix(spikes, kernel_type="linear", *args, compat=None):
     rather than by the cancellation torch performs, which can round it a few ulp above 1 (in float32 for the
     cosine almost always) and makes a following BCE refuse the input.  ``compat="spikingjelly"`` keeps torch's
     rounding.  The gradient is the same either way (the closed form is the same function of X).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> spikes = np.array([[[1.0, 0.0]], [[1.0, 0.0]], [[0.0, 1.0]]])   # [N=3, M=1, T=2]
+    >>> S = spiking.spike_similarity_matrix(spikes)
+    >>> np.round(S, 6)  # cosine similarities of the flattened trains
+    array([[1., 1., 0.],
+           [1., 1., 0.],
+           [0., 0., 1.]])
     """
+    kernels, xp = _backend.get("spiking", device, spikes)
     _check_compat(compat)
     code, p = _kernel_spec(kernel_type, args, "kernel_type")
-    _, X = _flatten_spikes(spikes)
-    S, _ = K.similarity_forward(X, _gram(X), code, p, COSINE_EPS, compat is None)
-    return S
+    _, X = _flatten_spikes(spikes, xp=xp)
+    S, _ = kernels.similarity_forward(X, _gram_matrix(kernels, xp, X), code, p, COSINE_EPS, compat is None)
+    return xp.give_back(S)
 
 
-def spike_similarity_matrix_vjp(grad_out, spikes, kernel_type="linear", *args, compat=None):
+def spike_similarity_matrix_vjp(grad_out, spikes, kernel_type="linear", *args, compat=None, device="cpu"):
     r"""Gradient :math:`\partial L/\partial\,\mathrm{spikes}` of :func:`spike_similarity_matrix`.
 
     Both kernel arguments are :math:`X`, so the two paths add: :math:`\bar X = (B + B^\top) X` for the linear
@@ -296,42 +329,63 @@ def spike_similarity_matrix_vjp(grad_out, spikes, kernel_type="linear", *args, c
     :math:`\bar X = (B + B^\top) X + \mathrm{diag}(g \oslash r) X`, with :math:`g_i/r_i := 0` where :math:`r_i = 0`
     (the subgradient of the norm at 0 that torch uses).  A silent row therefore receives gradients of order
     :math:`1/\epsilon = 10^8` through :math:`B`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> spikes = np.array([[[1.0, 0.0]], [[1.0, 1.0]]])
+    >>> g = spiking.spike_similarity_matrix_vjp(np.ones((2, 2)), spikes)
+    >>> g.shape
+    (2, 1, 2)
     """
+    kernels, xp = _backend.get("spiking", device, grad_out, spikes)
     _check_compat(compat)
     code, p = _kernel_spec(kernel_type, args, "kernel_type")
-    shape_in, X = _flatten_spikes(spikes)
-    A = _checks.as_float_array(grad_out, "grad_out", dtype=X.dtype)
+    shape_in, X = _flatten_spikes(spikes, xp=xp)
+    A = xp.asarray(grad_out, "grad_out", dtype=X.dtype)
     _checks.check_shape(A, "grad_out", (X.shape[0], X.shape[0]), "the similarity matrix's shape")
-    G = _gram(X)
-    S, r = K.similarity_forward(X, G, code, p, COSINE_EPS, compat is None)
-    return K.similarity_vjp(A, X, S, G, r, code, p, COSINE_EPS).reshape(shape_in.shape)
+    G = _gram_matrix(kernels, xp, X)
+    S, r = kernels.similarity_forward(X, G, code, p, COSINE_EPS, compat is None)
+    return xp.give_back(kernels.similarity_vjp(A, X, S, G, r, code, p, COSINE_EPS).reshape(*shape_in.shape))
 
 
-def label_similarity_matrix(labels, dtype=np.float64, *, compat=None):
+def label_similarity_matrix(labels, dtype=np.float64, *, compat=None, device="cpu"):
     r"""Target similarity :math:`Y = \min(L L^\top, 1)` of multi-hot labels ``L`` [N, C].
 
     For 0/1 labels :math:`Y_{ij} = 1` iff samples *i* and *j* share a label, and :math:`Y_{ii} = 0` for a sample
     with no label.  Only the upper side is clamped (soft or negative labels pass through).  With
     ``compat="spikingjelly"`` the product is formed in float32 as spikingjelly does (``labels.float()``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> labels = np.array([[1, 0, 1], [1, 0, 0], [0, 1, 0]])   # multi-hot
+    >>> spiking.label_similarity_matrix(labels)   # 1 where two samples share a label
+    array([[1., 1., 0.],
+           [1., 1., 0.],
+           [0., 0., 1.]])
     """
     _check_compat(compat)
     dtype = np.dtype(dtype)
     if dtype not in _checks.FLOAT_DTYPES:
         raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
-    L = _checks.as_float_array(labels, "labels", ndim=2, shape_hint="[N, C] (multi-hot)")
-    return K.label_matrix(_labels_for(L, L.shape[0], dtype, compat), np.empty(0, dtype=dtype))
+    kernels, xp = _backend.get("spiking", device, labels)
+    L = xp.as_real(labels, "labels", ndim=2, shape_hint="[N, C] (multi-hot)")
+    return xp.give_back(kernels.label_matrix(_labels_for(L, L.shape[0], dtype, compat, xp), xp.empty(0, dtype=dtype)))
 
 
-# One-entry memo of the last spike_similar_loss forward, so that the pair ``spike_similar_loss(...)`` then
+# One-entry memo of the last host spike_similar_loss forward, so that the pair ``spike_similar_loss(...)`` then
 # ``spike_similar_loss_vjp(None, ...)`` (or ``grad_out=1.0``) on the same inputs does not redo the work the loss
 # did: small problems (G formed in the kernel) get the gradient computed by the loss call (it costs little next
 # to the call itself) and returned as is; large ones reuse the Gram matrix, the BLAS product that dominates.
-# The key is the exact inputs: private copies of the flattened spikes and labels, compared element for element
-# (a mutated array, another dtype or shape, other options: no hit), plus the options; a hit returns what the
-# VJP would have computed from the same arrays, bit for bit (tests/test_spiking.py).  Values are never cached
-# for the loss itself; spike_similar_loss_value_and_grad, one call for both, remains the cheapest.
-# A VJP whose raw arguments (ndarrays, same options) have the bits of the loss call's raw arguments is served
-# before validation: validation is a function of those bits, and it passed for them.
+# The key is the exact inputs: private copies of the flattened spikes and labels, compared bit for bit (a
+# mutated array, another dtype or shape, other options: no hit), plus the options; a hit returns what the VJP
+# would have computed from the same arrays, bit for bit (tests/test_spiking_memo.py).  A VJP whose raw
+# arguments (ndarrays, same options) have the bits of the loss call's raw arguments is served before
+# validation: validation is a function of those bits, and it passed for them.
+# spike_similar_loss_value_and_grad, one call for both, remains the cheapest and never uses the memo.
 _memo = None  # (options, X copy, L copy, G or None, grad for g = 1 or None, raw options, raw spikes, raw labels)
 
 
@@ -339,11 +393,19 @@ def _raw_opts(kernel_type, loss_type, args, compat):
     return (kernel_type, loss_type, tuple((type(a), a) for a in args), compat)
 
 
+def _same_bits(kept, a):
+    """``a`` holds exactly the bits of the kept copy (so -0.0 differs from 0.0); False for a strided ``a``."""
+    if (type(a) is not np.ndarray or kept.dtype != a.dtype or kept.shape != a.shape
+            or not a.flags.c_contiguous or a.dtype.kind not in "fiub"):
+        return False
+    u = np.dtype(f"u{a.itemsize}")
+    return bool(np.array_equal(kept.reshape(-1).view(u), a.reshape(-1).view(u)))
+
+
 def _memo_fast(spikes, labels, kernel_type, loss_type, args, compat):
     """The memoised gradient (a copy) when the raw arguments are those of the last loss call, else None."""
     m = _memo
-    if (m is None or m[4] is None or m[6] is None or type(spikes) is not np.ndarray
-            or type(labels) is not np.ndarray):
+    if m is None or m[4] is None or m[6] is None:
         return None
     try:
         same = m[5] == _raw_opts(kernel_type, loss_type, args, compat)
@@ -354,16 +416,6 @@ def _memo_fast(spikes, labels, kernel_type, loss_type, args, compat):
     return m[4].reshape(spikes.shape).copy()
 
 
-def _same_bits(kept, a):
-    """``a`` holds exactly the bits of the kept copy (so -0.0 differs from 0.0); False for a strided ``a``."""
-    if kept.dtype != a.dtype or kept.shape != a.shape or not a.flags.c_contiguous:
-        return False
-    if a.dtype.kind not in "fiub":
-        return False
-    u = np.dtype(f"u{a.itemsize}")
-    return bool(np.array_equal(kept.reshape(-1).view(u), a.reshape(-1).view(u)))
-
-
 def _memo_lookup(opts, X, L):
     m = _memo
     if m is None or m[0] != opts or not _same_bits(m[1], X) or not _same_bits(m[2], L):
@@ -371,40 +423,46 @@ def _memo_lookup(opts, X, L):
     return m
 
 
-def _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, g, want_grad, want_value=True):
-    """Validate, then run the fused kernel; returns (value, dL/dspikes or None).
+def _ssl_run(device, spikes, labels, kernel_type, loss_type, args, compat, g, want_grad, want_value=True):
+    """Validate, then run the fused kernel on ``device``; returns (value, dL/dspikes or None).
 
     ``want_value=False`` (the VJP): the value may be skipped (None) when the memo holds the gradient."""
     global _memo
-    if not want_value and g == 1.0:
+    host = device == "cpu"
+    if host and not want_value and g == 1.0:
         grad = _memo_fast(spikes, labels, kernel_type, loss_type, args, compat)
         if grad is not None:
             return None, grad
+    kernels, xp = _backend.get("spiking", device, spikes, labels)
     _check_compat(compat)
     code, p = _kernel_spec(kernel_type, args, "kernel_type")
     _checks.check_option(loss_type, "loss_type", LOSSES)
-    shaped, X = _flatten_spikes(spikes)
-    L = _labels_for(labels, X.shape[0], X.dtype, compat)
+    shaped, X = _flatten_spikes(spikes, xp=xp)
+    L = _labels_for(labels, X.shape[0], X.dtype, compat, xp)
+    host = host and type(X) is np.ndarray and type(L) is np.ndarray
     opts = (code, p, compat, loss_type)
-    # small problems: the kernel forms G itself (a Python-level BLAS call costs more than the product)
-    large = X.shape[0] ** 2 * X.shape[1] >= _GRAM_IN_KERNEL_BELOW
-    hit = _memo_lookup(opts, X, L) if want_grad else None
+    # small problems: the kernel forms G itself (on the host a Python-level BLAS call costs more than the product)
+    big = X.shape[0] ** 2 * X.shape[1] >= _GRAM_IN_KERNEL_BELOW
+    hit = _memo_lookup(opts, X, L) if host and want_grad else None
     if hit is not None and hit[4] is not None and g == 1.0 and not want_value:
-        return None, hit[4].reshape(shaped.shape).copy()  # only the VJP looks up, and it returns the gradient
-    G = (hit[3] if hit is not None and hit[3] is not None else _gram(X)) if large else np.empty((0, 0), X.dtype)
-    memo_grad = not want_grad and not large  # the loss of a small problem also forms the gradient, for the VJP
-    status, value, grad = K.spike_similar_loss_fused(X, G, L, code, p, COSINE_EPS, compat is None, _LOSS_CODE[loss_type],
-                                                     g, BCE_EPS, want_grad or memo_grad)
+        return None, hit[4].reshape(shaped.shape).copy()
+    if hit is not None and hit[3] is not None:
+        G = hit[3]
+    else:
+        G = _gram_matrix(kernels, xp, X) if big else xp.empty((0, 0), dtype=X.dtype)
+    memo_grad = host and not want_grad and not big  # the loss of a small problem also forms the gradient
+    status, value, grad = kernels.spike_similar_loss_fused(X, G, L, code, p, COSINE_EPS, compat is None,
+                                                           _LOSS_CODE[loss_type], g, BCE_EPS, want_grad or memo_grad)
     if status:  # bce outside [0, 1]: recompute S and Y to say where and why
-        S, _ = K.similarity_forward(X, _gram(X), code, p, COSINE_EPS, compat is None)
-        _bce_range_check(S, K.label_matrix(L, X), kernel_type, X.dtype)
-    if not want_grad:
+        S, _ = kernels.similarity_forward(X, _gram_matrix(kernels, xp, X), code, p, COSINE_EPS, compat is None)
+        _bce_range_check(xp.to_host(S), xp.to_host(kernels.label_matrix(L, X)), kernel_type, np.dtype(X.dtype))
+    if host and not want_grad:
         Xc = np.ascontiguousarray(X).copy()
         raw_X = Xc.reshape(spikes.shape) if type(spikes) is np.ndarray and spikes.dtype == X.dtype else None
         raw_L = labels.copy() if type(labels) is np.ndarray and raw_X is not None else None
-        _memo = (opts, Xc, L.copy(), G if large else None, grad if memo_grad else None,
+        _memo = (opts, Xc, L.copy(), G if big else None, grad if memo_grad else None,
                  _raw_opts(kernel_type, loss_type, args, compat), raw_X, raw_L)
-    return np.asarray(value, dtype=X.dtype), (grad.reshape(shaped.shape) if want_grad else None)
+    return np.asarray(value, dtype=X.dtype), (xp.give_back(grad.reshape(*shaped.shape)) if want_grad else None)
 
 
 def spike_similar_loss(spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None, device="cpu"):
@@ -417,6 +475,12 @@ def spike_similar_loss(spikes, labels, kernel_type="linear", loss_type="mse", *a
     with :math:`\ell` the squared error (``mse``), absolute error (``l1``) or torch's clamped binary
     cross-entropy (``bce``: :math:`-[Y\max(\log S,-100) + (1-Y)\max(\log(1-S),-100)]`).  The linear kernel is
     cosine-normalised (:func:`spike_similarity_matrix`).  Every pair counts, the diagonal included.
+
+    For the sigmoid and gaussian kernels, :math:`1 - S` is taken from the kernel's own formula
+    (:math:`\sigma(-\alpha G)`, :math:`-\mathrm{expm1}(-\|x_i - x_j\|^2/2\sigma^2)`) wherever the loss needs it
+    (:math:`S - Y` at :math:`Y = 1`, :math:`\log(1 - S)`, :math:`S(1 - S)`), not by subtraction: an :math:`S`
+    within an ulp of 1 (a saturated sigmoid, near rows) keeps its distance to 1 (``docs/accuracy.md``).
+    ``compat="spikingjelly"`` keeps torch's :math:`1 - S`.
 
     Parameters
     ----------
@@ -451,11 +515,19 @@ def spike_similar_loss(spikes, labels, kernel_type="linear", loss_type="mse", *a
     pass.  Calling this function and then :func:`spike_similar_loss_vjp` on the same arrays also avoids most of
     the repeated work: the VJP reuses what this call computed when its inputs are bit for bit the same (a private
     copy of the last inputs is kept for the comparison).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> spikes = np.array([[[1.0, 0.0]], [[1.0, 0.0]], [[0.0, 1.0]]])   # [N, M, T]
+    >>> labels = np.array([[1, 0], [1, 0], [0, 1]])   # samples 0 and 1 share a class
+    >>> round(float(spiking.spike_similar_loss(spikes, labels, "linear", "mse")), 12)   # S already matches Y
+    0.0
+    >>> float(spiking.spike_similar_loss(spikes, labels[::-1], "linear", "mse")) > 0
+    True
     """
-    twin = _cuda_twin(device, "spike_similar_loss")
-    if twin is not None:
-        return twin(spikes, labels, kernel_type, loss_type, *args, compat=compat)
-    return _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, 1.0, False)[0]
+    return _ssl_run(device, spikes, labels, kernel_type, loss_type, args, compat, 1.0, False)[0]
 
 
 def spike_similar_loss_vjp(grad_out, spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None,
@@ -470,24 +542,43 @@ def spike_similar_loss_vjp(grad_out, spikes, labels, kernel_type="linear", loss_
     constants, as spikingjelly's ``labels.float()`` cuts the graph for integer labels).
 
     ``grad_out`` is the upstream gradient of the scalar loss (``None`` means 1.0).  Right after
-    :func:`spike_similar_loss` on the same inputs (compared bit for bit), the work of that call is reused (for
-    small problems the whole gradient, when ``grad_out`` is 1); the result is the same either way.  To get both
-    the value and the gradient, :func:`spike_similar_loss_value_and_grad` is the one call to make.
+    :func:`spike_similar_loss` on the same host inputs (compared bit for bit), the work of that call is reused
+    (for small problems the whole gradient, when ``grad_out`` is 1); the result is the same either way.  To get
+    both the value and the gradient, :func:`spike_similar_loss_value_and_grad` is the one call to make.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> rng = np.random.default_rng(0)
+    >>> spikes = (rng.random((4, 3, 5)) < 0.5).astype(float)
+    >>> labels = np.array([[1, 0], [1, 1], [0, 1], [1, 0]])
+    >>> g = spiking.spike_similar_loss_vjp(None, spikes, labels, "linear", "mse")
+    >>> g.shape == spikes.shape
+    True
     """
-    twin = _cuda_twin(device, "spike_similar_loss_vjp")
-    if twin is not None:
-        return twin(grad_out, spikes, labels, kernel_type, loss_type, *args, compat=compat)
     g = _checks.scalar_grad_out(grad_out)
-    return _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, g, True, want_value=False)[1]
+    return _ssl_run(device, spikes, labels, kernel_type, loss_type, args, compat, g, True, want_value=False)[1]
 
 
 def spike_similar_loss_value_and_grad(spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None,
                                       device="cpu"):
-    """``(spike_similar_loss(...), spike_similar_loss_vjp(None, ...))`` sharing one forward pass (for training)."""
-    twin = _cuda_twin(device, "spike_similar_loss_value_and_grad")
-    if twin is not None:
-        return twin(spikes, labels, kernel_type, loss_type, *args, compat=compat)
-    return _ssl_run(spikes, labels, kernel_type, loss_type, args, compat, 1.0, True)
+    """``(spike_similar_loss(...), spike_similar_loss_vjp(None, ...))`` sharing one forward pass (for training).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> rng = np.random.default_rng(0)
+    >>> spikes = (rng.random((4, 3, 5)) < 0.5).astype(float)
+    >>> labels = np.array([[1, 0], [1, 1], [0, 1], [1, 0]])
+    >>> loss, g = spiking.spike_similar_loss_value_and_grad(spikes, labels, "linear", "mse")
+    >>> bool(loss == spiking.spike_similar_loss(spikes, labels, "linear", "mse"))
+    True
+    >>> np.allclose(g, spiking.spike_similar_loss_vjp(None, spikes, labels, "linear", "mse"))
+    True
+    """
+    return _ssl_run(device, spikes, labels, kernel_type, loss_type, args, compat, 1.0, True)
 
 
 # --------------------------------------------------------------------------------------------- TET losses
@@ -506,20 +597,22 @@ def check_target_values(tgt, T, C, ignore_index, x_shape):
         )
 
 
-def _ce_prepare(x_seq, target, ignore_index):
-    x = _checks.as_float_array(x_seq, "x_seq", min_ndim=3, shape_hint="[T, N, C, *spatial]")
-    tgt = _checks.as_index_array(target, "target", shape_hint="[N, *spatial]")
+def _ce_prepare(x_seq, target, ignore_index, xp=HOST):
+    """``(x, x4 [T, N, C, S], t2 [N, S] int64, ignore_index)``, validated; a device ``target`` is validated on the
+    host (it is C times smaller than ``x_seq``)."""
+    x = xp.asarray(x_seq, "x_seq", min_ndim=3, shape_hint="[T, N, C, *spatial]")
+    tgt = _checks.as_index_array(xp.to_host(target), "target", shape_hint="[N, *spatial]")
     ignore_index = _checks.check_int(ignore_index, "ignore_index")
-    expected = (x.shape[1],) + x.shape[3:]
+    expected = (x.shape[1],) + tuple(x.shape[3:])
     if tgt.shape != expected:
         raise ValueError(
             f"target: expected shape {expected} (x_seq's batch and spatial dims, [N, *spatial]) for x_seq of shape "
-            f"{x.shape}, got {tgt.shape}"
+            f"{tuple(x.shape)}, got {tgt.shape}"
         )
     T, N, C = x.shape[:3]
     check_target_values(tgt, T, C, ignore_index, tuple(x.shape))
     x4 = x.reshape(T, N, C, math.prod(x.shape[3:]))
-    t2 = tgt.reshape(N, x4.shape[3])
+    t2 = xp.from_host(tgt.reshape(N, x4.shape[3]))
     return x, x4, t2, ignore_index
 
 
@@ -536,9 +629,9 @@ def temporal_efficient_training_cross_entropy(x_seq, target, ignore_index=IGNORE
 
     Parameters
     ----------
-    x_seq : array_like, shape [T, N, C, *spatial]
+    x_seq : array_like, shape [T, N, C, \*spatial]
         Logits per time step.
-    target : integer array_like, shape [N, *spatial]
+    target : integer array_like, shape [N, \*spatial]
         Class indices in [0, C), or ``ignore_index``.
     ignore_index : int
         Target value excluded from the mean (torch's default -100).
@@ -546,12 +639,21 @@ def temporal_efficient_training_cross_entropy(x_seq, target, ignore_index=IGNORE
     Returns
     -------
     0-d ndarray of x_seq's dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> x_seq = np.zeros((4, 2, 3))          # [T, N, C]: uniform logits at every step
+    >>> target = np.array([0, 2])
+    >>> round(float(spiking.temporal_efficient_training_cross_entropy(x_seq, target)), 6)   # log(3)
+    1.098612
+    >>> round(float(np.log(3)), 6)
+    1.098612
     """
-    twin = _cuda_twin(device, "temporal_efficient_training_cross_entropy")
-    if twin is not None:
-        return twin(x_seq, target, ignore_index)
-    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
-    loss, _, _ = K.cross_entropy_steps(x4, t2, ii, 1.0, False)
+    kernels, xp = _backend.get("spiking", device, x_seq, target)
+    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index, xp)
+    loss, _, _ = kernels.cross_entropy_steps(x4, t2, ii, 1.0, False)
     return np.asarray(loss, dtype=x.dtype)
 
 
@@ -559,37 +661,86 @@ def temporal_efficient_training_cross_entropy_vjp(grad_out, x_seq, target, ignor
                                                   device="cpu"):
     r"""Gradient of the TET cross-entropy: :math:`\partial L/\partial x_{t,n,c,s} =
     (p_{t,n,c,s} - [c = y_{n,s}])\,[(n,s)\in V] / |V|`, with :math:`p` the softmax over classes (computed as
-    ``exp(log_softmax)`` with the maximum subtracted)."""
-    twin = _cuda_twin(device, "temporal_efficient_training_cross_entropy_vjp")
-    if twin is not None:
-        return twin(grad_out, x_seq, target, ignore_index)
+    ``exp(log_softmax)`` with the maximum subtracted).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> x_seq = np.zeros((2, 1, 2))
+    >>> g = spiking.temporal_efficient_training_cross_entropy_vjp(None, x_seq, np.array([0]))
+    >>> g[:, 0]   # (softmax - onehot) / (T N) at every step
+    array([[-0.25,  0.25],
+           [-0.25,  0.25]])
+    """
+    kernels, xp = _backend.get("spiking", device, x_seq, target)
     g = _checks.scalar_grad_out(grad_out)
-    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
-    _, grad, _ = K.cross_entropy_steps(x4, t2, ii, g, True)
-    return grad.reshape(x.shape)
+    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index, xp)
+    _, grad, _ = kernels.cross_entropy_steps(x4, t2, ii, g, True)
+    return xp.give_back(grad.reshape(*x.shape))
 
 
-def temporal_efficient_training_cross_entropy_value_and_grad(x_seq, target, ignore_index=IGNORE_INDEX):
-    """``(loss, d loss / d x_seq)`` of :func:`temporal_efficient_training_cross_entropy` in one pass (for training)."""
-    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
-    loss, grad, _ = K.cross_entropy_steps(x4, t2, ii, 1.0, True)
-    return np.asarray(loss, dtype=x.dtype), grad.reshape(x.shape)
+def temporal_efficient_training_cross_entropy_value_and_grad(x_seq, target, ignore_index=IGNORE_INDEX, *,
+                                                             device="cpu"):
+    """``(loss, d loss / d x_seq)`` of :func:`temporal_efficient_training_cross_entropy` in one pass (for training).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> x_seq = np.zeros((2, 1, 2))
+    >>> loss, g = spiking.temporal_efficient_training_cross_entropy_value_and_grad(x_seq, np.array([1]))
+    >>> round(float(loss), 6), g.shape
+    (0.693147, (2, 1, 2))
+    """
+    kernels, xp = _backend.get("spiking", device, x_seq, target)
+    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index, xp)
+    loss, grad, _ = kernels.cross_entropy_steps(x4, t2, ii, 1.0, True)
+    return np.asarray(loss, dtype=x.dtype), xp.give_back(grad.reshape(*x.shape))
 
 
-def time_mean_cross_entropy(x_seq, target, ignore_index=IGNORE_INDEX):
-    r"""The "SDT" baseline: cross-entropy of the time-averaged logits, :math:`\mathrm{CE}(\frac1T\sum_t x_t, y)`."""
-    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
-    loss, _, _ = K.cross_entropy_steps(K.time_mean(x4)[None], t2, ii, 1.0, False)
+def _time_mean_1(kernels, x4):
+    """The time-averaged logits [1, N, C, S] (a leading axis of one step, for cross_entropy_steps)."""
+    m = kernels.time_mean(x4)
+    return m.reshape(*((1,) + tuple(m.shape)))
+
+
+def time_mean_cross_entropy(x_seq, target, ignore_index=IGNORE_INDEX, *, device="cpu"):
+    r"""The "SDT" baseline: cross-entropy of the time-averaged logits, :math:`\mathrm{CE}(\frac1T\sum_t x_t, y)`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> x_seq = np.array([[[2.0, 0.0]], [[0.0, 2.0]]])   # the time mean is uniform
+    >>> round(float(spiking.time_mean_cross_entropy(x_seq, np.array([0]))), 6)   # log(2)
+    0.693147
+    """
+    kernels, xp = _backend.get("spiking", device, x_seq, target)
+    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index, xp)
+    loss, _, _ = kernels.cross_entropy_steps(_time_mean_1(kernels, x4), t2, ii, 1.0, False)
     return np.asarray(loss, dtype=x.dtype)
 
 
-def time_mean_cross_entropy_vjp(grad_out, x_seq, target, ignore_index=IGNORE_INDEX):
+def time_mean_cross_entropy_vjp(grad_out, x_seq, target, ignore_index=IGNORE_INDEX, *, device="cpu"):
     r"""Gradient of :func:`time_mean_cross_entropy`: :math:`(\bar p - \mathrm{onehot})/(|V'|\,T)` at every step,
-    with :math:`\bar p` the softmax of the time-averaged logits and :math:`|V'|` the valid (n, s) positions."""
+    with :math:`\bar p` the softmax of the time-averaged logits and :math:`|V'|` the valid (n, s) positions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> x_seq = np.array([[[2.0, 0.0]], [[0.0, 2.0]]])
+    >>> spiking.time_mean_cross_entropy_vjp(None, x_seq, np.array([0]))[:, 0]   # one shared gradient, split over T
+    array([[-0.25,  0.25],
+           [-0.25,  0.25]])
+    """
+    kernels, xp = _backend.get("spiking", device, x_seq, target)
     g = _checks.scalar_grad_out(grad_out)
-    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
-    _, grad_mean, _ = K.cross_entropy_steps(K.time_mean(x4)[None], t2, ii, g, True)
-    return K.broadcast_time(grad_mean[0], x.shape[0]).reshape(x.shape)
+    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index, xp)
+    _, grad_mean, _ = kernels.cross_entropy_steps(_time_mean_1(kernels, x4), t2, ii, g, True)
+    grad_mean = grad_mean.reshape(*tuple(grad_mean.shape)[1:])
+    return xp.give_back(kernels.broadcast_time(grad_mean, x.shape[0]).reshape(*x.shape))
 
 
 def _tet_params(mean, tet_lambda):
@@ -598,37 +749,64 @@ def _tet_params(mean, tet_lambda):
     return phi, lam
 
 
-def tet_loss(x_seq, target, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX):
+def tet_loss(x_seq, target, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX, *, device="cpu"):
     r"""The full TET objective :math:`(1-\lambda)\,L_{TET} + \lambda\,\overline{(x - \phi)^2}`.
 
     The second term, a mean over all :math:`T \cdot N \cdot C \cdots` logits, pulls the outputs toward the constant
     :math:`\phi` (``mean``); the paper and spikingjelly's ``TETLoss`` use :math:`\phi = 1`,
     :math:`\lambda = 10^{-3}`.  The cross-entropy term is :func:`temporal_efficient_training_cross_entropy`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> x_seq = np.zeros((4, 2, 3))
+    >>> target = np.array([0, 2])
+    >>> round(float(spiking.tet_loss(x_seq, target, mean=1.0, tet_lambda=0.0)), 6)   # lambda = 0: pure TET, log(3)
+    1.098612
+    >>> round(float(spiking.tet_loss(x_seq, target, mean=0.0, tet_lambda=1.0)), 6)   # lambda = 1: MSE to phi = 0
+    0.0
     """
+    kernels, xp = _backend.get("spiking", device, x_seq, target)
     phi, lam = _tet_params(mean, tet_lambda)
-    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
-    ce, _, _ = K.cross_entropy_steps(x4, t2, ii, 1.0, False)
-    reg = K.mse_to_constant(x, phi, 1.0, False)[0] if lam != 0 else 0.0
+    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index, xp)
+    ce, _, _ = kernels.cross_entropy_steps(x4, t2, ii, 1.0, False)
+    reg = kernels.mse_to_constant(x, phi, 1.0, False)[0] if lam != 0 else 0.0
     return np.asarray((1.0 - lam) * ce + lam * reg, dtype=x.dtype)
 
 
-def tet_loss_vjp(grad_out, x_seq, target, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX):
-    r"""Gradient of :func:`tet_loss`: :math:`(1-\lambda)\,\partial L_{TET}/\partial x + \lambda\,2(x-\phi)/\mathrm{numel}`."""
+def tet_loss_vjp(grad_out, x_seq, target, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX, *, device="cpu"):
+    r"""Gradient of :func:`tet_loss`: :math:`(1-\lambda)\,\partial L_{TET}/\partial x + \lambda\,2(x-\phi)/\mathrm{numel}`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> x_seq = np.zeros((4, 2, 3))
+    >>> spiking.tet_loss_vjp(None, x_seq, np.array([0, 2]), tet_lambda=0.1).shape
+    (4, 2, 3)
+    """
+    kernels, xp = _backend.get("spiking", device, x_seq, target)
     g = _checks.scalar_grad_out(grad_out)
     phi, lam = _tet_params(mean, tet_lambda)
-    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index)
-    _, grad, _ = K.cross_entropy_steps(x4, t2, ii, g * (1.0 - lam), True)
-    grad = grad.reshape(x.shape)
+    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index, xp)
+    _, grad, _ = kernels.cross_entropy_steps(x4, t2, ii, g * (1.0 - lam), True)
+    grad = grad.reshape(*x.shape)
     if lam != 0:
-        grad = grad + K.mse_to_constant(x, phi, g * lam, True)[1].reshape(x.shape)
-    return grad
+        grad = xp.add(grad, kernels.mse_to_constant(x, phi, g * lam, True)[1].reshape(*x.shape))
+    return xp.give_back(grad)
 
 
 class TETLoss:
-    r"""Stateful form of :func:`tet_loss` (spikingjelly's example ``TETLoss`` with its cross-entropy criterion).
+    r"""Stateful form of :func:`tet_loss` (spikingjelly's example ``TETLoss``).
 
     ``loss = TETLoss()(x_seq, target)`` then ``TETLoss.backward()`` returns :math:`\partial L/\partial x_{seq}` for
-    the last call.
+    the last call.  With ``x_seq`` of shape [T, N, C, ...],
+
+    .. math::
+
+        L = (1-\lambda)\,\underbrace{\frac1T\sum_t \ell(x_t, y)}_{\texttt{base\_criterion\_loss}}
+            + \lambda\,\overline{(x - \phi)^2}.
 
     Parameters
     ----------
@@ -638,16 +816,98 @@ class TETLoss:
         :math:`\lambda`, the weight of the regulariser (1e-3).
     ignore_index : int
         Target value excluded from the cross-entropy (-100).
+    base_criterion : "cross_entropy" or callable, keyword-only
+        :math:`\ell`.  ``"cross_entropy"`` (default; spikingjelly's ``nn.CrossEntropyLoss()``, mean over the
+        batch, ``ignore_index`` honoured) has its gradient derived by hand.  A callable ``f(x_t, target) -> scalar``
+        on NumPy arrays is applied to each step as upstream; its gradient needs ``base_criterion_vjp``.
+    base_criterion_vjp : callable, keyword-only, optional
+        ``g(grad_out, x_t, target) -> dL/dx_t`` for a callable ``base_criterion`` (needed by :meth:`backward`).
+
+    device : {"cpu", "cuda"}
+        Where :func:`tet_loss` and :func:`tet_loss_vjp` run; with ``"cuda"`` the inputs may be device arrays (kept
+        as device copies for ``backward``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> loss_fn = spiking.TETLoss(mean=1.0, tet_lambda=0.0)
+    >>> x_seq = np.zeros((4, 2, 3))
+    >>> round(float(loss_fn.forward(x_seq, np.array([0, 2]))), 6)
+    1.098612
+    >>> loss_fn.backward().shape   # dL/dx_seq of the last forward
+    (4, 2, 3)
     """
 
-    def __init__(self, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX):
+    def __init__(self, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX, *, base_criterion="cross_entropy",
+                 base_criterion_vjp=None, device="cpu"):
         self.mean, self.tet_lambda = _tet_params(mean, tet_lambda)
         self.ignore_index = _checks.check_int(ignore_index, "ignore_index")
+        if callable(base_criterion):
+            if base_criterion_vjp is not None and not callable(base_criterion_vjp):
+                raise TypeError(f"base_criterion_vjp: expected None or a callable (grad_out, x_t, target) -> "
+                                f"gradient, got {_checks._describe(base_criterion_vjp)}")
+        else:
+            _checks.check_option(base_criterion, "base_criterion", ("cross_entropy",))
+            if base_criterion_vjp is not None:
+                raise ValueError("base_criterion_vjp: only used with a callable base_criterion (the cross-entropy's "
+                                 "gradient is built in)")
+        self.base_criterion = base_criterion
+        self.base_criterion_vjp = base_criterion_vjp
+        self.device = _backend.check_device(device)
         self._saved = None
 
+    # ------------------------------------------------------------------ the time-averaged base criterion
+    def _steps(self, x_seq, target):
+        x = _checks.as_float_array(x_seq, "y", shape_hint="[T, N, C, ...]")
+        if x.ndim < 2 or x.shape[0] == 0:
+            raise ValueError(f"y: expected [T, N, ...] with T >= 1, got shape {x.shape}")
+        _checks.check_finite(x, "y")
+        return np.ascontiguousarray(x), np.asarray(target)
+
+    def base_criterion_loss(self, y, label):
+        r""":math:`\frac1T\sum_t \ell(y_t, \text{label})` (spikingjelly's ``TETLoss.base_criterion_loss``); for the
+        cross-entropy this is :func:`temporal_efficient_training_cross_entropy`."""
+        if not callable(self.base_criterion):
+            return temporal_efficient_training_cross_entropy(y, label, self.ignore_index)
+        x, lab = self._steps(y, label)
+        total = 0.0
+        for t in range(x.shape[0]):
+            v = np.asarray(self.base_criterion(x[t].copy(), lab.copy()), dtype=np.float64)
+            if v.shape != ():
+                raise ValueError(f"base_criterion: expected a scalar loss, got shape {v.shape}")
+            total += float(v)
+        return np.asarray(total / x.shape[0], dtype=x.dtype)
+
+    def base_criterion_loss_vjp(self, grad_out, y, label):
+        r"""Gradient of :meth:`base_criterion_loss` with respect to ``y``: :math:`\frac{\bar L}{T}\,
+        \partial\ell/\partial y_t` at every step."""
+        if not callable(self.base_criterion):
+            return temporal_efficient_training_cross_entropy_vjp(grad_out, y, label, self.ignore_index)
+        if self.base_criterion_vjp is None:
+            raise ValueError("base_criterion_vjp: the gradient of a callable base_criterion needs its VJP "
+                             "(pass base_criterion_vjp=...)")
+        g = _checks.scalar_grad_out(grad_out)
+        x, lab = self._steps(y, label)
+        out = np.empty_like(x)
+        for t in range(x.shape[0]):
+            gt = np.asarray(self.base_criterion_vjp(g / x.shape[0], x[t].copy(), lab.copy()), dtype=x.dtype)
+            if gt.shape != x[t].shape:
+                raise ValueError(f"base_criterion_vjp: expected a gradient of shape {x[t].shape}, got {gt.shape}")
+            out[t] = gt
+        return out
+
     def forward(self, x_seq, target):
-        value = tet_loss(x_seq, target, self.mean, self.tet_lambda, self.ignore_index)
-        self._saved = (np.array(x_seq, copy=True), np.array(target, copy=True))
+        if callable(self.base_criterion):
+            x, _ = self._steps(x_seq, target)
+            reg = K.mse_to_constant(x, self.mean, 1.0, False)[0] if self.tet_lambda != 0 else 0.0
+            value = np.asarray((1.0 - self.tet_lambda) * float(self.base_criterion_loss(x, target))
+                               + self.tet_lambda * reg, dtype=x.dtype)
+        else:
+            value = tet_loss(x_seq, target, self.mean, self.tet_lambda, self.ignore_index, device=self.device)
+        xp = _backend.arrays(self.device, x_seq, target)
+        self._saved = tuple(xp.copy(a) if xp.on_device and xp.is_native(a) else np.array(a, copy=True)
+                            for a in (x_seq, target))
         return value
 
     __call__ = forward
@@ -656,37 +916,66 @@ class TETLoss:
         if self._saved is None:
             raise RuntimeError("TETLoss.backward: call the loss (forward) first")
         x_seq, target = self._saved
-        return tet_loss_vjp(grad_out, x_seq, target, self.mean, self.tet_lambda, self.ignore_index)
+        if callable(self.base_criterion):
+            g = _checks.scalar_grad_out(grad_out)
+            grad = self.base_criterion_loss_vjp(g * (1.0 - self.tet_lambda), x_seq, target)
+            if self.tet_lambda != 0:
+                x, _ = self._steps(x_seq, target)
+                grad = grad + K.mse_to_constant(x, self.mean, g * self.tet_lambda, True)[1].reshape(x.shape)
+            return grad
+        return tet_loss_vjp(grad_out, x_seq, target, self.mean, self.tet_lambda, self.ignore_index, device=self.device)
 
     def __repr__(self):
-        return f"TETLoss(mean={self.mean}, tet_lambda={self.tet_lambda}, ignore_index={self.ignore_index})"
+        crit = "" if self.base_criterion == "cross_entropy" else f", base_criterion={self.base_criterion!r}"
+        dev = f", device={self.device!r}" if self.device != "cpu" else ""
+        return f"TETLoss(mean={self.mean}, tet_lambda={self.tet_lambda}, ignore_index={self.ignore_index}{crit}{dev})"
 
 
-def _fr_prepare(spikes_seq, labels):
-    x = _checks.as_float_array(spikes_seq, "spikes_seq", ndim=3, shape_hint="[T, N, C]")
-    lab = _checks.as_index_array(labels, "labels", ndim=1, shape_hint="[N]")
+def _firing_rate_args(spikes_seq, labels, xp=HOST):
+    x = xp.asarray(spikes_seq, "spikes_seq", ndim=3, shape_hint="[T, N, C]")
+    lab = _checks.as_index_array(xp.to_host(labels), "labels", ndim=1, shape_hint="[N]")
     T, N, C = x.shape
     if lab.shape[0] != N:
         raise ValueError(f"labels: expected {N} labels to match spikes_seq's batch size (axis 1), got shape {lab.shape}")
     if T == 0 or N == 0 or C == 0:
-        raise ValueError(f"spikes_seq: expected non-empty T, N and C, got shape {x.shape}")
+        raise ValueError(f"spikes_seq: expected non-empty T, N and C, got shape {tuple(x.shape)}")
     if ((lab < 0) | (lab >= C)).any():
         bad = int(lab[(lab < 0) | (lab >= C)][0])
         raise ValueError(f"labels: class indices must be in [0, {C}), got {bad}")
-    return x, lab
+    return x, xp.from_host(lab)
 
 
-def firing_rate_mse(spikes_seq, labels):
+def firing_rate_mse(spikes_seq, labels, *, device="cpu"):
     r"""spikingjelly's tutorial loss: :math:`\overline{(\frac1T\sum_t s_t - \mathrm{onehot}(y))^2}` over [N, C].
 
     ``spikes_seq`` is [T, N, C] (multi-step layout), ``labels`` integer [N].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> spikes_seq = np.array([[[1.0, 0.0]], [[1.0, 0.0]]])   # [T, N, C]: class 0 fires at every step
+    >>> float(spiking.firing_rate_mse(spikes_seq, np.array([0])))   # the rate matches the one-hot target
+    0.0
     """
-    x, lab = _fr_prepare(spikes_seq, labels)
-    return np.asarray(K.firing_rate_mse(x, lab, 1.0, False)[0], dtype=x.dtype)
+    kernels, xp = _backend.get("spiking", device, spikes_seq, labels)
+    x, lab = _firing_rate_args(spikes_seq, labels, xp)
+    return np.asarray(kernels.firing_rate_mse(x, lab, 1.0, False)[0], dtype=x.dtype)
 
 
-def firing_rate_mse_vjp(grad_out, spikes_seq, labels):
-    r"""Gradient of :func:`firing_rate_mse`: :math:`2(\mathrm{fr} - \mathrm{onehot})/(N C T)` at every step."""
+def firing_rate_mse_vjp(grad_out, spikes_seq, labels, *, device="cpu"):
+    r"""Gradient of :func:`firing_rate_mse`: :math:`2(\mathrm{fr} - \mathrm{onehot})/(N C T)` at every step.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from refnsm import spiking
+    >>> spikes_seq = np.array([[[0.0, 1.0]], [[0.0, 1.0]]])
+    >>> spiking.firing_rate_mse_vjp(None, spikes_seq, np.array([0]))[:, 0]
+    array([[-0.5,  0.5],
+           [-0.5,  0.5]])
+    """
+    kernels, xp = _backend.get("spiking", device, spikes_seq, labels)
     g = _checks.scalar_grad_out(grad_out)
-    x, lab = _fr_prepare(spikes_seq, labels)
-    return K.firing_rate_mse(x, lab, g, True)[1]
+    x, lab = _firing_rate_args(spikes_seq, labels, xp)
+    return xp.give_back(kernels.firing_rate_mse(x, lab, g, True)[1])

@@ -1,5 +1,5 @@
 """Cross-check of refnsm.hopfield against ngclearn 3.2.1 (float64), and the evidence for each upstream difference
-listed in docs/differences_hopfield.md."""
+listed in docs/upstream_differences.md."""
 
 import numpy as np
 import pytest

@@ -13,7 +13,7 @@ def test_crosscheck(case, upstream):
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# Evidence for docs/differences_linear.md: neuromancer's bugs, observed on neuromancer itself, against refnsm's
+# Evidence for docs/upstream_differences.md: neuromancer's bugs, observed on neuromancer itself, against refnsm's
 # default (intended) math.  Each test shows what upstream does and that refnsm's default is the documented fix.
 import numpy as np  # noqa: E402
 

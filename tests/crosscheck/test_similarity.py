@@ -12,8 +12,8 @@ def test_crosscheck(case, upstream):
 
 @pytest.mark.parametrize("regs,skip_first", [(("whiten", "weight"), False), (("weight", "whiten"), True)])
 def test_pynsm_loss_bugs_reproduced_only_under_compat(upstream, regs, skip_first):
-    """spec §5.1 (in-place sum: "whiten" on encoder 0 penalises the sum) and §5.2 (regularizers misaligned when an
-    input is skipped): refnsm's default differs from pynsm, compat="pynsm" matches it.  That the default is the
+    """pynsm's two loss bugs (docs/upstream_differences.md: the in-place sum, so "whiten" on encoder 0 penalises the
+    sum; regularizers misaligned when an input is skipped): refnsm's default differs from pynsm, compat="pynsm" matches it.  That the default is the
     correct loss is proven in tests/test_similarity.py::test_two_encoder_loss_gradcheck (naive formula and
     finite differences)."""
     upstream(adapter.UPSTREAM)

@@ -1,23 +1,11 @@
-r"""CUDA twins of the Hopfield family's kernels (``refnsm/hopfield/_kernels.py``) and device-level entry points.
+r"""CUDA twins of the Hopfield kernels (:mod:`refnsm.hopfield._kernels`): the same names and arguments.
 
-The math is documented in :mod:`refnsm.hopfield.modern`; this module computes the same thing on the GPU.
-Notation as there: probes ``X`` (B, D), one per row; memory matrix ``W`` (D, H), column j is memory j.
-
-Two layers, as on the CPU:
-
-* **Kernel twins** with the names and arguments of ``refnsm.hopfield._kernels`` (and ``all_finite``, of
-  ``refnsm._fastchecks``): ``all_finite``, ``copy_finite``,
-  ``softmax_rows``, ``retrieve_into``, ``iterate_into``, ``row_sq_norm_max``, ``energy_rows``, ``delta_into``,
-  ``contrastive_into``, ``evolve_into`` and the two fused calls of :class:`~refnsm.hopfield.HopfieldSynapse`,
-  ``advance_into`` and ``plasticity_into``.  They take C-contiguous float32/float64 device arrays (no
-  validation), write into the output arrays they are given, and return what the CPU kernel returns (host
-  scalars: the energy, ``(n_iter, last_change)``, ``(value, index)``).  The binary baselines
-  (``classical_async``, ``dense_async``: one unit at a time, sequential by definition) have no twin.
-* **Public entry points** mirroring :mod:`refnsm.hopfield.modern`: :func:`retrieve`, :func:`iterate`,
-  :func:`energy`, :func:`delta_update`, :func:`contrastive_update`, :func:`evolve_step`, with the same
-  signatures, defaults, semantics and error messages (they run the very validators of ``modern``, with a
-  converter that also accepts device arrays), so ``refnsm.hopfield.f(..., device="cuda")`` dispatches here in one
-  line.  ``HopfieldSynapse(..., device="cuda")`` runs its steps with ``advance_into`` / ``plasticity_into`` below.
+Open the two files side by side: each function here computes what its namesake there computes, on numba device
+arrays (C-contiguous float32/float64, no validation: :mod:`refnsm.hopfield.modern` validates through
+:mod:`refnsm._backend`), writing into the output arrays it is given and returning what the CPU kernel returns
+(host scalars: the energy, ``(n_iter, last_change)``, ``(value, index)``).  The binary baselines
+(``classical_async``, ``dense_async``: one unit at a time, sequential by definition) have no twin.  Imported
+only when ``device="cuda"`` is asked for.
 
 How each step runs (thread layouts in the kernel docstrings):
 
@@ -29,13 +17,6 @@ How each step runs (thread layouts in the kernel docstrings):
   what the hardware computes); elementwise work (residuals, the weight update) is one thread per element;
 * maxima (the largest squared norm and its first index; the max-norm of an iterate's update) and the batch-mean
   energy are single-block reductions with a fixed tree (no atomics), so two runs give identical bits.
-
-Inputs and outputs of the entry points (as in :mod:`refnsm.cuda.spiking`): NumPy arrays (or array-likes) are
-validated exactly as on the CPU and copied over, and array results come back as NumPy arrays; numba device arrays
-are validated from their metadata (rank, shape, C-contiguity, float32/float64) and a device NaN/Inf count, stay on
-the device, and array results are device arrays.  Mixed inputs run on the device and return device arrays.  Device
-inputs of different float dtypes are promoted as on the CPU (float32 only if all are float32) by a device cast;
-integer device arrays are refused (``TypeError``), where the CPU converts integer NumPy arrays to float64.
 """
 
 from __future__ import annotations
@@ -47,24 +28,15 @@ import numba
 import numpy as np
 from numba import cuda
 
-from .. import _checks as C
-from ..hopfield import modern as M
-from . import _primitives as P
-from ._arrays import (
-    empty as _empty, dev_float as _dev_float, to_dev as _to_dev, common_dtype as _common_dtype,
-    any_device as _any_device, out as _out,
-)
-from . import is_device_array, require, to_device  # noqa: F401  (re-exported: HopfieldSynapse uses them)
+from ..cuda import _primitives as prim
+from ..cuda._arrays import empty as _empty
 
 __all__ = [
-    # kernel twins
-    "all_finite", "copy_finite", "softmax_rows", "retrieve_into", "iterate_into", "row_sq_norm_max", "energy_rows",
+    "copy_finite", "softmax_rows", "retrieve_into", "iterate_into", "row_sq_norm_max", "energy_rows",
     "delta_into", "contrastive_into", "evolve_into", "advance_into", "plasticity_into",
-    # public entry points
-    "retrieve", "iterate", "energy", "delta_update", "contrastive_update", "evolve_step",
 ]
 
-RED = P.RED
+RED = prim.RED
 
 
 # ================================================================================================ kernels
@@ -267,14 +239,14 @@ def _matmul_into(A, B, out, trans_a=False, trans_b=False):
     """``out = op(A) op(B)`` by the tiled product of ``_primitives`` (each entry the sequential sum over k)."""
     n, m = out.shape
     if n and m:
-        blocks = (max(1, (m + P.TILE - 1) // P.TILE), max(1, (n + P.TILE - 1) // P.TILE))
-        P.matmul_kernel(A.dtype)[blocks, (P.TILE, P.TILE)](A, B, out, bool(trans_a), bool(trans_b))
+        blocks = (max(1, (m + prim.TILE - 1) // prim.TILE), max(1, (n + prim.TILE - 1) // prim.TILE))
+        prim.matmul_kernel(A.dtype)[blocks, (prim.TILE, prim.TILE)](A, B, out, bool(trans_a), bool(trans_b))
 
 
 # ======================================================================================= kernel twins
 def all_finite(X):
     """Twin of ``refnsm._fastchecks.all_finite``: True when no element is NaN/Inf (a device count; only the count is copied)."""
-    return X.size == 0 or P.count_nonfinite(X) == 0
+    return X.size == 0 or prim.count_nonfinite(X) == 0
 
 
 def copy_finite(src, dst):
@@ -285,7 +257,7 @@ def copy_finite(src, dst):
 
 def softmax_rows(S, beta, A, rowmax, lse):
     """Twin of ``_kernels.softmax_rows`` (in place on ``S``; ``rowmax``, ``lse`` float64)."""
-    b, t = P.grid1(S.shape[0])
+    b, t = prim.grid1(S.shape[0])
     _k(S)["softmax_rows"][b, t](S, float(beta), A, rowmax, lse)
 
 
@@ -309,7 +281,7 @@ def iterate_into(X0, W, beta, tol, max_iter, X, S, A, Xhat, rowmax, lse):
     diff = _empty(B * D, np.float64)
     out = _empty(1, np.float64)
     kk = _k(X)
-    b2, t2 = P.grid2(B, D)
+    b2, t2 = prim.grid2(B, D)
     change = math.inf
     it = 0
     while it < max_iter:
@@ -328,7 +300,7 @@ def row_sq_norm_max(W, axis):
     (axis 1) of ``W``, as host numbers."""
     n = W.shape[1] if axis == 0 else W.shape[0]
     norms = _empty(n, np.float64)
-    b, t = P.grid1(n)
+    b, t = prim.grid1(n)
     _k(W)["sq_norms"][b, t](W, int(axis), norms)
     val = _empty(1, np.float64)
     idx = _empty(1, np.int64)
@@ -339,7 +311,7 @@ def row_sq_norm_max(W, axis):
 def energy_rows(X, Xhat, rowmax, lse, beta, H, half_m2, variant, out):
     """Twin of ``_kernels.energy_rows``: per-row energies into the float64 device vector ``out``."""
     c = math.log(H) / beta + half_m2  # the CPU kernel's np.log(H) / beta + half_m2, formed once on the host
-    b, t = P.grid1(X.shape[0])
+    b, t = prim.grid1(X.shape[0])
     _k(X)["energy_rows"][b, t](X, Xhat, rowmax, lse, float(beta), float(c), int(variant), out)
 
 
@@ -347,7 +319,7 @@ def delta_into(X, Xhat, A, E, dW):
     """Twin of ``_kernels.delta_into``: ``E = (X - Xhat) / B``, ``dW = E^T A`` (the tiled product; for B = 1 each
     entry is the single product, the CPU's value)."""
     B, D = X.shape
-    b, t = P.grid2(B, D)
+    b, t = prim.grid2(B, D)
     _k(X)["residual"][b, t](X, Xhat, 1.0 / B, E)
     _matmul_into(E, A, dW, trans_a=True)
 
@@ -363,13 +335,13 @@ def contrastive_into(X, Xhat, A, W, neg_beta, Shat, Ahat, rowmax, lse, T, dW):
     softmax_rows(Shat, neg_beta, Ahat, rowmax, lse)
     _matmul_into(X, A, dW, trans_a=True)
     _matmul_into(Xhat, Ahat, T, trans_a=True)
-    b, t = P.grid2(*dW.shape)
+    b, t = prim.grid2(*dW.shape)
     _k(dW)["scaled_difference"][b, t](dW, T, 1.0 / B)
 
 
 def evolve_into(W, dW, eta, reg_lambda, l1_lambda, mask, use_mask, out):
     """Twin of ``_kernels.evolve_into`` (``mask`` is not read unless ``use_mask``)."""
-    b, t = P.grid2(*W.shape)
+    b, t = prim.grid2(*W.shape)
     _k(W)["evolve"][b, t](W, dW, float(eta), float(reg_lambda), float(l1_lambda), mask, bool(use_mask), out)
 
 
@@ -382,7 +354,7 @@ def advance_into(X, W, beta, variant, S, A, Xhat):
     retrieve_into(X, W, beta, S, A, Xhat, rowmax, lse)
     m2, _ = row_sq_norm_max(W, 1 if variant == 1 else 0)
     energy_rows(X, Xhat, rowmax, lse, beta, W.shape[1], 0.5 * m2, variant, e)
-    return P.sum_reduce(e) / B
+    return prim.sum_reduce(e) / B
 
 
 def plasticity_into(rule, X, Xhat, A, W, neg_beta, eta, reg_lambda, l1_lambda, mask, use_mask, dW, Wn):
@@ -395,129 +367,3 @@ def plasticity_into(rule, X, Xhat, A, W, neg_beta, eta, reg_lambda, l1_lambda, m
         contrastive_into(X, Xhat, A, W, neg_beta, _empty((B, H), X.dtype), _empty((B, H), X.dtype),
                          _empty(B, np.float64), _empty(B, np.float64), _empty((D, H), X.dtype), dW)
     evolve_into(W, dW, eta, reg_lambda, l1_lambda, mask, use_mask, Wn)
-
-
-# ==================================================================================== device validation
-def _squeeze(a, was_1d):
-    return a[0] if was_1d else a
-
-
-def _prep(X, W):
-    return M._prep(X, W, conv=_to_dev, dtype_of=_common_dtype)
-
-
-def _retrieve_raw(X, W, beta):
-    B, H = X.shape[0], W.shape[1]
-    S, A, Xhat = _empty((B, H), X.dtype), _empty((B, H), X.dtype), _empty(X.shape, X.dtype)
-    rowmax, lse = _empty(B, np.float64), _empty(B, np.float64)
-    retrieve_into(X, W, beta, S, A, Xhat, rowmax, lse)
-    return S, A, Xhat, rowmax, lse
-
-
-# ================================================================================ public entry points
-def retrieve(X, W, beta):
-    r"""GPU twin of :func:`refnsm.hopfield.retrieve`: :math:`S = XW - \max`, :math:`A = \mathrm{softmax}(\beta S)`,
-    :math:`\hat X = A W^\top`.
-
-    Same arguments, semantics and errors.  NumPy in, NumPy out; a device array in, device arrays out.
-    """
-    dev = _any_device(X, W)
-    X2, W, was_1d = _prep(X, W)
-    beta = M._beta(beta)
-    S, A, Xhat, _, _ = _retrieve_raw(X2, W, beta)
-    return M.Retrieval(*(_out(_squeeze(a, was_1d), dev) for a in (S, A, Xhat)))
-
-
-def iterate(X, W, beta, *, tol: float = 1e-10, max_iter: int = 100):
-    r"""GPU twin of :func:`refnsm.hopfield.iterate` (the same stopping rule; ``outputs`` on the inputs' side)."""
-    dev = _any_device(X, W)
-    X2, W, was_1d = _prep(X, W)
-    beta = M._beta(beta)
-    tol, max_iter = M._iterate_args(tol, max_iter)
-    B, H = X2.shape[0], W.shape[1]
-    out = _empty(X2.shape, X2.dtype)
-    n, change = iterate_into(X2, W, beta, tol, max_iter, out, _empty((B, H), X2.dtype), _empty((B, H), X2.dtype),
-                             _empty(X2.shape, X2.dtype), _empty(B, np.float64), _empty(B, np.float64))
-    return M.IterateResult(_out(_squeeze(out, was_1d), dev), int(n), float(change), bool(change <= tol))
-
-
-def energy(X, W, beta, *, compat=None):
-    r"""GPU twin of :func:`refnsm.hopfield.energy` (Ramsauer's energy, or ngclearn's reading with
-    ``compat="ngclearn"``): one value per probe in X's dtype, a float when X is 1-D."""
-    dev = _any_device(X, W)
-    X2, W, was_1d = _prep(X, W)
-    beta = M._beta(beta)
-    compat = M._compat(compat)
-    _, _, Xhat, rowmax, lse = _retrieve_raw(X2, W, beta)
-    variant = 1 if compat == "ngclearn" else 0
-    m2, _ = row_sq_norm_max(W, 1 if variant else 0)
-    out = _empty(X2.shape[0], np.float64)
-    energy_rows(X2, Xhat, rowmax, lse, beta, W.shape[1], 0.5 * m2, variant, out)
-    out = P.astype(out, X2.dtype)
-    if was_1d:
-        return float(out.copy_to_host()[0])
-    return _out(out, dev)
-
-
-def delta_update(X, X_hat, A):
-    r"""GPU twin of :func:`refnsm.hopfield.delta_update`: :math:`\Delta W = (X - \hat X)^\top A / B`."""
-    dev = _any_device(X, X_hat, A)
-    X, X_hat, A, _ = M._batch_triplet(X, X_hat, A, conv=_to_dev, dtype_of=_common_dtype)
-    dW = _empty((X.shape[1], A.shape[1]), X.dtype)
-    delta_into(X, X_hat, A, _empty(X.shape, X.dtype), dW)
-    return _out(dW, dev)
-
-
-def contrastive_update(X, X_hat, A, W, beta, *, neg_beta=None, compat=None):
-    r"""GPU twin of :func:`refnsm.hopfield.contrastive_update`:
-    :math:`\Delta W = (X^\top A - \hat X^\top \hat A) / B`, :math:`\hat A = \mathrm{softmax}(\beta' \hat X W)`."""
-    dev = _any_device(X, X_hat, A, W)
-    X, X_hat, A, W = M._batch_triplet(X, X_hat, A, W, conv=_to_dev, dtype_of=_common_dtype)
-    nb = M._negative_beta(beta, neg_beta, compat)
-    B, D = X.shape
-    H = W.shape[1]
-    dW = _empty((D, H), X.dtype)
-    contrastive_into(X, X_hat, A, W, nb, _empty((B, H), X.dtype), _empty((B, H), X.dtype), _empty(B, np.float64),
-                     _empty(B, np.float64), _empty((D, H), X.dtype), dW)
-    return _out(dW, dev)
-
-
-def evolve_step(W, dW, eta, reg_lambda=0.0, l1_lambda=0.0, mask=None):
-    r"""GPU twin of :func:`refnsm.hopfield.evolve_step`:
-    :math:`W + \eta\,\Delta W - \lambda W - \lambda_1 \mathrm{sign}(W)` (times the mask if given); a new array."""
-    dev = _any_device(W, dW, *(() if mask is None else (mask,)))
-    W, dW, eta, reg_lambda, l1_lambda, Mk = M._evolve_args(W, dW, eta, reg_lambda, l1_lambda, mask, conv=_to_dev,
-                                                            dtype_of=_common_dtype)
-    out = _empty(W.shape, W.dtype)
-    evolve_into(W, dW, eta, reg_lambda, l1_lambda, W if Mk is None else Mk, Mk is not None, out)
-    return _out(out, dev)
-
-
-# ========================================================================= HopfieldSynapse(device="cuda")
-def synapse_inputs(value, D, dtype):
-    """``HopfieldSynapse.inputs`` from a device array: the CPU setter's checks and messages; a private copy."""
-    X = _dev_float(value, "inputs", shape_hint="[B, D]", dtype=dtype)
-    if X.ndim == 1:
-        X = X.reshape(1, X.shape[0])
-    if X.ndim != 2 or X.shape[1] != D or X.shape[0] == 0:
-        raise ValueError(
-            f"inputs: expected shape (B, D={D}) with the probe width D along the last axis, got shape {np.shape(value)}"
-        )
-    return _copy(X) if value.dtype == dtype else X  # a cast is already a new array
-
-
-def synapse_weights(value, shape, dtype):
-    """``HopfieldSynapse.weights`` from a device array: the CPU setter's checks and messages; a private copy."""
-    W = _dev_float(value, "weights", ndim=2, dtype=dtype)
-    C.check_shape(W, "weights", shape, "the synapse shape (D, H)")
-    return _copy(W) if value.dtype == dtype else W
-
-
-def device_empty(shape, dtype):
-    """``np.empty`` on the device (the synapse allocates its compartments with it)."""
-    return cuda.device_array(shape, dtype=dtype)
-
-
-def device_zeros(shape, dtype):
-    """``np.zeros`` on the device."""
-    return to_device(np.zeros(shape, dtype))

@@ -1,36 +1,16 @@
-r"""CUDA twins of the structured linear maps' kernels (``refnsm/linear/_kernels.py``) and device-level entry points.
+r"""CUDA twins of the structured linear maps' kernels (:mod:`refnsm.linear._kernels`) and of the NumPy helpers the
+maps with a device weight call: the same names and arguments.
 
-The math is documented in :mod:`refnsm.linear` (the classes' docstrings); this module computes the same thing on the
-GPU for :class:`~refnsm.linear.Linear`, :class:`~refnsm.linear.SpectralLinear`,
-:class:`~refnsm.linear.OrthogonalLinear` and :class:`~refnsm.linear.PerronFrobeniusLinear` (:data:`SUPPORTED`).
-
-Two layers, as on the CPU:
-
-* **Kernel twins** with the names and arguments of ``refnsm.linear._kernels`` and of the NumPy helpers the four maps
-  call: ``hh_chain_apply``, ``hh_chain_vjp`` (Householder chains, in place), ``householder_matrix``,
-  ``householder_matrix_vjp``, ``pf_weight``, ``pf_weight_vjp`` (the fused softmax/sigmoid Perron-Frobenius map),
-  ``add_bias``, ``col_sums``, ``all_finite`` (the shared affine layer), plus ``transpose`` (``Linear``'s
-  :math:`W = A^\top`) and ``spectral_factors`` / ``spectral_core_vjp`` (``SpectralLinear``'s
-  :math:`\sigma(p)`, :math:`Q_U \Sigma Q_V` and the elementwise part of its VJP).  They take C-contiguous
-  float32/float64 device arrays (no validation) and return device arrays.  Each kernel follows its CPU twin's loop
-  and expression order in the same precision (float32 products accumulated in float64 where the Numba kernel does
-  that; ``float()`` makes the simulator, which runs the kernels as Python, promote exactly as Numba does).  Matrix
-  products use :func:`refnsm.cuda._primitives.matmul`.
-* **Entry points** with the signatures of the :class:`~refnsm.linear.LinearBase` methods, the map as first argument:
-  ``effective_W(m)``, ``effective_W_vjp(m, grad_W)``, ``forward(m, x)``, ``backward(m, grad_y)``, and
-  ``device_weight(m)`` (the twin of ``m._weight()``: W left on the device).  A map built with ``device="cuda"`` (or
-  whose ``device`` attribute is set to it) calls them from its methods, so ``m.forward(x)`` runs here.
-
-Where the data lives:
-
-* The parameters stay NumPy arrays in ``m.params`` (the state-dict contract of every map; an optimiser updates them on
-  the host) and are copied to the device at each call; the parameter-shaped results, ``effective_W()``,
-  ``effective_W_vjp()`` and ``m.grads``, are NumPy arrays like them.
-* Batch-shaped data follow the caller: ``x`` / ``grad_y`` given as NumPy arrays are validated by exactly the CPU
-  code, copied over, and ``y`` / ``grad_x`` come back as NumPy arrays; given as numba device arrays they are validated
-  from their metadata (rank, shape, dtype, C-contiguity) and a device NaN/Inf count, stay on the device, and ``y`` /
-  ``grad_x`` are device arrays.  A float device input of the other precision is cast on the device to the map's
-  dtype, as the CPU converts it.
+``hh_chain_apply``, ``hh_chain_vjp`` (Householder chains, in place), ``householder_matrix``,
+``householder_matrix_vjp``, ``pf_weight``, ``pf_weight_vjp`` (the fused softmax/sigmoid Perron-Frobenius map),
+``add_bias``, ``col_sums``, ``all_finite`` (the shared affine layer), plus ``transpose`` (``Linear``'s
+:math:`W = A^\top`) and ``spectral_factors`` / ``spectral_core_vjp`` (``SpectralLinear``'s :math:`\sigma(p)`,
+:math:`Q_U \Sigma Q_V` and the elementwise part of its VJP).  They take C-contiguous float32/float64 device arrays (no
+validation: :class:`refnsm.linear.base.LinearBase` validates through :mod:`refnsm._backend`) and return device
+arrays.  Each kernel follows its CPU twin's loop and expression order in the same precision (float32 products
+accumulated in float64 where the Numba kernel does that; ``float()`` makes the simulator, which runs the kernels as
+Python, promote exactly as Numba does).  Matrix products use the tiled product of :mod:`refnsm.cuda._primitives`.
+Imported only when ``device="cuda"`` is asked for.
 
 Determinism: no atomics.  Every output element is written by one thread that sums in a fixed order; the Householder
 VJP, whose reflector gradients sum over all rows, runs in one block whose threads split rows, then columns, with a
@@ -46,29 +26,17 @@ from functools import lru_cache
 import numpy as np
 from numba import cuda
 
-from .. import _checks
-from ..linear import householder as _hh
-from ..linear import base as _base
-from ..linear.basic import Linear
-from ..linear.householder import OrthogonalLinear, SpectralLinear
-from ..linear.stochastic import PerronFrobeniusLinear
-from . import is_device_array, require
-from . import _primitives as P
-from ._arrays import empty as _empty, dev_float as _dev_float
+from ..cuda import _primitives as prim
+from ..cuda._arrays import empty as _empty
+from .householder import _order as _reflector_order
 
 __all__ = [
-    # kernel twins
     "hh_chain_apply", "hh_chain_vjp", "householder_matrix", "householder_matrix_vjp", "pf_weight", "pf_weight_vjp",
     "add_bias", "col_sums", "all_finite", "transpose", "spectral_factors", "spectral_core_vjp",
-    # entry points
-    "SUPPORTED", "check_supported", "device_weight", "effective_W", "effective_W_vjp", "forward", "backward",
 ]
 
-#: the maps with a CUDA path (exact classes: a subclass may change the math, so it is not assumed to share it)
-SUPPORTED = _base.cuda_maps()
-
 # one block for the Householder VJP: 256 threads on a GPU, 8 under the simulator (a Python thread each)
-VJP_THREADS = P.RED
+VJP_THREADS = prim.RED
 
 
 # ================================================================================================ kernels
@@ -211,7 +179,7 @@ def _take_cols(X, out):
 @lru_cache(maxsize=None)
 def _typed(dtype):
     """The kernels that need constants of the array dtype (cast as NumPy casts a Python scalar: NEP 50)."""
-    ft = P._FT[np.dtype(dtype)]
+    ft = prim._FT[np.dtype(dtype)]
     zero, one, half = ft(0.0), ft(1.0), ft(0.5)
 
     @cuda.jit
@@ -278,13 +246,13 @@ def _t(a):
 
 
 def _ft(a):
-    return P._FT[np.dtype(a.dtype)]
+    return prim._FT[np.dtype(a.dtype)]
 
 
 def _zeros(shape, dtype):
     a = _empty(shape, dtype)
     if a.size:
-        b, t = P.grid1(a.size)
+        b, t = prim.grid1(a.size)
         _typed(dtype)["fill_zero"][b, t](a.reshape(a.size))
     return a
 
@@ -304,10 +272,10 @@ def hh_chain_apply(X, U, order):
     thread that owns its row, every sum runs over the columns in order."""
     k = order.shape[0]
     f = _empty(max(k, 1), np.float64)
-    b, t = P.grid1(k)
+    b, t = prim.grid1(k)
     _hh_scales[b, t](U, order, f)
     if X.shape[0] and k:
-        b, t = P.grid1(X.shape[0])
+        b, t = prim.grid1(X.shape[0])
         _hh_apply_rows[b, t](X, U, order, f)
 
 
@@ -321,7 +289,7 @@ def hh_chain_vjp(Y, G, U, order, dU):
     if k == 0:
         return
     f = _empty(k, np.float64)
-    b, t = P.grid1(k)
+    b, t = prim.grid1(k)
     _hh_scales[b, t](U, order, f)
     B = Y.shape[0]
     av = _empty(max(B, 1), np.float64)
@@ -330,7 +298,7 @@ def hh_chain_vjp(Y, G, U, order, dU):
 
 
 def _order_dev(k, reverse):
-    return cuda.to_device(_hh._order(k, reverse))
+    return cuda.to_device(_reflector_order(k, reverse))
 
 
 def householder_matrix(U, k=None, reverse=False):
@@ -338,7 +306,7 @@ def householder_matrix(U, k=None, reverse=False):
     n = U.shape[1]
     k = n if k is None else k
     Q = _empty((n, n), U.dtype)
-    b, t = P.grid2(n, n)
+    b, t = prim.grid2(n, n)
     _t(U)["fill_eye"][b, t](Q)
     if k:
         hh_chain_apply(Q, U, _order_dev(k, reverse))
@@ -355,14 +323,14 @@ def householder_matrix_vjp(dQ, Q, U, k=None, reverse=False):
     return dU
 
 
-def pf_weight(Pm, C, lo, hi):
+def pf_weight(P, C, lo, hi):
     """Twin of ``_kernels.pf_weight``: (W, M, SC) with M = softmax_rows(P), SC = sigmoid(C), W = (hi - (hi-lo) SC) M.
 
     One thread per row (the softmax needs the row's max and sum), in the CPU kernel's order: deterministic."""
-    n, k = Pm.shape
-    W, M, SC = (_empty((n, k), Pm.dtype) for _ in range(3))
-    b, t = P.grid1(n)
-    _pf_rows[b, t](Pm, C, float(lo), float(hi), W, M, SC)
+    n, k = P.shape
+    W, M, SC = (_empty((n, k), P.dtype) for _ in range(3))
+    b, t = prim.grid1(n)
+    _pf_rows[b, t](P, C, float(lo), float(hi), W, M, SC)
     return W, M, SC
 
 
@@ -371,7 +339,7 @@ def pf_weight_vjp(G, M, SC, lo, hi):
     order): deterministic."""
     n, k = G.shape
     dP, dC = _empty((n, k), M.dtype), _empty((n, k), M.dtype)
-    b, t = P.grid1(n)
+    b, t = prim.grid1(n)
     _pf_vjp_rows[b, t](G, M, SC, float(lo), float(hi), dP, dC)
     return dP, dC
 
@@ -379,7 +347,7 @@ def pf_weight_vjp(G, M, SC, lo, hi):
 def add_bias(y, b):
     """Twin of ``_kernels.add_bias``: in place y[i, j] += b[j] (b of length y.shape[1], or 1: a scalar bias)."""
     if y.size:
-        bl, t = P.grid2(*y.shape)
+        bl, t = prim.grid2(*y.shape)
         _add_bias[bl, t](y, b)
 
 
@@ -388,21 +356,21 @@ def col_sums(g):
     each sum has one fixed order: deterministic)."""
     out = _empty(g.shape[1], g.dtype)
     if g.shape[1]:
-        b, t = P.grid1(g.shape[1])
+        b, t = prim.grid1(g.shape[1])
         _t(g)["col_sums"][b, t](g, out)
     return out
 
 
 def all_finite(a):
     """Twin of ``refnsm._fastchecks.all_finite``: True when no element is NaN or Inf (a device count; one number copied back)."""
-    return a.size == 0 or P.count_nonfinite(a) == 0
+    return a.size == 0 or prim.count_nonfinite(a) == 0
 
 
 def transpose(A):
     """A^T as a new C-contiguous device array (``Linear``: W = weight^T, dL/dweight = G^T); one thread per element."""
     out = _empty((A.shape[1], A.shape[0]), A.dtype)
     if out.size:
-        b, t = P.grid2(*out.shape)
+        b, t = prim.grid2(*out.shape)
         _transpose[b, t](A, out)
     return out
 
@@ -410,7 +378,7 @@ def transpose(A):
 def _take(X, r):
     out = _empty((X.shape[0], r), X.dtype)
     if out.size:
-        b, t = P.grid2(*out.shape)
+        b, t = prim.grid2(*out.shape)
         _take_cols[b, t](X, out)
     return out
 
@@ -423,13 +391,13 @@ def spectral_factors(QU, QV, p, sigma_min, sigma_max, r):
     ft = _ft(QU)
     s, sp = _empty(r, QU.dtype), _empty(r, QU.dtype)
     if r:
-        b, t = P.grid1(r)
+        b, t = prim.grid1(r)
         kk["spectral_s"][b, t](p, ft(sigma_min), ft(sigma_max - sigma_min), s, sp)
     Us = _empty((QU.shape[0], r), QU.dtype)
     if Us.size:
-        b, t = P.grid2(*Us.shape)
+        b, t = prim.grid2(*Us.shape)
         kk["scale_cols"][b, t](QU, s, Us)
-    W = P.matmul_ab(Us, QV[:r])
+    W = prim.matmul_ab(Us, QV[:r])
     return W, s, sp
 
 
@@ -438,202 +406,16 @@ def spectral_core_vjp(G, QU, QV, s, sp, sigma_min, sigma_max, r):
     product, :math:`dQ_U = [G Q_{V,:r}^\top \mathrm{diag}(s), 0]`, :math:`dQ_V = [\mathrm{diag}(s) Q_{U,:r}^\top G; 0]`,
     :math:`dp_q = (Q_U^\top G Q_V^\top)_{qq}(\sigma_\max-\sigma_\min) sp_q(1-sp_q)`."""
     kk = _t(G)
-    GQVt = P.matmul_abt(G, QV[:r])  # (in, r)
+    GQVt = prim.matmul_abt(G, QV[:r])  # (in, r)
     dQU = _empty(tuple(QU.shape), G.dtype)
-    b, t = P.grid2(*dQU.shape)
+    b, t = prim.grid2(*dQU.shape)
     kk["scale_cols"][b, t](GQVt, s, dQU)
-    UtG = P.matmul_atb(_take(QU, r), G)  # (r, out)
+    UtG = prim.matmul_atb(_take(QU, r), G)  # (r, out)
     dQV = _empty(tuple(QV.shape), G.dtype)
-    b, t = P.grid2(*dQV.shape)
+    b, t = prim.grid2(*dQV.shape)
     kk["scale_rows"][b, t](UtG, s, dQV)
     dp = _empty(r, G.dtype)
     if r:
-        b, t = P.grid1(r)
+        b, t = prim.grid1(r)
         kk["spectral_dp"][b, t](QU, GQVt, sp, _ft(G)(sigma_max - sigma_min), dp)
     return dQU, dQV, dp
-
-
-# ============================================================================ the four maps on the device
-def _w_linear(m, p):
-    return transpose(p["weight"]), None
-
-
-def _vjp_linear(m, G, cache, p):
-    return {"weight": transpose(G)}
-
-
-def _w_orthogonal(m, p):
-    Q = householder_matrix(p["U"])
-    return Q, Q
-
-
-def _vjp_orthogonal(m, G, Q, p):
-    return {"U": householder_matrix_vjp(G, Q, p["U"])}
-
-
-def _w_spectral(m, p):
-    QU = householder_matrix(p["U"], m.n_U_reflectors)
-    QV = householder_matrix(p["V"], m.n_V_reflectors, reverse=True)
-    W, s, sp = spectral_factors(QU, QV, p["p"], m.sigma_min, m.sigma_max, m.r)
-    return W, (QU, QV, s, sp)
-
-
-def _vjp_spectral(m, G, cache, p):
-    QU, QV, s, sp = cache
-    dQU, dQV, dp = spectral_core_vjp(G, QU, QV, s, sp, m.sigma_min, m.sigma_max, m.r)
-    return {"p": dp, "U": householder_matrix_vjp(dQU, QU, p["U"], m.n_U_reflectors),
-            "V": householder_matrix_vjp(dQV, QV, p["V"], m.n_V_reflectors, reverse=True)}
-
-
-def _w_pf(m, p):
-    W, M, SC = pf_weight(p["weight"], p["scaling"], m.sigma_min, m.sigma_max)
-    return W, (M, SC)
-
-
-def _vjp_pf(m, G, cache, p):
-    dP, dC = pf_weight_vjp(G, cache[0], cache[1], m.sigma_min, m.sigma_max)
-    return {"weight": dP, "scaling": dC}
-
-
-_MAPS = {Linear: (_w_linear, _vjp_linear), SpectralLinear: (_w_spectral, _vjp_spectral),
-         OrthogonalLinear: (_w_orthogonal, _vjp_orthogonal), PerronFrobeniusLinear: (_w_pf, _vjp_pf)}
-
-
-def check_supported(m):
-    """Raise ``NotImplementedError`` naming the supported maps unless ``m`` is one of them (exact class)."""
-    _base.check_cuda_map(type(m))
-    return _MAPS[type(m)]
-
-
-class _DeviceCache:
-    """What :func:`backward` needs from the last :func:`forward` (all on the device)."""
-
-    __slots__ = ("x2", "W", "cache", "p", "xshape", "yshape", "on_device")
-
-    def __init__(self, x2, W, cache, p, xshape, yshape, on_device):
-        self.x2, self.W, self.cache, self.p = x2, W, cache, p
-        self.xshape, self.yshape, self.on_device = xshape, yshape, on_device
-
-
-# ==================================================================================== device validation
-def _params(m, keys):
-    return {k: cuda.to_device(np.ascontiguousarray(m.params[k])) for k in keys}
-
-
-def _bias_dev(m):
-    b = m.params.get(m._bias_key)
-    return None if b is None else cuda.to_device(np.ascontiguousarray(b).reshape(b.size))
-
-
-def _weight(m):
-    """(W, cache, device params) for a supported map."""
-    wfn, _ = check_supported(m)
-    require()
-    p = _params(m, [k for k in m.params if k != m._bias_key])
-    W, cache = wfn(m, p)
-    return W, cache, p
-
-
-def _host_bias_grad(m, gb):
-    b = m.params[m._bias_key]
-    gb = gb.copy_to_host()
-    if b.size == 1 and gb.size != 1:  # a scalar bias (as m._bias_grad)
-        gb = gb.sum()
-    return np.reshape(gb, b.shape)
-
-
-def _host_grads(m, grads):
-    return m._full({k: (v.copy_to_host() if is_device_array(v) else v) for k, v in grads.items()})
-
-
-# ================================================================================ public entry points
-def device_weight(m):
-    """Twin of ``m._weight()[0]``: the map's W (without any folded bias) as a device array [insize, outsize]."""
-    return _weight(m)[0]
-
-
-def effective_W(m):
-    r"""GPU twin of :meth:`refnsm.linear.LinearBase.effective_W`: W [insize, outsize] as a NumPy array."""
-    W, _, _ = _weight(m)
-    if m.bias_in_effective_W and m._bias_key in m.params:
-        add_bias(W, _bias_dev(m))
-    return W.copy_to_host()
-
-
-def effective_W_vjp(m, grad_W):
-    r"""GPU twin of :meth:`refnsm.linear.LinearBase.effective_W_vjp`: {name: gradient} (NumPy, like ``m.params``).
-
-    ``grad_W`` may be a NumPy array (validated as on the CPU) or a device array."""
-    check_supported(m)
-    expected = (m.insize, m.outsize)
-    if is_device_array(grad_W):
-        require()
-        G = _dev_float(grad_W, "grad_W", ndim=2, dtype=m.dtype)
-        _checks.check_shape(G, "grad_W", expected, "[insize, outsize]")
-    else:
-        G = _checks.as_float_array(grad_W, "grad_W", ndim=2, dtype=m.dtype)
-        _checks.check_shape(G, "grad_W", expected, "[insize, outsize]")
-        require()
-        G = cuda.to_device(G)
-    W, cache, p = _weight(m)
-    grads = dict(_MAPS[type(m)][1](m, G, cache, p))
-    if m.bias_in_effective_W and m._bias_key in m.params:
-        grads[m._bias_key] = _host_bias_grad(m, col_sums(G))
-    return _host_grads(m, grads)
-
-
-def forward(m, x):
-    r"""GPU twin of :meth:`refnsm.linear.LinearBase.forward`: ``y = x W + b`` for x [..., insize].
-
-    NumPy x: validated as on the CPU, y returned as NumPy.  Device x: y stays on the device.  Caches what
-    :func:`backward` needs (on the device)."""
-    check_supported(m)
-    on_device = is_device_array(x)
-    if on_device:
-        require()
-        xd = _dev_float(x, "x", min_ndim=1, shape_hint="[..., insize]", dtype=m.dtype)
-        shape = tuple(xd.shape)
-        if shape[len(shape) - 1] != m.insize:
-            raise ValueError(f"x: expected last dimension insize = {m.insize}, got shape {shape}")
-    else:
-        xh = m._check_x(x)
-        require()
-        shape = xh.shape
-        xd = cuda.to_device(xh)
-    rows = int(np.prod(shape[:-1], dtype=np.int64))
-    x2 = xd.reshape(rows, m.insize)
-    W, cache, p = _weight(m)
-    y2 = P.matmul_ab(x2, W)
-    b = _bias_dev(m)
-    if b is not None:
-        add_bias(y2, b)
-    yshape = shape[:-1] + (m.outsize,)
-    m._cache = _DeviceCache(x2, W, cache, p, shape, yshape, on_device)
-    y = y2.reshape(yshape)
-    return y if on_device else y.copy_to_host()
-
-
-def backward(m, grad_y):
-    r"""GPU twin of :meth:`refnsm.linear.LinearBase.backward`: returns :math:`\bar x = \bar g W^\top`, fills
-    ``m.grads`` (NumPy).  :math:`\bar x` is a device array when ``grad_y`` or the forward's ``x`` was one."""
-    c = m._cache
-    if not isinstance(c, _DeviceCache):
-        raise RuntimeError("backward: call forward(x) first")
-    on_device = c.on_device or is_device_array(grad_y)
-    if is_device_array(grad_y):
-        require()
-        g = _dev_float(grad_y, "grad_y", dtype=m.dtype)
-        _checks.check_shape(g, "grad_y", c.yshape, "the shape of forward's output")
-    else:
-        g = _checks.as_float_array(grad_y, "grad_y", dtype=m.dtype)
-        _checks.check_shape(g, "grad_y", c.yshape, "the shape of forward's output")
-        require()
-        g = cuda.to_device(g)
-    g2 = g.reshape(c.x2.shape[0], m.outsize)
-    gx = P.matmul_abt(g2, c.W)
-    grads = dict(_MAPS[type(m)][1](m, P.matmul_atb(c.x2, g2), c.cache, c.p))
-    if m._bias_key in m.params:
-        grads[m._bias_key] = _host_bias_grad(m, col_sums(g2))
-    m.grads = _host_grads(m, grads)
-    gx = gx.reshape(c.xshape)
-    return gx if on_device else gx.copy_to_host()

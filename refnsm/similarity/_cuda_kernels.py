@@ -1,40 +1,16 @@
-r"""CUDA twins of the similarity-matching kernels (``refnsm/similarity/_kernels.py``) and device-level entry points.
+r"""CUDA twins of the similarity-matching kernels (:mod:`refnsm.similarity._kernels`): the same names and arguments.
 
-The math is documented in :mod:`refnsm.similarity.models` and :mod:`refnsm.similarity.encoders`; this module
-computes the same thing on the GPU.  Three layers:
-
-* **Kernel twins** with the names and arguments of ``refnsm.similarity._kernels``: :func:`fast_loop`,
-  :func:`fast_step`, :func:`matmul_rows`, :func:`gradient_step`, :func:`fixed_point_stats`, :func:`im2col`,
-  :func:`col2im`, :func:`matmul_skip`, :func:`matmul_tn_skip` and the fused :func:`linear_train_step`.  They take
-  C-contiguous float32/float64 device arrays (no validation), write their outputs in place as the CPU kernels do,
-  and return the same scalars (as Python numbers) and, for :func:`linear_train_step`, device arrays.
-* **Encoder entry points** mirroring :class:`~refnsm.similarity.encoders.Encoder`'s functional methods:
-  :func:`encode` (``encoder(x)``) and :func:`encoder_vjp` (``encoder.vjp(grad_out, x)``), for
-  :class:`~refnsm.similarity.encoders.Linear`, :class:`~refnsm.similarity.encoders.Conv2d` (im2col, one tiled
-  product, col2im) and :class:`~refnsm.similarity.encoders.Identity`.
-* **Model entry points** mirroring the methods of the circuits (:class:`~refnsm.similarity.models.
-  MultiSimilarityMatching` and its subclasses), with the model as first argument: :func:`forward`, :func:`loss`,
-  :func:`backward`, :func:`train_step`.  A model built with ``device="cuda"`` dispatches to them in one line; they
-  take the same arguments, fill the same state (``diagnostics``, ``grads``, ``iteration_idx``, ``y``) and raise the
-  same errors.  Hooks and callable projections work as on the CPU (they run at the Python level on NumPy copies).
-
-Inputs and outputs of the entry points:
-
-* **NumPy arrays (or array-likes)** are validated by exactly the CPU code (each encoder's ``_check_input``,
-  ``refnsm._checks``), copied to the device, and array results come back as NumPy arrays.
-* **numba device arrays** stay on the device and the array results (``y``, input gradients) are device arrays.
-  They are validated from their metadata (rank, shape, float32/float64, C-contiguity) and for NaN/Inf by a device
-  count (:func:`~refnsm.cuda._primitives.count_nonfinite`); the array is copied back only to name the first bad index
-  in the error.  A device input of the other float dtype is cast on the device to the model's dtype.
-* The **parameters stay NumPy arrays on the host** (``model.params``, the ``state_dict`` convention): each call copies
-  them to the device (they are small: ``m x n`` and ``m x m``) and the parameter gradients back (``model.grads``);
-  ``step`` runs on the host.  The per-call state a device call leaves on the model (the fast state ``y`` and the
-  cache of :func:`loss` for :func:`backward`) lives on the device.
+Open the two files side by side: :func:`fast_loop`, :func:`fast_step`, :func:`matmul_rows`, :func:`gradient_step`,
+:func:`fixed_point_stats`, :func:`im2col`, :func:`col2im`, :func:`matmul_skip`, :func:`matmul_tn_skip` and the
+fused :func:`linear_train_step` take C-contiguous float32/float64 device arrays (no validation: the circuits of
+:mod:`refnsm.similarity.models` validate through :mod:`refnsm._backend`), write their outputs in place as the CPU
+kernels do, and return the same scalars (as Python numbers) and, for :func:`linear_train_step`, device arrays.
+Imported only when ``device="cuda"`` is asked for.
 
 Deterministic: no atomics.  Every output element is written by one thread summing in a fixed order; matrix products
-use :func:`refnsm.cuda._primitives.matmul` (each entry summed over ``k = 0, 1, ...`` in order, the order of the CPU's
-``matmul_skip``/``matmul_tn_skip``); sums use one block with a fixed tree; maxima are exact.  Two runs give
-bitwise-identical results.
+use the tiled product of :mod:`refnsm.cuda._primitives` (each entry summed over ``k = 0, 1, ...`` in order, the order
+of the CPU's ``matmul_skip``/``matmul_tn_skip``); sums use one block with a fixed tree; maxima are exact.  Two runs
+give bitwise-identical results.
 
 Float32: every product, sum and comparison is formed in the dtype the CPU kernel forms it in, including the places
 where the CPU kernels promote to float64 (the fast update ``y - eta (My - b)`` and the fused step's gradients are
@@ -49,21 +25,12 @@ from functools import lru_cache
 import numpy as np
 from numba import cuda
 
-from .. import _checks
-from ..similarity import encoders as _E
-from ..similarity import models as _Mo
-from . import is_device_array, require
-from . import _primitives as P
-from ._arrays import empty as _empty, dev_float as _dev_float, any_device as _any_device, out as _out
+from ..cuda import _primitives as prim
+from ..cuda._arrays import empty as _empty
 
 __all__ = [
-    # kernel twins
     "fast_loop", "fast_step", "matmul_rows", "gradient_step", "fixed_point_stats", "im2col", "col2im",
     "matmul_skip", "matmul_tn_skip", "linear_train_step",
-    # encoder entry points
-    "encode", "encoder_vjp",
-    # model entry points
-    "forward", "loss", "backward", "train_step",
 ]
 
 #: the tol > 0 fast loop runs this many updates per launch first, doubling up to CHUNK_MAX (see fast_loop)
@@ -80,7 +47,7 @@ def _kernels(dtype):
     sums) sequentially in a fixed order: no atomics, no shared memory, no dependence on scheduling, hence bitwise
     repeatable.  2-D launches use :func:`refnsm.cuda._primitives.grid2` (x over the columns of the array named in
     each docstring), 1-D launches :func:`~refnsm.cuda._primitives.grid1`."""
-    zero = P._FT[np.dtype(dtype)](0.0)
+    zero = prim._FT[np.dtype(dtype)](0.0)
 
     # ------------------------------------------------------------------ layout
     @cuda.jit
@@ -380,7 +347,7 @@ def _kernels(dtype):
 
 
 #: segment length of the two-pass maxima (exact whatever it is: a maximum does not depend on the order)
-SEG = 2 * P.TPB
+SEG = 2 * prim.TPB
 
 
 @cuda.jit
@@ -430,7 +397,7 @@ def _k(a):
 
 
 def _ft(a):
-    return P._FT[np.dtype(a.dtype)]
+    return prim._FT[np.dtype(a.dtype)]
 
 
 def _flat(a):
@@ -440,20 +407,20 @@ def _flat(a):
 def _zeros(shape, dtype):
     a = _empty(shape, dtype)
     if a.size:
-        b, t = P.grid1(a.size)
-        _kernels(dtype)["fill"][b, t](_flat(a), P._FT[np.dtype(dtype)](0.0))
+        b, t = prim.grid1(a.size)
+        _kernels(dtype)["fill"][b, t](_flat(a), prim._FT[np.dtype(dtype)](0.0))
     return a
 
 
 def _launch1(name, n, dtype, *args):
     if n:
-        b, t = P.grid1(n)
+        b, t = prim.grid1(n)
         _kernels(dtype)[name][b, t](*args)
 
 
 def _launch2(name, rows, cols, dtype, *args):
     if rows and cols:
-        b, t = P.grid2(rows, cols)
+        b, t = prim.grid2(rows, cols)
         _kernels(dtype)[name][b, t](*args)
 
 
@@ -473,10 +440,10 @@ def _max_rows(a):
         return np.zeros(K)
     ng = (T + SEG - 1) // SEG
     part = _empty((K, ng), np.float64)
-    b, t = P.grid2(K, ng)
+    b, t = prim.grid2(K, ng)
     _segment_max[b, t](a, SEG, part)
     out = _empty(K, np.float64)
-    b, t = P.grid1(K)
+    b, t = prim.grid1(K)
     _scan_max[b, t](part, out)
     return out.copy_to_host()
 
@@ -487,17 +454,17 @@ def _dot(a, b):
     if a.size == 0:
         return 0.0
     terms = _empty(a.size, np.float64)
-    b1, t1 = P.grid1(a.size)
+    b1, t1 = prim.grid1(a.size)
     _products[b1, t1](_flat(a), _flat(b), terms)
-    return P.sum_reduce(terms)
+    return prim.sum_reduce(terms)
 
 
 def _matmul_into(A, B, out, trans_a, trans_b):
     """out = op(A) op(B) by the tiled product of :mod:`refnsm.cuda._primitives` (each entry summed over k in order)."""
     n, m = out.shape
     if n and m:
-        blocks = (max(1, (m + P.TILE - 1) // P.TILE), max(1, (n + P.TILE - 1) // P.TILE))
-        P.matmul_kernel(A.dtype)[blocks, (P.TILE, P.TILE)](A, B, out, bool(trans_a), bool(trans_b))
+        blocks = (max(1, (m + prim.TILE - 1) // prim.TILE), max(1, (n + prim.TILE - 1) // prim.TILE))
+        prim.matmul_kernel(A.dtype)[blocks, (prim.TILE, prim.TILE)](A, B, out, bool(trans_a), bool(trans_b))
     return out
 
 
@@ -527,7 +494,7 @@ def fast_loop(MT, D, Y, eta, relu, tol, max_iter):
     Dt = _transpose(D)
     Ya = _transpose(Y)
     MYt = _empty((m, T), Y.dtype)
-    b1, t1 = P.grid1(T)
+    b1, t1 = prim.grid1(T)
     if tol > 0.0:
         Yb = _empty((m, T), Y.dtype)
         chg = _empty((min(CHUNK_MAX, max_iter), T), np.float64)  # one buffer for every chunk
@@ -564,7 +531,7 @@ def fast_step(MT, D, Y, eta, relu):
     Yt = _transpose(Y)
     chg = _empty((1, T), np.float64)
     if T:
-        b, t = P.grid1(T)
+        b, t = prim.grid1(T)
         _k(Y)["loop_rows"][b, t](MT, Dt, Yt, Yt, _empty((m, T), Y.dtype), 1, float(eta), bool(relu), False, chg)
     _transpose_into(Yt, Y)
     return float(_max_rows(chg)[0])
@@ -599,7 +566,7 @@ def _fixed_point_stats(MT, D, Y, relu):
     e1 = _empty(n, np.float64)
     _launch2("fp_terms", T, m, Y.dtype, MT, D, Y, bool(relu), res, e2, e1)
     r, bad = _max_rows(res)
-    return float(r), 0.5 * P.sum_reduce(e2) - P.sum_reduce(e1), bool(bad > 0)
+    return float(r), 0.5 * prim.sum_reduce(e2) - prim.sum_reduce(e1), bool(bad > 0)
 
 
 def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cols):
@@ -670,387 +637,3 @@ def linear_train_step(x, W, b, has_bias, M, eta, relu, tol, max_iter, reg, lr, l
         _launch1("axpy", m, dt, b, gb, -float(lr))
     _launch1("axpy", m * m, dt, _flat(M), _flat(gM), float(lr_M))
     return L, iters, change, converged, res, energy, gW, gb, gM
-
-
-# ==================================================================================== device validation
-def _check_input(encoder, x, dtype, name="x"):
-    """Twin of ``encoder._check_input``: a validated device array of ``dtype`` (the encoder's by default).
-
-    Host arrays go through the CPU validator itself and are copied over; device arrays are checked in the CPU's
-    order with the CPU's messages (integer device arrays are refused rather than converted)."""
-    dtype = encoder.dtype if dtype is None else np.dtype(dtype)
-    if not is_device_array(x):
-        return cuda.to_device(encoder._check_input(x, dtype, name=name))
-    kind = type(encoder)
-    if kind is _E.Linear:
-        _dev_float(x, name, ndim=2, shape_hint="[B, in_features]")
-        if x.shape[1] != encoder.in_features:
-            raise ValueError(f"{name}: expected shape (B, {encoder.in_features}) for {encoder!r}, got {x.shape}")
-    elif kind is _E.Conv2d:
-        _dev_float(x, name, ndim=4, shape_hint="[B, C, H, W]")
-        if x.shape[1] != encoder.in_channels:
-            raise ValueError(f"{name}: expected {encoder.in_channels} channels in dimension 1 for {encoder!r}, got "
-                             f"shape {x.shape}")
-        Ho, Wo = encoder.output_size(x.shape[2], x.shape[3])
-        if Ho < 1 or Wo < 1:
-            raise ValueError(f"{name}: input of shape {x.shape} is smaller than the (dilated) kernel of {encoder!r}")
-    elif kind is _E.Identity:
-        _dev_float(x, name, min_ndim=2, shape_hint="[B, m, S1..Sk]")
-    else:
-        raise TypeError(f"{name}: device='cuda' supports the Linear, Conv2d and Identity encoders, got "
-                        f"{type(encoder).__name__}")
-    return P.astype(x, dtype)
-
-
-# ============================================================================== layout and encoders on the device
-def _to_internal(u):
-    """Device twin of ``encoders._to_internal``: [B, m, S1..Sk] -> [B*S, m] (a 2-D array is returned as is)."""
-    B, m = u.shape[0], u.shape[1]
-    if u.ndim == 2:
-        return u
-    S = u.size // (B * m) if B * m else 0
-    out = _empty((B * S, m), u.dtype)
-    _launch2("to_internal", B * S, m, u.dtype, u.reshape(B, m, S), out)
-    return out
-
-
-def _from_internal(U, shape):
-    """Device twin of ``encoders._from_internal``: [B*S, m] -> a new [B, m, S1..Sk] array."""
-    B, m = shape[0], shape[1]
-    S = U.shape[0] // B if B else 0
-    out3 = _empty((B, m, S), U.dtype)
-    _launch2("from_internal", U.shape[0], m, U.dtype, U, out3)
-    return out3.reshape(*shape)
-
-
-def _params_dev(encoder):
-    return {k: cuda.to_device(v) for k, v in encoder.params.items()}
-
-
-def _encode(encoder, x):
-    """Device twin of ``encoder._encode``: ``(U [T, m], cache, public shape)`` for a validated device ``x``."""
-    p = _params_dev(encoder)
-    dt = x.dtype
-    kind = type(encoder)
-    if kind is _E.Identity:
-        return _to_internal(x), x.shape, tuple(x.shape)
-    if kind is _E.Linear:
-        W = p["weight"]
-        U = _empty((x.shape[0], encoder.out_features), dt)
-        _matmul_into(x, W, U, False, True)  # x W^T
-        cache, shape = (x, W), (x.shape[0], encoder.out_features)
-    else:
-        B, C, H, Wd = x.shape
-        Ho, Wo = encoder.output_size(H, Wd)
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = encoder.kernel_size, encoder.stride, encoder.padding, encoder.dilation
-        cols = _empty((B * Ho * Wo, C * kh * kw), dt)
-        im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, cols)
-        W2 = p["weight"].reshape(encoder.out_channels, C * kh * kw)
-        U = _empty((cols.shape[0], encoder.out_channels), dt)
-        _matmul_into(cols, W2, U, False, True)  # cols W2^T: every entry summed over the patch in order
-        cache, shape = (cols, tuple(x.shape), W2), (B, encoder.out_channels, Ho, Wo)
-    if "bias" in p:
-        _launch2("bias_add", U.shape[0], U.shape[1], dt, U, p["bias"])
-    return U, cache, shape
-
-
-def _vjp(encoder, G, cache, need_input):
-    """Device twin of ``encoder._vjp``: ``(grad_x or None, {name: grad})``, all device arrays."""
-    kind = type(encoder)
-    dt = G.dtype
-    if kind is _E.Identity:
-        return (_from_internal(G, cache) if need_input else None), {}
-    grads = {}
-    if kind is _E.Linear:
-        x, W = cache
-        grads["weight"] = _matmul_into(G, x, _empty((G.shape[1], x.shape[1]), dt), True, False)
-    else:
-        cols, xshape, W2 = cache
-        gW = _matmul_into(G, cols, _empty((G.shape[1], cols.shape[1]), dt), True, False)
-        grads["weight"] = gW.reshape(*encoder.params["weight"].shape)
-    if "bias" in encoder.params:
-        gb = _empty(G.shape[1], dt)
-        _launch1("col_sums", G.shape[1], dt, G, gb)
-        grads["bias"] = gb
-    gx = None
-    if need_input:
-        if kind is _E.Linear:
-            gx = _matmul_into(G, W, _empty((G.shape[0], W.shape[1]), dt), False, False)
-        else:
-            dcols = _matmul_into(G, W2, _empty(cols.shape, dt), False, False)
-            gx = _empty(xshape, dt)
-            (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (encoder.kernel_size, encoder.stride, encoder.padding,
-                                                      encoder.dilation)
-            Ho, Wo = encoder.output_size(xshape[2], xshape[3])
-            col2im(dcols, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, gx)
-    return gx, grads
-
-
-def encode(encoder, x):
-    r"""GPU twin of ``encoder(x)`` (:meth:`refnsm.similarity.encoders.Encoder.__call__`): :math:`u = f(x)`.
-
-    Linear: :math:`x W^\top + \beta` (tiled product); Conv2d: im2col, one tiled product with the flattened kernel,
-    the bias; Identity: a copy.  NumPy in, NumPy out; a device array in, a device array out.
-    """
-    dev = _any_device(x)
-    xd = _check_input(encoder, x, None)
-    U, _, shape = _encode(encoder, xd)
-    return _out(_from_internal(U, shape), dev)
-
-
-def _grad_to_internal(encoder, grad_out, shape):
-    """Twin of ``encoder._check_grad_out``: a validated internal-layout device gradient."""
-    dt = encoder._compute_dtype()
-    if not is_device_array(grad_out):
-        return cuda.to_device(encoder._check_grad_out(grad_out, shape))
-    g = _dev_float(grad_out, "grad_out")
-    _checks.check_shape(g, "grad_out", shape, "the encoder's output shape")
-    return _to_internal(P.astype(g, dt))
-
-
-def encoder_vjp(encoder, grad_out, x):
-    r"""GPU twin of :meth:`refnsm.similarity.encoders.Encoder.vjp`: ``(grad_x, {name: grad})`` at ``x``.
-
-    Linear: :math:`\bar W = G^\top x`, :math:`\bar\beta = \sum_b G_b`, :math:`\bar x = G W`; Conv2d: the same with
-    the im2col matrix, and :math:`\bar x` by :func:`col2im`.  Results on the side the inputs came from.
-    """
-    dev = _any_device(x, grad_out)
-    xd = _check_input(encoder, x, None)
-    U, cache, shape = _encode(encoder, xd)
-    G = _grad_to_internal(encoder, grad_out, shape)
-    gx, grads = _vjp(encoder, G, cache, True)
-    return _out(gx, dev), {k: _out(v, dev) for k, v in grads.items()}
-
-
-# ================================================================================== model entry points
-class _DeviceOps:
-    """The device twin of ``models._HostOps``: the array operations ``model._encode_all`` runs, on the GPU."""
-
-    @staticmethod
-    def locate(xs):
-        return _any_device(*xs)
-
-    check_input = staticmethod(_check_input)
-    encode = staticmethod(_encode)
-
-    @staticmethod
-    def repeat_rows(U, S, dtype):
-        rep = _empty((U.shape[0] * S, U.shape[1]), dtype)
-        _launch2("repeat_rows", rep.shape[0], rep.shape[1], dtype, U, S, rep)
-        return rep
-
-    @staticmethod
-    def drive(Us, dtype):
-        T, m = Us[0].shape
-        D = _empty((T, m), dtype)
-        for i, U in enumerate(Us):  # a fresh buffer, summed left to right; the encodings are never overwritten
-            _launch1("add_into", T * m, dtype, _flat(D), _flat(U), i == 0)
-        return D
-
-    # backward
-    @staticmethod
-    def scale(Y, c):
-        out = _empty(Y.shape, Y.dtype)
-        _launch1("scale", Y.size, Y.dtype, _flat(Y), _ft(Y)(c), _flat(out))
-        return out
-
-    @staticmethod
-    def add_scaled(G, U, c):
-        out = _empty(U.shape, U.dtype)
-        _launch1("add_scaled", U.size, U.dtype, _flat(G), _flat(U), _ft(U)(c), _flat(out))
-        return out
-
-    @staticmethod
-    def sum_positions(G, B, S, m):
-        summed = _empty((B, m), G.dtype)
-        _launch2("sum_positions", B, m, G.dtype, G, S, summed)
-        return summed
-
-    @staticmethod
-    def vjp(encoder, G, cache, inputs):
-        gx, pg = _vjp(encoder, G, cache, inputs)
-        return gx, {name: g.copy_to_host() for name, g in pg.items()}
-
-    result = staticmethod(_out)
-
-
-def _encode_all(model, xs, need_cache):
-    """``model._encode_all`` with the device operations: the same checks, messages and drive, on the GPU."""
-    return model._encode_all(xs, need_cache, ops=_DeviceOps)
-
-
-def _run_dynamics(model, D, shape):
-    """Device twin of ``model._run_dynamics`` (the fast loop on the GPU; hooks and callables at the Python level)."""
-    MT = cuda.to_device(np.ascontiguousarray(model.M.T))
-    Y = _zeros(D.shape, D.dtype)
-    model._Y, model._yshape, model._D = Y, shape, D
-    model.iteration_idx = -1
-    relu = model.iteration_projection == "relu"
-    proj = model.iteration_projection if callable(model.iteration_projection) else None
-    hooks = model.hooks["iteration"]
-    iters, change, converged, by_hook = 0, 0.0, False, False
-    if not hooks and proj is None:
-        iters, change, converged = fast_loop(MT, D, Y, model.iteration_lr, relu, model.tol, model.max_iterations)
-        model.iteration_idx = iters - 1
-    else:
-        Yhat = _empty(D.shape, D.dtype) if proj is not None else None
-        for it in range(model.max_iterations):
-            model.iteration_idx = it
-            if proj is None:
-                change = fast_step(MT, D, Y, model.iteration_lr, relu)
-            else:  # the callable sees a NumPy array, as on the CPU
-                gradient_step(MT, D, Y, model.iteration_lr, Yhat)
-                out = np.asarray(proj(_E._from_internal(Yhat.copy_to_host(), shape)))
-                if out.shape != tuple(shape):
-                    raise ValueError(f"iteration_projection: expected it to return shape {tuple(shape)}, got {out.shape}")
-                new = _E._to_internal(out.astype(model.dtype, copy=False))
-                diff = np.abs(new - Y.copy_to_host())
-                change = float(np.nan) if np.isnan(diff).any() else float(diff.max(initial=0.0))
-                Y.copy_to_device(new)
-            iters = it + 1
-            for h in hooks:
-                if h(model):
-                    by_hook = True
-                    break
-            if by_hook:
-                break
-            if it >= 1 and change < model.tol:
-                converged = True
-                break
-    if proj is None:
-        res, energy, diverged = _fixed_point_stats(MT, D, Y, relu)
-    else:  # the CPU's own expressions on host copies (the projection is a Python callable anyway)
-        Yh, Dh, MTh = Y.copy_to_host(), D.copy_to_host(), MT.copy_to_host()
-        MY = np.dot(Yh, MTh)
-        Pr = _E._to_internal(np.asarray(proj(_E._from_internal(Yh - (MY - Dh), shape))).astype(model.dtype, copy=False))
-        res = float(np.max(np.abs(Yh - Pr), initial=0.0))
-        energy = 0.5 * float(np.vdot(Yh, MY)) - float(np.vdot(Yh, Dh))
-        diverged = not bool(np.isfinite(Yh).all())
-    model.diagnostics = _Mo.Diagnostics(int(iters), float(change), bool(converged), by_hook, float(res),
-                                        float(energy), diverged)
-
-
-def forward(model, *xs):
-    """GPU twin of ``model.forward(*xs)``: the fast dynamics; returns ``y`` ``[B, m, S1..Sk]`` (a new array).
-
-    NumPy inputs give a NumPy ``y``; if any input is a device array, ``y`` is a device array.  Fills
-    ``model.diagnostics`` and ``model.iteration_idx``; ``model.y`` copies the device state to the host when read.
-    """
-    require()
-    for h in model.hooks["pre"]:
-        h(model)
-    enc = _encode_all(model, xs, need_cache=False)
-    _run_dynamics(model, enc.D, enc.shape)
-    y = _from_internal(model._Y, enc.shape)
-    for h in model.hooks["post"]:
-        h(model)
-    return _out(y, enc.on_device)
-
-
-def _loss_from(model, enc, Y):
-    M = model.M
-    m = model.out_channels
-    N = Y.size
-    C = _empty((m, m), Y.dtype)
-    matmul_tn_skip(Y, Y, C)  # sum over samples and positions of y y^T
-    C = C.copy_to_host()  # m x m: M . C and dL/dM (backward) on the host, as on the CPU
-    data = (2.0 * float(np.vdot(M, C)) - 4.0 * _dot(Y, enc.D)) / N
-    L = data - float(np.vdot(M, M)) / m
-    whiten_terms, weight_slots = model._regularizer_plan(enc)
-    for U, _ in whiten_terms:
-        L += 2.0 * _dot(U, U) / U.size
-    for slot in weight_slots:
-        for p in model.encoders[slot].params.values():
-            L += float(np.vdot(p, p)) * (2.0 / m)
-    model._loss_cache = (enc, Y, C)
-    return model.dtype.type(L)
-
-
-def loss(model, *args):
-    r"""GPU twin of ``model.loss(*xs, y)``: the slow loss (a scalar of the model's dtype); ``y`` is held fixed.
-
-    :math:`C = Y^\top Y` by the tiled product; the sums :math:`\sum y \odot b` and :math:`\|u\|^2` are float64
-    device reductions of terms formed in the dtype; :math:`\sum M \odot C` (``C`` is ``m x m``), :math:`\|M\|^2`
-    and the weight norms are computed on the host with the CPU's expressions.
-    """
-    require()
-    if len(args) < 1 or args[-1] is None:
-        raise ValueError("y: expected the output y as the last argument of loss(*xs, y)")
-    enc = _encode_all(model, args[:-1], need_cache=True)
-    y = args[-1]
-    if is_device_array(y):
-        enc.on_device = True
-        _dev_float(y, "y")
-        _checks.check_shape(y, "y", enc.shape, "the shape of the encodings")
-        Y = _to_internal(P.astype(y, model.dtype))
-    else:
-        yh = _checks.as_float_array(y, "y", dtype=model.dtype)
-        _checks.check_shape(yh, "y", enc.shape, "the shape of the encodings")
-        Y = cuda.to_device(_E._to_internal(yh))
-    return _loss_from(model, enc, Y)
-
-
-def backward(model, grad_out=None, inputs=True):
-    r"""GPU twin of ``model.backward(grad_out, inputs)``: fills ``model.grads`` (NumPy) and returns the input
-    gradients (device arrays if the last :func:`loss` had a device input, else NumPy; ``None`` for skipped inputs).
-
-    :math:`G = -\tfrac4N y\ (+\tfrac4N u_k)` on the device, pushed through each encoder's device VJP; the weight
-    decay and :math:`\partial L/\partial M = (\tfrac2N C - \tfrac2m M) s` on the host, as on the CPU
-    (``model._backward`` with the device operations).
-    """
-    require()
-    return model._backward(grad_out, inputs, ops=_DeviceOps)
-
-
-def _fused_linear_step(model, x, lr, lr_M):
-    """Device twin of ``model._fused_linear_step`` (:func:`linear_train_step` on device copies of W, b, M)."""
-    enc = model.encoders[0]
-    dev = _any_device(x)
-    xd = _check_input(enc, x, model.dtype, name=model._names(1)[0])
-    lr_M = lr / model.tau if lr_M is None else _checks.check_real(lr_M, "lr_M", nonnegative=True)
-    W = enc.params["weight"]
-    has_bias = "bias" in enc.params
-    Wd = cuda.to_device(W)
-    bd = cuda.to_device(enc.params["bias"]) if has_bias else _empty(1, model.dtype)
-    Md = cuda.to_device(model.M)
-    Y = _zeros((xd.shape[0], model.out_channels), model.dtype)
-    L, iters, change, conv, res, energy, gW, gb, gM = linear_train_step(
-        xd, Wd, bd, has_bias, Md, model.iteration_lr, model.iteration_projection == "relu", model.tol,
-        model.max_iterations, model._REG_CODE[model.regularization[0]], lr, lr_M, Y)
-    W[...] = Wd.copy_to_host()  # the parameters live on the host: updated in place, as on the CPU
-    if has_bias:
-        enc.params["bias"][...] = bd.copy_to_host()
-    model.M[...] = Md.copy_to_host()
-    model._Y, model._yshape, model._D = Y, Y.shape, None
-    model.iteration_idx = iters - 1
-    model.diagnostics = _Mo.Diagnostics(int(iters), float(change), bool(conv), False, float(res), float(energy),
-                                        P.count_nonfinite(Y) > 0)
-    model.grads["encoders.0.weight"] = gW.copy_to_host()
-    if has_bias:
-        model.grads["encoders.0.bias"] = gb.copy_to_host()
-    model.grads["competitor.weight"] = gM.copy_to_host()
-    model._have_grads = True
-    model._loss_cache = None
-    return _out(_from_internal(Y, Y.shape), dev), model.dtype.type(L)
-
-
-def train_step(model, *xs, lr, lr_M=None):
-    """GPU twin of ``model.train_step(*xs, lr=..., lr_M=None)``: forward, loss, backward on the device, then
-    ``model.step`` on the host; returns ``(y, L)``.  A single Linear encoder without hooks runs the fused
-    :func:`linear_train_step`, as on the CPU."""
-    require()
-    lr_ = _checks.check_real(lr, "lr", nonnegative=True)
-    if model._fused_ok(xs):
-        return _fused_linear_step(model, xs[0], lr_, lr_M)
-    for h in model.hooks["pre"]:
-        h(model)
-    enc = _encode_all(model, xs, need_cache=True)
-    _run_dynamics(model, enc.D, enc.shape)
-    y = _from_internal(model._Y, enc.shape)
-    for h in model.hooks["post"]:
-        h(model)
-    L = _loss_from(model, enc, model._Y)
-    backward(model, inputs=False)
-    model.step(lr_, lr_M)
-    return _out(y, enc.on_device), L
-

@@ -1,0 +1,141 @@
+"""Golden cases of :mod:`refnsm.similarity`: SM/NSM fast dynamics after k iterations, the loss and its gradients,
+five training steps, the encoders' VJPs, the exact solvers, the Hebbian rule and the cost."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._case import Case, call, get, inp, new, obj
+from ._common import f32exact, rng, value_case
+
+F = "similarity"
+
+
+def _grad_terms(out, inputs):
+    """The bias and weight gradients are sums over the batch of (4/B) y_b-sized drive terms and regulariser terms
+    that cancel near the fixed point; their scale is that of the drive term, (4/B) sum_b |y_b| (|x_b| for W)."""
+    y, X = np.abs(out["y"]), np.abs(inputs["X"])
+    B = X.shape[0]
+    return {"d_b": 4.0 / B * float(np.max(y.sum(axis=0))), "d_W": 4.0 / B * float(np.max(y.T @ X)),
+            "d_X": 4.0 / B * float(np.max(y @ np.abs(inputs["W0"])))}
+
+
+def cases() -> list:
+    out = []
+    g = rng(31)
+    B, n, m = 6, 5, 3
+    X = f32exact(g.normal(size=(B, n)))
+    X[3] = X[1]  # a duplicated sample
+    W0 = f32exact(g.normal(size=(m, n)) / np.sqrt(n))
+    b0 = f32exact(g.normal(size=m) * 0.1)
+    for proj, reg, k, lr in ((None, "weight", 5, 0.2), ("relu", "weight", 40, 0.5), (None, "whiten", 20, 0.3),
+                             ("relu", "none", 3, 1.0)):
+        tag = f"{'nsm' if proj else 'sm'}-{reg}-k{k}"
+        enc = new("Linear", n, m, True, as_="enc", weight=inp("W0"), bias_value=inp("b0"), dtype={"dtype": "run"})
+        model = new("SimilarityMatching", obj("enc"), m, 0.5, 0.0, k, reg, lr, proj, as_="model")
+        out.append(Case(f"{F}.SimilarityMatching.forward-loss-backward-{tag}",
+                        [enc, model,
+                         call("forward", inp("X"), on="model", as_="y", save={"y": []}),
+                         call("loss", inp("X"), {"result": "y", "path": []}, on="model", save={"loss": []}),
+                         call("backward", on="model", save={"d_X": [0]}),
+                         get("grads", on="model", save={"d_W": ["encoders.0.weight"], "d_b": ["encoders.0.bias"],
+                                                        "d_M": ["competitor.weight"]})],
+                        {"X": X, "W0": W0, "b0": b0}, difficulty="hard" if proj else "basic",
+                        term_scale={"d_b": lambda o, i: _grad_terms(o, i)["d_b"],
+                                    "d_W": lambda o, i: _grad_terms(o, i)["d_W"],
+                                    "d_X": lambda o, i: _grad_terms(o, i)["d_X"]},
+                        tolerance_reason="d_X, d_W, d_b measured against the scale of the drive term (4/B) sum |y| "
+                                         "(they cancel near the fixed point)",
+                        targets=f"exactly {k} fast iterations with step {lr}; projection {proj}; regularization "
+                                f"{reg!r}; pynsm's loss scaling (2/T, 4/T); raw gradients"))
+        out.append(Case(f"{F}.SimilarityMatching.train-five-steps-{tag}",
+                        [enc, model] + [call("train_step", inp("X"), on="model", lr=0.05) for _ in range(5)]
+                        + [get("params", on="model", save={"W": ["encoders.0.weight"], "b": ["encoders.0.bias"],
+                                                           "M": ["competitor.weight"]})],
+                        {"X": X, "W0": W0, "b0": b0}, difficulty="hard",
+                        targets="five slow steps: Hebbian W, anti-Hebbian M at lr/tau, in that order"))
+    # supervised: the label drive, with the label encoder pinned (label_weight), multi-hot-free one-hot labels
+    Lab = np.eye(3)[[0, 1, 2, 1, 0, 2]]
+    Lw = f32exact(g.normal(size=(m, 3)) / np.sqrt(3))
+    for k in (3, 15):
+        out.append(Case(f"{F}.SupervisedSimilarityMatching.forward-loss-backward-k{k}",
+                        [new("Linear", n, m, False, as_="enc", weight=inp("W0"), dtype={"dtype": "run"}),
+                         new("SupervisedSimilarityMatching", obj("enc"), 3, m, as_="model", max_iterations=k,
+                             iteration_lr=0.3, label_weight=inp("Lw")),
+                         call("forward", inp("X"), inp("L"), on="model", as_="y", save={"y": []}),
+                         call("loss", inp("X"), inp("L"), {"result": "y", "path": []}, on="model",
+                              save={"loss": []}),
+                         call("backward", on="model", save={"d_X": [0]}),
+                         get("grads", on="model", save={"d_W": ["encoders.0.weight"], "d_Lw": ["encoders.1.weight"],
+                                                        "d_M": ["competitor.weight"]})],
+                        {"X": X, "W0": W0, "L": Lab, "Lw": Lw}, difficulty="hard",
+                        targets="label drive added to the input drive; ('weight', 'whiten') default regularizers "
+                                "paired with the encoders in order"))
+    # multi-input: two Linear encoders, then the second input skipped (None)
+    X2 = f32exact(g.normal(size=(B, 4)))
+    W2 = f32exact(g.normal(size=(m, 4)) / 2.0)
+    variants = [("two-inputs", False, "weight", None), ("skip-second", True, "weight", None),
+                ("whiten-weight-two-inputs", False, ["whiten", "weight"], None),
+                ("whiten-weight-two-inputs-compat-pynsm", False, ["whiten", "weight"], "pynsm")]
+    for tag, skip, regs, compat in variants:
+        xs = [inp("X"), None] if skip else [inp("X"), inp("X2")]
+        extra = {"compat": compat} if compat else {}
+        out.append(Case(f"{F}.MultiSimilarityMatching.forward-loss-backward-{tag}",
+                        [new("Linear", n, m, False, as_="e1", weight=inp("W0"), dtype={"dtype": "run"}),
+                         new("Linear", 4, m, False, as_="e2", weight=inp("W2"), dtype={"dtype": "run"}),
+                         new("MultiSimilarityMatching", [obj("e1"), obj("e2")], m, 0.5, 0.0, 10, regs, 0.3,
+                             as_="model", **extra),
+                         call("forward", *xs, on="model", as_="y", save={"y": []}),
+                         call("loss", *xs, {"result": "y", "path": []}, on="model", save={"loss": []}),
+                         call("backward", on="model", save={"d_X": [0]}),
+                         get("grads", on="model", save={"d_W1": ["encoders.0.weight"], "d_W2": ["encoders.1.weight"],
+                                                        "d_M": ["competitor.weight"]})],
+                        {"X": X, "W0": W0, "X2": X2, "W2": W2}, difficulty="edge", compat=compat,
+                        targets=("pynsm's loss with two active encoders (the first encoding overwritten by the sum)"
+                                 if compat else
+                                 "drives of several encoders summed; a skipped input (None) contributes nothing "
+                                 "and its regularizer is not applied; 'whiten' on the first encoding alone")))
+    # encoders: forward and VJP, Linear and Conv2d (stride, padding, dilation)
+    G = f32exact(g.normal(size=(B, m)))
+    out.append(Case(f"{F}.Linear.forward-backward",
+                    [new("Linear", n, m, True, as_="enc", weight=inp("W0"), bias_value=inp("b0"),
+                         dtype={"dtype": "run"}),
+                     call("forward", inp("X"), on="enc", save={"u": []}),
+                     call("backward", inp("G"), on="enc", save={"d_X": []}),
+                     get("grads", on="enc", save={"d_weight": ["weight"], "d_bias": ["bias"]})],
+                    {"X": X, "W0": W0, "b0": b0, "G": G}, targets="torch's [out, in] weight layout: u = x W^T + b"))
+    xi = f32exact(g.normal(size=(2, 2, 6, 5)))
+    wc = f32exact(g.normal(size=(3, 2, 3, 2)) * 0.3)
+    bc = f32exact(g.normal(size=3) * 0.1)
+    for stride, pad, dil in ((1, 0, 1), (2, 1, 1), (1, 1, 2)):
+        enc = new("Conv2d", 2, 3, [3, 2], stride, pad, dil, True, as_="enc", weight=inp("w"), bias_value=inp("b"),
+                  dtype={"dtype": "run"})
+        # the output shape, to draw a cotangent
+        ho = (6 + 2 * pad - dil * 2 - 1) // stride + 1
+        wo = (5 + 2 * pad - dil * 1 - 1) // stride + 1
+        Gc = f32exact(g.normal(size=(2, 3, ho, wo)))
+        out.append(Case(f"{F}.Conv2d.forward-backward-s{stride}p{pad}d{dil}",
+                        [enc, call("forward", inp("x"), on="enc", save={"u": []}),
+                         call("backward", inp("G"), on="enc", save={"d_x": []}),
+                         get("grads", on="enc", save={"d_weight": ["weight"], "d_bias": ["bias"]})],
+                        {"x": xi, "w": wc, "b": bc, "G": Gc}, difficulty="edge",
+                        targets="cross-correlation (no kernel flip), stride/padding/dilation, col2im accumulation"))
+    # exact solvers and the Hebbian rule
+    A = f32exact(g.normal(size=(m, m)))
+    Mpd = f32exact(A @ A.T / m + np.eye(m))
+    bb = f32exact(g.normal(size=(B, m)))
+    out.append(value_case(F, "solve_sm", "batch", {"M": Mpd, "b": bb}, [inp("M"), inp("b")],
+                          targets="y = M^{-1} b per sample (rows)"))
+    out.append(value_case(F, "solve_nsm", "batch-active-set", {"M": Mpd, "b": bb}, [inp("M"), inp("b")],
+                          difficulty="edge", targets="non-negative QP: the active set, not relu(M^{-1} b)"))
+    yy = f32exact(np.abs(g.normal(size=(B, m))))
+    out.append(value_case(F, "kkt_residual", "nsm", {"M": Mpd, "b": bb, "y": yy}, [inp("M"), inp("b"), inp("y")],
+                          targets="complementarity residual of the NSM fixed point"))
+    Mc = f32exact(np.eye(m) + 0.1 * (A + A.T))
+    out.append(value_case(F, "hebbian_update", "with-bias", {"W": W0, "M": Mc, "x": X, "y": yy, "bias": b0},
+                          [inp("W"), inp("M"), inp("x"), inp("y"), 0.1, 0.5, inp("bias")], fields=None,
+                          targets="W += lr (y^T x / B - W), M += lr/tau (y^T y / B - M), bias rule"))
+    out[-1].program[0]["save"] = {"W": [0], "bias": [1], "M": [2]}
+    out.append(value_case(F, "similarity_matching_cost", "batch", {"X": X, "Y": yy}, [inp("X"), inp("Y")],
+                          targets="-1/T^2 sum (x.x')(y.y') + ... normalisation"))
+    return out

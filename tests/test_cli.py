@@ -1,0 +1,58 @@
+"""`python -m refnsm`: --version, plain-text --help, and a crosscheck that checked nothing does not pass."""
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _cli(*args, env=None):
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, "-m", "refnsm", *args], capture_output=True, text=True, env=env, cwd=ROOT)
+
+
+def test_version_matches_the_package_and_pyproject():
+    res = _cli("--version")
+    assert res.returncode == 0, res.stderr
+    declared = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+    assert res.stdout.strip() == f"refnsm {declared}"
+    import refnsm
+
+    assert refnsm.__version__ == declared
+
+
+def test_help_is_plain_text_and_lists_every_command():
+    res = _cli("--help")
+    assert res.returncode == 0, res.stderr
+    for markup in ("``", ":func:", ":data:", ":mod:", "**"):
+        assert markup not in res.stdout, markup
+    for command in ("info", "demo", "crosscheck", "bench"):
+        assert re.search(rf"^\s+{command}\b", res.stdout, re.M), command
+
+
+def test_unknown_command_fails():
+    assert _cli("frobnicate").returncode == 2
+
+
+UPSTREAMS = ("spikingjelly", "pynsm", "ngclearn", "neuromancer", "neurotorch")
+
+
+@pytest.mark.skipif(any(importlib.util.find_spec(m) for m in UPSTREAMS),
+                    reason="an upstream library is installed here; tested in the environment without them")
+def test_crosscheck_with_no_upstream_says_so_and_fails_unless_allowed():
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    strict = _cli("crosscheck", env=env)
+    assert strict.returncode == 1
+    assert "nothing was checked" in strict.stderr and "--allow-missing" in strict.stderr
+    allowed = _cli("crosscheck", "--allow-missing", env=env)
+    assert allowed.returncode == 0, allowed.stderr
+    assert "nothing was checked" in allowed.stderr
+    under_ci = _cli("crosscheck", "--allow-missing", env=dict(env, CI="true"))
+    assert under_ci.returncode == 1

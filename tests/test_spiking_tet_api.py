@@ -1,0 +1,86 @@
+"""spikingjelly's ``TETLoss.base_criterion_loss`` and ``base_criterion`` (issue 14)."""
+
+import numpy as np
+import pytest
+
+from refnsm import spiking as sp
+from refnsm.gradcheck import gradcheck
+
+
+def _data(seed=0, T=4, N=5, C=3):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((T, N, C)), rng.integers(0, C, N)
+
+
+def _naive_ce_per_step(x, y):
+    # independent: mean over n of -log softmax(x_t[n])[y_n], averaged over t
+    out = []
+    for xt in x:
+        z = xt - xt.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        out.append(-np.mean(logp[np.arange(len(y)), y]))
+    return np.mean(out)
+
+
+def _mse_onehot(xt, y):
+    return np.mean((xt - np.eye(xt.shape[1])[y]) ** 2)
+
+
+def _mse_onehot_vjp(g, xt, y):
+    return g * 2 * (xt - np.eye(xt.shape[1])[y]) / xt.size
+
+
+def test_base_criterion_loss_is_the_time_mean_cross_entropy():
+    x, y = _data()
+    loss = sp.TETLoss(mean=0.5, tet_lambda=0.2)
+    np.testing.assert_allclose(loss.base_criterion_loss(x, y), _naive_ce_per_step(x, y), rtol=1e-13)
+    gradcheck(lambda a: loss.base_criterion_loss(a, y), lambda g, a: loss.base_criterion_loss_vjp(g, a, y), [x], raise_on_fail=True)
+    # forward = (1 - lambda) base + lambda mse
+    np.testing.assert_allclose(loss(x, y), 0.8 * _naive_ce_per_step(x, y) + 0.2 * np.mean((x - 0.5) ** 2),
+                               rtol=1e-13)
+
+
+def test_callable_base_criterion_value_gradient_and_finite_differences():
+    x, y = _data(1)
+    for lam in (0.0, 0.3):
+        loss = sp.TETLoss(mean=1.0, tet_lambda=lam, base_criterion=_mse_onehot, base_criterion_vjp=_mse_onehot_vjp)
+        base = np.mean([_mse_onehot(xt, y) for xt in x])
+        np.testing.assert_allclose(loss.base_criterion_loss(x, y), base, rtol=1e-14)
+        np.testing.assert_allclose(loss(x, y), (1 - lam) * base + lam * np.mean((x - 1.0) ** 2), rtol=1e-14)
+
+        def f(a):
+            return loss.forward(a, y)
+
+        def vjp(g, a):
+            loss.forward(a, y)
+            return loss.backward(g)
+        gradcheck(f, vjp, [x], raise_on_fail=True)
+        gradcheck(lambda a: loss.base_criterion_loss(a, y), lambda g, a: loss.base_criterion_loss_vjp(g, a, y), [x], raise_on_fail=True)
+    x32 = x.astype(np.float32)
+    loss = sp.TETLoss(base_criterion=_mse_onehot, base_criterion_vjp=_mse_onehot_vjp)
+    assert loss(x32, y).dtype == np.float32 and loss.backward().dtype == np.float32
+
+
+def test_base_criterion_bad_input():
+    x, y = _data()
+    with pytest.raises(ValueError, match="base_criterion: expected one of 'cross_entropy'"):
+        sp.TETLoss(base_criterion="mse")
+    with pytest.raises(ValueError, match="base_criterion_vjp: only used with a callable"):
+        sp.TETLoss(base_criterion_vjp=_mse_onehot_vjp)
+    with pytest.raises(TypeError, match="base_criterion_vjp: expected None or a callable"):
+        sp.TETLoss(base_criterion=_mse_onehot, base_criterion_vjp=3)
+    loss = sp.TETLoss(base_criterion=_mse_onehot)
+    loss(x, y)
+    with pytest.raises(ValueError, match="base_criterion_vjp: the gradient"):
+        loss.backward()
+    with pytest.raises(ValueError, match="base_criterion: expected a scalar"):
+        sp.TETLoss(base_criterion=lambda a, b: a).base_criterion_loss(x, y)
+    bad = x.copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="y"):
+        loss.base_criterion_loss(bad, y)
+    with pytest.raises(ValueError, match="y: expected"):
+        loss.base_criterion_loss(np.ones(3), y)
+    with pytest.raises(ValueError, match="base_criterion_vjp: expected a gradient of shape"):
+        sp.TETLoss(base_criterion=_mse_onehot, base_criterion_vjp=lambda g, a, b: np.ones(2)).base_criterion_loss_vjp(
+            None, x, y)
