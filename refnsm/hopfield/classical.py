@@ -24,6 +24,8 @@ Ties (a field of exactly 0) leave the unit unchanged, in every update.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import _checks as C
@@ -68,14 +70,48 @@ def _theta(theta, N):
     return th
 
 
-def _orders(order, n_sweeps, N, rng):
+#: the unit orders of an asynchronous run are drawn in chunks of sweeps of at most this many int64 entries, only
+#: as far as some state is still changing (a run that converges in its first sweeps draws a few permutations, not
+#: ``n_sweeps`` of them; ``n_sweeps`` may be as large as int64 allows)
+_ORDER_CHUNK_ENTRIES = 1 << 20
+
+
+def _order_args(order, rng):
+    """Validate ``order`` and ``rng`` (in every mode, so a junk value is never accepted silently)."""
     C.check_option(order, "order", ("random", "sequential"))
-    if order == "sequential":
-        return np.tile(np.arange(N, dtype=np.int64), (n_sweeps, 1))
     gen = C.resolve_rng(rng)
-    return np.stack([gen.permutation(N) for _ in range(n_sweeps)]).astype(np.int64)
+    return gen if order == "random" else None
 
 
+def _async_run(kernel, S2, n_sweeps, N, gen):
+    """Run ``kernel(S, orders, out, sweeps_done)`` sweep chunk by sweep chunk; ``gen`` None means sequential order.
+
+    Sweep k of every row uses the k-th permutation drawn from ``gen``, exactly as if all ``n_sweeps`` were drawn
+    first: a row still changing at the end of a chunk continues from its state with the next chunk, so the
+    result is bitwise that of one call with every order (a row that reached its fixed point on the chunk's last
+    sweep only repeats one unchanged sweep)."""
+    out = S2.copy()
+    rows = np.arange(S2.shape[0])
+    left, chunk = n_sweeps, 4
+    cap = max(1, _ORDER_CHUNK_ENTRIES // max(N, 1))
+    while rows.size and left:
+        L = min(left, chunk, cap)
+        if gen is None:
+            orders = np.tile(np.arange(N, dtype=np.int64), (L, 1))
+        else:
+            orders = np.stack([gen.permutation(N) for _ in range(L)]).astype(np.int64)
+        S_in = np.ascontiguousarray(out[rows])
+        res = np.empty_like(S_in)
+        done = np.empty(rows.size, np.int64)
+        kernel(S_in, orders, res, done)
+        out[rows] = res
+        rows = rows[done == L]  # the others stopped after a sweep with no change
+        left -= L
+        chunk *= 2
+    return out
+
+
+@C.finite_result
 def hebbian_weights(patterns):
     r"""Hebbian outer-product storage :math:`W = \frac1N \sum_\mu \xi^\mu\xi^{\mu\top}`, zero diagonal.
 
@@ -112,6 +148,7 @@ def _square(W, name="W"):
     return W
 
 
+@C.finite_result
 def classical_energy(S, W, theta=None):
     r"""Energy :math:`E(s) = -\tfrac12 s^\top W s + \theta^\top s` of each state (a float for a 1-D state).
 
@@ -131,6 +168,7 @@ def classical_energy(S, W, theta=None):
     return float(e[0]) if was_1d else e
 
 
+@C.finite_result
 def classical_update(S, W, theta=None, *, mode="sync", n_sweeps=1, order="random", rng=None):
     r"""Update states of the classical Hopfield network.
 
@@ -159,15 +197,24 @@ def classical_update(S, W, theta=None, *, mode="sync", n_sweeps=1, order="random
     th = _theta(theta, N)
     C.check_option(mode, "mode", ("sync", "async"))
     n_sweeps = C.check_int(n_sweeps, "n_sweeps", minimum=1)
+    gen = _order_args(order, rng)
     if mode == "sync":
         out = S2.copy()
+        N1 = N + 1
         for _ in range(n_sweeps):
             h = out @ W - th  # W is symmetric
-            out = np.where(h > 0, 1.0, np.where(h < 0, -1.0, out))
+            # the terms W_ij s_j and theta_i are exact, so the float sum errs by at most N eps times their absolute
+            # sum; within that bound of 0 (a Hebbian tie rounds to +-1e-16) the sign is taken from the exactly
+            # rounded sum (math.fsum), so that a field of exactly 0 leaves the unit unchanged
+            near = np.abs(h) <= 2.0 * N1 * np.finfo(np.float64).eps * (np.abs(out) @ np.abs(W) + np.abs(th))
+            for b, i in zip(*np.nonzero(near)):
+                h[b, i] = math.fsum([*(W[:, i] * out[b]).tolist(), -float(th[i])])
+            new = np.where(h > 0, 1.0, np.where(h < 0, -1.0, out))
+            if np.array_equal(new, out):  # a fixed point: every further step gives the same states
+                break
+            out = new
     else:
-        orders = _orders(order, n_sweeps, N, rng)
-        out = np.empty_like(S2)
-        K.classical_async(S2, W, th, orders, out, np.empty(S2.shape[0], np.int64))
+        out = _async_run(lambda S_, o, r, d: K.classical_async(S_, W, th, o, r, d), S2, n_sweeps, N, gen)
     return out[0] if was_1d else out
 
 
@@ -177,6 +224,7 @@ def _interaction(interaction, n):
     return INTERACTIONS.index(interaction), n
 
 
+@C.finite_result
 def dense_energy(S, patterns, *, interaction="poly", n=3):
     r"""Energy :math:`E(\sigma) = -\sum_\mu F(\xi^{\mu\top}\sigma)` of the dense associative memory.
 
@@ -205,6 +253,7 @@ def dense_energy(S, patterns, *, interaction="poly", n=3):
     return float(e[0]) if was_1d else e
 
 
+@C.finite_result
 def dense_update(S, patterns, *, interaction="poly", n=3, n_sweeps=1, order="random", rng=None):
     r"""Asynchronous sweeps of the dense associative memory (see the module docstring).
 
@@ -229,7 +278,7 @@ def dense_update(S, patterns, *, interaction="poly", n=3, n_sweeps=1, order="ran
     S2, was_1d = _states(S, N)
     kind, n = _interaction(interaction, n)
     n_sweeps = C.check_int(n_sweeps, "n_sweeps", minimum=1)
-    orders = _orders(order, n_sweeps, N, rng)
-    out = np.empty_like(S2)
-    K.dense_async(S2, Xi, kind, n, orders, np.empty(P), out, np.empty(S2.shape[0], np.int64))
+    gen = _order_args(order, rng)
+    m = np.empty(P)
+    out = _async_run(lambda S_, o, r, d: K.dense_async(S_, Xi, kind, n, o, m, r, d), S2, n_sweeps, N, gen)
     return out[0] if was_1d else out

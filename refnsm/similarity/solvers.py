@@ -33,6 +33,7 @@ def _check(M, b):
     return M, b
 
 
+@_checks.finite_result
 def solve_sm(M, b):
     """:math:`y = M^{-1} b` at every sample and position; ``b`` has shape ``[B, m, S1..Sk]``.
 
@@ -52,6 +53,7 @@ def solve_sm(M, b):
     return _from_internal(Y.astype(b.dtype, copy=False), b.shape)
 
 
+@_checks.finite_result
 def solve_nsm(M, b):
     r"""The non-negative QP :math:`\min_{y\ge0} \tfrac12 y^\top M y - y^\top b` at every sample and position.
 
@@ -80,10 +82,25 @@ def solve_nsm(M, b):
     A = np.ascontiguousarray(L.T)
     Y = np.empty_like(Bint)
     for t in range(Bint.shape[0]):
-        Y[t] = nnls(A, rhs[:, t])[0]
+        y = nnls(A, rhs[:, t])[0]
+        # NNLS finds the support F; its least-squares form loses accuracy as cond(M), so the values are re-solved
+        # on F from the KKT system S_FF y_F = b_F (kept when y_F > 0; the support, hence the conditions off it, is
+        # NNLS's)
+        F = y > 0
+        if F.any():
+            try:
+                LF = np.linalg.cholesky(Ms[np.ix_(F, F)])
+                yF = solve_triangular(LF.T, solve_triangular(LF, Bint[t, F], lower=True), lower=False)
+            except np.linalg.LinAlgError:
+                yF = None
+            if yF is not None and np.all(yF > 0):
+                y = np.zeros_like(y)
+                y[F] = yF
+        Y[t] = y
     return _from_internal(Y.astype(b.dtype, copy=False), b.shape)
 
 
+@_checks.finite_result
 def kkt_residual(M, b, y, nonnegative=True):
     r"""``max |y - P(y - (M y - b))|``: 0 exactly at the fixed point (the KKT natural residual when
     ``nonnegative``, :math:`\max|My - b|` otherwise).
@@ -97,6 +114,7 @@ def kkt_residual(M, b, y, nonnegative=True):
     >>> round(float(sim.kkt_residual(M, b, sim.solve_nsm(M, b))), 12)   # 0 at the solution
     0.0
     """
+    nonnegative = _checks.check_bool(nonnegative, "nonnegative")
     M, b = _check(M, b)
     y = _checks.as_float_array(y, "y", dtype=b.dtype)
     _checks.check_shape(y, "y", b.shape, "the shape of b")
