@@ -148,6 +148,9 @@ def cmd_crosscheck(args) -> int:
             except Exception as exc:  # a crash is a failed row, not a crashed command
                 all_rows.append(cc.CheckRow(fam, case.name, ad.UPSTREAM, float("inf"), float("inf"), 0.0,
                                             f"crashed: {type(exc).__name__}: {exc}"))
+    if not args.no_golden:
+        loaded = sorted({cc.adapter(f).UPSTREAM for f in families} - {d for _, d, _ in missing})
+        all_rows += _golden_rows(loaded)
     if args.verbose:
         print(cc.format_table(all_rows))
         print()
@@ -179,6 +182,41 @@ def cmd_crosscheck(args) -> int:
               "pass --allow-missing to accept that.", file=sys.stderr)
     strict = not args.allow_missing or os.environ.get("CI", "").lower() == "true"
     return 1 if failed or (missing and strict) else 0
+
+
+def _golden_rows(libraries) -> list:
+    """The golden cases through each upstream library's adapter (refnsm/golden/upstream.py), in both dtypes, as rows
+    of the crosscheck table: function ``golden <function>[<variant>, <dtype>]``, the worst output's scaled error and
+    its tolerance (docs/golden.md); a documented difference (xfail) passes with a note, an unexpected pass fails."""
+    from .crosscheck import CheckRow
+    from .golden import upstream as U
+
+    rows = []
+    for lib in libraries:
+        if lib not in U.BACKENDS:
+            continue
+        for dtype in ("float64", "float32"):
+            try:
+                rep = U.run(lib, dtype)
+            except Exception as exc:  # an adapter that cannot start is a failed row, not a crashed command
+                rows.append(CheckRow("golden", f"adapter[{dtype}]", lib, float("inf"), float("inf"), 0.0,
+                                     f"crashed: {type(exc).__name__}: {exc}"))
+                continue
+            for r in rep.results:
+                if r.status == "not implemented":
+                    continue
+                fam, fn, var = r.name.split(".", 2)
+                outs = [o for o in r.outputs.values() if isinstance(o, dict) and "rel" in o]
+                worst = max(outs, key=lambda o: o["rel"] / o["tol"] if o["tol"] else float("inf"), default=None)
+                err, tol = (worst["rel"], worst["tol"]) if worst else (0.0, 0.0)
+                if r.status == "passed" or r.status == "xfailed":
+                    err = min(err, tol)  # an xfail is a documented difference: it passes, with its note
+                    note = "documented difference (xfail)" if r.status == "xfailed" else ""
+                else:
+                    err = err if worst and err > tol else float("inf")
+                    note = f"{r.status}: {r.message}"[:200]
+                rows.append(CheckRow(fam, f"golden {fn}[{var}, {dtype}]", lib, err, 0.0, tol, note))
+    return rows
 
 
 # -------------------------------------------------------------------------------------------------- bench
@@ -232,6 +270,8 @@ def main(argv=None) -> int:
     p.add_argument("-v", "--verbose", action="store_true", help="print every case, not one row per function")
     p.add_argument("--allow-missing", action="store_true",
                    help="exit 0 even when an upstream library is missing (not under CI=true)")
+    p.add_argument("--no-golden", action="store_true",
+                   help="skip the golden cases through the upstream adapters (docs/golden.md); run only the adapters' rows")
     p = sub.add_parser("warmup", help="compile every kernel (float32 and float64) into the Numba cache")
     p.add_argument("--family", action="append", choices=("spiking", "similarity", "hopfield", "linear", "regularization"),
                    help="restrict to a family (repeatable)")

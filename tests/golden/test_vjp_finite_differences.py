@@ -60,3 +60,55 @@ def test_vjp_matches_central_differences(value_case, vjp_case):
         assert np.max(np.abs(fd - exp)) <= 1e-5 * scale, (out, np.max(np.abs(fd - exp)) / scale)
         checked += 1
     assert checked
+
+
+# cases whose value and VJP are method calls of one object (a value step M and an M_vjp step, or forward and
+# backward of a structured map): central differences of sum(cotangent * value) over the program up to the value step
+METHOD_CASES = ("spiking.TETLoss.base_criterion_loss-saturated-ignore", "linear.SpectralLinear.Umultiply-vjp",
+                "linear.SpectralLinear.Vmultiply-vjp", "linear.BoundedNormLinear.5x3-bias-pinf",
+                "linear.BoundedNormLinear.5x3-bias-pfro", "linear.BoundedNormLinear.5x3-bias-pnuc")
+
+
+@pytest.mark.parametrize("name", METHOD_CASES)
+def test_method_vjps_match_central_differences(name):
+    case = next(c for c in G.cases() if c.name == name)
+    be = refnsm_backend("cpu")
+    steps = case.program
+    k_vjp = next(i for i, st in enumerate(steps) if st.get("call", "").endswith("_vjp") or st.get("call") == "backward")
+    vjp = steps[k_vjp]
+    value_name = "forward" if vjp["call"] == "backward" else vjp["call"][:-4]
+    k_val = next(i for i, st in enumerate(steps) if st.get("call") == value_name)
+    out_name = next(iter(steps[k_val]["save"]))
+    g = vjp["args"][0]
+    cot = 1.0 if g is None else case.inputs[g["input"]]
+    # the gradients: the VJP step's saves, and the parameters' (a "grads" read after backward)
+    grads = dict(vjp["save"])
+    for st in steps[k_vjp + 1:]:
+        if st.get("get") == "grads":
+            grads.update(st["save"])
+    value_case = G.Case(**{**case.__dict__, "program": steps[:k_val] + [{**steps[k_val], "save": {out_name: []}}]})
+
+    def f(inputs):
+        return float(np.sum(np.asarray(run_program(value_case, be, "float64", inputs=inputs)[out_name]) * cot))
+
+    checked = 0
+    for out in grads:
+        var = out[2:]
+        key = var if var in case.inputs else f"param.{var}"
+        if key not in case.inputs or case.inputs[key].dtype.kind != "f" or out not in case.expected:
+            continue
+        x0 = case.inputs[key]
+        h = 1e-6 * max(1.0, float(np.max(np.abs(x0))))
+        fd = np.zeros(x0.size)
+        for i in range(x0.size):
+            xp, xm = x0.copy().ravel(), x0.copy().ravel()
+            xp[i] += h
+            xm[i] -= h
+            fd[i] = (f({**case.inputs, key: xp.reshape(x0.shape)}) - f({**case.inputs, key: xm.reshape(x0.shape)})) / (2 * h)
+        exp = np.asarray(case.expected[out]).ravel()
+        scale = max(float(np.max(np.abs(exp))), 1e-12)
+        assert np.max(np.abs(fd - exp)) <= 1e-5 * scale, (out, np.max(np.abs(fd - exp)) / scale)
+        checked += 1
+    # every gradient the case saves for a float input or parameter was checked (x_seq; x and the reflectors; x and
+    # the weight and bias)
+    assert checked == {"spiking": 1}.get(case.family, 2 if "multiply" in name else 3), checked

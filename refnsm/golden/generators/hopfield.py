@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._case import Case, call, get, inp, new, res
-from ._common import f32exact, pair, rng, value_case
+from ._common import composition, exact_matmul, f32exact, normal, pair, rng, value_case
 
 F = "hopfield"
 FIELDS = ("similarities", "memory_weights", "outputs")
@@ -46,14 +46,14 @@ def cases() -> list:
     out = []
     g = rng(21)
     B, D, H = 4, 5, 6
-    X = f32exact(g.normal(size=(B, D)))
-    W = f32exact(g.normal(size=(D, H)) * 0.6)
-    Gx = f32exact(g.normal(size=(B, D)))
+    X = normal(g, (B, D))
+    W = normal(g, (D, H), 0.625)
+    Gx = normal(g, (B, D))
     # saturated: beta * scores ~ 60 * 5 = 300 > log(float32 max) = 88.7; without the max shift exp overflows
     Xs = f32exact(X * 2.0)
     beta_s = 60.0
     # a tie: memories 1 and 4 identical (equal softmax weights), norms tied with memory 0 for the energy's max
-    Wt = np.round(g.normal(size=(D, H)) * 4.0) / 8.0
+    Wt = np.round(normal(g, (D, H), 4.0)) / 8.0
     Wt[:, 4] = Wt[:, 1]
     Wt[:, 0] = Wt[::-1, 1]  # same entries reversed: exactly the same squared norm (dyadic values)
     Wt = f32exact(Wt)
@@ -61,7 +61,7 @@ def cases() -> list:
             ("basic", X, W, 2.0, "basic", "softmax over memories (axis), W^T vs W"),
             ("saturated-beta60", Xs, W, beta_s, "hard", "softmax max shift (float32 exp overflow at beta 60)"),
             ("tied-memories", X, Wt, 3.0, "edge", "duplicate memories share the weight; argmax ties"),
-            ("square-beta1", f32exact(g.normal(size=(6, 6))), f32exact(g.normal(size=(6, 6)) * 0.5), 1.0, "basic",
+            ("square-beta1", normal(g, (6, 6)), normal(g, (6, 6), 0.5), 1.0, "basic",
              "square X W: transposes that a rectangular case would catch by shape only")):
         ins = {"X": x, "W": w}
         term = _vjp_terms(Gx if x.shape == Gx.shape else np.ones_like(x), x, w, beta)
@@ -80,7 +80,7 @@ def cases() -> list:
     out.append(value_case(F, "iterate", "three-steps", {"X": X, "W": W}, [inp("X"), inp("W"), 0.5],
                           {"tol": 0.0, "max_iter": 3}, fields=("outputs",), targets="exactly max_iter updates"))
     # ---- energy and its VJP
-    ge = f32exact(g.normal(size=B))
+    ge = normal(g, B)
     for variant, w, beta, diff, tgt, hold in (
             ("basic", W, 2.0, "basic", "lse / beta, + log(H)/beta, + max norm / 2 constants", ()),
             ("tied-max-norm", Wt, 3.0, "edge", "the max-norm subgradient goes to the first of tied memories",
@@ -95,9 +95,10 @@ def cases() -> list:
     out.append(value_case(F, "energy", "compat-ngclearn", {"X": X, "W": W}, [inp("X"), inp("W"), 2.0],
                           {"compat": "ngclearn"}, compat="ngclearn", targets="ngclearn's energy reading"))
     # ---- plasticity: delta and contrastive rules, evolve_step
-    A = _softmax(2.0 * (X @ W))
-    Xh = A @ W.T
-    A, Xh = f32exact(A), f32exact(Xh)
+    # a retrieval's memory weights and reconstructions, built exactly (no exp, no BLAS): rows of A are dyadic and
+    # sum to 1, X_hat = A W^T in integers, then rounded to float32
+    A = composition(g, B, H)
+    Xh = f32exact(exact_matmul(A, W.T))
     ins = {"X": X, "X_hat": Xh, "A": A}
     out.append(value_case(F, "delta_update", "batch4", ins, [inp("X"), inp("X_hat"), inp("A")],
                           targets="batch mean (1/B), (X - X_hat)^T A orientation"))
@@ -112,7 +113,7 @@ def cases() -> list:
                           compat="ngclearn", targets="ngclearn's beta' = 1"))
     Wz = W.copy()
     Wz[0, :3] = 0.0  # sign(0) = 0 in the L1 shrinkage
-    dW = f32exact(g.normal(size=(D, H)))
+    dW = normal(g, (D, H))
     mask = (g.random((D, H)) < 0.7).astype(np.float64)
     out.append(value_case(F, "evolve_step", "decay-l1-zeros", {"W": Wz, "dW": dW}, [inp("W"), inp("dW"), 0.5, 0.125,
                           0.0625], difficulty="edge", targets="decay not multiplied by eta; sign(0) = 0", hold=("W",)))
@@ -157,13 +158,13 @@ def cases() -> list:
                     {"X": X, "W0": W, "G": Gx}, targets="the synapse as a layer: retrieval VJP into grads"))
     # ---- classical baselines (float64 by design)
     P = np.array([[1, 1], [1, -1], [-1, 1], [-1, -1], [1, 1], [1, -1]], dtype=np.float64)
-    Wh = P @ P.T / 6.0
+    Wh = exact_matmul(P, P.T) / 8.0  # Hebbian outer products (scaled by 1/8, not 1/N, so that it stays exact)
     np.fill_diagonal(Wh, 0.0)
     S = np.array([[1, -1, 1, 1, -1, 1], [1, 1, 1, 1, 1, 1], [-1, 1, 1, -1, 1, -1]], dtype=np.float64)
     f64 = {"dtypes": ("float64",)}
     out.append(value_case(F, "hebbian_weights", "pm1-6x2", {"patterns": P}, [inp("patterns")], **f64,
                           targets="1/N scaling and the zero diagonal"))
-    out.append(value_case(F, "classical_energy", "theta", {"S": S, "W": Wh, "theta": f32exact(g.normal(size=6))},
+    out.append(value_case(F, "classical_energy", "theta", {"S": S, "W": Wh, "theta": normal(g, 6)},
                           [inp("S"), inp("W"), inp("theta")], **f64, targets="-1/2 s^T W s + theta^T s"))
     out.append(value_case(F, "classical_update", "sync-zero-field", {"S": S, "W": Wh}, [inp("S"), inp("W")],
                           {"mode": "sync", "n_sweeps": 2}, **f64, difficulty="edge",
@@ -171,7 +172,7 @@ def cases() -> list:
     out.append(value_case(F, "classical_update", "async-sequential", {"S": S, "W": Wh}, [inp("S"), inp("W")],
                           {"mode": "async", "n_sweeps": 3, "order": "sequential"}, **f64,
                           targets="asynchronous updates see the units already updated"))
-    Pd = np.sign(g.normal(size=(6, 3)))
+    Pd = np.sign(normal(g, (6, 3)))
     for inter, n in (("poly", 3), ("rectified", 2), ("exp", 1)):
         out.append(value_case(F, "dense_energy", inter, {"S": S, "patterns": Pd}, [inp("S"), inp("patterns")],
                               {"interaction": inter, "n": n}, **f64, targets=f"F = {inter}"))

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._case import Case, call, get, inp, new, res
-from ._common import f32exact, pair, rng
+from .._case import INF, Case, call, get, inp, new, res
+from ._common import f32exact, normal, pair, rng, uniform
 
 F = "linear"
 #: the maps whose numbers neuromancer computes differently (refnsm reproduces them with compat="neuromancer")
@@ -26,7 +26,36 @@ def _classes():
     return L, out
 
 
-def _case(L, cls, i, compat):
+#: explicit constants of an initialisation, kept as they are (identity, ones, sigma bounds 0.1 and 1)
+_CONSTANTS = {"eye", "sigma_min", "sigma_max"}
+#: scale (a power of two, near the initialisation's) of the parameters drawn at another scale than the default 0.5
+_SCALES = {"qz_loga": 0.015625, "theta": 4.0, "p": 2.0,
+           ("NonNegativeLinear", "weight"): 0.0625, ("SplitLinear", "B.weight"): 0.0625,
+           ("SplitLinear", "C.weight"): 0.0625}
+#: parameters that must be positive (a square root or a log is taken of them, or the map assumes it)
+#: (u_param, v_param of the Lasso maps: non-negative at init, and neuromancer clamps them to >= 0 in forward, a
+#: difference covered by the compat case; the default case keeps them in the domain where both agree)
+_POSITIVE = {"sigma", "gamma", "scaling", "B.scaling", "C.scaling", "diag", "u_param", "v_param"}
+
+
+def _param(g, cls_name, key, template):
+    """An exactly reproducible value for the parameter ``key`` of the shape of ``template``.
+
+    Constants of the initialisation (an identity, the sigma bounds, the all-ones Schur gamma, an identity-initialised
+    weight) are kept; everything else is drawn by :func:`normal` at a power-of-two scale near the initialisation's.
+    ``p`` of the spectral maps is spread (scale 2): at init p ~ 1e-3 N(0, 1), Sigma is almost a multiple of I, W ~ s I,
+    and the gradient of the reflectors nearly cancels (an ill-chosen input, not a property of the map).
+    """
+    t = np.asarray(template, dtype=np.float64)
+    if key in _CONSTANTS or (t.size and np.all((t == 0.0) | (t == 1.0)) and cls_name != "L0Linear"):
+        return f32exact(t)  # 0.1 rounded to float32: a correctly rounded conversion of an explicit constant
+    v = normal(g, t.shape, _SCALES.get((cls_name, key), _SCALES.get(key, 0.5)))
+    if key in _POSITIVE:
+        v = np.abs(v) + 0.25  # exact: both on the grid, and away from zero
+    return v
+
+
+def _case(L, cls, i, compat, options=None, tag=""):
     name = cls.__name__
     if cls in L.square_maps:
         n, m = 4, 4
@@ -35,25 +64,25 @@ def _case(L, cls, i, compat):
     else:
         n, m = 5, 3
     bias = cls is not L.TrivialNullSpaceLinear
-    # only to draw the parameters (and learn their keys, which compat may change); they become inputs
-    template = cls(n, m, bias=bias, rng=100 + i, compat=compat)
-    params = {k: f32exact(v) for k, v in template.params.items()}
+    # only to learn the parameters' keys and shapes (compat may change them); their values are drawn below, exactly
+    # (the map's own initialisation uses sqrt, QR and BLAS, whose bits depend on the machine)
+    options = options or {}
+    py_opts = {k: (float(v["float"]) if isinstance(v, dict) and "float" in v else v) for k, v in options.items()}
+    template = cls(n, m, bias=bias, rng=100 + i, compat=compat, **py_opts)
     g = rng(200 + i)
-    if name in ("SpectralLinear", "SymmetricSpectralLinear"):
-        # spread the singular values: at init p ~ 1e-3 N(0, 1), Sigma is almost a multiple of I, W ~ s I, and the
-        # gradient of the reflectors nearly cancels (an ill-chosen input, not a property of the map)
-        params["p"] = f32exact(2.0 * g.normal(size=params["p"].shape))
+    params = {k: _param(g, name, k, v) for k, v in template.params.items()}
     ins = {f"param.{k}": v for k, v in params.items()}
-    ins.update({"x": f32exact(g.normal(size=(3, n))), "grad_y": f32exact(g.normal(size=(3, m)))})
+    ins.update({"x": normal(g, (3, n)), "grad_y": normal(g, (3, m))})
     kw = {"params": {k: inp(f"param.{k}") for k in params}, "dtype": {"dtype": "run"}}
     if compat:
         kw["compat"] = compat
+    kw.update(options)
     prog = [new(name, n, m, as_="map", bias=bias, **kw)]  # bias by keyword: PowerBoundLinear(n, m, max_p)
     if cls is L.L0Linear:
-        ins["u"] = f32exact(g.uniform(0.05, 0.95, size=(n, m)))
+        ins["u"] = uniform(g, (n, m), 0.0625, 0.9375)
         prog.append(call("set_noise", inp("u"), on="map"))
     if cls is L.PowerBoundLinear:
-        ins["a"], ins["b"] = f32exact(g.normal(size=n)), f32exact(g.normal(size=n))
+        ins["a"], ins["b"] = normal(g, n), normal(g, n)
         prog.append(call("set_start", inp("a"), inp("b"), on="map"))
     prog += [call("effective_W", on="map", save={"W": []}),
              call("forward", inp("x"), on="map", save={"y": []}),
@@ -67,7 +96,7 @@ def _case(L, cls, i, compat):
     if kappa:
         why = ("reg_error of PowerBoundLinear: power-iteration estimate, conditioning set to 1 (its perturbation "
                "estimate measures the iteration, not rounding)")
-    variant = f"{n}x{m}-bias" if bias else f"{n}x{m}"
+    variant = (f"{n}x{m}-bias" if bias else f"{n}x{m}") + tag
     if compat:
         variant += f"-compat-{compat}"
     return Case(f"{F}.{name}.{variant}", prog, ins, dtypes=dtypes, difficulty="basic", kappa=kappa, term_scale=term,
@@ -85,7 +114,35 @@ def cases() -> list:
         out.append(_case(L, cls, i, None))
         if cls.__name__ in NEUROMANCER_COMPAT:
             out.append(_case(L, cls, i, "neuromancer"))
+    i = classes.index(L.BoundedNormLinear)
+    for p, tag in ((INF, "-pinf"), ("fro", "-pfro"), ("nuc", "-pnuc")):
+        c = _case(L, L.BoundedNormLinear, i, None, {"p": p}, tag)
+        c.targets = (f"p={tag[2:]!s}: the norm order option (max |A_ij| and its 1/k-free subgradient, Frobenius = 2, "
+                     "nuclear norm with gradient U V^T), not the default p=2")
+        out.append(c)
+    out += _spectral_factors(L, classes.index(L.SpectralLinear))
     out += _helpers()
+    return out
+
+
+def _spectral_factors(L, i) -> list:
+    """SpectralLinear's Umultiply / Vmultiply (x Q_U, x Q_V) and their VJPs into x and the reflectors."""
+    n, m = 5, 3
+    template = L.SpectralLinear(n, m, bias=True, rng=100 + i)
+    g = rng(400)
+    params = {k: _param(g, "SpectralLinear", k, v) for k, v in template.params.items()}
+    ins = {f"param.{k}": v for k, v in params.items()}
+    kw = {"params": {k: inp(f"param.{k}") for k in params}, "dtype": {"dtype": "run"}}
+    out = []
+    for meth, size, key in (("Umultiply", n, "U"), ("Vmultiply", m, "V")):
+        cin = {**ins, "x": normal(g, (4, size)), "grad_out": normal(g, (4, size))}
+        out.append(Case(f"{F}.SpectralLinear.{meth}-vjp",
+                        [new("SpectralLinear", n, m, as_="map", bias=True, **kw),
+                         call(meth, inp("x"), on="map", save={"y": []}),
+                         call(f"{meth}_vjp", inp("grad_out"), inp("x"), on="map",
+                              save={"d_x": [0], f"d_{key}": [1, key]})],
+                        cin, targets=f"{meth}: x Q_{key} with the reflectors in neuromancer's order (U first to last, "
+                                     f"V last to first); its VJP y_bar Q_{key}^T and the reflectors' gradient"))
     return out
 
 
@@ -93,17 +150,17 @@ def _helpers() -> list:
     """The public building blocks: Householder reflections and products, the straight-through ReLU."""
     g = rng(300)
     out = []
-    x = f32exact(g.normal(size=(3, 5)))
-    u = f32exact(g.normal(size=5))
+    x = normal(g, (3, 5))
+    u = normal(g, 5)
     out += pair(F, "Hprod", "last3", {"x": x, "u": u}, [inp("x"), inp("u"), 3], grads=("x", "u"),
-                cot=g.normal(size=(3, 5)), targets="reflection of the last k columns only, v = u[n-k:]")
-    z = f32exact(g.normal(size=(4, 3)))
+                cot=normal(g, (3, 5)), targets="reflection of the last k columns only, v = u[n-k:]")
+    z = normal(g, (4, 3))
     z[0, 0], z[1, 2] = 0.0, 0.0
     out += pair(F, "straight_through_relu", "zeros-negatives", {"x": z}, [inp("x")], grads=("x",),
-                cot=g.normal(size=(4, 3)), difficulty="edge", hold=("x",),
+                cot=normal(g, (4, 3)), difficulty="edge", hold=("x",),
                 targets="the gradient passes straight through where x < 0 (not relu's derivative)")
-    U = f32exact(g.normal(size=(4, 4)))
-    dQ = f32exact(g.normal(size=(4, 4)))
+    U = normal(g, (4, 4))
+    dQ = normal(g, (4, 4))
     for rev in (False, True):
         tag = "reverse" if rev else "forward"
         out.append(Case(f"{F}.householder_matrix.k3-{tag}", [call("householder_matrix", inp("U"), 3, rev,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._case import INF, NEG_INF, Case, call, inp, new
-from ._common import f32exact, pair, rng
+from ._common import f32exact, normal, pair, rng
 
 F = "regularization"
 P_ALL = ((1, "1"), (-1, "m1"), (2, "2"), (-2, "m2"), (INF, "inf"), (NEG_INF, "minf"))
@@ -15,10 +15,10 @@ P_ALL = ((1, "1"), (-1, "m1"), (2, "2"), (-2, "m2"), (INF, "inf"), (NEG_INF, "mi
 def cases() -> list:
     out = []
     g = rng(41)
-    v = f32exact(g.normal(size=7))
+    v = normal(g, 7)
     # a vector with a zero and a tied maximum |.|: sign(0) = 0, the 1/k split of the max gradient
     vt = np.array([0.5, -1.25, 0.0, 1.25, 0.75, -0.25], dtype=np.float64)
-    M = f32exact(g.normal(size=(4, 3)))
+    M = normal(g, (4, 3))
     # a matrix with tied max column sums (dyadic values: the sums are exact) and a zero entry
     Mt = np.array([[0.5, -0.25, 0.75], [0.25, 1.0, 0.0], [-0.5, 0.5, 0.5]], dtype=np.float64)
     for p, tag in P_ALL:
@@ -38,19 +38,19 @@ def cases() -> list:
     for p, tag in (("fro", "fro"), ("nuc", "nuc")):
         out += pair(F, "lp_norm", f"matrix-{tag}", {"x": M}, [inp("x"), p], grads=("x",), cot=None,
                     targets=f"{tag} norm and its gradient")
-    T3 = f32exact(g.normal(size=(2, 3, 2)))
+    T3 = normal(g, (2, 3, 2))
     for p, tag in ((1, "1"), (2, "2"), (INF, "inf")):
         out += pair(F, "lp_norm", f"entrywise-3d-p{tag}", {"x": T3}, [inp("x"), p], {"mode": "entrywise"},
                     grads=("x",), cot=None, targets="mode='entrywise' flattens any rank")
     # ---- Dale's law
-    W = f32exact(g.normal(size=(5, 4)))
-    R = np.sign(g.normal(size=(5, 4)))
+    W = normal(g, (5, 4))
+    R = np.sign(normal(g, (5, 4)))
     R[0, 0] = R[3, 2] = 0.0  # sign(0) = 0: neither excitatory nor inhibitory
     for alpha, tag in ((0.8, "alpha0.8"), (0.0, "alpha0"), (1.0, "alpha1")):
         out += pair(F, "dale_law_l2", tag, {"w": W, "reference": R}, [inp("w"), inp("reference"), alpha],
                     grads=("w",), cot=None, targets="alpha ||W||^2 - (1 - alpha) <W, sign(R)>, sign(0) = 0")
     # ---- E/I ratio
-    Wr = f32exact(g.normal(size=(6, 3)))
+    Wr = normal(g, (6, 3))
     Wr[1, 1] = 0.0
     for sf in ("softsign", "sign"):
         for t in (0.8, 0.25):
@@ -59,8 +59,8 @@ def cases() -> list:
                                                         "the sign function's zero gradient")
     # ---- distance to a reference, with exactly equal entries (|0| subgradient)
     Rd = W.copy()
-    Rd[::2] += f32exact(g.normal(size=(3, 4)))
-    Rd = f32exact(Rd)
+    Rd[::2] += normal(g, (3, 4))
+    Rd = f32exact(Rd)  # exact sums, then a correctly rounded conversion
     for p, tag in ((1, "1"), (2, "2"), (INF, "inf"), ("fro", "fro")):
         out += pair(F, "weights_distance", f"matrix-p{tag}-equal-rows", {"w": W, "reference": Rd},
                     [inp("w"), inp("reference"), p], grads=("w", "reference"), cot=None, difficulty="edge",
@@ -72,7 +72,7 @@ def cases() -> list:
                 targets="entrywise mode; zero gradient where W = R",
                 tolerance_reason="w and reference held in the conditioning estimate: the equal rows are exact")
     # ---- regularizer objects: the value and the gradients of each parameter
-    b = f32exact(g.normal(size=4))
+    b = normal(g, 4)
     params = {"W": inp("W"), "b": inp("b")}
     objs = [
         ("L1", [params, 0.5], {}, "Lambda scaling; vector norm for b, induced norm for W"),

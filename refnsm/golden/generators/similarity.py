@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._case import Case, call, get, inp, new, obj
-from ._common import f32exact, rng, value_case
+from ._common import exact_matmul, f32exact, normal, rng, value_case
 
 F = "similarity"
 
@@ -24,10 +24,10 @@ def cases() -> list:
     out = []
     g = rng(31)
     B, n, m = 6, 5, 3
-    X = f32exact(g.normal(size=(B, n)))
+    X = normal(g, (B, n))
     X[3] = X[1]  # a duplicated sample
-    W0 = f32exact(g.normal(size=(m, n)) / np.sqrt(n))
-    b0 = f32exact(g.normal(size=m) * 0.1)
+    W0 = normal(g, (m, n), 0.5)  # ~ 1/sqrt(n) = 0.45, a power of two
+    b0 = normal(g, m, 0.125)
     for proj, reg, k, lr in ((None, "weight", 5, 0.2), ("relu", "weight", 40, 0.5), (None, "whiten", 20, 0.3),
                              ("relu", "none", 3, 1.0)):
         tag = f"{'nsm' if proj else 'sm'}-{reg}-k{k}"
@@ -56,7 +56,7 @@ def cases() -> list:
                         targets="five slow steps: Hebbian W, anti-Hebbian M at lr/tau, in that order"))
     # supervised: the label drive, with the label encoder pinned (label_weight), multi-hot-free one-hot labels
     Lab = np.eye(3)[[0, 1, 2, 1, 0, 2]]
-    Lw = f32exact(g.normal(size=(m, 3)) / np.sqrt(3))
+    Lw = normal(g, (m, 3), 0.5)
     for k in (3, 15):
         out.append(Case(f"{F}.SupervisedSimilarityMatching.forward-loss-backward-k{k}",
                         [new("Linear", n, m, False, as_="enc", weight=inp("W0"), dtype={"dtype": "run"}),
@@ -72,8 +72,8 @@ def cases() -> list:
                         targets="label drive added to the input drive; ('weight', 'whiten') default regularizers "
                                 "paired with the encoders in order"))
     # multi-input: two Linear encoders, then the second input skipped (None)
-    X2 = f32exact(g.normal(size=(B, 4)))
-    W2 = f32exact(g.normal(size=(m, 4)) / 2.0)
+    X2 = normal(g, (B, 4))
+    W2 = normal(g, (m, 4), 0.5)
     variants = [("two-inputs", False, "weight", None), ("skip-second", True, "weight", None),
                 ("whiten-weight-two-inputs", False, ["whiten", "weight"], None),
                 ("whiten-weight-two-inputs-compat-pynsm", False, ["whiten", "weight"], "pynsm")]
@@ -96,7 +96,7 @@ def cases() -> list:
                                  "drives of several encoders summed; a skipped input (None) contributes nothing "
                                  "and its regularizer is not applied; 'whiten' on the first encoding alone")))
     # encoders: forward and VJP, Linear and Conv2d (stride, padding, dilation)
-    G = f32exact(g.normal(size=(B, m)))
+    G = normal(g, (B, m))
     out.append(Case(f"{F}.Linear.forward-backward",
                     [new("Linear", n, m, True, as_="enc", weight=inp("W0"), bias_value=inp("b0"),
                          dtype={"dtype": "run"}),
@@ -104,16 +104,16 @@ def cases() -> list:
                      call("backward", inp("G"), on="enc", save={"d_X": []}),
                      get("grads", on="enc", save={"d_weight": ["weight"], "d_bias": ["bias"]})],
                     {"X": X, "W0": W0, "b0": b0, "G": G}, targets="torch's [out, in] weight layout: u = x W^T + b"))
-    xi = f32exact(g.normal(size=(2, 2, 6, 5)))
-    wc = f32exact(g.normal(size=(3, 2, 3, 2)) * 0.3)
-    bc = f32exact(g.normal(size=3) * 0.1)
+    xi = normal(g, (2, 2, 6, 5))
+    wc = normal(g, (3, 2, 3, 2), 0.25)
+    bc = normal(g, 3, 0.125)
     for stride, pad, dil in ((1, 0, 1), (2, 1, 1), (1, 1, 2)):
         enc = new("Conv2d", 2, 3, [3, 2], stride, pad, dil, True, as_="enc", weight=inp("w"), bias_value=inp("b"),
                   dtype={"dtype": "run"})
         # the output shape, to draw a cotangent
         ho = (6 + 2 * pad - dil * 2 - 1) // stride + 1
         wo = (5 + 2 * pad - dil * 1 - 1) // stride + 1
-        Gc = f32exact(g.normal(size=(2, 3, ho, wo)))
+        Gc = normal(g, (2, 3, ho, wo))
         out.append(Case(f"{F}.Conv2d.forward-backward-s{stride}p{pad}d{dil}",
                         [enc, call("forward", inp("x"), on="enc", save={"u": []}),
                          call("backward", inp("G"), on="enc", save={"d_x": []}),
@@ -121,17 +121,17 @@ def cases() -> list:
                         {"x": xi, "w": wc, "b": bc, "G": Gc}, difficulty="edge",
                         targets="cross-correlation (no kernel flip), stride/padding/dilation, col2im accumulation"))
     # exact solvers and the Hebbian rule
-    A = f32exact(g.normal(size=(m, m)))
-    Mpd = f32exact(A @ A.T / m + np.eye(m))
-    bb = f32exact(g.normal(size=(B, m)))
+    A = normal(g, (m, m))
+    Mpd = f32exact(exact_matmul(A, A.T) / 4.0 + np.eye(m))  # positive definite, built exactly
+    bb = normal(g, (B, m))
     out.append(value_case(F, "solve_sm", "batch", {"M": Mpd, "b": bb}, [inp("M"), inp("b")],
                           targets="y = M^{-1} b per sample (rows)"))
     out.append(value_case(F, "solve_nsm", "batch-active-set", {"M": Mpd, "b": bb}, [inp("M"), inp("b")],
                           difficulty="edge", targets="non-negative QP: the active set, not relu(M^{-1} b)"))
-    yy = f32exact(np.abs(g.normal(size=(B, m))))
+    yy = np.abs(normal(g, (B, m)))
     out.append(value_case(F, "kkt_residual", "nsm", {"M": Mpd, "b": bb, "y": yy}, [inp("M"), inp("b"), inp("y")],
                           targets="complementarity residual of the NSM fixed point"))
-    Mc = f32exact(np.eye(m) + 0.1 * (A + A.T))
+    Mc = f32exact(np.eye(m) + 0.125 * (A + A.T))
     out.append(value_case(F, "hebbian_update", "with-bias", {"W": W0, "M": Mc, "x": X, "y": yy, "bias": b0},
                           [inp("W"), inp("M"), inp("x"), inp("y"), 0.1, 0.5, inp("bias")], fields=None,
                           targets="W += lr (y^T x / B - W), M += lr/tau (y^T y / B - M), bias rule"))
