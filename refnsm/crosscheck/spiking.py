@@ -184,7 +184,11 @@ def _ssl_pair(X, lab, kernel, loss, args, compat=None):
     the CPU and BLAS torch runs on.  There the row judges refnsm's default result against the extended-precision
     value (:mod:`refnsm.crosscheck._exact`) instead, on every machine, and says so; the refusal itself is a
     documented difference (``docs/upstream_differences.md``).  Where the exact S leaves [0, 1] the input is
-    invalid and both libraries must refuse it."""
+    invalid and both libraries must refuse it.
+
+    A polynomial kernel with a non-integer degree is undefined on a negative dot product: spikingjelly returns
+    NaN there and refnsm refuses the input.  Such a row passes only if upstream's result really holds a NaN (its
+    way of refusing) and refnsm raised its domain error."""
     up = _upstream_ssl(X, lab, kernel, loss, args)
     if up[0] == "raise" and loss == "bce":
         from . import _exact
@@ -192,7 +196,11 @@ def _ssl_pair(X, lab, kernel, loss, args, compat=None):
         if _exact.similarity_in_unit_interval(X, kernel, args):
             note = "upstream refuses (its rounding puts S above 1; the exact S is in [0, 1]): judged against extended precision"
             return _exact.spike_similar_loss(X, lab, kernel, loss, args), _refnsm_ssl(X, lab, kernel, loss, args), note
-    return up, _refnsm_ssl(X, lab, kernel, loss, args, compat=compat), ""
+    me = _refnsm_ssl(X, lab, kernel, loss, args, compat=compat)
+    if (me[0] == "raise" and "non-integer d" in me[1] and up[0] != "raise"
+            and not (np.isfinite(up[0]) and np.isfinite(up[1]).all())):
+        return ("raise", "upstream returns NaN"), me, "upstream returns NaN (G^d of a negative dot product), refnsm refuses"
+    return up, me, ""
 
 
 def _ssl_case(kernel, args, loss, kind, seed):
