@@ -48,8 +48,10 @@ def test_ptx_compiles_for_hardware():
     for dt in DTYPES:
         f = types.float64 if dt == np.float64 else types.float32
         a1, a2 = types.Array(f, 1, "C"), types.Array(f, 2, "C")
-        sigs = [(cl._hh_scales, (a2, o1, d1)), (cl._hh_apply_rows, (a2, a2, o1, d1)),
-                (cl._hh_vjp_block, (a2, a2, a2, o1, d1, a2, d1, d1)),
+        d2, d3, i64s = types.Array(f64, 2, "C"), types.Array(f64, 3, "C"), types.int64
+        sigs = [(cl._hh_scales, (a2, o1, d1)), (cl._hh_apply_tile, (a2, a2, o1, d1)),
+                (cl._hh_vjp_tile, (a2, a2, a2, o1, d1, i64s, i64s, d3, d2)),
+                (cl._hh_vjp_reduce, (d3, d2, a2, o1, d1, i64s, i64s, a2)),
                 (cl._pf_rows, (a2, a2, f64, f64, a2, a2, a2)), (cl._pf_vjp_rows, (a2, a2, a2, f64, f64, a2, a2)),
                 (cl._add_bias, (a2, a1)), (cl._transpose, (a2, a2)), (cl._take_cols, (a2, a2))]
         typed = {"col_sums": (a2, a1), "fill_eye": (a2,), "fill_zero": (a1,), "spectral_s": (a1, f, f, a1, a1),
@@ -95,6 +97,45 @@ def test_householder_chain_twins(dtype):
                dtype)
         np.testing.assert_array_equal(_host(dQd), dQ)  # inputs untouched
     np.testing.assert_array_equal(_host(cl.householder_matrix(Ud, 0)), np.eye(5))
+
+
+@pytestmark_device
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_householder_chain_tiles_and_chunks(dtype, monkeypatch):
+    """More rows than one tile and a partial last tile, more columns than lanes, the VJP's reflectors split into
+    chunks of every size: equal to the CPU kernel within the tolerance, and the chunking (a workspace bound) changes
+    no bit; two runs are bitwise equal."""
+    cl = _cl()
+    rng = np.random.default_rng(1)
+    n, B = 2 * cl.HH_LANES + 3, 2 * cl.HH_ROWS + 1
+    U = np.triu(rng.standard_normal((n, n))).astype(dtype)
+    X = rng.standard_normal((B, n)).astype(dtype)
+    G = rng.standard_normal((B, n)).astype(dtype)
+    order = np.arange(n)[::-1].copy()
+    Ud, od = _dev(U), _dev(order)
+    X0 = X.copy()
+    K.hh_chain_apply(X0, U, order)
+    runs = []
+    for _ in range(2):
+        Xd = _dev(X)
+        cl.hh_chain_apply(Xd, Ud, od)
+        runs.append(_host(Xd))
+    np.testing.assert_array_equal(runs[0], runs[1])
+    _close(runs[0], X0, dtype)
+    Y0, G0, dU0 = X0.copy(), G.copy(), np.zeros_like(U)
+    K.hh_chain_vjp(Y0, G0, U, order, dU0)
+    blocks = (B + cl.HH_ROWS - 1) // cl.HH_ROWS
+    outs = []
+    for chunk in (n, 5, 1):
+        monkeypatch.setattr(cl, "HH_WORKSPACE_BYTES", 8 * blocks * n * chunk)
+        Yd, Gd, dUd = _dev(X0), _dev(G), _dev(np.zeros_like(U))
+        cl.hh_chain_vjp(Yd, Gd, Ud, od, dUd)
+        outs.append((_host(Yd), _host(Gd), _host(dUd)))
+    for got in outs[1:]:
+        for a, b in zip(got, outs[0]):
+            np.testing.assert_array_equal(a, b)
+    for got, want in zip(outs[0], (Y0, G0, dU0)):
+        _close(got, want, dtype)
 
 
 @pytestmark_device
