@@ -101,6 +101,42 @@ def test_householder_chain_twins(dtype):
 
 @pytestmark_device
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_householder_entry_points_take_device(dtype):
+    """householder_matrix(_vjp) and Hprod(_vjp) with device="cuda": device results for device inputs, host results
+    for host ones, equal to the CPU functions within the tolerance; the device argument is validated."""
+    rng = np.random.default_rng(2)
+    n, k = 6, 4
+    U = np.triu(rng.standard_normal((n, n))).astype(dtype)
+    dQ = rng.standard_normal((n, n)).astype(dtype)
+    x = rng.standard_normal((5, n)).astype(dtype)
+    g = rng.standard_normal((5, n)).astype(dtype)
+    u = rng.standard_normal(n).astype(dtype)
+    Q0 = L.householder_matrix(U, k, True)
+    Qd = L.householder_matrix(_dev(U), k, True, device="cuda")
+    assert _is_dev(Qd)
+    _close(_host(Qd), Q0, dtype)
+    _close(L.householder_matrix(U, k, True, device="cuda"), Q0, dtype)
+    dU0 = L.householder_matrix_vjp(dQ, Q0, U, k, True)
+    dUd = L.householder_matrix_vjp(_dev(dQ), Qd, _dev(U), k, True, device="cuda")
+    assert _is_dev(dUd) and _host(dUd).dtype == dtype
+    _close(_host(dUd), dU0, dtype)
+    y0 = L.Hprod(x, u, k)
+    yd = L.Hprod(_dev(x), _dev(u), k, device="cuda")
+    assert _is_dev(yd)
+    _close(_host(yd), y0, dtype)
+    gx0, gu0 = L.Hprod_vjp(g, x, u, k)
+    gxd, gud = L.Hprod_vjp(_dev(g), _dev(x), _dev(u), k, device="cuda")
+    _close(_host(gxd), gx0, dtype)
+    _close(_host(gud), gu0, dtype)
+    gx_h, gu_h = L.Hprod_vjp(g, x, u, k, device="cuda")
+    assert isinstance(gu_h, np.ndarray) and gu_h.shape == (n,)
+    _close(gu_h, gu0, dtype)
+    with pytest.raises(ValueError, match="device"):
+        L.householder_matrix(U, device="gpu")
+
+
+@pytestmark_device
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_householder_chain_tiles_and_chunks(dtype, monkeypatch):
     """More rows than one tile and a partial last tile, more columns than lanes, the VJP's reflectors split into
     chunks of every size: equal to the CPU kernel within the tolerance, and the chunking (a workspace bound) changes

@@ -20,14 +20,18 @@ Dense associative memory (Krotov & Hopfield 2016; Demircigil et al. 2017)
 :math:`2^{N/2}` (exponential).  For n = 2 this is the classical network up to the diagonal and a constant.
 
 Ties (a field of exactly 0) leave the unit unchanged, in every update.
+
+Device: every function takes ``device="cpu"`` (default) or ``"cuda"``.  These baselines run on the host for either
+(the asynchronous sweeps are sequential over the units; see docs/cuda.md): with ``"cuda"`` the arguments may be
+numba device arrays, they are copied to the host, and array results go back to the device when an input was one.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import _checks as C
-from . import _kernels as K
+from .. import _backend, _checks
+from . import _kernels
 
 __all__ = [
     "hebbian_weights",
@@ -41,14 +45,22 @@ __all__ = [
 INTERACTIONS = ("poly", "rectified", "exp")
 
 
+def _on_host(device, *arrays):
+    """``(xp, host arrays)``: the device's array namespace (array results go back through it) and host copies.
+
+    The binary baselines run on the host for either device (see docs/cuda.md, "What runs where")."""
+    xp = _backend.arrays(device, *arrays)
+    return xp, [xp.to_host(a) for a in arrays]
+
+
 def _patterns(patterns, name="patterns"):
-    P = C.as_float_array(patterns, name, ndim=2, shape_hint="[N, P] (one ±1 pattern per column)",
+    P = _checks.as_float_array(patterns, name, ndim=2, shape_hint="[N, P] (one ±1 pattern per column)",
                          dtype=np.float64, allow_empty=False)
     return P
 
 
 def _states(S, N, name="S"):
-    S = C.as_float_array(S, name, dtype=np.float64, shape_hint="[B, N] or [N]", allow_empty=False)
+    S = _checks.as_float_array(S, name, dtype=np.float64, shape_hint="[B, N] or [N]", allow_empty=False)
     if S.ndim not in (1, 2):
         raise ValueError(f"{name}: expected 1 or 2 dimensions [B, N] or [N], got shape {S.shape}")
     was_1d = S.ndim == 1
@@ -63,20 +75,20 @@ def _states(S, N, name="S"):
 def _theta(theta, N):
     if theta is None:
         return np.zeros(N)
-    th = C.as_float_array(theta, "theta", ndim=1, dtype=np.float64)
-    C.check_shape(th, "theta", (N,), "one threshold per unit")
+    th = _checks.as_float_array(theta, "theta", ndim=1, dtype=np.float64)
+    _checks.check_shape(th, "theta", (N,), "one threshold per unit")
     return th
 
 
 def _orders(order, n_sweeps, N, rng):
-    C.check_option(order, "order", ("random", "sequential"))
+    _checks.check_option(order, "order", ("random", "sequential"))
     if order == "sequential":
         return np.tile(np.arange(N, dtype=np.int64), (n_sweeps, 1))
-    gen = C.resolve_rng(rng)
+    gen = _checks.resolve_rng(rng)
     return np.stack([gen.permutation(N) for _ in range(n_sweeps)]).astype(np.int64)
 
 
-def hebbian_weights(patterns):
+def hebbian_weights(patterns, *, device="cpu"):
     r"""Hebbian outer-product storage :math:`W = \frac1N \sum_\mu \xi^\mu\xi^{\mu\top}`, zero diagonal.
 
     Parameters
@@ -98,21 +110,22 @@ def hebbian_weights(patterns):
            [-0.33333333,  0.        , -0.33333333],
            [ 0.33333333, -0.33333333,  0.        ]])
     """
+    xp, (patterns,) = _on_host(device, patterns)
     P = _patterns(patterns)
     N = P.shape[0]
     W = (P @ P.T) / N
     np.fill_diagonal(W, 0.0)
-    return W
+    return xp.give_back_host(W)
 
 
 def _square(W, name="W"):
-    W = C.as_float_array(W, name, ndim=2, dtype=np.float64, allow_empty=False)
+    W = _checks.as_float_array(W, name, ndim=2, dtype=np.float64, allow_empty=False)
     if W.shape[0] != W.shape[1]:
         raise ValueError(f"{name}: expected a square (N, N) matrix, got shape {W.shape}")
     return W
 
 
-def classical_energy(S, W, theta=None):
+def classical_energy(S, W, theta=None, *, device="cpu"):
     r"""Energy :math:`E(s) = -\tfrac12 s^\top W s + \theta^\top s` of each state (a float for a 1-D state).
 
     Examples
@@ -124,14 +137,15 @@ def classical_energy(S, W, theta=None):
     >>> round(float(hp.classical_energy(P[:, 0], W)), 12)
     -1.0
     """
+    xp, (S, W, theta) = _on_host(device, S, W, theta)
     W = _square(W)
     S2, was_1d = _states(S, W.shape[0])
     th = _theta(theta, W.shape[0])
     e = -0.5 * np.einsum("bi,ij,bj->b", S2, W, S2) + S2 @ th
-    return float(e[0]) if was_1d else e
+    return float(e[0]) if was_1d else xp.give_back_host(e)
 
 
-def classical_update(S, W, theta=None, *, mode="sync", n_sweeps=1, order="random", rng=None):
+def classical_update(S, W, theta=None, *, mode="sync", n_sweeps=1, order="random", rng=None, device="cpu"):
     r"""Update states of the classical Hopfield network.
 
     ``mode="sync"``: ``n_sweeps`` synchronous steps :math:`s \leftarrow \mathrm{sgn}(W s - \theta)`.
@@ -153,12 +167,13 @@ def classical_update(S, W, theta=None, *, mode="sync", n_sweeps=1, order="random
     >>> hp.classical_update(np.array([1.0, -1.0, 1.0, 1.0]), W, mode="sync")   # one flipped bit is repaired
     array([ 1., -1.,  1., -1.])
     """
+    xp, (S, W, theta) = _on_host(device, S, W, theta)
     W = _square(W)
     N = W.shape[0]
     S2, was_1d = _states(S, N)
     th = _theta(theta, N)
-    C.check_option(mode, "mode", ("sync", "async"))
-    n_sweeps = C.check_int(n_sweeps, "n_sweeps", minimum=1)
+    _checks.check_option(mode, "mode", ("sync", "async"))
+    n_sweeps = _checks.check_int(n_sweeps, "n_sweeps", minimum=1)
     if mode == "sync":
         out = S2.copy()
         for _ in range(n_sweeps):
@@ -167,17 +182,17 @@ def classical_update(S, W, theta=None, *, mode="sync", n_sweeps=1, order="random
     else:
         orders = _orders(order, n_sweeps, N, rng)
         out = np.empty_like(S2)
-        K.classical_async(S2, W, th, orders, out, np.empty(S2.shape[0], np.int64))
-    return out[0] if was_1d else out
+        _kernels.classical_async(S2, W, th, orders, out, np.empty(S2.shape[0], np.int64))
+    return xp.give_back_host(out[0] if was_1d else out)
 
 
 def _interaction(interaction, n):
-    C.check_option(interaction, "interaction", INTERACTIONS)
-    n = C.check_int(n, "n", minimum=1)
+    _checks.check_option(interaction, "interaction", INTERACTIONS)
+    n = _checks.check_int(n, "n", minimum=1)
     return INTERACTIONS.index(interaction), n
 
 
-def dense_energy(S, patterns, *, interaction="poly", n=3):
+def dense_energy(S, patterns, *, interaction="poly", n=3, device="cpu"):
     r"""Energy :math:`E(\sigma) = -\sum_\mu F(\xi^{\mu\top}\sigma)` of the dense associative memory.
 
     ``interaction``: ``"poly"`` :math:`F(x) = x^n`, ``"rectified"`` :math:`F(x) = \max(x,0)^n`,
@@ -191,6 +206,7 @@ def dense_energy(S, patterns, *, interaction="poly", n=3):
     >>> float(hp.dense_energy(P[:, 0], P, interaction="poly", n=3))
     -64.0
     """
+    xp, (S, patterns) = _on_host(device, S, patterns)
     Xi = _patterns(patterns)
     S2, was_1d = _states(S, Xi.shape[0])
     kind, n = _interaction(interaction, n)
@@ -202,10 +218,10 @@ def dense_energy(S, patterns, *, interaction="poly", n=3):
     else:
         F = np.exp(m)
     e = -F.sum(axis=1)
-    return float(e[0]) if was_1d else e
+    return float(e[0]) if was_1d else xp.give_back_host(e)
 
 
-def dense_update(S, patterns, *, interaction="poly", n=3, n_sweeps=1, order="random", rng=None):
+def dense_update(S, patterns, *, interaction="poly", n=3, n_sweeps=1, order="random", rng=None, device="cpu"):
     r"""Asynchronous sweeps of the dense associative memory (see the module docstring).
 
     Up to ``n_sweeps`` sweeps (stopping early at a fixed point); each unit takes the sign of lower energy given
@@ -224,12 +240,13 @@ def dense_update(S, patterns, *, interaction="poly", n=3, n_sweeps=1, order="ran
     >>> hp.dense_update(np.array([1.0, -1.0, 1.0, 1.0]), P, n=3, rng=0)
     array([ 1., -1.,  1., -1.])
     """
+    xp, (S, patterns) = _on_host(device, S, patterns)
     Xi = _patterns(patterns)
     N, P = Xi.shape
     S2, was_1d = _states(S, N)
     kind, n = _interaction(interaction, n)
-    n_sweeps = C.check_int(n_sweeps, "n_sweeps", minimum=1)
+    n_sweeps = _checks.check_int(n_sweeps, "n_sweeps", minimum=1)
     orders = _orders(order, n_sweeps, N, rng)
     out = np.empty_like(S2)
-    K.dense_async(S2, Xi, kind, n, orders, np.empty(P), out, np.empty(S2.shape[0], np.int64))
-    return out[0] if was_1d else out
+    _kernels.dense_async(S2, Xi, kind, n, orders, np.empty(P), out, np.empty(S2.shape[0], np.int64))
+    return xp.give_back_host(out[0] if was_1d else out)

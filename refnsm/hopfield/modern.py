@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import _backend
-from .. import _checks as C
+from .. import _checks
 
 __all__ = [
     "Retrieval",
@@ -128,7 +128,7 @@ def _prep(X, W, xname="X", wname="W", xp=HOST):
 
 
 def _beta(beta, name="beta"):
-    return C.check_real(beta, name, positive=True)
+    return _checks.check_real(beta, name, positive=True)
 
 
 def _compat(compat):
@@ -136,7 +136,7 @@ def _compat(compat):
 
 
 def _iterate_args(tol, max_iter):
-    return C.check_real(tol, "tol", nonnegative=True), C.check_int(max_iter, "max_iter", minimum=1)
+    return _checks.check_real(tol, "tol", nonnegative=True), _checks.check_int(max_iter, "max_iter", minimum=1)
 
 
 def _retrieve_raw(kernels, xp, X, W, beta):
@@ -421,12 +421,12 @@ def _batch_triplet(X, X_hat, A, W=None, xp=HOST):
     dtype = xp.dtype_of(*arrays)
     X = xp.asarray(X, "X", ndim=2, shape_hint="[B, D]", dtype=dtype, allow_empty=False)
     X_hat = xp.asarray(X_hat, "X_hat", ndim=2, shape_hint="[B, D]", dtype=dtype)
-    C.check_shape(X_hat, "X_hat", X.shape, "the shape of X")
+    _checks.check_shape(X_hat, "X_hat", X.shape, "the shape of X")
     A = xp.asarray(A, "A", ndim=2, shape_hint="[B, H]", dtype=dtype, allow_empty=False)
-    C.check_same_dim(X, "X", 0, A, "A", 0, "batch size")
+    _checks.check_same_dim(X, "X", 0, A, "A", 0, "batch size")
     if W is not None:
         W = _memory(W, "W", dtype, xp)
-        C.check_shape(W, "W", (X.shape[1], A.shape[1]), "(D, H) from X and A")
+        _checks.check_shape(W, "W", (X.shape[1], A.shape[1]), "(D, H) from X and A")
     return X, X_hat, A, W
 
 
@@ -444,13 +444,13 @@ def _evolve_args(W, dW, eta, reg_lambda, l1_lambda, mask, xp=HOST):
     dtype = xp.dtype_of(W, dW)
     W = _memory(W, "W", dtype, xp)
     dW = xp.asarray(dW, "dW", ndim=2, dtype=dtype)
-    C.check_shape(dW, "dW", W.shape, "the shape of W")
-    eta = C.check_real(eta, "eta")
-    reg_lambda = C.check_real(reg_lambda, "reg_lambda", nonnegative=True)
-    l1_lambda = C.check_real(l1_lambda, "l1_lambda", nonnegative=True)
+    _checks.check_shape(dW, "dW", W.shape, "the shape of W")
+    eta = _checks.check_real(eta, "eta")
+    reg_lambda = _checks.check_real(reg_lambda, "reg_lambda", nonnegative=True)
+    l1_lambda = _checks.check_real(l1_lambda, "l1_lambda", nonnegative=True)
     if mask is not None:
         mask = xp.asarray(mask, "mask", ndim=2, dtype=dtype)
-        C.check_shape(mask, "mask", W.shape, "the shape of W")
+        _checks.check_shape(mask, "mask", W.shape, "the shape of W")
     return W, dW, eta, reg_lambda, l1_lambda, mask
 
 
@@ -593,14 +593,14 @@ def load_patterns(W0, patterns, *, perm=None, rng=None):
         if perm is not None:
             raise ValueError("perm: only used when there are fewer patterns than slots (P < H)")
         return P_.copy()
-    perm = C.resolve_rng(rng).permutation(H) if perm is None else _check_perm(perm, H)
+    perm = _checks.resolve_rng(rng).permutation(H) if perm is None else _check_perm(perm, H)
     cat = np.concatenate([P_, W0[:, : H - P]], axis=1)
     return np.ascontiguousarray(cat[:, perm])
 
 
 def _check_patterns(patterns, D, H, dtype, name="initial_patterns"):
     """Validate a (D, P) pattern matrix (columns are patterns, P <= H)."""
-    P_ = C.as_float_array(patterns, name, ndim=2, dtype=dtype,
+    P_ = _checks.as_float_array(patterns, name, ndim=2, dtype=dtype,
                           shape_hint="[D, P] (one pattern per column)", allow_empty=False)
     if P_.shape[0] != D:
         hint = (" (it looks transposed: patterns must be the columns, axis 0 has length D; pass patterns.T)"
@@ -615,7 +615,7 @@ def _check_patterns(patterns, D, H, dtype, name="initial_patterns"):
 
 
 def _check_perm(perm, H):
-    perm = C.as_index_array(perm, "perm", ndim=1)
+    perm = _checks.as_index_array(perm, "perm", ndim=1)
     if perm.shape != (H,) or not np.array_equal(np.sort(perm), np.arange(H)):
         raise ValueError(f"perm: expected a permutation of range(H={H}), got {perm!r}")
     return perm

@@ -42,7 +42,7 @@ import numpy as np
 
 from .. import _backend
 from .. import _checks
-from . import _kernels as K
+from . import _kernels
 
 __all__ = [
     "kernel_dot_product",
@@ -69,9 +69,10 @@ __all__ = [
 
 KERNELS = ("linear", "polynomial", "sigmoid", "gaussian")
 LOSSES = ("mse", "l1", "bce")
-_KERNEL_CODE = {"linear": K.LINEAR, "polynomial": K.POLYNOMIAL, "sigmoid": K.SIGMOID, "gaussian": K.GAUSSIAN}
+_KERNEL_CODE = {"linear": _kernels.LINEAR, "polynomial": _kernels.POLYNOMIAL, "sigmoid": _kernels.SIGMOID,
+                "gaussian": _kernels.GAUSSIAN}
 _KERNEL_ARG = {"polynomial": "d (the exponent)", "sigmoid": "alpha (the slope)", "gaussian": "sigma (the width)"}
-_LOSS_CODE = {"mse": K.MSE, "l1": K.L1, "bce": K.BCE}
+_LOSS_CODE = {"mse": _kernels.MSE, "l1": _kernels.L1, "bce": _kernels.BCE}
 
 #: epsilon of the cosine normalisation, added after the outer product of the row norms (spikingjelly)
 COSINE_EPS = 1e-8
@@ -97,7 +98,7 @@ def _kernel_spec(kernel, args, name="kernel"):
     if kernel == "linear":
         if args:
             raise TypeError(f"{name}: 'linear' takes no kernel argument, got {len(args)}: {args!r}")
-        return K.LINEAR, 0.0
+        return _kernels.LINEAR, 0.0
     what = _KERNEL_ARG[kernel]
     if len(args) != 1:
         raise TypeError(
@@ -142,12 +143,12 @@ def _gram(X):
 
     syrk = blas.dsyrk if X.dtype == np.float64 else blas.ssyrk
     # X.T is an F-ordered [D, N] view (no copy); trans=1 gives (X.T)^T X.T = X X^T, upper triangle only
-    return K.symmetric_from_upper(syrk(1.0, X.T, trans=1))
+    return _kernels.symmetric_from_upper(syrk(1.0, X.T, trans=1))
 
 
-def _gram_matrix(K, xp, X):
+def _gram_matrix(kernels, xp, X):
     """``G = X X^T`` where the kernels run: BLAS syrk on the host (:func:`_gram`), the tiled product on the device."""
-    return _gram(X) if xp is HOST else K.gram_matrix(X)
+    return _gram(X) if xp is HOST else kernels.gram_matrix(X)
 
 
 def _bce_range_check(S, Y, kernel, dtype):
@@ -188,7 +189,7 @@ def _kernel_dot_product_args(x, y, kernel, args, compat, xp=HOST):
         raise ValueError(f"y: expected {x.shape[1]} columns to match x (shape {x.shape}), got shape {y.shape}")
     code, p = _kernel_spec(kernel, args)
     tile = False
-    if code == K.GAUSSIAN and x.shape[0] != y.shape[0] and x.shape[0] != 1:
+    if code == _kernels.GAUSSIAN and x.shape[0] != y.shape[0] and x.shape[0] != 1:
         if compat == "spikingjelly" and y.shape[0] == 1:
             tile = True
         else:
@@ -506,7 +507,7 @@ def check_target_values(tgt, T, C, ignore_index, x_shape):
     """Raise unless every target is a class in [0, C) or ignore_index, and at least one position counts."""
     if C == 0:
         raise ValueError(f"x_seq: expected at least one class (axis 2), got shape {x_shape}")
-    n_valid, bad = K.check_targets(tgt, C, ignore_index)
+    n_valid, bad = _kernels.check_targets(tgt, C, ignore_index)
     if bad >= 0:
         idx = tuple(int(i) for i in np.unravel_index(bad, tgt.shape))
         raise ValueError(f"target: class indices must be in [0, {C}) or ignore_index={ignore_index}; got {tgt[idx]} at {idx}")
@@ -820,7 +821,7 @@ class TETLoss:
     def forward(self, x_seq, target):
         if callable(self.base_criterion):
             x, _ = self._steps(x_seq, target)
-            reg = K.mse_to_constant(x, self.mean, 1.0, False)[0] if self.tet_lambda != 0 else 0.0
+            reg = _kernels.mse_to_constant(x, self.mean, 1.0, False)[0] if self.tet_lambda != 0 else 0.0
             value = np.asarray((1.0 - self.tet_lambda) * float(self.base_criterion_loss(x, target))
                                + self.tet_lambda * reg, dtype=x.dtype)
         else:
@@ -841,7 +842,7 @@ class TETLoss:
             grad = self.base_criterion_loss_vjp(g * (1.0 - self.tet_lambda), x_seq, target)
             if self.tet_lambda != 0:
                 x, _ = self._steps(x_seq, target)
-                grad = grad + K.mse_to_constant(x, self.mean, g * self.tet_lambda, True)[1].reshape(x.shape)
+                grad = grad + _kernels.mse_to_constant(x, self.mean, g * self.tet_lambda, True)[1].reshape(x.shape)
             return grad
         return tet_loss_vjp(grad_out, x_seq, target, self.mean, self.tet_lambda, self.ignore_index, device=self.device)
 
