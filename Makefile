@@ -5,6 +5,8 @@
 #   make demo        runs every tutorial in quick mode, writes figures/, prints what each reproduced
 #   make warmup      compiles every Numba kernel, float32 and float64, into the cache (run by test and demo)
 #   make bench       runs benchmarks/ against the upstream libraries (needs .venv-peers)
+#   make fuzz        the long boundary-fuzz sweep (tests/fuzz/run_fuzz.py, ~10 min on 2 busy cores): writes
+#                    tests/fuzz/results.json and regenerates docs/reliability.md from it
 #   make golden      runs the golden suite on refnsm itself (both dtypes; docs/golden.md)
 #   make gpu-check   on a machine with an NVIDIA GPU (<= 8 min): the CUDA tests on the hardware, the golden suite with
 #                    device="cuda" if it exists, benchmarks/bench_cuda.py, one summary (.ci/gpu_check.py; INSTALL=1
@@ -21,7 +23,7 @@ PYTEST_ARGS ?=
 # The CUDA tests run on the GPU where there is one (nvidia-smi answers), else under Numba's CUDA simulator.
 CUDASIM     ?= $(shell nvidia-smi >/dev/null 2>&1 && echo 0 || echo 1)
 
-.PHONY: test crosscheck demo bench gpu-check accuracy info clean venv peers warmup docs docs-venv docs-test golden
+.PHONY: test crosscheck demo bench fuzz gpu-check accuracy info clean venv peers warmup docs docs-venv docs-test golden
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -80,6 +82,10 @@ golden: venv
 
 bench: peers
 	$(PEERS_PY) -m refnsm bench
+
+fuzz: venv
+	$(PY) tests/fuzz/run_fuzz.py --json-out tests/fuzz/results.json; rc=$$?; \
+	$(PY) tests/fuzz/make_reliability_doc.py tests/fuzz/results.json && exit $$rc
 
 gpu-check: venv
 	$(PY) .ci/gpu_check.py $(if $(filter 1,$(QUICK)),--quick) $(if $(filter 1,$(INSTALL)),--install)

@@ -118,6 +118,13 @@ def as_index_array(value, name: str, *, ndim: int | None = None, shape_hint: str
             f"{name}: expected integer class indices, got dtype {arr.dtype}"
             + (" (one-hot or probability targets are not supported; pass argmax indices)" if arr.dtype.kind == "f" else "")
         )
+    if arr.dtype.kind == "u" and arr.dtype.itemsize >= 8 and arr.size and arr.max() > np.iinfo(np.int64).max:
+        # the int64 conversion would wrap 2**64 - 100 onto -100 (an ignore_index), silently dropping the target
+        idx = tuple(int(i) for i in np.argwhere(arr > np.iinfo(np.int64).max)[0])
+        raise ValueError(
+            f"{name}: expected class indices that fit in int64 (<= {np.iinfo(np.int64).max}), got {int(arr[idx])} "
+            f"at index {idx}"
+        )
     arr = np.asarray(arr, dtype=np.int64, order="C")
     check_rank(arr, name, ndim=ndim, shape_hint=shape_hint)
     return arr
@@ -193,8 +200,14 @@ def check_in_interval(value, name: str, low: float, high: float) -> float:
     return value
 
 
-def check_int(value, name: str, *, minimum: int | None = None) -> int:
-    """Check an integer scalar (bools rejected) and return it as a Python int."""
+INT64_MIN, INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
+
+
+def check_int(value, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """Check an integer scalar (bools rejected) and return it as a Python int.
+
+    Every integer option reaches a kernel as an int64, so values outside the int64 range are refused here (with
+    the argument's name) rather than by a Numba typing error; ``maximum`` tightens the upper bound."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: expected an integer, got {_describe(value)}")
     try:
@@ -203,6 +216,10 @@ def check_int(value, name: str, *, minimum: int | None = None) -> int:
         raise TypeError(f"{name}: expected an integer, got {_describe(value)}") from None
     if minimum is not None and value < minimum:
         raise ValueError(f"{name}: expected an integer >= {minimum}, got {value}")
+    high = INT64_MAX if maximum is None else min(maximum, INT64_MAX)
+    if value > high or value < INT64_MIN:
+        low = INT64_MIN if minimum is None else minimum
+        raise ValueError(f"{name}: expected an integer in [{low}, {high}], got {value}")
     return value
 
 
@@ -229,23 +246,137 @@ def result_float_dtype(*values) -> np.dtype:
     return np.dtype(np.float64)
 
 
-def resolve_rng(rng) -> np.random.Generator:
-    """``rng`` may be a Generator, an int seed or None (fresh entropy); there is no global RNG."""
+def resolve_rng(rng, name: str = "rng") -> np.random.Generator:
+    """``rng`` may be a Generator, a non-negative int seed or None (fresh entropy); there is no global RNG.
+
+    A Generator is returned as is (not advanced), so calling this first validates ``rng`` without side effects."""
     if isinstance(rng, np.random.Generator):
         return rng
-    if rng is None or isinstance(rng, (numbers.Integral, np.integer)):
-        return np.random.default_rng(rng)
-    raise TypeError(f"rng: expected a numpy.random.Generator, an int seed or None, got {_describe(rng)}")
+    if isinstance(rng, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected a numpy.random.Generator, an int seed or None, got {_describe(rng)}")
+    if rng is None:
+        return np.random.default_rng()
+    if isinstance(rng, (numbers.Integral, np.integer)):
+        if int(rng) < 0:
+            raise ValueError(f"{name}: expected a non-negative int seed (or a Generator, or None), got {int(rng)}")
+        return np.random.default_rng(int(rng))
+    raise TypeError(f"{name}: expected a numpy.random.Generator, an int seed or None, got {_describe(rng)}")
+
+
+def check_bool(value, name: str) -> bool:
+    """A flag must be a bool (or numpy bool): ``"no"`` or ``0`` would be accepted by truthiness and mean the
+    opposite of what a reader sees."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected a bool (True or False), got {_describe(value)}")
+    return bool(value)
+
+
+def check_float_dtype(dtype, name: str = "dtype") -> np.dtype:
+    """A dtype argument: float32 or float64 (anything numpy accepts for them, e.g. ``"float32"``)."""
+    try:
+        dt = np.dtype(dtype)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: expected float32 or float64, got {_describe(dtype)}") from None
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected float32 or float64, got {dt}")
+    return dt
 
 
 def scalar_grad_out(grad_out, name: str = "grad_out") -> float:
     """The upstream gradient of a scalar loss: None means 1.0; a 0-d or size-1 array is accepted."""
     if grad_out is None:
         return 1.0
+    if isinstance(grad_out, (str, bytes)):
+        raise TypeError(f"{name}: expected a real scalar (the loss is a scalar), got {_describe(grad_out)}")
     arr = as_numpy(grad_out, name)
-    if arr.size != 1 or arr.dtype.kind not in "biuf":
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected a real scalar (the loss is a scalar), got {_describe(grad_out)}")
+    if arr.size != 1:
         raise ValueError(f"{name}: expected a scalar (the loss is a scalar), got {_describe(grad_out)}")
     value = float(arr.reshape(()))
     if not np.isfinite(value):
         raise ValueError(f"{name}: expected a finite number, got {value}")
     return value
+
+
+# --------------------------------------------------------------------------------------------- overflow policy
+class NonFiniteResultError(ValueError, FloatingPointError):
+    """A result that is Inf or NaN although every input was finite: an intermediate overflowed the working
+    precision.  A ``ValueError`` (the input is outside what the function can compute) and a ``FloatingPointError``."""
+
+
+def _first_nonfinite(value, path="result"):
+    """(path, bad value) of the first non-finite float in a result (arrays, floats, tuples, lists, dicts,
+    dataclasses); None when everything is finite.  Objects it does not know (device arrays, models) are skipped."""
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "fc" and value.size and not _all_finite(value if value.dtype.kind == "f" else
+                                                                         np.abs(value)):
+            idx = tuple(int(i) for i in np.argwhere(~np.isfinite(value))[0])
+            return f"{path}{list(idx) if idx else ''}", value[idx]
+        return None
+    if isinstance(value, (float, np.floating)):
+        return None if np.isfinite(value) else (path, value)
+    if isinstance(value, (tuple, list)):
+        fields = getattr(value, "_fields", None)
+        for i, v in enumerate(value):
+            bad = _first_nonfinite(v, f"{path}.{fields[i]}" if fields else f"{path}[{i}]")
+            if bad is not None:
+                return bad
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            bad = _first_nonfinite(v, f"{path}[{k!r}]")
+            if bad is not None:
+                return bad
+        return None
+    if hasattr(value, "__dataclass_fields__"):
+        for k in value.__dataclass_fields__:
+            bad = _first_nonfinite(getattr(value, k), f"{path}.{k}")
+            if bad is not None:
+                return bad
+    return None
+
+
+def _largest_input(args, kwargs) -> str:
+    mags = []
+    for a in list(args) + list(kwargs.values()):
+        try:
+            arr = np.asarray(a)
+        except Exception:  # noqa: BLE001 - only describing the failure
+            continue
+        if arr.dtype.kind in "biuf" and arr.size:
+            with np.errstate(all="ignore"):
+                mags.append(float(np.max(np.abs(arr))))
+    return f"{max(mags):.3g}" if mags else "n/a"
+
+
+def finite_result(fn):
+    """Decorator: the overflow policy of a function whose result is not scale-invariant.
+
+    When every input passed the finiteness checks but the result holds an Inf or NaN (an intermediate overflowed
+    the working precision, e.g. a Gram matrix of entries of size 1e300), raise :class:`NonFiniteResultError`
+    naming the function, the first non-finite entry and the largest input magnitude, instead of returning it."""
+    import functools
+
+    name = getattr(fn, "__qualname__", getattr(fn, "__name__", "function"))
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            out = fn(*args, **kwargs)
+        except RuntimeWarning as w:  # numpy's overflow warning, raised because warnings are errors (e.g. in tests)
+            raise NonFiniteResultError(
+                f"{name}: an intermediate overflowed the working precision ({w}; largest input magnitude "
+                f"{_largest_input(args, kwargs)}); rescale the inputs"
+            ) from w
+        bad = _first_nonfinite(out)
+        if bad is not None:
+            where, v = bad
+            raise NonFiniteResultError(
+                f"{name}: {where} = {v} although every input was finite: an intermediate overflowed the working "
+                f"precision (largest input magnitude {_largest_input(args, kwargs)}); rescale the inputs"
+            )
+        return out
+
+    wrapper.__wrapped_finite__ = True
+    return wrapper

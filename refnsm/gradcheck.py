@@ -30,6 +30,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from . import _checks
+
 __all__ = ["gradcheck", "GradcheckResult", "GradcheckError", "numerical_vjp"]
 
 
@@ -205,26 +207,45 @@ def gradcheck(
     >>> gradcheck(f, lambda g, x: g * np.sin(x), (np.array([0.1, 0.2, 0.3]),)).ok   # a wrong VJP is caught
     False
     """
+    # its own arguments first, each named, before any call of fun or vjp
+    if not callable(fun):
+        raise TypeError(f"fun: expected a callable, got {_checks._describe(fun)}")
+    if not callable(vjp):
+        raise TypeError(f"vjp: expected a callable, got {_checks._describe(vjp)}")
+    if isinstance(inputs, (str, bytes, np.ndarray)) or not isinstance(inputs, Sequence):
+        raise TypeError(f"inputs: expected a sequence (list or tuple) of fun's arguments, got {_checks._describe(inputs)}")
     inputs = list(inputs)
     if wrt is None:
         wrt = [i for i, a in enumerate(inputs) if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
-    wrt = list(wrt)
+    if isinstance(wrt, (str, bytes)) or not isinstance(wrt, Sequence):
+        raise TypeError(f"wrt: expected a sequence of argument indices, got {_checks._describe(wrt)}")
+    wrt = [_checks.check_int(i, "wrt") for i in wrt]
     if not wrt:
         raise ValueError("wrt: no floating-point array among inputs to check; pass wrt explicitly")
     for i in wrt:
         if not 0 <= i < len(inputs):
-            raise ValueError(f"wrt: index {i} out of range for {len(inputs)} inputs")
-    if eps <= 0 or rtol < 0 or atol < 0:
-        raise ValueError(f"eps must be > 0 and rtol, atol >= 0; got eps={eps}, rtol={rtol}, atol={atol}")
+            raise ValueError(f"wrt: expected indices in [0, {len(inputs)}) (one per input), got {i}")
+    if len(set(wrt)) != len(wrt):
+        raise ValueError(f"wrt: expected distinct indices, got {wrt}")
+    eps = _checks.check_real(eps, "eps", positive=True)
+    rtol = _checks.check_real(rtol, "rtol", nonnegative=True)
+    atol = _checks.check_real(atol, "atol", nonnegative=True)
+    gen = _checks.resolve_rng(rng)
+    raise_on_fail = _checks.check_bool(raise_on_fail, "raise_on_fail")
+    for i in wrt:
+        _checks.as_float_array(inputs[i], f"inputs[{i}]")  # real, finite (a differentiable argument)
+    if grad_out is not None:
+        _checks.as_float_array(grad_out, "grad_out")
 
     x64 = list(inputs)
     for i in wrt:
         x64[i] = np.array(inputs[i], dtype=np.float64, copy=True)
     y = np.asarray(fun(*x64), dtype=np.float64)
     if grad_out is None and y.size != 1:
-        gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         grad_out = gen.standard_normal(y.shape)
     g_arg = 1.0 if grad_out is None else np.asarray(grad_out, dtype=np.float64)
+    if grad_out is not None and g_arg.shape != y.shape and g_arg.size != 1:
+        raise ValueError(f"grad_out: expected fun's output shape {y.shape}, got {g_arg.shape}")
 
     analytic = vjp(g_arg, *x64)
     if not isinstance(analytic, (tuple, list)):

@@ -529,7 +529,7 @@ def test_bad_solver_and_metric_arguments(rng):
         solve_nsm(-np.eye(3), np.ones((2, 3)))
     with pytest.raises(ValueError, match="Y"):
         similarity_matching_cost(np.ones((4, 2)), np.ones((5, 2)))
-    with pytest.raises(ValueError, match="labels_pred"):
+    with pytest.raises(TypeError, match="labels_pred: expected a 1-D integer array"):
         clustering_accuracy(np.array([0, 1]), np.array([0.5, 1.0]))
     with pytest.raises(ValueError, match="y"):
         hebbian_update(np.ones((3, 4)), np.eye(3), np.ones((5, 4)), np.ones((5, 2)), 0.1, 0.5)

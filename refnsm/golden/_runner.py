@@ -20,7 +20,8 @@ import numpy as np
 
 from . import _policy
 from ._case import Case
-from ._protocol import FAMILIES, NotImplementedByBackend
+
+from ._errors import FAMILIES, NotImplementedByBackend  # noqa: F401  (re-exported)
 
 
 class InputMutated(Exception):

@@ -19,7 +19,7 @@ import importlib
 import inspect
 from types import SimpleNamespace
 
-from ._protocol import FAMILIES, NotImplementedByBackend
+from ._errors import FAMILIES, NotImplementedByBackend
 
 
 def _takes_device(obj) -> bool:

@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._protocol import NotImplementedByBackend
+from ._errors import NotImplementedByBackend
 
 #: default-semantics cases each upstream is known not to pass, per dtype, with the documented reason
 DIFFERS32 = {

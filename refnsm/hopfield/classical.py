@@ -46,11 +46,13 @@ INTERACTIONS = ("poly", "rectified", "exp")
 
 
 def _on_host(device, *arrays):
-    """``(xp, host arrays)``: the device's array namespace (array results go back through it) and host copies.
-
-    The binary baselines run on the host for either device (see docs/cuda.md, "What runs where")."""
+    """``(xp, host arrays)`` for a ``device="cuda"`` call: the array namespace that hands results back, host copies."""
     xp = _backend.arrays(device, *arrays)
     return xp, [xp.to_host(a) for a in arrays]
+
+
+def _give_back(xp, result):
+    return result if isinstance(result, float) else xp.give_back_host(result)
 
 
 def _patterns(patterns, name="patterns"):
@@ -80,14 +82,48 @@ def _theta(theta, N):
     return th
 
 
-def _orders(order, n_sweeps, N, rng):
+#: the unit orders of an asynchronous run are drawn in chunks of sweeps of at most this many int64 entries, only
+#: as far as some state is still changing (a run that converges in its first sweeps draws a few permutations, not
+#: ``n_sweeps`` of them; ``n_sweeps`` may be as large as int64 allows)
+_ORDER_CHUNK_ENTRIES = 1 << 20
+
+
+def _order_args(order, rng):
+    """Validate ``order`` and ``rng`` (in every mode, so a junk value is never accepted silently)."""
     _checks.check_option(order, "order", ("random", "sequential"))
-    if order == "sequential":
-        return np.tile(np.arange(N, dtype=np.int64), (n_sweeps, 1))
     gen = _checks.resolve_rng(rng)
-    return np.stack([gen.permutation(N) for _ in range(n_sweeps)]).astype(np.int64)
+    return gen if order == "random" else None
 
 
+def _async_run(kernel, S2, n_sweeps, N, gen):
+    """Run ``kernel(S, orders, out, sweeps_done)`` sweep chunk by sweep chunk; ``gen`` None means sequential order.
+
+    Sweep k of every row uses the k-th permutation drawn from ``gen``, exactly as if all ``n_sweeps`` were drawn
+    first: a row still changing at the end of a chunk continues from its state with the next chunk, so the
+    result is bitwise that of one call with every order (a row that reached its fixed point on the chunk's last
+    sweep only repeats one unchanged sweep)."""
+    out = S2.copy()
+    rows = np.arange(S2.shape[0])
+    left, chunk = n_sweeps, 4
+    cap = max(1, _ORDER_CHUNK_ENTRIES // max(N, 1))
+    while rows.size and left:
+        L = min(left, chunk, cap)
+        if gen is None:
+            orders = np.tile(np.arange(N, dtype=np.int64), (L, 1))
+        else:
+            orders = np.stack([gen.permutation(N) for _ in range(L)]).astype(np.int64)
+        S_in = np.ascontiguousarray(out[rows])
+        res = np.empty_like(S_in)
+        done = np.empty(rows.size, np.int64)
+        kernel(S_in, orders, res, done)
+        out[rows] = res
+        rows = rows[done == L]  # the others stopped after a sweep with no change
+        left -= L
+        chunk *= 2
+    return out
+
+
+@_checks.finite_result
 def hebbian_weights(patterns, *, device="cpu"):
     r"""Hebbian outer-product storage :math:`W = \frac1N \sum_\mu \xi^\mu\xi^{\mu\top}`, zero diagonal.
 
@@ -110,12 +146,14 @@ def hebbian_weights(patterns, *, device="cpu"):
            [-0.33333333,  0.        , -0.33333333],
            [ 0.33333333, -0.33333333,  0.        ]])
     """
-    xp, (patterns,) = _on_host(device, patterns)
+    if device != "cpu":
+        xp, (patterns,) = _on_host(device, patterns)
+        return _give_back(xp, hebbian_weights(patterns))
     P = _patterns(patterns)
     N = P.shape[0]
     W = (P @ P.T) / N
     np.fill_diagonal(W, 0.0)
-    return xp.give_back_host(W)
+    return W
 
 
 def _square(W, name="W"):
@@ -125,6 +163,7 @@ def _square(W, name="W"):
     return W
 
 
+@_checks.finite_result
 def classical_energy(S, W, theta=None, *, device="cpu"):
     r"""Energy :math:`E(s) = -\tfrac12 s^\top W s + \theta^\top s` of each state (a float for a 1-D state).
 
@@ -137,14 +176,17 @@ def classical_energy(S, W, theta=None, *, device="cpu"):
     >>> round(float(hp.classical_energy(P[:, 0], W)), 12)
     -1.0
     """
-    xp, (S, W, theta) = _on_host(device, S, W, theta)
+    if device != "cpu":
+        xp, (S, W, theta) = _on_host(device, S, W, theta)
+        return _give_back(xp, classical_energy(S, W, theta))
     W = _square(W)
     S2, was_1d = _states(S, W.shape[0])
     th = _theta(theta, W.shape[0])
     e = -0.5 * np.einsum("bi,ij,bj->b", S2, W, S2) + S2 @ th
-    return float(e[0]) if was_1d else xp.give_back_host(e)
+    return float(e[0]) if was_1d else e
 
 
+@_checks.finite_result
 def classical_update(S, W, theta=None, *, mode="sync", n_sweeps=1, order="random", rng=None, device="cpu"):
     r"""Update states of the classical Hopfield network.
 
@@ -167,23 +209,27 @@ def classical_update(S, W, theta=None, *, mode="sync", n_sweeps=1, order="random
     >>> hp.classical_update(np.array([1.0, -1.0, 1.0, 1.0]), W, mode="sync")   # one flipped bit is repaired
     array([ 1., -1.,  1., -1.])
     """
-    xp, (S, W, theta) = _on_host(device, S, W, theta)
+    if device != "cpu":
+        xp, (S, W, theta) = _on_host(device, S, W, theta)
+        return _give_back(xp, classical_update(S, W, theta, mode=mode, n_sweeps=n_sweeps, order=order, rng=rng))
     W = _square(W)
     N = W.shape[0]
     S2, was_1d = _states(S, N)
     th = _theta(theta, N)
     _checks.check_option(mode, "mode", ("sync", "async"))
     n_sweeps = _checks.check_int(n_sweeps, "n_sweeps", minimum=1)
+    gen = _order_args(order, rng)
     if mode == "sync":
         out = S2.copy()
         for _ in range(n_sweeps):
             h = out @ W - th  # W is symmetric
-            out = np.where(h > 0, 1.0, np.where(h < 0, -1.0, out))
+            new = np.where(h > 0, 1.0, np.where(h < 0, -1.0, out))
+            if np.array_equal(new, out):  # a fixed point: every further step gives the same states
+                break
+            out = new
     else:
-        orders = _orders(order, n_sweeps, N, rng)
-        out = np.empty_like(S2)
-        _kernels.classical_async(S2, W, th, orders, out, np.empty(S2.shape[0], np.int64))
-    return xp.give_back_host(out[0] if was_1d else out)
+        out = _async_run(lambda S_, o, r, d: _kernels.classical_async(S_, W, th, o, r, d), S2, n_sweeps, N, gen)
+    return out[0] if was_1d else out
 
 
 def _interaction(interaction, n):
@@ -192,6 +238,7 @@ def _interaction(interaction, n):
     return INTERACTIONS.index(interaction), n
 
 
+@_checks.finite_result
 def dense_energy(S, patterns, *, interaction="poly", n=3, device="cpu"):
     r"""Energy :math:`E(\sigma) = -\sum_\mu F(\xi^{\mu\top}\sigma)` of the dense associative memory.
 
@@ -206,7 +253,9 @@ def dense_energy(S, patterns, *, interaction="poly", n=3, device="cpu"):
     >>> float(hp.dense_energy(P[:, 0], P, interaction="poly", n=3))
     -64.0
     """
-    xp, (S, patterns) = _on_host(device, S, patterns)
+    if device != "cpu":
+        xp, (S, patterns) = _on_host(device, S, patterns)
+        return _give_back(xp, dense_energy(S, patterns, interaction=interaction, n=n))
     Xi = _patterns(patterns)
     S2, was_1d = _states(S, Xi.shape[0])
     kind, n = _interaction(interaction, n)
@@ -218,9 +267,10 @@ def dense_energy(S, patterns, *, interaction="poly", n=3, device="cpu"):
     else:
         F = np.exp(m)
     e = -F.sum(axis=1)
-    return float(e[0]) if was_1d else xp.give_back_host(e)
+    return float(e[0]) if was_1d else e
 
 
+@_checks.finite_result
 def dense_update(S, patterns, *, interaction="poly", n=3, n_sweeps=1, order="random", rng=None, device="cpu"):
     r"""Asynchronous sweeps of the dense associative memory (see the module docstring).
 
@@ -240,13 +290,16 @@ def dense_update(S, patterns, *, interaction="poly", n=3, n_sweeps=1, order="ran
     >>> hp.dense_update(np.array([1.0, -1.0, 1.0, 1.0]), P, n=3, rng=0)
     array([ 1., -1.,  1., -1.])
     """
-    xp, (S, patterns) = _on_host(device, S, patterns)
+    if device != "cpu":
+        xp, (S, patterns) = _on_host(device, S, patterns)
+        return _give_back(xp, dense_update(S, patterns, interaction=interaction, n=n, n_sweeps=n_sweeps, order=order,
+                                           rng=rng))
     Xi = _patterns(patterns)
     N, P = Xi.shape
     S2, was_1d = _states(S, N)
     kind, n = _interaction(interaction, n)
     n_sweeps = _checks.check_int(n_sweeps, "n_sweeps", minimum=1)
-    orders = _orders(order, n_sweeps, N, rng)
-    out = np.empty_like(S2)
-    _kernels.dense_async(S2, Xi, kind, n, orders, np.empty(P), out, np.empty(S2.shape[0], np.int64))
-    return xp.give_back_host(out[0] if was_1d else out)
+    gen = _order_args(order, rng)
+    m = np.empty(P)
+    out = _async_run(lambda S_, o, r, d: _kernels.dense_async(S_, Xi, kind, n, o, m, r, d), S2, n_sweeps, N, gen)
+    return out[0] if was_1d else out

@@ -160,6 +160,7 @@ def _squeeze(arr, was_1d):
 # ----------------------------------------------------------------------------------------------------------
 
 
+@_checks.finite_result
 def retrieve(X, W, beta, *, device="cpu") -> Retrieval:
     r"""One retrieval (update) step of the modern Hopfield network, for a batch of probes.
 
@@ -206,6 +207,7 @@ def retrieve(X, W, beta, *, device="cpu") -> Retrieval:
                      give_back(_squeeze(Xhat, was_1d)))
 
 
+@_checks.finite_result
 def retrieve_vjp(grad_out, X, W, beta, *, device="cpu"):
     r"""VJP of the retrieved probes :math:`\hat X = \mathrm{softmax}(\beta XW)\,W^\top` in X, W and beta.
 
@@ -255,6 +257,7 @@ def retrieve_vjp(grad_out, X, W, beta, *, device="cpu"):
     return xp.give_back_host(_squeeze(gX, was_1d)), xp.give_back_host(gW), gbeta
 
 
+@_checks.finite_result
 def iterate(X, W, beta, *, tol: float = 1e-10, max_iter: int = 100, device="cpu") -> IterateResult:
     r"""Iterate the retrieval map :math:`x \leftarrow W\,\mathrm{softmax}(\beta W^\top x)` to a fixed point.
 
@@ -299,6 +302,7 @@ def iterate(X, W, beta, *, tol: float = 1e-10, max_iter: int = 100, device="cpu"
 # ----------------------------------------------------------------------------------------------------------
 
 
+@_checks.finite_result
 def energy(X, W, beta, *, compat=None, device="cpu"):
     r"""Hopfield energy of each probe.
 
@@ -351,6 +355,7 @@ def energy(X, W, beta, *, compat=None, device="cpu"):
     return float(xp.to_host(out)[0]) if was_1d else xp.give_back(out)
 
 
+@_checks.finite_result
 def energy_vjp(grad_out, X, W, beta, *, device="cpu"):
     r"""VJP of the Ramsauer energy :func:`energy` (per probe) in X, W and beta.
 
@@ -406,9 +411,37 @@ def energy_vjp(grad_out, X, W, beta, *, device="cpu"):
     gX = gl[:, None] * (X2 - Xhat)
     gW = -(X2.T @ (gl[:, None] * A))
     gW[:, jstar] += np.sum(gl) * W[:, jstar]
-    ent = lse - beta * np.sum(A.astype(np.float64) * S, axis=1)
-    gbeta = float(np.sum(g * (ent - np.log(H)) / beta**2))
+    gbeta = float(np.sum(g * _energy_dbeta(S, A, lse, beta, H)))
     return xp.give_back_host(_squeeze(gX, was_1d)), xp.give_back_host(gW), gbeta
+
+
+#: below this value of beta * max_j |s_j - mean(s)| the beta-gradient of the energy is taken from its cumulant series
+#: (the direct form (Ent - log H) / beta^2 cancels: relative error ~1e-16 / x^2, the truncated series' ~x^4)
+_DBETA_SERIES_BELOW = 1e-3
+
+
+def _energy_dbeta(S, A, lse, beta, H):
+    r""":math:`\partial E_b/\partialeta = eta^{-2}(\mathrm{Ent}(p_b) - \log H)` per probe, finite for every
+    :math:`eta > 0`.
+
+    With :math:`f(eta) = eta^{-1}\lograc1H\sum_j e^{eta s_j} = \sum_{n\ge1}\kappa_neta^{n-1}/n!` (the
+    cumulants :math:`\kappa_n` of the scores under the uniform law), :math:`\partial E/\partialeta = -f'(eta)
+    = -(\kappa_2/2 + \kappa_3eta/3 + \kappa_4eta^2/8 + \kappa_5eta^3/30 + \dots)`; rows where
+    :math:`x = eta\max_j|s_j-ar s| <` ``_DBETA_SERIES_BELOW`` use that series (where the direct form would be
+    0/0 at :math:`eta = 10^{-300}`), the others the direct form with :math:`eta^{-2}` applied as two divisions
+    (:math:`eta^2` overflows at :math:`eta = 10^{300}`)."""
+    S64 = S.astype(np.float64)
+    ent = lse - beta * np.sum(A.astype(np.float64) * S64, axis=1)
+    out = (ent - np.log(H)) / beta / beta
+    c = S64 - S64.mean(axis=1, keepdims=True)
+    small = beta * np.max(np.abs(c), axis=1, initial=0.0) < _DBETA_SERIES_BELOW
+    if small.any():
+        cs = c[small]
+        m2, m3, m4, m5 = (np.mean(cs ** k, axis=1) for k in (2, 3, 4, 5))
+        k4 = m4 - 3.0 * m2 * m2
+        k5 = m5 - 10.0 * m3 * m2
+        out[small] = -(m2 / 2.0 + beta * (m3 / 3.0 + beta * (k4 / 8.0 + beta * k5 / 30.0)))
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -454,6 +487,7 @@ def _evolve_args(W, dW, eta, reg_lambda, l1_lambda, mask, xp=HOST):
     return W, dW, eta, reg_lambda, l1_lambda, mask
 
 
+@_checks.finite_result
 def delta_update(X, X_hat, A, *, device="cpu"):
     r"""Delta (prescribed-error) rule of ngclearn's HopfieldSynapse, batch-averaged:
 
@@ -492,6 +526,7 @@ def delta_update(X, X_hat, A, *, device="cpu"):
     return xp.give_back(dW)
 
 
+@_checks.finite_result
 def contrastive_update(X, X_hat, A, W, beta, *, neg_beta=None, compat=None, device="cpu"):
     r"""Contrastive Hebbian rule (Movellan 1991 style), batch-averaged:
 
@@ -522,6 +557,8 @@ def contrastive_update(X, X_hat, A, W, beta, *, neg_beta=None, compat=None, devi
     >>> hp.contrastive_update(X, r.outputs, r.memory_weights, W, 2.0).shape
     (2, 2)
     """
+    if W is None:  # _batch_triplet reads None as "no W" (delta_update); here W is required
+        raise TypeError("W: expected the memory matrix (D, H), got None")
     kernels, xp = _backend.get("hopfield", device, X, X_hat, A, W)
     X, X_hat, A, W = _batch_triplet(X, X_hat, A, W, xp=xp)
     nb = _negative_beta(beta, neg_beta, compat)
@@ -533,6 +570,7 @@ def contrastive_update(X, X_hat, A, W, beta, *, neg_beta=None, compat=None, devi
     return xp.give_back(dW)
 
 
+@_checks.finite_result
 def evolve_step(W, dW, eta, reg_lambda=0.0, l1_lambda=0.0, mask=None, *, device="cpu"):
     r"""Apply an update the way ngclearn's ``evolve`` does:
 
@@ -563,6 +601,7 @@ def evolve_step(W, dW, eta, reg_lambda=0.0, l1_lambda=0.0, mask=None, *, device=
     return xp.give_back(out)
 
 
+@_checks.finite_result
 def load_patterns(W0, patterns, *, perm=None, rng=None):
     r"""Store patterns in a memory matrix the way ngclearn's ``initial_patterns`` does.
 
@@ -588,12 +627,13 @@ def load_patterns(W0, patterns, *, perm=None, rng=None):
     W0 = _memory(W0, "W0")
     D, H = W0.shape
     P_ = _check_patterns(patterns, D, H, W0.dtype)
+    gen = _checks.resolve_rng(rng)  # validated even when perm makes it unused (a Generator is not advanced)
     P = P_.shape[1]
     if P == H:
         if perm is not None:
             raise ValueError("perm: only used when there are fewer patterns than slots (P < H)")
         return P_.copy()
-    perm = _checks.resolve_rng(rng).permutation(H) if perm is None else _check_perm(perm, H)
+    perm = gen.permutation(H) if perm is None else _check_perm(perm, H)
     cat = np.concatenate([P_, W0[:, : H - P]], axis=1)
     return np.ascontiguousarray(cat[:, perm])
 

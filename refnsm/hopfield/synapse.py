@@ -153,9 +153,7 @@ class HopfieldSynapse:
             D, H = (_checks.check_int(s, "shape", minimum=1) for s in shape)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"shape: expected a pair of positive integers (D, H), got {shape!r}") from None
-        dtype = np.dtype(dtype)
-        if dtype not in _checks.FLOAT_DTYPES:
-            raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
+        dtype = _checks.check_float_dtype(dtype)
         self.eta = _checks.check_real(eta, "eta")
         self.reg_lambda = _checks.check_real(reg_lambda, "reg_lambda", nonnegative=True)
         self.l1_lambda = _checks.check_real(l1_lambda, "l1_lambda", nonnegative=True)
@@ -171,7 +169,7 @@ class HopfieldSynapse:
             raise ValueError(f"p_conn: expected a probability in (0, 1], got {p_conn}")
         self.p_conn = p_conn
         self.batch_size = _checks.check_int(batch_size, "batch_size", minimum=1)
-        self.keep_mask = bool(keep_mask)
+        self.keep_mask = _checks.check_bool(keep_mask, "keep_mask")
         if resist_scale is not None:
             if g_conduct_factor != 1.0:
                 raise TypeError("resist_scale, g_conduct_factor: the same argument under two names (resist_scale is "
@@ -351,10 +349,12 @@ class HopfieldSynapse:
         return Wn
 
     # ---- layer interface ----
+    @_checks.finite_result
     def forward(self, X):
         """``advance_state(X)``; returns the retrieved probes (B, D)."""
         return self.advance_state(X)
 
+    @_checks.finite_result
     def backward(self, grad_out):
         r"""Gradient of a loss through the last retrieval :math:`\hat X = \mathrm{softmax}(\beta XW) W^\top`.
 

@@ -181,11 +181,12 @@ def _hh_vjp_tile(Y, G, U, order, f, s0, s1, P, cf):
 def _hh_vjp_reduce(P, cf, U, order, f, s0, m, dU):
     # thread (i, j), i < m: reflector s = s0 + i, t = order[s]; sums the blocks' partials in block order (fixed):
     #   dU[t, j] -= f tot_j, then dU[t, j] += f^2 (sum of cf) U[t, j]   (j >= t)
+    # H_{n-1} = I - 2 e e^T does not depend on U[n-1, n-1]: its gradient stays exactly 0 (as the CPU kernel)
     j, i = cuda.grid(2)
     if i < m:
         s = s0 + i
         t = order[s]
-        if j >= t and j < U.shape[1]:
+        if j >= t and j < U.shape[1] and t < U.shape[1] - 1:
             tot = 0.0
             coef = 0.0
             for blk in range(P.shape[0]):

@@ -24,6 +24,7 @@ import copy
 
 import numpy as np
 
+from .. import _checks
 from .. import _backend
 from .._checks import (
     as_float_array,
@@ -259,6 +260,7 @@ class LinearBase:
         return out
 
     # ---------------------------------------------------------------- the map
+    @_checks.finite_result
     def effective_W(self) -> np.ndarray:
         r"""The matrix :math:`W` of shape [insize, outsize] (``y = x @ W + b``), a NumPy array."""
         kernels, xp = _backend.get("linear", self._device)
@@ -268,6 +270,7 @@ class LinearBase:
             W = W + self.params[self._bias_key]
         return W
 
+    @_checks.finite_result
     def effective_W_vjp(self, grad_W) -> dict:
         r"""Pull a cotangent :math:`G = \partial L/\partial W` back to every parameter: returns {name: gradient}."""
         kernels, xp = _backend.get("linear", self._device, grad_W)
@@ -299,6 +302,7 @@ class LinearBase:
             K.add_bias(y.reshape(y.size // self.outsize, self.outsize), xp.from_host(b.reshape(b.size)))
         return y
 
+    @_checks.finite_result
     def forward(self, x) -> np.ndarray:
         r"""``y = x @ W + b`` for x of shape [..., insize]; caches what :meth:`backward` needs."""
         kernels, xp = _backend.get("linear", self._device, x)
@@ -310,6 +314,7 @@ class LinearBase:
 
     __call__ = forward
 
+    @_checks.finite_result
     def backward(self, grad_y) -> np.ndarray:
         r"""VJP of the last :meth:`forward`: returns :math:`\bar x = \bar g W^\top` and fills :attr:`grads`.
 

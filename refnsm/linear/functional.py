@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _backend
+from .. import _backend, _checks
 from .._checks import as_float_array, check_int, check_real, check_shape
 
 __all__ = ["Hprod", "Hprod_vjp", "straight_through_relu", "straight_through_relu_vjp", "sigmoid", "softmax",
@@ -35,13 +35,7 @@ def softmax_vjp(g, s, axis):
 
 
 def check_dtype(dtype) -> np.dtype:
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}") from None
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise TypeError(f"dtype: expected float32 or float64, got {dt}")
-    return dt
+    return _checks.check_float_dtype(dtype)
 
 
 def check_bool(value, name: str) -> bool:
@@ -144,6 +138,7 @@ def _hprod_check(x, u, k):
     return x.astype(dt, copy=False), u.astype(dt, copy=False), k
 
 
+@_checks.finite_result
 def Hprod(x, u, k, *, device="cpu"):
     r"""Reflect the last ``k`` columns of the rows of ``x`` in the hyperplane orthogonal to ``v = u[n-k:]``.
 
@@ -176,6 +171,7 @@ def Hprod(x, u, k, *, device="cpu"):
     return y
 
 
+@_checks.finite_result
 def Hprod_vjp(grad_out, x, u, k, *, device="cpu"):
     r"""VJP of :func:`Hprod`: returns :math:`(\bar x, \bar u)`.
 
@@ -228,6 +224,7 @@ def _hprod_on_device(xp, x, u, k, g=None):
     return xp.give_back(G), xp.give_back(dU[t])
 
 
+@_checks.finite_result
 def straight_through_relu(x):
     r"""Straight-through ReLU (neuromancer's ``IdentityGradReLU``): forward :math:`\max(x, 0)`.
 
@@ -242,6 +239,7 @@ def straight_through_relu(x):
     return np.maximum(x, 0.0)
 
 
+@_checks.finite_result
 def straight_through_relu_vjp(grad_out, x):
     r"""The straight-through gradient: :math:`\bar x = \bar y`, also where :math:`x < 0` (it is not relu's derivative).
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _checks
 from .._checks import as_float_array
 from . import _kernels
 from .base import LinearBase, SquareLinear
@@ -29,6 +30,7 @@ def orthogonal_init(gen, n):
     return q * np.sign(np.diag(r))
 
 
+@_checks.finite_result
 def orthogonality_error(A):
     r"""Return :math:`e(A)` and :math:`\partial e/\partial A` (see the module docstring) of a square matrix ``A``.
 

@@ -275,6 +275,7 @@ def norm_value_grad(x: np.ndarray, p, mode: str, want_grad: bool, name: str):
     return v, g
 
 
+@_checks.finite_result
 def lp_norm(x, p=1, *, mode: str = "neurotorch", device="cpu"):
     r"""The norm neurotorch's ``Lp`` regularizer applies to one parameter.
 
@@ -311,6 +312,7 @@ def lp_norm(x, p=1, *, mode: str = "neurotorch", device="cpu"):
     return x.dtype.type(v)
 
 
+@_checks.finite_result
 def lp_norm_vjp(grad_out, x, p=1, *, mode: str = "neurotorch", device="cpu"):
     r"""VJP of :func:`lp_norm`: :math:`\bar y \,\partial \|x\|_p / \partial x` with torch's conventions at ties and
     zeros (module docstring).  Returns an array shaped like ``x``.
@@ -358,6 +360,7 @@ def dale_l2_value_grad(w: np.ndarray, s: np.ndarray, alpha: float, want_grad: bo
     return v, (g if want_grad else None)
 
 
+@_checks.finite_result
 def dale_law_l2(w, reference, alpha: float = 0.8, *, device="cpu"):
     r"""Dale's-law penalty of neurotorch's ``DaleLawL2`` for one weight matrix.
 
@@ -394,6 +397,7 @@ def dale_law_l2(w, reference, alpha: float = 0.8, *, device="cpu"):
     return w.dtype.type(v)
 
 
+@_checks.finite_result
 def dale_law_l2_vjp(grad_out, w, reference, alpha: float = 0.8, *, device="cpu"):
     r"""VJP of :func:`dale_law_l2` with respect to ``w``: :math:`\bar y\,(2\alpha W - (1-\alpha) S)`.
 
@@ -465,7 +469,7 @@ def exc_value_grad(w: np.ndarray, t: float, sign_func, want_grad: bool, name: st
         m = float(np.mean(_apply_elementwise(sign_func, w, "sign_func", name)))
     else:
         m = K.softsign_mean(w) if sign_func == "softsign" else K.sign_mean(w)
-    if not math.isfinite(m):
+    if (isinstance(sign_func, str) and sign_func == "sign") or not math.isfinite(m):  # sign(+-Inf) is finite
         _checks.check_finite(w, name)
     d = m + 1.0 - 2.0 * t
     v = abs(d)
@@ -485,6 +489,7 @@ def exc_value_grad(w: np.ndarray, t: float, sign_func, want_grad: bool, name: st
     return v, g, m
 
 
+@_checks.finite_result
 def exc_ratio_loss(w, exc_target_ratio: float = 0.8, *, sign_func="softsign", sign_func_grad=None,
                    device="cpu"):
     r"""Excitatory-ratio penalty of neurotorch's ``ExcRatioTargetRegularization`` for one parameter.
@@ -517,6 +522,7 @@ def exc_ratio_loss(w, exc_target_ratio: float = 0.8, *, sign_func="softsign", si
     return w.dtype.type(v)
 
 
+@_checks.finite_result
 def exc_ratio_loss_vjp(grad_out, w, exc_target_ratio: float = 0.8, *, sign_func="softsign", sign_func_grad=None,
                        device="cpu"):
     r"""VJP of :func:`exc_ratio_loss`:
@@ -572,13 +578,19 @@ def distance_value_grad(w: np.ndarray, r: np.ndarray, p, mode: str, want_grad: b
             g = np.empty_like(w)
             K.signdiff_times_weights(w, r, K.tie_weights(sums, v, 1.0), by_cols, g)
         return v, g
-    diff = w - r
+    with np.errstate(over="ignore"):
+        diff = w - r
+    if not _checks._all_finite(diff):
+        raise _checks.NonFiniteResultError(
+            f"weights_distance: {name} - reference overflows {w.dtype} (largest magnitudes {float(np.abs(w).max()):.3g} "
+            f"and {float(np.abs(r).max()):.3g}); rescale both")
     v, g = norm_value_grad(np.abs(diff), p, mode, want_grad, name)
     if g is not None:
         g *= np.sign(diff)
     return v, g
 
 
+@_checks.finite_result
 def weights_distance(w, reference, p=1, *, mode: str = "neurotorch", device="cpu"):
     r"""Distance penalty of neurotorch's ``WeightsDistance`` for one parameter:
     :math:`\big\|\,|W - R|\,\big\|_p`, with the norm of :func:`lp_norm` (matrix norm for 2-D).
@@ -603,6 +615,7 @@ def weights_distance(w, reference, p=1, *, mode: str = "neurotorch", device="cpu
     return w.dtype.type(v)
 
 
+@_checks.finite_result
 def weights_distance_vjp(grad_out, w, reference, p=1, *, mode: str = "neurotorch", device="cpu"):
     r"""VJP of :func:`weights_distance` with respect to ``(w, reference)``.
 

@@ -125,9 +125,7 @@ def dale(shape, inh_ratio: float = 0.5, rho: float = 0.99, inh_first: bool = Tru
     """
     shape = _check_shape(shape)
     inh_ratio, rho, inh_first, scale = _check_args(inh_ratio, rho, inh_first, scale)
-    dtype = np.dtype(dtype)
-    if dtype not in _checks.FLOAT_DTYPES:
-        raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
+    dtype = _checks.check_float_dtype(dtype)
     rng = _checks.resolve_rng(rng)
     return _generate(shape, inh_ratio, rho, inh_first, rng, scale, dtype)
 

@@ -165,6 +165,7 @@ class BaseRegularization:
     def _dtype(self):
         return _result_dtype(self.params.values())
 
+    @_checks.finite_result
     def value_and_grad(self, grad_out=None):
         r"""``(loss, grads)``: :math:`\Lambda\sum_k\ell(P_k)` and :math:`\bar y\Lambda\,\partial\ell/\partial P_k`."""
         gbar = _checks.scalar_grad_out(grad_out)
@@ -178,6 +179,7 @@ class BaseRegularization:
         self.grads = out
         return self._dtype().type(self.Lambda * value), out
 
+    @_checks.finite_result
     def forward(self):
         r"""The loss :math:`\Lambda\sum_k \ell(P_k)` (a NumPy scalar)."""
         value, _ = self._terms(False)
@@ -185,6 +187,7 @@ class BaseRegularization:
 
     __call__ = forward
 
+    @_checks.finite_result
     def backward(self, grad_out=None) -> dict:
         """Fill ``self.grads`` with :math:`\\bar y\\Lambda\\,\\partial\\ell/\\partial P_k` (fresh, never accumulated)."""
         return self.value_and_grad(grad_out)[1]
@@ -244,6 +247,7 @@ class RegularizationList(BaseRegularization):
     def __len__(self):
         return len(self.regularizations)
 
+    @_checks.finite_result
     def forward(self):
         total = 0.0
         for r in self.regularizations:
@@ -252,6 +256,7 @@ class RegularizationList(BaseRegularization):
 
     __call__ = forward
 
+    @_checks.finite_result
     def value_and_grad(self, grad_out=None):
         gbar = _checks.scalar_grad_out(grad_out)
         total = 0.0
@@ -642,6 +647,7 @@ class SGD:
         for k, v in self.params.items():
             if not v.flags.writeable:
                 raise ValueError(f"params[{k!r}]: expected a writeable array (SGD updates in place)")
+            _checks.check_finite(v, f"params[{k!r}]")
 
     def step(self, grads: Mapping) -> None:
         """Apply :math:`P_k \\leftarrow P_k - \\eta G_k` for each key of ``grads`` (all checked before any update)."""
@@ -655,9 +661,15 @@ class SGD:
             g = _checks.as_float_array(g, f"grads[{k!r}]")
             if g.shape != p.shape:
                 raise ValueError(f"grads[{k!r}]: expected shape {p.shape}, got {g.shape}")
-            checked.append((p, g))
-        for p, g in checked:
-            p -= (self.lr * g).astype(p.dtype, copy=False)
+            _checks.check_finite(p, f"params[{k!r}]")  # it may have changed since construction
+            with np.errstate(over="ignore", invalid="ignore"):
+                new = p - (self.lr * g).astype(p.dtype, copy=False)
+            if not np.isfinite(new).all():
+                raise ValueError(f"grads[{k!r}]: the step lr * grads[{k!r}] overflows {p.dtype} "
+                                 f"(lr = {self.lr}, max |grad| = {float(np.abs(g).max())}); nothing was updated")
+            checked.append((p, new))
+        for p, new in checked:
+            p[...] = new
 
 
 def _optimizer_key_map(reg, optimizer) -> dict:

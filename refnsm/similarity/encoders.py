@@ -61,10 +61,7 @@ def _pair(value, name, minimum):
 
 
 def _float_dtype(dtype):
-    dt = np.dtype(dtype)
-    if dt not in _checks.FLOAT_DTYPES:
-        raise TypeError(f"dtype: expected float32 or float64, got {dt}")
-    return dt
+    return _checks.check_float_dtype(dtype)
 
 
 def _init_param(value, name, shape, dtype, bound, rng):

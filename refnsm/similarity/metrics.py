@@ -13,6 +13,7 @@ __all__ = ["similarity_matching_cost", "principal_angle_cosines", "subspace_erro
 _DIRECT_COST = 1 << 26  #: T^2 (n + k) below which similarity_matching_cost forms the Gram difference
 
 
+@_checks.finite_result
 def similarity_matching_cost(X, Y):
     r"""The similarity mismatch :math:`\|X X^\top - Y Y^\top\|_F^2 / T^2` of ``T`` samples (rows).
 
@@ -50,6 +51,7 @@ def similarity_matching_cost(X, Y):
     return float((np.sum(xx * xx) - 2.0 * np.sum(xy * xy) + np.sum(yy * yy)) / T**2)
 
 
+@_checks.finite_result
 def principal_angle_cosines(A, B):
     r"""Cosines of the principal angles between the column spaces of ``A`` ``[n, p]`` and ``B`` ``[n, q]``.
 
@@ -76,6 +78,7 @@ def principal_angle_cosines(A, B):
     return np.clip(s, 0.0, 1.0)
 
 
+@_checks.finite_result
 def subspace_error(A, B):
     r"""Principal-angle subspace error :math:`\sqrt{\sum_i \sin^2\theta_i}`, where the :math:`\theta_i` are the
     principal angles between the column spaces of ``A`` and ``B`` (equal dimension :math:`p`); it equals
@@ -113,9 +116,13 @@ def best_permutation_confusion(labels_true, labels_pred):
 
     t = np.asarray(labels_true)
     p = np.asarray(labels_pred)
-    if t.ndim != 1 or t.dtype.kind not in "iub":
+    if t.dtype.kind not in "iub":
+        raise TypeError(f"labels_true: expected a 1-D integer array, got {_checks._describe(t)}")
+    if t.ndim != 1:
         raise ValueError(f"labels_true: expected a 1-D integer array, got {_checks._describe(t)}")
-    if p.ndim != 1 or p.dtype.kind not in "iub":
+    if p.dtype.kind not in "iub":
+        raise TypeError(f"labels_pred: expected a 1-D integer array, got {_checks._describe(p)}")
+    if p.ndim != 1:
         raise ValueError(f"labels_pred: expected a 1-D integer array, got {_checks._describe(p)}")
     _checks.check_same_dim(t, "labels_true", 0, p, "labels_pred", 0, "length")
     if t.size == 0:

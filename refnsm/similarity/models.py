@@ -165,6 +165,9 @@ class MultiSimilarityMatching(_CircuitIterationPoints):
         if isinstance(regularization, str):
             _checks.check_option(regularization, "regularization", REGULARIZATIONS)
             regs = [regularization] * len(encoders)
+        elif not isinstance(regularization, Sequence):
+            raise TypeError(f"regularization: expected one of {', '.join(map(repr, REGULARIZATIONS))} or a sequence of "
+                            f"them (one per encoder), got {_checks._describe(regularization)}")
         else:
             regs = list(regularization)
             if len(regs) != len(encoders):
@@ -326,7 +329,7 @@ class MultiSimilarityMatching(_CircuitIterationPoints):
         return enc
 
     # ------------------------------------------------------------------------------------------ fast dynamics
-    def forward(self, *xs):
+    def forward(self, *xs):  # no finite_result guard: a diverging iteration is reported in diagnostics.diverged
         """Run the fast dynamics; returns ``y`` of shape ``[B, m, S1..Sk]`` (a new array).
 
         Inputs may be ``None`` (or left out at the end) to skip their encoder.  Fills :attr:`diagnostics`.
@@ -408,6 +411,7 @@ class MultiSimilarityMatching(_CircuitIterationPoints):
         raise ValueError("iteration_projection: exact solvers exist for None (SM) and 'relu' (NSM) only")
 
     # ------------------------------------------------------------------------------------------ loss
+    @_checks.finite_result
     def loss(self, *args):
         r"""The slow loss :math:`L(\theta, M; x, y)` (the module docstring); the last argument is ``y`` (held fixed).
 
@@ -417,9 +421,17 @@ class MultiSimilarityMatching(_CircuitIterationPoints):
         if len(args) < 1 or args[-1] is None:
             raise ValueError("y: expected the output y as the last argument of loss(*xs, y)")
         enc = self._encode_all(args[:-1], need_cache=True, ops=ops)
+        self._check_nonempty(enc, "loss")
         Y, y_on_device = ops.check_y(args[-1], enc.shape, self.dtype)
         enc.on_device = enc.on_device or y_on_device
         return self._loss_from(enc, Y, kernels, ops)
+
+    def _check_nonempty(self, enc, what):
+        """The loss averages over the B * S samples and positions: refuse an empty batch before any work."""
+        if int(np.prod(enc.shape, dtype=np.int64)) == 0:
+            k = next(k for k in enc.active if not self._broadcast[k])
+            raise ValueError(f"{self._names(enc.n_inputs)[k]}: {what} needs a non-empty batch (the loss averages "
+                             f"over its samples and positions), got an encoding of shape {enc.shape}")
 
     def _loss_from(self, enc, Y, kernels=_kernels, ops=_ops):
         M = self.M
@@ -463,6 +475,7 @@ class MultiSimilarityMatching(_CircuitIterationPoints):
                     weight.append(k)
         return whiten, weight
 
+    @_checks.finite_result
     def backward(self, grad_out=None, inputs=True):
         r"""Gradients of the last :meth:`loss`: fills :attr:`grads` and returns the input gradients.
 
@@ -470,6 +483,7 @@ class MultiSimilarityMatching(_CircuitIterationPoints):
         skipped inputs, and for all of them when ``inputs=False``, which skips that work).
         ``grads["competitor.weight"]`` is the raw :math:`\partial L/\partial M`.
         """
+        inputs = _checks.check_bool(inputs, "inputs")
         return self._backward(grad_out, inputs, self._device_modules()[1])
 
     def _backward(self, grad_out, inputs, ops=_ops):
@@ -547,17 +561,25 @@ class MultiSimilarityMatching(_CircuitIterationPoints):
         """
         kernels, ops = self._device_modules()
         lr_ = _checks.check_real(lr, "lr", nonnegative=True)
+        if lr_M is not None:  # validated before any work (step() would check it only after the dynamics ran)
+            lr_M = _checks.check_real(lr_M, "lr_M", nonnegative=True)
         if self.use_fused_step and self._fused_ok(xs):
             return self._fused_linear_step(xs[0], lr_, lr_M, kernels, ops)
         for h in self.hooks["pre"]:
             h(self)
         enc = self._encode_all(xs, need_cache=True, ops=ops)
+        self._check_nonempty(enc, "train_step")
         self._run_dynamics(enc.D, enc.shape, kernels, ops)
         y = ops.from_internal(self._Y, enc.shape)
         for h in self.hooks["post"]:
             h(self)
         L = self._loss_from(enc, self._Y, kernels, ops)
         self._backward(None, False, ops)
+        bad = _checks._first_nonfinite({"loss": np.asarray(L), **self.grads})
+        if bad is not None:
+            raise _checks.NonFiniteResultError(
+                f"train_step: the step diverged ({bad[0]} = {bad[1]}): the parameters were left unchanged; rescale "
+                f"the inputs or lower lr")
         self.step(lr_, lr_M)
         return ops.result(y, enc.on_device), L
 
@@ -572,11 +594,24 @@ class MultiSimilarityMatching(_CircuitIterationPoints):
         general path."""
         on_device = ops.locate((x,))
         x = ops.check_input(self.encoders[0], x, self.dtype, self._names(1)[0])
+        if x.shape[0] == 0:
+            raise ValueError(f"{self._names(1)[0]}: train_step needs a non-empty batch (the loss averages over its "
+                             f"samples), got shape {x.shape}")
         lr_M = lr / self.tau if lr_M is None else _checks.check_real(lr_M, "lr_M", nonnegative=True)
+        params = self.encoders[0].params
+        saved = ({k: v.copy() for k, v in params.items()}, self.M.copy())  # updated in place: restored on divergence
         r = fused.linear_train_step(kernels, ops, x, self.encoders[0].params, self.M, eta=self.iteration_lr,
                                     relu=self.iteration_projection == "relu", tol=self.tol,
                                     max_iter=self.max_iterations, regularization=self.regularization[0],
                                     lr=lr, lr_M=lr_M)
+        if not (np.isfinite(r.L) and all(_checks._all_finite(v) for v in params.values())
+                and _checks._all_finite(self.M)):
+            for k, v in saved[0].items():
+                params[k][...] = v
+            self.M[...] = saved[1]
+            raise _checks.NonFiniteResultError(
+                f"train_step: the step diverged (loss {r.L}, {r.iterations} fast iterations): the parameters were left "
+                f"unchanged; rescale the inputs or lower lr")
         self._Y, self._yshape, self._D = r.Y, r.Y.shape, None
         self.iteration_idx = r.iterations - 1
         self.diagnostics = Diagnostics(r.iterations, r.change, r.converged, False, r.residual, r.energy, r.diverged)
@@ -608,7 +643,7 @@ class SimilarityMatching(MultiSimilarityMatching):
                  iteration_lr=1.0, iteration_projection=None, *, compat=None, device="cpu", **iteration_plugins):
         if not isinstance(encoder, Encoder):
             raise TypeError(f"encoder: expected a refnsm.similarity encoder, got {type(encoder).__name__}")
-        if not isinstance(regularization, str) and len(regularization) != 1:
+        if isinstance(regularization, Sequence) and not isinstance(regularization, str) and len(regularization) != 1:
             raise ValueError(f"regularization: expected 1 entry (one per encoder), got {len(regularization)}")
         super().__init__([encoder], out_channels, tau, tol, max_iterations, regularization, iteration_lr,
                          iteration_projection, compat=compat, device=device, **iteration_plugins)
@@ -659,8 +694,16 @@ class SupervisedSimilarityMatching(MultiSimilarityMatching):
             raise TypeError(f"encoder: expected a refnsm.similarity encoder, got {type(encoder).__name__}")
         num_classes = _checks.check_int(num_classes, "num_classes", minimum=1)
         out_channels = _checks.check_int(out_channels, "out_channels", minimum=1)
-        label_encoder = Linear(num_classes, out_channels, bias=label_bias, rng=rng, weight=label_weight,
-                               bias_value=label_bias_value, dtype=encoder.dtype)
+        try:
+            label_encoder = Linear(num_classes, out_channels, bias=label_bias, rng=rng, weight=label_weight,
+                                   bias_value=label_bias_value, dtype=encoder.dtype)
+        except (TypeError, ValueError) as exc:  # name this constructor's arguments, not the inner encoder's
+            msg = str(exc)
+            for inner, outer in (("weight", "label_weight"), ("bias_value", "label_bias_value"), ("bias", "label_bias")):
+                if msg.startswith(inner + ":"):
+                    msg = outer + msg[len(inner):]
+                    break
+            raise type(exc)(msg.replace("bias=False", "label_bias=False")) from None
         super().__init__([encoder, label_encoder], out_channels, tau, tol, max_iterations, regularization,
                          iteration_lr, iteration_projection, compat=compat, device=device, **iteration_plugins)
         self._broadcast = [False, True]

@@ -24,6 +24,7 @@ from .. import _checks
 __all__ = ["hebbian_update"]
 
 
+@_checks.finite_result
 def hebbian_update(W, M, x, y, lr, tau, bias=None):
     """Return the updated ``(W, M)`` (or ``(W, bias, M)`` when ``bias`` is given); nothing is modified in place.
 

@@ -33,6 +33,7 @@ def _check(M, b):
     return M, b
 
 
+@_checks.finite_result
 def solve_sm(M, b):
     """:math:`y = M^{-1} b` at every sample and position; ``b`` has shape ``[B, m, S1..Sk]``.
 
@@ -52,6 +53,7 @@ def solve_sm(M, b):
     return _from_internal(Y.astype(b.dtype, copy=False), b.shape)
 
 
+@_checks.finite_result
 def solve_nsm(M, b):
     r"""The non-negative QP :math:`\min_{y\ge0} \tfrac12 y^\top M y - y^\top b` at every sample and position.
 
@@ -84,6 +86,7 @@ def solve_nsm(M, b):
     return _from_internal(Y.astype(b.dtype, copy=False), b.shape)
 
 
+@_checks.finite_result
 def kkt_residual(M, b, y, nonnegative=True):
     r"""``max |y - P(y - (M y - b))|``: 0 exactly at the fixed point (the KKT natural residual when
     ``nonnegative``, :math:`\max|My - b|` otherwise).
@@ -97,6 +100,7 @@ def kkt_residual(M, b, y, nonnegative=True):
     >>> round(float(sim.kkt_residual(M, b, sim.solve_nsm(M, b))), 12)   # 0 at the solution
     0.0
     """
+    nonnegative = _checks.check_bool(nonnegative, "nonnegative")
     M, b = _check(M, b)
     y = _checks.as_float_array(y, "y", dtype=b.dtype)
     _checks.check_shape(y, "y", b.shape, "the shape of b")

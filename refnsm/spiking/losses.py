@@ -109,6 +109,50 @@ def _kernel_spec(kernel, args, name="kernel"):
     return _KERNEL_CODE[kernel], p
 
 
+def _check_kernel_domain(code, p, dtype, *named):
+    r"""Refuse, before any work, kernel arguments whose value the kernel cannot form in ``dtype``.
+
+    * polynomial with a non-integer ``d``: :math:`G^d` is undefined (NaN) for a negative dot product, so every
+      input must be non-negative (spike trains are);
+    * gaussian: :math:`2\sigma^2` is what the kernel divides by; it must not underflow to 0 in ``dtype``."""
+    if code == _kernels.POLYNOMIAL and not float(p).is_integer() and all(isinstance(a, np.ndarray) for a, _ in named):
+        for arr, name in named:
+            if arr.size and arr.min() < 0:
+                idx = tuple(int(i) for i in np.argwhere(arr < 0)[0])
+                raise ValueError(
+                    f"{name}: the polynomial kernel with non-integer d = {p!r} needs non-negative inputs "
+                    f"((x_i . y_j)^d is undefined for a negative dot product), got {arr[idx]!r} at index {idx}; "
+                    f"use an integer d or non-negative inputs"
+                )
+    smallest = float(np.finfo(dtype).smallest_normal)
+    if code == _kernels.GAUSSIAN and not float(np.dtype(dtype).type(2.0 * p * p)) >= smallest:
+        raise ValueError(
+            f"gaussian kernel argument sigma: 2 * sigma**2 underflows in {np.dtype(dtype)} (the kernel divides "
+            f"by it); expected sigma >= {np.sqrt(smallest / 2):.4g}, got {p!r}"
+        )
+
+
+def _cosine_scaled(X, code):
+    r"""(X', eps', 1/c) for the cosine similarity of rows of entries so large that :math:`G = XX^\top` would overflow.
+
+    The cosine :math:`S_{ij} = G_{ij}/(r_ir_j + \epsilon)` is scale-invariant up to :math:`\epsilon`:
+    with :math:`X = cX'` (:math:`c` a power of 2, so the scaling is exact),
+    :math:`S = G'_{ij}/(r'_ir'_j + \epsilon/c^2)` and :math:`\partial L/\partial X = c^{-1}\,\partial L/\partial X'`.
+    Only the linear kernel and only when :math:`D\max|X|^2` could overflow; otherwise ``(X, COSINE_EPS, 1.0)``.
+    (:math:`\epsilon/c^2` is kept at least the square root of the smallest normal number, so an all-zero row still
+    gives 0 and the VJP's :math:`P^2 = (r_ir_j + \epsilon)^2` does not underflow.)"""
+    if code != _kernels.LINEAR or X.size == 0 or not isinstance(X, np.ndarray):  # device arrays: not rescaled
+        return X, COSINE_EPS, 1.0
+    fi = np.finfo(X.dtype)
+    big = float(np.max(np.abs(X)))
+    if big <= np.sqrt(float(fi.max) / (4.0 * max(X.shape[1], 1))):
+        return X, COSINE_EPS, 1.0
+    k = int(np.frexp(big)[1])
+    inv_c = float(np.ldexp(1.0, -k))
+    eps = max(float(np.ldexp(COSINE_EPS, -2 * k)), float(np.sqrt(fi.smallest_normal)))
+    return np.ascontiguousarray(X * X.dtype.type(inv_c)), eps, inv_c
+
+
 def _flatten_spikes(spikes, dtype=None, xp=HOST):
     X = xp.asarray(spikes, "spikes", min_ndim=2, shape_hint="[N, ...] (batch first)", dtype=dtype)
     if X.shape[0] == 0:
@@ -188,6 +232,7 @@ def _kernel_dot_product_args(x, y, kernel, args, compat, xp=HOST):
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"y: expected {x.shape[1]} columns to match x (shape {x.shape}), got shape {y.shape}")
     code, p = _kernel_spec(kernel, args)
+    _check_kernel_domain(code, p, dtype, (x, "x"), (y, "y"))
     tile = False
     if code == _kernels.GAUSSIAN and x.shape[0] != y.shape[0] and x.shape[0] != 1:
         if compat == "spikingjelly" and y.shape[0] == 1:
@@ -201,6 +246,7 @@ def _kernel_dot_product_args(x, y, kernel, args, compat, xp=HOST):
     return x, y, code, p, tile
 
 
+@_checks.finite_result
 def kernel_dot_product(x, y, kernel="linear", *args, compat=None, device="cpu"):
     r"""Kernel matrix :math:`K_{ij} = \kappa(x_i, y_j)` between the rows of ``x`` and ``y``.
 
@@ -252,6 +298,7 @@ def kernel_dot_product(x, y, kernel="linear", *args, compat=None, device="cpu"):
     return xp.give_back(Kmat)
 
 
+@_checks.finite_result
 def kernel_dot_product_vjp(grad_out, x, y, kernel="linear", *args, compat=None, device="cpu"):
     r"""Gradients :math:`(\partial L/\partial x, \partial L/\partial y)` of :func:`kernel_dot_product`.
 
@@ -288,6 +335,7 @@ def kernel_dot_product_vjp(grad_out, x, y, kernel="linear", *args, compat=None, 
 
 
 # ------------------------------------------------------------------------------- similarity and its losses
+@_checks.finite_result
 def spike_similarity_matrix(spikes, kernel_type="linear", *args, compat=None, device="cpu"):
     r"""Output similarity :math:`S = \kappa(X, X)` of the flattened spikes, :math:`X` = ``spikes`` as [N, D].
 
@@ -315,10 +363,13 @@ def spike_similarity_matrix(spikes, kernel_type="linear", *args, compat=None, de
     _check_compat(compat)
     code, p = _kernel_spec(kernel_type, args, "kernel_type")
     _, X = _flatten_spikes(spikes, xp=xp)
-    S, _ = kernels.similarity_forward(X, _gram_matrix(kernels, xp, X), code, p, COSINE_EPS, compat is None)
+    _check_kernel_domain(code, p, X.dtype, (X, "spikes"))
+    X, eps, _ = _cosine_scaled(X, code)
+    S, _ = kernels.similarity_forward(X, _gram_matrix(kernels, xp, X), code, p, eps, compat is None)
     return xp.give_back(S)
 
 
+@_checks.finite_result
 def spike_similarity_matrix_vjp(grad_out, spikes, kernel_type="linear", *args, compat=None, device="cpu"):
     r"""Gradient :math:`\partial L/\partial\,\mathrm{spikes}` of :func:`spike_similarity_matrix`.
 
@@ -344,13 +395,19 @@ def spike_similarity_matrix_vjp(grad_out, spikes, kernel_type="linear", *args, c
     _check_compat(compat)
     code, p = _kernel_spec(kernel_type, args, "kernel_type")
     shape_in, X = _flatten_spikes(spikes, xp=xp)
+    _check_kernel_domain(code, p, X.dtype, (X, "spikes"))
     A = xp.asarray(grad_out, "grad_out", dtype=X.dtype)
     _checks.check_shape(A, "grad_out", (X.shape[0], X.shape[0]), "the similarity matrix's shape")
+    X, eps, inv_c = _cosine_scaled(X, code)
     G = _gram_matrix(kernels, xp, X)
-    S, r = kernels.similarity_forward(X, G, code, p, COSINE_EPS, compat is None)
-    return xp.give_back(kernels.similarity_vjp(A, X, S, G, r, code, p, COSINE_EPS).reshape(*shape_in.shape))
+    S, r = kernels.similarity_forward(X, G, code, p, eps, compat is None)
+    gX = kernels.similarity_vjp(A, X, S, G, r, code, p, eps)
+    if inv_c != 1.0:
+        gX *= gX.dtype.type(inv_c)
+    return xp.give_back(gX.reshape(*shape_in.shape))
 
 
+@_checks.finite_result
 def label_similarity_matrix(labels, dtype=np.float64, *, compat=None, device="cpu"):
     r"""Target similarity :math:`Y = \min(L L^\top, 1)` of multi-hot labels ``L`` [N, C].
 
@@ -369,9 +426,7 @@ def label_similarity_matrix(labels, dtype=np.float64, *, compat=None, device="cp
            [0., 0., 1.]])
     """
     _check_compat(compat)
-    dtype = np.dtype(dtype)
-    if dtype not in _checks.FLOAT_DTYPES:
-        raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
+    dtype = _checks.check_float_dtype(dtype)
     kernels, xp = _backend.get("spiking", device, labels)
     L = xp.as_real(labels, "labels", ndim=2, shape_hint="[N, C] (multi-hot)")
     return xp.give_back(kernels.label_matrix(_labels_for(L, L.shape[0], dtype, compat, xp), xp.empty(0, dtype=dtype)))
@@ -384,18 +439,23 @@ def _ssl_run(device, spikes, labels, kernel_type, loss_type, args, compat, g, wa
     code, p = _kernel_spec(kernel_type, args, "kernel_type")
     _checks.check_option(loss_type, "loss_type", LOSSES)
     shaped, X = _flatten_spikes(spikes, xp=xp)
+    _check_kernel_domain(code, p, X.dtype, (X, "spikes"))
     L = _labels_for(labels, X.shape[0], X.dtype, compat, xp)
+    X, eps, inv_c = _cosine_scaled(X, code)
     # small problems: the kernel forms G itself (on the host a Python-level BLAS call costs more than the product)
     big = X.shape[0] ** 2 * X.shape[1] >= _GRAM_IN_KERNEL_BELOW
     G = _gram_matrix(kernels, xp, X) if big else xp.empty((0, 0), dtype=X.dtype)
-    status, value, grad = kernels.spike_similar_loss_fused(X, G, L, code, p, COSINE_EPS, compat is None,
+    status, value, grad = kernels.spike_similar_loss_fused(X, G, L, code, p, eps, compat is None,
                                                            _LOSS_CODE[loss_type], g, BCE_EPS, want_grad)
     if status:  # bce outside [0, 1]: recompute S and Y to say where and why
-        S, _ = kernels.similarity_forward(X, _gram_matrix(kernels, xp, X), code, p, COSINE_EPS, compat is None)
+        S, _ = kernels.similarity_forward(X, _gram_matrix(kernels, xp, X), code, p, eps, compat is None)
         _bce_range_check(xp.to_host(S), xp.to_host(kernels.label_matrix(L, X)), kernel_type, np.dtype(X.dtype))
+    if want_grad and inv_c != 1.0:
+        grad *= grad.dtype.type(inv_c)
     return np.asarray(value, dtype=X.dtype), (xp.give_back(grad.reshape(*shaped.shape)) if want_grad else None)
 
 
+@_checks.finite_result
 def spike_similar_loss(spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None, device="cpu"):
     r"""Similarity-matching loss between output spike trains and their labels (spikingjelly's ``spike_similar_loss``).
 
@@ -440,6 +500,11 @@ def spike_similar_loss(spikes, labels, kernel_type="linear", loss_type="mse", *a
         reason (float32 rounding of the cosine diagonal, cancellation in the gaussian distance, an unnormalised
         kernel, signed inputs).  Unlike spikingjelly, ``bce`` works in float64.
 
+    Notes
+    -----
+    For training, :func:`spike_similar_loss_value_and_grad` returns the loss and its gradient from one forward
+    pass; calling this function and then :func:`spike_similar_loss_vjp` forms the similarity matrix twice.
+
     Examples
     --------
     >>> import numpy as np
@@ -454,6 +519,7 @@ def spike_similar_loss(spikes, labels, kernel_type="linear", loss_type="mse", *a
     return _ssl_run(device, spikes, labels, kernel_type, loss_type, args, compat, 1.0, False)[0]
 
 
+@_checks.finite_result
 def spike_similar_loss_vjp(grad_out, spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None,
                            device="cpu"):
     r"""Gradient of :func:`spike_similar_loss` with respect to ``spikes`` (same shape as ``spikes``).
@@ -465,7 +531,8 @@ def spike_similar_loss_vjp(grad_out, spikes, labels, kernel_type="linear", loss_
     :math:`S(X)` as in :func:`spike_similarity_matrix_vjp`.  ``labels`` get no gradient (they are treated as
     constants, as spikingjelly's ``labels.float()`` cuts the graph for integer labels).
 
-    ``grad_out`` is the upstream gradient of the scalar loss (``None`` means 1.0).
+    ``grad_out`` is the upstream gradient of the scalar loss (``None`` means 1.0).  To get both the
+    value and the gradient, :func:`spike_similar_loss_value_and_grad` is the one call to make (one forward pass).
 
     Examples
     --------
@@ -482,6 +549,7 @@ def spike_similar_loss_vjp(grad_out, spikes, labels, kernel_type="linear", loss_
     return _ssl_run(device, spikes, labels, kernel_type, loss_type, args, compat, g, True)[1]
 
 
+@_checks.finite_result
 def spike_similar_loss_value_and_grad(spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None,
                                       device="cpu"):
     """``(spike_similar_loss(...), spike_similar_loss_vjp(None, ...))`` sharing one forward pass (for training).
@@ -537,6 +605,7 @@ def _ce_prepare(x_seq, target, ignore_index, xp=HOST):
     return x, x4, t2, ignore_index
 
 
+@_checks.finite_result
 def temporal_efficient_training_cross_entropy(x_seq, target, ignore_index=IGNORE_INDEX, *, device="cpu"):
     r"""TET loss: the cross-entropy at every time step, averaged (Deng et al., ICLR 2022).
 
@@ -578,6 +647,7 @@ def temporal_efficient_training_cross_entropy(x_seq, target, ignore_index=IGNORE
     return np.asarray(loss, dtype=x.dtype)
 
 
+@_checks.finite_result
 def temporal_efficient_training_cross_entropy_vjp(grad_out, x_seq, target, ignore_index=IGNORE_INDEX, *,
                                                   device="cpu"):
     r"""Gradient of the TET cross-entropy: :math:`\partial L/\partial x_{t,n,c,s} =
@@ -601,6 +671,7 @@ def temporal_efficient_training_cross_entropy_vjp(grad_out, x_seq, target, ignor
     return xp.give_back(grad.reshape(*x.shape))
 
 
+@_checks.finite_result
 def temporal_efficient_training_cross_entropy_value_and_grad(x_seq, target, ignore_index=IGNORE_INDEX, *,
                                                              device="cpu"):
     """``(loss, d loss / d x_seq)`` of :func:`temporal_efficient_training_cross_entropy` in one pass (for training).
@@ -626,6 +697,7 @@ def _time_mean_1(kernels, x4):
     return m.reshape(*((1,) + tuple(m.shape)))
 
 
+@_checks.finite_result
 def time_mean_cross_entropy(x_seq, target, ignore_index=IGNORE_INDEX, *, device="cpu"):
     r"""The "SDT" baseline: cross-entropy of the time-averaged logits, :math:`\mathrm{CE}(\frac1T\sum_t x_t, y)`.
 
@@ -643,6 +715,7 @@ def time_mean_cross_entropy(x_seq, target, ignore_index=IGNORE_INDEX, *, device=
     return np.asarray(loss, dtype=x.dtype)
 
 
+@_checks.finite_result
 def time_mean_cross_entropy_vjp(grad_out, x_seq, target, ignore_index=IGNORE_INDEX, *, device="cpu"):
     r"""Gradient of :func:`time_mean_cross_entropy`: :math:`(\bar p - \mathrm{onehot})/(|V'|\,T)` at every step,
     with :math:`\bar p` the softmax of the time-averaged logits and :math:`|V'|` the valid (n, s) positions.
@@ -670,6 +743,7 @@ def _tet_params(mean, tet_lambda):
     return phi, lam
 
 
+@_checks.finite_result
 def tet_loss(x_seq, target, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX, *, device="cpu"):
     r"""The full TET objective :math:`(1-\lambda)\,L_{TET} + \lambda\,\overline{(x - \phi)^2}`.
 
@@ -696,6 +770,7 @@ def tet_loss(x_seq, target, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX
     return np.asarray((1.0 - lam) * ce + lam * reg, dtype=x.dtype)
 
 
+@_checks.finite_result
 def tet_loss_vjp(grad_out, x_seq, target, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX, *, device="cpu"):
     r"""Gradient of :func:`tet_loss`: :math:`(1-\lambda)\,\partial L_{TET}/\partial x + \lambda\,2(x-\phi)/\mathrm{numel}`.
 
@@ -818,6 +893,7 @@ class TETLoss:
             out[t] = gt
         return out
 
+    @_checks.finite_result
     def forward(self, x_seq, target):
         if callable(self.base_criterion):
             x, _ = self._steps(x_seq, target)
@@ -833,6 +909,7 @@ class TETLoss:
 
     __call__ = forward
 
+    @_checks.finite_result
     def backward(self, grad_out=None):
         if self._saved is None:
             raise RuntimeError("TETLoss.backward: call the loss (forward) first")
@@ -866,6 +943,7 @@ def _firing_rate_args(spikes_seq, labels, xp=HOST):
     return x, xp.from_host(lab)
 
 
+@_checks.finite_result
 def firing_rate_mse(spikes_seq, labels, *, device="cpu"):
     r"""spikingjelly's tutorial loss: :math:`\overline{(\frac1T\sum_t s_t - \mathrm{onehot}(y))^2}` over [N, C].
 
@@ -884,6 +962,7 @@ def firing_rate_mse(spikes_seq, labels, *, device="cpu"):
     return np.asarray(kernels.firing_rate_mse(x, lab, 1.0, False)[0], dtype=x.dtype)
 
 
+@_checks.finite_result
 def firing_rate_mse_vjp(grad_out, spikes_seq, labels, *, device="cpu"):
     r"""Gradient of :func:`firing_rate_mse`: :math:`2(\mathrm{fr} - \mathrm{onehot})/(N C T)` at every step.
 

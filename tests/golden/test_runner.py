@@ -127,3 +127,11 @@ def test_cli_exit_codes_and_report(tmp_path):
 def test_pytest_params_helper():
     params = G.pytest_params(family="spiking")
     assert params and all(p.id.startswith("spiking.") for p in params)
+
+
+def test_the_refnsm_cli_delegates_golden(capsys):
+    from refnsm.cli import main
+
+    assert main(["golden", "--help"]) == 0
+    assert main(["golden", "list", "--family", "linear"]) == 0
+    assert "linear.Linear." in capsys.readouterr().out

@@ -4,8 +4,10 @@ and, for the maps whose numbers neuromancer computes differently, the same case 
 
 from __future__ import annotations
 
-from .._case import Case, call, get, inp, new
-from ._common import f32exact, rng
+import numpy as np
+
+from .._case import Case, call, get, inp, new, res
+from ._common import f32exact, pair, rng
 
 F = "linear"
 #: the maps whose numbers neuromancer computes differently (refnsm reproduces them with compat="neuromancer")
@@ -83,4 +85,32 @@ def cases() -> list:
         out.append(_case(L, cls, i, None))
         if cls.__name__ in NEUROMANCER_COMPAT:
             out.append(_case(L, cls, i, "neuromancer"))
+    out += _helpers()
+    return out
+
+
+def _helpers() -> list:
+    """The public building blocks: Householder reflections and products, the straight-through ReLU."""
+    g = rng(300)
+    out = []
+    x = f32exact(g.normal(size=(3, 5)))
+    u = f32exact(g.normal(size=5))
+    out += pair(F, "Hprod", "last3", {"x": x, "u": u}, [inp("x"), inp("u"), 3], grads=("x", "u"),
+                cot=g.normal(size=(3, 5)), targets="reflection of the last k columns only, v = u[n-k:]")
+    z = f32exact(g.normal(size=(4, 3)))
+    z[0, 0], z[1, 2] = 0.0, 0.0
+    out += pair(F, "straight_through_relu", "zeros-negatives", {"x": z}, [inp("x")], grads=("x",),
+                cot=g.normal(size=(4, 3)), difficulty="edge", hold=("x",),
+                targets="the gradient passes straight through where x < 0 (not relu's derivative)")
+    U = f32exact(g.normal(size=(4, 4)))
+    dQ = f32exact(g.normal(size=(4, 4)))
+    for rev in (False, True):
+        tag = "reverse" if rev else "forward"
+        out.append(Case(f"{F}.householder_matrix.k3-{tag}", [call("householder_matrix", inp("U"), 3, rev,
+                                                                   save={"Q": []})],
+                        {"U": U}, targets="Q = H_0 H_1 H_2 (or reversed), reflector t from U[t, t:]"))
+        out.append(Case(f"{F}.householder_matrix_vjp.k3-{tag}",
+                        [call("householder_matrix", inp("U"), 3, rev, as_="Q"),
+                         call("householder_matrix_vjp", inp("dQ"), res("Q"), inp("U"), 3, rev, save={"d_U": []})],
+                        {"U": U, "dQ": dQ}, targets="gradient through the product of reflectors, in order"))
     return out

@@ -1,5 +1,4 @@
-"""What the runner and the backend adapters share: the family names of the protocol and the "not implemented"
-signal (its own module, so that the adapters need not import the runner that loads them)."""
+"""Names shared by the runner and the backends (a leaf module: no import cycle)."""
 
 FAMILIES = ("spiking", "similarity", "hopfield", "linear", "regularization")
 
