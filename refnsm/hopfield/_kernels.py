@@ -290,14 +290,54 @@ def evolve_into(W, dW, eta, reg_lambda, l1_lambda, mask, use_mask, out):
 
 
 @njit(cache=True)
+def _field_sign(W, out, b, i, th, partials):
+    """The field ``W[i] . out[b] - th`` where its sign is certain, else its exact sign (+-1.0 or 0.0).
+
+    The terms ``W[i, j] * (+-1)`` and ``-th`` are exact, so the recursive sum errs by at most ``N eps`` times the sum
+    of their absolute values; within that bound of 0 (a tie such as Hebbian weights fl(k/N) summing to exactly 0,
+    which the float sum rounds to +-1e-16) the terms are summed exactly into non-overlapping partials (Shewchuk's
+    expansion, as ``math.fsum``), whose largest non-zero one has the sign of the exact sum."""
+    N = W.shape[1]
+    h = -th
+    a = abs(th)
+    for j in range(N):
+        h += W[i, j] * out[b, j]
+        a += abs(W[i, j])
+    if abs(h) > 2.0 * (N + 1) * 2.220446049250313e-16 * a:
+        return h
+    k = 0
+    for j in range(N + 1):
+        x = -th if j == N else W[i, j] * out[b, j]
+        m = 0
+        for q in range(k):
+            y = partials[q]
+            if abs(x) < abs(y):
+                x, y = y, x
+            hi = x + y
+            lo = y - (hi - x)
+            if lo != 0.0:
+                partials[m] = lo
+                m += 1
+            x = hi
+        partials[m] = x
+        k = m + 1
+    for q in range(k - 1, -1, -1):
+        if partials[q] != 0.0:
+            return 1.0 if partials[q] > 0.0 else -1.0
+    return 0.0
+
+
+@njit(cache=True)
 def classical_async(S, W, theta, orders, out, sweeps_done):
     """Asynchronous updates of the classical Hopfield net, one row of ``S`` at a time.
 
     For each sweep ``k`` the units are visited in the order ``orders[k]``; unit ``i`` becomes
-    ``sign(W[i] . s - theta[i])`` (unchanged when the field is exactly 0).  Stops after a sweep with no change.
+    ``sign(W[i] . s - theta[i])`` (unchanged when the field is exactly 0, decided exactly: ``_field_sign``).  Stops
+    after a sweep with no change.
     """
     B, N = S.shape
     n_sweeps = orders.shape[0]
+    partials = np.empty(N + 1, dtype=np.float64)
     for b in range(B):
         for i in range(N):
             out[b, i] = S[b, i]
@@ -306,9 +346,7 @@ def classical_async(S, W, theta, orders, out, sweeps_done):
             changed = False
             for t in range(N):
                 i = orders[k, t]
-                h = -theta[i]
-                for j in range(N):
-                    h += W[i, j] * out[b, j]
+                h = _field_sign(W, out, b, i, theta[i], partials)
                 if h > 0.0:
                     new = 1.0
                 elif h < 0.0:
