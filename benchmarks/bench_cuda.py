@@ -11,6 +11,10 @@ On a machine without a usable NVIDIA GPU the script says so and exits 0; under t
 (``NUMBA_ENABLE_CUDASIM=1``) timings mean nothing, so it refuses in the same way.  Results go to
 ``benchmarks/results/cuda.md`` (the harness's "refnsm" column is the GPU, its "upstream" column the CPU path).
 Run: ``python benchmarks/bench_cuda.py``.
+
+A second table, ``benchmarks/results/cuda_upstream.md``, compares refnsm's GPU path with spikingjelly and neuromancer
+on torch's GPU (``_cuda_upstream.py``), when torch has CUDA; otherwise the script says why it did not run.  It has
+not run yet: torch is CPU-only on the development machine (docs/cuda.md).
 """
 
 import sys
@@ -82,7 +86,29 @@ def main():
                   "CPU/GPU", rows,
                   notes="GPU kernels use a shared-memory tiled product (no cuBLAS) and deterministic single-block "
                         "reductions; see docs/cuda.md for when the GPU path pays off.")
+    _upstream_table(rc, synced)
     return 0
+
+
+def _upstream_table(rc, synced):
+    """refnsm GPU against upstream on torch CUDA (``_cuda_upstream.py``), or a line saying why it cannot run."""
+    import _cuda_upstream
+
+    ok, reason = _cuda_upstream.available()
+    if not ok:
+        print(f"bench_cuda: upstream on the GPU not run: {reason}.")
+        return
+    import torch
+
+    rows = []
+    rng = np.random.default_rng(0)
+    for case, size, me, up in _cuda_upstream.cases(rc, rng, "quick" if quick_mode() else "full", "cuda"):
+        compile_s = first_call(synced(me))
+        rows.append(Row(case, size, warm_time(synced(me)), warm_time(up), compile_s))
+    write_results("cuda_upstream", f"CUDA path vs upstream on torch CUDA (GPU: {rc.status()})",
+                  f"spikingjelly / neuromancer on torch {torch.__version__} CUDA (float32, forward + backward, "
+                  "synchronised)", rows,
+                  notes="refnsm on device arrays (data kept on the GPU); upstream with torch tensors on the GPU.")
 
 
 if __name__ == "__main__":

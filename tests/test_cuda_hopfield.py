@@ -591,3 +591,33 @@ def test_vjps_take_device(dtype):
         on_dev = f(_dev(go), _dev(X), W, 1.5, device="cuda")
         assert _isdev(on_dev[0]) and _isdev(on_dev[1])
         _close(_host(on_dev[1]), want[1], dtype)
+
+
+@pytestmark_device
+def test_binary_baselines_take_device():
+    """The classical and dense baselines run on the host for either device: device inputs give device results equal
+    bit for bit to the CPU call's, host inputs host results; the device argument is validated."""
+    rng = np.random.default_rng(5)
+    P = np.sign(rng.standard_normal((8, 3)))
+    S = np.sign(rng.standard_normal((4, 8)))
+    W = hp.hebbian_weights(P)
+    th = rng.standard_normal(8)
+    calls = [
+        (hp.hebbian_weights, (P,), {}),
+        (hp.classical_energy, (S, W, th), {}),
+        (hp.classical_update, (S, W, th), {"mode": "sync", "n_sweeps": 2}),
+        (hp.classical_update, (S, W), {"mode": "async", "n_sweeps": 3, "rng": 1}),
+        (hp.dense_energy, (S, P), {"interaction": "rectified", "n": 3}),
+        (hp.dense_update, (S, P), {"n": 3, "n_sweeps": 2, "rng": 2}),
+    ]
+    for fn, args, kw in calls:
+        want = fn(*args, **kw)
+        got = fn(*[_dev(a) for a in args], **kw, device="cuda")
+        assert _isdev(got), fn.__name__
+        np.testing.assert_array_equal(_host(got), want)
+        got_host = fn(*args, **kw, device="cuda")
+        assert isinstance(got_host, np.ndarray), fn.__name__
+        np.testing.assert_array_equal(got_host, want)
+    assert hp.classical_energy(_dev(S[0]), _dev(W), device="cuda") == hp.classical_energy(S[0], W)
+    with pytest.raises(ValueError, match="device"):
+        hp.hebbian_weights(P, device="gpu")

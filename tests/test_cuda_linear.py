@@ -48,8 +48,10 @@ def test_ptx_compiles_for_hardware():
     for dt in DTYPES:
         f = types.float64 if dt == np.float64 else types.float32
         a1, a2 = types.Array(f, 1, "C"), types.Array(f, 2, "C")
-        sigs = [(cl._hh_scales, (a2, o1, d1)), (cl._hh_apply_rows, (a2, a2, o1, d1)),
-                (cl._hh_vjp_block, (a2, a2, a2, o1, d1, a2, d1, d1)),
+        d2, d3, i64s = types.Array(f64, 2, "C"), types.Array(f64, 3, "C"), types.int64
+        sigs = [(cl._hh_scales, (a2, o1, d1)), (cl._hh_apply_tile, (a2, a2, o1, d1)),
+                (cl._hh_vjp_tile, (a2, a2, a2, o1, d1, i64s, i64s, d3, d2)),
+                (cl._hh_vjp_reduce, (d3, d2, a2, o1, d1, i64s, i64s, a2)),
                 (cl._pf_rows, (a2, a2, f64, f64, a2, a2, a2)), (cl._pf_vjp_rows, (a2, a2, a2, f64, f64, a2, a2)),
                 (cl._add_bias, (a2, a1)), (cl._transpose, (a2, a2)), (cl._take_cols, (a2, a2))]
         typed = {"col_sums": (a2, a1), "fill_eye": (a2,), "fill_zero": (a1,), "spectral_s": (a1, f, f, a1, a1),
@@ -95,6 +97,81 @@ def test_householder_chain_twins(dtype):
                dtype)
         np.testing.assert_array_equal(_host(dQd), dQ)  # inputs untouched
     np.testing.assert_array_equal(_host(cl.householder_matrix(Ud, 0)), np.eye(5))
+
+
+@pytestmark_device
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_householder_entry_points_take_device(dtype):
+    """householder_matrix(_vjp) and Hprod(_vjp) with device="cuda": device results for device inputs, host results
+    for host ones, equal to the CPU functions within the tolerance; the device argument is validated."""
+    rng = np.random.default_rng(2)
+    n, k = 6, 4
+    U = np.triu(rng.standard_normal((n, n))).astype(dtype)
+    dQ = rng.standard_normal((n, n)).astype(dtype)
+    x = rng.standard_normal((5, n)).astype(dtype)
+    g = rng.standard_normal((5, n)).astype(dtype)
+    u = rng.standard_normal(n).astype(dtype)
+    Q0 = L.householder_matrix(U, k, True)
+    Qd = L.householder_matrix(_dev(U), k, True, device="cuda")
+    assert _is_dev(Qd)
+    _close(_host(Qd), Q0, dtype)
+    _close(L.householder_matrix(U, k, True, device="cuda"), Q0, dtype)
+    dU0 = L.householder_matrix_vjp(dQ, Q0, U, k, True)
+    dUd = L.householder_matrix_vjp(_dev(dQ), Qd, _dev(U), k, True, device="cuda")
+    assert _is_dev(dUd) and _host(dUd).dtype == dtype
+    _close(_host(dUd), dU0, dtype)
+    y0 = L.Hprod(x, u, k)
+    yd = L.Hprod(_dev(x), _dev(u), k, device="cuda")
+    assert _is_dev(yd)
+    _close(_host(yd), y0, dtype)
+    gx0, gu0 = L.Hprod_vjp(g, x, u, k)
+    gxd, gud = L.Hprod_vjp(_dev(g), _dev(x), _dev(u), k, device="cuda")
+    _close(_host(gxd), gx0, dtype)
+    _close(_host(gud), gu0, dtype)
+    gx_h, gu_h = L.Hprod_vjp(g, x, u, k, device="cuda")
+    assert isinstance(gu_h, np.ndarray) and gu_h.shape == (n,)
+    _close(gu_h, gu0, dtype)
+    with pytest.raises(ValueError, match="device"):
+        L.householder_matrix(U, device="gpu")
+
+
+@pytestmark_device
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_householder_chain_tiles_and_chunks(dtype, monkeypatch):
+    """More rows than one tile and a partial last tile, more columns than lanes, the VJP's reflectors split into
+    chunks of every size: equal to the CPU kernel within the tolerance, and the chunking (a workspace bound) changes
+    no bit; two runs are bitwise equal."""
+    cl = _cl()
+    rng = np.random.default_rng(1)
+    n, B = 2 * cl.HH_LANES + 3, 2 * cl.HH_ROWS + 1
+    U = np.triu(rng.standard_normal((n, n))).astype(dtype)
+    X = rng.standard_normal((B, n)).astype(dtype)
+    G = rng.standard_normal((B, n)).astype(dtype)
+    order = np.arange(n)[::-1].copy()
+    Ud, od = _dev(U), _dev(order)
+    X0 = X.copy()
+    K.hh_chain_apply(X0, U, order)
+    runs = []
+    for _ in range(2):
+        Xd = _dev(X)
+        cl.hh_chain_apply(Xd, Ud, od)
+        runs.append(_host(Xd))
+    np.testing.assert_array_equal(runs[0], runs[1])
+    _close(runs[0], X0, dtype)
+    Y0, G0, dU0 = X0.copy(), G.copy(), np.zeros_like(U)
+    K.hh_chain_vjp(Y0, G0, U, order, dU0)
+    blocks = (B + cl.HH_ROWS - 1) // cl.HH_ROWS
+    outs = []
+    for chunk in (n, 5, 1):
+        monkeypatch.setattr(cl, "HH_WORKSPACE_BYTES", 8 * blocks * n * chunk)
+        Yd, Gd, dUd = _dev(X0), _dev(G), _dev(np.zeros_like(U))
+        cl.hh_chain_vjp(Yd, Gd, Ud, od, dUd)
+        outs.append((_host(Yd), _host(Gd), _host(dUd)))
+    for got in outs[1:]:
+        for a, b in zip(got, outs[0]):
+            np.testing.assert_array_equal(a, b)
+    for got, want in zip(outs[0], (Y0, G0, dU0)):
+        _close(got, want, dtype)
 
 
 @pytestmark_device

@@ -43,7 +43,7 @@ def test_retrieve_single_probe_and_rows_independent(data):
 
 
 def test_retrieve_is_unit_gradient_step(data):
-    # x_hat = x - grad_x E(x)  (spec section 9)
+    # x_hat = x - grad_x E(x)  (the retrieval step is a gradient step on the energy)
     X, W = data
     gX, _, _ = hp.energy_vjp(None, X, W, 3.0)
     assert rel(X - gX, hp.retrieve(X, W, 3.0).outputs) <= 1e-12
@@ -90,7 +90,8 @@ def test_iterate_reaches_fixed_point_and_matches_loop(data):
 
 
 def test_large_beta_retrieves_stored_pattern_exactly(rng):
-    # spec section 13.3: an exact stored query with beta * separation >> log N returns the pattern
+    # Ramsauer et al. (2021), retrieval of well-separated patterns: an exact stored query with
+    # beta * separation >> log N returns the pattern
     D, N = 32, 20
     Xi = np.sign(rng.standard_normal((D, N)))
     out = hp.retrieve(Xi.T, Xi, 8.0).outputs
@@ -176,7 +177,7 @@ def test_energy_vjp_float32(data):
 @given(seed=st.integers(0, 2**32 - 1), beta=st.sampled_from([0.1, 0.5, 1.0, 2.0, 8.0, 30.0]),
        scale=st.floats(0.1, 3.0), D=st.integers(1, 7), H=st.integers(1, 9), B=st.integers(1, 4))
 def test_descent_inequality(seed, beta, scale, D, H, B):
-    # E(x+) <= E(x) - ||x+ - x||^2 / 2 for the retrieval step x+ = W p(x) (spec section 9), plus E >= (|x|-M)^2/2
+    # E(x+) <= E(x) - ||x+ - x||^2 / 2 for the retrieval step x+ = W p(x) (a CCCP step), plus E >= (|x|-M)^2/2
     r = np.random.default_rng(seed)
     W = scale * r.standard_normal((D, H))
     X = 2 * scale * r.standard_normal((B, D))
@@ -192,7 +193,8 @@ def test_descent_inequality(seed, beta, scale, D, H, B):
 
 
 def test_ngclearn_energy_reading_not_monotone():
-    # spec section 5: the ngclearn reading can increase along the retrieval iteration while E decreases
+    # the ngclearn energy reading (see the ngclearn section of docs/upstream_differences.md) can increase along
+    # the retrieval iteration while E decreases
     found = False
     for seed in range(20):
         r = np.random.default_rng(seed)
@@ -209,7 +211,8 @@ def test_ngclearn_energy_reading_not_monotone():
 
 
 def test_one_step_error_bound(rng):
-    # spec section 13.3: ||f(xi) - x_i|| <= 2 M (N-1) exp(-beta (Delta_i - 2 M ||xi - x_i||))
+    # Ramsauer et al. (2021), the retrieval-error bound:
+    # ||f(xi) - x_i|| <= 2 M (N-1) exp(-beta (Delta_i - 2 M ||xi - x_i||))
     for _ in range(50):
         D, N = rng.integers(2, 10), rng.integers(2, 12)
         Xm = rng.standard_normal((D, N))
@@ -234,7 +237,7 @@ def test_delta_matches_naive_and_is_stopgrad_gradient(data):
     dW = hp.delta_update(X, Xh, A)
     assert rel(dW, (X - Xh).T @ A / B) <= 1e-12
 
-    # L(W) = ||X - sg(A) W^T||^2 / (2B); the delta rule is -grad L with A held fixed (spec section 9)
+    # L(W) = ||X - sg(A) W^T||^2 / (2B); the delta rule is -grad L with A held fixed
     def loss(Wv):
         return 0.5 * np.sum((X - A @ Wv.T) ** 2) / B
 
@@ -258,7 +261,7 @@ def test_contrastive_is_energy_difference_gradient(data, beta, compat):
     Ah = softmax(nb * (Xh @ W), axis=1)
     assert rel(dW, (X.T @ A - Xh.T @ Ah) / X.shape[0]) <= 1e-12
 
-    # dW = -grad_W [mean E_beta(X; W) - mean E_nb(sg(X_hat); W)]   (spec section 9)
+    # dW = -grad_W [mean E_beta(X; W) - mean E_nb(sg(X_hat); W)]   (contrastive: data minus reconstruction)
     def diff(Wv):
         return np.mean(naive_energy(X, Wv, beta)) - np.mean(naive_energy(Xh, Wv, nb))
 

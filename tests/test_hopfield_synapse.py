@@ -159,7 +159,7 @@ def test_forward_backward_gradcheck(W, X):
 
 @pytest.mark.parametrize("rule", ["delta", "contrastive"])
 def test_learning_reduces_reconstruction_error(rule):
-    # learning from scratch (spec section 11 setting): 8 random +-1 patterns, D=32, H=16
+    # learning from scratch (ngclearn's example setting): 8 random +-1 patterns, D=32, H=16
     r = np.random.default_rng(0)
     pats = np.sign(r.standard_normal((8, 32)))
     syn = hp.HopfieldSynapse("h", (32, 16), 0.5, beta=8.0, update_rule=rule,

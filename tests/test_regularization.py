@@ -66,7 +66,7 @@ def test_lp_norm_vjp_scales_with_grad_out(rng):
 
 
 def test_lp_ties_follow_torch():
-    # values below are the ones torch 2.13 autograd returns (spec section 3), re-derived by hand:
+    # values below are the ones torch 2.13 autograd returns for the matrix norms, re-derived by hand:
     W = np.array([[1.0, -2.0], [2.0, 1.0]])  # both columns sum to 3 -> each gets half of sign(P[:, j])
     np.testing.assert_array_equal(R.lp_norm_vjp(None, W, 1), [[0.5, -0.5], [0.5, 0.5]])
     np.testing.assert_array_equal(R.lp_norm_vjp(None, W, INF), [[0.5, -0.5], [0.5, 0.5]])  # both rows sum to 3

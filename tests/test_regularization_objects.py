@@ -258,7 +258,8 @@ def test_sgd_bad_input(rng):
 
 # ------------------------------------------------------------------------------------------------ torch-compatible dale_
 def test_dale_torch_golden_fixtures():
-    """Fixtures produced by neurotorch.init.dale_ on torch 2.13 CPU (spec section 7), covering the serial
+    """Fixtures produced by neurotorch.init.dale_ on torch 2.13 CPU (its random draws: see
+    the neurotorch section of docs/upstream_differences.md), covering the serial
     float64 normal path (4x4), inh_first=False (6x6) and the 16-block float32 path with seed=None (100x100)."""
     W = R.dale_torch(4, 0.5, 0.75, True, seed=0)
     expected = np.array([[-0.465741, -1.6149589, -0.6563679, -0.0], [-1.2369006, -0.8305271, -0.9676695, -1.779389],

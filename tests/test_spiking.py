@@ -26,7 +26,8 @@ def data(rng):
 
 def _for(data, kernel, loss):
     """Real-valued spikes, except binary ones for gaussian + bce: with real values the expanded squared distance
-    can round a few ulp below 0, S_ii > 1, and BCE must refuse (spec section 8, bug 3; tested below)."""
+    can round a few ulp below 0, S_ii > 1, and BCE must refuse (the diagonal row of the spikingjelly table in
+    docs/upstream_differences.md; tested below)."""
     X, labels = data
     if kernel == "gaussian" and loss == "bce":
         X = (X > 0.5).astype(np.float64)
@@ -53,7 +54,8 @@ def test_spike_similar_loss_matches_naive(data, kernel, args, loss):
 
 
 def test_similarity_vjp_matches_spec_formula(rng):
-    """The pull-back through the cosine normalisation, as a dense NumPy expression of spec section 3."""
+    """The pull-back through the cosine normalisation, as a dense NumPy expression of
+    S = X X^T / (r r^T + 1e-8), r_i = |x_i| (the quotient rule, written out below)."""
     X = rng.random((5, 6))
     X[2] = 0.0
     A = rng.standard_normal((5, 5))
@@ -161,7 +163,7 @@ def test_gradcheck_linear_silent_row_needs_a_step_below_the_epsilon(data):
     X = X.copy()
     X[1] = 0.0
     g = sp.spike_similar_loss_vjp(None, X, labels)
-    assert np.abs(g[1]).max() > 1e6  # the O(1e8) silent-row gradient of spec section 3
+    assert np.abs(g[1]).max() > 1e6  # a silent row's gradient is O(1/eps), eps = 1e-8
     res = gradcheck(lambda s: sp.spike_similar_loss(s, labels), lambda gg, s: sp.spike_similar_loss_vjp(gg, s, labels),
                     (X,), eps=1e-12, rtol=1e-3, atol=1e-2)
     assert res.ok, res.report()
@@ -189,7 +191,8 @@ def test_gradcheck_unlabeled_sample(data, kernel, args, loss):
 
 def test_unlabeled_gaussian_bce_follows_torch_not_the_clamped_derivative():
     """S_ii = 1 against Y_ii = 0: the forward is clamped at 100 (flat), but torch's gradient is
-    (S - Y) / max(S (1 - S), eps) = 1/eps per element (spec section 8, bug 9); refnsm follows torch."""
+    (S - Y) / max(S (1 - S), eps) = 1/eps per element (torch's BCE backward clamps the
+    denominator, not the log); refnsm follows torch."""
     from refnsm.spiking import _kernels as K
 
     X = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
@@ -345,7 +348,8 @@ def test_exact_cosine_diagonal_is_closer_to_the_truth_than_torchs_rounding():
 
 
 def test_float32_cosine_diagonal_exact_by_default_and_upstream_rounding_under_compat():
-    """torch rounds r^2 / (r^2 + 1e-8) above 1 in float32 for most inputs (spec: 76/100 binary draws), so BCE
+    """torch rounds r^2 / (r^2 + 1e-8) above 1 in float32 for most inputs (76/100 binary draws, see the diagonal
+    row of docs/upstream_differences.md), so BCE
     refuses; refnsm forms the diagonal so it cannot exceed 1 and BCE works, compat reproduces the refusal."""
     rng = np.random.default_rng(1)
     labels = np.eye(2)[[0, 1, 0, 1, 0, 1]]
@@ -359,8 +363,8 @@ def test_float32_cosine_diagonal_exact_by_default_and_upstream_rounding_under_co
 
 
 def test_gaussian_diagonal_exact_by_default_and_cancellation_message_under_compat():
-    """Real-valued rows make (|x|^2 + |x|^2) - 2 x.x a few ulp negative on the diagonal (spec: 200/200 float32
-    draws); refnsm's diagonal is exactly 1, compat reproduces torch's value and BCE's refusal."""
+    """Real-valued rows make (|x|^2 + |x|^2) - 2 x.x a few ulp negative on the diagonal (in every float32 draw
+    tried); refnsm's diagonal is exactly 1, compat reproduces torch's value and BCE's refusal."""
     rng = np.random.default_rng(3)
     labels = np.eye(16)
     X = _draw(rng, lambda X: (sp.spike_similarity_matrix(X, "gaussian", 1.0, compat="spikingjelly") > 1).any(),

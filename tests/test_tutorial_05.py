@@ -1,6 +1,7 @@
 """Tutorial 05 (Hopfield capacity) in quick mode: the reproduced numbers, asserted at a tolerance.
 
-Thresholds come from the issue and from the spec's tables (spec/ngclearn_hopfield.md section 13); the d=64,
+Thresholds come from the issue and from the published capacities of the classical, dense and modern Hopfield
+models (the tutorial's table); the d=64,
 N=4096 capacity point is cheap enough to assert here at full size.
 """
 

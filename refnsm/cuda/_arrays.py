@@ -11,7 +11,7 @@ import numpy as np
 from numba import cuda
 
 from .. import _checks
-from . import _primitives as P
+from . import _primitives as prim
 from . import is_device_array, require
 
 
@@ -34,9 +34,9 @@ def dev_float(a, name, *, ndim=None, min_ndim=None, shape_hint="", dtype=None, a
         raise ValueError(f"{name}: expected a non-empty array, got shape {a.shape}")
     if not a.is_c_contiguous():
         raise ValueError(f"{name}: expected a C-contiguous device array, got strides {a.strides} for shape {a.shape}")
-    if a.size and P.count_nonfinite(a):
+    if a.size and prim.count_nonfinite(a):
         _checks.check_finite(a.copy_to_host(), name)  # names the first bad index
-    return P.astype(a, dtype) if dtype is not None else a
+    return prim.astype(a, dtype) if dtype is not None else a
 
 
 def to_dev_real(a, name, **kw):
@@ -46,7 +46,7 @@ def to_dev_real(a, name, **kw):
         _checks.check_rank(a, name, ndim=kw.get("ndim"), min_ndim=kw.get("min_ndim"), shape_hint=kw.get("shape_hint", ""))
         if not a.is_c_contiguous():
             raise ValueError(f"{name}: expected a C-contiguous device array, got strides {a.strides} for shape {a.shape}")
-        return P.astype(a, kw.get("dtype") or np.float64)
+        return prim.astype(a, kw.get("dtype") or np.float64)
     return to_dev(a, name, **kw)
 
 
@@ -99,9 +99,9 @@ class DeviceArrays:
     asarray = staticmethod(to_dev)
     as_real = staticmethod(to_dev_real)
     dtype_of = staticmethod(common_dtype)
-    astype = staticmethod(P.astype)
+    astype = staticmethod(prim.astype)
     copy = staticmethod(copy)
-    add = staticmethod(P.add)
+    add = staticmethod(prim.add)
     is_native = staticmethod(is_device_array)
 
     def __init__(self, on_device: bool):
@@ -115,19 +115,19 @@ class DeviceArrays:
     def matmul(a, b):
         """``a @ b`` by the tiled product (``a`` may have leading batch dimensions, folded into its rows)."""
         a2 = a.reshape(a.size // a.shape[a.ndim - 1], a.shape[a.ndim - 1]) if a.ndim != 2 else a
-        out = P.matmul_ab(a2, b)
+        out = prim.matmul_ab(a2, b)
         return out if a.ndim == 2 else out.reshape(*(tuple(a.shape)[:-1] + (b.shape[1],)))
 
     @staticmethod
     def matmul_at(a, b):
         """``a.T @ b`` (2-D) by the tiled product."""
-        return P.matmul_atb(a, b)
+        return prim.matmul_atb(a, b)
 
     @staticmethod
     def matmul_bt(a, b):
         """``a @ b.T`` by the tiled product (``a`` may have leading batch dimensions)."""
         a2 = a.reshape(a.size // a.shape[a.ndim - 1], a.shape[a.ndim - 1]) if a.ndim != 2 else a
-        out = P.matmul_abt(a2, b)
+        out = prim.matmul_abt(a2, b)
         return out if a.ndim == 2 else out.reshape(*(tuple(a.shape)[:-1] + (b.shape[0],)))
 
     @staticmethod

@@ -20,6 +20,10 @@ Dense associative memory (Krotov & Hopfield 2016; Demircigil et al. 2017)
 :math:`2^{N/2}` (exponential).  For n = 2 this is the classical network up to the diagonal and a constant.
 
 Ties (a field of exactly 0) leave the unit unchanged, in every update.
+
+Device: every function takes ``device="cpu"`` (default) or ``"cuda"``.  These baselines run on the host for either
+(the asynchronous sweeps are sequential over the units; see docs/cuda.md): with ``"cuda"`` the arguments may be
+numba device arrays, they are copied to the host, and array results go back to the device when an input was one.
 """
 
 from __future__ import annotations
@@ -28,8 +32,8 @@ import math
 
 import numpy as np
 
-from .. import _checks as C
-from . import _kernels as K
+from .. import _backend, _checks
+from . import _kernels
 
 __all__ = [
     "hebbian_weights",
@@ -43,14 +47,24 @@ __all__ = [
 INTERACTIONS = ("poly", "rectified", "exp")
 
 
+def _on_host(device, *arrays):
+    """``(xp, host arrays)`` for a ``device="cuda"`` call: the array namespace that hands results back, host copies."""
+    xp = _backend.arrays(device, *arrays)
+    return xp, [xp.to_host(a) for a in arrays]
+
+
+def _give_back(xp, result):
+    return result if isinstance(result, float) else xp.give_back_host(result)
+
+
 def _patterns(patterns, name="patterns"):
-    P = C.as_float_array(patterns, name, ndim=2, shape_hint="[N, P] (one ±1 pattern per column)",
+    P = _checks.as_float_array(patterns, name, ndim=2, shape_hint="[N, P] (one ±1 pattern per column)",
                          dtype=np.float64, allow_empty=False)
     return P
 
 
 def _states(S, N, name="S"):
-    S = C.as_float_array(S, name, dtype=np.float64, shape_hint="[B, N] or [N]", allow_empty=False)
+    S = _checks.as_float_array(S, name, dtype=np.float64, shape_hint="[B, N] or [N]", allow_empty=False)
     if S.ndim not in (1, 2):
         raise ValueError(f"{name}: expected 1 or 2 dimensions [B, N] or [N], got shape {S.shape}")
     was_1d = S.ndim == 1
@@ -65,8 +79,8 @@ def _states(S, N, name="S"):
 def _theta(theta, N):
     if theta is None:
         return np.zeros(N)
-    th = C.as_float_array(theta, "theta", ndim=1, dtype=np.float64)
-    C.check_shape(th, "theta", (N,), "one threshold per unit")
+    th = _checks.as_float_array(theta, "theta", ndim=1, dtype=np.float64)
+    _checks.check_shape(th, "theta", (N,), "one threshold per unit")
     return th
 
 
@@ -78,8 +92,8 @@ _ORDER_CHUNK_ENTRIES = 1 << 20
 
 def _order_args(order, rng):
     """Validate ``order`` and ``rng`` (in every mode, so a junk value is never accepted silently)."""
-    C.check_option(order, "order", ("random", "sequential"))
-    gen = C.resolve_rng(rng)
+    _checks.check_option(order, "order", ("random", "sequential"))
+    gen = _checks.resolve_rng(rng)
     return gen if order == "random" else None
 
 
@@ -111,8 +125,8 @@ def _async_run(kernel, S2, n_sweeps, N, gen):
     return out
 
 
-@C.finite_result
-def hebbian_weights(patterns):
+@_checks.finite_result
+def hebbian_weights(patterns, *, device="cpu"):
     r"""Hebbian outer-product storage :math:`W = \frac1N \sum_\mu \xi^\mu\xi^{\mu\top}`, zero diagonal.
 
     Parameters
@@ -134,6 +148,9 @@ def hebbian_weights(patterns):
            [-0.33333333,  0.        , -0.33333333],
            [ 0.33333333, -0.33333333,  0.        ]])
     """
+    if device != "cpu":
+        xp, (patterns,) = _on_host(device, patterns)
+        return _give_back(xp, hebbian_weights(patterns))
     P = _patterns(patterns)
     N = P.shape[0]
     W = (P @ P.T) / N
@@ -142,14 +159,14 @@ def hebbian_weights(patterns):
 
 
 def _square(W, name="W"):
-    W = C.as_float_array(W, name, ndim=2, dtype=np.float64, allow_empty=False)
+    W = _checks.as_float_array(W, name, ndim=2, dtype=np.float64, allow_empty=False)
     if W.shape[0] != W.shape[1]:
         raise ValueError(f"{name}: expected a square (N, N) matrix, got shape {W.shape}")
     return W
 
 
-@C.finite_result
-def classical_energy(S, W, theta=None):
+@_checks.finite_result
+def classical_energy(S, W, theta=None, *, device="cpu"):
     r"""Energy :math:`E(s) = -\tfrac12 s^\top W s + \theta^\top s` of each state (a float for a 1-D state).
 
     Examples
@@ -161,6 +178,9 @@ def classical_energy(S, W, theta=None):
     >>> round(float(hp.classical_energy(P[:, 0], W)), 12)
     -1.0
     """
+    if device != "cpu":
+        xp, (S, W, theta) = _on_host(device, S, W, theta)
+        return _give_back(xp, classical_energy(S, W, theta))
     W = _square(W)
     S2, was_1d = _states(S, W.shape[0])
     th = _theta(theta, W.shape[0])
@@ -168,8 +188,8 @@ def classical_energy(S, W, theta=None):
     return float(e[0]) if was_1d else e
 
 
-@C.finite_result
-def classical_update(S, W, theta=None, *, mode="sync", n_sweeps=1, order="random", rng=None):
+@_checks.finite_result
+def classical_update(S, W, theta=None, *, mode="sync", n_sweeps=1, order="random", rng=None, device="cpu"):
     r"""Update states of the classical Hopfield network.
 
     ``mode="sync"``: ``n_sweeps`` synchronous steps :math:`s \leftarrow \mathrm{sgn}(W s - \theta)`.
@@ -191,12 +211,15 @@ def classical_update(S, W, theta=None, *, mode="sync", n_sweeps=1, order="random
     >>> hp.classical_update(np.array([1.0, -1.0, 1.0, 1.0]), W, mode="sync")   # one flipped bit is repaired
     array([ 1., -1.,  1., -1.])
     """
+    if device != "cpu":
+        xp, (S, W, theta) = _on_host(device, S, W, theta)
+        return _give_back(xp, classical_update(S, W, theta, mode=mode, n_sweeps=n_sweeps, order=order, rng=rng))
     W = _square(W)
     N = W.shape[0]
     S2, was_1d = _states(S, N)
     th = _theta(theta, N)
-    C.check_option(mode, "mode", ("sync", "async"))
-    n_sweeps = C.check_int(n_sweeps, "n_sweeps", minimum=1)
+    _checks.check_option(mode, "mode", ("sync", "async"))
+    n_sweeps = _checks.check_int(n_sweeps, "n_sweeps", minimum=1)
     gen = _order_args(order, rng)
     if mode == "sync":
         out = S2.copy()
@@ -214,18 +237,18 @@ def classical_update(S, W, theta=None, *, mode="sync", n_sweeps=1, order="random
                 break
             out = new
     else:
-        out = _async_run(lambda S_, o, r, d: K.classical_async(S_, W, th, o, r, d), S2, n_sweeps, N, gen)
+        out = _async_run(lambda S_, o, r, d: _kernels.classical_async(S_, W, th, o, r, d), S2, n_sweeps, N, gen)
     return out[0] if was_1d else out
 
 
 def _interaction(interaction, n):
-    C.check_option(interaction, "interaction", INTERACTIONS)
-    n = C.check_int(n, "n", minimum=1)
+    _checks.check_option(interaction, "interaction", INTERACTIONS)
+    n = _checks.check_int(n, "n", minimum=1)
     return INTERACTIONS.index(interaction), n
 
 
-@C.finite_result
-def dense_energy(S, patterns, *, interaction="poly", n=3):
+@_checks.finite_result
+def dense_energy(S, patterns, *, interaction="poly", n=3, device="cpu"):
     r"""Energy :math:`E(\sigma) = -\sum_\mu F(\xi^{\mu\top}\sigma)` of the dense associative memory.
 
     ``interaction``: ``"poly"`` :math:`F(x) = x^n`, ``"rectified"`` :math:`F(x) = \max(x,0)^n`,
@@ -239,6 +262,9 @@ def dense_energy(S, patterns, *, interaction="poly", n=3):
     >>> float(hp.dense_energy(P[:, 0], P, interaction="poly", n=3))
     -64.0
     """
+    if device != "cpu":
+        xp, (S, patterns) = _on_host(device, S, patterns)
+        return _give_back(xp, dense_energy(S, patterns, interaction=interaction, n=n))
     Xi = _patterns(patterns)
     S2, was_1d = _states(S, Xi.shape[0])
     kind, n = _interaction(interaction, n)
@@ -253,8 +279,8 @@ def dense_energy(S, patterns, *, interaction="poly", n=3):
     return float(e[0]) if was_1d else e
 
 
-@C.finite_result
-def dense_update(S, patterns, *, interaction="poly", n=3, n_sweeps=1, order="random", rng=None):
+@_checks.finite_result
+def dense_update(S, patterns, *, interaction="poly", n=3, n_sweeps=1, order="random", rng=None, device="cpu"):
     r"""Asynchronous sweeps of the dense associative memory (see the module docstring).
 
     Up to ``n_sweeps`` sweeps (stopping early at a fixed point); each unit takes the sign of lower energy given
@@ -273,12 +299,16 @@ def dense_update(S, patterns, *, interaction="poly", n=3, n_sweeps=1, order="ran
     >>> hp.dense_update(np.array([1.0, -1.0, 1.0, 1.0]), P, n=3, rng=0)
     array([ 1., -1.,  1., -1.])
     """
+    if device != "cpu":
+        xp, (S, patterns) = _on_host(device, S, patterns)
+        return _give_back(xp, dense_update(S, patterns, interaction=interaction, n=n, n_sweeps=n_sweeps, order=order,
+                                           rng=rng))
     Xi = _patterns(patterns)
     N, P = Xi.shape
     S2, was_1d = _states(S, N)
     kind, n = _interaction(interaction, n)
-    n_sweeps = C.check_int(n_sweeps, "n_sweeps", minimum=1)
+    n_sweeps = _checks.check_int(n_sweeps, "n_sweeps", minimum=1)
     gen = _order_args(order, rng)
     m = np.empty(P)
-    out = _async_run(lambda S_, o, r, d: K.dense_async(S_, Xi, kind, n, o, m, r, d), S2, n_sweeps, N, gen)
+    out = _async_run(lambda S_, o, r, d: _kernels.dense_async(S_, Xi, kind, n, o, m, r, d), S2, n_sweeps, N, gen)
     return out[0] if was_1d else out

@@ -26,7 +26,7 @@ import numbers
 
 import numpy as np
 
-from .. import _checks as C
+from .. import _checks
 
 __all__ = ["uniform", "gaussian", "constant", "make_weights", "DISTS"]
 
@@ -69,7 +69,7 @@ def _normalise(spec, name):
     if not isinstance(spec, dict):
         raise TypeError(f"{name}: expected an array (D, H), a dict spec such as {{'dist': 'uniform', 'low': 0, 'high': 1}}, "
                         f"a tuple such as ('gaussian', 0.0, 0.1), or a callable (shape, rng) -> array; "
-                        f"got {C._describe(spec)}")
+                        f"got {_checks._describe(spec)}")
     spec = dict(spec)
     dist = spec.pop("dist", None)
     if dist not in _NAMES:
@@ -101,7 +101,7 @@ def _normalise(spec, name):
 
 def _real(v, name):
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Real, np.integer, np.floating)):
-        raise TypeError(f"{name}: expected a real number, got {C._describe(v)}")
+        raise TypeError(f"{name}: expected a real number, got {_checks._describe(v)}")
     v = float(v)
     if not np.isfinite(v):
         raise ValueError(f"{name}: expected a finite number, got {v}")
@@ -115,9 +115,9 @@ def make_weights(spec, shape, dtype, rng, name: str = "weight_init") -> np.ndarr
     (its result is checked like an array).
     """
     if callable(spec):
-        W = C.as_float_array(spec(tuple(shape), rng), name, ndim=2, dtype=dtype)
-        C.check_shape(W, name, tuple(shape), "shape")
-        C.check_finite(W, name)
+        W = _checks.as_float_array(spec(tuple(shape), rng), name, ndim=2, dtype=dtype)
+        _checks.check_shape(W, name, tuple(shape), "shape")
+        _checks.check_finite(W, name)
         return np.array(W, dtype=dtype, copy=True)
     dist, law, post = _normalise(spec, name)
     law = {k: _real(v, f"{name}[{k!r}]") for k, v in law.items()}
@@ -132,7 +132,7 @@ def make_weights(spec, shape, dtype, rng, name: str = "weight_init") -> np.ndarr
     for k in _FLAGS:
         v = post.get(k, False)
         if not isinstance(v, (bool, np.bool_)):
-            raise TypeError(f"{name}[{k!r}]: expected a bool, got {C._describe(v)}")
+            raise TypeError(f"{name}[{k!r}]: expected a bool, got {_checks._describe(v)}")
         flags[k] = bool(v)
     if flags["lower_triangle"] and flags["upper_triangle"]:
         raise ValueError(f"{name}: lower_triangle and upper_triangle are mutually exclusive")

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import _backend
-from .. import _checks as C
+from .. import _checks
 
 __all__ = [
     "Retrieval",
@@ -128,7 +128,7 @@ def _prep(X, W, xname="X", wname="W", xp=HOST):
 
 
 def _beta(beta, name="beta"):
-    return C.check_real(beta, name, positive=True)
+    return _checks.check_real(beta, name, positive=True)
 
 
 def _compat(compat):
@@ -136,7 +136,7 @@ def _compat(compat):
 
 
 def _iterate_args(tol, max_iter):
-    return C.check_real(tol, "tol", nonnegative=True), C.check_int(max_iter, "max_iter", minimum=1)
+    return _checks.check_real(tol, "tol", nonnegative=True), _checks.check_int(max_iter, "max_iter", minimum=1)
 
 
 def _retrieve_raw(kernels, xp, X, W, beta):
@@ -160,7 +160,7 @@ def _squeeze(arr, was_1d):
 # ----------------------------------------------------------------------------------------------------------
 
 
-@C.finite_result
+@_checks.finite_result
 def retrieve(X, W, beta, *, device="cpu") -> Retrieval:
     r"""One retrieval (update) step of the modern Hopfield network, for a batch of probes.
 
@@ -207,7 +207,7 @@ def retrieve(X, W, beta, *, device="cpu") -> Retrieval:
                      give_back(_squeeze(Xhat, was_1d)))
 
 
-@C.finite_result
+@_checks.finite_result
 def retrieve_vjp(grad_out, X, W, beta, *, device="cpu"):
     r"""VJP of the retrieved probes :math:`\hat X = \mathrm{softmax}(\beta XW)\,W^\top` in X, W and beta.
 
@@ -257,7 +257,7 @@ def retrieve_vjp(grad_out, X, W, beta, *, device="cpu"):
     return xp.give_back_host(_squeeze(gX, was_1d)), xp.give_back_host(gW), gbeta
 
 
-@C.finite_result
+@_checks.finite_result
 def iterate(X, W, beta, *, tol: float = 1e-10, max_iter: int = 100, device="cpu") -> IterateResult:
     r"""Iterate the retrieval map :math:`x \leftarrow W\,\mathrm{softmax}(\beta W^\top x)` to a fixed point.
 
@@ -302,7 +302,7 @@ def iterate(X, W, beta, *, tol: float = 1e-10, max_iter: int = 100, device="cpu"
 # ----------------------------------------------------------------------------------------------------------
 
 
-@C.finite_result
+@_checks.finite_result
 def energy(X, W, beta, *, compat=None, device="cpu"):
     r"""Hopfield energy of each probe.
 
@@ -355,7 +355,7 @@ def energy(X, W, beta, *, compat=None, device="cpu"):
     return float(xp.to_host(out)[0]) if was_1d else xp.give_back(out)
 
 
-@C.finite_result
+@_checks.finite_result
 def energy_vjp(grad_out, X, W, beta, *, device="cpu"):
     r"""VJP of the Ramsauer energy :func:`energy` (per probe) in X, W and beta.
 
@@ -454,12 +454,12 @@ def _batch_triplet(X, X_hat, A, W=None, xp=HOST):
     dtype = xp.dtype_of(*arrays)
     X = xp.asarray(X, "X", ndim=2, shape_hint="[B, D]", dtype=dtype, allow_empty=False)
     X_hat = xp.asarray(X_hat, "X_hat", ndim=2, shape_hint="[B, D]", dtype=dtype)
-    C.check_shape(X_hat, "X_hat", X.shape, "the shape of X")
+    _checks.check_shape(X_hat, "X_hat", X.shape, "the shape of X")
     A = xp.asarray(A, "A", ndim=2, shape_hint="[B, H]", dtype=dtype, allow_empty=False)
-    C.check_same_dim(X, "X", 0, A, "A", 0, "batch size")
+    _checks.check_same_dim(X, "X", 0, A, "A", 0, "batch size")
     if W is not None:
         W = _memory(W, "W", dtype, xp)
-        C.check_shape(W, "W", (X.shape[1], A.shape[1]), "(D, H) from X and A")
+        _checks.check_shape(W, "W", (X.shape[1], A.shape[1]), "(D, H) from X and A")
     return X, X_hat, A, W
 
 
@@ -477,17 +477,17 @@ def _evolve_args(W, dW, eta, reg_lambda, l1_lambda, mask, xp=HOST):
     dtype = xp.dtype_of(W, dW)
     W = _memory(W, "W", dtype, xp)
     dW = xp.asarray(dW, "dW", ndim=2, dtype=dtype)
-    C.check_shape(dW, "dW", W.shape, "the shape of W")
-    eta = C.check_real(eta, "eta")
-    reg_lambda = C.check_real(reg_lambda, "reg_lambda", nonnegative=True)
-    l1_lambda = C.check_real(l1_lambda, "l1_lambda", nonnegative=True)
+    _checks.check_shape(dW, "dW", W.shape, "the shape of W")
+    eta = _checks.check_real(eta, "eta")
+    reg_lambda = _checks.check_real(reg_lambda, "reg_lambda", nonnegative=True)
+    l1_lambda = _checks.check_real(l1_lambda, "l1_lambda", nonnegative=True)
     if mask is not None:
         mask = xp.asarray(mask, "mask", ndim=2, dtype=dtype)
-        C.check_shape(mask, "mask", W.shape, "the shape of W")
+        _checks.check_shape(mask, "mask", W.shape, "the shape of W")
     return W, dW, eta, reg_lambda, l1_lambda, mask
 
 
-@C.finite_result
+@_checks.finite_result
 def delta_update(X, X_hat, A, *, device="cpu"):
     r"""Delta (prescribed-error) rule of ngclearn's HopfieldSynapse, batch-averaged:
 
@@ -526,7 +526,7 @@ def delta_update(X, X_hat, A, *, device="cpu"):
     return xp.give_back(dW)
 
 
-@C.finite_result
+@_checks.finite_result
 def contrastive_update(X, X_hat, A, W, beta, *, neg_beta=None, compat=None, device="cpu"):
     r"""Contrastive Hebbian rule (Movellan 1991 style), batch-averaged:
 
@@ -570,7 +570,7 @@ def contrastive_update(X, X_hat, A, W, beta, *, neg_beta=None, compat=None, devi
     return xp.give_back(dW)
 
 
-@C.finite_result
+@_checks.finite_result
 def evolve_step(W, dW, eta, reg_lambda=0.0, l1_lambda=0.0, mask=None, *, device="cpu"):
     r"""Apply an update the way ngclearn's ``evolve`` does:
 
@@ -601,7 +601,7 @@ def evolve_step(W, dW, eta, reg_lambda=0.0, l1_lambda=0.0, mask=None, *, device=
     return xp.give_back(out)
 
 
-@C.finite_result
+@_checks.finite_result
 def load_patterns(W0, patterns, *, perm=None, rng=None):
     r"""Store patterns in a memory matrix the way ngclearn's ``initial_patterns`` does.
 
@@ -627,7 +627,7 @@ def load_patterns(W0, patterns, *, perm=None, rng=None):
     W0 = _memory(W0, "W0")
     D, H = W0.shape
     P_ = _check_patterns(patterns, D, H, W0.dtype)
-    gen = C.resolve_rng(rng)  # validated even when perm makes it unused (a Generator is not advanced)
+    gen = _checks.resolve_rng(rng)  # validated even when perm makes it unused (a Generator is not advanced)
     P = P_.shape[1]
     if P == H:
         if perm is not None:
@@ -640,7 +640,7 @@ def load_patterns(W0, patterns, *, perm=None, rng=None):
 
 def _check_patterns(patterns, D, H, dtype, name="initial_patterns"):
     """Validate a (D, P) pattern matrix (columns are patterns, P <= H)."""
-    P_ = C.as_float_array(patterns, name, ndim=2, dtype=dtype,
+    P_ = _checks.as_float_array(patterns, name, ndim=2, dtype=dtype,
                           shape_hint="[D, P] (one pattern per column)", allow_empty=False)
     if P_.shape[0] != D:
         hint = (" (it looks transposed: patterns must be the columns, axis 0 has length D; pass patterns.T)"
@@ -655,7 +655,7 @@ def _check_patterns(patterns, D, H, dtype, name="initial_patterns"):
 
 
 def _check_perm(perm, H):
-    perm = C.as_index_array(perm, "perm", ndim=1)
+    perm = _checks.as_index_array(perm, "perm", ndim=1)
     if perm.shape != (H,) or not np.array_equal(np.sort(perm), np.arange(H)):
         raise ValueError(f"perm: expected a permutation of range(H={H}), got {perm!r}")
     return perm

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _backend
-from .. import _checks as C
+from .. import _checks
 from . import _kernels as host_kernels
 from . import modern
 
@@ -150,32 +150,32 @@ class HopfieldSynapse:
         # ---- validation (nothing is drawn or stored before all of it passes) ----
         self.name = str(name)
         try:
-            D, H = (C.check_int(s, "shape", minimum=1) for s in shape)
+            D, H = (_checks.check_int(s, "shape", minimum=1) for s in shape)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"shape: expected a pair of positive integers (D, H), got {shape!r}") from None
-        dtype = C.check_float_dtype(dtype)
-        self.eta = C.check_real(eta, "eta")
-        self.reg_lambda = C.check_real(reg_lambda, "reg_lambda", nonnegative=True)
-        self.l1_lambda = C.check_real(l1_lambda, "l1_lambda", nonnegative=True)
-        self.beta = C.check_real(beta, "beta", positive=True)
-        self.update_rule = C.check_option(update_rule, "update_rule", UPDATE_RULES)
+        dtype = _checks.check_float_dtype(dtype)
+        self.eta = _checks.check_real(eta, "eta")
+        self.reg_lambda = _checks.check_real(reg_lambda, "reg_lambda", nonnegative=True)
+        self.l1_lambda = _checks.check_real(l1_lambda, "l1_lambda", nonnegative=True)
+        self.beta = _checks.check_real(beta, "beta", positive=True)
+        self.update_rule = _checks.check_option(update_rule, "update_rule", UPDATE_RULES)
         self.compat = modern._compat(compat)
         if neg_beta is not None and compat is not None:
             raise ValueError("neg_beta: pass either neg_beta or compat='ngclearn' (which fixes neg_beta=1), not both")
         self.neg_beta = (1.0 if compat == "ngclearn" else
-                         (self.beta if neg_beta is None else C.check_real(neg_beta, "neg_beta", positive=True)))
-        p_conn = C.check_real(p_conn, "p_conn")
+                         (self.beta if neg_beta is None else _checks.check_real(neg_beta, "neg_beta", positive=True)))
+        p_conn = _checks.check_real(p_conn, "p_conn")
         if not 0.0 < p_conn <= 1.0:
             raise ValueError(f"p_conn: expected a probability in (0, 1], got {p_conn}")
         self.p_conn = p_conn
-        self.batch_size = C.check_int(batch_size, "batch_size", minimum=1)
-        self.keep_mask = C.check_bool(keep_mask, "keep_mask")
+        self.batch_size = _checks.check_int(batch_size, "batch_size", minimum=1)
+        self.keep_mask = _checks.check_bool(keep_mask, "keep_mask")
         if resist_scale is not None:
             if g_conduct_factor != 1.0:
                 raise TypeError("resist_scale, g_conduct_factor: the same argument under two names (resist_scale is "
                                 "ngclearn's deprecated spelling); give one")
             g_conduct_factor = resist_scale
-        self.g_conduct_factor = C.check_real(g_conduct_factor, "g_conduct_factor")
+        self.g_conduct_factor = _checks.check_real(g_conduct_factor, "g_conduct_factor")
         init_spec = None
         if weight_init is not None and (isinstance(weight_init, dict) or callable(weight_init) or (
                 isinstance(weight_init, tuple) and weight_init and isinstance(weight_init[0], str))):
@@ -185,8 +185,8 @@ class HopfieldSynapse:
                 _normalise(weight_init, "weight_init")  # the spec's form is checked before anything is drawn
             init_spec, weight_init = weight_init, None
         if weight_init is not None:
-            W0 = C.as_float_array(weight_init, "weight_init", ndim=2, dtype=dtype)
-            C.check_shape(W0, "weight_init", (D, H), "shape")
+            W0 = _checks.as_float_array(weight_init, "weight_init", ndim=2, dtype=dtype)
+            _checks.check_shape(W0, "weight_init", (D, H), "shape")
             W0 = W0.copy()
         pats = None
         if initial_patterns is not None:
@@ -202,7 +202,7 @@ class HopfieldSynapse:
         # on "cuda" the compartments live on the device, so results go back as device arrays
         self._K = _backend.kernels("hopfield", self.device)
         self._xp = _backend.arrays(self.device, on_device=True)
-        gen = C.resolve_rng(rng)
+        gen = _checks.resolve_rng(rng)
 
         # ---- construction ----
         if init_spec is not None:
@@ -245,7 +245,7 @@ class HopfieldSynapse:
         if not xp.is_native(value):
             xp = _backend.HOST  # validated on the host, then moved over
         W = xp.asarray(value, "weights", ndim=2, dtype=self.dtype)
-        C.check_shape(W, "weights", self.shape, "the synapse shape (D, H)")
+        _checks.check_shape(W, "weights", self.shape, "the synapse shape (D, H)")
         self.params["weights"] = self._private(W, value, xp)
 
     @property
@@ -266,7 +266,7 @@ class HopfieldSynapse:
             # and the NaN/Inf test in one pass
             X = np.empty(value.shape, self.dtype)
             if not host_kernels.copy_finite(value, X):
-                C.check_finite(value, "inputs")  # raises, naming the first bad element
+                _checks.check_finite(value, "inputs")  # raises, naming the first bad element
             self._inputs = self._xp.from_host(X)
             return
         xp = self._xp
@@ -340,7 +340,7 @@ class HopfieldSynapse:
             mask = self._empty_mask
         elif self.device != "cpu":
             if self._dmask[0] is not mask:  # copied to the device once (again if the attribute is reassigned)
-                self._dmask = (mask, self._xp.from_host(C.as_float_array(mask, "mask", dtype=self.dtype)))
+                self._dmask = (mask, self._xp.from_host(_checks.as_float_array(mask, "mask", dtype=self.dtype)))
             mask = self._dmask[1]
         self._K.plasticity_into(0 if self.update_rule == "delta" else 1, X, Xhat, A, W, self.neg_beta, self.eta,
                                 self.reg_lambda, self.l1_lambda, mask, use_mask, dW, Wn)
@@ -349,12 +349,12 @@ class HopfieldSynapse:
         return Wn
 
     # ---- layer interface ----
-    @C.finite_result
+    @_checks.finite_result
     def forward(self, X):
         """``advance_state(X)``; returns the retrieved probes (B, D)."""
         return self.advance_state(X)
 
-    @C.finite_result
+    @_checks.finite_result
     def backward(self, grad_out):
         r"""Gradient of a loss through the last retrieval :math:`\hat X = \mathrm{softmax}(\beta XW) W^\top`.
 
@@ -404,7 +404,7 @@ class HopfieldSynapse:
         import os
 
         if not isinstance(directory, (str, os.PathLike)):
-            raise TypeError(f"directory: expected a path, got {C._describe(directory)}")
+            raise TypeError(f"directory: expected a path, got {_checks._describe(directory)}")
         if not os.path.isdir(directory):
             raise ValueError(f"directory: expected an existing directory, got {os.fspath(directory)!r}")
         return os.path.join(directory, self.name + ".npz")
@@ -441,7 +441,7 @@ class HopfieldSynapse:
             B = data["inputs"].shape[0] if data["inputs"].ndim == 2 else None
         want = {"weights": (D, H), "dWeights": (D, H), "energy": (1, 1), "i_tick": (1, 1), "p_conn_mask": (D, H)}
         for k, a in data.items():
-            C.check_finite(a, f"{path}[{k!r}]")
+            _checks.check_finite(a, f"{path}[{k!r}]")
             if k in want:
                 ok = a.shape == want[k]
             else:

@@ -12,10 +12,18 @@ accumulated in float64 where the Numba kernel does that; ``float()`` makes the s
 Python, promote exactly as Numba does).  Matrix products use the tiled product of :mod:`refnsm.cuda._primitives`.
 Imported only when ``device="cuda"`` is asked for.
 
-Determinism: no atomics.  Every output element is written by one thread that sums in a fixed order; the Householder
-VJP, whose reflector gradients sum over all rows, runs in one block whose threads split rows, then columns, with a
-barrier between the phases (a sequential chain of reflectors cannot be split across blocks without one launch per
-reflector).  Two runs give bitwise-identical results.
+Determinism: no atomics.  Every output element is written by one thread that sums in a fixed order, and launch
+shapes are fixed per mode (GPU or simulator), so two runs give bitwise-identical results.
+
+Householder chains.  A chain of reflectors is sequential, but every row of ``X`` goes through it independently and
+each reflector is a dot product and an axpy over the row's trailing columns.  So one block owns a tile of
+``HH_ROWS`` rows with ``HH_LANES`` threads per row (256 threads on a GPU): per reflector, the lanes split the
+columns, a fixed shared-memory tree adds their float64 partial sums, and the lanes update their columns (coalesced:
+neighbouring lanes touch neighbouring columns).  The VJP is the same walk backwards; its reflector gradients sum over
+all rows, so each tile writes its partial sums to a workspace and a second kernel adds the tiles in a fixed order
+(one launch pair per chunk of reflectors, the chunk sized to bound the workspace).  Against the CPU kernel, which sums
+each dot product in column order, the float64 sums are reordered: see ``hh_chain_apply`` and ``hh_chain_vjp`` for
+the resulting rounding.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
+import numba
 import numpy as np
 from numba import cuda
 
@@ -35,8 +44,13 @@ __all__ = [
     "add_bias", "col_sums", "all_finite", "transpose", "spectral_factors", "spectral_core_vjp",
 ]
 
-# one block for the Householder VJP: 256 threads on a GPU, 8 under the simulator (a Python thread each)
-VJP_THREADS = prim.RED
+# Householder chains: one block per tile of HH_ROWS rows, HH_LANES threads per row (see the module docstring)
+if prim.using_simulator():
+    HH_LANES, HH_ROWS = 4, 2
+else:
+    HH_LANES, HH_ROWS = 32, 8
+# float64 workspace of the VJP's per-block partial reflector gradients: reflectors are processed in chunks that fit
+HH_WORKSPACE_BYTES = 64 << 20
 
 
 # ================================================================================================ kernels
@@ -53,63 +67,134 @@ def _hh_scales(U, order, f):
 
 
 @cuda.jit
-def _hh_apply_rows(X, U, order, f):
-    # one thread per row b of X: X[b] <- X[b] H(v_order[0]) H(v_order[1]) ... (the CPU kernel's loop for that row)
-    b = cuda.grid(1)
-    if b < X.shape[0]:
-        n = X.shape[1]
-        for s in range(order.shape[0]):
-            t = order[s]
-            a = 0.0
-            for j in range(t, n):
-                a += float(X[b, j] * U[t, j])
-            a *= f[s]
-            for j in range(t, n):
+def _hh_apply_tile(X, U, order, f):
+    # block = HH_ROWS rows of X, HH_LANES threads per row; per reflector t: lane x sums X[b, j] v_j over its columns
+    # j = t + x, t + x + HH_LANES, ... in order, the tree adds the lanes, then every lane updates its columns
+    part = cuda.shared.array((HH_ROWS, HH_LANES), numba.float64)
+    x = cuda.threadIdx.x
+    y = cuda.threadIdx.y
+    b = cuda.blockIdx.x * HH_ROWS + y
+    live = b < X.shape[0]
+    n = X.shape[1]
+    for s in range(order.shape[0]):
+        t = order[s]
+        acc = 0.0
+        if live:
+            for j in range(t + x, n, HH_LANES):
+                acc += float(X[b, j] * U[t, j])
+        part[y, x] = acc
+        cuda.syncthreads()
+        h = HH_LANES // 2  # fixed binary tree over the row's lanes (inline: a device function would need a driver
+        while h > 0:       # to compile to PTX)
+            if x < h:
+                part[y, x] += part[y, x + h]
+            cuda.syncthreads()
+            h //= 2
+        a = part[y, 0] * f[s]
+        if live:
+            for j in range(t + x, n, HH_LANES):
                 X[b, j] = float(X[b, j]) - a * float(U[t, j])
+        cuda.syncthreads()  # part is reused by the next reflector
 
 
 @cuda.jit
-def _hh_vjp_block(Y, G, U, order, f, dU, av, bv):
-    # one block walks the chain backwards; per reflector three phases separated by barriers:
-    #   rows:    Y[b] <- Y[b] H (the reflector's input), a_b = Y[b].v, beta_b = G[b].v
-    #   columns: dU[t, j] -= f (beta_b Y[b, j] + a_b G[b, j]) for b = 0, 1, ... in order, then += f^2 (sum a b) U[t, j]
-    #   rows:    G[b] <- G[b] H
-    tid = cuda.threadIdx.x
-    nt = cuda.blockDim.x
+def _hh_vjp_tile(Y, G, U, order, f, s0, s1, P, cf):
+    # reflectors s = s1-1, ..., s0 backwards on this block's HH_ROWS rows (Y, G rows; row-parallel as _hh_apply_tile):
+    #   Y[b] <- Y[b] H (the reflector's input); a_b = Y[b].v, beta_b = G[b].v (tree sums)
+    #   P[blk, s - s0, j] = sum_b (beta_b Y[b, j] + a_b G[b, j]), cf[blk, s - s0] = sum_b a_b beta_b over the tile's
+    #   rows b in order (thread q of the block owns columns t + q, t + q + nthreads, ...)
+    #   G[b] <- G[b] H
+    pa = cuda.shared.array((HH_ROWS, HH_LANES), numba.float64)
+    pb = cuda.shared.array((HH_ROWS, HH_LANES), numba.float64)
+    av = cuda.shared.array(HH_ROWS, numba.float64)
+    bv = cuda.shared.array(HH_ROWS, numba.float64)
+    x = cuda.threadIdx.x
+    y = cuda.threadIdx.y
+    q = y * HH_LANES + x
+    blk = cuda.blockIdx.x
+    b0 = blk * HH_ROWS
+    b = b0 + y
     B = Y.shape[0]
     n = Y.shape[1]
-    for s in range(order.shape[0] - 1, -1, -1):
+    live = b < B
+    rows = B - b0 if B - b0 < HH_ROWS else HH_ROWS
+    for s in range(s1 - 1, s0 - 1, -1):
         t = order[s]
         fs = f[s]
-        for b in range(tid, B, nt):
-            a = 0.0
-            for j in range(t, n):
-                a += float(Y[b, j] * U[t, j])
-            a *= fs
-            for j in range(t, n):
+        acc = 0.0
+        if live:
+            for j in range(t + x, n, HH_LANES):
+                acc += float(Y[b, j] * U[t, j])
+        pa[y, x] = acc
+        cuda.syncthreads()
+        h = HH_LANES // 2  # the tree of _hh_apply_tile
+        while h > 0:
+            if x < h:
+                pa[y, x] += pa[y, x + h]
+            cuda.syncthreads()
+            h //= 2
+        a = pa[y, 0] * fs
+        acc = 0.0
+        accb = 0.0
+        if live:
+            for j in range(t + x, n, HH_LANES):
                 Y[b, j] = float(Y[b, j]) - a * float(U[t, j])
-            a = 0.0
-            beta = 0.0
-            for j in range(t, n):
-                a += float(Y[b, j] * U[t, j])
-                beta += float(G[b, j] * U[t, j])
-            av[b] = a
-            bv[b] = beta
+            for j in range(t + x, n, HH_LANES):
+                acc += float(Y[b, j] * U[t, j])
+                accb += float(G[b, j] * U[t, j])
+        cuda.syncthreads()  # the tree below reuses pa, which the first tree's threads may still be reading
+        pa[y, x] = acc
+        pb[y, x] = accb
         cuda.syncthreads()
-        # H_{n-1} = I - 2 e e^T does not depend on U[n-1, n-1]: its gradient stays exactly 0 (as the CPU kernel)
-        for j in range(t + tid, n if t < n - 1 else 0, nt):
-            coef = 0.0
-            for b in range(B):
-                coef += av[b] * bv[b]
-                dU[t, j] = float(dU[t, j]) - fs * (bv[b] * float(Y[b, j]) + av[b] * float(G[b, j]))
-            coef *= fs * fs
-            dU[t, j] = float(dU[t, j]) + coef * float(U[t, j])
+        h = HH_LANES // 2
+        while h > 0:
+            if x < h:
+                pa[y, x] += pa[y, x + h]
+                pb[y, x] += pb[y, x + h]
+            cuda.syncthreads()
+            h //= 2
+        a = pa[y, 0]
+        beta = pb[y, 0]
+        if x == 0:
+            av[y] = a
+            bv[y] = beta
         cuda.syncthreads()
-        for b in range(tid, B, nt):
-            beta = bv[b] * fs
-            for j in range(t, n):
+        for j in range(t + q, n, HH_LANES * HH_ROWS):
+            acc = 0.0
+            for r in range(rows):
+                acc += bv[r] * float(Y[b0 + r, j]) + av[r] * float(G[b0 + r, j])
+            P[blk, s - s0, j] = acc
+        if q == 0:
+            acc = 0.0
+            for r in range(rows):
+                acc += av[r] * bv[r]
+            cf[blk, s - s0] = acc
+        cuda.syncthreads()  # every thread has read the tile's G rows before they change
+        if live:
+            beta *= fs
+            for j in range(t + x, n, HH_LANES):
                 G[b, j] = float(G[b, j]) - beta * float(U[t, j])
         cuda.syncthreads()
+
+
+@cuda.jit
+def _hh_vjp_reduce(P, cf, U, order, f, s0, m, dU):
+    # thread (i, j), i < m: reflector s = s0 + i, t = order[s]; sums the blocks' partials in block order (fixed):
+    #   dU[t, j] -= f tot_j, then dU[t, j] += f^2 (sum of cf) U[t, j]   (j >= t)
+    # H_{n-1} = I - 2 e e^T does not depend on U[n-1, n-1]: its gradient stays exactly 0 (as the CPU kernel)
+    j, i = cuda.grid(2)
+    if i < m:
+        s = s0 + i
+        t = order[s]
+        if j >= t and j < U.shape[1] and t < U.shape[1] - 1:
+            tot = 0.0
+            coef = 0.0
+            for blk in range(P.shape[0]):
+                tot += P[blk, i, j]
+                coef += cf[blk, i]
+            fs = f[s]
+            dU[t, j] = float(dU[t, j]) - fs * tot
+            dU[t, j] = float(dU[t, j]) + coef * fs * fs * float(U[t, j])
 
 
 @cuda.jit
@@ -265,37 +350,58 @@ def _copy(a):
 
 
 # ======================================================================================= kernel twins
-def hh_chain_apply(X, U, order):
-    """Twin of ``_kernels.hh_chain_apply``: in place X <- X H(U[order[0]]) H(U[order[1]]) ... (X [B, n], U [k, n]).
+def _hh_grid(B):
+    return max(1, (B + HH_ROWS - 1) // HH_ROWS), (HH_LANES, HH_ROWS)
 
-    One thread per row of X runs the whole chain on its row, in the CPU kernel's order (rows are independent); the
-    scales 2/(v.v) are formed first, one thread per reflector.  Deterministic: every element is written only by the
-    thread that owns its row, every sum runs over the columns in order."""
+
+def hh_chain_apply(X, U, order):
+    r"""Twin of ``_kernels.hh_chain_apply``: in place X <- X H(U[order[0]]) H(U[order[1]]) ... (X [B, n], U [k, n]).
+
+    The scales 2/(v.v) are formed first, one thread per reflector, in the CPU's order (bitwise equal).  Then one block
+    per tile of ``HH_ROWS`` rows walks the chain; each row has ``HH_LANES`` threads, which split the columns for the
+    dot product :math:`a_b = x_b \cdot v` (float64 partial sums in column order, combined by a fixed tree) and for the
+    update :math:`x_b \mathrel{-}= f a_b v`.  Rounding: only the order of the float64 sum in :math:`a_b` differs from
+    the CPU kernel's, so the results agree to a few float64 ulps per reflector (float32: the stored values almost
+    always bitwise); deterministic, as no element has two writers and the launch shape is fixed."""
     k = order.shape[0]
     f = _empty(max(k, 1), np.float64)
     b, t = prim.grid1(k)
     _hh_scales[b, t](U, order, f)
     if X.shape[0] and k:
-        b, t = prim.grid1(X.shape[0])
-        _hh_apply_rows[b, t](X, U, order, f)
+        blocks, threads = _hh_grid(X.shape[0])
+        _hh_apply_tile[blocks, threads](X, U, order, f)
 
 
 def hh_chain_vjp(Y, G, U, order, dU):
-    """Twin of ``_kernels.hh_chain_vjp``: Y (the chain's output) and G (its gradient) are overwritten with the chain's
-    input and the input's gradient; the reflector gradients are accumulated into dU.  One block (see the module
-    docstring): for each reflector, threads own rows (recompute the input, form a_b and beta_b), then columns
-    (dU[t, j] summed over the rows b = 0, 1, ... in the CPU's order), then rows again (G <- G H), with barriers
-    between the phases.  Deterministic: no element has two writers and no sum depends on the thread count."""
+    r"""Twin of ``_kernels.hh_chain_vjp``: Y (the chain's output) and G (its gradient) are overwritten with the chain's
+    input and the input's gradient; the reflector gradients are accumulated into dU (``order`` lists distinct
+    reflectors, as every caller's does).
+
+    Rows are independent except through :math:`\partial v_t = \sum_b [\dots]`, a sum over every row.  So the chain
+    is walked backwards in chunks of reflectors: per chunk, one block per tile of rows (as ``hh_chain_apply``)
+    recovers each reflector's input rows, forms :math:`a_b, \beta_b` by tree sums and writes its tile's partial sums
+    of :math:`\beta_b x_b + a_b \bar g_b` and :math:`a_b \beta_b` to a float64 workspace; a second kernel, one thread
+    per (reflector, column), adds the tiles' partials in tile order into dU.  The chunk length keeps the workspace
+    under ``HH_WORKSPACE_BYTES``; it changes no result.  Rounding: the row dot products
+    as in ``hh_chain_apply``, and dU sums the rows in float64 before one rounding to the dtype (the CPU kernel rounds
+    after every row), so float32 gradients agree to about (rows x float32 eps), float64 ones to a few ulps.
+    Deterministic: fixed launch shapes, fixed sum orders, no atomics."""
     k = order.shape[0]
-    if k == 0:
+    if k == 0 or Y.shape[0] == 0:
         return
     f = _empty(k, np.float64)
     b, t = prim.grid1(k)
     _hh_scales[b, t](U, order, f)
-    B = Y.shape[0]
-    av = _empty(max(B, 1), np.float64)
-    bv = _empty(max(B, 1), np.float64)
-    _hh_vjp_block[1, VJP_THREADS](Y, G, U, order, f, dU, av, bv)
+    B, n = Y.shape
+    blocks, threads = _hh_grid(B)
+    chunk = int(max(1, min(k, HH_WORKSPACE_BYTES // (8 * blocks * max(n, 1)))))
+    P = _empty((blocks, chunk, n), np.float64)
+    cf = _empty((blocks, chunk), np.float64)
+    for s1 in range(k, 0, -chunk):
+        s0 = max(0, s1 - chunk)
+        _hh_vjp_tile[blocks, threads](Y, G, U, order, f, s0, s1, P, cf)
+        rb, rt = prim.grid2(s1 - s0, n)
+        _hh_vjp_reduce[rb, rt](P, cf, U, order, f, s0, s1 - s0, dU)
 
 
 def _order_dev(k, reverse):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _checks
+from .. import _backend, _checks
 from .._checks import as_float_array, check_int, check_real, check_shape
 
 __all__ = ["Hprod", "Hprod_vjp", "straight_through_relu", "straight_through_relu_vjp", "sigmoid", "softmax",
@@ -139,7 +139,7 @@ def _hprod_check(x, u, k):
 
 
 @_checks.finite_result
-def Hprod(x, u, k):
+def Hprod(x, u, k, *, device="cpu"):
     r"""Reflect the last ``k`` columns of the rows of ``x`` in the hyperplane orthogonal to ``v = u[n-k:]``.
 
     .. math::
@@ -148,6 +148,8 @@ def Hprod(x, u, k):
         \qquad \tilde v = [0_{n-k};\ u_{n-k:}] .
 
     :math:`H` is symmetric, orthogonal and an involution (:math:`H^2 = I`).  x is [batch, n], u is [n].
+    ``device="cuda"``: x and u may be device arrays; the reflection runs through the Householder chain kernel of
+    ``refnsm.linear._cuda_kernels`` (a chain of one reflector), and the result is a device array when an input was.
 
     Examples
     --------
@@ -157,7 +159,10 @@ def Hprod(x, u, k):
     >>> L.Hprod(np.array([[3.0, 4.0]]), u, 2)   # reflect in the hyperplane orthogonal to e_0
     array([[-3.,  4.]])
     """
-    x, u, k = _hprod_check(x, u, k)
+    xp = _backend.arrays(device, x, u)
+    x, u, k = _hprod_check(xp.to_host(x), xp.to_host(u), k)
+    if device == "cuda":
+        return _hprod_on_device(xp, x, u, k)
     n = x.shape[1]
     v = u[n - k:]
     y = x.copy()
@@ -167,12 +172,13 @@ def Hprod(x, u, k):
 
 
 @_checks.finite_result
-def Hprod_vjp(grad_out, x, u, k):
+def Hprod_vjp(grad_out, x, u, k, *, device="cpu"):
     r"""VJP of :func:`Hprod`: returns :math:`(\bar x, \bar u)`.
 
     With :math:`c = v^\top v`, :math:`a_b = x_b\cdot v`, :math:`\beta_b = \bar g_b \cdot v` (tail columns):
     :math:`\bar x = \bar g H` and
     :math:`\bar v = \sum_b [-\tfrac2c(\beta_b x_b + a_b \bar g_b) + \tfrac{4 a_b\beta_b}{c^2} v]`, zero on the head.
+    ``device="cuda"`` as in :func:`Hprod` (through the chain's VJP kernel).
 
     Examples
     --------
@@ -182,9 +188,12 @@ def Hprod_vjp(grad_out, x, u, k):
     >>> gx
     array([[-1.,  1.]])
     """
-    x, u, k = _hprod_check(x, u, k)
-    g = as_float_array(grad_out, "grad_out", ndim=2, dtype=x.dtype)
+    xp = _backend.arrays(device, grad_out, x, u)
+    x, u, k = _hprod_check(xp.to_host(x), xp.to_host(u), k)
+    g = as_float_array(xp.to_host(grad_out), "grad_out", ndim=2, dtype=x.dtype)
     check_shape(g, "grad_out", x.shape, "the shape of x")
+    if device == "cuda":
+        return _hprod_on_device(xp, x, u, k, g)
     n = x.shape[1]
     v = u[n - k:]
     c = v @ v
@@ -195,6 +204,24 @@ def Hprod_vjp(grad_out, x, u, k):
     gu = np.zeros_like(u)
     gu[n - k:] = -(2.0 / c) * (xt.T @ beta + gt.T @ a) + (4.0 * (a @ beta) / c**2) * v
     return gx, gu
+
+
+def _hprod_on_device(xp, x, u, k, g=None):
+    """:func:`Hprod` (``g`` None) or :func:`Hprod_vjp` on validated host arguments, as a one-reflector chain on the
+    device: reflector ``t = n - k`` is row t of an otherwise zero U (the chain reads ``U[t, t:]``)."""
+    kern = _backend.kernels("linear", "cuda")
+    n = x.shape[1]
+    t = n - k
+    U = np.zeros((n, n), dtype=x.dtype)
+    U[t] = u
+    Ud, order = xp.from_host(U), xp.from_host(np.array([t], dtype=np.int64))
+    Y = xp.from_host(x)
+    kern.hh_chain_apply(Y, Ud, order)
+    if g is None:
+        return xp.give_back(Y)
+    G, dU = xp.from_host(g), xp.from_host(np.zeros_like(U))
+    kern.hh_chain_vjp(Y, G, Ud, order, dU)  # Y <- x again, G <- grad_out H, dU[t] <- the reflector's gradient
+    return xp.give_back(G), xp.give_back(dU[t])
 
 
 @_checks.finite_result

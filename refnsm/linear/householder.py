@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from .. import _checks
+from .. import _backend, _checks
 from .._checks import as_float_array, check_int, check_real, check_shape
 from . import _kernels
 from .base import LinearBase, SquareLinear
@@ -69,7 +69,7 @@ def _chain_args(U, k, reverse, name="U"):
 
 
 @_checks.finite_result
-def householder_matrix(U, k=None, reverse=False):
+def householder_matrix(U, k=None, reverse=False, *, device="cpu"):
     r""":math:`Q = H_0 H_1 \cdots H_{k-1}` (``reverse``: :math:`H_{k-1}\cdots H_0`), reflector t from ``U[t, t:]``.
 
     :math:`H_t = I - 2\tilde v_t \tilde v_t^\top / \tilde v_t^\top \tilde v_t` with :math:`\tilde v_t = [0_t;\ U_{t, t:}]`.
@@ -83,6 +83,9 @@ def householder_matrix(U, k=None, reverse=False):
         Number of reflectors, 0 <= k <= min(m, n) (default n).
     reverse : bool
         Multiply the reflectors in reverse order.
+    device : {"cpu", "cuda"}
+        ``"cuda"``: U may be a device array (validated on a host copy); the chain runs in the CUDA kernels
+        (``refnsm.linear._cuda_kernels.householder_matrix``) and Q is a device array when U was one.
 
     Returns
     -------
@@ -102,7 +105,11 @@ def householder_matrix(U, k=None, reverse=False):
     >>> np.allclose(Q @ Q.T, np.eye(3))
     True
     """
-    U, k, order = _chain_args(U, k, reverse)
+    xp = _backend.arrays(device, U)
+    U, k, order = _chain_args(xp.to_host(U), k, reverse)
+    if device == "cuda":
+        kern = _backend.kernels("linear", "cuda")
+        return xp.give_back(kern.householder_matrix(xp.from_host(U), k, bool(reverse)))
     return _householder_matrix(U, order)
 
 
@@ -114,13 +121,13 @@ def _householder_matrix(U, order):
 
 
 @_checks.finite_result
-def householder_matrix_vjp(dQ, Q, U, k=None, reverse=False):
+def householder_matrix_vjp(dQ, Q, U, k=None, reverse=False, *, device="cpu"):
     r"""Gradient of :math:`\langle dQ, \mathrm{householder\_matrix}(U, k, reverse)\rangle` with respect to ``U``.
 
     ``Q`` is that matrix (the chain is walked backwards from it, so nothing else is stored); ``dQ`` and ``Q`` are
     [n, n] and are not modified.  Returns an array of ``U``'s shape and dtype whose strict lower triangle, and
     rows from ``k`` on, are 0.  Raises ``ValueError`` as :func:`householder_matrix`, and for ``dQ`` or ``Q`` of
-    the wrong shape.
+    the wrong shape.  ``device`` as in :func:`householder_matrix`.
 
     Examples
     --------
@@ -131,12 +138,17 @@ def householder_matrix_vjp(dQ, Q, U, k=None, reverse=False):
     >>> L.householder_matrix_vjp(np.ones((3, 3)), Q, U, k=1).shape
     (1, 3)
     """
-    U, k, order = _chain_args(U, k, reverse)
+    xp = _backend.arrays(device, dQ, Q, U)
+    U, k, order = _chain_args(xp.to_host(U), k, reverse)
     n = U.shape[1]
-    dQ = as_float_array(dQ, "dQ", ndim=2, dtype=U.dtype)
+    dQ = as_float_array(xp.to_host(dQ), "dQ", ndim=2, dtype=U.dtype)
     check_shape(dQ, "dQ", (n, n), "Q's shape, [n, n] for U with n columns")
-    Q = as_float_array(Q, "Q", ndim=2, dtype=U.dtype)
+    Q = as_float_array(xp.to_host(Q), "Q", ndim=2, dtype=U.dtype)
     check_shape(Q, "Q", (n, n), "[n, n] for U with n columns")
+    if device == "cuda":
+        kern = _backend.kernels("linear", "cuda")
+        return xp.give_back(kern.householder_matrix_vjp(xp.from_host(dQ), xp.from_host(Q), xp.from_host(U), k,
+                                                        bool(reverse)))
     return _householder_matrix_vjp(dQ, Q, U, order)
 
 

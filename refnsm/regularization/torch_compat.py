@@ -1,4 +1,4 @@
-r"""A bit-compatible NumPy mirror of ``neurotorch.init.dale_`` on torch 2.13 CPU (spec section 7).
+r"""A bit-compatible NumPy mirror of ``neurotorch.init.dale_`` on torch 2.13 CPU.
 
 For reproducing, in NumPy, the exact Dale reference that neurotorch 0.0.2 generates (for example to compare a
 ``DaleLawL2`` loss with an upstream run bit for bit).  Use :func:`refnsm.regularization.dale` otherwise: this

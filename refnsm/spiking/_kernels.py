@@ -136,7 +136,8 @@ def similarity_forward(X, G, kind, p, eps, exact_diagonal):
     flops of a general product, and exactly symmetric).  With ``exact_diagonal`` the diagonal is formed from its
     closed form instead of by cancellation: the gaussian S_ii = exp(-0) = 1 (and for near rows S_ij from the
     differences x_i - x_j), and the cosine S_ii = r_i r_i / (r_i r_i + eps), which cannot round above 1.  torch's order of operations
-    (``exact_diagonal=False``) can put both a few ulp above 1 (spec section 8, bugs 2-3).
+    (``exact_diagonal=False``) can put both a few ulp above 1 (see the
+    spikingjelly section of docs/upstream_differences.md).
     """
     K = kernel_from_gram(G, X, X, kind, p)
     n = X.shape[0]

@@ -42,7 +42,7 @@ import numpy as np
 
 from .. import _backend
 from .. import _checks
-from . import _kernels as K
+from . import _kernels
 
 __all__ = [
     "kernel_dot_product",
@@ -69,9 +69,10 @@ __all__ = [
 
 KERNELS = ("linear", "polynomial", "sigmoid", "gaussian")
 LOSSES = ("mse", "l1", "bce")
-_KERNEL_CODE = {"linear": K.LINEAR, "polynomial": K.POLYNOMIAL, "sigmoid": K.SIGMOID, "gaussian": K.GAUSSIAN}
+_KERNEL_CODE = {"linear": _kernels.LINEAR, "polynomial": _kernels.POLYNOMIAL, "sigmoid": _kernels.SIGMOID,
+                "gaussian": _kernels.GAUSSIAN}
 _KERNEL_ARG = {"polynomial": "d (the exponent)", "sigmoid": "alpha (the slope)", "gaussian": "sigma (the width)"}
-_LOSS_CODE = {"mse": K.MSE, "l1": K.L1, "bce": K.BCE}
+_LOSS_CODE = {"mse": _kernels.MSE, "l1": _kernels.L1, "bce": _kernels.BCE}
 
 #: epsilon of the cosine normalisation, added after the outer product of the row norms (spikingjelly)
 COSINE_EPS = 1e-8
@@ -97,7 +98,7 @@ def _kernel_spec(kernel, args, name="kernel"):
     if kernel == "linear":
         if args:
             raise TypeError(f"{name}: 'linear' takes no kernel argument, got {len(args)}: {args!r}")
-        return K.LINEAR, 0.0
+        return _kernels.LINEAR, 0.0
     what = _KERNEL_ARG[kernel]
     if len(args) != 1:
         raise TypeError(
@@ -114,7 +115,7 @@ def _check_kernel_domain(code, p, dtype, *named):
     * polynomial with a non-integer ``d``: :math:`G^d` is undefined (NaN) for a negative dot product, so every
       input must be non-negative (spike trains are);
     * gaussian: :math:`2\sigma^2` is what the kernel divides by; it must not underflow to 0 in ``dtype``."""
-    if code == K.POLYNOMIAL and not float(p).is_integer() and all(isinstance(a, np.ndarray) for a, _ in named):
+    if code == _kernels.POLYNOMIAL and not float(p).is_integer() and all(isinstance(a, np.ndarray) for a, _ in named):
         for arr, name in named:
             if arr.size and arr.min() < 0:
                 idx = tuple(int(i) for i in np.argwhere(arr < 0)[0])
@@ -124,7 +125,7 @@ def _check_kernel_domain(code, p, dtype, *named):
                     f"use an integer d or non-negative inputs"
                 )
     smallest = float(np.finfo(dtype).smallest_normal)
-    if code == K.GAUSSIAN and not float(np.dtype(dtype).type(2.0 * p * p)) >= smallest:
+    if code == _kernels.GAUSSIAN and not float(np.dtype(dtype).type(2.0 * p * p)) >= smallest:
         raise ValueError(
             f"gaussian kernel argument sigma: 2 * sigma**2 underflows in {np.dtype(dtype)} (the kernel divides "
             f"by it); expected sigma >= {np.sqrt(smallest / 2):.4g}, got {p!r}"
@@ -140,7 +141,7 @@ def _cosine_scaled(X, code):
     Only the linear kernel and only when :math:`D\max|X|^2` could overflow; otherwise ``(X, COSINE_EPS, 1.0)``.
     (:math:`\epsilon/c^2` is kept at least the square root of the smallest normal number, so an all-zero row still
     gives 0 and the VJP's :math:`P^2 = (r_ir_j + \epsilon)^2` does not underflow.)"""
-    if code != K.LINEAR or X.size == 0 or not isinstance(X, np.ndarray):  # device arrays: not rescaled
+    if code != _kernels.LINEAR or X.size == 0 or not isinstance(X, np.ndarray):  # device arrays: not rescaled
         return X, COSINE_EPS, 1.0
     fi = np.finfo(X.dtype)
     big = float(np.max(np.abs(X)))
@@ -186,12 +187,12 @@ def _gram(X):
 
     syrk = blas.dsyrk if X.dtype == np.float64 else blas.ssyrk
     # X.T is an F-ordered [D, N] view (no copy); trans=1 gives (X.T)^T X.T = X X^T, upper triangle only
-    return K.symmetric_from_upper(syrk(1.0, X.T, trans=1))
+    return _kernels.symmetric_from_upper(syrk(1.0, X.T, trans=1))
 
 
-def _gram_matrix(K, xp, X):
+def _gram_matrix(kernels, xp, X):
     """``G = X X^T`` where the kernels run: BLAS syrk on the host (:func:`_gram`), the tiled product on the device."""
-    return _gram(X) if xp is HOST else K.gram_matrix(X)
+    return _gram(X) if xp is HOST else kernels.gram_matrix(X)
 
 
 def _bce_range_check(S, Y, kernel, dtype):
@@ -233,7 +234,7 @@ def _kernel_dot_product_args(x, y, kernel, args, compat, xp=HOST):
     code, p = _kernel_spec(kernel, args)
     _check_kernel_domain(code, p, dtype, (x, "x"), (y, "y"))
     tile = False
-    if code == K.GAUSSIAN and x.shape[0] != y.shape[0] and x.shape[0] != 1:
+    if code == _kernels.GAUSSIAN and x.shape[0] != y.shape[0] and x.shape[0] != 1:
         if compat == "spikingjelly" and y.shape[0] == 1:
             tile = True
         else:
@@ -574,7 +575,7 @@ def check_target_values(tgt, T, C, ignore_index, x_shape):
     """Raise unless every target is a class in [0, C) or ignore_index, and at least one position counts."""
     if C == 0:
         raise ValueError(f"x_seq: expected at least one class (axis 2), got shape {x_shape}")
-    n_valid, bad = K.check_targets(tgt, C, ignore_index)
+    n_valid, bad = _kernels.check_targets(tgt, C, ignore_index)
     if bad >= 0:
         idx = tuple(int(i) for i in np.unravel_index(bad, tgt.shape))
         raise ValueError(f"target: class indices must be in [0, {C}) or ignore_index={ignore_index}; got {tgt[idx]} at {idx}")
@@ -896,7 +897,7 @@ class TETLoss:
     def forward(self, x_seq, target):
         if callable(self.base_criterion):
             x, _ = self._steps(x_seq, target)
-            reg = K.mse_to_constant(x, self.mean, 1.0, False)[0] if self.tet_lambda != 0 else 0.0
+            reg = _kernels.mse_to_constant(x, self.mean, 1.0, False)[0] if self.tet_lambda != 0 else 0.0
             value = np.asarray((1.0 - self.tet_lambda) * float(self.base_criterion_loss(x, target))
                                + self.tet_lambda * reg, dtype=x.dtype)
         else:
@@ -918,7 +919,7 @@ class TETLoss:
             grad = self.base_criterion_loss_vjp(g * (1.0 - self.tet_lambda), x_seq, target)
             if self.tet_lambda != 0:
                 x, _ = self._steps(x_seq, target)
-                grad = grad + K.mse_to_constant(x, self.mean, g * self.tet_lambda, True)[1].reshape(x.shape)
+                grad = grad + _kernels.mse_to_constant(x, self.mean, g * self.tet_lambda, True)[1].reshape(x.shape)
             return grad
         return tet_loss_vjp(grad_out, x_seq, target, self.mean, self.tet_lambda, self.ignore_index, device=self.device)
 

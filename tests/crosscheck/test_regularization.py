@@ -21,7 +21,7 @@ def test_dale_statistics_match_upstream(upstream, inh_first):
         assert u["n_inh"] == r["n_inh"] == 15
         if inh_first:
             assert u["inh_rows"] == r["inh_rows"] == list(range(15))
-        # refnsm: exactly int((1 - rho) * N * M) zeros; upstream: ~ (1 - rho) of the entries (spec section 7)
+        # refnsm: exactly int((1 - rho) * N * M) zeros; upstream: ~ (1 - rho) of the entries (a Bernoulli mask)
         assert r["zero_frac"] == int((1 - 0.8) * 3600) / 3600  # int() truncation of 719.99..., as upstream
         assert abs(u["zero_frac"] - 0.2) < 0.03
     assert abs(np.mean([u["zero_frac"] for u in up]) - np.mean([r["zero_frac"] for r in ref])) < 0.015

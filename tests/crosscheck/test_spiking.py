@@ -1,4 +1,4 @@
-"""spikingjelly 2.0.0 against refnsm.spiking in float64 (spec section 9): values and gradients within 1e-10."""
+"""spikingjelly 2.0.0 against refnsm.spiking in float64: values and gradients within 1e-10."""
 
 import pytest
 

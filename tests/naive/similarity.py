@@ -27,7 +27,8 @@ def naive_conv2d(x, W, b, stride, padding, dilation):
 
 
 def naive_loss(M, us, y, regs, params, broadcast=None):
-    """Spec §2.3 written with einsum: us are the active encodings (already broadcast), params per encoder."""
+    """The multi-encoder loss of refnsm.similarity.MultiSimilarityMatching written with einsum: us are the active
+    encodings (already broadcast), params per encoder."""
     m, N = y.shape[1], y.size
     My = np.einsum("ij,bj...->bi...", M, y)
     b = sum(us)
