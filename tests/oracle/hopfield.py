@@ -26,6 +26,14 @@ FAMILY = "hopfield"
 COVERS = ("retrieve", "retrieve_vjp", "energy", "energy_vjp", "delta_update", "contrastive_update", "classical_energy",
           "classical_update", "dense_energy", "dense_update", "hebbian_weights", "evolve_step", "iterate",
           "IterateResult", "Retrieval")
+#: public names with nothing to compute against an oracle, and why (rendered in docs/accuracy.md)
+NO_ORACLE = {
+    "initializers": "a module of weight-initialiser specifications (random draws of a named law: no exact "
+                    "answer to compare with)",
+    "load_patterns": "pure data movement: copies the patterns into slots of the memory, in a random (or given) "
+                     "permutation; no arithmetic is done, so there is no rounding to measure",
+    "INTERACTIONS": "a constant: the tuple of interaction-function names",
+}
 
 
 def _softmax_rows(Z, sZ):

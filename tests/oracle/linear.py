@@ -28,7 +28,16 @@ COVERS = ("Linear", "NonNegativeLinear", "SymmetricLinear", "LeftStochasticLinea
           "SVDLinearLearnBounds", "SymmetricSVDLinear", "OrthogonalLinear", "SpectralLinear",
           "SymmetricSpectralLinear", "SchurDecompositionLinear", "TrivialNullSpaceLinear", "PowerBoundLinear",
           "ButterflyLinear", "Butterfly", "orthogonality_error", "eig_vjp", "householder_matrix", "householder_matrix_vjp", "Hprod", "Hprod_vjp",
-          "straight_through_relu", "straight_through_relu_vjp")
+          "straight_through_relu", "straight_through_relu_vjp", "IdentityGradReLU")  # IdentityGradReLU is straight_through_relu
+#: public names with nothing to compute against an oracle, and why (rendered in docs/accuracy.md)
+NO_ORACLE = {
+    "LinearBase": "the abstract base class; every concrete map's forward/backward is covered above",
+    "SquareLinear": "an abstract base class (it only checks insize == outsize)",
+    "maps": "a registry: dict of neuromancer's map names to the classes covered above",
+    "upstream_maps": "a registry of the upstream names (no arithmetic)",
+    "square_maps": "a registry: the set of maps that need a square shape",
+    "tall_maps": "a registry: the set of maps that need insize >= outsize",
+}
 
 
 def _weight(kind, P):

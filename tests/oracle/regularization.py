@@ -31,6 +31,14 @@ FAMILY = "regularization"
 COVERS = ("lp_norm", "lp_norm_vjp", "Lp", "L1", "L2", "DaleLawL2", "ExcRatioTargetRegularization",
           "InhRatioTargetRegularization", "regularization_step", "BaseRegularization", "dale_law_l2", "dale_law_l2_vjp", "exc_ratio_loss", "exc_ratio_loss_vjp",
           "weights_distance", "weights_distance_vjp")
+#: public names with nothing to compute against an oracle, and why (rendered in docs/accuracy.md)
+NO_ORACLE = {
+    "dale": "a random draw (signs, sparsity mask and magnitudes from the generator); no exact answer to compare "
+            "with (its magnitude scale is `dale_scale`)",
+    "dale_": "`dale` written in place into a given array (the same draw)",
+    "dale_torch": "reproduces torch's random stream bit for bit; nothing to compare with an "
+                  "exact answer",
+}
 
 
 def _sign(v):

@@ -27,6 +27,20 @@ FAMILY = "similarity"
 #: the public names of refnsm.similarity this oracle evaluates (docs/accuracy.md lists the others)
 COVERS = ("similarity_matching_cost", "hebbian_update", "solve_sm", "solve_nsm", "kkt_residual", "SimilarityMatching",
           "SupervisedSimilarityMatching", "MultiSimilarityMatching", "Linear", "Diagnostics")
+#: public names with nothing to compute against an oracle, and why (rendered in docs/accuracy.md)
+NO_ORACLE = {
+    "Encoder": "the abstract protocol of the encoders (no arithmetic of its own)",
+    "FunctionalEncoder": "the base class of user encoders written against the protocol (no arithmetic of its own)",
+    "Identity": "`u = x`: returns its input unchanged, and its VJP is the cotangent unchanged; nothing is rounded",
+    "IterationModule": "a control-flow loop (calls `iteration` until a stopping rule); its numerical content is "
+                       "the user's `iteration`",
+    "IterationLossModule": "a control-flow loop of optimizer steps on the user's loss (the steps are the optimizers')",
+    "extract_embeddings": "data movement: runs a model over a loader and concatenates the outputs and labels",
+    "clustering_accuracy": "a count over integer labels after an optimal assignment: exact integer "
+                           "arithmetic, no rounding to measure (tests/test_similarity.py checks it on examples)",
+    "best_permutation_confusion": "an integer confusion matrix after an assignment (exact counts, "
+                                  "no rounding to measure)",
+}
 
 
 @exact
