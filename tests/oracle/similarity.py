@@ -26,7 +26,7 @@ from .cases import Case
 FAMILY = "similarity"
 #: the public names of refnsm.similarity this oracle evaluates (docs/accuracy.md lists the others)
 COVERS = ("similarity_matching_cost", "hebbian_update", "solve_sm", "solve_nsm", "kkt_residual", "SimilarityMatching",
-          "SupervisedSimilarityMatching", "MultiSimilarityMatching", "Linear", "Diagnostics")
+          "SupervisedSimilarityMatching", "MultiSimilarityMatching", "Linear", "Diagnostics", "ReLU", "Tanh", "Sigmoid", "SGD", "Adam", "StepLR", "ExponentialLR")
 #: public names with nothing to compute against an oracle, and why (rendered in docs/accuracy.md)
 NO_ORACLE = {
     "Encoder": "the abstract protocol of the encoders (no arithmetic of its own)",
@@ -335,3 +335,142 @@ _circuit_only = cases
 
 def cases():  # noqa: F811
     return _circuit_only() + _nsm_cases()
+
+
+# ------------------------------------------------------------------ elementwise encoders, optimizers, schedulers
+# The elementwise encoders: value and VJP.  Scales are the terms of the plain formulas the derivative is written
+# as (tanh: 1 - t^2, terms 1 + t^2; sigmoid: s(1 - s), terms s(1 + s)): for a saturated input the derivative is
+# far below those terms, and the ledger's cond column shows by how much (torch forms the same expressions).
+
+def _act_regimes():
+    def mk(scale):
+        def f(rng, dt):
+            x = rng.standard_normal((3, 5)) * scale
+            x[0, 0] = 0.0
+            return {"x": x.astype(dt), "g": rng.standard_normal((3, 5)).astype(dt)}
+        return f
+    return {"normal": mk(1.0), "saturated (x12)": mk(12.0)}
+
+
+def _act_case(name):
+    @exact
+    def ex(x, g):
+        X, G = mpa(x), mpa(g)
+        if name == "ReLU":
+            Y = vmap(lambda v: v if v > 0 else mp.mpf(0), X)
+            D = vmap(lambda v: mp.mpf(1) if v > 0 else mp.mpf(0), X)
+            return {"u": (Y, absa(Y)), "grad_x": (G * D, absa(G * D))}
+        if name == "Tanh":
+            Y = vmap(mp.tanh, X)
+            return {"u": (Y, absa(Y)), "grad_x": (G * (1 - Y * Y), absa(G) * (1 + Y * Y))}
+        Y = vmap(lambda v: 1 / (1 + mp.exp(-v)), X)
+        return {"u": (Y, Y), "grad_x": (G * Y * (1 - Y), absa(G) * Y * (1 + Y))}
+
+    def run(inp):
+        enc = getattr(sim, name)(dtype=inp["x"].dtype)
+        return {"u": enc(inp["x"]), "grad_x": enc.vjp(inp["g"], inp["x"])[0]}
+
+    return Case(FAMILY, f"{name} (encoder) forward + vjp", _act_regimes(), run, lambda inp: ex(inp["x"], inp["g"]))
+
+
+def _opt_regimes():
+    def f(rng, dt):
+        return {"p": rng.standard_normal(6).astype(dt),
+                "gs": [rng.standard_normal(6).astype(dt) for _ in range(3)]}
+    return {"three steps": f}
+
+
+@exact
+def _sgd_exact(p, gs, lr, momentum, wd, nesterov):
+    """torch.optim.SGD, three steps: g += wd p; buf = g (first), momentum buf + g; step g + momentum buf (nesterov)
+    or buf; p -= lr step.  Every quantity carries the sum of the |terms| it was formed from."""
+    P, sP = mpa(p), absa(mpa(p))
+    lr, mom, wd = (mp.mpf(float(v)) for v in (lr, momentum, wd))
+    buf = None
+    for g in gs:
+        G = mpa(g) + wd * P
+        sG = absa(mpa(g)) + wd * sP
+        if buf is None:
+            buf, sbuf = G, sG
+        else:
+            buf, sbuf = mom * buf + G, mom * sbuf + sG
+        st, sst = (G + mom * buf, sG + mom * sbuf) if nesterov else (buf, sbuf)
+        P, sP = P - lr * st, sP + lr * sst
+    return {"p": (P, sP)}
+
+
+@exact
+def _adam_exact(p, gs, lr, b1, b2, eps):
+    """torch.optim.Adam, three steps: m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
+    p -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).  Scale: |p| plus the step formed from |m|'s terms."""
+    P, sP = mpa(p), absa(mpa(p))
+    lr, b1, b2, eps = (mp.mpf(float(v)) for v in (lr, b1, b2, eps))
+    m, sm, v = zeros(P.shape), zeros(P.shape), zeros(P.shape)
+    for t, g in enumerate(gs, start=1):
+        G = mpa(g)
+        m, sm = b1 * m + (1 - b1) * G, b1 * sm + (1 - b1) * absa(G)
+        v = b2 * v + (1 - b2) * G * G
+        den = vmap(lambda a: mp.sqrt(a / (1 - b2 ** t)) + eps, v)
+        P = P - lr * (m / (1 - b1 ** t)) / den
+        sP = sP + lr * (sm / (1 - b1 ** t)) / den
+    return {"p": (P, sP)}
+
+
+def _optimizer_cases():
+    out = []
+    for label, kw in (("SGD[momentum=0.9, weight_decay=0.01]", dict(momentum=0.9, weight_decay=0.01, nesterov=False)),
+                      ("SGD[momentum=0.9, nesterov]", dict(momentum=0.9, weight_decay=0.0, nesterov=True))):
+        def run(inp, kw=kw):
+            P = {"w": inp["p"].copy()}
+            opt = sim.SGD(P, lr=0.1, **kw)
+            for g in inp["gs"]:
+                opt.step({"w": g})
+            return {"p": P["w"]}
+
+        out.append(Case(FAMILY, f"{label}.step x3", _opt_regimes(), run,
+                        lambda inp, kw=kw: _sgd_exact(inp["p"], inp["gs"], 0.1, kw["momentum"], kw["weight_decay"],
+                                                      kw["nesterov"])))
+
+    def run_adam(inp):
+        P = {"w": inp["p"].copy()}
+        opt = sim.Adam(P, lr=0.01)
+        for g in inp["gs"]:
+            opt.step({"w": g})
+        return {"p": P["w"]}
+
+    out.append(Case(FAMILY, "Adam.step x3", _opt_regimes(), run_adam,
+                    lambda inp: _adam_exact(inp["p"], inp["gs"], 0.01, 0.9, 0.999, 1e-8)))
+
+    def sched_reg(rng, dt):
+        return {"lr": float(rng.uniform(0.01, 1.0)), "gamma": float(rng.uniform(0.5, 0.99)), "n": 10}
+
+    def run_sched(kind):
+        def run(inp):
+            opt = sim.SGD({"w": np.zeros(1)}, lr=inp["lr"])
+            sched = sim.StepLR(opt, step_size=3, gamma=inp["gamma"]) if kind == "StepLR" else \
+                sim.ExponentialLR(opt, gamma=inp["gamma"])
+            for _ in range(inp["n"]):
+                sched.step()
+            return {"lr": np.float64(opt.lr)}
+        return run
+
+    def sched_exact(kind):
+        def ex(inp):
+            with mp.workdps(50):
+                k = inp["n"] // 3 if kind == "StepLR" else inp["n"]
+                v = mp.mpf(inp["lr"]) * mp.mpf(inp["gamma"]) ** k
+                return {"lr": (np.float64(v), np.float64(v))}
+        return ex
+
+    for kind in ("StepLR", "ExponentialLR"):
+        label = "StepLR[step_size=3]" if kind == "StepLR" else kind
+        out.append(Case(FAMILY, f"{label}: lr after 10 steps", {"random lr, gamma": sched_reg}, run_sched(kind),
+                        sched_exact(kind), dtypes=(np.float64,)))
+    return out
+
+
+_before_optimizers = cases
+
+
+def cases():  # noqa: F811
+    return _before_optimizers() + [_act_case(n) for n in ("ReLU", "Tanh", "Sigmoid")] + _optimizer_cases()
