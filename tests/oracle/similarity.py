@@ -22,11 +22,12 @@ from refnsm import similarity as sim
 
 from ._mp import absa, exact, mpa, vmap, zeros
 from .cases import Case
+from .measure import DPS
 
 FAMILY = "similarity"
 #: the public names of refnsm.similarity this oracle evaluates (docs/accuracy.md lists the others)
 COVERS = ("similarity_matching_cost", "hebbian_update", "solve_sm", "solve_nsm", "kkt_residual", "SimilarityMatching",
-          "SupervisedSimilarityMatching", "MultiSimilarityMatching", "Linear", "Diagnostics", "ReLU", "Tanh", "Sigmoid", "SGD", "Adam", "StepLR", "ExponentialLR")
+          "SupervisedSimilarityMatching", "MultiSimilarityMatching", "Linear", "Diagnostics", "ReLU", "Tanh", "Sigmoid", "SGD", "Adam", "StepLR", "ExponentialLR", "principal_angle_cosines", "subspace_error")
 #: public names with nothing to compute against an oracle, and why (rendered in docs/accuracy.md)
 NO_ORACLE = {
     "Encoder": "the abstract protocol of the encoders (no arithmetic of its own)",
@@ -474,3 +475,72 @@ _before_optimizers = cases
 
 def cases():  # noqa: F811
     return _before_optimizers() + [_act_case(n) for n in ("ReLU", "Tanh", "Sigmoid")] + _optimizer_cases()
+
+
+# ------------------------------------------------------------------------------------- principal angles
+def _orthonormal(a):
+    """An orthonormal basis of the columns of ``a`` (Gram-Schmidt, twice, at DPS digits): any basis gives the same
+    principal angles."""
+    n, p = a.shape
+    Q = []
+    for j in range(p):
+        v = [mp.mpf(float(a[i, j])) for i in range(n)]
+        for _ in range(2):
+            for q in Q:
+                d = mp.fsum(x * y for x, y in zip(v, q))
+                v = [x - d * y for x, y in zip(v, q)]
+        nv = mp.sqrt(mp.fsum(x * x for x in v))
+        Q.append([x / nv for x in v])
+    return mp.matrix([[Q[j][i] for j in range(p)] for i in range(n)])
+
+
+def _kappa(a):
+    s = np.linalg.svd(np.asarray(a, dtype=np.float64), compute_uv=False)
+    return float(s[0] / s[-1])
+
+
+def angles_exact(a, b):
+    r"""cos(theta_i) = the singular values of Q_A^T Q_B; the subspace error sqrt(sum sin^2) = ||Q_B - Q_A Q_A^T Q_B||_F
+    (no cancellation however small the angles).  Scale: a condition estimate, kappa(A) + kappa(B): the inputs
+    determine the subspaces (so the angles, in absolute terms) only to within eps times that (any backward-stable
+    QR of A is the basis of a subspace that far away)."""
+    with mp.workdps(DPS):
+        QA, QB = _orthonormal(a), _orthonormal(b)
+        M = QA.T * QB
+        cos = sorted(mp.svd_r(M, compute_uv=False), reverse=True)
+        k = min(a.shape[1], b.shape[1])
+        cos = np.array([min(float(c), 1.0) for c in cos[:k]])
+        R = QB - QA * M
+        err = float(mp.sqrt(mp.fsum(R[i, j] ** 2 for i in range(R.rows) for j in range(R.cols))))
+    s = _kappa(a) + _kappa(b)
+    return {"cos": (cos, np.full(cos.shape, s)), "subspace_error": (np.float64(err), np.float64(s))}
+
+
+def _angle_regimes():
+    def mk(kind):
+        def f(rng, dt):
+            A = rng.standard_normal((6, 3))
+            if kind == "random subspaces":
+                B = rng.standard_normal((6, 3))
+            elif kind == "the same span (B = A R)":
+                B = A @ rng.standard_normal((3, 3))
+            else:  # tiny angles: the float64 rounding of 1 - cos^2 is 1e8 times the answer
+                B = A + float(kind.split("(")[1].rstrip(")")) * rng.standard_normal((6, 3))
+            return {"A": A, "B": B}
+        return f
+    return {k: mk(k) for k in ("random subspaces", "the same span (B = A R)", "nearly equal (1e-9)",
+                               "nearly equal (1e-5)")}
+
+
+def _angle_case():
+    return Case(FAMILY, "principal_angle_cosines + subspace_error", _angle_regimes(),
+                lambda inp: {"cos": sim.principal_angle_cosines(inp["A"], inp["B"]),
+                             "subspace_error": np.float64(sim.subspace_error(inp["A"], inp["B"]))},
+                lambda inp: angles_exact(inp["A"], inp["B"]), dtypes=(np.float64,))
+
+
+_before_angles = cases
+
+
+def cases():  # noqa: F811
+    return _before_angles() + [_angle_case()]
