@@ -27,7 +27,7 @@ from .measure import DPS
 FAMILY = "similarity"
 #: the public names of refnsm.similarity this oracle evaluates (docs/accuracy.md lists the others)
 COVERS = ("similarity_matching_cost", "hebbian_update", "solve_sm", "solve_nsm", "kkt_residual", "SimilarityMatching",
-          "SupervisedSimilarityMatching", "MultiSimilarityMatching", "Linear", "Diagnostics", "ReLU", "Tanh", "Sigmoid", "SGD", "Adam", "StepLR", "ExponentialLR", "principal_angle_cosines", "subspace_error")
+          "SupervisedSimilarityMatching", "MultiSimilarityMatching", "Linear", "Diagnostics", "ReLU", "Tanh", "Sigmoid", "SGD", "Adam", "StepLR", "ExponentialLR", "principal_angle_cosines", "subspace_error", "Conv2d", "GroupedConv2d")
 #: public names with nothing to compute against an oracle, and why (rendered in docs/accuracy.md)
 NO_ORACLE = {
     "Encoder": "the abstract protocol of the encoders (no arithmetic of its own)",
@@ -544,3 +544,83 @@ _before_angles = cases
 
 def cases():  # noqa: F811
     return _before_angles() + [_angle_case()]
+
+
+# ------------------------------------------------------------------------------------- convolution encoders
+@exact
+def conv_exact(x, w, bias, g, stride, padding, dilation, groups):
+    """u[b,o,h,v] = bias[o] + sum_{c in o's group, i, j} W[o, c', i, j] xpad[b, c, s h + d i, s v + d j], written as
+    that loop; its VJPs as the same loop accumulating g[b,o,h,v] times the other factor.  Scales: the |terms|."""
+    X, Wm, Bm, G = mpa(x), mpa(w), mpa(bias), mpa(g)
+    Bn, C, H, Wd = x.shape
+    O, Cg, kh, kw = w.shape
+    Ho, Wo = g.shape[2], g.shape[3]
+    og = O // groups
+    U, sU = zeros(g.shape), zeros(g.shape)
+    gx, sgx = zeros(x.shape), zeros(x.shape)
+    gw, sgw = zeros(w.shape), zeros(w.shape)
+    for b in range(Bn):
+        for o in range(O):
+            grp = o // og
+            for h in range(Ho):
+                for v in range(Wo):
+                    acc, sacc = Bm[o], abs(Bm[o])
+                    for cc in range(Cg):
+                        c = grp * Cg + cc
+                        for i in range(kh):
+                            for j in range(kw):
+                                r, q = stride * h + dilation * i - padding, stride * v + dilation * j - padding
+                                if 0 <= r < H and 0 <= q < Wd:
+                                    t = Wm[o, cc, i, j] * X[b, c, r, q]
+                                    acc += t
+                                    sacc += abs(t)
+                                    gx[b, c, r, q] += G[b, o, h, v] * Wm[o, cc, i, j]
+                                    sgx[b, c, r, q] += abs(G[b, o, h, v] * Wm[o, cc, i, j])
+                                    gw[o, cc, i, j] += G[b, o, h, v] * X[b, c, r, q]
+                                    sgw[o, cc, i, j] += abs(G[b, o, h, v] * X[b, c, r, q])
+                    U[b, o, h, v], sU[b, o, h, v] = acc, sacc
+    gb = np.array([mp.fsum(G[:, o].reshape(-1)) for o in range(O)], dtype=object)
+    sgb = np.array([mp.fsum(absa(G[:, o]).reshape(-1)) for o in range(O)], dtype=object)
+    return {"u": (U, sU), "grad_x": (gx, sgx), "grad_weight": (gw, sgw), "grad_bias": (gb, sgb)}
+
+
+_CONVS = [("Conv2d[k=3, stride=2, padding=1]", dict(C=2, O=3, k=3, stride=2, padding=1, dilation=1, groups=1)),
+          ("Conv2d[k=2, dilation=2]", dict(C=2, O=2, k=2, stride=1, padding=0, dilation=2, groups=1)),
+          ("GroupedConv2d[groups=2, k=3, padding=1]", dict(C=4, O=6, k=3, stride=1, padding=1, dilation=1, groups=2))]
+
+
+def _conv_case(label, cfg):
+    def shape_out(H):
+        return (H + 2 * cfg["padding"] - cfg["dilation"] * (cfg["k"] - 1) - 1) // cfg["stride"] + 1
+
+    def mk(xscale):
+        def f(rng, dt):
+            H = 5
+            x = (rng.standard_normal((2, cfg["C"], H, H)) * xscale).astype(dt)
+            w = rng.standard_normal((cfg["O"], cfg["C"] // cfg["groups"], cfg["k"], cfg["k"])).astype(dt)
+            b = rng.standard_normal(cfg["O"]).astype(dt)
+            g = rng.standard_normal((2, cfg["O"], shape_out(H), shape_out(H))).astype(dt)
+            return {"x": x, "w": w, "b": b, "g": g}
+        return f
+
+    def run(inp):
+        kw = dict(stride=cfg["stride"], padding=cfg["padding"], dilation=cfg["dilation"],
+                  weight=inp["w"], bias_value=inp["b"], dtype=inp["x"].dtype)
+        if label.startswith("Grouped"):
+            enc = sim.GroupedConv2d(cfg["C"], cfg["O"], cfg["k"], groups=cfg["groups"], **kw)
+        else:
+            enc = sim.Conv2d(cfg["C"], cfg["O"], cfg["k"], **kw)
+        u = enc(inp["x"])
+        gx, gp = enc.vjp(inp["g"], inp["x"])
+        return {"u": u, "grad_x": gx, "grad_weight": gp["weight"], "grad_bias": gp["bias"]}
+
+    return Case(FAMILY, f"{label} forward + vjp", {"normal": mk(1.0), "huge inputs (x1e15)": mk(1e15)}, run,
+                lambda inp: conv_exact(inp["x"], inp["w"], inp["b"], inp["g"], cfg["stride"], cfg["padding"],
+                                       cfg["dilation"], cfg["groups"]))
+
+
+_before_convs = cases
+
+
+def cases():  # noqa: F811
+    return _before_convs() + [_conv_case(label, cfg) for label, cfg in _CONVS]
