@@ -27,7 +27,7 @@ from .measure import DPS
 FAMILY = "similarity"
 #: the public names of refnsm.similarity this oracle evaluates (docs/accuracy.md lists the others)
 COVERS = ("similarity_matching_cost", "hebbian_update", "solve_sm", "solve_nsm", "kkt_residual", "SimilarityMatching",
-          "SupervisedSimilarityMatching", "MultiSimilarityMatching", "Linear", "Diagnostics", "ReLU", "Tanh", "Sigmoid", "SGD", "Adam", "StepLR", "ExponentialLR", "principal_angle_cosines", "subspace_error", "Conv2d", "GroupedConv2d")
+          "SupervisedSimilarityMatching", "MultiSimilarityMatching", "Linear", "Diagnostics", "ReLU", "Tanh", "Sigmoid", "SGD", "Adam", "StepLR", "ExponentialLR", "principal_angle_cosines", "subspace_error", "Conv2d", "GroupedConv2d", "Sequential")
 #: public names with nothing to compute against an oracle, and why (rendered in docs/accuracy.md)
 NO_ORACLE = {
     "Encoder": "the abstract protocol of the encoders (no arithmetic of its own)",
@@ -624,3 +624,49 @@ _before_convs = cases
 
 def cases():  # noqa: F811
     return _before_convs() + [_conv_case(label, cfg) for label, cfg in _CONVS]
+
+
+# ------------------------------------------------------------------------------------- Sequential
+@exact
+def seq_exact(x, W1, b1, W2, b2, g):
+    """Sequential(Linear(4, 3), Tanh(), Linear(3, 2)) in torch's layout: h = x W1^T + b1, t = tanh h,
+    u = t W2^T + b2, and its VJP by the chain rule.  Scales: each stage's |terms|, with the uncertainty of its input
+    carried to first order (t inherits tanh'(h) times h's scale; the backward pass likewise)."""
+    X, A, a, B, c, G = (mpa(v) for v in (x, W1, b1, W2, b2, g))
+    h = X @ A.T + a.reshape(1, -1)
+    sh = absa(X) @ absa(A).T + absa(a).reshape(1, -1)
+    t = vmap(mp.tanh, h)
+    st = absa(t) + (1 - t * t) * sh
+    u = t @ B.T + c.reshape(1, -1)
+    su = st @ absa(B).T + absa(c).reshape(1, -1)
+    gt, sgt = G @ B, absa(G) @ absa(B)
+    gh = gt * (1 - t * t)
+    sgh = sgt * (1 + t * t) + absa(gt) * 2 * absa(t) * st
+    return {"u": (u, su), "grad_x": (gh @ A, sgh @ absa(A)),
+            "grad_0.weight": (gh.T @ X, sgh.T @ absa(X)), "grad_0.bias": (gh.sum(axis=0), sgh.sum(axis=0)),
+            "grad_2.weight": (G.T @ t, absa(G).T @ st), "grad_2.bias": (G.sum(axis=0), absa(G).sum(axis=0))}
+
+
+def _seq_case():
+    def f(rng, dt):
+        return {"x": rng.standard_normal((5, 4)).astype(dt), "W1": rng.standard_normal((3, 4)).astype(dt),
+                "b1": rng.standard_normal(3).astype(dt), "W2": rng.standard_normal((2, 3)).astype(dt),
+                "b2": rng.standard_normal(2).astype(dt), "g": rng.standard_normal((5, 2)).astype(dt)}
+
+    def run(inp):
+        dt = inp["x"].dtype
+        seq = sim.Sequential(sim.Linear(4, 3, weight=inp["W1"], bias_value=inp["b1"], dtype=dt), sim.Tanh(dtype=dt),
+                             sim.Linear(3, 2, weight=inp["W2"], bias_value=inp["b2"], dtype=dt))
+        u = seq(inp["x"])
+        gx, gp = seq.vjp(inp["g"], inp["x"])
+        return {"u": u, "grad_x": gx, **{f"grad_{k}": v for k, v in gp.items()}}
+
+    return Case(FAMILY, "Sequential[Linear, Tanh, Linear] forward + vjp", {"normal": f}, run,
+                lambda inp: seq_exact(inp["x"], inp["W1"], inp["b1"], inp["W2"], inp["b2"], inp["g"]))
+
+
+_before_seq = cases
+
+
+def cases():  # noqa: F811
+    return _before_seq() + [_seq_case()]
