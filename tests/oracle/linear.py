@@ -34,9 +34,9 @@ NO_ORACLE = {
     "LinearBase": "the abstract base class; every concrete map's forward/backward is covered above",
     "SquareLinear": "an abstract base class (it only checks insize == outsize)",
     "maps": "a registry: dict of neuromancer's map names to the classes covered above",
-    "upstream_maps": "a registry of the upstream names (no arithmetic)",
+    "upstream_maps": "a registry mirroring neuromancer's names (no arithmetic)",
     "square_maps": "a registry: the set of maps that need a square shape",
-    "tall_maps": "a registry: the set of maps that need insize >= outsize",
+    "tall_maps": "a registry: the set of maps that need insize <= outsize (neuromancer's `tall_maps`)",
 }
 
 
