@@ -21,7 +21,7 @@ import numpy as np
 from refnsm import similarity as sim
 
 from ._mp import absa, exact, mpa, vmap, zeros
-from .cases import Case
+from .cases import Case, Unavailable
 from .measure import DPS
 
 FAMILY = "similarity"
@@ -670,3 +670,99 @@ _before_seq = cases
 
 def cases():  # noqa: F811
     return _before_seq() + [_seq_case()]
+
+
+# ------------------------------------------------------------------------------------- torch on the same inputs
+def _torch():
+    try:
+        import torch
+    except Exception as exc:
+        raise Unavailable(f"torch not importable: {type(exc).__name__}") from None
+    return torch
+
+
+def _t(torch, a, grad=False):
+    return torch.tensor(np.asarray(a), requires_grad=grad)
+
+
+def _up_act(name):
+    def run(inp):
+        torch = _torch()
+        x = _t(torch, inp["x"], True)
+        u = {"ReLU": torch.relu, "Tanh": torch.tanh, "Sigmoid": torch.sigmoid}[name](x)
+        (u * _t(torch, inp["g"])).sum().backward()
+        return {"u": u.detach().numpy(), "grad_x": x.grad.numpy()}
+    return run
+
+
+def _up_opt(kind, kw):
+    def run(inp):
+        torch = _torch()
+        p = torch.nn.Parameter(_t(torch, inp["p"]).clone())
+        opt = torch.optim.Adam([p], lr=0.01) if kind == "Adam" else torch.optim.SGD([p], lr=0.1, **kw)
+        for g in inp["gs"]:
+            p.grad = _t(torch, g).clone()
+            opt.step()
+        return {"p": p.detach().numpy()}
+    return run
+
+
+def _up_sched(kind):
+    def run(inp):
+        torch = _torch()
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))], lr=inp["lr"])
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=inp["gamma"]) if kind == "StepLR" else \
+            torch.optim.lr_scheduler.ExponentialLR(opt, gamma=inp["gamma"])
+        for _ in range(inp["n"]):
+            opt.step()
+            sched.step()
+        return {"lr": np.float64(opt.param_groups[0]["lr"])}
+    return run
+
+
+def _up_conv(cfg):
+    def run(inp):
+        torch = _torch()
+        x, w, b = _t(torch, inp["x"], True), _t(torch, inp["w"], True), _t(torch, inp["b"], True)
+        u = torch.nn.functional.conv2d(x, w, b, stride=cfg["stride"], padding=cfg["padding"],
+                                       dilation=cfg["dilation"], groups=cfg["groups"])
+        (u * _t(torch, inp["g"])).sum().backward()
+        return {"u": u.detach().numpy(), "grad_x": x.grad.numpy(), "grad_weight": w.grad.numpy(),
+                "grad_bias": b.grad.numpy()}
+    return run
+
+
+def _torch_label():
+    try:
+        from importlib.metadata import version
+
+        return f"torch {version('torch')}"
+    except Exception:
+        return "torch"
+
+
+_TORCH_LABEL = _torch_label()
+
+
+def _with_upstream():
+    out = _before_torch()
+    for c in out:
+        if c.name.endswith("(encoder) forward + vjp"):
+            c.upstream = {_TORCH_LABEL: _up_act(c.name.split(" ")[0])}
+        elif c.name.startswith("SGD["):
+            kw = dict(momentum=0.9, weight_decay=0.01) if "weight_decay" in c.name else dict(momentum=0.9,
+                                                                                            nesterov=True)
+            c.upstream = {_TORCH_LABEL: _up_opt("SGD", kw)}
+        elif c.name.startswith("Adam"):
+            c.upstream = {_TORCH_LABEL: _up_opt("Adam", {})}
+        elif c.name.startswith(("StepLR", "ExponentialLR")):
+            c.upstream = {_TORCH_LABEL: _up_sched("StepLR" if c.name.startswith("StepLR") else "ExponentialLR")}
+        else:
+            for label, cfg in _CONVS:
+                if c.name.startswith(label):
+                    c.upstream = {_TORCH_LABEL + " (conv2d)": _up_conv(cfg)}
+    return out
+
+
+_before_torch = cases
+cases = _with_upstream
