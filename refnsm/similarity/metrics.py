@@ -66,23 +66,28 @@ def principal_angle_cosines(A, B):
     >>> np.round(sim.principal_angle_cosines(A, A[:, ::-1]), 6)   # the same subspace
     array([1., 1.])
     """
+    qa, qb = _bases(A, B)
+    s = np.linalg.svd(qa.T @ qb, compute_uv=False)
+    return np.clip(s, 0.0, 1.0)
+
+
+def _bases(A, B):
+    """Validated orthonormal bases (QR) of the column spaces of A and B."""
     A = _checks.as_float_array(A, "A", ndim=2, shape_hint="[n, p]", dtype=np.float64, allow_empty=False)
     B = _checks.as_float_array(B, "B", ndim=2, shape_hint="[n, q]", dtype=np.float64, allow_empty=False)
     _checks.check_same_dim(A, "A", 0, B, "B", 0, "number of rows")
     for arr, name in ((A, "A"), (B, "B")):
         if np.linalg.matrix_rank(arr) < arr.shape[1]:
             raise ValueError(f"{name}: expected full column rank {arr.shape[1]}, got rank {np.linalg.matrix_rank(arr)}")
-    qa, _ = np.linalg.qr(A)
-    qb, _ = np.linalg.qr(B)
-    s = np.linalg.svd(qa.T @ qb, compute_uv=False)
-    return np.clip(s, 0.0, 1.0)
+    return np.linalg.qr(A)[0], np.linalg.qr(B)[0]
 
 
 @_checks.finite_result
 def subspace_error(A, B):
     r"""Principal-angle subspace error :math:`\sqrt{\sum_i \sin^2\theta_i}`, where the :math:`\theta_i` are the
     principal angles between the column spaces of ``A`` and ``B`` (equal dimension :math:`p`); it equals
-    :math:`\|P_A - P_B\|_F / \sqrt2` for the orthogonal projectors, 0 for identical subspaces.
+    :math:`\|P_A - P_B\|_F / \sqrt2` for the orthogonal projectors, 0 for identical subspaces.  Computed as
+    :math:`\|Q_B - Q_A Q_A^\top Q_B\|_F` (orthonormal bases by QR), accurate for tiny angles too.
 
     Examples
     --------
@@ -92,10 +97,12 @@ def subspace_error(A, B):
     >>> round(float(sim.subspace_error(A, A)), 6)
     0.0
     """
-    c = principal_angle_cosines(A, B)
-    if np.asarray(A).shape[1] != np.asarray(B).shape[1]:
-        raise ValueError(f"B: expected {np.asarray(A).shape[1]} columns like A, got {np.asarray(B).shape[1]}")
-    return float(np.sqrt(np.sum(1.0 - c**2)))
+    qa, qb = _bases(A, B)
+    if qa.shape[1] != qb.shape[1]:
+        raise ValueError(f"B: expected {qa.shape[1]} columns like A, got {qb.shape[1]}")
+    # sum sin^2 = ||(I - Q_A Q_A^T) Q_B||_F^2: formed from the residual, not as 1 - cos^2 (which cancels, so angles
+    # below ~sqrt(eps) came out as 0 or as sqrt(eps) of noise)
+    return float(np.linalg.norm(qb - qa @ (qa.T @ qb)))
 
 
 def best_permutation_confusion(labels_true, labels_pred):

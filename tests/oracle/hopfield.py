@@ -25,7 +25,15 @@ FAMILY = "hopfield"
 #: the public names of refnsm.hopfield this oracle evaluates (docs/accuracy.md lists the others)
 COVERS = ("retrieve", "retrieve_vjp", "energy", "energy_vjp", "delta_update", "contrastive_update", "classical_energy",
           "classical_update", "dense_energy", "dense_update", "hebbian_weights", "evolve_step", "iterate",
-          "IterateResult", "Retrieval")
+          "IterateResult", "Retrieval", "HopfieldSynapse")
+#: public names with nothing to compute against an oracle, and why (rendered in docs/accuracy.md)
+NO_ORACLE = {
+    "initializers": "a module of weight-initialiser specifications (random draws of a named law: no exact "
+                    "answer to compare with)",
+    "load_patterns": "pure data movement: copies the patterns into slots of the memory, in a random (or given) "
+                     "permutation; no arithmetic is done, so there is no rounding to measure",
+    "INTERACTIONS": "a constant: the tuple of interaction-function names",
+}
 
 
 def _softmax_rows(Z, sZ):
@@ -399,3 +407,60 @@ _base_cases = cases
 
 def cases():  # noqa: F811 -- the modern functions above, then the classical ones
     return _base_cases() + _more_cases()
+
+
+# ------------------------------------------------------------------------------------- HopfieldSynapse
+@exact
+def synapse_exact(x, w, beta, eta, lam, rule):
+    """One ``advance_state`` then one ``evolve`` of HopfieldSynapse (its docstring): A = softmax(beta X W),
+    Xh = A W^T, dW = (X - Xh)^T A / B (delta) or (X^T A - Xh^T Ah) / B, Ah = softmax(beta Xh W) (contrastive),
+    W' = W + eta dW - lam W, all in one exact chain.  Scales: the |terms| of each step, the uncertainty of its
+    inputs (A's and Xh's scales) carried to first order."""
+    X, W = mpa(x), mpa(w)
+    B = X.shape[0]
+    beta, eta, lam = (mp.mpf(float(v)) for v in (beta, eta, lam))
+    A, sA, _ = _softmax_rows(*_scores(X, W, beta))
+    Xh, sXh = A @ W.T, sA @ absa(W).T
+    if rule == "delta":
+        R = X - Xh
+        dW = R.T @ A / B
+        sdW = ((absa(X) + sXh).T @ absa(A) + absa(R).T @ sA) / B
+    else:
+        Z, sZ = _scores(Xh, W, beta)
+        sZ = sZ + beta * (sXh @ absa(W))
+        Ah, sAh, _ = _softmax_rows(Z, sZ)
+        dW = (X.T @ A - Xh.T @ Ah) / B
+        sdW = (absa(X).T @ sA + sXh.T @ absa(Ah) + absa(Xh).T @ sAh) / B
+    Wn = W + eta * dW - lam * W
+    sWn = absa(W) * (1 + lam) + eta * sdW
+    return {"memory_weights": (A, sA), "outputs": (Xh, sXh), "dWeights": (dW, sdW), "weights": (Wn, sWn)}
+
+
+def _synapse_case(rule):
+    def mk(beta, xscale=1.0):
+        def f(rng, dt):
+            return {"x": (rng.standard_normal((3, 5)) * xscale).astype(dt),
+                    "w": rng.uniform(-1, 1, (5, 4)).astype(dt), "beta": beta}
+        return f
+
+    def run(inp):
+        dt = inp["x"].dtype
+        s = hf.HopfieldSynapse("m", inp["w"].shape, eta=0.1, reg_lambda=0.01, beta=inp["beta"], update_rule=rule,
+                            weight_init=inp["w"], dtype=dt)
+        s.inputs = inp["x"]
+        s.advance_state()
+        out = {"memory_weights": np.array(s.memory_weights), "outputs": np.array(s.outputs)}
+        s.evolve()
+        out.update(dWeights=np.array(s.dWeights), weights=np.array(s.weights))
+        return out
+
+    return Case(FAMILY, f"HopfieldSynapse[{rule}].advance_state + evolve",
+                {"beta = 2": mk(2.0), "beta = 30 (saturated softmax)": mk(30.0)}, run,
+                lambda inp: synapse_exact(inp["x"], inp["w"], inp["beta"], 0.1, 0.01, rule))
+
+
+_before_synapse = cases
+
+
+def cases():  # noqa: F811
+    return _before_synapse() + [_synapse_case("delta"), _synapse_case("contrastive")]

@@ -191,13 +191,26 @@ def render(rows, seeds, seconds):
     lines += ["", "## Golden cases: certified error", ""] + _golden_section()
     lines += ["", "## Not covered", "",
               "The public names of each family that the oracle does not evaluate yet (computed from the family's "
-              "`__all__` and each oracle module's `COVERS`; constants, result types and non-numerical helpers "
-              "included).  The golden cases (`refnsm.golden`, a separate suite) do not carry a certified error yet.",
+              "`__all__`, each oracle module's `COVERS`, and the names under *No oracle, and why*).  The golden cases (`refnsm.golden`, a separate suite) do not carry a certified error yet.",
               "", "| family | not covered |", "|---|---|"]
     for fam in fams:
-        lines.append(f"| {fam} | " + ", ".join(f"`{n}`" for n in _uncovered(fam)) + " |")
+        lines.append(f"| {fam} | " + (", ".join(f"`{n}`" for n in _uncovered(fam)) or "(none)") + " |")
+    lines += ["", "## No oracle, and why", "",
+              "Public names with nothing an extended-precision oracle could check (constants, registries, base "
+              "classes, pure data movement, random draws), each with its reason (each oracle module's `NO_ORACLE`).",
+              "", "| family | name | reason |", "|---|---|---|"]
+    for fam in fams:
+        for n, why in _no_oracle(fam).items():
+            lines.append(f"| {fam} | `{n}` | {why} |")
     lines.append("")
     return "\n".join(lines)
+
+
+def _no_oracle(fam):
+    try:
+        return dict(getattr(importlib.import_module(f"oracle.{fam}"), "NO_ORACLE", {}))
+    except ModuleNotFoundError:
+        return {}
 
 
 def _golden_section():
@@ -228,7 +241,11 @@ def _uncovered(fam):
         covers = set(importlib.import_module(f"oracle.{fam}").COVERS)
     except ModuleNotFoundError:
         covers = set()
-    return [n for n in pub if n not in covers]
+    excused = set(_no_oracle(fam))
+    both = covers & excused
+    if both:
+        raise ValueError(f"oracle.{fam}: {sorted(both)} both in COVERS and NO_ORACLE")
+    return [n for n in pub if n not in covers and n not in excused]
 
 
 def _torch_version():

@@ -27,8 +27,17 @@ COVERS = ("Linear", "NonNegativeLinear", "SymmetricLinear", "LeftStochasticLinea
           "DampedSkewSymmetricLinear", "PSDLinear", "SymplecticLinear", "GershgorinLinear", "SVDLinear",
           "SVDLinearLearnBounds", "SymmetricSVDLinear", "OrthogonalLinear", "SpectralLinear",
           "SymmetricSpectralLinear", "SchurDecompositionLinear", "TrivialNullSpaceLinear", "PowerBoundLinear",
-          "ButterflyLinear", "householder_matrix", "householder_matrix_vjp", "Hprod", "Hprod_vjp",
-          "straight_through_relu", "straight_through_relu_vjp")
+          "ButterflyLinear", "Butterfly", "orthogonality_error", "eig_vjp", "householder_matrix", "householder_matrix_vjp", "Hprod", "Hprod_vjp",
+          "straight_through_relu", "straight_through_relu_vjp", "IdentityGradReLU")  # IdentityGradReLU is straight_through_relu
+#: public names with nothing to compute against an oracle, and why (rendered in docs/accuracy.md)
+NO_ORACLE = {
+    "LinearBase": "the abstract base class; every concrete map's forward/backward is covered above",
+    "SquareLinear": "an abstract base class (it only checks insize == outsize)",
+    "maps": "a registry: dict of neuromancer's map names to the classes covered above",
+    "upstream_maps": "a registry mirroring neuromancer's names (no arithmetic)",
+    "square_maps": "a registry: the set of maps that need a square shape",
+    "tall_maps": "a registry: the set of maps that need insize <= outsize (neuromancer's `tall_maps`)",
+}
 
 
 def _weight(kind, P):
@@ -362,11 +371,16 @@ _MAPS = [("identity_init", (4, 4)), ("identity", (4, 4)), ("bounded_Lp_norm", (4
          ("gershgorin_complex", (4, 4)), ("softSVD", (5, 3)), ("learnSVD", (3, 5)), ("symmetric_svd", (4, 4)),
          ("orthogonal", (4, 4)), ("spectral", (5, 3)), ("symmetric_spectral", (4, 4)), ("schur", (4, 4)),
          ("trivial_nullspace", (3, 5)), ("Power_bound", (4, 4)), ("butterfly", (3, 5)),
-         ("butterfly_untied_dec", (4, 4))]
+         ("butterfly_untied_dec", (4, 4)), ("butterfly_standalone", (4, 4))]
 
 
 def _entry(name):
     from refnsm.linear._catalog import CATALOG
+
+    if name == "butterfly_standalone":  # neuromancer's slim.butterfly module: not a catalog map, the same chain
+        from types import SimpleNamespace
+
+        return SimpleNamespace(name=name, cls=L.Butterfly, kwargs={})
 
     key = "l0" if name.startswith("l0") else name
     return next(e for e in CATALOG if e.name == key)
@@ -558,4 +572,94 @@ def _function_cases():
                     lambda inp: {"y": L.straight_through_relu(inp["x"]),
                                  "gx": L.straight_through_relu_vjp(inp["g"], inp["x"])},
                     lambda inp: relu_exact(inp["x"], inp["g"])))
+    out.append(Case(FAMILY, "orthogonality_error", _orth_regimes(),
+                    lambda inp: dict(zip(("e", "grad"), L.orthogonality_error(inp["A"]))),
+                    lambda inp: orthogonality_exact(inp["A"])))
+    out.append(Case(FAMILY, "eig_vjp[eigenvalue cotangent]", _eig_regimes(),
+                    lambda inp: {"grad_W": L.eig_vjp(inp["gl"], None, inp["W"])},
+                    lambda inp: eig_vjp_exact(inp["W"], inp["gl"])))
     return out
+
+
+def _orth_regimes():
+    def mk(kind):
+        def f(rng, dt):
+            n = 4
+            A = rng.standard_normal((n, n))
+            if kind != "normal":
+                A = np.linalg.qr(A)[0]
+            if kind == "nearly orthogonal (1e-6)":
+                A = A + 1e-6 * rng.standard_normal((n, n))
+            if kind == "identity":
+                A = np.eye(n)
+            return {"A": A.astype(dt)}
+        return f
+    return {k: mk(k) for k in ("normal", "orthogonal (rounded QR)", "nearly orthogonal (1e-6)", "identity")}
+
+
+@exact
+def orthogonality_exact(a):
+    r"""e = ||I - A A^T||_F + ||I - A^T A||_F and its gradient -2 E A/||E|| - 2 A F/||F||.
+
+    Scales: E's entries are formed from the terms of ``I - A A^T`` (``sE = I + |A||A|^T``); a norm of rounded
+    entries is off by at most ``||sE||_F`` eps, and the gradient, ``E/||E||`` times A, by the first-order propagation
+    of those roundings, ``2 (sE |A| + |E| |A| ||sE||_F/||E||)/||E||`` (a condition estimate: for a nearly orthogonal
+    A, E is all cancellation and its direction is as uncertain as its entries)."""
+    A = mpa(a)
+    n = A.shape[0]
+    I = _eye(n)
+    aA = absa(A)
+    E, sE = I - A @ A.T, I + aA @ aA.T
+    F, sF = I - A.T @ A, I + aA.T @ aA
+    val, sval = mp.mpf(0), mp.mpf(0)
+    g, sg = zeros(A.shape), zeros(A.shape)
+    for M, sM, left in ((E, sE, True), (F, sF, False)):
+        nm = mp.sqrt(mp.fsum(v * v for v in M.reshape(-1)))
+        snm = mp.sqrt(mp.fsum(v * v for v in sM.reshape(-1)))
+        val += nm
+        sval += snm
+        if nm == 0:
+            continue
+        prod, sprod, aprod = (M @ A, sM @ aA, absa(M) @ aA) if left else (A @ M, aA @ sM, aA @ absa(M))
+        g = g - 2 * prod / nm
+        sg = sg + 2 * (sprod + aprod * snm / nm) / nm
+    return {"e": (np.array(val, dtype=object), np.array(sval, dtype=object)), "grad": (g, sg)}
+
+
+def _eig_regimes():
+    def mk(kind):
+        def f(rng, dt):
+            n = 4
+            if kind == "normal":
+                W = rng.standard_normal((n, n))
+            else:  # a real spectrum 1..n, well separated, in a random well-conditioned basis
+                Q = np.linalg.qr(rng.standard_normal((n, n)))[0] + 0.3 * rng.standard_normal((n, n))
+                W = Q @ np.diag(np.arange(1.0, n + 1)) @ np.linalg.inv(Q)
+            return {"W": W.astype(dt), "gl": rng.standard_normal(n).astype(dt)}
+        return f
+    return {"normal (complex pairs)": mk("normal"), "separated real spectrum": mk("real")}
+
+
+@exact
+def eig_vjp_exact(w, gl):
+    r"""grad_W = Re[V^{-H} diag(gl) V^H]: sum_k gl_k Re(conj(u_k) v_k^T-ish), with V the right eigenvectors (any
+    scaling: the product is invariant).  Scale: the terms |V^{-H}| diag(|gl|) |V^H| times the eigenvalues'
+    condition ``max_k ||u_k|| ||v_k||`` (eig itself is backward stable, so its eigenvectors carry that much error)."""
+    Wm = mp.matrix(w.tolist())
+    n = w.shape[0]
+    lam, V = mp.eig(Wm)
+    # grad_w[k] belongs to numpy's k-th eigenvalue (the order is LAPACK's convention, not a computed quantity):
+    # pair each with the nearest exact eigenvalue (the cases keep the spectrum well separated)
+    order = [min(range(n), key=lambda k: abs(lam[k] - complex(z))) for z in np.linalg.eigvals(w.astype(np.float64))]
+    if sorted(order) != list(range(n)):
+        raise ValueError("eig_vjp oracle: eigenvalues too close to pair with numpy's order")
+    V = mp.matrix([[V[i, k] for k in order] for i in range(n)])
+    Vh = V.transpose_conj()
+    Vmh = mp.inverse(Vh)
+    cond = max(mp.norm(Vmh[:, k]) * mp.norm(V[:, k]) for k in range(n))
+    g, s = zeros((n, n)), zeros((n, n))
+    for i in range(n):
+        for j in range(n):
+            g[i, j] = mp.re(mp.fsum(Vmh[i, k] * mp.mpf(float(gl[k])) * Vh[k, j] for k in range(n)))
+            s[i, j] = cond * mp.fsum(abs(Vmh[i, k]) * abs(mp.mpf(float(gl[k]))) * abs(Vh[k, j]) for k in range(n))
+    return {"grad_W": (g, s)}

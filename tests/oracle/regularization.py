@@ -30,7 +30,16 @@ FAMILY = "regularization"
 #: the public names of refnsm.regularization this oracle evaluates (docs/accuracy.md lists the others)
 COVERS = ("lp_norm", "lp_norm_vjp", "Lp", "L1", "L2", "DaleLawL2", "ExcRatioTargetRegularization",
           "InhRatioTargetRegularization", "regularization_step", "BaseRegularization", "dale_law_l2", "dale_law_l2_vjp", "exc_ratio_loss", "exc_ratio_loss_vjp",
-          "weights_distance", "weights_distance_vjp")
+          "weights_distance", "weights_distance_vjp", "DaleLaw", "WeightsDistance", "RegularizationList", "SGD",
+          "dale_scale")
+#: public names with nothing to compute against an oracle, and why (rendered in docs/accuracy.md)
+NO_ORACLE = {
+    "dale": "a random draw (signs, sparsity mask and magnitudes from the generator); no exact answer to compare "
+            "with (its magnitude scale is `dale_scale`)",
+    "dale_": "`dale` written in place into a given array (the same draw)",
+    "dale_torch": "reproduces torch's random stream bit for bit; nothing to compare with an "
+                  "exact answer",
+}
 
 
 def _sign(v):
@@ -328,6 +337,9 @@ def _raw(fn):
 
 def _class_exact(kind, A, b, R=None, Rb=None, lam=0.5, lr=0.1):
     def per(P, ref=None):
+        return per_kind(kind, P, ref)
+
+    def per_kind(kind, P, ref=None):
         vec = np.ndim(P) == 1
         if kind == "L1":
             return _raw(vector_norm_exact)(P, 1) if vec else _raw(matrix_norm_exact)(P, 1)
@@ -337,6 +349,14 @@ def _class_exact(kind, A, b, R=None, Rb=None, lam=0.5, lr=0.1):
             return _raw(vector_norm_exact)(P, np.inf) if vec else _raw(matrix_norm_exact)(P, np.inf)
         if kind == "DaleLawL2":
             return _raw(dale_exact)(P, ref, 0.8)
+        if kind == "DaleLaw":  # neurotorch's DaleLaw: DaleLawL2 with alpha = 0
+            return _raw(dale_exact)(P, ref, 0.0)
+        if kind == "WDist":
+            r = _raw(distance_exact)(P, ref)
+            return {"value": r["value"], "grad": r["grad"]}
+        if kind == "List":  # RegularizationList([L1(Lambda), L2(Lambda)]) on the same arrays: the sum of the two
+            a, c = per_kind("L1", P), per_kind("L2", P)
+            return {key: (a[key][0] + c[key][0], a[key][1] + c[key][1]) for key in ("value", "grad")}
         if kind == "Exc":
             return _raw(exc_exact)(P, 0.8)
         if kind == "Inh":
@@ -345,7 +365,7 @@ def _class_exact(kind, A, b, R=None, Rb=None, lam=0.5, lr=0.1):
 
     with mp.workdps(DPS):
         L = mp.mpf(float(lam))
-        parts = {"A": per(A, R), "b": per(b, Rb) if kind != "DaleLawL2" else None}
+        parts = {"A": per(A, R), "b": per(b, Rb) if kind not in _A_ONLY else None}
         parts = {k: v for k, v in parts.items() if v is not None}
         val = L * mp.fsum(v["value"][0] for v in parts.values())
         sval = abs(L) * mp.fsum(v["value"][1] for v in parts.values())
@@ -371,22 +391,30 @@ def _class_regimes():
     return {k: mk(k) for k in ("normal", "ties")}
 
 
+_A_ONLY = ("DaleLawL2", "DaleLaw", "WDist")  #: the classes run on the matrix only (their reference is a matrix)
+
+
 def _class_cases():
     out = []
     specs = [("L1", "L1", lambda P, inp: rg.L1(P, Lambda=0.5)), ("L2", "L2", lambda P, inp: rg.L2(P, Lambda=0.5)),
              ("Lp[p=inf]", "Linf", lambda P, inp: rg.Lp(P, Lambda=0.5, p=np.inf)),
              ("DaleLawL2[alpha=0.8]", "DaleLawL2",
               lambda P, inp: rg.DaleLawL2(P, alpha=0.8, reference_weights=[inp["R"]], Lambda=0.5)),
+             ("DaleLaw", "DaleLaw", lambda P, inp: rg.DaleLaw(P, reference_weights=[inp["R"]], Lambda=0.5)),
+             ("WeightsDistance[p=1]", "WDist",
+              lambda P, inp: rg.WeightsDistance(P, reference_weights=[inp["R"]], Lambda=0.5, p=1)),
+             ("RegularizationList[L1, L2]", "List",
+              lambda P, inp: rg.RegularizationList([rg.L1(P, Lambda=0.5), rg.L2(P, Lambda=0.5)])),
              ("ExcRatioTargetRegularization[t=0.8]", "Exc",
               lambda P, inp: rg.ExcRatioTargetRegularization(P, exc_target_ratio=0.8, Lambda=0.5)),
              ("InhRatioTargetRegularization[t=0.25]", "Inh",
               lambda P, inp: rg.InhRatioTargetRegularization(P, inh_target_ratio=0.25, Lambda=0.5))]
     for label, kind, build in specs:
         def run(inp, kind=kind, build=build):
-            P = {"A": inp["A"].copy()} if kind == "DaleLawL2" else {"A": inp["A"].copy(), "b": inp["b"].copy()}
+            P = {"A": inp["A"].copy()} if kind in _A_ONLY else {"A": inp["A"].copy(), "b": inp["b"].copy()}
             reg = build(P, inp)
             v, g = reg.value_and_grad()
-            res = {"value": np.asarray(v), **{f"grad_{k}": gk for k, gk in g.items()}}
+            res = {"value": np.asarray(v), **{f"grad_{k.split('.')[-1]}": gk for k, gk in g.items()}}
             rg.regularization_step(reg, lr=0.1)
             res.update({f"new_{k}": P[k] for k in P})
             return res
@@ -402,4 +430,42 @@ _base_cases = cases
 
 
 def cases():  # noqa: F811 -- the functions, then the classes
-    return _base_cases() + _class_cases()
+    return _base_cases() + _class_cases() + [_sgd_case(), _dale_scale_case()]
+
+
+def _sgd_case():
+    def mk(scale):
+        def f(rng, dt):
+            return {"A": rng.standard_normal((4, 5)).astype(dt), "G": (rng.standard_normal((4, 5)) * scale).astype(dt),
+                    "lr": 0.1}
+        return f
+
+    def run(inp):
+        P = {"A": inp["A"].copy()}
+        rg.SGD(P, lr=inp["lr"]).step({"A": inp["G"]})
+        return {"new_A": P["A"]}
+
+    @exact
+    def ex(a, g, lr):
+        """P - lr G: one product and one difference, terms |P| + lr |G| (lr as the float the code receives)."""
+        A, G, L = mpa(a), mpa(g), mp.mpf(float(lr))
+        return {"new_A": (A - L * G, absa(A) + L * absa(G))}
+
+    return Case(FAMILY, "SGD.step", {"normal": mk(1.0), "cancelling (lr G ~ P)": mk(10.0)}, run,
+                lambda inp: ex(inp["A"], inp["G"], inp["lr"]))
+
+
+def _dale_scale_case():
+    def mk(rho):
+        def f(rng, dt):
+            return {"n": int(rng.integers(1, 500)), "rho": float(rng.uniform(0.01, 0.99)) if rho is None else rho}
+        return f
+
+    def ex(inp):
+        with mp.workdps(DPS):
+            rho = mp.mpf(inp["rho"])
+            v = 1 / mp.sqrt(inp["n"] * rho * (1 - rho))
+            return {"sigma": (np.float64(v), np.float64(v))}
+
+    return Case(FAMILY, "dale_scale", {"random n, rho": mk(None), "rho near 1 (0.999)": mk(0.999)},
+                lambda inp: {"sigma": np.float64(rg.dale_scale(inp["n"], inp["rho"]))}, ex, dtypes=(np.float64,))

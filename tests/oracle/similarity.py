@@ -21,12 +21,27 @@ import numpy as np
 from refnsm import similarity as sim
 
 from ._mp import absa, exact, mpa, vmap, zeros
-from .cases import Case
+from .cases import Case, Unavailable
+from .measure import DPS
 
 FAMILY = "similarity"
 #: the public names of refnsm.similarity this oracle evaluates (docs/accuracy.md lists the others)
 COVERS = ("similarity_matching_cost", "hebbian_update", "solve_sm", "solve_nsm", "kkt_residual", "SimilarityMatching",
-          "SupervisedSimilarityMatching", "MultiSimilarityMatching", "Linear", "Diagnostics")
+          "SupervisedSimilarityMatching", "MultiSimilarityMatching", "Linear", "Diagnostics", "ReLU", "Tanh", "Sigmoid", "SGD", "Adam", "StepLR", "ExponentialLR", "principal_angle_cosines", "subspace_error", "Conv2d", "GroupedConv2d", "Sequential")
+#: public names with nothing to compute against an oracle, and why (rendered in docs/accuracy.md)
+NO_ORACLE = {
+    "Encoder": "the abstract protocol of the encoders (no arithmetic of its own)",
+    "FunctionalEncoder": "the base class of user encoders written against the protocol (no arithmetic of its own)",
+    "Identity": "`u = x`: returns its input unchanged, and its VJP is the cotangent unchanged; nothing is rounded",
+    "IterationModule": "a control-flow loop (calls `iteration` until a stopping rule); its numerical content is "
+                       "the user's `iteration`",
+    "IterationLossModule": "a control-flow loop of optimizer steps on the user's loss (the steps are the optimizers')",
+    "extract_embeddings": "data movement: runs a model over a loader and concatenates the outputs and labels",
+    "clustering_accuracy": "a count over integer labels after an optimal assignment: exact integer "
+                           "arithmetic, no rounding to measure (tests/test_similarity.py checks it on examples)",
+    "best_permutation_confusion": "an integer confusion matrix after an assignment (exact counts, "
+                                  "no rounding to measure)",
+}
 
 
 @exact
@@ -321,3 +336,433 @@ _circuit_only = cases
 
 def cases():  # noqa: F811
     return _circuit_only() + _nsm_cases()
+
+
+# ------------------------------------------------------------------ elementwise encoders, optimizers, schedulers
+# The elementwise encoders: value and VJP.  Scales are the terms of the plain formulas the derivative is written
+# as (tanh: 1 - t^2, terms 1 + t^2; sigmoid: s(1 - s), terms s(1 + s)): for a saturated input the derivative is
+# far below those terms, and the ledger's cond column shows by how much (torch forms the same expressions).
+
+def _act_regimes():
+    def mk(scale):
+        def f(rng, dt):
+            x = rng.standard_normal((3, 5)) * scale
+            x[0, 0] = 0.0
+            return {"x": x.astype(dt), "g": rng.standard_normal((3, 5)).astype(dt)}
+        return f
+    return {"normal": mk(1.0), "saturated (x12)": mk(12.0)}
+
+
+def _act_case(name):
+    @exact
+    def ex(x, g):
+        X, G = mpa(x), mpa(g)
+        if name == "ReLU":
+            Y = vmap(lambda v: v if v > 0 else mp.mpf(0), X)
+            D = vmap(lambda v: mp.mpf(1) if v > 0 else mp.mpf(0), X)
+            return {"u": (Y, absa(Y)), "grad_x": (G * D, absa(G * D))}
+        if name == "Tanh":
+            Y = vmap(mp.tanh, X)
+            return {"u": (Y, absa(Y)), "grad_x": (G * (1 - Y * Y), absa(G) * (1 + Y * Y))}
+        Y = vmap(lambda v: 1 / (1 + mp.exp(-v)), X)
+        return {"u": (Y, Y), "grad_x": (G * Y * (1 - Y), absa(G) * Y * (1 + Y))}
+
+    def run(inp):
+        enc = getattr(sim, name)(dtype=inp["x"].dtype)
+        return {"u": enc(inp["x"]), "grad_x": enc.vjp(inp["g"], inp["x"])[0]}
+
+    return Case(FAMILY, f"{name} (encoder) forward + vjp", _act_regimes(), run, lambda inp: ex(inp["x"], inp["g"]))
+
+
+def _opt_regimes():
+    def f(rng, dt):
+        return {"p": rng.standard_normal(6).astype(dt),
+                "gs": [rng.standard_normal(6).astype(dt) for _ in range(3)]}
+    return {"three steps": f}
+
+
+@exact
+def _sgd_exact(p, gs, lr, momentum, wd, nesterov):
+    """torch.optim.SGD, three steps: g += wd p; buf = g (first), momentum buf + g; step g + momentum buf (nesterov)
+    or buf; p -= lr step.  Every quantity carries the sum of the |terms| it was formed from."""
+    P, sP = mpa(p), absa(mpa(p))
+    lr, mom, wd = (mp.mpf(float(v)) for v in (lr, momentum, wd))
+    buf = None
+    for g in gs:
+        G = mpa(g) + wd * P
+        sG = absa(mpa(g)) + wd * sP
+        if buf is None:
+            buf, sbuf = G, sG
+        else:
+            buf, sbuf = mom * buf + G, mom * sbuf + sG
+        st, sst = (G + mom * buf, sG + mom * sbuf) if nesterov else (buf, sbuf)
+        P, sP = P - lr * st, sP + lr * sst
+    return {"p": (P, sP)}
+
+
+@exact
+def _adam_exact(p, gs, lr, b1, b2, eps):
+    """torch.optim.Adam, three steps: m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
+    p -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).  Scale: |p| plus the step formed from |m|'s terms."""
+    P, sP = mpa(p), absa(mpa(p))
+    lr, b1, b2, eps = (mp.mpf(float(v)) for v in (lr, b1, b2, eps))
+    m, sm, v = zeros(P.shape), zeros(P.shape), zeros(P.shape)
+    for t, g in enumerate(gs, start=1):
+        G = mpa(g)
+        m, sm = b1 * m + (1 - b1) * G, b1 * sm + (1 - b1) * absa(G)
+        v = b2 * v + (1 - b2) * G * G
+        den = vmap(lambda a: mp.sqrt(a / (1 - b2 ** t)) + eps, v)
+        P = P - lr * (m / (1 - b1 ** t)) / den
+        sP = sP + lr * (sm / (1 - b1 ** t)) / den
+    return {"p": (P, sP)}
+
+
+def _optimizer_cases():
+    out = []
+    for label, kw in (("SGD[momentum=0.9, weight_decay=0.01]", dict(momentum=0.9, weight_decay=0.01, nesterov=False)),
+                      ("SGD[momentum=0.9, nesterov]", dict(momentum=0.9, weight_decay=0.0, nesterov=True))):
+        def run(inp, kw=kw):
+            P = {"w": inp["p"].copy()}
+            opt = sim.SGD(P, lr=0.1, **kw)
+            for g in inp["gs"]:
+                opt.step({"w": g})
+            return {"p": P["w"]}
+
+        out.append(Case(FAMILY, f"{label}.step x3", _opt_regimes(), run,
+                        lambda inp, kw=kw: _sgd_exact(inp["p"], inp["gs"], 0.1, kw["momentum"], kw["weight_decay"],
+                                                      kw["nesterov"])))
+
+    def run_adam(inp):
+        P = {"w": inp["p"].copy()}
+        opt = sim.Adam(P, lr=0.01)
+        for g in inp["gs"]:
+            opt.step({"w": g})
+        return {"p": P["w"]}
+
+    out.append(Case(FAMILY, "Adam.step x3", _opt_regimes(), run_adam,
+                    lambda inp: _adam_exact(inp["p"], inp["gs"], 0.01, 0.9, 0.999, 1e-8)))
+
+    def sched_reg(rng, dt):
+        return {"lr": float(rng.uniform(0.01, 1.0)), "gamma": float(rng.uniform(0.5, 0.99)), "n": 10}
+
+    def run_sched(kind):
+        def run(inp):
+            opt = sim.SGD({"w": np.zeros(1)}, lr=inp["lr"])
+            sched = sim.StepLR(opt, step_size=3, gamma=inp["gamma"]) if kind == "StepLR" else \
+                sim.ExponentialLR(opt, gamma=inp["gamma"])
+            for _ in range(inp["n"]):
+                sched.step()
+            return {"lr": np.float64(opt.lr)}
+        return run
+
+    def sched_exact(kind):
+        def ex(inp):
+            with mp.workdps(50):
+                k = inp["n"] // 3 if kind == "StepLR" else inp["n"]
+                v = mp.mpf(inp["lr"]) * mp.mpf(inp["gamma"]) ** k
+                return {"lr": (np.float64(v), np.float64(v))}
+        return ex
+
+    for kind in ("StepLR", "ExponentialLR"):
+        label = "StepLR[step_size=3]" if kind == "StepLR" else kind
+        out.append(Case(FAMILY, f"{label}: lr after 10 steps", {"random lr, gamma": sched_reg}, run_sched(kind),
+                        sched_exact(kind), dtypes=(np.float64,)))
+    return out
+
+
+_before_optimizers = cases
+
+
+def cases():  # noqa: F811
+    return _before_optimizers() + [_act_case(n) for n in ("ReLU", "Tanh", "Sigmoid")] + _optimizer_cases()
+
+
+# ------------------------------------------------------------------------------------- principal angles
+def _orthonormal(a):
+    """An orthonormal basis of the columns of ``a`` (Gram-Schmidt, twice, at DPS digits): any basis gives the same
+    principal angles."""
+    n, p = a.shape
+    Q = []
+    for j in range(p):
+        v = [mp.mpf(float(a[i, j])) for i in range(n)]
+        for _ in range(2):
+            for q in Q:
+                d = mp.fsum(x * y for x, y in zip(v, q))
+                v = [x - d * y for x, y in zip(v, q)]
+        nv = mp.sqrt(mp.fsum(x * x for x in v))
+        Q.append([x / nv for x in v])
+    return mp.matrix([[Q[j][i] for j in range(p)] for i in range(n)])
+
+
+def _kappa(a):
+    s = np.linalg.svd(np.asarray(a, dtype=np.float64), compute_uv=False)
+    return float(s[0] / s[-1])
+
+
+def angles_exact(a, b):
+    r"""cos(theta_i) = the singular values of Q_A^T Q_B; the subspace error sqrt(sum sin^2) = ||Q_B - Q_A Q_A^T Q_B||_F
+    (no cancellation however small the angles).  Scale: a condition estimate, kappa(A) + kappa(B): the inputs
+    determine the subspaces (so the angles, in absolute terms) only to within eps times that (any backward-stable
+    QR of A is the basis of a subspace that far away)."""
+    with mp.workdps(DPS):
+        QA, QB = _orthonormal(a), _orthonormal(b)
+        M = QA.T * QB
+        cos = sorted(mp.svd_r(M, compute_uv=False), reverse=True)
+        k = min(a.shape[1], b.shape[1])
+        cos = np.array([min(float(c), 1.0) for c in cos[:k]])
+        R = QB - QA * M
+        err = float(mp.sqrt(mp.fsum(R[i, j] ** 2 for i in range(R.rows) for j in range(R.cols))))
+    s = _kappa(a) + _kappa(b)
+    return {"cos": (cos, np.full(cos.shape, s)), "subspace_error": (np.float64(err), np.float64(s))}
+
+
+def _angle_regimes():
+    def mk(kind):
+        def f(rng, dt):
+            A = rng.standard_normal((6, 3))
+            if kind == "random subspaces":
+                B = rng.standard_normal((6, 3))
+            elif kind == "the same span (B = A R)":
+                B = A @ rng.standard_normal((3, 3))
+            else:  # tiny angles: the float64 rounding of 1 - cos^2 is 1e8 times the answer
+                B = A + float(kind.split("(")[1].rstrip(")")) * rng.standard_normal((6, 3))
+            return {"A": A, "B": B}
+        return f
+    return {k: mk(k) for k in ("random subspaces", "the same span (B = A R)", "nearly equal (1e-9)",
+                               "nearly equal (1e-5)")}
+
+
+def _angle_case():
+    return Case(FAMILY, "principal_angle_cosines + subspace_error", _angle_regimes(),
+                lambda inp: {"cos": sim.principal_angle_cosines(inp["A"], inp["B"]),
+                             "subspace_error": np.float64(sim.subspace_error(inp["A"], inp["B"]))},
+                lambda inp: angles_exact(inp["A"], inp["B"]), dtypes=(np.float64,))
+
+
+_before_angles = cases
+
+
+def cases():  # noqa: F811
+    return _before_angles() + [_angle_case()]
+
+
+# ------------------------------------------------------------------------------------- convolution encoders
+@exact
+def conv_exact(x, w, bias, g, stride, padding, dilation, groups):
+    """u[b,o,h,v] = bias[o] + sum_{c in o's group, i, j} W[o, c', i, j] xpad[b, c, s h + d i, s v + d j], written as
+    that loop; its VJPs as the same loop accumulating g[b,o,h,v] times the other factor.  Scales: the |terms|."""
+    X, Wm, Bm, G = mpa(x), mpa(w), mpa(bias), mpa(g)
+    Bn, C, H, Wd = x.shape
+    O, Cg, kh, kw = w.shape
+    Ho, Wo = g.shape[2], g.shape[3]
+    og = O // groups
+    U, sU = zeros(g.shape), zeros(g.shape)
+    gx, sgx = zeros(x.shape), zeros(x.shape)
+    gw, sgw = zeros(w.shape), zeros(w.shape)
+    for b in range(Bn):
+        for o in range(O):
+            grp = o // og
+            for h in range(Ho):
+                for v in range(Wo):
+                    acc, sacc = Bm[o], abs(Bm[o])
+                    for cc in range(Cg):
+                        c = grp * Cg + cc
+                        for i in range(kh):
+                            for j in range(kw):
+                                r, q = stride * h + dilation * i - padding, stride * v + dilation * j - padding
+                                if 0 <= r < H and 0 <= q < Wd:
+                                    t = Wm[o, cc, i, j] * X[b, c, r, q]
+                                    acc += t
+                                    sacc += abs(t)
+                                    gx[b, c, r, q] += G[b, o, h, v] * Wm[o, cc, i, j]
+                                    sgx[b, c, r, q] += abs(G[b, o, h, v] * Wm[o, cc, i, j])
+                                    gw[o, cc, i, j] += G[b, o, h, v] * X[b, c, r, q]
+                                    sgw[o, cc, i, j] += abs(G[b, o, h, v] * X[b, c, r, q])
+                    U[b, o, h, v], sU[b, o, h, v] = acc, sacc
+    gb = np.array([mp.fsum(G[:, o].reshape(-1)) for o in range(O)], dtype=object)
+    sgb = np.array([mp.fsum(absa(G[:, o]).reshape(-1)) for o in range(O)], dtype=object)
+    return {"u": (U, sU), "grad_x": (gx, sgx), "grad_weight": (gw, sgw), "grad_bias": (gb, sgb)}
+
+
+_CONVS = [("Conv2d[k=3, stride=2, padding=1]", dict(C=2, O=3, k=3, stride=2, padding=1, dilation=1, groups=1)),
+          ("Conv2d[k=2, dilation=2]", dict(C=2, O=2, k=2, stride=1, padding=0, dilation=2, groups=1)),
+          ("GroupedConv2d[groups=2, k=3, padding=1]", dict(C=4, O=6, k=3, stride=1, padding=1, dilation=1, groups=2))]
+
+
+def _conv_case(label, cfg):
+    def shape_out(H):
+        return (H + 2 * cfg["padding"] - cfg["dilation"] * (cfg["k"] - 1) - 1) // cfg["stride"] + 1
+
+    def mk(xscale):
+        def f(rng, dt):
+            H = 5
+            x = (rng.standard_normal((2, cfg["C"], H, H)) * xscale).astype(dt)
+            w = rng.standard_normal((cfg["O"], cfg["C"] // cfg["groups"], cfg["k"], cfg["k"])).astype(dt)
+            b = rng.standard_normal(cfg["O"]).astype(dt)
+            g = rng.standard_normal((2, cfg["O"], shape_out(H), shape_out(H))).astype(dt)
+            return {"x": x, "w": w, "b": b, "g": g}
+        return f
+
+    def run(inp):
+        kw = dict(stride=cfg["stride"], padding=cfg["padding"], dilation=cfg["dilation"],
+                  weight=inp["w"], bias_value=inp["b"], dtype=inp["x"].dtype)
+        if label.startswith("Grouped"):
+            enc = sim.GroupedConv2d(cfg["C"], cfg["O"], cfg["k"], groups=cfg["groups"], **kw)
+        else:
+            enc = sim.Conv2d(cfg["C"], cfg["O"], cfg["k"], **kw)
+        u = enc(inp["x"])
+        gx, gp = enc.vjp(inp["g"], inp["x"])
+        return {"u": u, "grad_x": gx, "grad_weight": gp["weight"], "grad_bias": gp["bias"]}
+
+    return Case(FAMILY, f"{label} forward + vjp", {"normal": mk(1.0), "huge inputs (x1e15)": mk(1e15)}, run,
+                lambda inp: conv_exact(inp["x"], inp["w"], inp["b"], inp["g"], cfg["stride"], cfg["padding"],
+                                       cfg["dilation"], cfg["groups"]))
+
+
+_before_convs = cases
+
+
+def cases():  # noqa: F811
+    return _before_convs() + [_conv_case(label, cfg) for label, cfg in _CONVS]
+
+
+# ------------------------------------------------------------------------------------- Sequential
+@exact
+def seq_exact(x, W1, b1, W2, b2, g):
+    """Sequential(Linear(4, 3), Tanh(), Linear(3, 2)) in torch's layout: h = x W1^T + b1, t = tanh h,
+    u = t W2^T + b2, and its VJP by the chain rule.  Scales: each stage's |terms|, with the uncertainty of its input
+    carried to first order (t inherits tanh'(h) times h's scale; the backward pass likewise)."""
+    X, A, a, B, c, G = (mpa(v) for v in (x, W1, b1, W2, b2, g))
+    h = X @ A.T + a.reshape(1, -1)
+    sh = absa(X) @ absa(A).T + absa(a).reshape(1, -1)
+    t = vmap(mp.tanh, h)
+    st = absa(t) + (1 - t * t) * sh
+    u = t @ B.T + c.reshape(1, -1)
+    su = st @ absa(B).T + absa(c).reshape(1, -1)
+    gt, sgt = G @ B, absa(G) @ absa(B)
+    gh = gt * (1 - t * t)
+    sgh = sgt * (1 + t * t) + absa(gt) * 2 * absa(t) * st
+    return {"u": (u, su), "grad_x": (gh @ A, sgh @ absa(A)),
+            "grad_0.weight": (gh.T @ X, sgh.T @ absa(X)), "grad_0.bias": (gh.sum(axis=0), sgh.sum(axis=0)),
+            "grad_2.weight": (G.T @ t, absa(G).T @ st), "grad_2.bias": (G.sum(axis=0), absa(G).sum(axis=0))}
+
+
+def _seq_case():
+    def f(rng, dt):
+        return {"x": rng.standard_normal((5, 4)).astype(dt), "W1": rng.standard_normal((3, 4)).astype(dt),
+                "b1": rng.standard_normal(3).astype(dt), "W2": rng.standard_normal((2, 3)).astype(dt),
+                "b2": rng.standard_normal(2).astype(dt), "g": rng.standard_normal((5, 2)).astype(dt)}
+
+    def run(inp):
+        dt = inp["x"].dtype
+        seq = sim.Sequential(sim.Linear(4, 3, weight=inp["W1"], bias_value=inp["b1"], dtype=dt), sim.Tanh(dtype=dt),
+                             sim.Linear(3, 2, weight=inp["W2"], bias_value=inp["b2"], dtype=dt))
+        u = seq(inp["x"])
+        gx, gp = seq.vjp(inp["g"], inp["x"])
+        return {"u": u, "grad_x": gx, **{f"grad_{k}": v for k, v in gp.items()}}
+
+    return Case(FAMILY, "Sequential[Linear, Tanh, Linear] forward + vjp", {"normal": f}, run,
+                lambda inp: seq_exact(inp["x"], inp["W1"], inp["b1"], inp["W2"], inp["b2"], inp["g"]))
+
+
+_before_seq = cases
+
+
+def cases():  # noqa: F811
+    return _before_seq() + [_seq_case()]
+
+
+# ------------------------------------------------------------------------------------- torch on the same inputs
+def _torch():
+    try:
+        import torch
+    except Exception as exc:
+        raise Unavailable(f"torch not importable: {type(exc).__name__}") from None
+    return torch
+
+
+def _t(torch, a, grad=False):
+    return torch.tensor(np.asarray(a), requires_grad=grad)
+
+
+def _up_act(name):
+    def run(inp):
+        torch = _torch()
+        x = _t(torch, inp["x"], True)
+        u = {"ReLU": torch.relu, "Tanh": torch.tanh, "Sigmoid": torch.sigmoid}[name](x)
+        (u * _t(torch, inp["g"])).sum().backward()
+        return {"u": u.detach().numpy(), "grad_x": x.grad.numpy()}
+    return run
+
+
+def _up_opt(kind, kw):
+    def run(inp):
+        torch = _torch()
+        p = torch.nn.Parameter(_t(torch, inp["p"]).clone())
+        opt = torch.optim.Adam([p], lr=0.01) if kind == "Adam" else torch.optim.SGD([p], lr=0.1, **kw)
+        for g in inp["gs"]:
+            p.grad = _t(torch, g).clone()
+            opt.step()
+        return {"p": p.detach().numpy()}
+    return run
+
+
+def _up_sched(kind):
+    def run(inp):
+        torch = _torch()
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))], lr=inp["lr"])
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=inp["gamma"]) if kind == "StepLR" else \
+            torch.optim.lr_scheduler.ExponentialLR(opt, gamma=inp["gamma"])
+        for _ in range(inp["n"]):
+            opt.step()
+            sched.step()
+        return {"lr": np.float64(opt.param_groups[0]["lr"])}
+    return run
+
+
+def _up_conv(cfg):
+    def run(inp):
+        torch = _torch()
+        x, w, b = _t(torch, inp["x"], True), _t(torch, inp["w"], True), _t(torch, inp["b"], True)
+        u = torch.nn.functional.conv2d(x, w, b, stride=cfg["stride"], padding=cfg["padding"],
+                                       dilation=cfg["dilation"], groups=cfg["groups"])
+        (u * _t(torch, inp["g"])).sum().backward()
+        return {"u": u.detach().numpy(), "grad_x": x.grad.numpy(), "grad_weight": w.grad.numpy(),
+                "grad_bias": b.grad.numpy()}
+    return run
+
+
+def _torch_label():
+    try:
+        from importlib.metadata import version
+
+        return f"torch {version('torch')}"
+    except Exception:
+        return "torch"
+
+
+_TORCH_LABEL = _torch_label()
+
+
+def _with_upstream():
+    out = _before_torch()
+    for c in out:
+        if c.name.endswith("(encoder) forward + vjp"):
+            c.upstream = {_TORCH_LABEL: _up_act(c.name.split(" ")[0])}
+        elif c.name.startswith("SGD["):
+            kw = dict(momentum=0.9, weight_decay=0.01) if "weight_decay" in c.name else dict(momentum=0.9,
+                                                                                            nesterov=True)
+            c.upstream = {_TORCH_LABEL: _up_opt("SGD", kw)}
+        elif c.name.startswith("Adam"):
+            c.upstream = {_TORCH_LABEL: _up_opt("Adam", {})}
+        elif c.name.startswith(("StepLR", "ExponentialLR")):
+            c.upstream = {_TORCH_LABEL: _up_sched("StepLR" if c.name.startswith("StepLR") else "ExponentialLR")}
+        else:
+            for label, cfg in _CONVS:
+                if c.name.startswith(label):
+                    c.upstream = {_TORCH_LABEL + " (conv2d)": _up_conv(cfg)}
+    return out
+
+
+_before_torch = cases
+cases = _with_upstream

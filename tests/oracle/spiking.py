@@ -27,7 +27,12 @@ COVERS = ("spike_similarity_matrix", "spike_similarity_matrix_vjp", "kernel_dot_
           "spike_similar_loss_value_and_grad", "temporal_efficient_training_cross_entropy",
           "temporal_efficient_training_cross_entropy_vjp", "time_mean_cross_entropy", "time_mean_cross_entropy_vjp",
           "tet_loss", "tet_loss_vjp", "firing_rate_mse", "firing_rate_mse_vjp",
-          "temporal_efficient_training_cross_entropy_value_and_grad", "TETLoss")
+          "temporal_efficient_training_cross_entropy_value_and_grad", "TETLoss", "label_similarity_matrix")
+#: public names with nothing to compute against an oracle, and why (rendered in docs/accuracy.md)
+NO_ORACLE = {
+    "KERNELS": "a constant: the tuple of kernel names accepted by `kernel_type`",
+    "LOSSES": "a constant: the tuple of loss names accepted by `loss_type`",
+}
 
 
 # ------------------------------------------------------------------------------------------ the exact math
@@ -457,4 +462,31 @@ def cases():
                 continue  # unnormalised: S leaves [0, 1]
             out.append(_ssl_case(kernel, args, loss))
     out += [_tet_case("tet"), _tet_case("time_mean"), _tet_case("tet_loss"), _fr_case()]
-    return out
+    return out + [_label_case()]
+
+
+def _label_case():
+    def mk(kind):
+        def f(rng, dt):
+            if kind == "multi-hot, silent samples":
+                L = (rng.random((5, 3)) < 0.4).astype(dt)
+                L[4] = 0
+            elif kind == "soft labels in [0, 1]":
+                L = rng.random((5, 3)).astype(dt)
+            else:  # signed soft labels: only the upper side is clamped
+                L = rng.standard_normal((5, 3)).astype(dt)
+            return {"labels": L}
+        return f
+
+    @exact
+    def label_exact(labels):
+        """Y = min(L L^T, 1); the clamp's 1 is exact, the product carries the terms |L||L|^T."""
+        Lm = mpa(labels)
+        G, sG = Lm @ Lm.T, absa(Lm) @ absa(Lm).T
+        Y = vmap(lambda v: min(v, mp.mpf(1)), G)
+        return {"Y": (Y, sG)}
+
+    return Case(FAMILY, "label_similarity_matrix",
+                {k: mk(k) for k in ("multi-hot, silent samples", "soft labels in [0, 1]", "signed soft labels")},
+                lambda inp: {"Y": sp.label_similarity_matrix(inp["labels"], inp["labels"].dtype)},
+                lambda inp: label_exact(inp["labels"]))
