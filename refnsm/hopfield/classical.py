@@ -20,6 +20,9 @@ Dense associative memory (Krotov & Hopfield 2016; Demircigil et al. 2017)
 :math:`2^{N/2}` (exponential).  For n = 2 this is the classical network up to the diagonal and a constant.
 
 Ties (a field of exactly 0) leave the unit unchanged, in every update.
+
+Computed in float64; results are returned in the inputs' float dtype (float32 only if every float input is
+float32, rounded once at the end), like the rest of the package.
 """
 
 from __future__ import annotations
@@ -132,11 +135,12 @@ def hebbian_weights(patterns):
            [-0.33333333,  0.        , -0.33333333],
            [ 0.33333333, -0.33333333,  0.        ]])
     """
+    dt = C.result_float_dtype(patterns)
     P = _patterns(patterns)
     N = P.shape[0]
     W = (P @ P.T) / N
     np.fill_diagonal(W, 0.0)
-    return W
+    return W.astype(dt, copy=False)
 
 
 def _square(W, name="W"):
@@ -159,11 +163,12 @@ def classical_energy(S, W, theta=None):
     >>> round(float(hp.classical_energy(P[:, 0], W)), 12)
     -1.0
     """
+    dt = C.result_float_dtype(S, W, *(() if theta is None else (theta,)))
     W = _square(W)
     S2, was_1d = _states(S, W.shape[0])
     th = _theta(theta, W.shape[0])
     e = -0.5 * np.einsum("bi,ij,bj->b", S2, W, S2) + S2 @ th
-    return float(e[0]) if was_1d else e
+    return float(e[0]) if was_1d else e.astype(dt, copy=False)
 
 
 @C.finite_result
@@ -189,6 +194,7 @@ def classical_update(S, W, theta=None, *, mode="sync", n_sweeps=1, order="random
     >>> hp.classical_update(np.array([1.0, -1.0, 1.0, 1.0]), W, mode="sync")   # one flipped bit is repaired
     array([ 1., -1.,  1., -1.])
     """
+    dt = C.result_float_dtype(S, W, *(() if theta is None else (theta,)))
     W = _square(W)
     N = W.shape[0]
     S2, was_1d = _states(S, N)
@@ -206,6 +212,7 @@ def classical_update(S, W, theta=None, *, mode="sync", n_sweeps=1, order="random
             out = new
     else:
         out = _async_run(lambda S_, o, r, d: K.classical_async(S_, W, th, o, r, d), S2, n_sweeps, N, gen)
+    out = out.astype(dt, copy=False)  # ±1 entries: exact in float32
     return out[0] if was_1d else out
 
 
@@ -230,6 +237,7 @@ def dense_energy(S, patterns, *, interaction="poly", n=3):
     >>> float(hp.dense_energy(P[:, 0], P, interaction="poly", n=3))
     -64.0
     """
+    dt = C.result_float_dtype(S, patterns)
     Xi = _patterns(patterns)
     S2, was_1d = _states(S, Xi.shape[0])
     kind, n = _interaction(interaction, n)
@@ -241,7 +249,7 @@ def dense_energy(S, patterns, *, interaction="poly", n=3):
     else:
         F = np.exp(m)
     e = -F.sum(axis=1)
-    return float(e[0]) if was_1d else e
+    return float(e[0]) if was_1d else e.astype(dt, copy=False)
 
 
 @C.finite_result
@@ -264,6 +272,7 @@ def dense_update(S, patterns, *, interaction="poly", n=3, n_sweeps=1, order="ran
     >>> hp.dense_update(np.array([1.0, -1.0, 1.0, 1.0]), P, n=3, rng=0)
     array([ 1., -1.,  1., -1.])
     """
+    dt = C.result_float_dtype(S, patterns)
     Xi = _patterns(patterns)
     N, P = Xi.shape
     S2, was_1d = _states(S, N)
@@ -272,4 +281,5 @@ def dense_update(S, patterns, *, interaction="poly", n=3, n_sweeps=1, order="ran
     gen = _order_args(order, rng)
     m = np.empty(P)
     out = _async_run(lambda S_, o, r, d: K.dense_async(S_, Xi, kind, n, o, m, r, d), S2, n_sweeps, N, gen)
+    out = out.astype(dt, copy=False)  # ±1 entries: exact in float32
     return out[0] if was_1d else out

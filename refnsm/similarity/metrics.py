@@ -66,6 +66,7 @@ def principal_angle_cosines(A, B):
     >>> np.round(sim.principal_angle_cosines(A, A[:, ::-1]), 6)   # the same subspace
     array([1., 1.])
     """
+    dt = _checks.result_float_dtype(A, B)
     A = _checks.as_float_array(A, "A", ndim=2, shape_hint="[n, p]", dtype=np.float64, allow_empty=False)
     B = _checks.as_float_array(B, "B", ndim=2, shape_hint="[n, q]", dtype=np.float64, allow_empty=False)
     _checks.check_same_dim(A, "A", 0, B, "B", 0, "number of rows")
@@ -75,7 +76,7 @@ def principal_angle_cosines(A, B):
     qa, _ = np.linalg.qr(A)
     qb, _ = np.linalg.qr(B)
     s = np.linalg.svd(qa.T @ qb, compute_uv=False)
-    return np.clip(s, 0.0, 1.0)
+    return np.clip(s, 0.0, 1.0).astype(dt, copy=False)
 
 
 @_checks.finite_result

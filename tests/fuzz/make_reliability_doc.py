@@ -118,7 +118,8 @@ def render(res: dict) -> str:
       "when the Gram matrix could overflow (the ε term rescaled with them), so 1e300 inputs give the same "
       "matrix as unit inputs; the vector 2-norm of the Lp regularizers is formed without squaring overflow; "
       "`principal_angle_cosines` works on orthonormal bases; the Householder maps refuse a vector whose squared "
-      "norm leaves [2**-500, 2**500] with a message saying to rescale it (a reflector is scale-invariant);")
+      "norm leaves [2**-500, 2**500] (float64; [2**-60, 2**60] in float32, whose kernels compute in float32) with "
+      "a message saying to rescale it (a reflector is scale-invariant);")
     w("* **everything else raises**: a result that holds Inf or NaN although every input was finite raises "
       "`refnsm._checks.NonFiniteResultError` (a `ValueError` and a `FloatingPointError`) naming the function, the "
       "first non-finite entry and the largest input magnitude (the `finite_result` guard on the public functions "
