@@ -45,13 +45,14 @@ def _check_reflectors(U, k, name, arg=None):
     ``params['U']``)."""
     e = _REFLECTOR_SQNORM_EXP.get(np.dtype(U.dtype), 500)
     lo, hi = 2.0 ** -e, 2.0 ** e
-    c = np.einsum("ij,ij->i", np.triu(U[:k]), np.triu(U[:k]), dtype=np.float64) if k else np.zeros(0)
+    with np.errstate(over="ignore", under="ignore"):  # an Inf or 0 here is what the check refuses
+        c = np.einsum("ij,ij->i", np.triu(U[:k]), np.triu(U[:k]), dtype=np.float64) if k else np.zeros(0)
     bad = np.flatnonzero(~((c >= lo) & (c <= hi)))
     if bad.size:
         t = int(bad[0])
         what = "zero (the reflector is undefined)" if c[t] == 0 else (
-            f"of squared norm {c[t]:.3g}, outside [2**-{e}, 2**{e}] where the {np.dtype(U.dtype)} kernels divide by it without "
-            f"under- or overflow (a reflector is invariant to scale: rescale the vector)")
+            f"of squared norm {c[t]:.3g}, outside [2**-{e}, 2**{e}] where the {np.dtype(U.dtype)} kernels divide "
+            f"by it without under- or overflow (a reflector is invariant to scale: rescale the vector)")
         raise ValueError(f"{arg or name}: Householder vector {name}[{t}, {t}:] is {what}")
 
 

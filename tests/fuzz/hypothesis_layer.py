@@ -6,18 +6,23 @@ For each spec, ``calls(spec)`` draws a full argument set from the spec's valid c
   new length for every axis that had length ``d``, so coupled axes stay coupled) to one of 0, 1, 2, d, d + 1;
   integer index arrays are resized with them.  A size the function does not accept must be refused cleanly;
 * **dtype**: float32 or float64 for every float array argument together;
-* **values** per array: the value set of a discrete argument (±1 states, 0-1 spikes, one-hot labels), normal, uniform [0, 1), the ±1 / 0-1 structure of spikes and patterns, small integers
-  (ties), all zeros, a constant (every entry tied), scaled by 1, a tiny or a huge finite factor of the dtype
-  (1e-300 / 1e300 for float64, 1e-30 / 1e30 for float32); then, optionally, duplicated leading slices and zeroed
-  entries.
+* **values** per array: the value set of a discrete argument (±1 states, 0-1 spikes, one-hot labels), normal,
+  uniform [0, 1), the ±1 / 0-1 structure of spikes and patterns, small integers (ties), all zeros, a constant
+  (every entry tied), scaled by 1, a tiny or a huge finite factor of the dtype (1e-300 / 1e300 for float64,
+  1e-30 / 1e30 for float32); then, optionally, duplicated leading slices and zeroed entries.
 
 ``check(spec, values)`` asserts the contract of an accepted-or-refused call (``Violation`` otherwise):
 
 * either a result with no NaN/Inf (for a VJP too: every input was finite) whose floating arrays have the input
-  dtype (functions without a ``dtype`` argument; not methods of float64 objects) and, when the spec's shapes were kept, the shapes of the
-  spec's valid call; or a ``ValueError``/``TypeError`` whose message names one of the arguments, or the
-  documented ``NonFiniteResultError`` of the overflow policy (docs/reliability.md); never another exception;
+  dtype (functions without a ``dtype`` argument; not methods of float64 objects) and, when the spec's shapes were
+  kept, the shapes of the spec's valid call; or a ``ValueError``/``TypeError`` whose message names one of the
+  arguments, or the documented ``NonFiniteResultError`` of the overflow policy (docs/reliability.md); never
+  another exception;
 * no caller array is written, and a refused call changes no state of the object.
+
+A VJP that refuses an overflow (the gradient leaves the dtype's range, e.g. a huge cotangent times a huge input)
+where its value is finite is counted apart ("VJP overflow refused where the value is finite"): allowed by the
+overflow policy, reported by ``make fuzz``.
 
 ``PROFILES`` are the ``settings`` of the fast layer in ``make test`` (derandomized, a few examples per spec) and
 of the longer sweep behind ``make fuzz`` (``REFNSM_HYPOTHESIS_PROFILE=fuzz``).
@@ -140,6 +145,22 @@ def _arrays_in(value, path="result"):
 
 
 _BASE_SHAPES = {}
+_FORWARD = {}
+
+
+def forward_of(spec):
+    """The spec of the value a VJP spec differentiates (same argument names, less the cotangent), or None."""
+    if "vjp" not in spec.label:
+        return None
+    if not _FORWARD:
+        by_label = {sp.label: sp for sps in F.specs().values() for sp in sps}
+        for sp in by_label.values():
+            if "vjp" in sp.label:
+                fwd = (by_label.get(sp.label.replace("_vjp", ""))
+                       or by_label.get(sp.label.replace("vjp", "").rstrip("_")))
+                ok = fwd is not None and fwd.make is None and {a.name for a in fwd.args} <= {a.name for a in sp.args}
+                _FORWARD[sp.label] = fwd if ok else None
+    return _FORWARD.get(spec.label)
 
 
 def _base_shapes(spec):
@@ -163,6 +184,13 @@ def check(spec, values, dtype, resized):
         if before is not None and not F._state_same(before, spec.state(obj)):
             raise Violation(f"{spec.label}: a refused call changed the object ({type(exc).__name__}: {exc})")
         if isinstance(exc, NonFiniteResultError):
+            fwd = forward_of(spec)
+            if fwd is not None:  # the VJP refused an overflow: was the value itself finite there?
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    _, _, fres, fexc = F._call(fwd, {a.name: values[a.name] for a in fwd.args})
+                if fexc is None and not F._has_nonfinite(fres):
+                    return "VJP overflow refused where the value is finite"
             return "overflow refused"
         if isinstance(exc, (ValueError, TypeError)):
             if not _names_an_argument(spec, str(exc)):

@@ -489,3 +489,18 @@ def test_float32_kept_by_the_classical_baselines_and_principal_angles():
         assert v.dtype == np.float64
         np.testing.assert_array_equal(got[k], v.astype(f))
     assert H.classical_energy(S.astype(f), W).dtype == np.float64
+
+
+@pytest.mark.parametrize("dtype,scale", [(np.float64, 1e-160), (np.float64, 1e160), (np.float32, 1e-25)])
+def test_hprod_refuses_reflectors_whose_squared_norm_leaves_the_range(dtype, scale):
+    # Hprod was finite at |u|^2 ~ 4e-320 (float64) while Hprod_vjp returned NaN/Inf (it divides by |u|^4): the
+    # reflector is scale-invariant, so both now refuse the vector the way householder_matrix does
+    from refnsm import linear as L
+
+    x, g, u = np.ones((2, 4), dtype), np.ones((2, 4), dtype), np.full(4, scale, dtype)
+    for call in (lambda: L.Hprod(x, u, 3), lambda: L.Hprod_vjp(g, x, u, 3)):
+        with pytest.raises(ValueError, match=r"^u: Householder vector u\[n-k:\] is of squared norm"):
+            call()
+    y = L.Hprod(x, np.full(4, 1.0, dtype), 3)  # the same reflector at unit scale
+    gx, gu = L.Hprod_vjp(g, x, np.full(4, 1.0, dtype), 3)
+    assert y.dtype == gx.dtype == gu.dtype == dtype and np.isfinite(gu).all()
