@@ -7,6 +7,12 @@
 * Threads: torch is set to the same number of threads as Numba, and BLAS uses its default (both libraries see
   the same cores).
 
+* Machine limits: each family's run measures, in its own process, the DGEMM and SGEMM rate (SciPy's BLAS, the
+  one Numba's ``np.dot`` calls, at 2048^3, best of 3) and the copy bandwidth (``np.copyto`` of 256 MiB, bytes
+  read + written, best of 5).  A large-size row that states its work (``Row.work``: the floating-point operations
+  of one call, or the bytes it must move for a memory-bound kernel) gets the fraction of that limit it reaches.
+* The CPU (model, flags, LLVM's target name) is written to ``benchmarks/results/_machine.md``.
+
 Each benchmark script writes its table to ``benchmarks/results/<family>.md``; ``python -m refnsm bench``
 assembles those into ``benchmarks/RESULTS.md``.  Nothing in these files is typed by hand.
 """
@@ -93,6 +99,8 @@ class Row:
     upstream_s: float
     compile_s: float
     goal: float | None = None  # required ratio upstream/refnsm (e.g. 5.0 for "5x faster", 1.0 for "not slower")
+    work: float | None = None  # work of one refnsm call: flops (limit "dgemm"/"sgemm") or bytes moved ("copy")
+    limit: str | None = None  # the machine limit ``work`` is compared with: "dgemm", "sgemm" or "copy"
 
     @property
     def ratio(self) -> float:
@@ -109,23 +117,102 @@ def _fmt_t(s: float) -> str:
     return f"{s * 1e6:.1f} µs" if s < 1e-3 else (f"{s * 1e3:.2f} ms" if s < 1 else f"{s:.2f} s")
 
 
+_LIMITS: dict | None = None
+
+
+def machine_limits() -> dict:
+    """Measured once per process: {"dgemm": flop/s, "sgemm": flop/s, "copy": bytes/s} (see the module docstring)."""
+    global _LIMITS
+    if _LIMITS is None:
+        import numpy as np
+        from scipy.linalg import blas
+
+        out = {}
+        n = 1024 if quick_mode() else 2048
+        rng = np.random.default_rng(0)
+        for name, dt, gemm in (("dgemm", np.float64, blas.dgemm), ("sgemm", np.float32, blas.sgemm)):
+            a = np.asfortranarray(rng.standard_normal((n, n)).astype(dt))
+            b = np.asfortranarray(rng.standard_normal((n, n)).astype(dt))
+            gemm(1.0, a, b)
+            best = min(first_call(lambda: gemm(1.0, a, b)) for _ in range(3))
+            out[name] = 2.0 * n ** 3 / best
+        out["n"] = n
+        src = np.ones((32 if quick_mode() else 256) << 17)  # 256 MiB of float64
+        dst = np.empty_like(src)
+        np.copyto(dst, src)
+        best = min(first_call(lambda: np.copyto(dst, src)) for _ in range(5))
+        out["copy"] = 2.0 * src.nbytes / best
+        _LIMITS = out
+    return _LIMITS
+
+
+def limits_line() -> str:
+    lim = machine_limits()
+    return (f"Machine limits measured in this run: DGEMM {lim['dgemm'] / 1e9:.1f} GFLOP/s, SGEMM "
+            f"{lim['sgemm'] / 1e9:.1f} GFLOP/s (SciPy BLAS, {lim['n']}^3, best of 3), copy "
+            f"{lim['copy'] / 1e9:.1f} GB/s (read + write, {32 if quick_mode() else 256} MiB, best of 5).")
+
+
+def fraction(r: Row) -> str:
+    """``achieved rate / measured limit`` of a row that states its work, e.g. ``"41% of DGEMM (52 GFLOP/s)"``."""
+    if r.work is None or r.limit is None:
+        return ""
+    rate = r.work / r.refnsm_s
+    frac = rate / machine_limits()[r.limit]
+    unit = "GB/s" if r.limit == "copy" else "GFLOP/s"
+    return f"{100 * frac:.0f}% of {r.limit.upper()} ({rate / 1e9:.1f} {unit})"
+
+
 def table(rows: list[Row]) -> str:
-    lines = ["| case | size | refnsm (warm) | upstream (warm) | ratio upstream/refnsm | goal | met | refnsm first call (compile) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| case | size | refnsm (warm) | upstream (warm) | ratio upstream/refnsm | goal | met | refnsm first call (compile) | refnsm vs machine limit |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         goal = "" if r.goal is None else f">= {r.goal:g}x"
-        lines.append(f"| {r.case} | {r.size} | {_fmt_t(r.refnsm_s)} | {_fmt_t(r.upstream_s)} | {r.ratio:.2f}x | {goal} | {r.met} | {_fmt_t(r.compile_s)} |")
+        lines.append(f"| {r.case} | {r.size} | {_fmt_t(r.refnsm_s)} | {_fmt_t(r.upstream_s)} | {r.ratio:.2f}x | {goal} | {r.met} | {_fmt_t(r.compile_s)} | {fraction(r)} |")
     return "\n".join(lines)
+
+
+def cpu_info() -> str:
+    """CPU model, SIMD flags (from /proc/cpuinfo) and LLVM's target CPU (the one Numba compiles for)."""
+    model, flags = platform.processor() or platform.machine(), []
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, val = line.partition(":")
+                key = key.strip()
+                if key == "model name" and model in ("", platform.machine(), platform.processor()):
+                    model = val.strip()
+                elif key == "flags" and not flags:
+                    flags = val.split()
+    except OSError:
+        pass
+    simd = [f for f in flags if f.startswith(("sse", "ssse", "avx", "fma", "amx", "f16c"))]
+    try:
+        import llvmlite.binding as llvm
+
+        target = llvm.get_host_cpu_name()
+    except Exception:  # noqa: BLE001 - informational only
+        target = "unknown"
+    load = ""
+    try:
+        load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        pass
+    return (f"CPU: {model}; {os.cpu_count()} logical cores; LLVM/Numba target {target}; load average {load} "
+            f"(1/5/15 min).  SIMD flags: {' '.join(simd) or 'unknown'}.  All flags: {' '.join(flags) or 'unknown'}.")
 
 
 def write_results(family: str, title: str, upstream: str, rows: list[Row], notes: str = "") -> str:
     """Print the table and write ``benchmarks/results/<family>.md`` (unless quick mode)."""
     text = (f"## {title}\n\nUpstream: {upstream}.  Machine: {machine_info()}.  "
             f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n\n{table(rows)}\n")
+    if any(r.work is not None for r in rows):
+        text += f"\n{limits_line()}  Load average at the end: {' / '.join(f'{x:.1f}' for x in os.getloadavg())}.\n"
     if notes:
         text += f"\n{notes.strip()}\n"
     print(text)
     if not quick_mode():
         RESULTS_DIR.mkdir(exist_ok=True)
         (RESULTS_DIR / f"{family}.md").write_text(text)
+        (RESULTS_DIR / "_machine.md").write_text(f"## Machine\n\n{cpu_info()}\n")
     return text

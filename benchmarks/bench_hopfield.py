@@ -68,8 +68,10 @@ def bench(label, D, H, B, goal, rule, dtype):
         raise AssertionError(f"{label} {rule} {np.dtype(dtype).name}: weights differ after one step (rel err {err:.2e})")
     t_ref = warm_time(ref_step)
     t_up = warm_time(up_step)
+    # large size: the BLAS products of one step (delta: XW, AW^T, E^T A; contrastive also Xhat W and Xhat^T Ahat)
+    work = (6 if rule == "delta" else 10) * B * D * H if label == "large" else None
     return Row(f"advance+evolve [{rule}, {np.dtype(dtype).name}]", f"{label} D={D} H={H} B={B}", t_ref, t_up,
-               compile_s, goal)
+               compile_s, goal, work, "dgemm" if dtype == np.float64 else "sgemm")
 
 
 def cases():
@@ -113,7 +115,9 @@ def main():
         f"float32 arrays); refnsm with compat='ngclearn' (the same arithmetic), Numba {threads} threads, refnsm's "
         f"BLAS threads: {BLAS_THREADS or 'default'}, JAX with its default thread pool.  Before timing, the weights after one identical step are checked to agree (1e-10 "
         f"relative in float64, 1e-4 in float32).  The compile column is the first refnsm step in the process "
-        f"(Numba JIT or its on-disk cache).  Small-size ratios vary by about 10% from run to run."
+        f"(Numba JIT or its on-disk cache).  Small-size ratios vary by about 10% from run to run.  Machine-limit column "
+        f"(large size): the flops of the step's matrix products (delta 3, contrastive 5 products of 2BDH flops) per "
+        f"refnsm second, against the GEMM rate measured in this run."
     )
     write_results("hopfield", "Hopfield memory (refnsm.hopfield vs ngclearn HopfieldSynapse)",
                   f"ngclearn {version('ngclearn')} (jax {version('jax')})", rows, notes)

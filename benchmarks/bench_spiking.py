@@ -52,8 +52,18 @@ def main():
                     sp.spike_similar_loss_value_and_grad(X32, lab, kernel, loss, *args)
 
             compile_s = first_call(me)
+            if kernel == "linear":  # the README's other way: the loss, then its VJP, as two calls
+                def pair():
+                    sp.spike_similar_loss(X, lab, kernel, loss)
+                    sp.spike_similar_loss_vjp(None, X, lab, kernel, loss)
+
+                rows.append(Row(f"spike_similar_loss then spike_similar_loss_vjp {kernel}/{loss}",
+                                f"{size} N={N}, D={M * T}", warm_time(pair), warm_time(up), first_call(pair), None,
+                                3.0 * N * N * M * T if size == "large" else None, "dgemm"))
+            # large size: syrk for the Gram matrix (N^2 D flops) + the product of the gradient (2 N^2 D)
             rows.append(Row(f"spike_similar_loss {kernel}/{loss}{' (float32)' if loss == 'bce' else ''}",
-                            f"{size} N={N}, D={M * T}", warm_time(me), warm_time(up), compile_s, goal))
+                            f"{size} N={N}, D={M * T}", warm_time(me), warm_time(up), compile_s, goal,
+                            3.0 * N * N * M * T if size == "large" else None, "sgemm" if loss == "bce" else "dgemm"))
     for size, (T, N, C), goal in [("small", (8, 32, 10), 5.0), ("large", (32, 512, 256), 1.0)]:
         x = rng.standard_normal((T, N, C))
         t = rng.integers(0, C, N)
@@ -68,12 +78,16 @@ def main():
 
         compile_s = first_call(me)
         rows.append(Row("TET cross-entropy", f"{size} T={T}, N={N}, C={C}", warm_time(me), warm_time(up), compile_s,
-                        goal))
+                        goal, 16.0 * T * N * C if size == "large" else None, "copy"))  # read x, write the gradient
     notes = (f"Both sides use {threads} threads (numba.get_num_threads(), torch.set_num_threads).  refnsm's value and "
              "gradient come from `spike_similar_loss_value_and_grad` and "
              "`temporal_efficient_training_cross_entropy_value_and_grad` (one forward shared); torch: forward + "
              "backward() with autograd.  The BCE rows run in float32 on both sides because spikingjelly's BCE cannot "
-             "run in float64.")
+             "run in float64.  Machine-limit column (large size): spike_similar_loss's syrk + gradient product "
+             "(3 N^2 D flops) against the GEMM rate, TET's bytes (read x, write its gradient) against the copy "
+             "bandwidth, all measured in this run.  The 'then' rows time the two separate calls (the VJP forms the "
+             "similarity matrix again) against the same torch forward + backward: no goal, they show what the "
+             "one-call spike_similar_loss_value_and_grad, the path the README and docstrings teach, saves.")
     write_results("spiking", "Spiking losses (refnsm.spiking vs spikingjelly 2.0.0)", "spikingjelly 2.0.0 on torch "
                   f"{torch.__version__} CPU", rows, notes)
 

@@ -94,17 +94,54 @@ def iterate_into(X0, W, beta, tol, max_iter, X, S, A, Xhat, rowmax, lse):
     return it, change
 
 
+# float32 squares without subnormal arithmetic.  A float32 weight that weight decay drove towards 1e-26 has a
+# square below float32's smallest normal (2**-126): the float32 product then underflows to a subnormal or to 0,
+# which CPUs handle slowly (and a scalar loop over them cannot vectorise around).  ``_sq32`` returns the same
+# value, fl32(w * w) as a float64, from float64 arithmetic on normal numbers:
+#   * p = float64(w)**2 is exact (24-bit significands: a 48-bit product) and normal in float64 (w >= 2**-149);
+#   * p >= 2**-126: fl32(w*w) = float32(p), one correctly rounded conversion of a value in float32's normal range
+#     (or its overflow to inf, as the float32 product overflows);
+#   * p < 2**-126: fl32(w*w) is p rounded to the nearest multiple of 2**-149 (float32's subnormal spacing), ties
+#     to even, computed as ((p 2**149 + 2**52) - 2**52) 2**-149: p 2**149 < 2**23, so adding 2**52 rounds it to
+#     an integer, ties to even, and both scalings by powers of two are exact.  For |w| <= 2**-75 this gives 0,
+#     as the float32 product does.
+# Each branch's input is selected before its arithmetic (the other branch gets 0), so neither produces a float32
+# subnormal; inf and NaN take the first branch unchanged.  tests/test_hopfield_subnormal.py checks the result
+# bit for bit against the float32 product for every exponent.
+_MIN_NORMAL32 = 2.0 ** -126
+_SUB_SCALE32 = 2.0 ** 149
+_SUB_QUANTUM32 = 2.0 ** -149
+_RINT_SHIFT = 2.0 ** 52
+
+
+@njit(cache=True, inline="always")
+def _sq32(w):
+    """fl32(w * w) as a float64, for a float32 ``w``, without float32 subnormal results (see above)."""
+    x = np.float64(w)
+    p = x * x
+    small = p < _MIN_NORMAL32
+    pn = 0.0 if small else p
+    ps = p if small else 0.0
+    return np.float64(np.float32(pn)) + ((ps * _SUB_SCALE32 + _RINT_SHIFT) - _RINT_SHIFT) * _SUB_QUANTUM32
+
+
 @njit(cache=True)
 def row_sq_norm_max(W, axis):
     """``max`` of the squared Euclidean norms of the rows (axis=1) or of the columns (axis=0) of ``W``.
 
-    Returns ``(value, index)`` with the first index attaining the max.  Column norms are accumulated row by row
-    (independent accumulators, so the loop vectorises); row norms use four partial sums per row.
+    Returns ``(value, index)`` with the first index attaining the max.  Each square is rounded in the array dtype
+    and accumulated in float64; column norms are accumulated row by row (independent accumulators, so the loop
+    vectorises); row norms use four partial sums per row, and in float32 their squares come from ``_sq32`` (the
+    same values without subnormal arithmetic, in a loop that vectorises); the sums and their order are the same
+    in both dtypes.
     """
     D, H = W.shape
+    f32 = W.itemsize == 4
     best = -1.0
     arg = 0
     if axis == 0:
+        # column norms: the loop over j vectorises, and vector float32 underflow costs next to nothing here
+        # (measured, issue 17); the scalar row loop below is where subnormal squares were slow
         acc = np.zeros(H)
         for i in range(D):
             for j in range(H):
@@ -115,19 +152,32 @@ def row_sq_norm_max(W, axis):
                 arg = j
     else:
         J4 = H - H % 4
+        c = np.empty(H if f32 else 0)
         for i in range(D):
+            if f32:
+                for j in range(H):  # the squares first, in a loop that vectorises
+                    c[j] = _sq32(W[i, j])
             # four independent partial sums: the additions pipeline (a single running sum is latency-bound)
             s0 = 0.0
             s1 = 0.0
             s2 = 0.0
             s3 = 0.0
-            for j in range(0, J4, 4):
-                s0 += W[i, j] * W[i, j]
-                s1 += W[i, j + 1] * W[i, j + 1]
-                s2 += W[i, j + 2] * W[i, j + 2]
-                s3 += W[i, j + 3] * W[i, j + 3]
-            for j in range(J4, H):
-                s0 += W[i, j] * W[i, j]
+            if f32:
+                for j in range(0, J4, 4):
+                    s0 += c[j]
+                    s1 += c[j + 1]
+                    s2 += c[j + 2]
+                    s3 += c[j + 3]
+                for j in range(J4, H):
+                    s0 += c[j]
+            else:
+                for j in range(0, J4, 4):
+                    s0 += W[i, j] * W[i, j]
+                    s1 += W[i, j + 1] * W[i, j + 1]
+                    s2 += W[i, j + 2] * W[i, j + 2]
+                    s3 += W[i, j + 3] * W[i, j + 3]
+                for j in range(J4, H):
+                    s0 += W[i, j] * W[i, j]
             s = (s0 + s1) + (s2 + s3)
             if s > best:
                 best = s
@@ -240,14 +290,54 @@ def evolve_into(W, dW, eta, reg_lambda, l1_lambda, mask, use_mask, out):
 
 
 @njit(cache=True)
+def _field_sign(W, out, b, i, th, partials):
+    """The field ``W[i] . out[b] - th`` where its sign is certain, else its exact sign (+-1.0 or 0.0).
+
+    The terms ``W[i, j] * (+-1)`` and ``-th`` are exact, so the recursive sum errs by at most ``N eps`` times the sum
+    of their absolute values; within that bound of 0 (a tie such as Hebbian weights fl(k/N) summing to exactly 0,
+    which the float sum rounds to +-1e-16) the terms are summed exactly into non-overlapping partials (Shewchuk's
+    expansion, as ``math.fsum``), whose largest non-zero one has the sign of the exact sum."""
+    N = W.shape[1]
+    h = -th
+    a = abs(th)
+    for j in range(N):
+        h += W[i, j] * out[b, j]
+        a += abs(W[i, j])
+    if abs(h) > 2.0 * (N + 1) * 2.220446049250313e-16 * a:
+        return h
+    k = 0
+    for j in range(N + 1):
+        x = -th if j == N else W[i, j] * out[b, j]
+        m = 0
+        for q in range(k):
+            y = partials[q]
+            if abs(x) < abs(y):
+                x, y = y, x
+            hi = x + y
+            lo = y - (hi - x)
+            if lo != 0.0:
+                partials[m] = lo
+                m += 1
+            x = hi
+        partials[m] = x
+        k = m + 1
+    for q in range(k - 1, -1, -1):
+        if partials[q] != 0.0:
+            return 1.0 if partials[q] > 0.0 else -1.0
+    return 0.0
+
+
+@njit(cache=True)
 def classical_async(S, W, theta, orders, out, sweeps_done):
     """Asynchronous updates of the classical Hopfield net, one row of ``S`` at a time.
 
     For each sweep ``k`` the units are visited in the order ``orders[k]``; unit ``i`` becomes
-    ``sign(W[i] . s - theta[i])`` (unchanged when the field is exactly 0).  Stops after a sweep with no change.
+    ``sign(W[i] . s - theta[i])`` (unchanged when the field is exactly 0, decided exactly: ``_field_sign``).  Stops
+    after a sweep with no change.
     """
     B, N = S.shape
     n_sweeps = orders.shape[0]
+    partials = np.empty(N + 1, dtype=np.float64)
     for b in range(B):
         for i in range(N):
             out[b, i] = S[b, i]
@@ -256,9 +346,7 @@ def classical_async(S, W, theta, orders, out, sweeps_done):
             changed = False
             for t in range(N):
                 i = orders[k, t]
-                h = -theta[i]
-                for j in range(N):
-                    h += W[i, j] * out[b, j]
+                h = _field_sign(W, out, b, i, theta[i], partials)
                 if h > 0.0:
                     new = 1.0
                 elif h < 0.0:

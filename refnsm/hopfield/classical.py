@@ -27,6 +27,8 @@ float32, rounded once at the end), like the rest of the package.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import _checks as C
@@ -204,8 +206,15 @@ def classical_update(S, W, theta=None, *, mode="sync", n_sweeps=1, order="random
     gen = _order_args(order, rng)
     if mode == "sync":
         out = S2.copy()
+        N1 = N + 1
         for _ in range(n_sweeps):
             h = out @ W - th  # W is symmetric
+            # the terms W_ij s_j and theta_i are exact, so the float sum errs by at most N eps times their absolute
+            # sum; within that bound of 0 (a Hebbian tie rounds to +-1e-16) the sign is taken from the exactly
+            # rounded sum (math.fsum), so that a field of exactly 0 leaves the unit unchanged
+            near = np.abs(h) <= 2.0 * N1 * np.finfo(np.float64).eps * (np.abs(out) @ np.abs(W) + np.abs(th))
+            for b, i in zip(*np.nonzero(near)):
+                h[b, i] = math.fsum([*(W[:, i] * out[b]).tolist(), -float(th[i])])
             new = np.where(h > 0, 1.0, np.where(h < 0, -1.0, out))
             if np.array_equal(new, out):  # a fixed point: every further step gives the same states
                 break

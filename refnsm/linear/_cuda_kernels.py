@@ -96,7 +96,8 @@ def _hh_vjp_block(Y, G, U, order, f, dU, av, bv):
             av[b] = a
             bv[b] = beta
         cuda.syncthreads()
-        for j in range(t + tid, n, nt):
+        # H_{n-1} = I - 2 e e^T does not depend on U[n-1, n-1]: its gradient stays exactly 0 (as the CPU kernel)
+        for j in range(t + tid, n if t < n - 1 else 0, nt):
             coef = 0.0
             for b in range(B):
                 coef += av[b] * bv[b]

@@ -90,15 +90,17 @@ def hh_chain_vjp(Y, G, U, order, dU):
                 a += Y[b, j] * U[t, j]
                 beta += G[b, j] * U[t, j]
             coef += a * beta
-            for j in range(t, n):
-                dU[t, j] -= f * (beta * Y[b, j] + a * G[b, j])
+            if t < n - 1:  # H_{n-1} = I - 2 e e^T does not depend on U[n-1, n-1]: its gradient is exactly 0
+                for j in range(t, n):
+                    dU[t, j] -= f * (beta * Y[b, j] + a * G[b, j])
             # gradient of the input rows: G H
             beta *= f
             for j in range(t, n):
                 G[b, j] -= beta * U[t, j]
         coef *= f * f
-        for j in range(t, n):
-            dU[t, j] += coef * U[t, j]
+        if t < n - 1:
+            for j in range(t, n):
+                dU[t, j] += coef * U[t, j]
 
 
 @njit(cache=True)

@@ -405,6 +405,10 @@ class SymmetricSpectralLinear(SpectralLinear):
 
     .. math:: \partial Q = (G + G^\top) Q\Sigma,\qquad \partial p_i = (Q^\top G Q)_{ii}(\sigma_\max-\sigma_\min)\sigma(p_i)(1-\sigma(p_i)).
 
+    (:math:`\partial Q` is formed as :math:`(G + G^\top) Q(\Sigma - cI)`, :math:`c = (\sigma_\min+\sigma_\max)/2`, which
+    pulls back to the same gradient of ``V`` because :math:`QcIQ^\top = cI` for every ``V``, and does not cancel when
+    the spectrum is clustered.)
+
     Guarantee (exact): :math:`W = W^\top`, its eigenvalues are exactly :math:`s \in (\sigma_\min, \sigma_\max)`
     (symmetric positive definite when :math:`\sigma_\min \ge 0`).  ``compat="neuromancer"``: as
     :class:`SpectralLinear` (a bias always exists and is folded into ``effective_W``).
@@ -446,9 +450,14 @@ class SymmetricSpectralLinear(SpectralLinear):
         return Q, Q.T
 
     def _weight_vjp(self, G, cache):
+        # dQ = (G + G^T) Q S, but Q cI Q^T = cI for every V (Q is exactly orthogonal by construction), so the shift
+        # S - cI gives the same exact gradient without the terms |G||S| that cancel when the spectrum is clustered
+        # (it is at initialisation: p ~ 1e-3 N(0, 1)).  With c = (sigma_min + sigma_max)/2 the shifted values are
+        # s - c = (sigma_max - sigma_min)/2 tanh(p/2), formed from p (the difference of the rounded s would not be).
         QU = cache[0]
-        dQU, dQV, dp = self._core_vjp(G, cache)
-        dQ = dQU + dQV.T
+        _, _, dp = self._core_vjp(G, cache)
+        d = (0.5 * (self.sigma_max - self.sigma_min) * np.tanh(0.5 * self.params["p"])).astype(QU.dtype)
+        dQ = (G + G.T) @ (QU * d)
         return {"p": dp, "V": _householder_matrix_vjp(dQ, QU, self.params["V"], _order(self.n_V_reflectors, False))}
 
     def _factor_grads(self, dQU, dQV) -> dict:

@@ -51,6 +51,94 @@ def _row_update(MT, d, y, my, eta, relu):
     return change
 
 
+_BLOCK_ROWS = 128  # rows per block of fast_loop_blocked: its [m, 128] work arrays stay in L1 for m <= 16
+
+
+@njit(cache=True)
+def _all_finite(a):
+    for v in a.ravel():
+        if not np.isfinite(v):
+            return False
+    return True
+
+
+@njit(cache=True)
+def fast_loop_blocked(MT, D, Y, eta, relu, max_iter):
+    r"""The ``tol = 0`` branch of :func:`fast_loop` with many rows per instruction: same results, bit for bit.
+
+    With ``tol = 0`` the rows never interact, so the rows are taken ``_BLOCK_ROWS`` at a time and transposed into
+    ``[m, rows]`` work arrays; every operation of :func:`_row_update` is then applied to a whole block at once, in
+    loops over the rows that the compiler vectorises (the per-row loops of length ``m`` cannot be).  Each entry
+    is computed by the same operations in the same order as in :func:`_row_update`: :math:`(My)_i` is
+    ``0 + y_0 M_{i0} + y_1 M_{i1} + ...`` in increasing ``k``, then ``y - eta (My - d)`` and the ReLU.
+
+    Two differences, neither changing a result: (1) the terms of exact zeros ``y_k`` are added, as
+    ``0 * M[i, k] = ±0`` (``M`` is finite: the caller checks), and adding ±0 to a sum that starts at +0 leaves it
+    unchanged; a column ``k`` is skipped only when it is zero in every row of the block; (2) a block stops once an
+    update changed none of its rows (an exact fixed point of the deterministic map: every later update would
+    repeat it), where :func:`fast_loop` stops row by row.  Returns the ``max_change`` of :func:`fast_loop`.
+    """
+    T, m = Y.shape
+    R = _BLOCK_ROWS
+    yT = np.empty((m, R), dtype=Y.dtype)
+    dT = np.empty((m, R), dtype=Y.dtype)
+    myT = np.empty((m, R), dtype=Y.dtype)
+    cR = np.empty(R)  # this iteration's max |change| of each row (float64, as _row_update's)
+    nz = np.empty(m, dtype=np.bool_)
+    change = 0.0
+    for t0 in range(0, T, R):
+        nr = min(R, T - t0)
+        for r in range(nr):
+            for i in range(m):
+                yT[i, r] = Y[t0 + r, i]
+                dT[i, r] = D[t0 + r, i]
+        for r in range(nr):
+            cR[r] = 0.0
+        for it in range(max_iter):
+            for k in range(m):
+                f = False
+                for r in range(nr):
+                    if yT[k, r] != 0.0:
+                        f = True
+                        break
+                nz[k] = f
+            for i in range(m):
+                for r in range(nr):
+                    myT[i, r] = 0.0
+            for k in range(m):
+                if nz[k]:
+                    for i in range(m):
+                        mki = MT[k, i]
+                        for r in range(nr):
+                            myT[i, r] += yT[k, r] * mki
+            for r in range(nr):
+                cR[r] = 0.0
+            for i in range(m):
+                for r in range(nr):
+                    old = yT[i, r]
+                    new = old - eta * (myT[i, r] - dT[i, r])
+                    if relu and new < 0.0:
+                        new = 0.0
+                    yT[i, r] = new
+                    c = abs(new - old)
+                    if c > cR[r] or c != c:
+                        cR[r] = c
+            still = False
+            for r in range(nr):
+                if cR[r] != 0.0:
+                    still = True
+                    break
+            if not still:
+                break
+        for r in range(nr):
+            for i in range(m):
+                Y[t0 + r, i] = yT[i, r]
+            c = cR[r]
+            if c > change or c != c:
+                change = c
+    return change
+
+
 @njit(cache=True)
 def fast_loop(MT, D, Y, eta, relu, tol, max_iter):
     r"""Run the fast (inference) dynamics in place, from the ``Y`` given (normally 0).
@@ -91,6 +179,8 @@ def fast_loop(MT, D, Y, eta, relu, tol, max_iter):
             if it >= 1 and change < tol:
                 return it + 1, change, True
         return max_iter, change, False
+    if m <= 16 and _all_finite(MT):  # small m: many rows per instruction (same results)
+        return max_iter, fast_loop_blocked(MT, D, Y, eta, relu, max_iter), False
     change = 0.0
     for t in range(T):
         yt = Y[t]
@@ -258,6 +348,35 @@ def matmul_tn_skip(A, B, out):
 
 
 @njit(cache=True)
+def encode_rows(x, W, b, has_bias, U):
+    r"""``U[t, i] = sum_k x[t, k] W[i, k] (+ b[i])``: each sum in float64, over ``k`` in increasing order.
+
+    The rows are taken ``_BLOCK_ROWS`` at a time, transposed, and every ``(t, i)`` sum of the block advances one
+    term per instruction in a loop over the rows, which vectorises; each sum sees the same terms in the same
+    order (each product rounded in the array dtype, accumulated in float64) as a plain per-row dot product.
+    """
+    B, n = x.shape
+    m = W.shape[0]
+    R = _BLOCK_ROWS
+    xT = np.empty((n, R), dtype=x.dtype)
+    acc = np.empty(R)
+    for t0 in range(0, B, R):
+        nr = min(R, B - t0)
+        for r in range(nr):
+            for k in range(n):
+                xT[k, r] = x[t0 + r, k]
+        for i in range(m):
+            for r in range(nr):
+                acc[r] = 0.0
+            for k in range(n):
+                w = W[i, k]
+                for r in range(nr):
+                    acc[r] += xT[k, r] * w
+            for r in range(nr):
+                U[t0 + r, i] = acc[r] + b[i] if has_bias else acc[r]
+
+
+@njit(cache=True)
 def linear_train_step(x, W, b, has_bias, M, eta, relu, tol, max_iter, reg, lr, lr_M, Y):
     r"""One whole training step of a single-``Linear``-encoder circuit, fused (the online / minibatch fast path).
 
@@ -277,12 +396,7 @@ def linear_train_step(x, W, b, has_bias, M, eta, relu, tol, max_iter, reg, lr, l
     B, n = x.shape
     m = W.shape[0]
     U = np.empty((B, m), dtype=W.dtype)
-    for t in range(B):
-        for i in range(m):
-            s = 0.0
-            for k in range(n):
-                s += x[t, k] * W[i, k]
-            U[t, i] = s + b[i] if has_bias else s
+    encode_rows(x, W, b, has_bias, U)
     MT = np.ascontiguousarray(M.T)
     iters, change, converged = fast_loop(MT, U, Y, eta, relu, tol, max_iter)
     res, energy = fixed_point_stats(MT, U, Y, relu)

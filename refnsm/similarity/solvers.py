@@ -84,7 +84,21 @@ def solve_nsm(M, b):
     A = np.ascontiguousarray(L.T)
     Y = np.empty_like(Bint)
     for t in range(Bint.shape[0]):
-        Y[t] = nnls(A, rhs[:, t])[0]
+        y = nnls(A, rhs[:, t])[0]
+        # NNLS finds the support F; its least-squares form loses accuracy as cond(M), so the values are re-solved
+        # on F from the KKT system S_FF y_F = b_F (kept when y_F > 0; the support, hence the conditions off it, is
+        # NNLS's)
+        F = y > 0
+        if F.any():
+            try:
+                LF = np.linalg.cholesky(Ms[np.ix_(F, F)])
+                yF = solve_triangular(LF.T, solve_triangular(LF, Bint[t, F], lower=True), lower=False)
+            except np.linalg.LinAlgError:
+                yF = None
+            if yF is not None and np.all(yF > 0):
+                y = np.zeros_like(y)
+                y[F] = yF
+        Y[t] = y
     return _from_internal(Y.astype(b.dtype, copy=False), b.shape)
 
 

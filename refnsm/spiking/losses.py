@@ -499,6 +499,11 @@ def spike_similar_loss(spikes, labels, kernel_type="linear", loss_type="mse", *a
         reason (float32 rounding of the cosine diagonal, cancellation in the gaussian distance, an unnormalised
         kernel, signed inputs).  Unlike spikingjelly, ``bce`` works in float64.
 
+    Notes
+    -----
+    For training, :func:`spike_similar_loss_value_and_grad` returns the loss and its gradient from one forward
+    pass; calling this function and then :func:`spike_similar_loss_vjp` forms the similarity matrix twice.
+
     Examples
     --------
     >>> import numpy as np
@@ -525,7 +530,8 @@ def spike_similar_loss_vjp(grad_out, spikes, labels, kernel_type="linear", loss_
     :math:`S(X)` as in :func:`spike_similarity_matrix_vjp`.  ``labels`` get no gradient (they are treated as
     constants, as spikingjelly's ``labels.float()`` cuts the graph for integer labels).
 
-    ``grad_out`` is the upstream gradient of the scalar loss (``None`` means 1.0).
+    ``grad_out`` is the upstream gradient of the scalar loss (``None`` means 1.0).  To get both the
+    value and the gradient, :func:`spike_similar_loss_value_and_grad` is the one call to make (one forward pass).
 
     Examples
     --------

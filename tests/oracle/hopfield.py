@@ -23,7 +23,9 @@ from .cases import Case
 
 FAMILY = "hopfield"
 #: the public names of refnsm.hopfield this oracle evaluates (docs/accuracy.md lists the others)
-COVERS = ("retrieve", "retrieve_vjp", "energy", "energy_vjp", "delta_update", "contrastive_update")
+COVERS = ("retrieve", "retrieve_vjp", "energy", "energy_vjp", "delta_update", "contrastive_update", "classical_energy",
+          "classical_update", "dense_energy", "dense_update", "hebbian_weights", "evolve_step", "iterate",
+          "IterateResult", "Retrieval")
 
 
 def _softmax_rows(Z, sZ):
@@ -173,3 +175,227 @@ def cases():
                  lambda inp: retrieve_exact(inp["x"], inp["w"], inp["beta"], inp["g"])),
             Case(FAMILY, "energy + energy_vjp", _regimes(), run_e,
                  lambda inp: energy_exact(inp["x"], inp["w"], inp["beta"], inp["ge"]))]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The classical network and the dense associative memory (refnsm.hopfield.classical), the memory helpers, and the
+# fixed-point iteration.  A sign update is a discrete output: the exact answer is the sign of the exact field on
+# the same float inputs (a field of exactly 0 leaves the unit unchanged); where a field is non-zero but within
+# rounding of 0 (|h| <= 8 N eps_64 s_h, s_h its term scale) no float implementation can be asked for one answer,
+# and the case is undefined there (ValueError: skipped).  A wrong sign counts 2 / eps.
+
+_AMBIG = 8 * 2.0 ** -52
+
+
+def _sgn_keep(h, sh, old, n):
+    if h == 0:
+        return old
+    if abs(h) <= _AMBIG * n * sh:
+        raise ValueError("a field within rounding of 0")
+    return mp.mpf(1) if h > 0 else mp.mpf(-1)
+
+
+def _F(kind, n, v):
+    if kind == "poly":
+        return v ** n
+    if kind == "rectified":
+        return max(v, mp.mpf(0)) ** n
+    return mp.exp(v)
+
+
+def _dF(kind, n, v):
+    if kind == "poly":
+        return n * v ** (n - 1)
+    if kind == "rectified":
+        return n * max(v, mp.mpf(0)) ** (n - 1)
+    return mp.exp(v)
+
+
+@exact
+def classical_exact(S, W, theta):
+    Sm, Wm = mpa(S), mpa(W)
+    B, N = Sm.shape
+    th = mpa(theta) if theta is not None else zeros(N)
+    E, sE = zeros(B), zeros(B)
+    sync, asy = zeros((B, N)), zeros((B, N))
+    for b in range(B):
+        s = Sm[b]
+        quad = s @ Wm @ s
+        squad = absa(s) @ absa(Wm) @ absa(s)
+        E[b] = -quad / 2 + (th * s).sum()
+        sE[b] = squad / 2 + (absa(th) * absa(s)).sum()
+        for i in range(N):  # synchronous: every unit from the old state
+            h = (Wm[i] * s).sum() - th[i]
+            sync[b, i] = _sgn_keep(h, (absa(Wm[i]) * absa(s)).sum() + abs(th[i]), s[i], N)
+        cur = s.copy()
+        for i in range(N):  # asynchronous, sequential order: each unit from the current state
+            h = (Wm[i] * cur).sum() - th[i]
+            cur[i] = _sgn_keep(h, (absa(Wm[i]) * absa(cur)).sum() + abs(th[i]), cur[i], N)
+        asy[b] = cur
+    one = zeros((B, N)) + 1
+    return {"energy": (E, sE), "sync": (sync, one), "async": (asy, one)}
+
+
+@exact
+def hebbian_exact(P):
+    Pm = mpa(P)
+    N = Pm.shape[0]
+    W, sW = (Pm @ Pm.T) / N, (absa(Pm) @ absa(Pm).T) / N
+    for i in range(N):
+        W[i, i], sW[i, i] = mp.mpf(0), mp.mpf(0)
+    return {"W": (W, sW)}
+
+
+@exact
+def dense_exact(S, P, kind, n):
+    Sm, Pm = mpa(S), mpa(P)
+    B, N = Sm.shape
+    M = Pm.shape[1]
+    E, sE, upd = zeros(B), zeros(B), zeros((B, N))
+    for b in range(B):
+        x = Pm.T @ Sm[b]
+        sx = absa(Pm).T @ absa(Sm[b])
+        E[b] = -mp.fsum(_F(kind, n, v) for v in x)
+        sE[b] = mp.fsum(abs(_F(kind, n, v)) + abs(_dF(kind, n, v)) * sv for v, sv in zip(x, sx))
+        cur = Sm[b].copy()
+        for i in range(N):
+            terms = []
+            for mu in range(M):
+                r = (Pm[:, mu] * cur).sum() - Pm[i, mu] * cur[i]
+                terms.append(_F(kind, n, Pm[i, mu] + r) - _F(kind, n, -Pm[i, mu] + r))
+            h = mp.fsum(terms)
+            sh = mp.fsum(abs(_F(kind, n, Pm[i, mu] + r)) + abs(_F(kind, n, -Pm[i, mu] + r)) for mu in range(M)
+                         for r in [(Pm[:, mu] * cur).sum() - Pm[i, mu] * cur[i]])
+            cur[i] = _sgn_keep(h, sh, cur[i], N * M)
+        upd[b] = cur
+    return {"energy": (E, sE), "update": (upd, zeros((B, N)) + 1)}
+
+
+@exact
+def evolve_exact(W, dW, eta, lam, l1, mask):
+    Wm, D = mpa(W), mpa(dW)
+    e, la, l1m = mp.mpf(float(eta)), mp.mpf(float(lam)), mp.mpf(float(l1))
+    sg = vmap(lambda v: mp.mpf(1) if v > 0 else (mp.mpf(-1) if v < 0 else mp.mpf(0)), Wm)
+    out = Wm + e * D - la * Wm - l1m * sg
+    s = absa(Wm) + abs(e) * absa(D) + abs(la) * absa(Wm) + abs(l1m) * absa(sg)
+    if mask is not None:
+        Mm = mpa(mask)
+        out, s = out * Mm, s * absa(Mm)
+    return {"W": (out, s)}
+
+
+@exact
+def iterate_exact(X, W, beta, steps):
+    """``steps`` retrieval updates x <- W softmax(beta W^T x); the scale is that of the last update's terms."""
+    Xm, Wm = mpa(X), mpa(W)
+    b = mp.mpf(float(beta))
+    sX = absa(Xm)
+    for _ in range(steps):
+        Z, sZ = _scores(Xm, Wm, b)
+        A, sA, _ = _softmax_rows(Z, sZ)
+        Xm, sX = A @ Wm.T, sA @ absa(Wm).T
+    return {"outputs": (Xm, sX)}
+
+
+def _pm1(rng, shape):
+    return np.where(rng.random(shape) < 0.5, -1.0, 1.0)
+
+
+def _classical_regimes():
+    def mk(kind):
+        def f(rng, dt):
+            N, P, B = 9, 3, 4
+            pats = _pm1(rng, (N, P))
+            if kind == "random symmetric W, thresholds":
+                W = rng.standard_normal((N, N))
+                W = (W + W.T) / 2
+                np.fill_diagonal(W, 0.0)
+                th = rng.standard_normal(N) * 0.3
+            else:
+                if kind == "Hebbian, even load (exact ties)":
+                    pats = _pm1(rng, (N, 4))
+                W = hf.hebbian_weights(pats)
+                th = None
+            S = pats[:, rng.integers(0, pats.shape[1], B)].T.copy()
+            S[rng.random(S.shape) < 0.2] *= -1
+            return {"S": S.astype(dt), "W": W.astype(dt), "theta": None if th is None else th.astype(dt),
+                    "patterns": pats.astype(dt)}
+        return f
+    return {k: mk(k) for k in ("Hebbian (3 patterns, N 9)", "Hebbian, even load (exact ties)",
+                               "random symmetric W, thresholds")}
+
+
+def _dense_regimes():
+    def mk(kind):
+        def f(rng, dt):
+            N, P, B = 8, 3, 3
+            pats = _pm1(rng, (N, P)) if kind == "±1 patterns" else rng.standard_normal((N, P))
+            S = _pm1(rng, (B, N))
+            return {"S": S.astype(dt), "patterns": pats.astype(dt)}
+        return f
+    return {k: mk(k) for k in ("±1 patterns", "real-valued patterns")}
+
+
+def _more_cases():
+    out = []
+
+    def run_c(inp):
+        kw = {} if inp["theta"] is None else {"theta": inp["theta"]}
+        return {"energy": hf.classical_energy(inp["S"], inp["W"], **kw),
+                "sync": hf.classical_update(inp["S"], inp["W"], mode="sync", n_sweeps=1, **kw),
+                "async": hf.classical_update(inp["S"], inp["W"], mode="async", n_sweeps=1, order="sequential", **kw)}
+
+    out.append(Case(FAMILY, "classical_energy + classical_update[sync, async sequential]", _classical_regimes(), run_c,
+                    lambda inp: classical_exact(inp["S"], inp["W"], inp["theta"])))
+    out.append(Case(FAMILY, "hebbian_weights", _classical_regimes(),
+                    lambda inp: {"W": hf.hebbian_weights(inp["patterns"])},
+                    lambda inp: hebbian_exact(inp["patterns"])))
+    for kind, n in (("poly", 3), ("rectified", 4), ("exp", 3)):
+        def run_d(inp, kind=kind, n=n):
+            return {"energy": hf.dense_energy(inp["S"], inp["patterns"], interaction=kind, n=n),
+                    "update": hf.dense_update(inp["S"], inp["patterns"], interaction=kind, n=n, n_sweeps=1,
+                                              order="sequential")}
+        out.append(Case(FAMILY, f"dense_energy + dense_update[{kind}{'' if kind == 'exp' else f',n={n}'}]",
+                        _dense_regimes(), run_d, lambda inp, kind=kind, n=n: dense_exact(inp["S"], inp["patterns"], kind, n)))
+
+    def ev_regimes():
+        def mk(masked):
+            def f(rng, dt):
+                W = rng.standard_normal((5, 4))
+                W[0, 0] = 0.0
+                d = {"W": W.astype(dt), "dW": rng.standard_normal((5, 4)).astype(dt), "eta": 0.05, "lam": 1e-3,
+                     "l1": 1e-4, "mask": None}
+                if masked:
+                    d["mask"] = (rng.random((5, 4)) < 0.7).astype(dt)
+                return d
+            return f
+        return {"no mask": mk(False), "mask": mk(True)}
+
+    out.append(Case(FAMILY, "evolve_step", ev_regimes(),
+                    lambda inp: {"W": hf.evolve_step(inp["W"], inp["dW"], inp["eta"], inp["lam"], inp["l1"], inp["mask"])},
+                    lambda inp: evolve_exact(inp["W"], inp["dW"], inp["eta"], inp["lam"], inp["l1"], inp["mask"])))
+
+    def it_regimes():
+        def mk(beta):
+            def f(rng, dt):
+                return {"X": rng.standard_normal((3, 5)).astype(dt), "W": rng.standard_normal((5, 4)).astype(dt),
+                        "beta": beta}
+            return f
+        return {"beta 1": mk(1.0), "beta 8": mk(8.0)}
+
+    def run_it(inp):
+        r = hf.iterate(inp["X"], inp["W"], inp["beta"], tol=0.0, max_iter=3)
+        if r.n_iter != 3:
+            raise ValueError(f"iterate stopped after {r.n_iter} updates (a float fixed point)")
+        return {"outputs": r.outputs}
+
+    out.append(Case(FAMILY, "iterate[3 updates]", it_regimes(), run_it,
+                    lambda inp: iterate_exact(inp["X"], inp["W"], inp["beta"], 3)))
+    return out
+
+
+_base_cases = cases
+
+
+def cases():  # noqa: F811 -- the modern functions above, then the classical ones
+    return _base_cases() + _more_cases()

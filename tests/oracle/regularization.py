@@ -5,7 +5,14 @@ part of the definition: :math:`\mathrm{sign}(0) = 0`; the gradient of a max (min
 equally among them (torch's ``amax``).  Term scales: sums of absolute values; a root :math:`v = (\sum_k a_k)^{1/p}`
 carries :math:`|v|` (its sum has no cancellation); a quotient :math:`x/v` carries :math:`2|x/v|`.
 
-Spectral (``p=2``, ``p=-2`` on matrices) and nuclear norms need an exact SVD and are not covered yet.
+Spectral (``p=2``, ``p=-2`` on matrices) and nuclear norms: the SVD at 50 digits (``mpmath.svd_r``); the value is
+:math:`\sigma_1`, :math:`\sigma_r` or :math:`\sum_k\sigma_k`, the gradient :math:`u_1v_1^\top`, :math:`u_rv_r^\top` or
+:math:`UV^\top`.  No float algorithm forms a singular value from a sum of terms, so the scale is a condition estimate
+instead: any backward-stable SVD perturbs P by :math:`O(\varepsilon\|P\|_2)`, which moves every singular value by
+at most that (value scale :math:`\sigma_1`; for the nuclear norm :math:`r\,\sigma_1`) and a singular vector by
+:math:`\|P\|_2/\mathrm{gap}` (gradient scale :math:`\max|G|\,\sigma_1/\mathrm{gap}`, the gap to the nearest other
+singular value; for :math:`UV^\top`, the polar factor, :math:`\sigma_1/\sigma_r`).  Exactly tied extremes (the mean
+over the tie) and a rank-deficient nuclear norm (undefined) are not evaluated.
 """
 
 from __future__ import annotations
@@ -15,12 +22,14 @@ import numpy as np
 
 from refnsm import regularization as rg
 
-from ._mp import absa, exact, mpa, vmap, zeros
+from ._mp import absa, exact, f64, mpa, vmap, zeros
+from .measure import DPS
 from .cases import Case, Unavailable
 
 FAMILY = "regularization"
 #: the public names of refnsm.regularization this oracle evaluates (docs/accuracy.md lists the others)
-COVERS = ("lp_norm", "lp_norm_vjp", "dale_law_l2", "dale_law_l2_vjp", "exc_ratio_loss", "exc_ratio_loss_vjp",
+COVERS = ("lp_norm", "lp_norm_vjp", "Lp", "L1", "L2", "DaleLawL2", "ExcRatioTargetRegularization",
+          "InhRatioTargetRegularization", "regularization_step", "BaseRegularization", "dale_law_l2", "dale_law_l2_vjp", "exc_ratio_loss", "exc_ratio_loss_vjp",
           "weights_distance", "weights_distance_vjp")
 
 
@@ -82,6 +91,68 @@ def matrix_norm_exact(x, p):
         for j in range(X.shape[1]):
             G[i, j] = _sign(X[i, j]) * w[j if axis == 0 else i]
     return {"value": (v, v), "grad": (G, absa(G))}
+
+
+@exact
+def svd_norm_exact(x, p):
+    """Spectral (p = 2: sigma_1, p = -2: sigma_r) and nuclear ('nuc': sum sigma) norms and their gradients."""
+    X = mpa(x)
+    n, m = X.shape
+    U, S, V = mp.svd_r(mp.matrix(X.tolist()))  # U [n, r], S [r], V [r, m]
+    sv = [S[k] for k in range(S.rows)]
+    r = len(sv)
+    top = sv[0]
+    if top == 0:
+        raise ValueError("P = 0: the gradient is undefined")
+
+    def outer(k):
+        G = zeros((n, m))
+        for i in range(n):
+            for j in range(m):
+                G[i, j] = U[i, k] * V[k, j]
+        return G
+
+    if p == "nuc":
+        if sv[-1] <= top * mp.mpf(10) ** -30:
+            raise ValueError("rank deficient: UV^T is not unique")
+        G = zeros((n, m))
+        for k in range(r):
+            G = G + outer(k)
+        v, sval = mp.fsum(sv), r * top
+        gscale = top / sv[-1]
+    else:
+        k = 0 if p == 2 else r - 1
+        others = [abs(sv[k] - sv[l]) for l in range(r) if l != k]
+        if p == -2 and m != n:
+            others.append(abs(sv[k]))  # the zero singular values of the wider side
+        gap = min(others) if others else top
+        if gap <= top * mp.mpf(10) ** -30:
+            raise ValueError("the extreme singular value is tied (or 0 in a non-square matrix): u v^T is not unique")
+        G = outer(k)
+        v, sval = sv[k], top
+        gscale = top / gap
+    gmax = max(abs(t) for t in G.reshape(-1))
+    SG = zeros((n, m))
+    SG.reshape(-1)[:] = [gmax * gscale] * SG.size
+    return {"value": (v, sval), "grad": (G, SG)}
+
+
+def _svd_regimes():
+    def mk(kind):
+        def f(rng, dt):
+            n, m = 4, 5
+            x = rng.standard_normal((n, m))
+            if kind == "rank deficient (equal rows)":
+                x[1] = x[0]
+            elif kind in ("near-tied singular values (1e-6)", "ill conditioned (1e8)"):
+                qa, _ = np.linalg.qr(rng.standard_normal((n, n)))
+                qb, _ = np.linalg.qr(rng.standard_normal((m, m)))
+                s = [2.0, 2.0 * (1 - 1e-6), 0.5, 0.5 * (1 + 1e-6)] if kind.startswith("near") else [1.0, 1e-3, 1e-5, 1e-8]
+                x = qa @ np.diag(s) @ qb[:n]
+            return {"x": x.astype(dt)}
+        return f
+    return {k: mk(k) for k in ("normal", "rank deficient (equal rows)", "near-tied singular values (1e-6)",
+                               "ill conditioned (1e8)")}
 
 
 @exact
@@ -195,6 +266,13 @@ def cases():
                         lambda inp, p=p: matrix_norm_exact(inp["x"], p),
                         {"torch.linalg.norm (neurotorch's Lp)": _torch_norm(p)}))
 
+    for p in (2, -2, "nuc"):
+        def run(inp, p=p):
+            return {"value": rg.lp_norm(inp["x"], p), "grad": rg.lp_norm_vjp(None, inp["x"], p)}
+        out.append(Case(FAMILY, f"lp_norm[matrix,p={p}]", _svd_regimes(), run,
+                        lambda inp, p=p: svd_norm_exact(inp["x"], p),
+                        {"torch.linalg.norm (neurotorch's Lp)": _torch_norm(p)}))
+
     def run_d(inp):
         return {"value": rg.dale_law_l2(inp["x"], inp["r"], 0.8), "grad": rg.dale_law_l2_vjp(None, inp["x"], inp["r"], 0.8)}
 
@@ -237,3 +315,91 @@ def cases():
     out.append(Case(FAMILY, "weights_distance[p=1]", _mat_regimes(), run_w,
                     lambda inp: distance_exact(inp["x"], inp["r"]), {"torch.linalg.norm (neurotorch's WeightsDistance)": up_w}))
     return out
+
+
+# ------------------------------------------------------------------------------------- the neurotorch-style classes
+# Each class is Lambda * sum_k l(P_k) over its parameters (a matrix A and a vector b here), its gradients Lambda dl/dP,
+# and regularization_step(lr) takes P - lr Lambda dl/dP: the exact functions above (undecorated, at DPS digits),
+# combined exactly.
+
+def _raw(fn):
+    return fn.__wrapped__
+
+
+def _class_exact(kind, A, b, R=None, Rb=None, lam=0.5, lr=0.1):
+    def per(P, ref=None):
+        vec = np.ndim(P) == 1
+        if kind == "L1":
+            return _raw(vector_norm_exact)(P, 1) if vec else _raw(matrix_norm_exact)(P, 1)
+        if kind == "L2":
+            return _raw(vector_norm_exact)(P, 2) if vec else _raw(svd_norm_exact)(P, 2)
+        if kind == "Linf":
+            return _raw(vector_norm_exact)(P, np.inf) if vec else _raw(matrix_norm_exact)(P, np.inf)
+        if kind == "DaleLawL2":
+            return _raw(dale_exact)(P, ref, 0.8)
+        if kind == "Exc":
+            return _raw(exc_exact)(P, 0.8)
+        if kind == "Inh":
+            return _raw(exc_exact)(P, 1 - 0.25)
+        raise KeyError(kind)
+
+    with mp.workdps(DPS):
+        L = mp.mpf(float(lam))
+        parts = {"A": per(A, R), "b": per(b, Rb) if kind != "DaleLawL2" else None}
+        parts = {k: v for k, v in parts.items() if v is not None}
+        val = L * mp.fsum(v["value"][0] for v in parts.values())
+        sval = abs(L) * mp.fsum(v["value"][1] for v in parts.values())
+        out = {"value": (val, sval)}
+        lrm = mp.mpf(float(lr))
+        for k, v in parts.items():
+            g, sg = v["grad"]
+            P = mpa(A if k == "A" else b)
+            out[f"grad_{k}"] = (L * g, abs(L) * sg)
+            out[f"new_{k}"] = (P - lrm * L * g, absa(P) + lrm * abs(L) * sg)
+        return {k: (f64(v), f64(s)) for k, (v, s) in out.items()}
+
+
+def _class_regimes():
+    def mk(kind):
+        def f(rng, dt):
+            A = rng.standard_normal((4, 5))
+            if kind == "ties":
+                A[:, 1] = A[:, 0]
+            return {"A": A.astype(dt), "b": rng.standard_normal(5).astype(dt),
+                    "R": rng.standard_normal((4, 5)).astype(dt)}
+        return f
+    return {k: mk(k) for k in ("normal", "ties")}
+
+
+def _class_cases():
+    out = []
+    specs = [("L1", "L1", lambda P, inp: rg.L1(P, Lambda=0.5)), ("L2", "L2", lambda P, inp: rg.L2(P, Lambda=0.5)),
+             ("Lp[p=inf]", "Linf", lambda P, inp: rg.Lp(P, Lambda=0.5, p=np.inf)),
+             ("DaleLawL2[alpha=0.8]", "DaleLawL2",
+              lambda P, inp: rg.DaleLawL2(P, alpha=0.8, reference_weights=[inp["R"]], Lambda=0.5)),
+             ("ExcRatioTargetRegularization[t=0.8]", "Exc",
+              lambda P, inp: rg.ExcRatioTargetRegularization(P, exc_target_ratio=0.8, Lambda=0.5)),
+             ("InhRatioTargetRegularization[t=0.25]", "Inh",
+              lambda P, inp: rg.InhRatioTargetRegularization(P, inh_target_ratio=0.25, Lambda=0.5))]
+    for label, kind, build in specs:
+        def run(inp, kind=kind, build=build):
+            P = {"A": inp["A"].copy()} if kind == "DaleLawL2" else {"A": inp["A"].copy(), "b": inp["b"].copy()}
+            reg = build(P, inp)
+            v, g = reg.value_and_grad()
+            res = {"value": np.asarray(v), **{f"grad_{k}": gk for k, gk in g.items()}}
+            rg.regularization_step(reg, lr=0.1)
+            res.update({f"new_{k}": P[k] for k in P})
+            return res
+
+        def ex(inp, kind=kind):
+            return _class_exact(kind, inp["A"], inp["b"], inp["R"])
+
+        out.append(Case(FAMILY, f"{label}.value_and_grad + regularization_step", _class_regimes(), run, ex))
+    return out
+
+
+_base_cases = cases
+
+
+def cases():  # noqa: F811 -- the functions, then the classes
+    return _base_cases() + _class_cases()

@@ -26,7 +26,8 @@ FAMILY = "spiking"
 COVERS = ("spike_similarity_matrix", "spike_similarity_matrix_vjp", "kernel_dot_product", "kernel_dot_product_vjp", "spike_similar_loss", "spike_similar_loss_vjp",
           "spike_similar_loss_value_and_grad", "temporal_efficient_training_cross_entropy",
           "temporal_efficient_training_cross_entropy_vjp", "time_mean_cross_entropy", "time_mean_cross_entropy_vjp",
-          "tet_loss", "tet_loss_vjp", "firing_rate_mse", "firing_rate_mse_vjp")
+          "tet_loss", "tet_loss_vjp", "firing_rate_mse", "firing_rate_mse_vjp",
+          "temporal_efficient_training_cross_entropy_value_and_grad", "TETLoss")
 
 
 # ------------------------------------------------------------------------------------------ the exact math
@@ -368,18 +369,25 @@ def _tet_case(which):
     def run(inp):
         x, t = inp["x"], inp["target"]
         if which == "tet":
+            v, g = sp.temporal_efficient_training_cross_entropy_value_and_grad(x, t)
             return {"value": sp.temporal_efficient_training_cross_entropy(x, t),
-                    "grad": sp.temporal_efficient_training_cross_entropy_vjp(None, x, t)}
+                    "grad": sp.temporal_efficient_training_cross_entropy_vjp(None, x, t),
+                    "value (value_and_grad)": np.asarray(v), "grad (value_and_grad)": g}
         if which == "time_mean":
             return {"value": sp.time_mean_cross_entropy(x, t), "grad": sp.time_mean_cross_entropy_vjp(None, x, t)}
-        return {"value": sp.tet_loss(x, t, 1.0, 0.05), "grad": sp.tet_loss_vjp(None, x, t, 1.0, 0.05)}
+        crit = sp.TETLoss(mean=1.0, tet_lambda=0.05)
+        v = crit(x, t)
+        return {"value": sp.tet_loss(x, t, 1.0, 0.05), "grad": sp.tet_loss_vjp(None, x, t, 1.0, 0.05),
+                "value (TETLoss)": np.asarray(v), "grad (TETLoss.backward)": crit.backward()}
 
     def ex(inp):
         if which == "tet":
-            return tet_ce_exact(inp["x"], inp["target"])
+            d = tet_ce_exact(inp["x"], inp["target"])
+            return {**d, "value (value_and_grad)": d["value"], "grad (value_and_grad)": d["grad"]}
         if which == "time_mean":
             return tet_ce_exact(inp["x"], inp["target"], time_mean=True)
-        return tet_ce_exact(inp["x"], inp["target"], lam=0.05, phi=1.0)
+        d = tet_ce_exact(inp["x"], inp["target"], lam=0.05, phi=1.0)
+        return {**d, "value (TETLoss)": d["value"], "grad (TETLoss.backward)": d["grad"]}
 
     def up(inp):
         torch = _torch()

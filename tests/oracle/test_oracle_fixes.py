@@ -127,3 +127,103 @@ def test_loss_value_summed_to_an_ulp_of_its_terms(kernel, args, loss):
         v = sp.spike_similar_loss(X, lab, kernel, loss, *args)
         worst = max(worst, error_in_eps(v, *osp.ssl_exact(X, lab, kernel, loss, args)["value"])[0])
     assert worst <= 1.0, worst
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_last_reflector_of_a_full_chain_gets_an_exact_zero_gradient(dtype, reverse):
+    """H_{n-1} = I - 2 e e^T does not depend on U[n-1, n-1], so its gradient is exactly 0; the reflector VJP formed
+    it as a cancelling sum (O(eps |dQ|), e.g. 1.0 for dQ ~ 1e15)."""
+    from refnsm import linear as L
+
+    rng = np.random.default_rng(5)
+    n = 4
+    U = np.triu(rng.standard_normal((n, n))).astype(dtype)
+    Q = L.householder_matrix(U, reverse=reverse)
+    dQ = (rng.standard_normal((n, n)) * 1e15).astype(dtype)
+    dU = L.householder_matrix_vjp(dQ, Q, U, reverse=reverse)
+    assert dU[n - 1, n - 1] == 0.0
+    m = L.OrthogonalLinear(n, n, dtype=dtype, params={"U": U})
+    m.forward(rng.standard_normal((3, n)).astype(dtype) * 1e15)
+    m.backward(rng.standard_normal((3, n)).astype(dtype))
+    assert m.grads["U"][n - 1, n - 1] == 0.0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_symmetric_spectral_reflector_gradient_with_clustered_spectrum(dtype):
+    """W = Q S Q^T with s nearly equal (p ~ 1e-3 N(0, 1) at initialisation): W hardly depends on Q, and
+    (G + G^T) Q S formed the small gradient from terms |G||S| that cancel (8e3 eps); Q c Q^T = c I for every V, so
+    the shift S - cI gives the same exact gradient without the cancellation."""
+    from oracle import linear as olin
+
+    rng = np.random.default_rng(0)
+    name, shape = "symmetric_spectral", (4, 4)
+    m0 = olin._build(name, shape, np.float64)
+    params = {k: np.array(v).astype(dtype) for k, v in m0.params.items()}
+    x = rng.standard_normal((3, 4)).astype(dtype)
+    gy = rng.standard_normal((3, 4)).astype(dtype)
+    m = olin._build(name, shape, dtype, params=params)
+    m.forward(x)
+    m.backward(gy)
+    ex = olin.map_exact(name, m, params, x, gy)
+    err, _ = error_in_eps(m.grads["V"], *ex["grad_V"])
+    assert err <= GOAL[np.dtype(dtype)], err
+
+
+@pytest.mark.parametrize("seed", [5, 11, 25, 39, 0, 1])
+def test_solve_nsm_is_as_accurate_as_a_solve_on_its_support(seed):
+    """The NNLS form of the NSM problem (|L^T y - L^-1 b|, L the Cholesky factor) loses accuracy as cond(M) (up to
+    82 eps of Skeel's estimate at cond 1e6); the solution is S_FF^-1 b_F on its support F, solved directly."""
+    from refnsm import similarity as sim
+
+    from oracle import similarity as osim
+
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((4, 4)))
+    M = (q * np.geomspace(1.0, 1e-6, 4)) @ q.T
+    b = rng.standard_normal((5, 4))
+    err, _ = error_in_eps(sim.solve_nsm(M, b), *osim.nsm_exact(M, b)["y"])
+    assert err <= GOAL[np.dtype(np.float64)], err
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_hebbian_ties_leave_the_unit_unchanged(mode):
+    """With Hebbian weights fl(k/N) from ±1 patterns a unit's field is often exactly 0 on the float inputs (a tie:
+    the unit keeps its state), but the float sum rounded it to +-1e-16 and the unit flipped."""
+    from refnsm import hopfield as hf
+
+    from oracle import hopfield as ohf
+
+    case = next(c for c in ohf.cases() if c.name.startswith("classical_energy"))
+    checked = 0
+    for seed in range(12):
+        inp = case.regimes["Hebbian (3 patterns, N 9)"](np.random.default_rng(seed), np.float64)
+        try:
+            ex = ohf.classical_exact(inp["S"], inp["W"], None)
+        except ValueError:
+            continue
+        key = "sync" if mode == "sync" else "async"
+        kw = {"mode": "sync"} if mode == "sync" else {"mode": "async", "order": "sequential"}
+        got = hf.classical_update(inp["S"], inp["W"], n_sweeps=1, **kw)
+        np.testing.assert_array_equal(got, ex[key][0], err_msg=f"seed {seed}")
+        checked += 1
+    assert checked >= 6
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_cuda_twin_gives_the_last_reflector_an_exact_zero_gradient(reverse):
+    from cuda_support import MODE
+
+    from refnsm import linear as L
+
+    if MODE is None:
+        pytest.skip("no GPU here and the simulator is off in this process (make test turns it on)")
+    rng = np.random.default_rng(5)
+    n = 4
+    U = np.triu(rng.standard_normal((n, n)))
+    x = rng.standard_normal((3, n)) * 1e15
+    m = L.OrthogonalLinear(n, n, params={"U": U}, device="cuda")
+    m.forward(x)
+    m.backward(rng.standard_normal((3, n)))
+    assert m.grads["U"][n - 1, n - 1] == 0.0
+    assert np.all(m.grads["U"][0] != 0.0)  # the other reflectors still get their gradient

@@ -1,0 +1,161 @@
+"""float32 Hopfield kernels without subnormal arithmetic give the same bits as before (issue 17).
+
+``row_sq_norm_max`` (the energy's max squared memory norm) squared float32 weights in float32; weights that weight
+decay drove to ~1e-26 have subnormal (or underflowing) squares, which cost a microcode assist each.  The kernel now
+forms those squares by normal float64 arithmetic (``_kernels._sq32``).  The previous kernel is kept here, verbatim,
+as the naive twin; every result must be bit for bit the same, in float32 and float64.
+"""
+
+import numpy as np
+import pytest
+from numba import njit
+
+from refnsm.hopfield import _kernels as K
+
+
+@njit(cache=True)
+def _row_sq_norm_max_old(W, axis):
+    """The kernel as it was before issue 17 (squares in the array dtype, float64 sums, same order)."""
+    D, H = W.shape
+    best = -1.0
+    arg = 0
+    if axis == 0:
+        acc = np.zeros(H)
+        for i in range(D):
+            for j in range(H):
+                acc[j] += W[i, j] * W[i, j]
+        for j in range(H):
+            if acc[j] > best:
+                best = acc[j]
+                arg = j
+    else:
+        J4 = H - H % 4
+        for i in range(D):
+            s0 = 0.0
+            s1 = 0.0
+            s2 = 0.0
+            s3 = 0.0
+            for j in range(0, J4, 4):
+                s0 += W[i, j] * W[i, j]
+                s1 += W[i, j + 1] * W[i, j + 1]
+                s2 += W[i, j + 2] * W[i, j + 2]
+                s3 += W[i, j + 3] * W[i, j + 3]
+            for j in range(J4, H):
+                s0 += W[i, j] * W[i, j]
+            s = (s0 + s1) + (s2 + s3)
+            if s > best:
+                best = s
+                arg = i
+    return best, arg
+
+
+@njit(cache=True)
+def _sq32_all(w, out):
+    for k in range(w.size):
+        out[k] = K._sq32(w[k])
+
+
+def _all_exponents(rng, per_exponent=2048):
+    """float32 values with every exponent field (0 = zero/subnormal ... 255 = inf/NaN), both signs, random and
+    extreme significands."""
+    exps = np.repeat(np.arange(256, dtype=np.uint32), per_exponent + 4)
+    mant = rng.integers(0, 1 << 23, size=exps.size, dtype=np.uint32)
+    k = per_exponent + 4
+    mant[0::k], mant[1::k], mant[2::k], mant[3::k] = 0, 1, (1 << 23) - 1, 1 << 22
+    sign = rng.integers(0, 2, size=exps.size, dtype=np.uint32) << 31
+    return (sign | (exps << 23) | mant).view(np.float32)
+
+
+def _boundaries():
+    """The edges of the three branches of _sq32 and of float32 overflow, with their neighbours."""
+    f = np.float32
+    pts = [f(2.0 ** -75), f(2.0 ** -63), f(np.sqrt(np.finfo(np.float32).max)), f(2.0 ** -149), f(2.0 ** -126),
+           f(np.sqrt(2.0 ** -126)), f(np.sqrt(2.0 ** -149)), f(np.sqrt(1.5 * 2.0 ** -149)), f(1.0), f(0.0)]
+    out = []
+    for p in pts:
+        q = p
+        for _ in range(4):
+            out.append(q)
+            q = np.nextafter(q, f(np.inf))
+        q = p
+        for _ in range(4):
+            q = np.nextafter(q, f(0.0))
+            out.append(q)
+    out += [f(np.inf), f(-np.inf), f(np.nan), f(-0.0)]
+    a = np.array(out, dtype=np.float32)
+    return np.concatenate([a, -a])
+
+
+def test_sq32_is_the_float32_square_bit_for_bit(rng):
+    w = np.concatenate([_all_exponents(rng), _boundaries()])
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        want = (w * w).astype(np.float64)  # NumPy's float32 product: IEEE, subnormals kept
+    got = np.empty(w.size)
+    _sq32_all(w, got)
+    nan = np.isnan(want)
+    assert np.array_equal(np.isnan(got), nan)
+    assert np.array_equal(got[~nan].view(np.uint64), want[~nan].view(np.uint64))
+    # the test exercises every branch: exact zeros from nonzero w, subnormal squares, normal squares, overflow
+    tiny = np.finfo(np.float32).tiny
+    assert np.any((want == 0) & (w != 0)) and np.any((want > 0) & (want < tiny))
+    assert np.any(want >= tiny) and np.any(np.isinf(want) & np.isfinite(w))
+
+
+def _weights(rng, shape, dtype, kind):
+    """Weights over many decades, as weight decay leaves them: normal, subnormal-square, zero-square, subnormal."""
+    D, H = shape
+    if kind == "decayed":  # a few live memories, the rest decayed to 1e-20 ... 1e-45
+        W = rng.standard_normal(shape) * 10.0 ** rng.uniform(-45, -18, size=shape)
+        live = rng.random(H) < 0.2
+        W[:, live] = rng.standard_normal((D, int(live.sum())))
+    elif kind == "all_tiny":  # every square subnormal or zero: the result is decided by subnormal sums
+        W = rng.standard_normal(shape) * 10.0 ** rng.uniform(-24, -18, size=shape)
+    elif kind == "decades":
+        W = rng.standard_normal(shape) * 10.0 ** rng.uniform(-46, 3, size=shape)
+        W[rng.random(shape) < 0.1] = 0.0
+    else:  # "f64_subnormal": squares below float64's normal range too
+        W = rng.standard_normal(shape) * 10.0 ** rng.uniform(-170, -150, size=shape)
+    return np.ascontiguousarray(W.astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["decayed", "all_tiny", "decades", "f64_subnormal"])
+@pytest.mark.parametrize("shape", [(1, 1), (7, 13), (16, 128), (5, 3), (64, 130)])
+def test_row_sq_norm_max_unchanged(rng, dtype, kind, shape):
+    for trial in range(3):
+        W = _weights(rng, shape, dtype, kind)
+        for axis in (0, 1):
+            v_old, i_old = _row_sq_norm_max_old(W, axis)
+            v_new, i_new = K.row_sq_norm_max(W, axis)
+            assert i_new == i_old
+            assert np.float64(v_new).view(np.uint64) == np.float64(v_old).view(np.uint64), (kind, axis, v_new, v_old)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_sq_norm_max_inf_nan_unchanged(rng, dtype):
+    W = _weights(rng, (6, 11), dtype, "decayed")
+    for bad in (np.inf, -np.inf, np.nan, 1e30):
+        Wb = W.copy()
+        Wb[2, 3] = bad
+        for axis in (0, 1):
+            v_old, i_old = _row_sq_norm_max_old(Wb, axis)
+            v_new, i_new = K.row_sq_norm_max(Wb, axis)
+            assert i_new == i_old and (v_new == v_old or (np.isnan(v_new) and np.isnan(v_old)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("variant", [0, 1])
+def test_advance_energy_unchanged_on_decayed_weights(rng, dtype, variant):
+    """The synapse's energy (the only consumer of the squares) has the same bits as with the old kernel."""
+    B, D, H, beta = 3, 64, 128, 2.0
+    W = _weights(rng, (D, H), dtype, "decayed")
+    X = rng.standard_normal((B, D)).astype(dtype)
+    S, A, Xh = np.empty((B, H), dtype), np.empty((B, H), dtype), np.empty((B, D), dtype)
+    e_new = K.advance_into(X, W, beta, variant, S, A, Xh)
+    rowmax, lse, e = np.empty(B), np.empty(B), np.empty(B)
+    S2, A2, Xh2 = np.empty_like(S), np.empty_like(A), np.empty_like(Xh)
+    K.retrieve_into(X, W, beta, S2, A2, Xh2, rowmax, lse)
+    m2, _ = _row_sq_norm_max_old(W, 1 if variant == 1 else 0)
+    K.energy_rows(X, Xh2, rowmax, lse, beta, H, 0.5 * m2, variant, e)
+    assert np.float64(e_new).view(np.uint64) == np.float64(e.mean()).view(np.uint64)
+    assert np.array_equal(A, A2) and np.array_equal(Xh, Xh2)
