@@ -42,7 +42,7 @@ import fuzz_tables as F
 
 _HC = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 PROFILES = {
-    "fast": dict(derandomize=True, max_examples=20, deadline=None, database=None, suppress_health_check=_HC,
+    "fast": dict(derandomize=True, max_examples=30, deadline=None, database=None, suppress_health_check=_HC,
                  print_blob=False),
     "fuzz": dict(derandomize=True, max_examples=300, deadline=None, database=None, suppress_health_check=_HC,
                  print_blob=False),
