@@ -5,7 +5,8 @@
 #   make demo        runs every tutorial in quick mode, writes figures/, prints what each reproduced
 #   make warmup      compiles every Numba kernel, float32 and float64, into the cache (run by test and demo)
 #   make bench       runs benchmarks/ against the upstream libraries (needs .venv-peers)
-#   make fuzz        the long boundary-fuzz sweep (tests/fuzz/run_fuzz.py, ~10 min on 2 busy cores): writes
+#   make fuzz        the long boundary-fuzz sweep (tests/fuzz/run_fuzz.py, ~15 min on 2 busy cores; with the
+#                    hypothesis layer's fuzz profile, REFNSM_HYPOTHESIS_PROFILE=fuzz for pytest): writes
 #                    tests/fuzz/results.json and regenerates docs/reliability.md from it
 #   make golden      runs the golden suite on refnsm itself (both dtypes; docs/golden.md)
 #   make gpu-check   on a machine with an NVIDIA GPU (<= 8 min): the CUDA tests on the hardware, the golden suite with

@@ -395,11 +395,11 @@ def test_bad_plasticity_inputs(data):
 
 def test_bad_patterns(rng):
     W0 = rng.standard_normal((5, 7))
-    with pytest.raises(ValueError, match="initial_patterns: expected at most H=7"):
+    with pytest.raises(ValueError, match="^patterns: expected at most H=7"):  # the argument's own name
         hp.load_patterns(W0, rng.standard_normal((5, 8)))
-    with pytest.raises(ValueError, match=r"initial_patterns.*one pattern per column.*transposed"):
+    with pytest.raises(ValueError, match=r"^patterns.*one pattern per column.*transposed"):
         hp.load_patterns(W0, rng.standard_normal((3, 5)))
-    with pytest.raises(ValueError, match="initial_patterns.*axis 0"):
+    with pytest.raises(ValueError, match="^patterns.*axis 0"):
         hp.load_patterns(W0, rng.standard_normal((4, 3)))
     with pytest.raises(ValueError, match="perm"):
         hp.load_patterns(W0, rng.standard_normal((5, 3)), perm=[0, 1, 2, 3, 4, 5, 5])

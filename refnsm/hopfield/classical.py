@@ -24,6 +24,9 @@ Ties (a field of exactly 0) leave the unit unchanged, in every update.
 Device: every function takes ``device="cpu"`` (default) or ``"cuda"``.  These baselines run on the host for either
 (the asynchronous sweeps are sequential over the units; see docs/cuda.md): with ``"cuda"`` the arguments may be
 numba device arrays, they are copied to the host, and array results go back to the device when an input was one.
+
+Computed in float64; results are returned in the inputs' float dtype (float32 only if every float input is
+float32, rounded once at the end), like the rest of the package.
 """
 
 from __future__ import annotations
@@ -151,11 +154,12 @@ def hebbian_weights(patterns, *, device="cpu"):
     if device != "cpu":
         xp, (patterns,) = _on_host(device, patterns)
         return _give_back(xp, hebbian_weights(patterns))
+    dt = _checks.result_float_dtype(patterns)
     P = _patterns(patterns)
     N = P.shape[0]
     W = (P @ P.T) / N
     np.fill_diagonal(W, 0.0)
-    return W
+    return W.astype(dt, copy=False)
 
 
 def _square(W, name="W"):
@@ -181,11 +185,12 @@ def classical_energy(S, W, theta=None, *, device="cpu"):
     if device != "cpu":
         xp, (S, W, theta) = _on_host(device, S, W, theta)
         return _give_back(xp, classical_energy(S, W, theta))
+    dt = _checks.result_float_dtype(S, W, *(() if theta is None else (theta,)))
     W = _square(W)
     S2, was_1d = _states(S, W.shape[0])
     th = _theta(theta, W.shape[0])
     e = -0.5 * np.einsum("bi,ij,bj->b", S2, W, S2) + S2 @ th
-    return float(e[0]) if was_1d else e
+    return float(e[0]) if was_1d else e.astype(dt, copy=False)
 
 
 @_checks.finite_result
@@ -214,6 +219,7 @@ def classical_update(S, W, theta=None, *, mode="sync", n_sweeps=1, order="random
     if device != "cpu":
         xp, (S, W, theta) = _on_host(device, S, W, theta)
         return _give_back(xp, classical_update(S, W, theta, mode=mode, n_sweeps=n_sweeps, order=order, rng=rng))
+    dt = _checks.result_float_dtype(S, W, *(() if theta is None else (theta,)))
     W = _square(W)
     N = W.shape[0]
     S2, was_1d = _states(S, N)
@@ -238,6 +244,7 @@ def classical_update(S, W, theta=None, *, mode="sync", n_sweeps=1, order="random
             out = new
     else:
         out = _async_run(lambda S_, o, r, d: _kernels.classical_async(S_, W, th, o, r, d), S2, n_sweeps, N, gen)
+    out = out.astype(dt, copy=False)  # ±1 entries: exact in float32
     return out[0] if was_1d else out
 
 
@@ -265,6 +272,7 @@ def dense_energy(S, patterns, *, interaction="poly", n=3, device="cpu"):
     if device != "cpu":
         xp, (S, patterns) = _on_host(device, S, patterns)
         return _give_back(xp, dense_energy(S, patterns, interaction=interaction, n=n))
+    dt = _checks.result_float_dtype(S, patterns)
     Xi = _patterns(patterns)
     S2, was_1d = _states(S, Xi.shape[0])
     kind, n = _interaction(interaction, n)
@@ -276,7 +284,7 @@ def dense_energy(S, patterns, *, interaction="poly", n=3, device="cpu"):
     else:
         F = np.exp(m)
     e = -F.sum(axis=1)
-    return float(e[0]) if was_1d else e
+    return float(e[0]) if was_1d else e.astype(dt, copy=False)
 
 
 @_checks.finite_result
@@ -303,6 +311,7 @@ def dense_update(S, patterns, *, interaction="poly", n=3, n_sweeps=1, order="ran
         xp, (S, patterns) = _on_host(device, S, patterns)
         return _give_back(xp, dense_update(S, patterns, interaction=interaction, n=n, n_sweeps=n_sweeps, order=order,
                                            rng=rng))
+    dt = _checks.result_float_dtype(S, patterns)
     Xi = _patterns(patterns)
     N, P = Xi.shape
     S2, was_1d = _states(S, N)
@@ -311,4 +320,5 @@ def dense_update(S, patterns, *, interaction="poly", n=3, n_sweeps=1, order="ran
     gen = _order_args(order, rng)
     m = np.empty(P)
     out = _async_run(lambda S_, o, r, d: _kernels.dense_async(S_, Xi, kind, n, o, m, r, d), S2, n_sweeps, N, gen)
+    out = out.astype(dt, copy=False)  # ±1 entries: exact in float32
     return out[0] if was_1d else out

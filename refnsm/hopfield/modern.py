@@ -626,7 +626,7 @@ def load_patterns(W0, patterns, *, perm=None, rng=None):
     """
     W0 = _memory(W0, "W0")
     D, H = W0.shape
-    P_ = _check_patterns(patterns, D, H, W0.dtype)
+    P_ = _check_patterns(patterns, D, H, W0.dtype, name="patterns")
     gen = _checks.resolve_rng(rng)  # validated even when perm makes it unused (a Generator is not advanced)
     P = P_.shape[1]
     if P == H:

@@ -135,6 +135,15 @@ def _hprod_check(x, u, k):
     if not np.any(u[n - k:]):
         raise ValueError("u: expected a non-zero tail u[n-k:] (a zero Householder vector is undefined)")
     dt = np.result_type(x.dtype, u.dtype)
+    from .householder import _REFLECTOR_SQNORM_EXP  # the range the Householder maps use (householder imports us)
+
+    e = _REFLECTOR_SQNORM_EXP.get(np.dtype(dt), 500)
+    with np.errstate(over="ignore", under="ignore"):  # an Inf or 0 here is what the check refuses
+        c = float(np.dot(u[n - k:].astype(np.float64), u[n - k:].astype(np.float64)))
+    if not 2.0 ** -e <= c <= 2.0 ** e:  # Hprod divides by it, the VJP by its square
+        raise ValueError(f"u: Householder vector u[n-k:] is of squared norm {c:.3g}, outside [2**-{e}, 2**{e}] where "
+                         f"the {np.dtype(dt)} computation divides by it without under- or overflow (a reflector is "
+                         f"invariant to scale: rescale the vector)")
     return x.astype(dt, copy=False), u.astype(dt, copy=False), k
 
 
@@ -150,6 +159,8 @@ def Hprod(x, u, k, *, device="cpu"):
     :math:`H` is symmetric, orthogonal and an involution (:math:`H^2 = I`).  x is [batch, n], u is [n].
     ``device="cuda"``: x and u may be device arrays; the reflection runs through the Householder chain kernel of
     ``refnsm.linear._cuda_kernels`` (a chain of one reflector), and the result is a device array when an input was.
+    A ``ValueError`` names ``u`` when :math:`\tilde v^\top \tilde v` is zero or leaves the range the
+    Householder maps accept ([2**-500, 2**500] in float64, [2**-60, 2**60] in float32; rescale the vector).
 
     Examples
     --------

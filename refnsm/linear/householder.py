@@ -31,24 +31,28 @@ def _order(k, reverse):
     return np.ascontiguousarray(o[::-1]) if reverse else o
 
 
-#: A reflector's squared norm c = v.v must lie in [2**-500, 2**500]: the kernels divide by it (2 / c) and the VJP
-#: squares the quotient, which overflows float64 below about 1e-154.  A reflector is invariant to the scale of its
-#: vector, so a vector outside this range can always be rescaled.
+#: A reflector's squared norm c = v.v must lie in [2**-500, 2**500] (float64) or [2**-60, 2**60] (float32, whose
+#: kernels compute in float32): the kernels divide by it (2 / c) and the VJP squares the quotient, which overflows
+#: float64 below about 1e-154 (float32 below about 1e-19).  A reflector is invariant to the scale of its vector, so
+#: a vector outside this range can always be rescaled.
 _REFLECTOR_SQNORM_RANGE = (2.0 ** -500, 2.0 ** 500)
+_REFLECTOR_SQNORM_EXP = {np.dtype(np.float64): 500, np.dtype(np.float32): 60}
 
 
 def _check_reflectors(U, k, name, arg=None):
     """Every reflector vector ``U[t, t:]``, t < k, has a squared norm the kernels can divide by (computed in float64,
     as the kernels do).  ``arg`` is the argument named in the message (default ``name``; the maps pass
     ``params['U']``)."""
-    lo, hi = _REFLECTOR_SQNORM_RANGE
-    c = np.einsum("ij,ij->i", np.triu(U[:k]), np.triu(U[:k]), dtype=np.float64) if k else np.zeros(0)
+    e = _REFLECTOR_SQNORM_EXP.get(np.dtype(U.dtype), 500)
+    lo, hi = 2.0 ** -e, 2.0 ** e
+    with np.errstate(over="ignore", under="ignore"):  # an Inf or 0 here is what the check refuses
+        c = np.einsum("ij,ij->i", np.triu(U[:k]), np.triu(U[:k]), dtype=np.float64) if k else np.zeros(0)
     bad = np.flatnonzero(~((c >= lo) & (c <= hi)))
     if bad.size:
         t = int(bad[0])
         what = "zero (the reflector is undefined)" if c[t] == 0 else (
-            f"of squared norm {c[t]:.3g}, outside [2**-500, 2**500] where the kernels divide by it without "
-            f"under- or overflow (a reflector is invariant to scale: rescale the vector)")
+            f"of squared norm {c[t]:.3g}, outside [2**-{e}, 2**{e}] where the {np.dtype(U.dtype)} kernels divide "
+            f"by it without under- or overflow (a reflector is invariant to scale: rescale the vector)")
         raise ValueError(f"{arg or name}: Householder vector {name}[{t}, {t}:] is {what}")
 
 
@@ -95,7 +99,8 @@ def householder_matrix(U, k=None, reverse=False, *, device="cpu"):
     ------
     ValueError
         A wrong rank, too few rows for ``k``, ``k > n``, NaN/Inf, or a reflector vector that is zero or whose
-        squared norm under- or overflows (see ``_REFLECTOR_SQNORM_RANGE``).
+        squared norm under- or overflows (see ``_REFLECTOR_SQNORM_EXP``: [2**-500, 2**500] in float64,
+        [2**-60, 2**60] in float32).
 
     Examples
     --------

@@ -66,9 +66,10 @@ def principal_angle_cosines(A, B):
     >>> np.round(sim.principal_angle_cosines(A, A[:, ::-1]), 6)   # the same subspace
     array([1., 1.])
     """
+    dt = _checks.result_float_dtype(A, B)
     qa, qb = _bases(A, B)
     s = np.linalg.svd(qa.T @ qb, compute_uv=False)
-    return np.clip(s, 0.0, 1.0)
+    return np.clip(s, 0.0, 1.0).astype(dt, copy=False)
 
 
 def _bases(A, B):

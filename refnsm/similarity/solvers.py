@@ -72,6 +72,8 @@ def solve_nsm(M, b):
     from scipy.optimize import nnls
 
     M, b = _check(M, b)
+    if M.shape[0] == 0:  # no output channel: the empty solution (scipy's nnls corrupts memory on 0 columns)
+        return np.zeros(b.shape, dtype=b.dtype)
     Ms = 0.5 * (M.astype(np.float64) + M.astype(np.float64).T)
     try:
         L = np.linalg.cholesky(Ms)

@@ -17,6 +17,7 @@ def _counts(c: dict) -> str:
 
 def render(res: dict) -> str:
     b, r, bc, det = res["boundary"], res["random"], res["boundscheck"], res["determinism"]
+    hy = res.get("hypothesis")
     m = res["machine"]
     out = []
     w = out.append
@@ -46,6 +47,15 @@ def render(res: dict) -> str:
       "magnitudes from 1e-300 to 1e300), each of which must return a finite result or refuse cleanly, and replays "
       "the boundary table in a child process under `NUMBA_BOUNDSCHECK=1` with an empty Numba cache, so every "
       "kernel is recompiled with bounds checks.\n")
+    w("A hypothesis layer (`tests/fuzz/hypothesis_layer.py`) draws further calls from the same specs: the spec's "
+      "shapes or every axis length mapped consistently to 0, 1, 2, d or d + 1 (sizes a function does not accept "
+      "must be refused cleanly), float32 or float64 throughout, and awkward values (the value set of a discrete "
+      "argument, normal, uniform, small integers with ties, all zeros, a constant, scaled by 1 or by a tiny or "
+      "huge finite factor of the dtype, with duplicated leading slices and zeroed entries). Each call must return "
+      "a result with no NaN/Inf (VJPs included) whose float arrays keep the input dtype and the spec's shapes, or "
+      "raise a `ValueError`/`TypeError` naming an argument (or the documented `NonFiniteResultError`); no caller "
+      "array may be written and a refused call may change no state. `make test` runs it derandomized with a few "
+      "examples per spec, `make fuzz` with the larger `fuzz` profile.\n")
     w("## Figures of the last run\n")
     w("| section | calls | outcomes |")
     w("|---|---|---|")
@@ -55,6 +65,9 @@ def render(res: dict) -> str:
     bc_n = sum(bc["counts"].values())
     w(f"| replay under NUMBA_BOUNDSCHECK=1 | {bc_n:,} | {_counts(bc['counts'])}; child exit status "
       f"{bc['returncode']} |")
+    if hy is not None:
+        w(f"| hypothesis layer (`{hy['profile']}` profile, {hy['specs']} specs) | {sum(hy['examples'].values()):,} | "
+          f"{_counts(hy['examples'])}; specs {_counts(hy['counts'])}; child exit status {hy['returncode']} |")
     w("")
     w("Per family (bad inputs and variants):\n")
     w("| family | outcomes |")
@@ -62,7 +75,7 @@ def render(res: dict) -> str:
     for fam, c in sorted(b["per_family"].items()):
         w(f"| `{fam}` | {_counts(c)} |")
     w("")
-    fails = b["failures"] + r["failures"] + bc["failures"]
+    fails = b["failures"] + r["failures"] + bc["failures"] + (hy["failures"] if hy is not None else [])
     w(f"Failures (anything but a clean error, a bitwise-equal variant, a finite result or a clean refusal): "
       f"**{len(fails)}**.\n")
     for f in fails[:50]:
@@ -118,7 +131,8 @@ def render(res: dict) -> str:
       "when the Gram matrix could overflow (the ε term rescaled with them), so 1e300 inputs give the same "
       "matrix as unit inputs; the vector 2-norm of the Lp regularizers is formed without squaring overflow; "
       "`principal_angle_cosines` works on orthonormal bases; the Householder maps refuse a vector whose squared "
-      "norm leaves [2**-500, 2**500] with a message saying to rescale it (a reflector is scale-invariant);")
+      "norm leaves [2**-500, 2**500] (float64; [2**-60, 2**60] in float32, whose kernels compute in float32) with "
+      "a message saying to rescale it (a reflector is scale-invariant);")
     w("* **everything else raises**: a result that holds Inf or NaN although every input was finite raises "
       "`refnsm._checks.NonFiniteResultError` (a `ValueError` and a `FloatingPointError`) naming the function, the "
       "first non-finite entry and the largest input magnitude (the `finite_result` guard on the public functions "
@@ -149,9 +163,12 @@ def render(res: dict) -> str:
     w("## Running it\n")
     w("`make test` runs the tables (`tests/fuzz/test_boundary.py`), the regression tests of every finding "
       "(`tests/fuzz/test_regressions.py`), the determinism check and a bounds-checked replay of the kernels indexed "
-      "by argument shapes (`tests/fuzz/test_boundscheck.py`). `make fuzz` runs the whole sweep "
+      "by argument shapes (`tests/fuzz/test_boundscheck.py`) and the hypothesis layer in its fast profile "
+      "(`tests/fuzz/test_hypothesis.py`). `make fuzz` runs the whole sweep "
       f"(boundary {b['seconds']} s, random calls {r['seconds']} s, bounds-checked replay {bc['seconds']} s, "
-      f"determinism {det['seconds']} s in the last run), writes `tests/fuzz/results.json` and regenerates this page.")
+      f"determinism {det['seconds']} s"
+      + (f", hypothesis layer {hy['seconds']} s" if hy is not None else "")
+      + " in the last run), writes `tests/fuzz/results.json` and regenerates this page.")
     return "\n".join(out) + "\n"
 
 

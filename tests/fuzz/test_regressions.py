@@ -424,3 +424,83 @@ def test_similarity_train_step_that_diverges_leaves_the_parameters_unchanged(fus
         warnings.simplefilter("ignore", RuntimeWarning)  # numpy's overflow warning is not the contract
         model.train_step(np.full((4, 3), 1e300), lr=0.1)
     assert all(np.array_equal(params[k], model.params[k]) for k in params)
+
+
+# ------------------------------------------------------------------------------ found by the hypothesis layer
+def test_solve_nsm_without_output_channels_returns_the_empty_solution():
+    # M of shape (0, 0) reached scipy's nnls with zero columns: "double free detected", the interpreter aborted
+    # (run in a child so that a regression fails this test instead of killing the suite)
+    import subprocess
+    import sys
+
+    code = ("import numpy as np; from refnsm import similarity as s; "
+            "y = s.solve_nsm(np.zeros((0, 0), np.float32), np.zeros((3, 0), np.float32)); "
+            "assert y.shape == (3, 0) and y.dtype == np.float32, (y.shape, y.dtype); print('ok')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-1000:]
+
+
+@pytest.mark.parametrize("fn", ["matrix", "vjp"])
+def test_householder_float32_refuses_reflectors_whose_norm_underflows_float32(fn):
+    # |v|^2 ~ 1e-60 is inside the float64 range [2**-500, 2**500] but underflows the float32 kernels
+    # (ZeroDivisionError from inside the kernel before the fix)
+    from refnsm import linear as L
+
+    U = (np.triu(np.random.default_rng(0).standard_normal((4, 4))) * 1e-30).astype(np.float32)
+    call = (lambda: L.householder_matrix(U)) if fn == "matrix" else (
+        lambda: L.householder_matrix_vjp(np.ones((4, 4), np.float32), np.eye(4, dtype=np.float32), U))
+    with pytest.raises(ValueError, match=r"^U: Householder vector U\[0, 0:\] is of squared norm .*2\*\*-60"):
+        call()
+    Q = L.householder_matrix(U.astype(np.float64))  # the same vectors in float64 are fine (scale-invariant)
+    Q32 = L.householder_matrix((U.astype(np.float64) * 1e30).astype(np.float32))
+    assert Q32.dtype == np.float32 and np.allclose(Q32, Q, atol=1e-5)
+
+
+def test_load_patterns_errors_name_the_argument():
+    from refnsm import hopfield as H
+
+    with pytest.raises(ValueError, match=r"^patterns: expected a non-empty array"):
+        H.load_patterns(np.zeros((1, 1)), np.zeros((1, 0)), rng=0)
+
+
+def test_float32_kept_by_the_classical_baselines_and_principal_angles():
+    from refnsm import hopfield as H
+    from refnsm import similarity as SIM
+
+    rng = np.random.default_rng(0)
+    Xi = np.where(rng.standard_normal((6, 2)) > 0, 1.0, -1.0)
+    S = np.where(rng.standard_normal((3, 6)) > 0, 1.0, -1.0)
+    W = H.hebbian_weights(Xi)
+    f = np.float32
+    got = {"hebbian_weights": H.hebbian_weights(Xi.astype(f)),
+           "classical_energy": H.classical_energy(S.astype(f), W.astype(f)),
+           "classical_update": H.classical_update(S.astype(f), W.astype(f), mode="async", rng=0),
+           "classical_update[1-D]": H.classical_update(S[0].astype(f), W.astype(f)),
+           "dense_energy": H.dense_energy(S.astype(f), Xi.astype(f)),
+           "dense_update": H.dense_update(S.astype(f), Xi.astype(f), rng=0),
+           "principal_angle_cosines": SIM.principal_angle_cosines(rng.standard_normal((5, 2)).astype(f),
+                                                                 rng.standard_normal((5, 2)).astype(f))}
+    assert {k: v.dtype for k, v in got.items()} == {k: np.dtype(f) for k in got}
+    # float64 (and mixed) inputs are unchanged: float64 out, the values the float32 results round
+    ref = {"hebbian_weights": H.hebbian_weights(Xi), "classical_energy": H.classical_energy(S, W),
+           "classical_update": H.classical_update(S, W, mode="async", rng=0),
+           "dense_energy": H.dense_energy(S, Xi), "dense_update": H.dense_update(S, Xi, rng=0)}
+    for k, v in ref.items():
+        assert v.dtype == np.float64
+        np.testing.assert_array_equal(got[k], v.astype(f))
+    assert H.classical_energy(S.astype(f), W).dtype == np.float64
+
+
+@pytest.mark.parametrize("dtype,scale", [(np.float64, 1e-160), (np.float64, 1e160), (np.float32, 1e-25)])
+def test_hprod_refuses_reflectors_whose_squared_norm_leaves_the_range(dtype, scale):
+    # Hprod was finite at |u|^2 ~ 4e-320 (float64) while Hprod_vjp returned NaN/Inf (it divides by |u|^4): the
+    # reflector is scale-invariant, so both now refuse the vector the way householder_matrix does
+    from refnsm import linear as L
+
+    x, g, u = np.ones((2, 4), dtype), np.ones((2, 4), dtype), np.full(4, scale, dtype)
+    for call in (lambda: L.Hprod(x, u, 3), lambda: L.Hprod_vjp(g, x, u, 3)):
+        with pytest.raises(ValueError, match=r"^u: Householder vector u\[n-k:\] is of squared norm"):
+            call()
+    y = L.Hprod(x, np.full(4, 1.0, dtype), 3)  # the same reflector at unit scale
+    gx, gu = L.Hprod_vjp(g, x, np.full(4, 1.0, dtype), 3)
+    assert y.dtype == gx.dtype == gu.dtype == dtype and np.isfinite(gu).all()
