@@ -92,9 +92,9 @@ _tables = "\n".join(p.read_text().strip() + "\n" for p in sorted((ROOT / "benchm
 if not (GENERATED / "benchmark_tables.md").exists() or (GENERATED / "benchmark_tables.md").read_text() != _tables:
     (GENERATED / "benchmark_tables.md").write_text(_tables)
 
-# --- the "how refnsm is checked" pages: the golden-suite and accuracy pages join once they exist in docs/
+# --- the "how refnsm is checked" pages: the golden-suite, accuracy and reliability pages join once they exist in docs/
 CHECK_PAGES = ["crosscheck", "upstream_differences", "performance", "cuda"]
-CHECK_PAGES += sorted(p.stem for p in DOCS.glob("*.md") if p.stem.startswith(("golden", "accuracy")))
+CHECK_PAGES += sorted(p.stem for p in DOCS.glob("*.md") if p.stem.startswith(("golden", "accuracy", "reliability")))
 CHECK_PAGES += ["contributing"]
 _toc = ".. toctree::\n   :maxdepth: 1\n   :caption: How refnsm is checked\n\n" + "".join(f"   /{p}\n" for p in CHECK_PAGES)
 if not (GENERATED / "checks_toctree.rst.inc").exists() or (GENERATED / "checks_toctree.rst.inc").read_text() != _toc:
