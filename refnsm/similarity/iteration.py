@@ -41,7 +41,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .. import _checks as C
+from .. import _checks
 from ._diagnostics import Diagnostics
 
 __all__ = ["IterationModule", "IterationLossModule", "SGD", "Adam", "StepLR", "ExponentialLR",
@@ -54,29 +54,29 @@ HOOK_KINDS = ("pre", "post", "iteration")
 class _Optimizer:
     def __init__(self, params: Mapping, lr: float):
         if not isinstance(params, Mapping):
-            raise TypeError(f"params: expected a dict of arrays (the iteration parameters), got {C._describe(params)}")
+            raise TypeError(f"params: expected a dict of arrays (the iteration parameters), got {_checks._describe(params)}")
         for k, v in params.items():
-            if not isinstance(v, np.ndarray) or v.dtype not in C.FLOAT_DTYPES:
+            if not isinstance(v, np.ndarray) or v.dtype not in _checks.FLOAT_DTYPES:
                 raise TypeError(f"params[{k!r}]: expected a float32/float64 ndarray (updated in place), got "
-                                f"{C._describe(v)}")
+                                f"{_checks._describe(v)}")
             if not v.flags.writeable:
                 raise ValueError(f"params[{k!r}]: expected a writeable array (the optimizer updates it in place)")
         self.params = dict(params)
-        self.lr = C.check_real(lr, "lr", nonnegative=True)
+        self.lr = _checks.check_real(lr, "lr", nonnegative=True)
         self.state: dict = {}
 
     def _grads(self, grads: Mapping):
         if not isinstance(grads, Mapping):
-            raise TypeError(f"grads: expected a dict of arrays keyed like params, got {C._describe(grads)}")
+            raise TypeError(f"grads: expected a dict of arrays keyed like params, got {_checks._describe(grads)}")
         out = {}
         for k, g in grads.items():
             if k not in self.params:
                 raise ValueError(f"grads: key {k!r} is not one of the optimizer's params {sorted(self.params)}")
             p = self.params[k]
-            g = C.as_float_array(g, f"grads[{k!r}]", dtype=p.dtype)
+            g = _checks.as_float_array(g, f"grads[{k!r}]", dtype=p.dtype)
             if g.shape != p.shape:
                 raise ValueError(f"grads[{k!r}]: expected shape {p.shape}, got {g.shape}")
-            C.check_finite(g, f"grads[{k!r}]")
+            _checks.check_finite(g, f"grads[{k!r}]")
             out[k] = g
         return out
 
@@ -99,9 +99,9 @@ class SGD(_Optimizer):
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False):
         super().__init__(params, lr)
-        self.momentum = C.check_real(momentum, "momentum", nonnegative=True)
-        self.dampening = C.check_real(dampening, "dampening")
-        self.weight_decay = C.check_real(weight_decay, "weight_decay", nonnegative=True)
+        self.momentum = _checks.check_real(momentum, "momentum", nonnegative=True)
+        self.dampening = _checks.check_real(dampening, "dampening")
+        self.weight_decay = _checks.check_real(weight_decay, "weight_decay", nonnegative=True)
         self.nesterov = _bool(nesterov, "nesterov")
         self.maximize = _bool(maximize, "maximize")
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
@@ -145,12 +145,12 @@ class Adam(_Optimizer):
         try:
             b1, b2 = betas
         except (TypeError, ValueError):
-            raise TypeError(f"betas: expected a pair (beta1, beta2), got {C._describe(betas)}") from None
-        self.betas = (C.check_in_interval(b1, "betas[0]", 0.0, 1.0), C.check_in_interval(b2, "betas[1]", 0.0, 1.0))
+            raise TypeError(f"betas: expected a pair (beta1, beta2), got {_checks._describe(betas)}") from None
+        self.betas = (_checks.check_in_interval(b1, "betas[0]", 0.0, 1.0), _checks.check_in_interval(b2, "betas[1]", 0.0, 1.0))
         if self.betas[0] == 1.0 or self.betas[1] == 1.0:
             raise ValueError(f"betas: expected values in [0, 1), got {betas}")
-        self.eps = C.check_real(eps, "eps", nonnegative=True)
-        self.weight_decay = C.check_real(weight_decay, "weight_decay", nonnegative=True)
+        self.eps = _checks.check_real(eps, "eps", nonnegative=True)
+        self.weight_decay = _checks.check_real(weight_decay, "weight_decay", nonnegative=True)
         self.amsgrad = _bool(amsgrad, "amsgrad")
         self.maximize = _bool(maximize, "maximize")
 
@@ -180,7 +180,7 @@ class Adam(_Optimizer):
 
 def _bool(v, name):
     if not isinstance(v, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected a bool, got {C._describe(v)}")
+        raise TypeError(f"{name}: expected a bool, got {_checks._describe(v)}")
     return bool(v)
 
 
@@ -189,7 +189,7 @@ class _Scheduler:
     def __init__(self, optimizer):
         if not hasattr(optimizer, "lr") or not hasattr(optimizer, "step"):
             raise TypeError(f"optimizer: expected a refnsm iteration optimizer (with .lr and .step), got "
-                            f"{C._describe(optimizer)}")
+                            f"{_checks._describe(optimizer)}")
         self.optimizer = optimizer
         self.base_lr = optimizer.lr
         self.last_epoch = 0
@@ -220,8 +220,8 @@ class StepLR(_Scheduler):
     """
 
     def __init__(self, optimizer, step_size: int, gamma: float = 0.1):
-        self.step_size = C.check_int(step_size, "step_size", minimum=1)
-        self.gamma = C.check_real(gamma, "gamma", nonnegative=True)
+        self.step_size = _checks.check_int(step_size, "step_size", minimum=1)
+        self.gamma = _checks.check_real(gamma, "gamma", nonnegative=True)
         super().__init__(optimizer)
 
     def _next_lr(self, lr):
@@ -245,7 +245,7 @@ class ExponentialLR(_Scheduler):
     """
 
     def __init__(self, optimizer, gamma: float):
-        self.gamma = C.check_real(gamma, "gamma", nonnegative=True)
+        self.gamma = _checks.check_real(gamma, "gamma", nonnegative=True)
         super().__init__(optimizer)
 
     def _next_lr(self, lr):
@@ -282,7 +282,7 @@ class IterationModule:
     """
 
     def __init__(self, max_iterations: int = 1000):
-        self.max_iterations = C.check_int(max_iterations, "max_iterations", minimum=0)
+        self.max_iterations = _checks.check_int(max_iterations, "max_iterations", minimum=0)
         self.hooks: dict = defaultdict(list)
         self.iteration_idx = -1
 
@@ -290,9 +290,9 @@ class IterationModule:
         """``"pre"`` (before :meth:`pre_iteration`), ``"post"`` (after :meth:`post_iteration`) or ``"iteration"``
         (after every :meth:`iteration`, before :meth:`converged`; a truthy return value stops the loop); each
         hook is called as ``hook(module)``."""
-        C.check_option(kind, "kind", HOOK_KINDS)
+        _checks.check_option(kind, "kind", HOOK_KINDS)
         if not callable(hook):
-            raise TypeError(f"hook: expected a callable hook(module), got {C._describe(hook)}")
+            raise TypeError(f"hook: expected a callable hook(module), got {_checks._describe(hook)}")
         self.hooks[kind].append(hook)
 
     def forward(self, *args, **kwargs) -> Any:
@@ -378,12 +378,12 @@ class IterationLossModule(IterationModule):
                                    _factory(iteration_scheduler, "iteration_scheduler", SCHEDULERS))
         for name, d in (("it_optim_kwargs", it_optim_kwargs), ("it_sched_kwargs", it_sched_kwargs)):
             if d is not None and not isinstance(d, Mapping):
-                raise TypeError(f"{name}: expected None or a dict of keyword arguments, got {C._describe(d)}")
+                raise TypeError(f"{name}: expected None or a dict of keyword arguments, got {_checks._describe(d)}")
         self.it_optim_kwargs = dict(it_optim_kwargs or {})
-        self.it_optim_kwargs.setdefault("lr", C.check_real(iteration_lr, "iteration_lr"))
+        self.it_optim_kwargs.setdefault("lr", _checks.check_real(iteration_lr, "iteration_lr"))
         self.it_sched_kwargs = dict(it_sched_kwargs or {})
         if iteration_projection is not None and not callable(iteration_projection):
-            raise TypeError(f"iteration_projection: expected None or a callable, got {C._describe(iteration_projection)}")
+            raise TypeError(f"iteration_projection: expected None or a callable, got {_checks._describe(iteration_projection)}")
         self.iteration_projection = iteration_projection
         self.iteration_optimizer = None
         self.iteration_scheduler = None
@@ -425,10 +425,10 @@ class IterationLossModule(IterationModule):
 
 def _factory(spec, name, table):
     if isinstance(spec, str):
-        return table[C.check_option(spec, name, tuple(table))]
+        return table[_checks.check_option(spec, name, tuple(table))]
     if callable(spec):
         return spec
-    raise TypeError(f"{name}: expected one of {tuple(table)} or a callable, got {C._describe(spec)}")
+    raise TypeError(f"{name}: expected one of {tuple(table)} or a callable, got {_checks._describe(spec)}")
 
 
 # ------------------------------------------------------------------------------------ the built-in circuits
@@ -451,7 +451,7 @@ class _CircuitIterationPoints:
                                    _factory(iteration_scheduler, "iteration_scheduler", SCHEDULERS))
         for name, d in (("it_optim_kwargs", it_optim_kwargs), ("it_sched_kwargs", it_sched_kwargs)):
             if d is not None and not isinstance(d, Mapping):
-                raise TypeError(f"{name}: expected None or a dict of keyword arguments, got {C._describe(d)}")
+                raise TypeError(f"{name}: expected None or a dict of keyword arguments, got {_checks._describe(d)}")
         self.it_optim_kwargs = dict(it_optim_kwargs or {})
         self.it_sched_kwargs = dict(it_sched_kwargs or {})
         self.iteration_optimizer = None

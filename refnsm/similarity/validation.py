@@ -7,7 +7,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .. import _checks as C
+from .. import _checks
 
 __all__ = ["extract_embeddings"]
 
@@ -43,14 +43,14 @@ def extract_embeddings(model, loader: Iterable, progress: Callable | None = None
     """
     run = getattr(model, "forward", model)
     if not callable(run):
-        raise TypeError(f"model: expected a circuit with forward(x) or a callable, got {C._describe(model)}")
+        raise TypeError(f"model: expected a circuit with forward(x) or a callable, got {_checks._describe(model)}")
     if progress is not None and not callable(progress):
-        raise TypeError(f"progress: expected None or a tqdm-like callable, got {C._describe(progress)}")
+        raise TypeError(f"progress: expected None or a tqdm-like callable, got {_checks._describe(progress)}")
     iterable = loader if progress is None else progress(loader)
     try:
         iterator = iter(iterable)
     except TypeError:
-        raise TypeError(f"loader: expected an iterable of (x, label) batches, got {C._describe(loader)}") from None
+        raise TypeError(f"loader: expected an iterable of (x, label) batches, got {_checks._describe(loader)}") from None
     toggles = all(hasattr(model, a) for a in ("train", "eval", "training"))
     was_training = bool(model.training) if toggles else False
     if toggles:
