@@ -14,6 +14,7 @@ Conversion rules (see the package docstring):
 
 from __future__ import annotations
 
+import math
 import numbers
 import operator
 from typing import Iterable, Sequence
@@ -141,12 +142,15 @@ def check_rank(arr: np.ndarray, name: str, *, ndim: int | None = None, min_ndim:
 _fast_all_finite = None  # refnsm._fastchecks.all_finite (Numba), loaded on the first check, not at `import refnsm`
 
 
+_FLOAT_DTYPE_SET = frozenset(FLOAT_DTYPES)  # a set lookup: ``dtype in tuple`` compares dtypes one by one
+
+
 def _all_finite(arr: np.ndarray) -> bool:
     global _fast_all_finite
-    if arr.dtype in FLOAT_DTYPES and arr.flags.c_contiguous:
+    if arr.dtype in _FLOAT_DTYPE_SET and arr.flags.c_contiguous:
         if _fast_all_finite is None:
             from ._fastchecks import all_finite as _fast_all_finite
-        return _fast_all_finite(arr.reshape(-1))
+        return _fast_all_finite(arr.ravel())  # a view of a C-contiguous array
     return bool(np.isfinite(arr).all())
 
 
@@ -308,14 +312,17 @@ class NonFiniteResultError(ValueError, FloatingPointError):
 def _first_nonfinite(value, path="result"):
     """(path, bad value) of the first non-finite float in a result (arrays, floats, tuples, lists, dicts,
     dataclasses); None when everything is finite.  Objects it does not know (device arrays, models) are skipped."""
-    if isinstance(value, np.ndarray):
+    t = type(value)  # the common results first, by exact type: this runs after every guarded call
+    if t is np.ndarray or isinstance(value, np.ndarray):
         if value.dtype.kind in "fc" and value.size and not _all_finite(value if value.dtype.kind == "f" else
                                                                          np.abs(value)):
             idx = tuple(int(i) for i in np.argwhere(~np.isfinite(value))[0])
             return f"{path}{list(idx) if idx else ''}", value[idx]
         return None
-    if isinstance(value, (float, np.floating)):
-        return None if np.isfinite(value) else (path, value)
+    if t is float or t is np.float64 or t is np.float32 or isinstance(value, (float, np.floating)):
+        return None if math.isfinite(value) else (path, value)
+    if t is int or t is bool or value is None or t is str:
+        return None
     if isinstance(value, (tuple, list)):
         fields = getattr(value, "_fields", None)
         for i, v in enumerate(value):

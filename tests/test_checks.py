@@ -110,3 +110,21 @@ def test_rng_and_grad_out():
         C.scalar_grad_out(np.ones(2))
     assert C.result_float_dtype(np.ones(2, np.float32), np.ones(2, np.int64)) == np.float32
     assert C.result_float_dtype(np.ones(2, np.float32), np.ones(2)) == np.float64
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_all_finite_kernel_finds_every_nonfinite_at_every_position(dtype):
+    """The vectorised finiteness test (sum of x * 0, reassociated) must see a NaN/Inf wherever it sits: in the
+    vector body, in the scalar tail, first and last, among huge and subnormal finite values."""
+    from refnsm._fastchecks import all_finite
+
+    info = np.finfo(dtype)
+    for n in (1, 2, 3, 7, 8, 15, 16, 17, 31, 33, 64, 127, 1000):
+        base = np.resize(np.array([info.max, -info.max, info.tiny / 4, -0.0, 1.0], dtype=dtype), n)
+        assert all_finite(base)
+        for bad in (np.nan, np.inf, -np.inf):
+            for pos in sorted({0, n // 2, n - 1}):
+                a = base.copy()
+                a[pos] = bad
+                assert not all_finite(a), (n, bad, pos)
+    assert all_finite(np.empty(0, dtype))
