@@ -311,36 +311,66 @@ class NonFiniteResultError(ValueError, FloatingPointError):
 
 def _first_nonfinite(value, path="result"):
     """(path, bad value) of the first non-finite float in a result (arrays, floats, tuples, lists, dicts,
-    dataclasses); None when everything is finite.  Objects it does not know (device arrays, models) are skipped."""
-    t = type(value)  # the common results first, by exact type: this runs after every guarded call
+    dataclasses); None when everything is finite.  Objects it does not know (device arrays, models) are skipped.
+
+    This runs after every guarded call, so the common results are tested first, by exact type, and the path of an
+    element is only spelled out once one is found (:func:`_nonfinite_at`)."""
+    return None if _finite_tree(value) else _nonfinite_at(value, path)
+
+
+def _finite_leaf(value):
+    """True / False for a leaf (array, float); None for a container or an unknown object."""
+    t = type(value)
     if t is np.ndarray or isinstance(value, np.ndarray):
-        if value.dtype.kind in "fc" and value.size and not _all_finite(value if value.dtype.kind == "f" else
-                                                                         np.abs(value)):
+        k = value.dtype.kind
+        if k == "f":
+            return not value.size or _all_finite(value)
+        if k == "c":
+            return not value.size or _all_finite(np.abs(value))
+        return True
+    if t is float or t is np.float64 or t is np.float32 or isinstance(value, (float, np.floating)):
+        return math.isfinite(value)
+    if t is int or t is bool or value is None or t is str:
+        return True
+    return None
+
+
+def _finite_tree(value) -> bool:
+    leaf = _finite_leaf(value)
+    if leaf is not None:
+        return leaf
+    if isinstance(value, (tuple, list)):
+        return all(_finite_tree(v) for v in value)
+    if isinstance(value, dict):
+        return all(_finite_tree(v) for v in value.values())
+    if hasattr(value, "__dataclass_fields__"):
+        return all(_finite_tree(getattr(value, k)) for k in value.__dataclass_fields__)
+    return True
+
+
+def _nonfinite_at(value, path):
+    """The slow path of :func:`_first_nonfinite`: where the first non-finite element is, and its value."""
+    leaf = _finite_leaf(value)
+    if leaf is not None:
+        if leaf:
+            return None
+        if isinstance(value, np.ndarray):
             idx = tuple(int(i) for i in np.argwhere(~np.isfinite(value))[0])
             return f"{path}{list(idx) if idx else ''}", value[idx]
-        return None
-    if t is float or t is np.float64 or t is np.float32 or isinstance(value, (float, np.floating)):
-        return None if math.isfinite(value) else (path, value)
-    if t is int or t is bool or value is None or t is str:
-        return None
+        return path, value
     if isinstance(value, (tuple, list)):
         fields = getattr(value, "_fields", None)
-        for i, v in enumerate(value):
-            bad = _first_nonfinite(v, f"{path}.{fields[i]}" if fields else f"{path}[{i}]")
-            if bad is not None:
-                return bad
+        items = ((f"{path}.{fields[i]}" if fields else f"{path}[{i}]", v) for i, v in enumerate(value))
+    elif isinstance(value, dict):
+        items = ((f"{path}[{k!r}]", v) for k, v in value.items())
+    elif hasattr(value, "__dataclass_fields__"):
+        items = ((f"{path}.{k}", getattr(value, k)) for k in value.__dataclass_fields__)
+    else:
         return None
-    if isinstance(value, dict):
-        for k, v in value.items():
-            bad = _first_nonfinite(v, f"{path}[{k!r}]")
-            if bad is not None:
-                return bad
-        return None
-    if hasattr(value, "__dataclass_fields__"):
-        for k in value.__dataclass_fields__:
-            bad = _first_nonfinite(getattr(value, k), f"{path}.{k}")
-            if bad is not None:
-                return bad
+    for p, v in items:
+        bad = _nonfinite_at(v, p)
+        if bad is not None:
+            return bad
     return None
 
 

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import refnsm.regularization as R
+from refnsm import _checks
 from refnsm.gradcheck import gradcheck
 from naive.regularization import naive_norm, naive_dale_l2, naive_exc
 
@@ -435,3 +436,34 @@ def test_weights_distance_ties_follow_torch(p):
     np.testing.assert_array_equal(gw, [[0.5, -0.5], [0.5, 0.5]])
     np.testing.assert_array_equal(gr, -gw)
     assert R.weights_distance(W, R0, p) == 3.0
+
+
+def test_induced_norms_where_a_sum_overflows():
+    """The fused one-call kernel hands a non-finite sum to the step-by-step path: the smallest column sum (p=-1)
+    of a matrix with one overflowing column is still the finite one; the largest (p=1) is refused."""
+    P = np.array([[1e308, 1.0], [1e308, -2.0]])
+    assert float(R.lp_norm(P, -1)) == 3.0
+    np.testing.assert_array_equal(R.lp_norm_vjp(None, P, -1), [[0.0, 1.0], [0.0, -1.0]])
+    with pytest.raises(_checks.NonFiniteResultError):
+        R.lp_norm(P, 1)
+    with pytest.raises(ValueError, match=r"x: expected finite values, got inf at index \(0, 1\)"):
+        R.lp_norm(np.array([[1.0, np.inf], [2.0, 3.0]]), -1)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("scale", [1.0, 1e-160, 1e160, 2.0 ** -140, 0.0])
+def test_frobenius_norm_one_pass_and_scaled_paths(dtype, scale):
+    """'fro' takes one pass when the sum of squares is in range and rescales otherwise; both agree with an exact
+    sum (math.fsum of the exact float64 squares of the rescaled entries)."""
+    import math
+
+    base = np.array([[3.0, -4.0, 12.0], [0.5, 0.25, -84.0]])
+    P = (base * scale).astype(dtype)
+    if not np.all(np.isfinite(P)):
+        pytest.skip("the scaled matrix is not representable in this dtype")
+    a = np.abs(P.astype(np.float64)).ravel()
+    amax = a.max()
+    exact = 0.0 if amax == 0 else amax * math.sqrt(math.fsum((x / amax) ** 2 for x in a))
+    got = float(R.lp_norm(P, "fro"))
+    # within 4 eps, or 2 units in the last place of the dtype where the norm itself is subnormal
+    assert abs(got - exact) <= max(4 * float(np.finfo(dtype).eps) * exact, 2 * float(np.spacing(dtype(exact))))

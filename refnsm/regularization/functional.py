@@ -118,12 +118,22 @@ def check_norm_input(x, name: str, mode: str) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------------- norms
-def _scaled_two_norm(a: np.ndarray) -> float:
-    """sqrt(sum a^2) of non-negative float64 entries, scaled by the largest when the squares would underflow or
-    overflow (the squares of entries below ~1e-154 are subnormal or 0 and lose their digits)."""
+def _scaled_two_norm(x: np.ndarray, name: str) -> float:
+    """sqrt(sum x^2) of a flat float array, checked finite (``ValueError`` naming ``name`` otherwise).
+
+    One pass (:func:`refnsm.regularization._kernels.sum_squares`, float64 squares) when the sum of squares lies in
+    [1e-280, 1e280]; outside (squares that underflow to subnormals or 0 and lose their digits, or overflow), the
+    entries are scaled by the largest magnitude first.  A NaN or Inf entry makes the sum non-finite, so the check
+    costs no pass of its own.
+    """
+    s = K.sum_squares(x) if x.size else 0.0
+    if 1e-280 <= s <= 1e280:
+        return float(math.sqrt(s))
+    _checks.check_finite(x, name)
+    a = np.abs(x.astype(np.float64, copy=False))
     amax = float(a.max()) if a.size else 0.0
-    if amax == 0.0 or 1e-150 < amax < 1e150:
-        return float(math.sqrt(np.dot(a, a)))
+    if amax == 0.0:
+        return 0.0
     b = a / amax
     return amax * float(math.sqrt(np.dot(b, b)))
 
@@ -138,7 +148,7 @@ def _vector_norm(x: np.ndarray, p, want_grad: bool, name: str):
         if want_grad:
             g = np.sign(x).astype(np.float64)
     elif p == 2:
-        v = _scaled_two_norm(a)
+        v = _scaled_two_norm(x, name)
         if want_grad:
             g = x.astype(np.float64) / v if v > 0 else np.zeros(x.shape)
     elif math.isinf(p):
@@ -221,19 +231,20 @@ def _matrix_norm(P: np.ndarray, p, want_grad: bool, name: str):
     """Induced/Frobenius/nuclear matrix norm of a 2-D array, its gradient (P's dtype) or None."""
     g = None
     if p in (1, -1) or (isinstance(p, float) and math.isinf(p)):
-        by_cols = p in (1, -1)
-        sums = np.empty(P.shape[1] if by_cols else P.shape[0])
-        (K.abs_col_sums if by_cols else K.abs_row_sums)(P, sums)
-        if not np.isfinite(sums).all():
+        G = np.empty_like(P) if want_grad else np.empty((0, 0), P.dtype)
+        v, finite = K.induced_norm_grad(P, p in (1, -1), p > 0, want_grad, G)
+        if not finite:  # a NaN/Inf entry (raises, naming it) or a sum that overflowed: the step-by-step path
             _checks.check_finite(P, name)
-        v = float(sums.max() if p > 0 else sums.min())
-        if want_grad:
-            w = K.tie_weights(sums, v, 1.0)
-            g = np.empty_like(P)
-            (K.sign_times_col_weights if by_cols else K.sign_times_row_weights)(P, w, g)
+            by_cols = p in (1, -1)
+            sums = np.empty(P.shape[1] if by_cols else P.shape[0])
+            (K.abs_col_sums if by_cols else K.abs_row_sums)(P, sums)
+            v = sums.max() if p > 0 else sums.min()  # an Inf max is refused by the result guard
+            if want_grad:
+                (K.sign_times_col_weights if by_cols else K.sign_times_row_weights)(P, K.tie_weights(sums, v, 1.0), G)
+        v = float(v)
+        g = G if want_grad else None
     elif p == "fro":
-        _checks.check_finite(P, name)
-        v = _scaled_two_norm(np.abs(P.reshape(-1).astype(np.float64, copy=False)))
+        v = _scaled_two_norm(P.reshape(-1), name)
         if want_grad:
             g = (P / P.dtype.type(v)) if v > 0 else np.zeros_like(P)
     elif p == 2 and want_grad:

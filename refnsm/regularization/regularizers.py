@@ -168,14 +168,22 @@ class BaseRegularization:
     @_checks.finite_result
     def value_and_grad(self, grad_out=None):
         r"""``(loss, grads)``: :math:`\Lambda\sum_k\ell(P_k)` and :math:`\bar y\Lambda\,\partial\ell/\partial P_k`."""
-        gbar = _checks.scalar_grad_out(grad_out)
+        return self._value_and_grad(_checks.scalar_grad_out(grad_out))
+
+    def _value_and_grad(self, gbar: float):
+        """:meth:`value_and_grad` for a validated ``gbar``, without the result guard (a list guards its sum once)."""
         value, grads = self._terms(True)
         scale = gbar * self.Lambda
+        # refnsm's own _terms return fresh arrays, scaled in place (a second parameter-sized array costs a pass and
+        # its page faults); a subclass's _terms might return an array it keeps, so its gradients are copied
+        in_place = type(self)._terms.__module__ == __name__
         out = {}
         for k, g in grads.items():
             if k in self.frozen or g is None:
                 continue
-            out[k] = g * g.dtype.type(scale) if scale != 1.0 else g
+            if scale != 1.0:
+                g = np.multiply(g, g.dtype.type(scale), out=g if in_place else None)
+            out[k] = g
         self.grads = out
         return self._dtype().type(self.Lambda * value), out
 
@@ -256,13 +264,13 @@ class RegularizationList(BaseRegularization):
 
     __call__ = forward
 
-    @_checks.finite_result
-    def value_and_grad(self, grad_out=None):
-        gbar = _checks.scalar_grad_out(grad_out)
+    def _value_and_grad(self, gbar: float):
         total = 0.0
         out = {}
         for r in self.regularizations:
-            v, grads = r.value_and_grad(gbar)
+            # refnsm's regularizers unguarded (the list guards the sum once); a subclass's own value_and_grad as is
+            own = type(r).value_and_grad is BaseRegularization.value_and_grad
+            v, grads = r._value_and_grad(gbar) if own else r.value_and_grad(gbar)
             total += float(v)
             for k, g in grads.items():
                 key = self._key_of[id(r.params[k])]
