@@ -336,15 +336,27 @@ def _finite_leaf(value):
 
 
 def _finite_tree(value) -> bool:
-    leaf = _finite_leaf(value)
-    if leaf is not None:
-        return leaf
-    if isinstance(value, (tuple, list)):
-        return all(_finite_tree(v) for v in value)
-    if isinstance(value, dict):
-        return all(_finite_tree(v) for v in value.values())
-    if hasattr(value, "__dataclass_fields__"):
-        return all(_finite_tree(getattr(value, k)) for k in value.__dataclass_fields__)
+    t = type(value)
+    if t is tuple:  # (value, gradients): the most common guarded result, tested first
+        items = value
+    elif t is dict:
+        items = value.values()
+    else:
+        leaf = _finite_leaf(value)
+        if leaf is not None:
+            return leaf
+        if isinstance(value, (tuple, list)):
+            items = value
+        elif isinstance(value, dict):
+            items = value.values()
+        elif hasattr(value, "__dataclass_fields__"):
+            items = [getattr(value, k) for k in value.__dataclass_fields__]
+        else:
+            return True
+    for v in items:  # a loop, not all(<generator>): a generator costs more than the check of a small tuple
+        leaf = _finite_leaf(v)
+        if not (leaf if leaf is not None else _finite_tree(v)):
+            return False
     return True
 
 

@@ -73,11 +73,17 @@ def _contig(p: np.ndarray) -> np.ndarray:
     return p if p.flags.c_contiguous else np.ascontiguousarray(p)
 
 
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
 def _result_dtype(arrays) -> np.dtype:
-    arrays = list(arrays)
-    if arrays and all(a.dtype == np.float32 for a in arrays):
-        return np.dtype(np.float32)
-    return np.dtype(np.float64)
+    """float32 when every array is float32 (and there is one), else float64."""
+    seen = False
+    for a in arrays:
+        if a.dtype != _F32:
+            return _F64
+        seen = True
+    return _F32 if seen else _F64
 
 
 class BaseRegularization:
