@@ -566,3 +566,29 @@ def test_similarity_and_label_matrix_bad_input():
     before = X.copy()
     sp.spike_similarity_matrix_vjp(np.ones((4, 4)), X, "sigmoid", 0.5)
     assert np.array_equal(X, before)
+
+
+def test_dot_lifted_equals_the_product_without_subnormal_arithmetic():
+    """The float32 pull-back product lifts subnormal entries by an exact power of two: the result is the product
+    of the stored entries within one unit of the smallest subnormal where it is itself subnormal, and equal to
+    BLAS's where W has no subnormal entry (float64 is passed through)."""
+    from refnsm.spiking import _kernels as K
+
+    rng = np.random.default_rng(3)
+    W = (rng.standard_normal((40, 40)) * 1e-40).astype(np.float32)  # subnormal float32 entries
+    W[3, :] = rng.standard_normal(40).astype(np.float32) * 1e-20    # normal ones beside them
+    X = (rng.random((40, 30)) < 0.3).astype(np.float32)
+    exact = W.astype(np.float64) @ X.astype(np.float64)
+    out = K.dot_lifted(W, X, 1.0)
+    assert out.dtype == np.float32
+    tiny = float(np.finfo(np.float32).smallest_subnormal)
+    err = np.abs(out.astype(np.float64) - exact)
+    terms = np.abs(W.astype(np.float64)) @ np.abs(X.astype(np.float64))  # the float32 sum's error scale
+    assert np.all(err <= 40 * 2.0 ** -24 * terms + tiny)
+    sub = np.abs(exact) < float(np.finfo(np.float32).tiny)  # rows 0-2, 4-39: the subnormal outputs
+    assert sub.sum() > 1000 and np.all(err[sub] <= tiny)  # the lifted sum is exact there, then rounded once
+    Wn = rng.standard_normal((8, 8)).astype(np.float32)
+    Xn = rng.standard_normal((8, 5)).astype(np.float32)
+    np.testing.assert_array_equal(K.dot_lifted(Wn, Xn, float(np.abs(Xn).max())), Wn @ Xn)
+    W64 = W.astype(np.float64)
+    np.testing.assert_array_equal(K.dot_lifted(W64, X.astype(np.float64), 1.0), W64 @ X.astype(np.float64))
