@@ -467,3 +467,93 @@ def test_frobenius_norm_one_pass_and_scaled_paths(dtype, scale):
     got = float(R.lp_norm(P, "fro"))
     # within 4 eps, or 2 units in the last place of the dtype where the norm itself is subnormal
     assert abs(got - exact) <= max(4 * float(np.finfo(dtype).eps) * exact, 2 * float(np.spacing(dtype(exact))))
+
+
+# ------------------------------------------------------------------- gradients written already times Lambda * grad_out
+def _scaled_cases(rng, dtype):
+    W = rng.standard_normal((5, 4)).astype(dtype)
+    ref = rng.standard_normal((5, 4)).astype(dtype)
+    tie = np.array([[1.0, -2.0], [2.0, 1.0], [0.0, 0.0]], dtype=dtype)  # tied column sums (3, 3) and row sums
+    v = rng.standard_normal(6).astype(dtype)
+    out = []
+    for p in (1, -1, 2, -2, INF, -INF, "fro", "nuc"):
+        params = {"W": W} if p in ("fro", "nuc") else {"W": W, "v": v}
+        out.append((f"Lp({p})", lambda lam, p=p, params=params: R.Lp(params, lam, p=p)))
+        if p in (1, INF, -1, "fro"):
+            out.append((f"Lp({p}) tie", lambda lam, p=p: R.Lp({"T": tie}, lam, p=p)))
+    out.append(("Lp(1) entrywise", lambda lam: R.Lp({"W": W}, lam, p=1, mode="entrywise")))
+    out.append(("fro of zeros", lambda lam: R.Lp({"Z": np.zeros((3, 3), dtype)}, lam, p="fro")))
+    out.append(("DaleLawL2", lambda lam: R.DaleLawL2({"W": W}, 0.3, [ref], lam)))
+    out.append(("Exc", lambda lam: R.ExcRatioTargetRegularization({"W": W}, 0.8, lam)))
+    out.append(("Exc callable", lambda lam: R.ExcRatioTargetRegularization(
+        {"W": W}, 0.8, lam, sign_func=np.tanh, sign_func_grad=lambda x: 1 - np.tanh(x) ** 2)))
+    for p in (1, INF, 2, "fro"):
+        out.append((f"WD({p})", lambda lam, p=p: R.WeightsDistance({"W": W}, [ref], lam, p)))
+    out.append(("WD(1) tie", lambda lam: R.WeightsDistance({"T": tie}, [np.zeros_like(tie)], lam, 1)))
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("lam, gbar", [(0.1, 1.0), (0.37, -2.5), (1.0, 3.0), (0.0, 1.0)])
+def test_gradients_scaled_in_the_kernels_equal_scaling_afterwards(rng, dtype, lam, gbar):
+    """The kernels write the gradient times Lambda * grad_out in the pass that computes it; that equals the
+    unit-scale gradient (Lambda = 1, grad_out = 1: validated elsewhere against finite differences and torch's tie
+    rules) times Lambda * grad_out, to rounding."""
+    eps = float(np.finfo(dtype).eps)
+    for name, make in _scaled_cases(rng, dtype):
+        unit = make(1.0).value_and_grad()[1]
+        reg = make(lam)
+        value, grads = reg.value_and_grad(None if gbar == 1.0 else gbar)
+        assert set(grads) == set(unit), name
+        for k, g in grads.items():
+            assert g.dtype == dtype, name
+            expected = unit[k].astype(np.float64) * (lam * gbar)
+            np.testing.assert_allclose(g, expected, rtol=8 * eps, atol=8 * eps * np.abs(expected).max(),
+                                       err_msg=name)
+        assert reg.grads is grads
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_vjps_scale_by_grad_out_in_the_kernels(rng, dtype):
+    W = rng.standard_normal((4, 6)).astype(dtype)
+    ref = rng.standard_normal((4, 6)).astype(dtype)
+    eps = float(np.finfo(dtype).eps)
+    pairs = [(lambda g: R.lp_norm_vjp(g, W, p), None) for p in (1, INF, 2, "fro", "nuc", -2)]
+    pairs += [(lambda g: R.dale_law_l2_vjp(g, W, ref, 0.3), None), (lambda g: R.exc_ratio_loss_vjp(g, W, 0.8), None),
+              (lambda g: R.weights_distance_vjp(g, W, ref, 1)[0], None),
+              (lambda g: R.weights_distance_vjp(g, W, ref, 2)[0], None)]
+    for f, _ in pairs:
+        unit = f(None).astype(np.float64)
+        np.testing.assert_allclose(f(-1.75), -1.75 * unit, rtol=8 * eps, atol=8 * eps * np.abs(unit).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_scaled_copy_kernel_matches_naive(rng, dtype):
+    from refnsm.regularization import _kernels as K
+
+    for shape in [(0, 3), (1, 1), (3, 5), (64, 64)]:
+        X = rng.standard_normal(shape).astype(dtype)
+        G = np.empty_like(X)
+        K.scaled_copy(X, 0.3, G)
+        np.testing.assert_array_equal(G, (X.astype(np.float64) * 0.3).astype(dtype))
+
+
+def test_frobenius_gradient_tiny_norm_huge_scale():
+    """scale / ||P|| overflows while every entry of scale * P / ||P|| is representable: the gradient divides first."""
+    P = np.array([[3e-310, -4e-310]])
+    reg = R.Lp({"W": P}, 1e300, p="fro")
+    np.testing.assert_allclose(reg.value_and_grad()[1]["W"], [[0.6e300, -0.8e300]], rtol=1e-12)
+
+
+def test_a_subclass_with_its_own_terms_is_scaled_and_its_arrays_untouched():
+    kept = np.array([[1.0, -2.0]])
+
+    class Mine(R.BaseRegularization):
+        def _terms(self, want_grad):
+            return 3.0, {"W": kept}
+
+    reg = Mine({"W": np.zeros((1, 2))}, Lambda=0.5)
+    value, grads = reg.value_and_grad(2.0)
+    assert value == 1.5
+    np.testing.assert_array_equal(grads["W"], [[1.0, -2.0]])
+    np.testing.assert_array_equal(kept, [[1.0, -2.0]])

@@ -99,10 +99,11 @@ def tie_weights(s, target, scale):
 
 
 @njit(cache=True)
-def induced_norm_grad(P, by_cols, largest, want_grad, G):
+def induced_norm_grad(P, by_cols, largest, want_grad, G, scale):
     """The induced 1-norm (``by_cols``: max absolute column sum) or inf-norm (max absolute row sum) of ``P``, or
-    with ``largest`` False the min sum (p = -1, -inf), and, if ``want_grad``, its gradient into ``G``
-    (:func:`sign_times_col_weights` / :func:`sign_times_row_weights` with :func:`tie_weights`).
+    with ``largest`` False the min sum (p = -1, -inf), and, if ``want_grad``, its gradient times ``scale`` into
+    ``G`` (:func:`sign_times_col_weights` / :func:`sign_times_row_weights` with :func:`tie_weights`; the scale
+    rides on the tie weights, so the gradient is written once, already scaled).
 
     Returns ``(value, finite)``: ``finite`` is False when a sum is not finite (a NaN/Inf entry, or an overflow),
     and then neither the value nor ``G`` means anything (the caller takes the slow path).  One call for what took five at training-step sizes.
@@ -121,7 +122,7 @@ def induced_norm_grad(P, by_cols, largest, want_grad, G):
         if (x > v) if largest else (x < v):
             v = x
     if want_grad:
-        w = tie_weights(sums, v, 1.0)
+        w = tie_weights(sums, v, scale)
         if by_cols:
             sign_times_col_weights(P, w, G)
         else:
@@ -130,8 +131,9 @@ def induced_norm_grad(P, by_cols, largest, want_grad, G):
 
 
 @njit(cache=True)
-def dale_l2(P, S, alpha, G, want_grad):
-    r"""Value :math:`\alpha\|P\|_F^2 - (1-\alpha)\langle P, S\rangle` and, if ``want_grad``, G = 2 alpha P - (1-alpha) S."""
+def dale_l2(P, S, alpha, G, want_grad, scale):
+    r"""Value :math:`\alpha\|P\|_F^2 - (1-\alpha)\langle P, S\rangle` and, if ``want_grad``,
+    G = (2 alpha P - (1-alpha) S) * scale (the caller's Lambda * grad_out, applied in the same pass)."""
     n, m = P.shape
     beta = 1.0 - alpha
     sq = 0.0
@@ -143,7 +145,7 @@ def dale_l2(P, S, alpha, G, want_grad):
             sq += x * x
             cross += x * s
             if want_grad:
-                G[i, j] = 2.0 * alpha * x - beta * s
+                G[i, j] = (2.0 * alpha * x - beta * s) * scale
     return alpha * sq - beta * cross
 
 
@@ -172,6 +174,16 @@ def sign_mean(X):
         elif v != v:
             s += v
     return s / x.shape[0]
+
+
+@njit(cache=True)
+def scaled_copy(X, c, G):
+    """G = X * c elementwise (flattened, contiguous; float64 product, stored in G's dtype): the Frobenius-norm
+    gradient P / ||P|| times the caller's scale, written in one pass."""
+    x = X.reshape(-1)
+    g = G.reshape(-1)
+    for k in range(x.shape[0]):
+        g[k] = np.float64(x[k]) * c
 
 
 @njit(cache=True)
