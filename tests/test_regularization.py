@@ -557,3 +557,38 @@ def test_a_subclass_with_its_own_terms_is_scaled_and_its_arrays_untouched():
     assert value == 1.5
     np.testing.assert_array_equal(grads["W"], [[1.0, -2.0]])
     np.testing.assert_array_equal(kept, [[1.0, -2.0]])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (67, 131)])
+def test_reassociated_sum_kernels_match_exact_sums(rng, dtype, shape):
+    """The kernels whose sums may be reassociated (split over vector lanes) agree with math.fsum of the float64
+    terms to a few ulps, and a NaN or Inf entry still reaches their result."""
+    from refnsm.regularization import _kernels as K
+
+    P = rng.standard_normal(shape).astype(dtype)
+    Q = rng.standard_normal(shape).astype(dtype)
+    S = np.sign(Q)
+    p64, q64, s64 = (a.astype(np.float64) for a in (P, Q, S))
+    tol = 1e-14
+    out = np.empty(shape[0])
+    K.abs_row_sums(P, out)
+    np.testing.assert_allclose(out, [math.fsum(np.abs(r)) for r in p64], rtol=tol)
+    K.absdiff_row_sums(P, Q, out)
+    np.testing.assert_allclose(out, [math.fsum(np.abs(a - b)) for a, b in zip(p64, q64)], rtol=tol)
+    ss = math.fsum((p64 / (1 + np.abs(p64))).ravel()) / P.size
+    assert K.softsign_mean(P) == pytest.approx(ss, rel=tol, abs=1e-15)
+    G = np.empty_like(P)
+    v = K.dale_l2(P, S, 0.3, G, True, 0.5)
+    exact = 0.3 * math.fsum((p64 ** 2).ravel()) - 0.7 * math.fsum((p64 * s64).ravel())
+    assert v == pytest.approx(exact, rel=tol, abs=1e-13 * math.fsum(np.abs(p64).ravel()))
+    np.testing.assert_allclose(G, ((0.6 * p64 - 0.7 * s64) * 0.5).astype(dtype), rtol=float(np.finfo(dtype).eps))
+    for bad in (np.nan, np.inf):
+        B = P.copy()
+        B.flat[B.size // 2] = bad
+        K.abs_row_sums(B, out)
+        assert not np.isfinite(out).all()
+        K.absdiff_row_sums(B, Q, out)
+        assert not np.isfinite(out).all()
+        assert not math.isfinite(K.softsign_mean(B))  # inf / (1 + inf) is NaN
+        assert not math.isfinite(K.dale_l2(B, S, 0.3, G, False, 1.0))

@@ -1,7 +1,8 @@
 """Numba kernels of :mod:`refnsm.regularization`: the math only (no validation, no Python objects).
 
-Every kernel is ``@njit(cache=True)``, nopython, ``fastmath=False`` (``sum_squares`` alone lets its sum be
-reassociated, see there).  They compile lazily on first call and are
+Every kernel is ``@njit(cache=True)``, nopython, ``fastmath=False``, except that the kernels whose loop is one long
+sum (``sum_squares``, ``abs_row_sums``, ``absdiff_row_sums``, ``dale_l2``, ``softsign_mean``) let that sum be
+reassociated (``fastmath={"reassoc"}``, see :func:`sum_squares`).  They compile lazily on first call and are
 specialised per dtype (float32 inputs are computed in float32 storage, accumulated in float64).
 Accumulations run in row-major order; a non-finite input propagates to the returned sums, which is how the
 public layer detects NaN/Inf without a separate pass over large arrays.
@@ -39,7 +40,7 @@ def abs_col_sums(P, out):
             out[j] += abs(np.float64(P[i, j]))
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath={"reassoc"})
 def abs_row_sums(P, out):
     """out[i] = sum_j |P[i, j]|  (out is float64, length N)."""
     n, m = P.shape
@@ -130,7 +131,7 @@ def induced_norm_grad(P, by_cols, largest, want_grad, G, scale):
     return v, True
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath={"reassoc"})
 def dale_l2(P, S, alpha, G, want_grad, scale):
     r"""Value :math:`\alpha\|P\|_F^2 - (1-\alpha)\langle P, S\rangle` and, if ``want_grad``,
     G = (2 alpha P - (1-alpha) S) * scale (the caller's Lambda * grad_out, applied in the same pass)."""
@@ -149,9 +150,10 @@ def dale_l2(P, S, alpha, G, want_grad, scale):
     return alpha * sq - beta * cross
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath={"reassoc"}, error_model="numpy")
 def softsign_mean(X):
-    """mean of x / (1 + |x|) over the flattened (contiguous) array."""
+    """mean of x / (1 + |x|) over the flattened (contiguous) array.  The divisor is >= 1 (or NaN), so NumPy's
+    error model (no division-by-zero branch, which keeps the loop from being vectorised) changes nothing."""
     x = X.reshape(-1)
     s = 0.0
     for k in range(x.shape[0]):
@@ -186,9 +188,9 @@ def scaled_copy(X, c, G):
         g[k] = np.float64(x[k]) * c
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def softsign_grad(X, coef, G):
-    """G = coef / (1 + |x|)^2 elementwise (flattened, contiguous)."""
+    """G = coef / (1 + |x|)^2 elementwise (flattened, contiguous; the divisor is >= 1, see softsign_mean)."""
     x = X.reshape(-1)
     g = G.reshape(-1)
     for k in range(x.shape[0]):
@@ -207,7 +209,7 @@ def absdiff_col_sums(P, Q, out):
             out[j] += abs(np.float64(P[i, j]) - np.float64(Q[i, j]))
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath={"reassoc"})
 def absdiff_row_sums(P, Q, out):
     """out[i] = sum_j |P[i, j] - Q[i, j]|  (out is float64, length N)."""
     n, m = P.shape
