@@ -592,3 +592,32 @@ def test_reassociated_sum_kernels_match_exact_sums(rng, dtype, shape):
         assert not np.isfinite(out).all()
         assert not math.isfinite(K.softsign_mean(B))  # inf / (1 + inf) is NaN
         assert not math.isfinite(K.dale_l2(B, S, 0.3, G, False, 1.0))
+
+
+@pytest.mark.parametrize("n", [2, 5, 33, 64])
+def test_tridiagonal_top_eigpair_gap_early_stop(rng, n):
+    """With gap > 0, lambda_2's bisection stops once the gap test is decided: a separated top eigenvalue returns an
+    upper bound of lambda_2 below (1 - 1.01 gap) lambda_1; a near tie returns a bound that fails the caller's test;
+    lambda_1, the eigenvector and the residual are as accurate as without the early stop."""
+    from scipy.linalg import lapack
+
+    from refnsm.regularization import _kernels as K
+
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    gap = 2e-4
+    for top2 in (0.5, 1 - 1e-5, 1.0):  # lambda_2 / lambda_1: separated, near tie, exact tie
+        w_true = np.concatenate([np.linspace(0.1, 0.4, n - 2), [top2, 1.0]]) if n > 2 else np.array([top2, 1.0])
+        G = (Q * w_true) @ Q.T
+        G = 0.5 * (G + G.T)
+        w, V = np.linalg.eigh(G)
+        c, d, e, tau, info = lapack.dsytrd(np.asfortranarray(G), lower=1)
+        x = np.empty(n)
+        lam1, lam2_hi, resid = K.tridiagonal_top_eigpair(d, e, tau, c.T, x, gap)
+        assert abs(lam1 - w[-1]) <= 4 * n * np.finfo(float).eps * w[-1]
+        assert lam2_hi >= w[-2] * (1 - 1e-14)
+        separated = lam1 - lam2_hi > gap * lam1
+        assert separated == (top2 == 0.5)
+        if separated:
+            assert lam2_hi < (1 - 1.01 * gap) * lam1
+            assert resid <= 16 * n * np.finfo(float).eps * w[-1]
+            assert abs(abs(x @ V[:, -1]) - 1.0) <= 1e-13

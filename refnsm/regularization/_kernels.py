@@ -271,7 +271,7 @@ def _bisect_from_top(d, e2, k, lo, hi, pivmin, rtol):
 
 
 @njit(cache=True, error_model="numpy")
-def tridiagonal_top_eigpair(d, e, tau, V, x):
+def tridiagonal_top_eigpair(d, e, tau, V, x, gap=-1.0):
     r"""Largest eigenvalue :math:`\lambda_1` of a symmetric matrix :math:`A = Q T Q^\top` given in LAPACK
     ``sytrd`` form, its unit eigenvector, and an upper bound of :math:`\lambda_2`: the rest of LAPACK's
     ``syevx`` for the top eigenpair, without its per-call overhead on small matrices.
@@ -285,11 +285,19 @@ def tridiagonal_top_eigpair(d, e, tau, V, x):
     the reduction, and with the gap it bounds the eigenvector's error,
     :math:`\sin\angle(x, x_1) \le \|r\| / (\lambda_1 - \lambda_2)` (Davis-Kahan).
 
-    1. Sturm-sequence bisection on :math:`T` from the Gershgorin interval: :math:`\lambda_1` to rounding,
-       :math:`\lambda_2` to :math:`10^{-8}` relative (it only feeds the caller's gap test).
+    1. Sturm-sequence bisection on :math:`T` from the Gershgorin interval: :math:`\lambda_1` to :math:`10^{-8}`
+       relative (each count that lands between :math:`\lambda_2` and :math:`\lambda_1`, or below both, also
+       narrows :math:`\lambda_2`'s bracket), then :math:`\lambda_2` to :math:`10^{-8}` relative (it only feeds
+       the caller's gap test).  With ``gap`` > 0, :math:`\lambda_2`'s bisection stops as soon as it is decided
+       whether :math:`\lambda_1 - \lambda_2 > \text{gap}\,\lambda_1`: then ``lam2_hi`` is an upper bound below
+       :math:`(1 - 1.01\,\text{gap})\lambda_1` (separated), or :math:`\lambda_1`'s upper bound (not separated).
     2. Inverse iteration with the shift :math:`\sigma =` the upper end of :math:`\lambda_1`'s bracket:
        :math:`\sigma I - T` is positive semidefinite, so its :math:`LDL^\top` factorisation needs no pivoting (a
-       pivot below the safe minimum is replaced by it); three solves from a fixed start vector, each normalised.
+       pivot below the safe minimum is replaced by it); four solves from a fixed start vector, each normalised
+       (with :math:`\sigma - \lambda_1 \le 10^{-8}\lambda_1` each solve shrinks the other components by
+       :math:`(\sigma-\lambda_1)/(\sigma-\lambda_2)`).  ``lam1`` is then the Rayleigh quotient :math:`z^\top T z`
+       (accurate to rounding: its error is second order in the eigenvector's), and the residual is measured with it,
+       so the returned certificate does not depend on how :math:`\lambda_1` was located.
     3. Back-transformation :math:`x = H_0 (H_1 (\cdots H_{n-2} z))`.
     """
     n = d.shape[0]
@@ -314,9 +322,41 @@ def tridiagonal_top_eigpair(d, e, tau, V, x):
     pad = 2.0 * max(hi - lo, anorm) * eps + pivmin
     lo -= pad
     hi += pad
-    lo1, hi1 = _bisect_from_top(d, e2, 1, lo, hi, pivmin, 0.0)
-    lo2, hi2 = _bisect_from_top(d, e2, 2, lo, hi1, pivmin, 1e-8)
-    lam1 = 0.5 * (lo1 + hi1)
+    # lambda_1 to 1e-8, recording what each count says about lambda_2 (count(mid) = n - 1: lambda_2 < mid;
+    # count(mid) <= n - 2: lambda_2 >= mid)
+    lo1, hi1, lo2, hi2 = lo, hi, lo, hi
+    for _ in range(200):
+        mid = 0.5 * (lo1 + hi1)
+        if mid <= lo1 or mid >= hi1 or hi1 - lo1 <= 1e-8 * max(abs(lo1), abs(hi1)):
+            break
+        c = _sturm_count(d, e2, mid, pivmin)
+        if c <= n - 1:
+            lo1 = mid
+            if c <= n - 2:
+                lo2 = max(lo2, mid)
+            else:
+                hi2 = min(hi2, mid)
+        else:
+            hi1 = mid
+    hi2 = min(hi2, hi1)
+    lo2 = min(lo2, hi2)
+    if gap > 0.0:
+        sep = (1.0 - 1.01 * gap) * lo1  # lambda_2 below it: lambda_1 - lambda_2 > gap lambda_1 for sure
+        for _ in range(200):
+            if hi2 < sep:
+                break
+            if lo2 >= (1.0 - gap) * hi1:  # lambda_1 - lambda_2 <= gap lambda_1: not separated
+                hi2 = hi1
+                break
+            mid = 0.5 * (lo2 + hi2)
+            if mid <= lo2 or mid >= hi2 or hi2 - lo2 <= 1e-8 * max(abs(lo2), abs(hi2)):
+                break
+            if _sturm_count(d, e2, mid, pivmin) <= n - 2:
+                lo2 = mid
+            else:
+                hi2 = mid
+    else:
+        lo2, hi2 = _bisect_from_top(d, e2, 2, lo2, hi2, pivmin, 1e-8)
     # inverse iteration: (hi1 I - T) = L D L^T, L unit lower bidiagonal with subdiagonal Lsub
     piv = max(pivmin, 1e-3 * eps * anorm)
     D = np.empty(n)
@@ -332,7 +372,7 @@ def tridiagonal_top_eigpair(d, e, tau, V, x):
     z = np.empty(n)
     for i in range(n):
         z[i] = 1.0 + 0.5 * np.sin(1.0 + i)
-    for _ in range(3):
+    for _ in range(4):
         for i in range(1, n):
             z[i] -= Lsub[i - 1] * z[i - 1]
         for i in range(n):
@@ -349,6 +389,14 @@ def tridiagonal_top_eigpair(d, e, tau, V, x):
         s = np.sqrt(s)
         for i in range(n):
             z[i] /= s
+    lam1 = 0.0
+    for i in range(n):
+        ti = d[i] * z[i]
+        if i > 0:
+            ti += e[i - 1] * z[i - 1]
+        if i < n - 1:
+            ti += e[i] * z[i + 1]
+        lam1 += z[i] * ti
     r2 = 0.0
     for i in range(n):
         ri = (d[i] - lam1) * z[i]

@@ -215,7 +215,7 @@ def _spectral_value_grad(P: np.ndarray, name: str, scale: float = 1.0):
         c, d, e, tau, info = lapack.dsytrd(G, lower=1, lwork=64 * G.shape[0], overwrite_a=1)
         if info == 0:
             x = np.empty(d.shape[0])
-            lam1, lam2_hi, resid = K.tridiagonal_top_eigpair(d, e, tau, c.T, x)
+            lam1, lam2_hi, resid = K.tridiagonal_top_eigpair(d, e, tau, c.T, x, 2.0 * _GAP)
             if lam1 > 0 and lam1 - lam2_hi > 2.0 * _GAP * lam1 and resid <= _RESID * x.shape[0] * lam1:
                 y = np.dot(x, Pd) if wide else np.dot(Pd, x)
                 s1 = float(np.sqrt(np.dot(y, y)))
