@@ -275,6 +275,7 @@ class RegularizationList(BaseRegularization):
     def _value_and_grad(self, gbar: float):
         total = 0.0
         out = {}
+        summed = set()  # keys whose array is a sum the list allocated (added to in place; the children's are theirs)
         for r in self.regularizations:
             # refnsm's regularizers unguarded (the list guards the sum once); a subclass's own value_and_grad as is
             own = type(r).value_and_grad is BaseRegularization.value_and_grad
@@ -282,7 +283,13 @@ class RegularizationList(BaseRegularization):
             total += float(v)
             for k, g in grads.items():
                 key = self._key_of[id(r.params[k])]
-                out[key] = out[key] + g if key in out else g
+                if key not in out:
+                    out[key] = g
+                elif key in summed and out[key].dtype == np.result_type(out[key], g):
+                    np.add(out[key], g, out=out[key])
+                else:
+                    out[key] = out[key] + g
+                    summed.add(key)
         self.grads = out
         return self._dtype().type(total), out
 
