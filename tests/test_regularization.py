@@ -621,3 +621,36 @@ def test_tridiagonal_top_eigpair_gap_early_stop(rng, n):
             assert lam2_hi < (1 - 1.01 * gap) * lam1
             assert resid <= 16 * n * np.finfo(float).eps * w[-1]
             assert abs(abs(x @ V[:, -1]) - 1.0) <= 1e-13
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("p", [1, -1, INF, -INF])
+def test_distance_induced_grad_kernel_matches_naive(rng, dtype, p):
+    """The one-call kernel for the induced distance norms against NumPy on |W - R| (ties included), and its
+    non-finite signal (NaN entry, overflowing difference) that sends the caller to the step-by-step path."""
+    from refnsm.regularization import _kernels as K
+
+    by_cols, largest = p in (1, -1), p > 0
+    W = rng.standard_normal((6, 4)).astype(dtype)
+    Rf = rng.standard_normal((6, 4)).astype(dtype)
+    T = np.array([[2.0, -1.0], [1.0, 2.0], [0.5, 0.5]], dtype=dtype)  # |T - 0.5|: tied column and row sums
+    for P, Q in ((W, Rf), (T, np.full_like(T, 0.5)), (W[:1, :1], Rf[:1, :1])):
+        D = np.abs(P.astype(np.float64) - Q.astype(np.float64))
+        sums = D.sum(axis=0 if by_cols else 1)
+        v = sums.max() if largest else sums.min()
+        tied = sums == v
+        wts = np.where(tied, 0.3 / tied.sum(), 0.0)
+        expected = np.sign(P.astype(np.float64) - Q) * (wts[None, :] if by_cols else wts[:, None])
+        G = np.empty_like(P)
+        got, finite = K.distance_induced_grad(P, Q, by_cols, largest, True, G, 0.3)
+        assert finite
+        assert got == pytest.approx(v, rel=1e-13)
+        np.testing.assert_allclose(G, expected.astype(dtype), rtol=float(np.finfo(dtype).eps))
+    B = W.copy()
+    B[2, 1] = np.nan
+    assert not K.distance_induced_grad(B, Rf, by_cols, largest, False, np.empty((0, 0), dtype), 1.0)[1]
+    if dtype == np.float64:
+        big = np.array([[1e308, 1.0], [1e308, 2.0]])
+        assert not K.distance_induced_grad(big, -big, by_cols, largest, False, np.empty((0, 0)), 1.0)[1]
+    with pytest.raises(ValueError, match=r"w: expected finite values, got nan at index \(2, 1\)"):
+        R.weights_distance(B, Rf, p)

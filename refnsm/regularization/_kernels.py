@@ -236,6 +236,31 @@ def signdiff_times_weights(P, Q, w, by_cols, G):
                 G[i, j] = -wk
 
 
+@njit(cache=True)
+def distance_induced_grad(P, Q, by_cols, largest, want_grad, G, scale):
+    """:func:`induced_norm_grad` of ``|P - Q|`` without forming it: the largest (``largest``) or smallest absolute
+    column (``by_cols``) or row sum of ``P - Q`` and, if ``want_grad``, sign(P - Q) times ``scale`` over the
+    number of tied sums into ``G`` (:func:`absdiff_col_sums` / :func:`absdiff_row_sums`, :func:`tie_weights`,
+    :func:`signdiff_times_weights`).  Returns ``(value, finite)``; ``finite`` False (a NaN/Inf entry or an
+    overflowing sum): neither the value nor ``G`` means anything and the caller takes the step-by-step path."""
+    n, m = P.shape
+    sums = np.empty(m if by_cols else n)
+    if by_cols:
+        absdiff_col_sums(P, Q, sums)
+    else:
+        absdiff_row_sums(P, Q, sums)
+    v = sums[0]
+    for k in range(sums.shape[0]):
+        x = sums[k]
+        if not np.isfinite(x):
+            return 0.0, False
+        if (x > v) if largest else (x < v):
+            v = x
+    if want_grad:
+        signdiff_times_weights(P, Q, tie_weights(sums, v, scale), by_cols, G)
+    return v, True
+
+
 # --------------------------------------------------------------------------------------------- top eigenpair
 @njit(cache=True, error_model="numpy")
 def _sturm_count(d, e2, x, pivmin):

@@ -607,16 +607,18 @@ def distance_value_grad(w: np.ndarray, r: np.ndarray, p, mode: str, want_grad: b
     if mode == "neurotorch" and w.ndim == 2 and p in (1, -1, math.inf, -math.inf):
         # fused: column/row sums of |W - R| and sign(W - R) times the tie weights, no temporaries
         by_cols = p in (1, -1)
-        sums = np.empty(w.shape[1] if by_cols else w.shape[0])
+        g = np.empty_like(w) if want_grad else np.empty((0, 0), w.dtype)
+        v, finite = K.distance_induced_grad(w, r, by_cols, p > 0, want_grad, g, scale)
+        if finite:
+            return float(v), (g if want_grad else None)
+        sums = np.empty(w.shape[1] if by_cols else w.shape[0])  # a NaN/Inf entry or an overflow: step by step
         (K.absdiff_col_sums if by_cols else K.absdiff_row_sums)(w, r, sums)
         if not np.isfinite(sums).all():
             _checks.check_finite(w, name)
         v = float(sums.max() if p > 0 else sums.min())
-        g = None
         if want_grad:
-            g = np.empty_like(w)
             K.signdiff_times_weights(w, r, K.tie_weights(sums, v, scale), by_cols, g)
-        return v, g
+        return v, (g if want_grad else None)
     with np.errstate(over="ignore"):
         diff = w - r
     if not _checks._all_finite(diff):
