@@ -467,3 +467,190 @@ def test_frobenius_norm_one_pass_and_scaled_paths(dtype, scale):
     got = float(R.lp_norm(P, "fro"))
     # within 4 eps, or 2 units in the last place of the dtype where the norm itself is subnormal
     assert abs(got - exact) <= max(4 * float(np.finfo(dtype).eps) * exact, 2 * float(np.spacing(dtype(exact))))
+
+
+# ------------------------------------------------------------------- gradients written already times Lambda * grad_out
+def _scaled_cases(rng, dtype):
+    W = rng.standard_normal((5, 4)).astype(dtype)
+    ref = rng.standard_normal((5, 4)).astype(dtype)
+    tie = np.array([[1.0, -2.0], [2.0, 1.0], [0.0, 0.0]], dtype=dtype)  # tied column sums (3, 3) and row sums
+    v = rng.standard_normal(6).astype(dtype)
+    out = []
+    for p in (1, -1, 2, -2, INF, -INF, "fro", "nuc"):
+        params = {"W": W} if p in ("fro", "nuc") else {"W": W, "v": v}
+        out.append((f"Lp({p})", lambda lam, p=p, params=params: R.Lp(params, lam, p=p)))
+        if p in (1, INF, -1, "fro"):
+            out.append((f"Lp({p}) tie", lambda lam, p=p: R.Lp({"T": tie}, lam, p=p)))
+    out.append(("Lp(1) entrywise", lambda lam: R.Lp({"W": W}, lam, p=1, mode="entrywise")))
+    out.append(("fro of zeros", lambda lam: R.Lp({"Z": np.zeros((3, 3), dtype)}, lam, p="fro")))
+    out.append(("DaleLawL2", lambda lam: R.DaleLawL2({"W": W}, 0.3, [ref], lam)))
+    out.append(("Exc", lambda lam: R.ExcRatioTargetRegularization({"W": W}, 0.8, lam)))
+    out.append(("Exc callable", lambda lam: R.ExcRatioTargetRegularization(
+        {"W": W}, 0.8, lam, sign_func=np.tanh, sign_func_grad=lambda x: 1 - np.tanh(x) ** 2)))
+    for p in (1, INF, 2, "fro"):
+        out.append((f"WD({p})", lambda lam, p=p: R.WeightsDistance({"W": W}, [ref], lam, p)))
+    out.append(("WD(1) tie", lambda lam: R.WeightsDistance({"T": tie}, [np.zeros_like(tie)], lam, 1)))
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("lam, gbar", [(0.1, 1.0), (0.37, -2.5), (1.0, 3.0), (0.0, 1.0)])
+def test_gradients_scaled_in_the_kernels_equal_scaling_afterwards(rng, dtype, lam, gbar):
+    """The kernels write the gradient times Lambda * grad_out in the pass that computes it; that equals the
+    unit-scale gradient (Lambda = 1, grad_out = 1: validated elsewhere against finite differences and torch's tie
+    rules) times Lambda * grad_out, to rounding."""
+    eps = float(np.finfo(dtype).eps)
+    for name, make in _scaled_cases(rng, dtype):
+        unit = make(1.0).value_and_grad()[1]
+        reg = make(lam)
+        value, grads = reg.value_and_grad(None if gbar == 1.0 else gbar)
+        assert set(grads) == set(unit), name
+        for k, g in grads.items():
+            assert g.dtype == dtype, name
+            expected = unit[k].astype(np.float64) * (lam * gbar)
+            np.testing.assert_allclose(g, expected, rtol=8 * eps, atol=8 * eps * np.abs(expected).max(),
+                                       err_msg=name)
+        assert reg.grads is grads
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_vjps_scale_by_grad_out_in_the_kernels(rng, dtype):
+    W = rng.standard_normal((4, 6)).astype(dtype)
+    ref = rng.standard_normal((4, 6)).astype(dtype)
+    eps = float(np.finfo(dtype).eps)
+    pairs = [(lambda g: R.lp_norm_vjp(g, W, p), None) for p in (1, INF, 2, "fro", "nuc", -2)]
+    pairs += [(lambda g: R.dale_law_l2_vjp(g, W, ref, 0.3), None), (lambda g: R.exc_ratio_loss_vjp(g, W, 0.8), None),
+              (lambda g: R.weights_distance_vjp(g, W, ref, 1)[0], None),
+              (lambda g: R.weights_distance_vjp(g, W, ref, 2)[0], None)]
+    for f, _ in pairs:
+        unit = f(None).astype(np.float64)
+        np.testing.assert_allclose(f(-1.75), -1.75 * unit, rtol=8 * eps, atol=8 * eps * np.abs(unit).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_scaled_copy_kernel_matches_naive(rng, dtype):
+    from refnsm.regularization import _kernels as K
+
+    for shape in [(0, 3), (1, 1), (3, 5), (64, 64)]:
+        X = rng.standard_normal(shape).astype(dtype)
+        G = np.empty_like(X)
+        K.scaled_copy(X, 0.3, G)
+        np.testing.assert_array_equal(G, (X.astype(np.float64) * 0.3).astype(dtype))
+
+
+def test_frobenius_gradient_tiny_norm_huge_scale():
+    """scale / ||P|| overflows while every entry of scale * P / ||P|| is representable: the gradient divides first."""
+    P = np.array([[3e-310, -4e-310]])
+    reg = R.Lp({"W": P}, 1e300, p="fro")
+    np.testing.assert_allclose(reg.value_and_grad()[1]["W"], [[0.6e300, -0.8e300]], rtol=1e-12)
+
+
+def test_a_subclass_with_its_own_terms_is_scaled_and_its_arrays_untouched():
+    kept = np.array([[1.0, -2.0]])
+
+    class Mine(R.BaseRegularization):
+        def _terms(self, want_grad):
+            return 3.0, {"W": kept}
+
+    reg = Mine({"W": np.zeros((1, 2))}, Lambda=0.5)
+    value, grads = reg.value_and_grad(2.0)
+    assert value == 1.5
+    np.testing.assert_array_equal(grads["W"], [[1.0, -2.0]])
+    np.testing.assert_array_equal(kept, [[1.0, -2.0]])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 7), (67, 131)])
+def test_reassociated_sum_kernels_match_exact_sums(rng, dtype, shape):
+    """The kernels whose sums may be reassociated (split over vector lanes) agree with math.fsum of the float64
+    terms to a few ulps, and a NaN or Inf entry still reaches their result."""
+    from refnsm.regularization import _kernels as K
+
+    P = rng.standard_normal(shape).astype(dtype)
+    Q = rng.standard_normal(shape).astype(dtype)
+    S = np.sign(Q)
+    p64, q64, s64 = (a.astype(np.float64) for a in (P, Q, S))
+    tol = 1e-14
+    out = np.empty(shape[0])
+    K.abs_row_sums(P, out)
+    np.testing.assert_allclose(out, [math.fsum(np.abs(r)) for r in p64], rtol=tol)
+    K.absdiff_row_sums(P, Q, out)
+    np.testing.assert_allclose(out, [math.fsum(np.abs(a - b)) for a, b in zip(p64, q64)], rtol=tol)
+    ss = math.fsum((p64 / (1 + np.abs(p64))).ravel()) / P.size
+    assert K.softsign_mean(P) == pytest.approx(ss, rel=tol, abs=1e-15)
+    G = np.empty_like(P)
+    v = K.dale_l2(P, S, 0.3, G, True, 0.5)
+    exact = 0.3 * math.fsum((p64 ** 2).ravel()) - 0.7 * math.fsum((p64 * s64).ravel())
+    assert v == pytest.approx(exact, rel=tol, abs=1e-13 * math.fsum(np.abs(p64).ravel()))
+    np.testing.assert_allclose(G, ((0.6 * p64 - 0.7 * s64) * 0.5).astype(dtype), rtol=float(np.finfo(dtype).eps))
+    for bad in (np.nan, np.inf):
+        B = P.copy()
+        B.flat[B.size // 2] = bad
+        K.abs_row_sums(B, out)
+        assert not np.isfinite(out).all()
+        K.absdiff_row_sums(B, Q, out)
+        assert not np.isfinite(out).all()
+        assert not math.isfinite(K.softsign_mean(B))  # inf / (1 + inf) is NaN
+        assert not math.isfinite(K.dale_l2(B, S, 0.3, G, False, 1.0))
+
+
+@pytest.mark.parametrize("n", [2, 5, 33, 64])
+def test_tridiagonal_top_eigpair_gap_early_stop(rng, n):
+    """With gap > 0, lambda_2's bisection stops once the gap test is decided: a separated top eigenvalue returns an
+    upper bound of lambda_2 below (1 - 1.01 gap) lambda_1; a near tie returns a bound that fails the caller's test;
+    lambda_1, the eigenvector and the residual are as accurate as without the early stop."""
+    from scipy.linalg import lapack
+
+    from refnsm.regularization import _kernels as K
+
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    gap = 2e-4
+    for top2 in (0.5, 1 - 1e-5, 1.0):  # lambda_2 / lambda_1: separated, near tie, exact tie
+        w_true = np.concatenate([np.linspace(0.1, 0.4, n - 2), [top2, 1.0]]) if n > 2 else np.array([top2, 1.0])
+        G = (Q * w_true) @ Q.T
+        G = 0.5 * (G + G.T)
+        w, V = np.linalg.eigh(G)
+        c, d, e, tau, info = lapack.dsytrd(np.asfortranarray(G), lower=1)
+        x = np.empty(n)
+        lam1, lam2_hi, resid = K.tridiagonal_top_eigpair(d, e, tau, c.T, x, gap)
+        assert abs(lam1 - w[-1]) <= 4 * n * np.finfo(float).eps * w[-1]
+        assert lam2_hi >= w[-2] * (1 - 1e-14)
+        separated = lam1 - lam2_hi > gap * lam1
+        assert separated == (top2 == 0.5)
+        if separated:
+            assert lam2_hi < (1 - 1.01 * gap) * lam1
+            assert resid <= 16 * n * np.finfo(float).eps * w[-1]
+            assert abs(abs(x @ V[:, -1]) - 1.0) <= 1e-13
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("p", [1, -1, INF, -INF])
+def test_distance_induced_grad_kernel_matches_naive(rng, dtype, p):
+    """The one-call kernel for the induced distance norms against NumPy on |W - R| (ties included), and its
+    non-finite signal (NaN entry, overflowing difference) that sends the caller to the step-by-step path."""
+    from refnsm.regularization import _kernels as K
+
+    by_cols, largest = p in (1, -1), p > 0
+    W = rng.standard_normal((6, 4)).astype(dtype)
+    Rf = rng.standard_normal((6, 4)).astype(dtype)
+    T = np.array([[2.0, -1.0], [1.0, 2.0], [0.5, 0.5]], dtype=dtype)  # |T - 0.5|: tied column and row sums
+    for P, Q in ((W, Rf), (T, np.full_like(T, 0.5)), (W[:1, :1], Rf[:1, :1])):
+        D = np.abs(P.astype(np.float64) - Q.astype(np.float64))
+        sums = D.sum(axis=0 if by_cols else 1)
+        v = sums.max() if largest else sums.min()
+        tied = sums == v
+        wts = np.where(tied, 0.3 / tied.sum(), 0.0)
+        expected = np.sign(P.astype(np.float64) - Q) * (wts[None, :] if by_cols else wts[:, None])
+        G = np.empty_like(P)
+        got, finite = K.distance_induced_grad(P, Q, by_cols, largest, True, G, 0.3)
+        assert finite
+        assert got == pytest.approx(v, rel=1e-13)
+        np.testing.assert_allclose(G, expected.astype(dtype), rtol=float(np.finfo(dtype).eps))
+    B = W.copy()
+    B[2, 1] = np.nan
+    assert not K.distance_induced_grad(B, Rf, by_cols, largest, False, np.empty((0, 0), dtype), 1.0)[1]
+    if dtype == np.float64:
+        big = np.array([[1e308, 1.0], [1e308, 2.0]])
+        assert not K.distance_induced_grad(big, -big, by_cols, largest, False, np.empty((0, 0)), 1.0)[1]
+    with pytest.raises(ValueError, match=r"w: expected finite values, got nan at index \(2, 1\)"):
+        R.weights_distance(B, Rf, p)

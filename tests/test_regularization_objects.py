@@ -301,3 +301,23 @@ def test_small_public_helpers_bad_input(rng):
         R.BaseRegularization([rng.standard_normal(3)])()
     with pytest.raises(TypeError, match="alpha"):
         R.DaleLaw([rng.standard_normal((2, 2))], alpha=0.5)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_regularization_list_of_three_sharing_one_array_keeps_children_grads(rng, dtype):
+    """The list adds the third child's gradient into the sum it allocated for the first two, in place; no child's
+    own .grads array is written to."""
+    W = rng.standard_normal((5, 3)).astype(dtype)
+    ref = rng.standard_normal((5, 3)).astype(dtype)
+    kids = [R.L1({"W": W}, 0.1), R.DaleLawL2({"W": W}, 0.3, [ref], 0.1), R.ExcRatioTargetRegularization({"W": W}),
+            R.Lp({"W": W}, 0.2, p="fro")]
+    lst = R.RegularizationList(kids)
+    _, grads = lst.value_and_grad(2.0)
+    own = [k.grads["W"].copy() for k in kids]
+    alone = [k.value_and_grad(2.0)[1]["W"] for k in kids]
+    for a, b in zip(own, alone):
+        np.testing.assert_array_equal(a, b)
+    assert grads["0.W"].dtype == dtype
+    expected = sum(a.astype(np.float64) for a in alone)
+    eps = float(np.finfo(dtype).eps)
+    np.testing.assert_allclose(grads["0.W"], expected, rtol=4 * eps, atol=8 * eps * np.abs(expected).max())

@@ -164,7 +164,8 @@ class BaseRegularization:
                              "at construction); neurotorch silently does nothing here")
         return regularization_step(self, self.optimizer)
 
-    # subclasses implement: per-parameter (value, grad or None) before Lambda
+    # subclasses implement: per-parameter (value, grad or None) before Lambda.  refnsm's own regularizers also take
+    # ``scale`` (Lambda * grad_out) and return the gradients already times it, as fresh arrays (written once)
     def _terms(self, want_grad: bool):
         raise NotImplementedError(f"{type(self).__name__} does not implement a penalty")
 
@@ -178,17 +179,18 @@ class BaseRegularization:
 
     def _value_and_grad(self, gbar: float):
         """:meth:`value_and_grad` for a validated ``gbar``, without the result guard (a list guards its sum once)."""
-        value, grads = self._terms(True)
         scale = gbar * self.Lambda
-        # refnsm's own _terms return fresh arrays, scaled in place (a second parameter-sized array costs a pass and
-        # its page faults); a subclass's _terms might return an array it keeps, so its gradients are copied
-        in_place = type(self)._terms.__module__ == __name__
+        # refnsm's own _terms write the gradient times the scale in the pass that computes it (a separate scaling
+        # costs a pass over every parameter); a subclass's _terms returns unscaled gradients, maybe arrays it keeps,
+        # so those are scaled into copies
+        own = type(self)._terms.__module__ == __name__
+        value, grads = self._terms(True, scale) if own else self._terms(True)
         out = {}
         for k, g in grads.items():
             if k in self.frozen or g is None:
                 continue
-            if scale != 1.0:
-                g = np.multiply(g, g.dtype.type(scale), out=g if in_place else None)
+            if scale != 1.0 and not own:
+                g = np.multiply(g, g.dtype.type(scale))
             out[k] = g
         self.grads = out
         return self._dtype().type(self.Lambda * value), out
@@ -273,6 +275,7 @@ class RegularizationList(BaseRegularization):
     def _value_and_grad(self, gbar: float):
         total = 0.0
         out = {}
+        summed = set()  # keys whose array is a sum the list allocated (added to in place; the children's are theirs)
         for r in self.regularizations:
             # refnsm's regularizers unguarded (the list guards the sum once); a subclass's own value_and_grad as is
             own = type(r).value_and_grad is BaseRegularization.value_and_grad
@@ -280,7 +283,13 @@ class RegularizationList(BaseRegularization):
             total += float(v)
             for k, g in grads.items():
                 key = self._key_of[id(r.params[k])]
-                out[key] = out[key] + g if key in out else g
+                if key not in out:
+                    out[key] = g
+                elif key in summed and out[key].dtype == np.result_type(out[key], g):
+                    np.add(out[key], g, out=out[key])
+                else:
+                    out[key] = out[key] + g
+                    summed.add(key)
         self.grads = out
         return self._dtype().type(total), out
 
@@ -323,12 +332,12 @@ class Lp(BaseRegularization):
     def _dtype(self):
         return _result_dtype(v for k, v in self.params.items() if v.ndim > 0 and k not in self.frozen)
 
-    def _terms(self, want_grad):
+    def _terms(self, want_grad, scale=1.0):
         total, grads = 0.0, {}
         for k, v in self.params.items():
             if v.ndim == 0 or k in self.frozen:
                 continue
-            val, g = F.norm_value_grad(_contig(v), self.p, self.mode, want_grad, f"params[{k!r}]")
+            val, g = F.norm_value_grad(_contig(v), self.p, self.mode, want_grad, f"params[{k!r}]", scale)
             total += val
             grads[k] = g
         return total, grads
@@ -472,11 +481,12 @@ class DaleLawL2(BaseRegularization):
         # neurotorch's zip(params, refs): parameters beyond the last reference do not count (compat only)
         self._active = [k for k in keys if k in self.reference_signs]
 
-    def _terms(self, want_grad):
+    def _terms(self, want_grad, scale=1.0):
         total, grads = 0.0, {}
         for k in self._active:
             p = _contig(self.params[k])
-            val, g = F.dale_l2_value_grad(p, self.reference_signs[k], self.alpha, want_grad, f"params[{k!r}]")
+            val, g = F.dale_l2_value_grad(p, self.reference_signs[k], self.alpha, want_grad, f"params[{k!r}]",
+                                          scale)
             total += val
             grads[k] = g
         return total, grads
@@ -533,11 +543,11 @@ class ExcRatioTargetRegularization(BaseRegularization):
         self.sign_func = sign_func
         self.sign_func_grad = sign_func_grad
 
-    def _terms(self, want_grad):
+    def _terms(self, want_grad, scale=1.0):
         total, grads = 0.0, {}
         for k, v in self.params.items():
             val, g, _ = F.exc_value_grad(_contig(v), self.exc_target_ratio, self.sign_func, want_grad,
-                                         f"params[{k!r}]", self.sign_func_grad)
+                                         f"params[{k!r}]", self.sign_func_grad, scale)
             total += val
             grads[k] = g
         return total, grads
@@ -622,11 +632,11 @@ class WeightsDistance(BaseRegularization):
                 raise ValueError(f"reference_weights[{i}]: expected the parameter's shape {v.shape}, got {r.shape}")
             self.references[k] = r
 
-    def _terms(self, want_grad):
+    def _terms(self, want_grad, scale=1.0):
         total, grads = 0.0, {}
         for k, r in self.references.items():
             val, g = F.distance_value_grad(_contig(self.params[k]), r, self.p, self.mode, want_grad,
-                                           f"params[{k!r}]")
+                                           f"params[{k!r}]", scale)
             total += val
             grads[k] = g
         return total, grads
