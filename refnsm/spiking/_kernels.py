@@ -215,7 +215,7 @@ def gaussian_near_pairs(near, X, out):
 
 @njit(cache=True)
 def dot_lifted(W, X, xbound):
-    """``W @ X`` (BLAS), with a float32 ``W`` that holds subnormal entries first multiplied by an exact power of two.
+    r"""``W @ X`` (BLAS), with a float32 ``W`` that holds subnormal entries first multiplied by an exact power of two.
 
     The saturated sigmoid's derivative :math:`S(1-S)` is formed from :math:`\sigma(-pG)` (not flushed to 0, see
     ``_kernel_coupling``), so the pull-back matrix ``W`` of a saturated batch holds float32 subnormals, and SGEMM on
