@@ -258,6 +258,12 @@ def run_case(case: Case, backend, dtype: str) -> CaseResult:
         return CaseResult(case.name, dtype, "not implemented", str(exc))
     except InputMutated as exc:
         return CaseResult(case.name, dtype, "failed", str(exc))
+    except NotImplementedError as exc:
+        if str(exc).startswith("device:"):  # refnsm's refusal of a device mid-program (the step-by-step
+            return CaseResult(case.name, dtype, "not implemented", str(exc))  # iteration on "cuda")
+        tb = traceback.extract_tb(exc.__traceback__)
+        where = f" ({Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
+        return CaseResult(case.name, dtype, "failed", f"the backend raised {type(exc).__name__}: {exc}{where}")
     except Exception as exc:
         tb = traceback.extract_tb(exc.__traceback__)
         where = f" ({Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""

@@ -122,7 +122,35 @@ def cases() -> list:
         out.append(c)
     out += _spectral_factors(L, classes.index(L.SpectralLinear))
     out += _helpers()
+    # the standalone Butterfly module (issue 14; not in L.maps): its per-output bias, and neuromancer's scalar one
+    j = len(classes) + 20  # seeds of its own (rng 100 + j, 200 + j), away from the maps'
+    out.append(_case(L, L.Butterfly, j, None))
+    out.append(_case(L, L.Butterfly, j, "neuromancer"))
+    out += _eig_vjp()
     return out
+
+
+def _eig_vjp() -> list:
+    r"""``eig_vjp`` (issue 14) on a matrix with well-separated real eigenvalues, built exactly: W = S T S^{-1} with T
+    upper triangular (diagonal -2, -1/2, 1, 3) and S unit lower triangular with integer entries (S^{-1} is an integer
+    matrix too, so the products are exact).  The eigenvalue cotangent is the eigenvalues themselves (the loss
+    L = 1/2 sum lambda_i^2 = 1/2 tr W^2, so W_bar = W^T, W the map's effective_W): the pairing of cotangent and eigenvalue then does not depend
+    on the order LAPACK returns them in, nor on the eigenvectors' signs (no eigenvector cotangent)."""
+    from ._common import exact_matmul
+
+    T = np.array([[-2.0, 1.0, 0.5, -1.0], [0.0, -0.5, 2.0, 1.0], [0.0, 0.0, 1.0, -0.5], [0.0, 0.0, 0.0, 3.0]])
+    S = np.array([[1.0, 0, 0, 0], [1.0, 1, 0, 0], [-1.0, 2, 1, 0], [0.0, -1, 1, 1]])
+    Si = np.array([[1.0, 0, 0, 0], [-1.0, 1, 0, 0], [3.0, -2, 1, 0], [-4.0, 3, -1, 1]])  # S^{-1}, checked below
+    if not np.array_equal(exact_matmul(S, Si, 0, 0), np.eye(4)):
+        raise AssertionError("S^{-1} is not the integer inverse")
+    W = f32exact(exact_matmul(exact_matmul(S, T, 0, 1), Si, 1, 0))
+    prog = [new("Linear", 4, 4, as_="map", bias=False, params={"weight": inp("W")}, dtype={"dtype": "run"}),
+            call("effective_W", on="map", as_="W_eff"),
+            call("eig", on="map", as_="eig"),
+            call("eig_vjp", res("eig", 0), None, res("W_eff"), save={"d_W": []})]
+    return [Case(f"{F}.eig_vjp.eigenvalues-real-separated", prog, {"W": W}, difficulty="edge",
+                 targets="the eigenvalue term Re[V^{-H} diag(lambda_bar) V^H] of numpy.linalg.eig's VJP (real part "
+                         "taken, no transpose/conjugate slip): here effective_W^T for lambda_bar = lambda")]
 
 
 def _spectral_factors(L, i) -> list:
