@@ -117,6 +117,8 @@ def run_program(case: Case, backend, dtype="float64", inputs=None):
         if isinstance(a, dict):
             if set(a) == {"input"}:
                 return arrays[a["input"]]
+            if set(a) == {"copy"}:  # a fresh copy, for callables that update their argument in place
+                return arrays[a["copy"]].copy()
             if set(a) == {"result", "path"}:
                 return _follow(results[a["result"]], a["path"], a["result"])
             if set(a) == {"object"}:
@@ -150,7 +152,9 @@ def run_program(case: Case, backend, dtype="float64", inputs=None):
         if step.get("as"):
             results[step["as"]] = value
         for out, path in step.get("save", {}).items():
-            outputs[out] = _follow(value, path, f"{where}.{step.get('call', step.get('get'))}")
+            value_out = _follow(value, path, f"{where}.{step.get('call', step.get('get'))}")
+            # the value at this step: a later in-place update (an optimizer step) must not change a saved array
+            outputs[out] = value_out.copy() if isinstance(value_out, np.ndarray) else value_out
     for k, v in arrays.items():
         if not np.array_equal(v, _cast_input(np.asarray(src[k]), dt), equal_nan=True):
             raise InputMutated(f"the backend wrote into its input {k!r} (inputs must be left unchanged)")

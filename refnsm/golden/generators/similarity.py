@@ -140,6 +140,7 @@ def cases() -> list:
                           targets="-1/T^2 sum (x.x')(y.y') + ... normalisation"))
     out += _composite_encoders()
     out += _iteration_plugins()
+    out += _optimizer_trajectories()
     return out
 
 
@@ -198,6 +199,50 @@ def _composite_encoders() -> list:
                         {"x": xi, "w": wg, "b": bg, "G": normal(g, (2, 6, ho, wo))}, difficulty="edge",
                         targets="groups = 2: output channels 0-2 from input channels 0-1 only, 3-5 from 2-3; weight "
                                 "(out, in/groups, kh, kw); stride/padding/dilation per block"))
+    return out
+
+
+def _optimizer_trajectories() -> list:
+    """The iteration optimizers and schedulers called directly (issue 14): ``SGD`` / ``Adam`` on a dict of two
+    parameters (given by ``{"copy": ...}``: the optimizer updates them in place), four ``step(grads)`` calls with
+    given gradients, the parameters (and the learning rate when a scheduler runs) saved after every step."""
+    g = rng(34)
+    w0, v0 = normal(g, (3, 4)), normal(g, 5)
+    T = 4
+    # gradients shrinking by 2^-t, so that amsgrad's running max of v differs from v
+    grads = {}
+    for t in range(T):
+        grads[f"gw{t}"] = normal(g, (3, 4), 2.0 ** -t)
+        grads[f"gv{t}"] = normal(g, 5, 2.0 ** -t)
+    variants = (
+        ("SGD", "momentum-nesterov-weight-decay", {"lr": 0.125, "momentum": 0.5, "weight_decay": 0.25,
+                                                   "nesterov": True}, None, {},
+         "Nesterov: p -= lr (g + mu buf), buf = g at the first step then mu buf + g; L2 decay added to g first"),
+        ("SGD", "momentum-dampening-maximize-exponentiallr", {"lr": 0.25, "momentum": 0.75, "dampening": 0.25,
+                                                              "maximize": True}, "ExponentialLR", {"gamma": 0.5},
+         "dampening (1 - d) g in the buffer except at the first step; maximize negates g; lr *= gamma per step"),
+        ("Adam", "weight-decay-steplr", {"lr": 0.125, "betas": [0.75, 0.875], "weight_decay": 0.0625},
+         "StepLR", {"step_size": 2, "gamma": 0.5},
+         "bias corrections 1 - beta^t per parameter; eps outside the corrected sqrt(v); L2 decay (not AdamW); "
+         "lr halved every 2 steps"),
+        ("Adam", "amsgrad-exponentiallr", {"lr": 0.125, "betas": [0.5, 0.75], "amsgrad": True},
+         "ExponentialLR", {"gamma": 0.75},
+         "amsgrad: the running max of v (not of its bias-corrected value) in the denominator"),
+    )
+    out = []
+    for opt, tag, okw, sched, skw, targets in variants:
+        prog = [new(opt, {"w": {"copy": "w0"}, "v": {"copy": "v0"}}, as_="opt", **okw)]
+        if sched:
+            prog.append(new(sched, obj("opt"), as_="sched", **skw))
+        for t in range(T):
+            prog.append(call("step", {"w": inp(f"gw{t}"), "v": inp(f"gv{t}")}, on="opt"))
+            if sched:
+                prog.append(call("step", on="sched"))
+            prog.append(get("params", on="opt", save={f"w{t + 1}": ["w"], f"v{t + 1}": ["v"]}))
+            if sched:
+                prog.append(get("lr", on="opt", save={f"lr{t + 1}": []}))
+        out.append(Case(f"{F}.{opt}.trajectory-{tag}", prog, {"w0": w0, "v0": v0, **grads},
+                        difficulty="edge", targets=targets + "; the parameters updated in place"))
     return out
 
 
