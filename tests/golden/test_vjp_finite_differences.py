@@ -73,7 +73,9 @@ METHOD_CASES = ("spiking.TETLoss.base_criterion_loss-saturated-ignore", "linear.
                 "similarity.Sequential.linear-tanh-forward-backward",
                 "similarity.GroupedConv2d.forward-backward-g2-s2p1d1",
                 "similarity.GroupedConv2d.forward-backward-g2-s1p1d2",
-                "linear.Butterfly.5x3-bias", "linear.Butterfly.5x3-bias-compat-neuromancer")
+                "linear.Butterfly.5x3-bias", "linear.Butterfly.5x3-bias-compat-neuromancer",
+                "linear.L0Linear.cdf_qz-vjp", "linear.L0Linear.quantile_concrete-vjp",
+                "linear.SVDLinear.orthogonal_error-vjp")
 
 
 #: the similarity encoders' parameter gradients d_<param> and the inputs that hold those parameters
@@ -124,8 +126,10 @@ def test_method_vjps_match_central_differences(name):
         checked += 1
     # every gradient the case saves for a float input or parameter was checked (x_seq; x and the reflectors; x and
     # the weight and bias)
-    # (the elementwise encoders have no parameters: x alone)
-    n_expected = 1 if name.split(".")[1] in ("Tanh", "Sigmoid") else 2 if "multiply" in name else 3
+    # (the elementwise encoders have no parameters: x alone; L0Linear's gate methods: x and qz_loga; orthogonal_error:
+    # its matrix)
+    n_expected = (1 if name.split(".")[1] in ("Tanh", "Sigmoid") or "orthogonal_error" in name else
+                  2 if "multiply" in name or name.startswith("linear.L0Linear.") else 3)
     assert checked == {"spiking": 1}.get(case.family, n_expected), checked
 
 

@@ -127,6 +127,44 @@ def cases() -> list:
     out.append(_case(L, L.Butterfly, j, None))
     out.append(_case(L, L.Butterfly, j, "neuromancer"))
     out += _eig_vjp()
+    out += _method_vjps(L, classes)
+    return out
+
+
+def _method_vjps(L, classes) -> list:
+    """Public methods with a VJP (issue 14): L0Linear's gate CDF ``cdf_qz`` and inverse CDF ``quantile_concrete``
+    (into x and ``qz_loga``), and SVDLinear's ``orthogonal_error`` (into its matrix)."""
+    g = rng(410)
+    out = []
+    n, m = 5, 3
+    i = classes.index(L.L0Linear)
+    template = L.L0Linear(n, m, bias=True, rng=100 + i)
+    params = {k: _param(g, "L0Linear", k, v) for k, v in template.params.items()}
+    ins = {f"param.{k}": v for k, v in params.items()}
+    kw = {"params": {k: inp(f"param.{k}") for k in params}, "dtype": {"dtype": "run"}}
+    for meth, lo, hi, what in (("cdf_qz", 0.0, 1.0, "clamp(sigmoid(beta logit((x - a)/(b - a)) - log alpha)), "
+                                                   "inside the clamp"),
+                               ("quantile_concrete", 0.0625, 0.9375, "(b - a) sigmoid((logit x + log alpha)/beta) "
+                                                                     "+ a, the stretch limits a = -0.1, b = 1.1")):
+        cin = {**ins, "x": uniform(g, (n, m), lo + 0.0625, hi - 0.0625), "grad_out": normal(g, (n, m))}
+        out.append(Case(f"{F}.L0Linear.{meth}-vjp",
+                        [new("L0Linear", n, m, as_="map", bias=True, **kw),
+                         call(meth, inp("x"), on="map", save={"y": []}),
+                         call(f"{meth}_vjp", inp("grad_out"), inp("x"), on="map",
+                              save={"d_x": [0], "d_qz_loga": [1, "qz_loga"]})],
+                        cin, targets=f"{meth}: {what}; its VJP into x and qz_loga (the sign of log alpha)"))
+    j = classes.index(L.SVDLinear)
+    template = L.SVDLinear(n, m, bias=True, rng=100 + j)
+    params = {k: _param(g, "SVDLinear", k, v) for k, v in template.params.items()}
+    ins = {f"param.{k}": v for k, v in params.items()}
+    kw = {"params": {k: inp(f"param.{k}") for k in params}, "dtype": {"dtype": "run"}}
+    A = f32exact(np.eye(4) + normal(g, (4, 4), 0.25))
+    out.append(Case(f"{F}.SVDLinear.orthogonal_error-vjp",
+                    [new("SVDLinear", n, m, as_="map", bias=True, **kw),
+                     call("orthogonal_error", inp("A"), on="map", save={"value": []}),
+                     call("orthogonal_error_vjp", None, inp("A"), on="map", save={"d_A": []})],
+                    {**ins, "A": A}, targets="both Frobenius terms ||I - A A^T|| + ||I - A^T A|| (neuromancer's method) and their "
+                            "gradient"))
     return out
 
 
