@@ -16,7 +16,7 @@ from ._case import Case
 from ._runner import BackendError, NotImplementedByBackend, Report, load_backend, namespace, run_case, select, verify
 
 #: version of the published vectors; bumped (with a CHANGELOG entry) whenever a shipped case changes
-__version__ = "1.3.0"
+__version__ = "1.4.0"
 SUITE_VERSION = __version__
 
 __all__ = ["Case", "Report", "cases", "verify", "export", "load_backend", "namespace", "pytest_params", "run_case",

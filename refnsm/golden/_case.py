@@ -19,13 +19,16 @@ Program steps (JSON objects; ARG below is a JSON literal, a list/dict of ARGs, o
 ``{"call": NAME, "args": [ARG...], "kwargs": {k: ARG}, "on": OBJ?, "as": RES?, "save": {OUT: PATH}?}``
     Call ``NAME`` on the family namespace (or on the object ``OBJ``), keep the result as ``RES``, and record the
     outputs ``OUT`` found at ``PATH`` inside the result (a list of steps: an int indexes, a string is an attribute
-    name or, for a mapping, a key; ``[]`` is the result itself).
+    name or, for a mapping, a key; ``[]`` is the result itself).  A saved array is the value at that step (the
+    runner copies it: a later in-place update, e.g. an optimizer step, does not change it).
 ``{"new": NAME, "args": [...], "kwargs": {...}, "as": OBJ}``
     Build an object: call the class (or factory) ``NAME`` of the family namespace.
 ``{"get": ATTR, "on": OBJ, "as": RES?, "save": {...}?}``
     Read an attribute of an object (e.g. ``params`` or ``grads``).
 
-References inside ARGs: ``{"input": "x"}`` (an input array, in the run's dtype if it is a float array),
+References inside ARGs: ``{"input": "x"}`` (an input array, in the run's dtype if it is a float array; the
+backend must not write into it), ``{"copy": "x"}`` (a fresh copy of that array, which the callee may update in
+place: the parameters handed to an iteration optimizer; added in suite 1.4.0),
 ``{"result": "r", "path": [...]}`` (part of an earlier result), ``{"object": "m"}`` (an object built earlier),
 ``{"dtype": "run"}`` (the run's dtype as a NumPy dtype, for constructors that take ``dtype=``),
 ``{"float": "inf"}`` / ``{"float": "-inf"}`` (JSON has no infinity).

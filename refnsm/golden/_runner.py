@@ -117,6 +117,8 @@ def run_program(case: Case, backend, dtype="float64", inputs=None):
         if isinstance(a, dict):
             if set(a) == {"input"}:
                 return arrays[a["input"]]
+            if set(a) == {"copy"}:  # a fresh copy, for callables that update their argument in place
+                return arrays[a["copy"]].copy()
             if set(a) == {"result", "path"}:
                 return _follow(results[a["result"]], a["path"], a["result"])
             if set(a) == {"object"}:
@@ -150,7 +152,9 @@ def run_program(case: Case, backend, dtype="float64", inputs=None):
         if step.get("as"):
             results[step["as"]] = value
         for out, path in step.get("save", {}).items():
-            outputs[out] = _follow(value, path, f"{where}.{step.get('call', step.get('get'))}")
+            value_out = _follow(value, path, f"{where}.{step.get('call', step.get('get'))}")
+            # the value at this step: a later in-place update (an optimizer step) must not change a saved array
+            outputs[out] = value_out.copy() if isinstance(value_out, np.ndarray) else value_out
     for k, v in arrays.items():
         if not np.array_equal(v, _cast_input(np.asarray(src[k]), dt), equal_nan=True):
             raise InputMutated(f"the backend wrote into its input {k!r} (inputs must be left unchanged)")
@@ -258,6 +262,12 @@ def run_case(case: Case, backend, dtype: str) -> CaseResult:
         return CaseResult(case.name, dtype, "not implemented", str(exc))
     except InputMutated as exc:
         return CaseResult(case.name, dtype, "failed", str(exc))
+    except NotImplementedError as exc:
+        if str(exc).startswith("device:"):  # refnsm's refusal of a device mid-program (the step-by-step
+            return CaseResult(case.name, dtype, "not implemented", str(exc))  # iteration on "cuda")
+        tb = traceback.extract_tb(exc.__traceback__)
+        where = f" ({Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
+        return CaseResult(case.name, dtype, "failed", f"the backend raised {type(exc).__name__}: {exc}{where}")
     except Exception as exc:
         tb = traceback.extract_tb(exc.__traceback__)
         where = f" ({Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""

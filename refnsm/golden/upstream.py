@@ -409,6 +409,8 @@ def ngclearn_backend():
     class HopfieldSynapse:
         def __init__(self, name, shape, eta, reg_lambda=0.0, beta=8.0, initial_patterns=None, update_rule="delta",
                      weight_init=None, p_conn=1.0, batch_size=1, *, compat=None, dtype=np.float64, **kw):
+            if isinstance(weight_init, dict):
+                raise NotImplementedByBackend("an initialiser spec: the adapter copies given weights into ngclearn")
             if kw or initial_patterns is not None or p_conn != 1.0 or weight_init is None:
                 raise NotImplementedByBackend("only weight_init (copied into ngclearn exactly) is mapped")
             if update_rule == "contrastive" and compat != "ngclearn":
@@ -566,13 +568,31 @@ def pynsm_backend():
                                                       **_kw(tau, tol, max_iterations, regularization, iteration_lr,
                                                             iteration_projection, compat)), tau)
 
+    def _plugins(iteration_optimizer, iteration_scheduler, it_optim_kwargs, it_sched_kwargs):
+        """refnsm's option strings as pynsm's torch classes (pynsm takes the classes and their keyword arguments)."""
+        optims = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}
+        scheds = {None: None, "step": torch.optim.lr_scheduler.StepLR,
+                  "exponential": torch.optim.lr_scheduler.ExponentialLR}
+        if iteration_optimizer not in optims or iteration_scheduler not in scheds:
+            raise NotImplementedByBackend("only the named iteration optimizers and schedulers are mapped")
+        okw = dict(it_optim_kwargs or {})
+        if "betas" in okw:
+            okw["betas"] = tuple(okw["betas"])
+        kw = dict(iteration_optimizer=optims[iteration_optimizer], it_optim_kwargs=okw)
+        if iteration_scheduler is not None:
+            kw.update(iteration_scheduler=scheds[iteration_scheduler], it_sched_kwargs=dict(it_sched_kwargs or {}))
+        return kw
+
     class SimilarityMatching(_Circuit):
         def __init__(self, encoder, out_channels, tau=0.1, tol=0.0, max_iterations=40, regularization="weight",
-                     iteration_lr=1.0, iteration_projection=None, *, compat=None):
+                     iteration_lr=1.0, iteration_projection=None, *, compat=None, iteration_optimizer="sgd",
+                     iteration_scheduler=None, it_optim_kwargs=None, it_sched_kwargs=None):
             self.dtype = encoder.module.weight.dtype
             self._setup(pynsm.SimilarityMatching(encoder.module, out_channels,
                                                  **_kw(tau, tol, max_iterations, regularization, iteration_lr,
-                                                       iteration_projection, compat)), tau)
+                                                       iteration_projection, compat),
+                                                 **_plugins(iteration_optimizer, iteration_scheduler,
+                                                            it_optim_kwargs, it_sched_kwargs)), tau)
 
     class SupervisedSimilarityMatching(_Circuit):
         def __init__(self, encoder, num_classes, out_channels, label_bias=False, tau=0.1, tol=0.0, max_iterations=40,

@@ -180,4 +180,28 @@ def cases() -> list:
                               [inp("S"), inp("patterns")], {"interaction": inter, "n": n, "n_sweeps": 2,
                                                             "order": "sequential"}, **f64,
                               targets="energy difference of the two signs of a unit"))
+    out += _weight_init_specs()
+    return out
+
+
+def _weight_init_specs() -> list:
+    """ngclearn-style ``weight_init`` specifications (issue 14).  Only ``constant`` is deterministic: ``uniform`` and
+    ``gaussian`` draw from the synapse's ``rng`` (the same law as ngclearn, not the same bits), so they have no golden
+    value.  The constant spec with ngclearn's post-processing (triangle, hollow, 1.x clip), then one retrieval from
+    those weights (no plasticity step: a backend may update the saved weights in place)."""
+    g = rng(57)
+    D, H, B = 4, 4, 3
+    X = normal(g, (B, D))
+    specs = (("constant-lower-triangle", {"dist": "constant", "value": 0.25, "lower_triangle": True},
+              "ngclearn's lower_triangle: W_ij kept for i >= j (np.tril), zero above"),
+             ("constant-clip-hollow", {"dist": "constant", "value": 1.5, "amax": 0.75, "hollow": True},
+              "post-processing order: clip to amax first, then the zero diagonal"))
+    out = []
+    for tag, spec, targets in specs:
+        out.append(Case(f"{F}.HopfieldSynapse.weight-init-{tag}",
+                        [new("HopfieldSynapse", "h", [D, H], 0.5, 0.0, 2.0, as_="syn", weight_init=spec,
+                             batch_size=B, dtype={"dtype": "run"}),
+                         get("weights", on="syn", save={"weights_init": []}),
+                         call("advance_state", inp("X"), on="syn", save={"outputs": []})],
+                        {"X": X}, targets=targets))
     return out

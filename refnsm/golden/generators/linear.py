@@ -122,7 +122,73 @@ def cases() -> list:
         out.append(c)
     out += _spectral_factors(L, classes.index(L.SpectralLinear))
     out += _helpers()
+    # the standalone Butterfly module (issue 14; not in L.maps): its per-output bias, and neuromancer's scalar one
+    j = len(classes) + 20  # seeds of its own (rng 100 + j, 200 + j), away from the maps'
+    out.append(_case(L, L.Butterfly, j, None))
+    out.append(_case(L, L.Butterfly, j, "neuromancer"))
+    out += _eig_vjp()
+    out += _method_vjps(L, classes)
     return out
+
+
+def _method_vjps(L, classes) -> list:
+    """Public methods with a VJP (issue 14): L0Linear's gate CDF ``cdf_qz`` and inverse CDF ``quantile_concrete``
+    (into x and ``qz_loga``), and SVDLinear's ``orthogonal_error`` (into its matrix)."""
+    g = rng(410)
+    out = []
+    n, m = 5, 3
+    i = classes.index(L.L0Linear)
+    template = L.L0Linear(n, m, bias=True, rng=100 + i)
+    params = {k: _param(g, "L0Linear", k, v) for k, v in template.params.items()}
+    ins = {f"param.{k}": v for k, v in params.items()}
+    kw = {"params": {k: inp(f"param.{k}") for k in params}, "dtype": {"dtype": "run"}}
+    for meth, lo, hi, what in (("cdf_qz", 0.0, 1.0, "clamp(sigmoid(beta logit((x - a)/(b - a)) - log alpha)), "
+                                                   "inside the clamp"),
+                               ("quantile_concrete", 0.0625, 0.9375, "(b - a) sigmoid((logit x + log alpha)/beta) "
+                                                                     "+ a, the stretch limits a = -0.1, b = 1.1")):
+        cin = {**ins, "x": uniform(g, (n, m), lo + 0.0625, hi - 0.0625), "grad_out": normal(g, (n, m))}
+        out.append(Case(f"{F}.L0Linear.{meth}-vjp",
+                        [new("L0Linear", n, m, as_="map", bias=True, **kw),
+                         call(meth, inp("x"), on="map", save={"y": []}),
+                         call(f"{meth}_vjp", inp("grad_out"), inp("x"), on="map",
+                              save={"d_x": [0], "d_qz_loga": [1, "qz_loga"]})],
+                        cin, targets=f"{meth}: {what}; its VJP into x and qz_loga (the sign of log alpha)"))
+    j = classes.index(L.SVDLinear)
+    template = L.SVDLinear(n, m, bias=True, rng=100 + j)
+    params = {k: _param(g, "SVDLinear", k, v) for k, v in template.params.items()}
+    ins = {f"param.{k}": v for k, v in params.items()}
+    kw = {"params": {k: inp(f"param.{k}") for k in params}, "dtype": {"dtype": "run"}}
+    A = f32exact(np.eye(4) + normal(g, (4, 4), 0.25))
+    out.append(Case(f"{F}.SVDLinear.orthogonal_error-vjp",
+                    [new("SVDLinear", n, m, as_="map", bias=True, **kw),
+                     call("orthogonal_error", inp("A"), on="map", save={"value": []}),
+                     call("orthogonal_error_vjp", None, inp("A"), on="map", save={"d_A": []})],
+                    {**ins, "A": A}, targets="both Frobenius terms ||I - A A^T|| + ||I - A^T A|| (neuromancer's method) and their "
+                            "gradient"))
+    return out
+
+
+def _eig_vjp() -> list:
+    r"""``eig_vjp`` (issue 14) on a matrix with well-separated real eigenvalues, built exactly: W = S T S^{-1} with T
+    upper triangular (diagonal -2, -1/2, 1, 3) and S unit lower triangular with integer entries (S^{-1} is an integer
+    matrix too, so the products are exact).  The eigenvalue cotangent is the eigenvalues themselves (the loss
+    L = 1/2 sum lambda_i^2 = 1/2 tr W^2, so W_bar = W^T, W the map's effective_W): the pairing of cotangent and eigenvalue then does not depend
+    on the order LAPACK returns them in, nor on the eigenvectors' signs (no eigenvector cotangent)."""
+    from ._common import exact_matmul
+
+    T = np.array([[-2.0, 1.0, 0.5, -1.0], [0.0, -0.5, 2.0, 1.0], [0.0, 0.0, 1.0, -0.5], [0.0, 0.0, 0.0, 3.0]])
+    S = np.array([[1.0, 0, 0, 0], [1.0, 1, 0, 0], [-1.0, 2, 1, 0], [0.0, -1, 1, 1]])
+    Si = np.array([[1.0, 0, 0, 0], [-1.0, 1, 0, 0], [3.0, -2, 1, 0], [-4.0, 3, -1, 1]])  # S^{-1}, checked below
+    if not np.array_equal(exact_matmul(S, Si, 0, 0), np.eye(4)):
+        raise AssertionError("S^{-1} is not the integer inverse")
+    W = f32exact(exact_matmul(exact_matmul(S, T, 0, 1), Si, 1, 0))
+    prog = [new("Linear", 4, 4, as_="map", bias=False, params={"weight": inp("W")}, dtype={"dtype": "run"}),
+            call("effective_W", on="map", as_="W_eff"),
+            call("eig", on="map", as_="eig"),
+            call("eig_vjp", res("eig", 0), None, res("W_eff"), save={"d_W": []})]
+    return [Case(f"{F}.eig_vjp.eigenvalues-real-separated", prog, {"W": W}, difficulty="edge",
+                 targets="the eigenvalue term Re[V^{-H} diag(lambda_bar) V^H] of numpy.linalg.eig's VJP (real part "
+                         "taken, no transpose/conjugate slip): here effective_W^T for lambda_bar = lambda")]
 
 
 def _spectral_factors(L, i) -> list:
