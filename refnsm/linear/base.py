@@ -91,19 +91,28 @@ _POLICY_READS = (np.ndarray, float, np.floating, complex, np.complexfloating, tu
 def _guarded(fn):
     """:func:`refnsm._checks.finite_result` for the maps' four hot methods, with a cheaper test of the common result.
 
-    The result (an array, or a dict of arrays) is tested with one compiled pass per array.  When that test fails, or
-    the call raised a ``RuntimeWarning`` (NumPy's overflow warning under ``-W error``), or the result is of another
-    kind that the policy reads, the call is run again under ``finite_result`` itself, so the error (``NonFiniteResultError``) and its
-    message are exactly the shared policy's.  The methods are deterministic, so the second run sees the same
-    non-finite values; it only happens on the way to an error."""
-    slow = _checks.finite_result(fn)
+    ``fn`` returns ``(result, verified)``; ``verified`` is True when a kernel already tested every element of the
+    result in the pass that wrote it.  Otherwise the result (an array, or a dict of arrays) is tested here with one
+    compiled pass per array.  When a test fails, or the call raised a ``RuntimeWarning`` (NumPy's overflow warning
+    under ``-W error``), or the result is of another kind that the policy reads, the call is run again under
+    ``finite_result`` itself, so the error (``NonFiniteResultError``) and its message are exactly the shared
+    policy's.  The methods are deterministic, so the second run sees the same non-finite values; it only happens on
+    the way to an error."""
+
+    @functools.wraps(fn)
+    def plain(*args, **kwargs):
+        return fn(*args, **kwargs)[0]
+
+    slow = _checks.finite_result(plain)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            out = fn(*args, **kwargs)
+            out, verified = fn(*args, **kwargs)
         except RuntimeWarning:
             return slow(*args, **kwargs)
+        if verified:
+            return out
         if type(out) is np.ndarray:
             if _finite_result_array(out):
                 return out
@@ -354,7 +363,7 @@ class LinearBase:
         W = xp.to_host(W)
         if self.bias_in_effective_W and self._bias_key in self.params:
             W = W + self.params[self._bias_key]
-        return W
+        return W, False
 
     @_guarded
     def effective_W_vjp(self, grad_W) -> dict:
@@ -368,11 +377,14 @@ class LinearBase:
         grads = dict(self._weight_vjp_on(kernels, xp, G, cache))
         if self.bias_in_effective_W and self._bias_key in self.params:
             grads[self._bias_key] = self._bias_grad(G, kernels, xp)
-        return self._full(grads)
+        return self._full(grads), False
 
     def _bias_grad(self, g2, K=_kernels, xp=_backend.HOST):
+        return self._shape_bias_grad(xp.to_host(K.col_sums(g2)))
+
+    def _shape_bias_grad(self, gb):
+        """The column sums of the output gradient, shaped as the bias."""
         b = self.params[self._bias_key]
-        gb = xp.to_host(K.col_sums(g2))
         if b.size == 1 and gb.size != 1:  # neuromancer's scalar butterfly bias (compat)
             gb = gb.sum()
         return gb if gb.shape == b.shape else np.reshape(gb, b.shape)
@@ -388,11 +400,16 @@ class LinearBase:
         return x
 
     def _apply(self, x, W, K=_kernels, xp=_backend.HOST):
+        """``(y, verified)``: ``y = x W + b``; on the host the bias pass also tests ``y`` for NaN/Inf (``verified``)."""
         y = _mm(xp, x, W)
         b = self.params.get(self._bias_key)
-        if b is not None:  # a (1,) bias of a wider map is neuromancer's scalar bias (compat): added to every entry
-            K.add_bias(y.reshape(y.size // self.outsize, self.outsize), xp.from_host(b.reshape(b.size)))
-        return y
+        if b is None:
+            return y, False
+        y2 = y.reshape(y.size // self.outsize, self.outsize)  # a (1,) bias of a wider map is neuromancer's scalar
+        if xp is _backend.HOST:  # bias (compat): added to every entry
+            return y, _kernels.add_bias_finite(y2, b.reshape(b.size))
+        K.add_bias(y2, xp.from_host(b.reshape(b.size)))
+        return y, False
 
     @_guarded
     def forward(self, x) -> np.ndarray:
@@ -400,9 +417,9 @@ class LinearBase:
         kernels, xp = _backend.get("linear", self._device, x)
         x = self._check_x(x, xp)
         W, cache = self._weight_on(kernels, xp)
-        y = self._apply(x, W, kernels, xp)
+        y, verified = self._apply(x, W, kernels, xp)
         self._cache = (x, W, cache, tuple(y.shape), self._device, xp.on_device)
-        return xp.give_back(y)
+        return xp.give_back(y), verified
 
     __call__ = forward
 
@@ -413,29 +430,41 @@ class LinearBase:
         :math:`\partial L/\partial\theta` is the pull-back of :math:`G = x^\top \bar g` through ``effective_W``;
         :math:`\partial L/\partial b = \sum_\text{batch} \bar g`.  ``grads`` is overwritten, not accumulated.
         """
-        if self._cache is None or self._cache[4] != self._device:
+        c = self._cache
+        if c is None or c[4] != self._device:
             raise RuntimeError("backward: call forward(x) first")
-        x, W, cache, yshape, _, on_device = self._cache
-        kernels = _backend.kernels("linear", self._device)
-        xp = _backend.arrays(self._device, grad_y, on_device=True if on_device else None)
-        g = _host_input(grad_y, self.dtype, shape=yshape) if xp is _backend.HOST else None
+        x, W, cache, yshape, device, on_device = c
+        if device == "cpu":
+            kernels, xp = _backend.get("linear", device)
+            g = _host_input(grad_y, self.dtype, shape=yshape)
+        else:
+            kernels = _backend.kernels("linear", device)
+            xp = _backend.arrays(device, grad_y, on_device=True if on_device else None)
+            g = None
         if g is None:
             g = xp.asarray(grad_y, "grad_y", dtype=self.dtype)
             check_shape(g, "grad_y", yshape, "the shape of forward's output")
-        rows = g.size // self.outsize
-        g2 = g.reshape(rows, self.outsize)
-        x2 = x.reshape(rows, self.insize)
+        if len(yshape) == 2:
+            g2, x2 = g, x
+        else:
+            rows = g.size // self.outsize
+            g2 = g.reshape(rows, self.outsize)
+            x2 = x.reshape(rows, self.insize)
         if xp is _backend.HOST:  # the same BLAS products as matmul_bt / matmul_at (see _mm)
             gx = np.dot(g, W.T) if g.ndim <= 2 else g @ W.T  # g W^T
             G = np.dot(x2.T, g2)  # G = x^T g
         else:
             gx = xp.matmul_bt(g, W)
             G = xp.matmul_at(x2, g2)
+        verified = False
+        bkey = self._bias_key
+        if xp is _backend.HOST and bkey in self.params:  # the bias gradient and the test of gx in one call
+            gb, verified = _kernels.col_sums_finite(g2, gx.reshape(g2.shape[0], self.insize))
         grads = dict(self._weight_vjp_on(kernels, xp, G, cache))
-        if self._bias_key in self.params:
-            grads[self._bias_key] = self._bias_grad(g2, kernels, xp)
+        if bkey in self.params:
+            grads[bkey] = self._bias_grad(g2, kernels, xp) if xp is not _backend.HOST else self._shape_bias_grad(gb)
         self.grads = self._full(grads)
-        return xp.give_back(gx)
+        return xp.give_back(gx), verified
 
     def reg_error(self) -> float:
         """The penalty added to the loss (0 for maps whose constraint is exact)."""
