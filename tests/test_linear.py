@@ -509,3 +509,22 @@ def test_host_fast_paths_raise_as_the_full_validation():
             m4.forward(x[:2])
             with pytest.raises(NonFiniteResultError, match="backward"):  # gx = g W^T overflows
                 m4.backward(np.full((2, 3), np.finfo(dtype).max / 2, dtype=dtype))
+
+
+def test_bf_scatter_add_is_np_add_at():
+    """bf_scatter_add against np.add.at, bitwise, both dtypes, with repeated indices (tied twiddles), the
+    untied (distinct) layout and an empty chain."""
+    from refnsm.linear import _kernels as K
+
+    gen = np.random.default_rng(7)
+    for dtype in (np.float64, np.float32):
+        for m, idx in ((4, np.array([[0] * 8, [1, 2] * 4, [3, 4, 5, 6] * 2, list(range(7, 15))])),
+                       (3, np.arange(12).reshape(3, 4)), (0, np.zeros((0, 1), dtype=np.int64))):
+            p = int(idx.max()) + 1 if idx.size else 1
+            dE = (gen.standard_normal((m, idx.shape[1], 2, 2)) * 10.0 ** gen.integers(-8, 8, (m, idx.shape[1], 1, 1))
+                  ).astype(dtype)
+            base = gen.standard_normal((p, 2, 2)).astype(dtype)
+            want, got = base.copy(), base.copy()
+            np.add.at(want, idx.astype(np.int64), dE)
+            K.bf_scatter_add(got, idx.astype(np.int64), dE)
+            np.testing.assert_array_equal(got, want)

@@ -158,6 +158,18 @@ def bf_backward(acts, G, tw, strides):
 
 
 @njit(cache=True)
+def bf_scatter_add(flat, idx, dE):
+    """In place: flat[idx[s, j]] += dE[s, j] for s, j in C order (``np.add.at(flat, idx, dE)``, the same additions
+    in the same order, without its per-element dispatch); flat is [p, 2, 2], idx [m, h], dE [m, h, 2, 2]."""
+    for s in range(idx.shape[0]):
+        for j in range(idx.shape[1]):
+            t = idx[s, j]
+            for a in range(2):
+                for b in range(2):
+                    flat[t, a, b] += dE[s, j, a, b]
+
+
+@njit(cache=True)
 def pf_weight(P, C, lo, hi):
     """Perron-Frobenius map, fused: M = softmax_rows(P), sc = sigmoid(C), W = (hi - (hi - lo) sc) * M."""
     n, k = P.shape
