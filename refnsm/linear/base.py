@@ -343,10 +343,11 @@ class LinearBase:
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
 
     def _full(self, partial: dict) -> dict:
+        frozen = self._frozen
         out = {}
         for k, v in self.params.items():
             g = partial.get(k)
-            if g is None or k in self._frozen:
+            if g is None or (frozen and k in frozen):
                 out[k] = np.zeros(v.shape, dtype=v.dtype)
             elif type(g) is np.ndarray and g.dtype == v.dtype and g.shape == v.shape:
                 out[k] = g
@@ -405,20 +406,23 @@ class LinearBase:
         b = self.params.get(self._bias_key)
         if b is None:
             return y, False
-        y2 = y.reshape(y.size // self.outsize, self.outsize)  # a (1,) bias of a wider map is neuromancer's scalar
-        if xp is _backend.HOST:  # bias (compat): added to every entry
-            return y, _kernels.add_bias_finite(y2, b.reshape(b.size))
-        K.add_bias(y2, xp.from_host(b.reshape(b.size)))
+        # a (1,) bias of a wider map is neuromancer's scalar bias (compat): added to every entry
+        y2 = y if y.ndim == 2 else y.reshape(y.size // self.outsize, self.outsize)
+        b1 = b if b.ndim == 1 else b.reshape(b.size)
+        if xp is _backend.HOST:
+            return y, _kernels.add_bias_finite(y2, b1)
+        K.add_bias(y2, xp.from_host(b1))
         return y, False
 
     @_guarded
     def forward(self, x) -> np.ndarray:
         r"""``y = x @ W + b`` for x of shape [..., insize]; caches what :meth:`backward` needs."""
-        kernels, xp = _backend.get("linear", self._device, x)
+        device = self._device
+        kernels, xp = _backend.get("linear", device, x)
         x = self._check_x(x, xp)
         W, cache = self._weight_on(kernels, xp)
         y, verified = self._apply(x, W, kernels, xp)
-        self._cache = (x, W, cache, tuple(y.shape), self._device, xp.on_device)
+        self._cache = (x, W, cache, y.shape if xp is _backend.HOST else tuple(y.shape), device, xp.on_device)
         return xp.give_back(y), verified
 
     __call__ = forward
@@ -460,8 +464,9 @@ class LinearBase:
         bkey = self._bias_key
         if xp is _backend.HOST and bkey in self.params:  # the bias gradient and the test of gx in one call
             gb, verified = _kernels.col_sums_finite(g2, gx.reshape(g2.shape[0], self.insize))
-        grads = dict(self._weight_vjp_on(kernels, xp, G, cache))
+        grads = self._weight_vjp_on(kernels, xp, G, cache)
         if bkey in self.params:
+            grads = dict(grads)
             grads[bkey] = self._bias_grad(g2, kernels, xp) if xp is not _backend.HOST else self._shape_bias_grad(gb)
         self.grads = self._full(grads)
         return xp.give_back(gx), verified
