@@ -528,3 +528,28 @@ def test_bf_scatter_add_is_np_add_at():
             np.add.at(want, idx.astype(np.int64), dE)
             K.bf_scatter_add(got, idx.astype(np.int64), dE)
             np.testing.assert_array_equal(got, want)
+
+
+def test_result_guard_replays_instead_of_rerunning():
+    """A non-finite result is reported by the shared policy from the call that produced it: an L0Linear in training
+    mode (fresh noise per call) draws its noise once per failing forward (here the overflow comes as NumPy's warning,
+    an error under the test settings), and the message is the policy's."""
+    import refnsm.linear as L
+    from refnsm._checks import NonFiniteResultError
+
+    m = L.L0Linear(3, 2, True, rng=0)
+    m.params["weight"][...] = np.finfo(np.float64).max
+    draws = []
+
+    class Counting:  # the map's noise source, counting its draws
+        def __init__(self, gen):
+            self.gen = gen
+
+        def uniform(self, *a, **k):
+            draws.append(1)
+            return self.gen.uniform(*a, **k)
+
+    m.rng = Counting(m.rng)
+    with pytest.raises(NonFiniteResultError, match=r"^LinearBase\.forward: "):
+        m.forward(np.full((2, 3), 1e308))
+    assert len(draws) == 1

@@ -88,29 +88,35 @@ def _finite_result_array(a) -> bool:
 _POLICY_READS = (np.ndarray, float, np.floating, complex, np.complexfloating, tuple, list, dict)
 
 
+def _policy(fn, out=None, warning=None):
+    """The shared :func:`refnsm._checks.finite_result` applied to a call of ``fn`` that already ran: it returned
+    ``out`` or raised ``warning``.  Replaying the outcome (instead of running the call again) keeps the error and its
+    message exactly the shared policy's without repeating a call's side effects (L0Linear draws noise per call)."""
+
+    def replay(*args, **kwargs):
+        if warning is not None:
+            raise warning
+        return out
+
+    return _checks.finite_result(functools.update_wrapper(replay, fn))
+
+
 def _guarded(fn):
     """:func:`refnsm._checks.finite_result` for the maps' four hot methods, with a cheaper test of the common result.
 
     ``fn`` returns ``(result, verified)``; ``verified`` is True when a kernel already tested every element of the
     result in the pass that wrote it.  Otherwise the result (an array, or a dict of arrays) is tested here with one
     compiled pass per array.  When a test fails, or the call raised a ``RuntimeWarning`` (NumPy's overflow warning
-    under ``-W error``), or the result is of another kind that the policy reads, the call is run again under
-    ``finite_result`` itself, so the error (``NonFiniteResultError``) and its message are exactly the shared
-    policy's.  The methods are deterministic, so the second run sees the same non-finite values; it only happens on
-    the way to an error."""
-
-    @functools.wraps(fn)
-    def plain(*args, **kwargs):
-        return fn(*args, **kwargs)[0]
-
-    slow = _checks.finite_result(plain)
+    under ``-W error``), or the result is of another kind that the policy reads, the outcome goes through
+    ``finite_result`` itself (:func:`_policy`), so the error (``NonFiniteResultError``) and its message are exactly
+    the shared policy's."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             out, verified = fn(*args, **kwargs)
-        except RuntimeWarning:
-            return slow(*args, **kwargs)
+        except RuntimeWarning as w:
+            return _policy(fn, warning=w)(*args, **kwargs)
         if verified:
             return out
         if type(out) is np.ndarray:
@@ -124,7 +130,7 @@ def _guarded(fn):
                 return out
         elif not isinstance(out, _POLICY_READS) and not hasattr(out, "__dataclass_fields__"):
             return out  # an object the policy skips as well (a device array: its result stays on the device)
-        return slow(*args, **kwargs)  # a failure, or a kind of result the fast test does not read: the full policy
+        return _policy(fn, out=out)(*args, **kwargs)  # a failure, or a kind the fast test does not read
 
     wrapper.__wrapped_finite__ = True
     return wrapper
