@@ -436,3 +436,120 @@ def test_affine_kernels_match_numpy():
             z = y.copy()
             z[3, 2] = bad
             assert not all_finite(z.reshape(-1))
+
+
+def test_fused_affine_checks_match_the_plain_kernels():
+    """add_bias_finite / col_sums_finite (the CPU forward/backward passes that also test a result for NaN/Inf): the
+    same numbers as add_bias / col_sums, bitwise, and the right verdict, in both dtypes, for NaN, +Inf, -Inf at the
+    first and last element, an overflowing bias sum, a scalar bias, an empty batch and one row."""
+    from refnsm.linear import _kernels as K
+
+    gen = np.random.default_rng(5)
+    for dtype in (np.float64, np.float32):
+        for rows, cols, ncols_x in ((5, 3, 4), (1, 1, 1), (0, 3, 2)):
+            y = gen.standard_normal((rows, cols)).astype(dtype)
+            x = gen.standard_normal((rows, ncols_x)).astype(dtype)
+            for b in (gen.standard_normal(cols).astype(dtype), np.array([0.25], dtype=dtype)):
+                z, z0 = y.copy(), y.copy()
+                assert K.add_bias_finite(z, b) is True
+                K.add_bias(z0, b)
+                np.testing.assert_array_equal(z, z0)
+            cs, ok = K.col_sums_finite(y, x)
+            assert ok is True and cs.dtype == dtype
+            np.testing.assert_array_equal(cs, K.col_sums(y))
+            if rows == 0:
+                continue
+            for bad in (np.nan, np.inf, -np.inf):
+                for idx in ((0, 0), (rows - 1, -1)):
+                    yb = y.copy()
+                    yb[idx] = bad
+                    assert K.add_bias_finite(yb.copy(), b) is False
+                    xb = x.copy()
+                    xb[idx] = bad
+                    cs, ok = K.col_sums_finite(y, xb)
+                    assert ok is False
+                    np.testing.assert_array_equal(cs, K.col_sums(y))
+            big = np.full((rows, cols), np.finfo(dtype).max, dtype=dtype)  # finite, but the bias sum overflows
+            assert K.add_bias_finite(big, np.full(cols, np.finfo(dtype).max, dtype=dtype)) is False
+
+
+def test_host_fast_paths_raise_as_the_full_validation():
+    """The CPU forward/backward take exact-dtype arrays without the conversion layer and test results inside their
+    kernels: a NaN/Inf x / grad_y is still the ValueError naming the argument and the element (nothing cached, no
+    gradients written), with and without a bias, in both dtypes; an overflowing result is a NonFiniteResultError."""
+    import refnsm.linear as L
+    from refnsm._checks import NonFiniteResultError
+
+    gen = np.random.default_rng(6)
+    for bias in (True, False):
+        for dtype in (np.float64, np.float32):
+            m = L.Linear(4, 3, bias, rng=0, dtype=dtype)
+            x = gen.standard_normal((6, 4)).astype(dtype)
+            for bad in (np.nan, np.inf):
+                xb = x.copy()
+                xb[5, 3] = bad
+                with pytest.raises(ValueError, match=r"^x: expected finite values.*index \(5, 3\)"):
+                    m.forward(xb)
+                assert m._cache is None
+            y = m.forward(x)
+            g = gen.standard_normal(y.shape).astype(dtype)
+            before = {k: v.copy() for k, v in m.grads.items()}
+            gb = g.copy()
+            gb[0, 1] = np.nan
+            with pytest.raises(ValueError, match=r"^grad_y: expected finite values.*index \(0, 1\)"):
+                m.backward(gb)
+            for k in before:
+                np.testing.assert_array_equal(m.grads[k], before[k])
+            gx = m.backward(g)
+            np.testing.assert_allclose(gx, g @ m.effective_W().T, rtol=1e-6 if dtype == np.float32 else 1e-14)
+            huge = np.full((2, 4), np.finfo(dtype).max / 2, dtype=dtype)
+            with pytest.raises(NonFiniteResultError, match="forward"):
+                L.Linear(4, 3, bias, rng=0, dtype=dtype, params={"weight": np.full((3, 4), 4.0)}).forward(huge)
+            m4 = L.Linear(4, 3, bias, rng=0, dtype=dtype, params={"weight": np.full((3, 4), 4.0)})
+            m4.forward(x[:2])
+            with pytest.raises(NonFiniteResultError, match="backward"):  # gx = g W^T overflows
+                m4.backward(np.full((2, 3), np.finfo(dtype).max / 2, dtype=dtype))
+
+
+def test_bf_scatter_add_is_np_add_at():
+    """bf_scatter_add against np.add.at, bitwise, both dtypes, with repeated indices (tied twiddles), the
+    untied (distinct) layout and an empty chain."""
+    from refnsm.linear import _kernels as K
+
+    gen = np.random.default_rng(7)
+    for dtype in (np.float64, np.float32):
+        for m, idx in ((4, np.array([[0] * 8, [1, 2] * 4, [3, 4, 5, 6] * 2, list(range(7, 15))])),
+                       (3, np.arange(12).reshape(3, 4)), (0, np.zeros((0, 1), dtype=np.int64))):
+            p = int(idx.max()) + 1 if idx.size else 1
+            dE = (gen.standard_normal((m, idx.shape[1], 2, 2)) * 10.0 ** gen.integers(-8, 8, (m, idx.shape[1], 1, 1))
+                  ).astype(dtype)
+            base = gen.standard_normal((p, 2, 2)).astype(dtype)
+            want, got = base.copy(), base.copy()
+            np.add.at(want, idx.astype(np.int64), dE)
+            K.bf_scatter_add(got, idx.astype(np.int64), dE)
+            np.testing.assert_array_equal(got, want)
+
+
+def test_result_guard_replays_instead_of_rerunning():
+    """A non-finite result is reported by the shared policy from the call that produced it: an L0Linear in training
+    mode (fresh noise per call) draws its noise once per failing forward (here the overflow comes as NumPy's warning,
+    an error under the test settings), and the message is the policy's."""
+    import refnsm.linear as L
+    from refnsm._checks import NonFiniteResultError
+
+    m = L.L0Linear(3, 2, True, rng=0)
+    m.params["weight"][...] = np.finfo(np.float64).max
+    draws = []
+
+    class Counting:  # the map's noise source, counting its draws
+        def __init__(self, gen):
+            self.gen = gen
+
+        def uniform(self, *a, **k):
+            draws.append(1)
+            return self.gen.uniform(*a, **k)
+
+    m.rng = Counting(m.rng)
+    with pytest.raises(NonFiniteResultError, match=r"^LinearBase\.forward: "):
+        m.forward(np.full((2, 3), 1e308))
+    assert len(draws) == 1

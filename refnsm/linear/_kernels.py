@@ -158,6 +158,18 @@ def bf_backward(acts, G, tw, strides):
 
 
 @njit(cache=True)
+def bf_scatter_add(flat, idx, dE):
+    """In place: flat[idx[s, j]] += dE[s, j] for s, j in C order (``np.add.at(flat, idx, dE)``, the same additions
+    in the same order, without its per-element dispatch); flat is [p, 2, 2], idx [m, h], dE [m, h, 2, 2]."""
+    for s in range(idx.shape[0]):
+        for j in range(idx.shape[1]):
+            t = idx[s, j]
+            for a in range(2):
+                for b in range(2):
+                    flat[t, a, b] += dE[s, j, a, b]
+
+
+@njit(cache=True)
 def pf_weight(P, C, lo, hi):
     """Perron-Frobenius map, fused: M = softmax_rows(P), sc = sigmoid(C), W = (hi - (hi - lo) sc) * M."""
     n, k = P.shape
@@ -254,3 +266,40 @@ def col_sums(g):
         for j in range(g.shape[1]):
             out[j] += g[i, j]
     return out
+
+
+
+@njit(cache=True)
+def add_bias_finite(y, b):
+    """``add_bias(y, b)`` (the same additions), and in the same pass whether the result is finite.  The test is the
+    sum of ``v * 0`` per column (0 exactly when every ``v`` is finite), accumulated along the rows so that it
+    vectorises without reordering any sum.  The CPU path of ``forward`` only (the device's results stay there)."""
+    step = 1 if b.shape[0] == y.shape[1] else 0
+    acc = np.zeros(y.shape[1], dtype=y.dtype)
+    for i in range(y.shape[0]):
+        for j in range(y.shape[1]):
+            v = y[i, j] + b[j * step]
+            y[i, j] = v
+            acc[j] += v * 0
+    for j in range(y.shape[1]):
+        if acc[j] != 0:
+            return False
+    return True
+
+
+@njit(cache=True)
+def col_sums_finite(g, gx):
+    """``col_sums(g)`` (the same sums, in the same order), and whether ``gx`` is finite (the test of
+    ``add_bias_finite``), in one call.  Returns (sums, finite).  The CPU path of ``backward`` only."""
+    out = np.zeros(g.shape[1], dtype=g.dtype)
+    for i in range(g.shape[0]):
+        for j in range(g.shape[1]):
+            out[j] += g[i, j]
+    acc = np.zeros(gx.shape[1], dtype=gx.dtype)
+    for i in range(gx.shape[0]):
+        for j in range(gx.shape[1]):
+            acc[j] += gx[i, j] * 0
+    for j in range(gx.shape[1]):
+        if acc[j] != 0:
+            return out, False
+    return out, True

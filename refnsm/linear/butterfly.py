@@ -118,14 +118,17 @@ class ButterflyLinear(LinearBase):
 
     def _weight(self):
         n, nin, out = self.n, self.insize, self.outsize
-        X0 = np.zeros((nin, n), dtype=self.dtype)
-        X0[:, :nin] = np.eye(nin, dtype=self.dtype)
+        if nin == n:
+            X0 = np.eye(n, dtype=self.dtype)
+        else:
+            X0 = np.zeros((nin, n), dtype=self.dtype)
+            X0[:, :nin] = np.eye(nin, dtype=self.dtype)
         acts, ys = [], []
         for k in range(self.nstack):
             a = _kernels.bf_forward(X0, self._expanded(k), self._strides)
             acts.append(a)
             ys.append(a[-1])
-        Y = np.concatenate(ys, axis=1)
+        Y = np.concatenate(ys, axis=1) if len(ys) > 1 else ys[0].copy()  # a copy: W must not alias the cache
         q = n // self.o
         if q >= 2:
             Y = Y.reshape(nin, q, self.o).mean(axis=1)
@@ -135,16 +138,19 @@ class ButterflyLinear(LinearBase):
         n, nin, out = self.n, self.insize, self.outsize
         q = n // self.o
         width = self.o if q >= 2 else self.nstack * n
-        Gp = np.zeros((nin, width), dtype=self.dtype)
-        Gp[:, :out] = G
+        if out == width:
+            Gp = G
+        else:
+            Gp = np.zeros((nin, width), dtype=self.dtype)
+            Gp[:, :out] = G
         if q >= 2:
             Gp = np.tile(Gp, (1, q)) / q
         dtw = np.zeros_like(self.params[self._twiddle_key])
         for k in range(self.nstack):
             _, dE = _kernels.bf_backward(acts[k], np.ascontiguousarray(Gp[:, k * n:(k + 1) * n]),
                                          self._expanded(k), self._strides)
-            flat = dtw[k].reshape(-1, 2, 2)
-            np.add.at(flat, self._idx, dE)
+            # np.add.at(dtw[k] as (-1, 2, 2), self._idx, dE): the same additions in the same (C) order
+            _kernels.bf_scatter_add(dtw[k].reshape(-1, 2, 2), self._idx, dE)
         return {self._twiddle_key: dtw}
 
 

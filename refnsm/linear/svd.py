@@ -141,15 +141,15 @@ class SVDLinear(_OrthogonalErrorMethod, LinearBase):
         r = self.r
         lo, hi = self._bounds()
         Us, s, sg = _kernels.svd_factors(U, self.params["sigma"], float(lo), float(hi), r)
-        W = Us @ V[:r, :]
+        W = np.dot(Us, V[:r, :])  # np.dot: the BLAS product of @, bit for bit, at less fixed cost
         return W, (U, V, s, sg)
 
     def _core_vjp(self, G, cache):
         U, V, s, sg = cache
         r = self.r
         lo, hi = self._bounds()
-        GVt = G @ V[:r, :].T  # (in, r)
-        UtG = U[:, :r].T @ G  # (r, out)
+        GVt = np.dot(G, V[:r, :].T)  # (in, r)
+        UtG = np.dot(U[:, :r].T, G)  # (r, out)
         # dU = [GVt diag(s), 0], dV = [diag(s) UtG; 0], g_i = (U^T G V^T)_ii, dtheta: in one Numba pass
         dU, dV, dtheta, g = _kernels.svd_factors_vjp(GVt, UtG, U, s, sg, float(lo), float(hi), V.shape[0],
                                                      self.params["sigma"].shape[0])
