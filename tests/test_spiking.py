@@ -592,3 +592,70 @@ def test_dot_lifted_equals_the_product_without_subnormal_arithmetic():
     np.testing.assert_array_equal(K.dot_lifted(Wn, Xn, float(np.abs(Xn).max())), Wn @ Xn)
     W64 = W.astype(np.float64)
     np.testing.assert_array_equal(K.dot_lifted(W64, X.astype(np.float64), 1.0), W64 @ X.astype(np.float64))
+
+
+def _fused_by_full_matrices(X, L, kind, p, exact_diagonal, loss, g):
+    """The loss kernel as it was composed before the upper-triangle pass: every N^2 entry formed by the
+    full-matrix kernels (similarity_forward, similarity_complement, pairwise_loss(_exact)(_grad), similarity_vjp)."""
+    from refnsm.spiking import _kernels as K
+
+    G = np.dot(X, X.T)
+    G = np.triu(G) + np.triu(G, 1).T  # the symmetric G the fused kernel forms
+    S, r = K.similarity_forward(X, G, kind, p, 1e-8, exact_diagonal)
+    Y = K.label_matrix(L, X)
+    if exact_diagonal and kind in (K.SIGMOID, K.GAUSSIAN):
+        C = K.similarity_complement(X, G, kind, p)
+        value = K.pairwise_loss_exact(S, C, Y, loss, 1e-12)
+        A = K.pairwise_loss_grad_exact(S, C, Y, loss, g, 1e-12)
+    else:
+        value = K.pairwise_loss(S, Y, loss, 1e-12)
+        A = K.pairwise_loss_grad(S, Y, loss, g, 1e-12)
+    return value, K.similarity_vjp(A, X, S, G, r, kind, p, 1e-8)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kind,p", [(0, 0.0), (1, 2.0), (1, 0.0), (2, 0.3), (2, 0.02), (3, 4.0), (3, 0.5)])
+@pytest.mark.parametrize("loss", [0, 1, 2])
+@pytest.mark.parametrize("exact_diagonal", [True, False])
+def test_fused_upper_triangle_equals_full_matrices(dtype, kind, p, loss, exact_diagonal):
+    """The fused loss forms S, C, A and the couplings on the upper triangle and mirrors them: the gradient is the
+    full-matrix composition's bit for bit, the value (its compensated sum adds each off-diagonal term once,
+    doubled) within an ulp; with duplicate rows (near gaussian pairs, ties), a silent row, and N = 1."""
+    from refnsm.spiking import _kernels as K
+
+    rng = np.random.default_rng(7)
+    for N, D in [(9, 13), (1, 5), (33, 40)]:
+        X = (rng.random((N, D)) < 0.3).astype(dtype)
+        if N > 2:
+            X[1] = X[0]      # duplicate rows: S = 1 off the diagonal
+            X[2] = 0.0       # a silent row
+        L = np.eye(4)[rng.integers(0, 4, N)].astype(dtype)
+        if loss == 2 and kind in (0, 1):
+            continue  # bce needs S in [0, 1]: the polynomial is unnormalised; the cosine is covered by mse/l1
+        status, value, grad = K.spike_similar_loss_fused(X, np.zeros((0, 0), dtype), L, kind, p, 1e-8,
+                                                         exact_diagonal, loss, 0.7, 1e-12, True)
+        assert status == 0
+        v0, g0 = _fused_by_full_matrices(X, L, kind, p, exact_diagonal, loss, 0.7)
+        np.testing.assert_array_equal(grad, g0)
+        assert abs(value - v0) <= 2 * np.finfo(np.float64).eps * abs(v0)
+        status, v1, empty = K.spike_similar_loss_fused(X, np.zeros((0, 0), dtype), L, kind, p, 1e-8,
+                                                       exact_diagonal, loss, 0.7, 1e-12, False)
+        assert v1 == value and empty.size == 0
+
+
+def test_fused_bce_range_status_and_nonfinite_still_raise():
+    """The upper-triangle path keeps the bce range refusal (status 1/2 -> ValueError) and NaN input refusal."""
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((6, 2, 3))
+    lab = np.eye(3)[rng.integers(0, 3, 6)]
+    with pytest.raises(ValueError, match="spikes"):
+        sp.spike_similar_loss(X, lab, "linear", "bce")       # signed inputs: cosine below 0
+    with pytest.raises(ValueError, match="labels"):
+        neg = lab.copy()
+        neg[0] = -neg[0]  # L L^T is -1 between sample 0 and every sample of its class
+        neg[1] = lab[0]
+        sp.spike_similar_loss(np.abs(X), neg, "gaussian", "bce", 2.0)
+    Xn = np.abs(X)
+    Xn[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="spikes"):
+        sp.spike_similar_loss_value_and_grad(Xn, lab, "sigmoid", "bce", 0.3)

@@ -215,7 +215,7 @@ def gaussian_near_pairs(near, X, out):
 
 @njit(cache=True)
 def dot_lifted(W, X, xbound):
-    """``W @ X`` (BLAS), with a float32 ``W`` that holds subnormal entries first multiplied by an exact power of two.
+    r"""``W @ X`` (BLAS), with a float32 ``W`` that holds subnormal entries first multiplied by an exact power of two.
 
     The saturated sigmoid's derivative :math:`S(1-S)` is formed from :math:`\sigma(-pG)` (not flushed to 0, see
     ``_kernel_coupling``), so the pull-back matrix ``W`` of a saturated batch holds float32 subnormals, and SGEMM on
@@ -485,16 +485,215 @@ def in_unit_interval(M):
 
 
 @njit(cache=True)
+def mirror_upper(M):
+    """Copy the upper triangle of the square M onto its lower one, in place (M exactly symmetric afterwards)."""
+    n = M.shape[0]
+    for i in range(n):
+        for j in range(i + 1, n):
+            M[j, i] = M[i, j]
+
+
+@njit(cache=True)
+def symmetric_similarity(X, G, kind, p, eps, exact_diagonal, want_complement):
+    """``similarity_forward`` and ``similarity_complement`` in one pass over the upper triangle, for an exactly
+    symmetric G (the loss's path): (S, C, r), C = 1 - S from the kernel's formula (an empty matrix unless
+    ``want_complement``, which only the sigmoid and gaussian kernels use).
+
+    Every entry is the same expression as in those two functions (so S and C are bit for bit theirs on a
+    symmetric G); the lower triangle is the mirror of the upper, which halves the exponentials.  The gaussian's
+    squared distance is formed once and shared by S = exp(-d / 2 sigma^2) and C = -expm1(-d / 2 sigma^2)."""
+    n, D = X.shape
+    dt = X.dtype.type
+    one = dt(1.0)
+    two = dt(2.0)
+    pp = dt(p)
+    S = np.empty((n, n), dtype=X.dtype)
+    C = np.empty((n, n) if want_complement else (0, 0), dtype=X.dtype)
+    x2 = row_sqnorms(X)
+    r = np.sqrt(x2)
+    if kind == LINEAR:
+        e = dt(eps)
+        for i in range(n):
+            for j in range(i, n):
+                S[i, j] = G[i, j] / (r[i] * r[j] + e)
+            if exact_diagonal:
+                S[i, i] = (r[i] * r[i]) / (r[i] * r[i] + e)
+    elif kind == POLYNOMIAL:
+        for i in range(n):
+            for j in range(i, n):
+                S[i, j] = G[i, j] ** pp
+    elif kind == SIGMOID:
+        for i in range(n):
+            for j in range(i, n):
+                S[i, j] = one / (one + np.exp(-(pp * G[i, j])))
+                if want_complement:
+                    C[i, j] = one / (one + np.exp(pp * G[i, j]))
+    else:
+        c = dt(2.0 * p * p)
+        lim = dt(NEAR)
+        for i in range(n):
+            for j in range(i, n):
+                far = (x2[i] + x2[j]) - two * G[i, j]
+                if exact_diagonal and j == i:
+                    S[i, j] = one
+                    if want_complement:
+                        C[i, j] = 0.0
+                    continue
+                d = far
+                sq = G[i, i] + G[j, j]
+                if exact_diagonal and (sq - two * G[i, j]) <= lim * sq:
+                    d = dt(0.0)
+                    for k in range(D):
+                        t = X[i, k] - X[j, k]
+                        d += t * t
+                    S[i, j] = np.exp(-d / c)
+                else:
+                    S[i, j] = np.exp(-far / c)
+                if want_complement:
+                    C[i, j] = -np.expm1(-d / c)
+    mirror_upper(S)
+    if want_complement:
+        mirror_upper(C)
+    return S, C, r
+
+
+@njit(cache=True)
+def symmetric_loss_and_grad(S, C, Y, loss, g, bce_eps, exact, want_grad):
+    """(mean loss, A = dL/dS) for symmetric S, C, Y in one pass over the upper triangle: each entry's term and
+    derivative are ``pairwise_loss(_exact)`` and ``pairwise_loss_grad(_exact)``'s expressions; an off-diagonal
+    term enters the compensated sum once, doubled (exact), so the logarithms are taken half as often."""
+    n = S.shape[0]
+    dt = S.dtype.type
+    one = dt(1.0)
+    two = dt(2.0)
+    floor = dt(-100.0)
+    scale = dt(g / (n * n))
+    e = dt(bce_eps)
+    A = np.empty((n, n) if want_grad else (0, 0), dtype=S.dtype)
+    acc, comp = 0.0, 0.0
+    for i in range(n):
+        for j in range(i, n):
+            s = S[i, j]
+            t = Y[i, j]
+            if exact:
+                cc = C[i, j]
+                d = -cc if t == one else s - t
+                if loss == MSE:
+                    term = float(d * d)
+                elif loss == L1:
+                    term = float(abs(d))
+                else:
+                    lc = max(np.log(cc), floor) if cc > 0 else floor
+                    if t == 0:
+                        term = -float(lc)
+                    else:
+                        ls = max(np.log(s) if s < 0.5 else np.log1p(-cc), floor)
+                        term = -float(ls) if t == one else -float(t * ls - (t - one) * lc)
+            else:
+                d = s - t
+                if loss == MSE:
+                    term = float(d * d)
+                elif loss == L1:
+                    term = float(abs(d))
+                elif t == 0:
+                    term = -float(max(np.log1p(-s), floor))
+                elif t == one:
+                    term = -float(max(np.log(s), floor))
+                else:
+                    term = float((t - one) * max(np.log1p(-s), floor) - t * max(np.log(s), floor))
+            acc, comp = _add(acc, comp, term if j == i else 2.0 * term)
+            if want_grad:
+                if loss == MSE:
+                    a = two * d * scale
+                elif loss == L1:
+                    a = (one if d > 0 else (-one if d < 0 else dt(0.0))) * scale
+                elif exact:
+                    a = d / max(s * C[i, j], e) * scale
+                else:
+                    a = d / max(s * (one - s), e) * scale
+                A[i, j] = a
+                A[j, i] = a
+    return (acc + comp) / (n * n), A
+
+
+@njit(cache=True)
+def symmetric_similarity_vjp(A, X, S, C, G, r, kind, p, eps):
+    """``similarity_vjp`` for a symmetric A, S, G (the loss's path), with C = 1 - S for the sigmoid when given
+    (non-empty): the couplings are formed on the upper triangle and mirrored (the same expressions, so the same
+    bits as ``similarity_vjp``), which halves the divisions (linear) and the exponentials (sigmoid)."""
+    n = X.shape[0]
+    dt = X.dtype.type
+    one = dt(1.0)
+    pp = dt(p)
+    W = np.empty_like(A)
+    h = np.zeros(n, dtype=X.dtype)
+    if kind == LINEAR:
+        e = dt(eps)
+        Cm = np.empty_like(A)
+        for i in range(n):
+            for j in range(i, n):
+                P = r[i] * r[j] + e
+                b = A[i, j] / P
+                W[i, j] = b + b
+                W[j, i] = b + b
+                c = -(A[i, j] * (G[i, j] / P)) / P
+                Cm[i, j] = c
+                Cm[j, i] = c
+        for i in range(n):
+            acc = dt(0.0)
+            for j in range(n):
+                acc += (Cm[i, j] + Cm[i, j]) * r[j]
+            h[i] = acc / r[i] if r[i] != 0 else dt(0.0)
+    else:
+        B = np.empty_like(A)
+        for i in range(n):
+            for j in range(i, n):
+                if kind == POLYNOMIAL:
+                    if p == 0.0:
+                        b = dt(0.0)
+                    else:
+                        b = A[i, j] * (pp * G[i, j] ** dt(p - 1.0))
+                elif kind == SIGMOID:
+                    cc = C[i, j] if C.shape[0] == n else one / (one + np.exp(pp * G[i, j]))
+                    b = pp * (A[i, j] * (S[i, j] * cc))
+                else:
+                    b = -((A[i, j] * S[i, j]) / dt(2.0 * p * p))
+                B[i, j] = b
+                B[j, i] = b
+        if kind == GAUSSIAN:
+            near = gaussian_pairs(B, G, W, h)
+            out = dot_lifted(W, X, r.max() if n else 0.0)
+            for i in range(n):
+                for k in range(X.shape[1]):
+                    out[i, k] += h[i] * X[i, k]
+            gaussian_near_pairs(near, X, out)
+            return out
+        for i in range(n):
+            for j in range(n):
+                W[i, j] = B[i, j] + B[i, j]
+    out = dot_lifted(W, X, r.max() if n else 0.0)
+    for i in range(n):
+        if h[i] != 0:
+            for k in range(X.shape[1]):
+                out[i, k] += h[i] * X[i, k]
+    return out
+
+
+@njit(cache=True)
 def spike_similar_loss_fused(X, G, L, kind, p, eps, exact_diagonal, loss, g, bce_eps, want_grad):
     """The whole spike similarity loss in one call: (status, value, dL/dX).
 
     status 0: computed; 1: bce with S outside [0, 1]; 2: bce with Y outside [0, 1] (the caller explains why).
     G = X X^T, or an empty array for small problems, where it is formed here (a BLAS call from inside the kernel
-    costs less than one from Python).
+    costs less than one from Python) and made exactly symmetric from its upper triangle (the caller's syrk
+    output already is).  S, Y and A = dL/dS are then symmetric, so each is formed on the upper triangle only
+    (``symmetric_similarity``, ``symmetric_loss_and_grad``, ``symmetric_similarity_vjp``).
     """
     if G.shape[0] != X.shape[0]:
         G = np.dot(X, X.T)
-    S, r = similarity_forward(X, G, kind, p, eps, exact_diagonal)
+        mirror_upper(G)
+    exact = exact_diagonal and (kind == SIGMOID or kind == GAUSSIAN)
+    S, C, r = symmetric_similarity(X, G, kind, p, eps, exact_diagonal, exact)
     Y = label_matrix(L, X)
     empty = np.zeros((0, 0), dtype=X.dtype)
     if loss == BCE:
@@ -502,18 +701,10 @@ def spike_similar_loss_fused(X, G, L, kind, p, eps, exact_diagonal, loss, g, bce
             return 1, np.nan, empty
         if not in_unit_interval(Y):
             return 2, np.nan, empty
-    if exact_diagonal and (kind == SIGMOID or kind == GAUSSIAN):
-        C = similarity_complement(X, G, kind, p)
-        value = pairwise_loss_exact(S, C, Y, loss, bce_eps)
-        if not want_grad:
-            return 0, value, empty
-        A = pairwise_loss_grad_exact(S, C, Y, loss, g, bce_eps)
-    else:
-        value = pairwise_loss(S, Y, loss, bce_eps)
-        if not want_grad:
-            return 0, value, empty
-        A = pairwise_loss_grad(S, Y, loss, g, bce_eps)
-    return 0, value, similarity_vjp(A, X, S, G, r, kind, p, eps)
+    value, A = symmetric_loss_and_grad(S, C, Y, loss, g, bce_eps, exact, want_grad)
+    if not want_grad:
+        return 0, value, empty
+    return 0, value, symmetric_similarity_vjp(A, X, S, C, G, r, kind, p, eps)
 
 
 @njit(cache=True)
