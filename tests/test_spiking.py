@@ -659,3 +659,49 @@ def test_fused_bce_range_status_and_nonfinite_still_raise():
     Xn[0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="spikes"):
         sp.spike_similar_loss_value_and_grad(Xn, lab, "sigmoid", "bce", 0.3)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_cross_entropy_parallel_positions_equal_the_serial_loop(dtype):
+    """Above CE_PARALLEL_MIN entries the positions run over the threads: loss and gradient are bit for bit those of
+    the serial loop over the positions (each position's term added in (t, n, s) order), with ignored targets,
+    spatial positions, ties of the maximum, and want_grad False."""
+    from refnsm.spiking import _kernels as K
+
+    rng = np.random.default_rng(11)
+    T, N, C, S = 4, 16, 64, 17
+    assert T * N * C * S >= K.CE_PARALLEL_MIN
+    x = rng.standard_normal((T, N, C, S)).astype(dtype)
+    x[:, 0, :2, :] = 3.0  # a tied maximum
+    target = rng.integers(0, C, (N, S))
+    target[3, :5] = -100
+    loss, grad, count = K.cross_entropy_steps(x, target, -100, 0.5, True)
+    ref = np.zeros_like(x)
+    total = 0.0
+    valid = int((target != -100).sum()) * T
+    for t in range(T):
+        for n in range(N):
+            for s in range(S):
+                if target[n, s] != -100:
+                    total += K._ce_position(x, target, t, n, s, target[n, s], 0.5 / valid, True, ref)
+    assert count == valid and loss == total / valid
+    np.testing.assert_array_equal(grad, ref)
+    loss2, empty, _ = K.cross_entropy_steps(x, target, -100, 0.5, False)
+    assert loss2 == loss and empty.size == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_max_abs_by_bits_equals_numpy(dtype):
+    """max |x| from the sign-masked bit patterns: numpy's value on signed, tied, subnormal, huge, Inf and empty
+    inputs; a NaN gives NaN."""
+    from refnsm.spiking import _kernels as K
+
+    rng = np.random.default_rng(5)
+    fi = np.finfo(dtype)
+    for x in [rng.standard_normal((7, 9)).astype(dtype), -np.abs(rng.standard_normal((3, 4))).astype(dtype),
+              np.array([[fi.smallest_subnormal, -fi.smallest_subnormal]], dtype), np.array([[-fi.max, 1.0]], dtype),
+              np.array([[2.0, -2.0, 0.0, -0.0]], dtype), np.array([[np.inf, -1.0]], dtype),
+              np.array([[-np.inf]], dtype), np.zeros((0, 3), dtype), np.zeros((2, 2), dtype)]:
+        expected = float(np.max(np.abs(x))) if x.size else 0.0
+        assert K.max_abs(np.ascontiguousarray(x)) == expected
+    assert np.isnan(K.max_abs(np.array([[1.0, np.nan, -np.inf]], dtype)))
