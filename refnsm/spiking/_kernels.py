@@ -753,7 +753,7 @@ def check_targets(target, n_classes, ignore_index):
 CE_PARALLEL_MIN = 1 << 16
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _ce_position(x, target, t, n, s, tg, scale, want_grad, grad):
     """The cross-entropy (float64) of position (t, n, s) with target class tg; its gradient into ``grad``."""
     C = x.shape[2]
