@@ -688,6 +688,16 @@ def test_cross_entropy_parallel_positions_equal_the_serial_loop(dtype):
     np.testing.assert_array_equal(grad, ref)
     loss2, empty, _ = K.cross_entropy_steps(x, target, -100, 0.5, False)
     assert loss2 == loss and empty.size == 0
+    import numba
+
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)  # the same bits on one thread
+        loss1, grad1, _ = K.cross_entropy_steps(x, target, -100, 0.5, True)
+    finally:
+        numba.set_num_threads(before)
+    assert loss1 == loss
+    np.testing.assert_array_equal(grad1, grad)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
