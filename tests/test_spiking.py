@@ -715,3 +715,32 @@ def test_max_abs_by_bits_equals_numpy(dtype):
         expected = float(np.max(np.abs(x))) if x.size else 0.0
         assert K.max_abs(np.ascontiguousarray(x)) == expected
     assert np.isnan(K.max_abs(np.array([[1.0, np.nan, -np.inf]], dtype)))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_label_matrix_skipping_zero_labels_equals_the_triple_loop(dtype):
+    """label_matrix skips the zero entries of row i: the same bits as the plain sum over k (one-hot, multi-hot,
+    soft, signed and all-zero rows; N = 1; no classes)."""
+    from refnsm.spiking import _kernels as K
+
+    def triple_loop(L):
+        n, c = L.shape
+        Y = np.empty((n, n), dtype=dtype)
+        for i in range(n):
+            for j in range(n):
+                acc = L.dtype.type(0.0)
+                for k in range(c):
+                    acc = L.dtype.type(acc + L[i, k] * L[j, k])
+                Y[i, j] = min(acc, L.dtype.type(1.0))
+        return Y
+
+    rng = np.random.default_rng(9)
+    soft = rng.standard_normal((12, 5)).astype(dtype)
+    soft[rng.random((12, 5)) < 0.4] = 0.0
+    soft[3] = 0.0
+    for L in [np.eye(4, dtype=dtype)[rng.integers(0, 4, 10)], (rng.random((9, 6)) < 0.3).astype(dtype), soft,
+              (rng.random((1, 3)) * 0.3).astype(dtype), np.zeros((4, 0), dtype)]:
+        Y = K.label_matrix(L, np.empty(0, dtype))
+        ref = triple_loop(L)
+        np.testing.assert_array_equal(Y, ref)
+        assert np.array_equal(np.signbit(Y), np.signbit(ref))

@@ -487,16 +487,26 @@ def pairwise_loss_grad_exact(S, C, Y, loss, g, bce_eps):
 
 @njit(cache=True)
 def label_matrix(L, dtype_like):
-    """Y = min(L L^T, 1) formed in L's dtype, returned in dtype_like's dtype."""
+    """Y = min(L L^T, 1) formed in L's dtype, returned in dtype_like's dtype.
+
+    Y_ij = sum_k L_ik L_jk in increasing k, row i at a time: for each k with L_ik != 0 the terms L_ik L_jk are
+    added to the accumulators of every j >= i.  A zero L_ik contributes a signed zero, which leaves a sum that
+    starts at +0 unchanged, so skipping it gives the same bits as the plain triple loop (L is finite: validated)
+    while a one-hot row costs one pass over j instead of C."""
     n, c = L.shape
     Y = np.empty((n, n), dtype=dtype_like.dtype)
     one = L.dtype.type(1.0)
+    acc = np.empty(n, dtype=L.dtype)
     for i in range(n):
         for j in range(i, n):
-            acc = L.dtype.type(0.0)
-            for k in range(c):
-                acc += L[i, k] * L[j, k]
-            v = acc if acc < one else one
+            acc[j] = 0.0
+        for k in range(c):
+            a = L[i, k]
+            if a != 0:
+                for j in range(i, n):
+                    acc[j] += a * L[j, k]
+        for j in range(i, n):
+            v = acc[j] if acc[j] < one else one
             Y[i, j] = v
             Y[j, i] = v
     return Y
