@@ -592,3 +592,155 @@ def test_dot_lifted_equals_the_product_without_subnormal_arithmetic():
     np.testing.assert_array_equal(K.dot_lifted(Wn, Xn, float(np.abs(Xn).max())), Wn @ Xn)
     W64 = W.astype(np.float64)
     np.testing.assert_array_equal(K.dot_lifted(W64, X.astype(np.float64), 1.0), W64 @ X.astype(np.float64))
+
+
+def _fused_by_full_matrices(X, L, kind, p, exact_diagonal, loss, g):
+    """The loss kernel as it was composed before the upper-triangle pass: every N^2 entry formed by the
+    full-matrix kernels (similarity_forward, similarity_complement, pairwise_loss(_exact)(_grad), similarity_vjp)."""
+    from refnsm.spiking import _kernels as K
+
+    G = np.dot(X, X.T)
+    G = np.triu(G) + np.triu(G, 1).T  # the symmetric G the fused kernel forms
+    S, r = K.similarity_forward(X, G, kind, p, 1e-8, exact_diagonal)
+    Y = K.label_matrix(L, X)
+    if exact_diagonal and kind in (K.SIGMOID, K.GAUSSIAN):
+        C = K.similarity_complement(X, G, kind, p)
+        value = K.pairwise_loss_exact(S, C, Y, loss, 1e-12)
+        A = K.pairwise_loss_grad_exact(S, C, Y, loss, g, 1e-12)
+    else:
+        value = K.pairwise_loss(S, Y, loss, 1e-12)
+        A = K.pairwise_loss_grad(S, Y, loss, g, 1e-12)
+    return value, K.similarity_vjp(A, X, S, G, r, kind, p, 1e-8)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kind,p", [(0, 0.0), (1, 2.0), (1, 0.0), (2, 0.3), (2, 0.02), (3, 4.0), (3, 0.5)])
+@pytest.mark.parametrize("loss", [0, 1, 2])
+@pytest.mark.parametrize("exact_diagonal", [True, False])
+def test_fused_upper_triangle_equals_full_matrices(dtype, kind, p, loss, exact_diagonal):
+    """The fused loss forms S, C, A and the couplings on the upper triangle and mirrors them: the gradient is the
+    full-matrix composition's bit for bit, the value (its compensated sum adds each off-diagonal term once,
+    doubled) within an ulp; with duplicate rows (near gaussian pairs, ties), a silent row, and N = 1."""
+    from refnsm.spiking import _kernels as K
+
+    rng = np.random.default_rng(7)
+    for N, D in [(9, 13), (1, 5), (33, 40)]:
+        X = (rng.random((N, D)) < 0.3).astype(dtype)
+        if N > 2:
+            X[1] = X[0]      # duplicate rows: S = 1 off the diagonal
+            X[2] = 0.0       # a silent row
+        L = np.eye(4)[rng.integers(0, 4, N)].astype(dtype)
+        if loss == 2 and kind in (0, 1):
+            continue  # bce needs S in [0, 1]: the polynomial is unnormalised; the cosine is covered by mse/l1
+        status, value, grad = K.spike_similar_loss_fused(X, np.zeros((0, 0), dtype), L, kind, p, 1e-8,
+                                                         exact_diagonal, loss, 0.7, 1e-12, True)
+        assert status == 0
+        v0, g0 = _fused_by_full_matrices(X, L, kind, p, exact_diagonal, loss, 0.7)
+        np.testing.assert_array_equal(grad, g0)
+        assert abs(value - v0) <= 2 * np.finfo(np.float64).eps * abs(v0)
+        status, v1, empty = K.spike_similar_loss_fused(X, np.zeros((0, 0), dtype), L, kind, p, 1e-8,
+                                                       exact_diagonal, loss, 0.7, 1e-12, False)
+        assert v1 == value and empty.size == 0
+
+
+def test_fused_bce_range_status_and_nonfinite_still_raise():
+    """The upper-triangle path keeps the bce range refusal (status 1/2 -> ValueError) and NaN input refusal."""
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((6, 2, 3))
+    lab = np.eye(3)[rng.integers(0, 3, 6)]
+    with pytest.raises(ValueError, match="spikes"):
+        sp.spike_similar_loss(X, lab, "linear", "bce")       # signed inputs: cosine below 0
+    with pytest.raises(ValueError, match="labels"):
+        neg = lab.copy()
+        neg[0] = -neg[0]  # L L^T is -1 between sample 0 and every sample of its class
+        neg[1] = lab[0]
+        sp.spike_similar_loss(np.abs(X), neg, "gaussian", "bce", 2.0)
+    Xn = np.abs(X)
+    Xn[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="spikes"):
+        sp.spike_similar_loss_value_and_grad(Xn, lab, "sigmoid", "bce", 0.3)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_cross_entropy_parallel_positions_equal_the_serial_loop(dtype):
+    """Above CE_PARALLEL_MIN entries the positions run over the threads: loss and gradient are bit for bit those of
+    the serial loop over the positions (each position's term added in (t, n, s) order), with ignored targets,
+    spatial positions, ties of the maximum, and want_grad False."""
+    from refnsm.spiking import _kernels as K
+
+    rng = np.random.default_rng(11)
+    T, N, C, S = 4, 16, 64, 17
+    assert T * N * C * S >= K.CE_PARALLEL_MIN
+    x = rng.standard_normal((T, N, C, S)).astype(dtype)
+    x[:, 0, :2, :] = 3.0  # a tied maximum
+    target = rng.integers(0, C, (N, S))
+    target[3, :5] = -100
+    loss, grad, count = K.cross_entropy_steps(x, target, -100, 0.5, True)
+    ref = np.zeros_like(x)
+    total = 0.0
+    valid = int((target != -100).sum()) * T
+    for t in range(T):
+        for n in range(N):
+            for s in range(S):
+                if target[n, s] != -100:
+                    total += K._ce_position(x, target, t, n, s, target[n, s], 0.5 / valid, True, ref)
+    assert count == valid and loss == total / valid
+    np.testing.assert_array_equal(grad, ref)
+    loss2, empty, _ = K.cross_entropy_steps(x, target, -100, 0.5, False)
+    assert loss2 == loss and empty.size == 0
+    import numba
+
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)  # the same bits on one thread
+        loss1, grad1, _ = K.cross_entropy_steps(x, target, -100, 0.5, True)
+    finally:
+        numba.set_num_threads(before)
+    assert loss1 == loss
+    np.testing.assert_array_equal(grad1, grad)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_max_abs_by_bits_equals_numpy(dtype):
+    """max |x| from the sign-masked bit patterns: numpy's value on signed, tied, subnormal, huge, Inf and empty
+    inputs; a NaN gives NaN."""
+    from refnsm.spiking import _kernels as K
+
+    rng = np.random.default_rng(5)
+    fi = np.finfo(dtype)
+    for x in [rng.standard_normal((7, 9)).astype(dtype), -np.abs(rng.standard_normal((3, 4))).astype(dtype),
+              np.array([[fi.smallest_subnormal, -fi.smallest_subnormal]], dtype), np.array([[-fi.max, 1.0]], dtype),
+              np.array([[2.0, -2.0, 0.0, -0.0]], dtype), np.array([[np.inf, -1.0]], dtype),
+              np.array([[-np.inf]], dtype), np.zeros((0, 3), dtype), np.zeros((2, 2), dtype)]:
+        expected = float(np.max(np.abs(x))) if x.size else 0.0
+        assert K.max_abs(np.ascontiguousarray(x)) == expected
+    assert np.isnan(K.max_abs(np.array([[1.0, np.nan, -np.inf]], dtype)))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_label_matrix_skipping_zero_labels_equals_the_triple_loop(dtype):
+    """label_matrix skips the zero entries of row i: the same bits as the plain sum over k (one-hot, multi-hot,
+    soft, signed and all-zero rows; N = 1; no classes)."""
+    from refnsm.spiking import _kernels as K
+
+    def triple_loop(L):
+        n, c = L.shape
+        Y = np.empty((n, n), dtype=dtype)
+        for i in range(n):
+            for j in range(n):
+                acc = L.dtype.type(0.0)
+                for k in range(c):
+                    acc = L.dtype.type(acc + L[i, k] * L[j, k])
+                Y[i, j] = min(acc, L.dtype.type(1.0))
+        return Y
+
+    rng = np.random.default_rng(9)
+    soft = rng.standard_normal((12, 5)).astype(dtype)
+    soft[rng.random((12, 5)) < 0.4] = 0.0
+    soft[3] = 0.0
+    for L in [np.eye(4, dtype=dtype)[rng.integers(0, 4, 10)], (rng.random((9, 6)) < 0.3).astype(dtype), soft,
+              (rng.random((1, 3)) * 0.3).astype(dtype), np.zeros((4, 0), dtype)]:
+        Y = K.label_matrix(L, np.empty(0, dtype))
+        ref = triple_loop(L)
+        np.testing.assert_array_equal(Y, ref)
+        assert np.array_equal(np.signbit(Y), np.signbit(ref))

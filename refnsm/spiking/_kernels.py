@@ -6,7 +6,7 @@ through ``np.dot``.  See ``refnsm/spiking/losses.py`` for the math and the publi
 """
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 # kernel codes
 LINEAR, POLYNOMIAL, SIGMOID, GAUSSIAN = 0, 1, 2, 3
@@ -26,6 +26,32 @@ def row_sqnorms(x):
             acc += x[i, k] * x[i, k]
         out[i] = acc
     return out
+
+
+@njit(cache=True)
+def _max_bits(u, mask):
+    m = u.dtype.type(0)
+    for k in range(u.size):
+        m = max(m, u[k] & mask)
+    return m
+
+
+@njit(cache=True)
+def max_abs(x):
+    """max |x| of a C-contiguous float array (0.0 when empty) as a float, in one pass without a temporary.
+
+    The sign bit is masked off and the bit patterns compared as unsigned integers, which orders non-negative
+    floats (Inf included; a NaN's pattern exceeds Inf's, so a NaN makes the result NaN) exactly as their values;
+    the integer maximum vectorises where the float one, NaN-aware, does not (5x faster)."""
+    f = x.ravel()
+    out = np.empty(1, dtype=f.dtype)
+    if f.itemsize == 8:
+        o = out.view(np.uint64)
+        o[0] = _max_bits(f.view(np.uint64), np.uint64(0x7FFFFFFFFFFFFFFF))
+    else:
+        o = out.view(np.uint32)
+        o[0] = _max_bits(f.view(np.uint32), np.uint32(0x7FFFFFFF))
+    return float(out[0])
 
 
 @njit(cache=True)
@@ -461,16 +487,26 @@ def pairwise_loss_grad_exact(S, C, Y, loss, g, bce_eps):
 
 @njit(cache=True)
 def label_matrix(L, dtype_like):
-    """Y = min(L L^T, 1) formed in L's dtype, returned in dtype_like's dtype."""
+    """Y = min(L L^T, 1) formed in L's dtype, returned in dtype_like's dtype.
+
+    Y_ij = sum_k L_ik L_jk in increasing k, row i at a time: for each k with L_ik != 0 the terms L_ik L_jk are
+    added to the accumulators of every j >= i.  A zero L_ik contributes a signed zero, which leaves a sum that
+    starts at +0 unchanged, so skipping it gives the same bits as the plain triple loop (L is finite: validated)
+    while a one-hot row costs one pass over j instead of C."""
     n, c = L.shape
     Y = np.empty((n, n), dtype=dtype_like.dtype)
     one = L.dtype.type(1.0)
+    acc = np.empty(n, dtype=L.dtype)
     for i in range(n):
         for j in range(i, n):
-            acc = L.dtype.type(0.0)
-            for k in range(c):
-                acc += L[i, k] * L[j, k]
-            v = acc if acc < one else one
+            acc[j] = 0.0
+        for k in range(c):
+            a = L[i, k]
+            if a != 0:
+                for j in range(i, n):
+                    acc[j] += a * L[j, k]
+        for j in range(i, n):
+            v = acc[j] if acc[j] < one else one
             Y[i, j] = v
             Y[j, i] = v
     return Y
@@ -485,16 +521,215 @@ def in_unit_interval(M):
 
 
 @njit(cache=True)
+def mirror_upper(M):
+    """Copy the upper triangle of the square M onto its lower one, in place (M exactly symmetric afterwards)."""
+    n = M.shape[0]
+    for i in range(n):
+        for j in range(i + 1, n):
+            M[j, i] = M[i, j]
+
+
+@njit(cache=True)
+def symmetric_similarity(X, G, kind, p, eps, exact_diagonal, want_complement):
+    """``similarity_forward`` and ``similarity_complement`` in one pass over the upper triangle, for an exactly
+    symmetric G (the loss's path): (S, C, r), C = 1 - S from the kernel's formula (an empty matrix unless
+    ``want_complement``, which only the sigmoid and gaussian kernels use).
+
+    Every entry is the same expression as in those two functions (so S and C are bit for bit theirs on a
+    symmetric G); the lower triangle is the mirror of the upper, which halves the exponentials.  The gaussian's
+    squared distance is formed once and shared by S = exp(-d / 2 sigma^2) and C = -expm1(-d / 2 sigma^2)."""
+    n, D = X.shape
+    dt = X.dtype.type
+    one = dt(1.0)
+    two = dt(2.0)
+    pp = dt(p)
+    S = np.empty((n, n), dtype=X.dtype)
+    C = np.empty((n, n) if want_complement else (0, 0), dtype=X.dtype)
+    x2 = row_sqnorms(X)
+    r = np.sqrt(x2)
+    if kind == LINEAR:
+        e = dt(eps)
+        for i in range(n):
+            for j in range(i, n):
+                S[i, j] = G[i, j] / (r[i] * r[j] + e)
+            if exact_diagonal:
+                S[i, i] = (r[i] * r[i]) / (r[i] * r[i] + e)
+    elif kind == POLYNOMIAL:
+        for i in range(n):
+            for j in range(i, n):
+                S[i, j] = G[i, j] ** pp
+    elif kind == SIGMOID:
+        for i in range(n):
+            for j in range(i, n):
+                S[i, j] = one / (one + np.exp(-(pp * G[i, j])))
+                if want_complement:
+                    C[i, j] = one / (one + np.exp(pp * G[i, j]))
+    else:
+        c = dt(2.0 * p * p)
+        lim = dt(NEAR)
+        for i in range(n):
+            for j in range(i, n):
+                far = (x2[i] + x2[j]) - two * G[i, j]
+                if exact_diagonal and j == i:
+                    S[i, j] = one
+                    if want_complement:
+                        C[i, j] = 0.0
+                    continue
+                d = far
+                sq = G[i, i] + G[j, j]
+                if exact_diagonal and (sq - two * G[i, j]) <= lim * sq:
+                    d = dt(0.0)
+                    for k in range(D):
+                        t = X[i, k] - X[j, k]
+                        d += t * t
+                    S[i, j] = np.exp(-d / c)
+                else:
+                    S[i, j] = np.exp(-far / c)
+                if want_complement:
+                    C[i, j] = -np.expm1(-d / c)
+    mirror_upper(S)
+    if want_complement:
+        mirror_upper(C)
+    return S, C, r
+
+
+@njit(cache=True)
+def symmetric_loss_and_grad(S, C, Y, loss, g, bce_eps, exact, want_grad):
+    """(mean loss, A = dL/dS) for symmetric S, C, Y in one pass over the upper triangle: each entry's term and
+    derivative are ``pairwise_loss(_exact)`` and ``pairwise_loss_grad(_exact)``'s expressions; an off-diagonal
+    term enters the compensated sum once, doubled (exact), so the logarithms are taken half as often."""
+    n = S.shape[0]
+    dt = S.dtype.type
+    one = dt(1.0)
+    two = dt(2.0)
+    floor = dt(-100.0)
+    scale = dt(g / (n * n))
+    e = dt(bce_eps)
+    A = np.empty((n, n) if want_grad else (0, 0), dtype=S.dtype)
+    acc, comp = 0.0, 0.0
+    for i in range(n):
+        for j in range(i, n):
+            s = S[i, j]
+            t = Y[i, j]
+            if exact:
+                cc = C[i, j]
+                d = -cc if t == one else s - t
+                if loss == MSE:
+                    term = float(d * d)
+                elif loss == L1:
+                    term = float(abs(d))
+                else:
+                    lc = max(np.log(cc), floor) if cc > 0 else floor
+                    if t == 0:
+                        term = -float(lc)
+                    else:
+                        ls = max(np.log(s) if s < 0.5 else np.log1p(-cc), floor)
+                        term = -float(ls) if t == one else -float(t * ls - (t - one) * lc)
+            else:
+                d = s - t
+                if loss == MSE:
+                    term = float(d * d)
+                elif loss == L1:
+                    term = float(abs(d))
+                elif t == 0:
+                    term = -float(max(np.log1p(-s), floor))
+                elif t == one:
+                    term = -float(max(np.log(s), floor))
+                else:
+                    term = float((t - one) * max(np.log1p(-s), floor) - t * max(np.log(s), floor))
+            acc, comp = _add(acc, comp, term if j == i else 2.0 * term)
+            if want_grad:
+                if loss == MSE:
+                    a = two * d * scale
+                elif loss == L1:
+                    a = (one if d > 0 else (-one if d < 0 else dt(0.0))) * scale
+                elif exact:
+                    a = d / max(s * C[i, j], e) * scale
+                else:
+                    a = d / max(s * (one - s), e) * scale
+                A[i, j] = a
+                A[j, i] = a
+    return (acc + comp) / (n * n), A
+
+
+@njit(cache=True)
+def symmetric_similarity_vjp(A, X, S, C, G, r, kind, p, eps):
+    """``similarity_vjp`` for a symmetric A, S, G (the loss's path), with C = 1 - S for the sigmoid when given
+    (non-empty): the couplings are formed on the upper triangle and mirrored (the same expressions, so the same
+    bits as ``similarity_vjp``), which halves the divisions (linear) and the exponentials (sigmoid)."""
+    n = X.shape[0]
+    dt = X.dtype.type
+    one = dt(1.0)
+    pp = dt(p)
+    W = np.empty_like(A)
+    h = np.zeros(n, dtype=X.dtype)
+    if kind == LINEAR:
+        e = dt(eps)
+        Cm = np.empty_like(A)
+        for i in range(n):
+            for j in range(i, n):
+                P = r[i] * r[j] + e
+                b = A[i, j] / P
+                W[i, j] = b + b
+                W[j, i] = b + b
+                c = -(A[i, j] * (G[i, j] / P)) / P
+                Cm[i, j] = c
+                Cm[j, i] = c
+        for i in range(n):
+            acc = dt(0.0)
+            for j in range(n):
+                acc += (Cm[i, j] + Cm[i, j]) * r[j]
+            h[i] = acc / r[i] if r[i] != 0 else dt(0.0)
+    else:
+        B = np.empty_like(A)
+        for i in range(n):
+            for j in range(i, n):
+                if kind == POLYNOMIAL:
+                    if p == 0.0:
+                        b = dt(0.0)
+                    else:
+                        b = A[i, j] * (pp * G[i, j] ** dt(p - 1.0))
+                elif kind == SIGMOID:
+                    cc = C[i, j] if C.shape[0] == n else one / (one + np.exp(pp * G[i, j]))
+                    b = pp * (A[i, j] * (S[i, j] * cc))
+                else:
+                    b = -((A[i, j] * S[i, j]) / dt(2.0 * p * p))
+                B[i, j] = b
+                B[j, i] = b
+        if kind == GAUSSIAN:
+            near = gaussian_pairs(B, G, W, h)
+            out = dot_lifted(W, X, r.max() if n else 0.0)
+            for i in range(n):
+                for k in range(X.shape[1]):
+                    out[i, k] += h[i] * X[i, k]
+            gaussian_near_pairs(near, X, out)
+            return out
+        for i in range(n):
+            for j in range(n):
+                W[i, j] = B[i, j] + B[i, j]
+    out = dot_lifted(W, X, r.max() if n else 0.0)
+    for i in range(n):
+        if h[i] != 0:
+            for k in range(X.shape[1]):
+                out[i, k] += h[i] * X[i, k]
+    return out
+
+
+@njit(cache=True)
 def spike_similar_loss_fused(X, G, L, kind, p, eps, exact_diagonal, loss, g, bce_eps, want_grad):
     """The whole spike similarity loss in one call: (status, value, dL/dX).
 
     status 0: computed; 1: bce with S outside [0, 1]; 2: bce with Y outside [0, 1] (the caller explains why).
     G = X X^T, or an empty array for small problems, where it is formed here (a BLAS call from inside the kernel
-    costs less than one from Python).
+    costs less than one from Python) and made exactly symmetric from its upper triangle (the caller's syrk
+    output already is).  S, Y and A = dL/dS are then symmetric, so each is formed on the upper triangle only
+    (``symmetric_similarity``, ``symmetric_loss_and_grad``, ``symmetric_similarity_vjp``).
     """
     if G.shape[0] != X.shape[0]:
         G = np.dot(X, X.T)
-    S, r = similarity_forward(X, G, kind, p, eps, exact_diagonal)
+        mirror_upper(G)
+    exact = exact_diagonal and (kind == SIGMOID or kind == GAUSSIAN)
+    S, C, r = symmetric_similarity(X, G, kind, p, eps, exact_diagonal, exact)
     Y = label_matrix(L, X)
     empty = np.zeros((0, 0), dtype=X.dtype)
     if loss == BCE:
@@ -502,18 +737,10 @@ def spike_similar_loss_fused(X, G, L, kind, p, eps, exact_diagonal, loss, g, bce
             return 1, np.nan, empty
         if not in_unit_interval(Y):
             return 2, np.nan, empty
-    if exact_diagonal and (kind == SIGMOID or kind == GAUSSIAN):
-        C = similarity_complement(X, G, kind, p)
-        value = pairwise_loss_exact(S, C, Y, loss, bce_eps)
-        if not want_grad:
-            return 0, value, empty
-        A = pairwise_loss_grad_exact(S, C, Y, loss, g, bce_eps)
-    else:
-        value = pairwise_loss(S, Y, loss, bce_eps)
-        if not want_grad:
-            return 0, value, empty
-        A = pairwise_loss_grad(S, Y, loss, g, bce_eps)
-    return 0, value, similarity_vjp(A, X, S, G, r, kind, p, eps)
+    value, A = symmetric_loss_and_grad(S, C, Y, loss, g, bce_eps, exact, want_grad)
+    if not want_grad:
+        return 0, value, empty
+    return 0, value, symmetric_similarity_vjp(A, X, S, C, G, r, kind, p, eps)
 
 
 @njit(cache=True)
@@ -531,6 +758,51 @@ def check_targets(target, n_classes, ignore_index):
     return valid, -1
 
 
+#: T N S C at or above which ``cross_entropy_steps`` splits the positions over the threads (below it the
+#: launch of a parallel region costs more than it saves)
+CE_PARALLEL_MIN = 1 << 16
+
+
+@njit(cache=True, inline="always")
+def _ce_position(x, target, t, n, s, tg, scale, want_grad, grad):
+    """The cross-entropy (float64) of position (t, n, s) with target class tg; its gradient into ``grad``."""
+    C = x.shape[2]
+    m = -np.inf
+    for c in range(C):
+        v = float(x[t, n, c, s])
+        if v > m:
+            m = v
+    se = 0.0
+    for c in range(C):
+        e = np.exp(float(x[t, n, c, s]) - m)
+        se += e
+        if want_grad:
+            grad[t, n, c, s] = e
+    if want_grad:
+        for c in range(C):
+            pc = float(grad[t, n, c, s]) / se
+            if c == tg:
+                pc -= 1.0
+            grad[t, n, c, s] = pc * scale
+    return (m + np.log(se)) - float(x[t, n, tg, s])
+
+
+@njit(cache=True, parallel=True)
+def _ce_positions_parallel(x, target, ignore_index, scale, want_grad, grad, terms):
+    """``_ce_position`` at every (t, n, s), the (t, n) rows split over the threads; terms[t, n, s] gets each
+    position's loss (0 where ignored), summed afterwards in order, so the result does not depend on the threads."""
+    T, N, C, S = x.shape
+    for q in prange(T * N):
+        t = q // N
+        n = q - t * N
+        for s in range(S):
+            tg = target[n, s]
+            if tg == ignore_index:
+                terms[t, n, s] = 0.0
+                continue
+            terms[t, n, s] = _ce_position(x, target, t, n, s, tg, scale, want_grad, grad)
+
+
 @njit(cache=True)
 def cross_entropy_steps(x, target, ignore_index, g, want_grad):
     """Mean cross-entropy over every (t, n, s) with target[n, s] != ignore_index, and its gradient.
@@ -538,7 +810,9 @@ def cross_entropy_steps(x, target, ignore_index, g, want_grad):
     x is [T, N, C, S] (S = product of the spatial dims, 1 when there are none), target is [N, S] with valid entries
     (see ``check_targets``).  Returns (loss, grad, count) with grad = g * (softmax - onehot) / count at valid
     positions, 0 elsewhere.  One pass per position: the exponentials of the log-sum-exp are kept in ``grad`` and
-    normalised there, so each is computed once.
+    normalised there, so each is computed once.  From ``CE_PARALLEL_MIN`` entries on, the positions are split over
+    the threads (``_ce_positions_parallel``) and their losses summed in the same order as the serial loop does,
+    so the result is bit for bit the same.
     """
     T, N, C, S = x.shape
     valid = 0
@@ -552,30 +826,22 @@ def cross_entropy_steps(x, target, ignore_index, g, want_grad):
         return np.nan, grad, 0
     total = 0.0
     scale = g / count
+    if T * N * S * C >= CE_PARALLEL_MIN:
+        terms = np.empty((T, N, S))
+        _ce_positions_parallel(x, target, ignore_index, scale, want_grad, grad, terms)
+        for t in range(T):
+            for n in range(N):
+                for s in range(S):
+                    if target[n, s] != ignore_index:
+                        total += terms[t, n, s]
+        return total / count, grad, count
     for t in range(T):
         for n in range(N):
             for s in range(S):
                 tg = target[n, s]
                 if tg == ignore_index:
                     continue
-                m = -np.inf
-                for c in range(C):
-                    v = float(x[t, n, c, s])
-                    if v > m:
-                        m = v
-                se = 0.0
-                for c in range(C):
-                    e = np.exp(float(x[t, n, c, s]) - m)
-                    se += e
-                    if want_grad:
-                        grad[t, n, c, s] = e
-                total += (m + np.log(se)) - float(x[t, n, tg, s])
-                if want_grad:
-                    for c in range(C):
-                        pc = float(grad[t, n, c, s]) / se
-                        if c == tg:
-                            pc -= 1.0
-                        grad[t, n, c, s] = pc * scale
+                total += _ce_position(x, target, t, n, s, tg, scale, want_grad, grad)
     return total / count, grad, count
 
 
