@@ -51,3 +51,18 @@ def test_missing_upstream_skips_locally_and_fails_under_ci():
     local, ci = _crosscheck_run(""), _crosscheck_run("true")
     assert local.returncode == 0 and "1 skipped" in local.stdout, local.stdout
     assert ci.returncode == 1 and "1 failed" in ci.stdout and "cannot be imported" in ci.stdout, ci.stdout
+
+
+def test_no_kernel_uses_numbas_threading_layer():
+    """No ``parallel=True`` kernel: under Numba's OpenMP threading layer (the default where libgomp is installed) a
+    process that used a parallel region and then forks (multiprocessing, data-loader workers) has its children
+    terminated by the GNU OpenMP runtime ("fork() called from a process already using GNU OpenMP"), and the
+    workqueue layer aborts on concurrent use.  refnsm's kernels stay single-threaded; BLAS brings the threads."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parents[1] / "refnsm"
+    offenders = [f"{p.relative_to(root)}:{i}" for p in root.rglob("*.py")
+                 for i, line in enumerate(p.read_text().splitlines(), 1)
+                 if re.search(r"parallel\s*=\s*True|\bprange\b", line.split("#")[0])]
+    assert not offenders, offenders

@@ -662,45 +662,6 @@ def test_fused_bce_range_status_and_nonfinite_still_raise():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_cross_entropy_parallel_positions_equal_the_serial_loop(dtype):
-    """Above CE_PARALLEL_MIN entries the positions run over the threads: loss and gradient are bit for bit those of
-    the serial loop over the positions (each position's term added in (t, n, s) order), with ignored targets,
-    spatial positions, ties of the maximum, and want_grad False."""
-    from refnsm.spiking import _kernels as K
-
-    rng = np.random.default_rng(11)
-    T, N, C, S = 4, 16, 64, 17
-    assert T * N * C * S >= K.CE_PARALLEL_MIN
-    x = rng.standard_normal((T, N, C, S)).astype(dtype)
-    x[:, 0, :2, :] = 3.0  # a tied maximum
-    target = rng.integers(0, C, (N, S))
-    target[3, :5] = -100
-    loss, grad, count = K.cross_entropy_steps(x, target, -100, 0.5, True)
-    ref = np.zeros_like(x)
-    total = 0.0
-    valid = int((target != -100).sum()) * T
-    for t in range(T):
-        for n in range(N):
-            for s in range(S):
-                if target[n, s] != -100:
-                    total += K._ce_position(x, target, t, n, s, target[n, s], 0.5 / valid, True, ref)
-    assert count == valid and loss == total / valid
-    np.testing.assert_array_equal(grad, ref)
-    loss2, empty, _ = K.cross_entropy_steps(x, target, -100, 0.5, False)
-    assert loss2 == loss and empty.size == 0
-    import numba
-
-    before = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)  # the same bits on one thread
-        loss1, grad1, _ = K.cross_entropy_steps(x, target, -100, 0.5, True)
-    finally:
-        numba.set_num_threads(before)
-    assert loss1 == loss
-    np.testing.assert_array_equal(grad1, grad)
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_max_abs_by_bits_equals_numpy(dtype):
     """max |x| from the sign-masked bit patterns: numpy's value on signed, tied, subnormal, huge, Inf and empty
     inputs; a NaN gives NaN."""

@@ -6,7 +6,7 @@ through ``np.dot``.  See ``refnsm/spiking/losses.py`` for the math and the publi
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 # kernel codes
 LINEAR, POLYNOMIAL, SIGMOID, GAUSSIAN = 0, 1, 2, 3
@@ -758,11 +758,6 @@ def check_targets(target, n_classes, ignore_index):
     return valid, -1
 
 
-#: T N S C at or above which ``cross_entropy_steps`` splits the positions over the threads (below it the
-#: launch of a parallel region costs more than it saves)
-CE_PARALLEL_MIN = 1 << 16
-
-
 @njit(cache=True, inline="always")
 def _ce_position(x, target, t, n, s, tg, scale, want_grad, grad):
     """The cross-entropy (float64) of position (t, n, s) with target class tg; its gradient into ``grad``."""
@@ -787,22 +782,6 @@ def _ce_position(x, target, t, n, s, tg, scale, want_grad, grad):
     return (m + np.log(se)) - float(x[t, n, tg, s])
 
 
-@njit(cache=True, parallel=True)
-def _ce_positions_parallel(x, target, ignore_index, scale, want_grad, grad, terms):
-    """``_ce_position`` at every (t, n, s), the (t, n) rows split over the threads; terms[t, n, s] gets each
-    position's loss (0 where ignored), summed afterwards in order, so the result does not depend on the threads."""
-    T, N, C, S = x.shape
-    for q in prange(T * N):
-        t = q // N
-        n = q - t * N
-        for s in range(S):
-            tg = target[n, s]
-            if tg == ignore_index:
-                terms[t, n, s] = 0.0
-                continue
-            terms[t, n, s] = _ce_position(x, target, t, n, s, tg, scale, want_grad, grad)
-
-
 @njit(cache=True)
 def cross_entropy_steps(x, target, ignore_index, g, want_grad):
     """Mean cross-entropy over every (t, n, s) with target[n, s] != ignore_index, and its gradient.
@@ -810,9 +789,9 @@ def cross_entropy_steps(x, target, ignore_index, g, want_grad):
     x is [T, N, C, S] (S = product of the spatial dims, 1 when there are none), target is [N, S] with valid entries
     (see ``check_targets``).  Returns (loss, grad, count) with grad = g * (softmax - onehot) / count at valid
     positions, 0 elsewhere.  One pass per position: the exponentials of the log-sum-exp are kept in ``grad`` and
-    normalised there, so each is computed once.  From ``CE_PARALLEL_MIN`` entries on, the positions are split over
-    the threads (``_ce_positions_parallel``) and their losses summed in the same order as the serial loop does,
-    so the result is bit for bit the same.
+    normalised there, so each is computed once.  Single-threaded: a ``parallel=True`` kernel would run on Numba's
+    threading layer, and under its OpenMP layer (the default where libgomp is present) a process that forks
+    afterwards (multiprocessing, data-loader workers) has its children terminated by the GNU OpenMP runtime.
     """
     T, N, C, S = x.shape
     valid = 0
@@ -826,15 +805,6 @@ def cross_entropy_steps(x, target, ignore_index, g, want_grad):
         return np.nan, grad, 0
     total = 0.0
     scale = g / count
-    if T * N * S * C >= CE_PARALLEL_MIN:
-        terms = np.empty((T, N, S))
-        _ce_positions_parallel(x, target, ignore_index, scale, want_grad, grad, terms)
-        for t in range(T):
-            for n in range(N):
-                for s in range(S):
-                    if target[n, s] != ignore_index:
-                        total += terms[t, n, s]
-        return total / count, grad, count
     for t in range(T):
         for n in range(N):
             for s in range(S):
