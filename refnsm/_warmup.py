@@ -48,6 +48,18 @@ def _spiking(dt):
     sp.time_mean_cross_entropy_vjp(None, x, t)
     sp.tet_loss_vjp(None, x, t)
     sp.firing_rate_mse_vjp(None, (x > 0).astype(dt), np.array([0, 2, 1, 1]))
+    # the full-matrix loss composition: no CPU entry point calls it any more (the fused kernel works on one
+    # triangle), but the tests compare against it and it names the CUDA twins' steps
+    from refnsm.spiking import _kernels as SK
+
+    X2 = s.reshape(4, -1)
+    G = X2 @ X2.T
+    S, Y = np.full((4, 4), 0.5, dt), np.eye(4, dtype=dt)
+    C = SK.similarity_complement(X2, G, SK.SIGMOID, 1.0)
+    SK.pairwise_loss(S, Y, SK.MSE, 1e-12)
+    SK.pairwise_loss_grad(S, Y, SK.MSE, 1.0, 1e-12)
+    SK.pairwise_loss_exact(S, C, Y, SK.MSE, 1e-12)
+    SK.pairwise_loss_grad_exact(S, C, Y, SK.MSE, 1.0, 1e-12)
 
 
 def _similarity(dt):
@@ -122,6 +134,12 @@ def _linear(dt):
         y = m.forward(x)
         m.backward(np.ones_like(y))
         m.reg_error_vjp()
+    # the bias kernels without the fused finiteness test (the compat maps that fold the bias into effective_W)
+    from refnsm.linear import _kernels as LK
+
+    y = np.zeros((2, 4), dt)
+    LK.add_bias(y, np.ones(4, dt))
+    LK.col_sums(y)
 
 
 def _regularization(dt):
