@@ -99,6 +99,19 @@ def tie_weights(s, target, scale):
     return w
 
 
+@njit(cache=True, inline="always")
+def _finite_extreme(sums, largest):
+    """``(max or min of sums, True)``, or ``(0.0, False)`` at the first non-finite sum."""
+    v = sums[0]
+    for k in range(sums.shape[0]):
+        x = sums[k]
+        if not np.isfinite(x):
+            return 0.0, False
+        if (x > v) if largest else (x < v):
+            v = x
+    return v, True
+
+
 @njit(cache=True)
 def induced_norm_grad(P, by_cols, largest, want_grad, G, scale):
     """The induced 1-norm (``by_cols``: max absolute column sum) or inf-norm (max absolute row sum) of ``P``, or
@@ -115,13 +128,9 @@ def induced_norm_grad(P, by_cols, largest, want_grad, G, scale):
         abs_col_sums(P, sums)
     else:
         abs_row_sums(P, sums)
-    v = sums[0]
-    for k in range(sums.shape[0]):
-        x = sums[k]
-        if not np.isfinite(x):
-            return 0.0, False
-        if (x > v) if largest else (x < v):
-            v = x
+    v, finite = _finite_extreme(sums, largest)
+    if not finite:
+        return 0.0, False
     if want_grad:
         w = tie_weights(sums, v, scale)
         if by_cols:
@@ -249,13 +258,9 @@ def distance_induced_grad(P, Q, by_cols, largest, want_grad, G, scale):
         absdiff_col_sums(P, Q, sums)
     else:
         absdiff_row_sums(P, Q, sums)
-    v = sums[0]
-    for k in range(sums.shape[0]):
-        x = sums[k]
-        if not np.isfinite(x):
-            return 0.0, False
-        if (x > v) if largest else (x < v):
-            v = x
+    v, finite = _finite_extreme(sums, largest)
+    if not finite:
+        return 0.0, False
     if want_grad:
         signdiff_times_weights(P, Q, tie_weights(sums, v, scale), by_cols, G)
     return v, True

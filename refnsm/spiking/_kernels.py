@@ -285,6 +285,20 @@ def dot_lifted(W, X, xbound):
     return out
 
 
+@njit(cache=True, inline="always")
+def _pull_back(W, X, r, h, all_rows):
+    """The last step of both similarity VJPs: ``dX = W X + diag(h) X`` (``dot_lifted``, ``r`` the row norms
+    bounding ``|X|``), the ``h_i x_i`` term added to every row (``all_rows``, the gaussian's) or where
+    ``h_i != 0``."""
+    n = X.shape[0]
+    out = dot_lifted(W, X, r.max() if n else 0.0)
+    for i in range(n):
+        if all_rows or h[i] != 0:
+            for k in range(X.shape[1]):
+                out[i, k] += h[i] * X[i, k]
+    return out
+
+
 @njit(cache=True)
 def similarity_vjp(A, X, S, G, r, kind, p, eps):
     """dL/dX for S = similarity(X) and A = dL/dS (both kernel arguments are X, so the two paths add).
@@ -319,22 +333,14 @@ def similarity_vjp(A, X, S, G, r, kind, p, eps):
         B = _kernel_coupling(A, S, G, kind, p)
         if kind == GAUSSIAN:
             near = gaussian_pairs(B, G, W, h)
-            out = dot_lifted(W, X, r.max() if n else 0.0)
-            for i in range(n):
-                for k in range(X.shape[1]):
-                    out[i, k] += h[i] * X[i, k]
+            out = _pull_back(W, X, r, h, True)
             gaussian_near_pairs(near, X, out)
             return out
         else:
             for i in range(n):
                 for j in range(n):
                     W[i, j] = B[i, j] + B[j, i]
-    out = dot_lifted(W, X, r.max() if n else 0.0)
-    for i in range(n):
-        if h[i] != 0:
-            for k in range(X.shape[1]):
-                out[i, k] += h[i] * X[i, k]
-    return out
+    return _pull_back(W, X, r, h, False)
 
 
 @njit(cache=True)
@@ -698,21 +704,13 @@ def symmetric_similarity_vjp(A, X, S, C, G, r, kind, p, eps):
                 B[j, i] = b
         if kind == GAUSSIAN:
             near = gaussian_pairs(B, G, W, h)
-            out = dot_lifted(W, X, r.max() if n else 0.0)
-            for i in range(n):
-                for k in range(X.shape[1]):
-                    out[i, k] += h[i] * X[i, k]
+            out = _pull_back(W, X, r, h, True)
             gaussian_near_pairs(near, X, out)
             return out
         for i in range(n):
             for j in range(n):
                 W[i, j] = B[i, j] + B[i, j]
-    out = dot_lifted(W, X, r.max() if n else 0.0)
-    for i in range(n):
-        if h[i] != 0:
-            for k in range(X.shape[1]):
-                out[i, k] += h[i] * X[i, k]
-    return out
+    return _pull_back(W, X, r, h, False)
 
 
 @njit(cache=True)
