@@ -57,20 +57,148 @@ def softmax_rows(S, beta, A, rowmax, lse):
         lse[b] = np.log(tot)
 
 
+# float32 products of subnormal memories.  Weight decay drives unused float32 weights below float32's smallest
+# normal, 2**-126 (the benchmark's small memory gets there after ~10**5 updates), and this CPU takes a microcode
+# assist for every vector operation with a subnormal *input*: X W with D = 64, H = 128 went from 0.6 us to 37 us
+# (subnormal outputs of normal inputs, and conversions to float64, cost nothing extra; measured, issue 17).
+# ``_lift_exponent`` finds such a W and returns k > 0; the products are then formed as 2**-k (X (2**k W)):
+#   * 2**k W is exact: each weight is converted to float64 (exact), multiplied by 2**k (exact: a power of two, in
+#     float64's range) and converted back, a float32 normal number (k lifts the smallest non-zero |w| to 2**-126
+#     or above whenever that is safe), so the conversion is exact too;
+#   * every rounding inside BLAS is then relative to a normal number: the scaled product is the same computation as
+#     the product with an unbounded exponent range, 2**k times larger; k is capped so that no partial sum can
+#     overflow (2**k max|w| max(n max|x|, 1) <= 2**120);
+#   * the result is scaled back in float64 and rounded once to float32.
+# When W holds no subnormal (the usual case) k = 0 and the BLAS calls are the ones they always were: the same
+# bits.  With subnormal weights the lifted product is more accurate than the direct one, which rounds every
+# subnormal term to a multiple of 2**-149: its error is the usual relative bound plus one rounding of the result
+# (tests/test_hopfield_subnormal.py checks both against the exact product).  float64 is passed through.
+_BITS_MAG = 0x7FFFFFFF
+_BITS_MIN_NORMAL32 = 0x00800000  # 2**-126
+_BITS_SQUARE_NORMAL32 = 0x20000000  # 2**-63: a float32 at or above it has a normal square
+_BITS_INF32 = 0x7F800000
+
+
+@njit(cache=True)
+def min_abs_bits32(W):
+    """The smallest non-zero ``|w|`` of a float32 ``W`` as its bit pattern (0x7FFFFFFF + 1 when W is all zero).
+
+    A scan of integers (``(|bits| - 1) mod 2**31`` maps 0 to the largest value), so it vectorises and never touches
+    a subnormal as a float.  float64 ``W`` returns 2**31 (nothing to do).
+    """
+    if W.itemsize != 4:
+        return np.int64(_BITS_MAG) + 1
+    bits = np.ascontiguousarray(W).ravel().view(np.int32)
+    mag = np.int32(_BITS_MAG)
+    one = np.int32(1)
+    lo = mag
+    for i in range(bits.size):
+        lo = min(lo, ((bits[i] & mag) - one) & mag)
+    return np.int64(lo) + 1
+
+
+@njit(cache=True, inline="always")
+def _abs_bits_value(a):
+    """The float64 value of the finite float32 whose magnitude bits (sign cleared) are ``a``."""
+    if a >= _BITS_MIN_NORMAL32:
+        return (1.0 + (a & 0x7FFFFF) * 2.0 ** -23) * 2.0 ** ((a >> 23) - 127)
+    return a * 2.0 ** -149
+
+
+@njit(cache=True)
+def _lift_exponent(W, lo, bound):
+    """k >= 0 for the lifted products ``2**-k (X (2**k W))`` (see above); 0 when none is needed or possible.
+
+    ``lo`` is ``min_abs_bits32(W)``; ``bound`` >= every |sum of terms| / max|w| (n max|x| for a product of length
+    n).  Lifts as far as is safe (then products of the smallest weights with small |x| stay normal too).
+    """
+    if lo >= _BITS_MIN_NORMAL32 or W.itemsize != 4:
+        return 0
+    bits = np.ascontiguousarray(W).ravel().view(np.int32)
+    mag = np.int32(_BITS_MAG)
+    hi = np.int32(0)
+    for i in range(bits.size):
+        hi = max(hi, bits[i] & mag)
+    if hi >= _BITS_INF32 or not bound < np.inf:
+        return 0  # an inf or NaN weight: no scaling keeps it finite, the direct product says what it is
+    room = int(np.floor(120.0 - np.log2(_abs_bits_value(hi) * max(bound, 1.0))))
+    return max(min(room, 250), 0)
+
+
+@njit(cache=True)
+def _lift(W, k):
+    """``2**k W`` as a new float32 array of W's shape (exact, see above)."""
+    up = 2.0 ** k
+    out = np.empty(W.shape, W.dtype)
+    D, H = W.shape
+    for i in range(D):
+        for j in range(H):
+            out[i, j] = np.float64(W[i, j]) * up
+    return out
+
+
+@njit(cache=True)
+def _scale_down(Y, k):
+    """In place: ``Y *= 2**-k``, in float64, one rounding to float32 per entry."""
+    down = 2.0 ** -k
+    B, n = Y.shape
+    for b in range(B):
+        for i in range(n):
+            Y[b, i] = np.float64(Y[b, i]) * down
+
+
+@njit(cache=True)
+def _absmax(X):
+    m = 0.0
+    B, n = X.shape
+    for b in range(B):
+        for i in range(n):
+            m = max(m, abs(np.float64(X[b, i])))
+    return m
+
+
+@njit(cache=True)
+def retrieval_lift(X, W, lo):
+    """The lift exponent k of ``retrieve_k`` for probes ``X`` and memories ``W`` (``lo = min_abs_bits32(W)``)."""
+    if lo >= _BITS_MIN_NORMAL32:
+        return 0
+    # X W sums D terms |x| |w|; A W^T sums H terms a |w| with sum(a) = 1
+    return _lift_exponent(W, lo, max(W.shape[0] * _absmax(X), 1.0))
+
+
+@njit(cache=True)
+def retrieve_k(X, W, k, beta, S, A, Xhat, rowmax, lse):
+    """``retrieve_into`` with the products lifted by ``2**k`` (k = 0: the plain BLAS products)."""
+    if k > 0:
+        Wk = _lift(W, k)
+        np.dot(X, Wk, S)
+        _scale_down(S, k)
+        softmax_rows(S, beta, A, rowmax, lse)
+        np.dot(A, Wk.T, Xhat)
+        _scale_down(Xhat, k)
+    else:
+        np.dot(X, W, S)
+        softmax_rows(S, beta, A, rowmax, lse)
+        np.dot(A, W.T, Xhat)
+
+
 @njit(cache=True)
 def retrieve_into(X, W, beta, S, A, Xhat, rowmax, lse):
-    """One retrieval step for a batch: ``S = XW - rowmax``, ``A = softmax(beta S)``, ``Xhat = A W^T``."""
-    np.dot(X, W, S)
-    softmax_rows(S, beta, A, rowmax, lse)
-    np.dot(A, W.T, Xhat)
+    """One retrieval step for a batch: ``S = XW - rowmax``, ``A = softmax(beta S)``, ``Xhat = A W^T``.
+
+    A float32 ``W`` holding subnormal weights is multiplied in lifted form (``_lift_exponent``, above); the same
+    bits otherwise.
+    """
+    k = retrieval_lift(X, W, min_abs_bits32(W)) if W.itemsize == 4 else 0
+    retrieve_k(X, W, k, beta, S, A, Xhat, rowmax, lse)
 
 
 @njit(cache=True)
 def iterate_into(X0, W, beta, tol, max_iter, X, S, A, Xhat, rowmax, lse):
     """Iterate ``x <- W softmax(beta W^T x)`` from ``X0`` until ``max |x_new - x| <= tol``.
 
-    ``X`` receives the final state; ``S, A, Xhat, rowmax, lse`` are work buffers (allocated once by the caller,
-    nothing is allocated inside the loop).  Returns ``(n_iter, last_change)``: the number of updates applied and
+    ``X`` receives the final state; ``S, A, Xhat, rowmax, lse`` are work buffers (allocated once by the caller;
+    nothing is allocated inside the loop unless float32 memories hold subnormals, see ``retrieve_into``).  Returns ``(n_iter, last_change)``: the number of updates applied and
     the max-norm of the last update.
     """
     B, D = X0.shape
@@ -79,8 +207,10 @@ def iterate_into(X0, W, beta, tol, max_iter, X, S, A, Xhat, rowmax, lse):
             X[b, i] = X0[b, i]
     change = np.inf
     it = 0
+    lo = min_abs_bits32(W)
     while it < max_iter:
-        retrieve_into(X, W, beta, S, A, Xhat, rowmax, lse)
+        # subnormal float32 memories: a lifted copy of W per iteration (the lift depends on max|x|)
+        retrieve_k(X, W, retrieval_lift(X, W, lo), beta, S, A, Xhat, rowmax, lse)
         change = 0.0
         for b in range(B):
             for i in range(D):
@@ -130,31 +260,43 @@ def row_sq_norm_max(W, axis):
     """``max`` of the squared Euclidean norms of the rows (axis=1) or of the columns (axis=0) of ``W``.
 
     Returns ``(value, index)`` with the first index attaining the max.  Each square is rounded in the array dtype
-    and accumulated in float64; column norms are accumulated row by row (independent accumulators, so the loop
-    vectorises); row norms use four partial sums per row, and in float32 their squares come from ``_sq32`` (the
-    same values without subnormal arithmetic, in a loop that vectorises); the sums and their order are the same
-    in both dtypes.
+    and accumulated in float64.
+    """
+    return row_sq_norm_max_lo(W, axis, min_abs_bits32(W))
+
+
+@njit(cache=True)
+def row_sq_norm_max_lo(W, axis, lo):
+    """``row_sq_norm_max`` with ``lo = min_abs_bits32(W)`` already known.
+
+    Column norms are accumulated row by row (independent accumulators, so the loop vectorises); row norms use four
+    partial sums per row.  A float32 ``W`` whose smallest non-zero ``|w|`` is below 2**-63 has subnormal (or
+    underflowing) squares, or subnormal weights, both slow on this CPU; its squares then come from ``_sq32`` (the
+    same values from normal float64 arithmetic).  The sums and their order are the same in every case.
     """
     D, H = W.shape
-    f32 = W.itemsize == 4
+    slow = W.itemsize == 4 and lo < _BITS_SQUARE_NORMAL32
     best = -1.0
     arg = 0
     if axis == 0:
-        # column norms: the loop over j vectorises, and vector float32 underflow costs next to nothing here
-        # (measured, issue 17); the scalar row loop below is where subnormal squares were slow
         acc = np.zeros(H)
-        for i in range(D):
-            for j in range(H):
-                acc[j] += W[i, j] * W[i, j]
+        if slow:
+            for i in range(D):
+                for j in range(H):
+                    acc[j] += _sq32(W[i, j])
+        else:
+            for i in range(D):
+                for j in range(H):
+                    acc[j] += W[i, j] * W[i, j]
         for j in range(H):
             if acc[j] > best:
                 best = acc[j]
                 arg = j
     else:
         J4 = H - H % 4
-        c = np.empty(H if f32 else 0)
+        c = np.empty(H if slow else 0)
         for i in range(D):
-            if f32:
+            if slow:
                 for j in range(H):  # the squares first, in a loop that vectorises
                     c[j] = _sq32(W[i, j])
             # four independent partial sums: the additions pipeline (a single running sum is latency-bound)
@@ -162,7 +304,7 @@ def row_sq_norm_max(W, axis):
             s1 = 0.0
             s2 = 0.0
             s3 = 0.0
-            if f32:
+            if slow:
                 for j in range(0, J4, 4):
                     s0 += c[j]
                     s1 += c[j + 1]
@@ -440,8 +582,9 @@ def advance_into(X, W, beta, variant, S, A, Xhat):
     rowmax = np.empty(B)
     lse = np.empty(B)
     e = np.empty(B)
-    retrieve_into(X, W, beta, S, A, Xhat, rowmax, lse)
-    m2, _ = row_sq_norm_max(W, 1 if variant == 1 else 0)
+    lo = min_abs_bits32(W)  # one scan decides both the lifted products and the squares' path
+    retrieve_k(X, W, retrieval_lift(X, W, lo), beta, S, A, Xhat, rowmax, lse)
+    m2, _ = row_sq_norm_max_lo(W, 1 if variant == 1 else 0, lo)
     energy_rows(X, Xhat, rowmax, lse, beta, H, 0.5 * m2, variant, e)
     return e.mean()
 
