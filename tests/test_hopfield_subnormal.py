@@ -166,7 +166,7 @@ def test_advance_energy_unchanged_on_decayed_weights(rng, dtype, variant):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=False)  # not cached: a cached caller keeps the callee (softmax_rows) it was compiled with
 def _retrieve_old(X, W, beta, S, A, Xhat, rowmax, lse):
     """retrieve_into as it was before issue 17: the two BLAS products on W as stored."""
     np.dot(X, W, S)
