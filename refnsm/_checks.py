@@ -22,6 +22,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_INT64 = np.dtype(np.int64)
 
 
 def _describe(value) -> str:
@@ -83,6 +84,21 @@ def as_float_array(
     allow_empty : bool
         Accept arrays with a zero-length axis.
     """
+    if (type(value) is np.ndarray and value.dtype in _FLOAT_DTYPE_SET and value.flags.c_contiguous
+            and (dtype is None or value.dtype == dtype)):
+        arr = value  # what a training loop passes: no conversion, only the rank, size and finiteness checks below
+    else:
+        arr = _converted_float_array(value, name, dtype)
+    check_rank(arr, name, ndim=ndim, min_ndim=min_ndim, shape_hint=shape_hint)
+    if not allow_empty and arr.size == 0:
+        raise ValueError(f"{name}: expected a non-empty array, got shape {arr.shape}")
+    if finite:
+        check_finite(arr, name)
+    return arr
+
+
+def _converted_float_array(value, name, dtype):
+    """``value`` as a C-contiguous float32/float64 array (``dtype``, or its own float dtype, else float64)."""
     if isinstance(value, (str, bytes)) or value is None:
         raise TypeError(f"{name}: expected a real numeric array, got {_describe(value)}")
     arr = as_numpy(value, name)
@@ -95,13 +111,8 @@ def as_float_array(
         target = arr.dtype
     else:
         target = np.dtype(np.float64)
-    if arr.dtype != target or not arr.flags.c_contiguous:  # what a training loop passes needs no conversion
+    if arr.dtype != target or not arr.flags.c_contiguous:
         arr = np.asarray(arr, dtype=target, order="C")  # (np.ascontiguousarray would turn a 0-d array into 1-d)
-    check_rank(arr, name, ndim=ndim, min_ndim=min_ndim, shape_hint=shape_hint)
-    if not allow_empty and arr.size == 0:
-        raise ValueError(f"{name}: expected a non-empty array, got shape {arr.shape}")
-    if finite:
-        check_finite(arr, name)
     return arr
 
 
@@ -111,6 +122,9 @@ def as_index_array(value, name: str, *, ndim: int | None = None, shape_hint: str
     Floating-point arrays are rejected even when their values are whole numbers: a float target is almost
     always a one-hot or probability target passed by mistake, and silently truncating it would hide that.
     """
+    if type(value) is np.ndarray and value.dtype == _INT64 and value.flags.c_contiguous:
+        check_rank(value, name, ndim=ndim, shape_hint=shape_hint)  # no conversion needed
+        return value
     if isinstance(value, (str, bytes)) or value is None:
         raise TypeError(f"{name}: expected an integer array of class indices, got {_describe(value)}")
     arr = as_numpy(value, name)
@@ -426,6 +440,72 @@ def finite_result(fn):
                 f"precision (largest input magnitude {_largest_input(args, kwargs)}); rescale the inputs"
             )
         return out
+
+    wrapper.__wrapped_finite__ = True
+    return wrapper
+
+
+def _finite_result_array(a) -> bool:
+    """Whether a real result array holds no NaN/Inf (False for a complex one: the full policy reads those)."""
+    k = a.dtype.kind
+    if k != "f":
+        return k != "c"
+    if not a.size:
+        return True
+    return _all_finite(a)
+
+
+#: the results :func:`finite_result` reads (it skips other objects, e.g. device arrays)
+_POLICY_READS = (np.ndarray, float, np.floating, complex, np.complexfloating, tuple, list, dict)
+
+
+def _replayed_policy(fn, out=None, warning=None):
+    """:func:`finite_result` applied to a call of ``fn`` that already ran: it returned ``out`` or raised ``warning``.
+
+    Replaying the outcome (instead of running the call again) keeps the error and its message exactly the shared
+    policy's without repeating a call's side effects (L0Linear draws noise per call)."""
+    import functools
+
+    def replay(*args, **kwargs):
+        if warning is not None:
+            raise warning
+        return out
+
+    return finite_result(functools.update_wrapper(replay, fn))
+
+
+def finite_result_verified(fn):
+    """:func:`finite_result` for hot functions, with a cheaper test of the common result.
+
+    ``fn`` returns ``(result, verified)``; ``verified`` is True when a kernel already tested every element of the
+    result in the pass that wrote it.  Otherwise a result that is an array, or a tuple or dict of arrays, is tested
+    here with one compiled pass per array.  When a test fails, or the call raised a ``RuntimeWarning`` (NumPy's
+    overflow warning under ``-W error``), or the result is of another kind that the policy reads, the outcome goes
+    through :func:`finite_result` itself, so the error (:class:`NonFiniteResultError`) and its message are exactly
+    the shared policy's."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            out, verified = fn(*args, **kwargs)
+        except RuntimeWarning as w:
+            return _replayed_policy(fn, warning=w)(*args, **kwargs)
+        if verified:
+            return out
+        t = type(out)
+        if t is np.ndarray:
+            if _finite_result_array(out):
+                return out
+        elif t is dict or t is tuple:
+            for v in (out.values() if t is dict else out):
+                if type(v) is not np.ndarray or not _finite_result_array(v):
+                    break
+            else:
+                return out
+        elif not isinstance(out, _POLICY_READS) and not hasattr(out, "__dataclass_fields__"):
+            return out  # an object the policy skips as well (a device array: its result stays on the device)
+        return _replayed_policy(fn, out=out)(*args, **kwargs)  # a failure, or a kind the fast test does not read
 
     wrapper.__wrapped_finite__ = True
     return wrapper

@@ -5,6 +5,7 @@ import pytest
 
 from refnsm import spiking as sp
 from refnsm.gradcheck import gradcheck
+from refnsm._checks import NonFiniteResultError
 
 
 def _data(seed=0, T=4, N=5, C=3):
@@ -84,3 +85,36 @@ def test_base_criterion_bad_input():
     with pytest.raises(ValueError, match="base_criterion_vjp: expected a gradient of shape"):
         sp.TETLoss(base_criterion=_mse_onehot, base_criterion_vjp=lambda g, a, b: np.ones(2)).base_criterion_loss_vjp(
             None, x, y)
+
+
+# ---- the result guard's shortcut: the TET gradient is finite by construction (losses._ce_grad_is_finite) ----
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tet_gradient_is_bounded_by_the_cotangent(rng, dtype):
+    """|grad| <= |g| for any finite logits, however extreme: the argument that lets the guard skip reading it."""
+    big = float(np.finfo(dtype).max) / 4
+    for trial in range(20):
+        x = (rng.standard_normal((3, 5, 7)) * 10.0 ** rng.uniform(-3, 300 if dtype == np.float64 else 37)).astype(dtype)
+        x = np.clip(x, -big, big)
+        t = rng.integers(0, 7, 5)
+        g = float(10.0 ** rng.uniform(-5, 30))
+        grad = sp.temporal_efficient_training_cross_entropy_vjp(g, x, t)
+        assert np.all(np.isfinite(grad))
+        assert np.all(np.abs(grad.astype(np.float64)) <= g * (1 + 2.0 ** -23))
+
+
+def test_tet_overflowing_loss_is_refused():
+    """The loss is still tested: logits of +-1e308 make m + log(se) - x_y overflow."""
+    x = np.array([[[1.5e308, -1.5e308]]])
+    with pytest.raises(NonFiniteResultError, match="temporal_efficient_training_cross_entropy_value_and_grad"):
+        sp.temporal_efficient_training_cross_entropy_value_and_grad(x, np.array([1]))
+
+
+def test_tet_huge_cotangent_in_float32_takes_the_full_test():
+    """|g| above half of float32's range: the shortcut does not apply, and the overflowing gradient is refused."""
+    x = np.array([[[0.0, 1.0]]], dtype=np.float32)
+    with pytest.raises(NonFiniteResultError):
+        sp.temporal_efficient_training_cross_entropy_vjp(1e300, x, np.array([0]))
+    g = sp.temporal_efficient_training_cross_entropy_vjp(1e38, x, np.array([0]))  # within range: fine
+    assert np.all(np.isfinite(g))

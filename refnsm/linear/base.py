@@ -21,7 +21,6 @@ A soft constraint is a penalty ``reg_error()`` whose gradient is ``reg_error_vjp
 from __future__ import annotations
 
 import copy
-import functools
 
 import numpy as np
 
@@ -72,68 +71,8 @@ def _host_input(value, dtype, shape=None, last=None):
     return value
 
 
-def _finite_result_array(a) -> bool:
-    """Whether a real result array holds no NaN/Inf (False for a complex one: the full policy reads those)."""
-    k = a.dtype.kind
-    if k != "f":
-        return k != "c"
-    if not a.size:
-        return True
-    if a.flags.c_contiguous and a.dtype.itemsize >= 4:
-        return _finite_array(a)
-    return bool(np.isfinite(a).all())
-
-
-#: the results :func:`refnsm._checks.finite_result` reads (it skips other objects, e.g. device arrays)
-_POLICY_READS = (np.ndarray, float, np.floating, complex, np.complexfloating, tuple, list, dict)
-
-
-def _policy(fn, out=None, warning=None):
-    """The shared :func:`refnsm._checks.finite_result` applied to a call of ``fn`` that already ran: it returned
-    ``out`` or raised ``warning``.  Replaying the outcome (instead of running the call again) keeps the error and its
-    message exactly the shared policy's without repeating a call's side effects (L0Linear draws noise per call)."""
-
-    def replay(*args, **kwargs):
-        if warning is not None:
-            raise warning
-        return out
-
-    return _checks.finite_result(functools.update_wrapper(replay, fn))
-
-
-def _guarded(fn):
-    """:func:`refnsm._checks.finite_result` for the maps' four hot methods, with a cheaper test of the common result.
-
-    ``fn`` returns ``(result, verified)``; ``verified`` is True when a kernel already tested every element of the
-    result in the pass that wrote it.  Otherwise the result (an array, or a dict of arrays) is tested here with one
-    compiled pass per array.  When a test fails, or the call raised a ``RuntimeWarning`` (NumPy's overflow warning
-    under ``-W error``), or the result is of another kind that the policy reads, the outcome goes through
-    ``finite_result`` itself (:func:`_policy`), so the error (``NonFiniteResultError``) and its message are exactly
-    the shared policy's."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            out, verified = fn(*args, **kwargs)
-        except RuntimeWarning as w:
-            return _policy(fn, warning=w)(*args, **kwargs)
-        if verified:
-            return out
-        if type(out) is np.ndarray:
-            if _finite_result_array(out):
-                return out
-        elif type(out) is dict:
-            for v in out.values():
-                if type(v) is not np.ndarray or not _finite_result_array(v):
-                    break
-            else:
-                return out
-        elif not isinstance(out, _POLICY_READS) and not hasattr(out, "__dataclass_fields__"):
-            return out  # an object the policy skips as well (a device array: its result stays on the device)
-        return _policy(fn, out=out)(*args, **kwargs)  # a failure, or a kind the fast test does not read
-
-    wrapper.__wrapped_finite__ = True
-    return wrapper
+# the maps' four hot methods return (result, verified): see refnsm._checks.finite_result_verified
+_guarded = _checks.finite_result_verified
 
 
 def _mm(xp, a, b):

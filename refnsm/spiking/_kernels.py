@@ -787,6 +787,7 @@ def cross_entropy_steps(x, target, ignore_index, g, want_grad):
     E = np.empty((N, C, S))
     e = E.ravel()
     xf = np.ascontiguousarray(x).ravel()  # x is C-contiguous from the public layer: a view
+    gf = grad.ravel()  # a view (grad is new and C-contiguous)
     NCS = N * C * S
     for t in range(T):
         x0 = t * NCS
@@ -815,6 +816,21 @@ def cross_entropy_steps(x, target, ignore_index, g, want_grad):
                         E[n, c, s] = float(x[t, n, c, s]) - M[n, s]
         for i in range(NCS):
             e[i] = vexp(e[i])
+        if S == 1:  # the arithmetic of the general loop below, in unit-stride loops (the divisions vectorise)
+            for n in range(N):
+                tg = target[n, 0]
+                if tg == ignore_index:
+                    continue
+                b = n * C
+                se = 0.0
+                for c in range(C):
+                    se += e[b + c]
+                if want_grad:
+                    for c in range(C):
+                        pc = float(x.dtype.type(e[b + c])) / se - (1.0 if c == tg else 0.0)
+                        gf[x0 + b + c] = pc * scale
+                total += (M[n, 0] + np.log(se)) - float(xf[x0 + b + tg])
+            continue
         for n in range(N):
             for s in range(S):
                 tg = target[n, s]

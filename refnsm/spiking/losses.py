@@ -651,7 +651,7 @@ def temporal_efficient_training_cross_entropy(x_seq, target, ignore_index=IGNORE
     return np.asarray(loss, dtype=x.dtype)
 
 
-@_checks.finite_result
+@_checks.finite_result_verified
 def temporal_efficient_training_cross_entropy_vjp(grad_out, x_seq, target, ignore_index=IGNORE_INDEX, *,
                                                   device="cpu"):
     r"""Gradient of the TET cross-entropy: :math:`\partial L/\partial x_{t,n,c,s} =
@@ -672,10 +672,23 @@ def temporal_efficient_training_cross_entropy_vjp(grad_out, x_seq, target, ignor
     g = _checks.scalar_grad_out(grad_out)
     x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index, xp)
     _, grad, _ = kernels.cross_entropy_steps(x4, t2, ii, g, True)
-    return xp.give_back(grad.reshape(*x.shape))
+    return xp.give_back(grad.reshape(*x.shape)), _ce_grad_is_finite(g, x.dtype)
 
 
-@_checks.finite_result
+def _ce_grad_is_finite(g, dtype):
+    """Whether the TET gradient of finite logits with cotangent ``g`` is finite, without reading it.
+
+    Every entry is ``(p - [c = y]) g / |V|`` or 0, with ``p`` a softmax weight: the max-shifted row has an
+    exponential exp(0) = 1, so the sum ``se >= 1`` and ``p = e / se`` lies in [0, 1] (the exponentials of finite
+    shifted logits lie in [0, 1]).  So ``|entry| <= |g|`` (times ``1 + 2**-24`` in float32, where ``e`` is
+    rounded before the division), finite in ``dtype`` whenever ``|g|`` is at most half its largest value."""
+    return abs(g) <= 0.5 * _DTYPE_MAX[dtype.itemsize]
+
+
+_DTYPE_MAX = {4: float(np.finfo(np.float32).max), 8: float(np.finfo(np.float64).max)}
+
+
+@_checks.finite_result_verified
 def temporal_efficient_training_cross_entropy_value_and_grad(x_seq, target, ignore_index=IGNORE_INDEX, *,
                                                              device="cpu"):
     """``(loss, d loss / d x_seq)`` of :func:`temporal_efficient_training_cross_entropy` in one pass (for training).
@@ -692,7 +705,9 @@ def temporal_efficient_training_cross_entropy_value_and_grad(x_seq, target, igno
     kernels, xp = _backend.get("spiking", device, x_seq, target)
     x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index, xp)
     loss, grad, _ = kernels.cross_entropy_steps(x4, t2, ii, 1.0, True)
-    return np.asarray(loss, dtype=x.dtype), xp.give_back(grad.reshape(*x.shape))
+    # the gradient is finite by construction (_ce_grad_is_finite); only the loss needs its test
+    loss = np.asarray(loss, dtype=x.dtype)
+    return (loss, xp.give_back(grad.reshape(*x.shape))), bool(np.isfinite(loss))
 
 
 def _time_mean_1(kernels, x4):
