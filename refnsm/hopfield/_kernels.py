@@ -32,6 +32,25 @@ def copy_finite(src, dst):
     return ok
 
 
+@njit(cache=True, inline="always")
+def _sum4(v, n):
+    """``sum(v[:n])`` with four interleaved partial sums ``((s0 + s1) + (s2 + s3))``: the additions pipeline (one
+    running sum is latency-bound); the order is fixed, so the result is too."""
+    n4 = n - n % 4
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    for j in range(0, n4, 4):
+        s0 += v[j]
+        s1 += v[j + 1]
+        s2 += v[j + 2]
+        s3 += v[j + 3]
+    for j in range(n4, n):
+        s0 += v[j]
+    return (s0 + s1) + (s2 + s3)
+
+
 @njit(cache=True)
 def softmax_rows(S, beta, A, rowmax, lse):
     """In place: shift each row of ``S`` by its max, ``A = softmax(beta * S)``.
@@ -44,7 +63,6 @@ def softmax_rows(S, beta, A, rowmax, lse):
     """
     B, H = S.shape
     E = np.empty(H)
-    H4 = H - H % 4
     for b in range(B):
         m = S[b, 0]
         for j in range(1, H):
@@ -55,18 +73,7 @@ def softmax_rows(S, beta, A, rowmax, lse):
             S[b, j] = S[b, j] - m
         for j in range(H):
             E[j] = vexp(beta * S[b, j])
-        t0 = 0.0
-        t1 = 0.0
-        t2 = 0.0
-        t3 = 0.0
-        for j in range(0, H4, 4):
-            t0 += E[j]
-            t1 += E[j + 1]
-            t2 += E[j + 2]
-            t3 += E[j + 3]
-        for j in range(H4, H):
-            t0 += E[j]
-        tot = (t0 + t1) + (t2 + t3)
+        tot = _sum4(E, H)
         for j in range(H):
             A[b, j] = E[j] / tot
         lse[b] = np.log(tot)
@@ -314,20 +321,12 @@ def row_sq_norm_max_lo(W, axis, lo):
             if slow:
                 for j in range(H):  # the squares first, in a loop that vectorises
                     c[j] = _sq32(W[i, j])
-            # four independent partial sums: the additions pipeline (a single running sum is latency-bound)
-            s0 = 0.0
-            s1 = 0.0
-            s2 = 0.0
-            s3 = 0.0
-            if slow:
-                for j in range(0, J4, 4):
-                    s0 += c[j]
-                    s1 += c[j + 1]
-                    s2 += c[j + 2]
-                    s3 += c[j + 3]
-                for j in range(J4, H):
-                    s0 += c[j]
-            else:
+                s = _sum4(c, H)
+            else:  # the same four interleaved partial sums as _sum4, of the squares as they are formed
+                s0 = 0.0
+                s1 = 0.0
+                s2 = 0.0
+                s3 = 0.0
                 for j in range(0, J4, 4):
                     s0 += W[i, j] * W[i, j]
                     s1 += W[i, j + 1] * W[i, j + 1]
@@ -335,7 +334,7 @@ def row_sq_norm_max_lo(W, axis, lo):
                     s3 += W[i, j + 3] * W[i, j + 3]
                 for j in range(J4, H):
                     s0 += W[i, j] * W[i, j]
-            s = (s0 + s1) + (s2 + s3)
+                s = (s0 + s1) + (s2 + s3)
             if s > best:
                 best = s
                 arg = i
