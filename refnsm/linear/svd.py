@@ -136,23 +136,19 @@ class SVDLinear(_OrthogonalErrorMethod, LinearBase):
         return self.params["U"], self.params["V"]
 
     def _weight(self):
-        # one Numba pass for sigma(theta), s and U[:, :r] diag(s), then one BLAS product
+        # one Numba call: sigma(theta), s, U[:, :r] diag(s) and its BLAS product with V[:r]
         U, V = self._factors()
-        r = self.r
         lo, hi = self._bounds()
-        Us, s, sg = _kernels.svd_factors(U, self.params["sigma"], float(lo), float(hi), r)
-        W = np.dot(Us, V[:r, :])  # np.dot: the BLAS product of @, bit for bit, at less fixed cost
+        W, s, sg = _kernels.svd_weight(U, V, self.params["sigma"], float(lo), float(hi), self.r)
         return W, (U, V, s, sg)
 
     def _core_vjp(self, G, cache):
         U, V, s, sg = cache
-        r = self.r
         lo, hi = self._bounds()
-        GVt = np.dot(G, V[:r, :].T)  # (in, r)
-        UtG = np.dot(U[:, :r].T, G)  # (r, out)
-        # dU = [GVt diag(s), 0], dV = [diag(s) UtG; 0], g_i = (U^T G V^T)_ii, dtheta: in one Numba pass
-        dU, dV, dtheta, g = _kernels.svd_factors_vjp(GVt, UtG, U, s, sg, float(lo), float(hi), V.shape[0],
-                                                     self.params["sigma"].shape[0])
+        # G V^T and U^T G (BLAS), then dU = [G V^T diag(s), 0], dV = [diag(s) U^T G; 0], g_i = (U^T G V^T)_ii
+        # and dtheta: one Numba call
+        dU, dV, dtheta, g = _kernels.svd_weight_vjp(np.ascontiguousarray(G), U, V, s, sg, float(lo), float(hi),
+                                                    self.r, self.params["sigma"].shape[0])
         return dU, dV, dtheta, g, sg
 
     def _weight_vjp(self, G, cache):
