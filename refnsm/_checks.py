@@ -226,6 +226,9 @@ def check_int(value, name: str, *, minimum: int | None = None, maximum: int | No
 
     Every integer option reaches a kernel as an int64, so values outside the int64 range are refused here (with
     the argument's name) rather than by a Numba typing error; ``maximum`` tightens the upper bound."""
+    if (type(value) is int and INT64_MIN <= value <= INT64_MAX and (minimum is None or value >= minimum)
+            and (maximum is None or value <= maximum)):
+        return value  # a plain int that passes every test below (bool is a subclass, not this type)
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name}: expected an integer, got {_describe(value)}")
     try:

@@ -758,7 +758,7 @@ def check_targets(target, n_classes, ignore_index):
     return valid, -1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def cross_entropy_steps(x, target, ignore_index, g, want_grad):
     """Mean cross-entropy over every (t, n, s) with target[n, s] != ignore_index, and its gradient.
 
@@ -778,8 +778,10 @@ def cross_entropy_steps(x, target, ignore_index, g, want_grad):
             if target[n, s] != ignore_index:
                 valid += 1
     count = valid * T
-    grad = np.zeros_like(x) if want_grad else np.zeros((0, 0, 0, 0), dtype=x.dtype)
+    # every entry of grad is written below (zeros at ignored positions): no zero fill first
+    grad = np.empty_like(x) if want_grad else np.zeros((0, 0, 0, 0), dtype=x.dtype)
     if count == 0:
+        grad[...] = 0
         return np.nan, grad, 0
     total = 0.0
     scale = g / count
@@ -819,9 +821,12 @@ def cross_entropy_steps(x, target, ignore_index, g, want_grad):
         if S == 1:  # the arithmetic of the general loop below, in unit-stride loops (the divisions vectorise)
             for n in range(N):
                 tg = target[n, 0]
-                if tg == ignore_index:
-                    continue
                 b = n * C
+                if tg == ignore_index:
+                    if want_grad:
+                        for c in range(C):
+                            gf[x0 + b + c] = 0.0
+                    continue
                 se = 0.0
                 for c in range(C):
                     se += e[b + c]
@@ -835,6 +840,9 @@ def cross_entropy_steps(x, target, ignore_index, g, want_grad):
             for s in range(S):
                 tg = target[n, s]
                 if tg == ignore_index:
+                    if want_grad:
+                        for c in range(C):
+                            grad[t, n, c, s] = 0.0
                     continue
                 se = 0.0
                 for c in range(C):

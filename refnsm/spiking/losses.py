@@ -596,17 +596,19 @@ def _ce_prepare(x_seq, target, ignore_index, xp=HOST):
     x = xp.asarray(x_seq, "x_seq", min_ndim=3, shape_hint="[T, N, C, *spatial]")
     tgt = _checks.as_index_array(xp.to_host(target), "target", shape_hint="[N, *spatial]")
     ignore_index = _checks.check_int(ignore_index, "ignore_index")
-    expected = (x.shape[1],) + tuple(x.shape[3:])
+    shape = tuple(x.shape)
+    expected = shape[1:2] + shape[3:]
     if tgt.shape != expected:
         raise ValueError(
             f"target: expected shape {expected} (x_seq's batch and spatial dims, [N, *spatial]) for x_seq of shape "
             f"{tuple(x.shape)}, got {tgt.shape}"
         )
-    T, N, C = x.shape[:3]
-    check_target_values(tgt, T, C, ignore_index, tuple(x.shape))
-    x4 = x.reshape(T, N, C, math.prod(x.shape[3:]))
-    t2 = xp.from_host(tgt.reshape(N, x4.shape[3]))
-    return x, x4, t2, ignore_index
+    T, N, C = shape[:3]
+    check_target_values(tgt, T, C, ignore_index, shape)
+    if len(shape) == 3:  # no spatial dimensions: S = 1
+        return x, x.reshape(T, N, C, 1), xp.from_host(tgt.reshape(N, 1)), ignore_index
+    S = math.prod(shape[3:])
+    return x, x.reshape(T, N, C, S), xp.from_host(tgt.reshape(N, S)), ignore_index
 
 
 @_checks.finite_result
@@ -705,9 +707,9 @@ def temporal_efficient_training_cross_entropy_value_and_grad(x_seq, target, igno
     kernels, xp = _backend.get("spiking", device, x_seq, target)
     x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index, xp)
     loss, grad, _ = kernels.cross_entropy_steps(x4, t2, ii, 1.0, True)
-    # the gradient is finite by construction (_ce_grad_is_finite); only the loss needs its test
+    # the gradient is finite by construction (_ce_grad_is_finite); only the loss (rounded to x's dtype) needs its test
     loss = np.asarray(loss, dtype=x.dtype)
-    return (loss, xp.give_back(grad.reshape(*x.shape))), bool(np.isfinite(loss))
+    return (loss, xp.give_back(grad.reshape(*x.shape))), math.isfinite(loss)
 
 
 def _time_mean_1(kernels, x4):
