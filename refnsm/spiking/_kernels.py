@@ -758,7 +758,7 @@ def check_targets(target, n_classes, ignore_index):
     return valid, -1
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True)
 def cross_entropy_steps(x, target, ignore_index, g, want_grad):
     """Mean cross-entropy over every (t, n, s) with target[n, s] != ignore_index, and its gradient.
 
