@@ -118,3 +118,68 @@ def test_tet_huge_cotangent_in_float32_takes_the_full_test():
         sp.temporal_efficient_training_cross_entropy_vjp(1e300, x, np.array([0]))
     g = sp.temporal_efficient_training_cross_entropy_vjp(1e38, x, np.array([0]))  # within range: fine
     assert np.all(np.isfinite(g))
+
+
+# ------------------------------------------------------------------ the CPU fast path (cross_entropy_steps_checked)
+_TET_FUNCS = [
+    lambda x, t: sp.temporal_efficient_training_cross_entropy(x, t),
+    lambda x, t: sp.temporal_efficient_training_cross_entropy_vjp(None, x, t),
+    lambda x, t: sp.temporal_efficient_training_cross_entropy_value_and_grad(x, t),
+    lambda x, t: sp.tet_loss(x, t),
+    lambda x, t: sp.tet_loss_vjp(None, x, t),
+]
+
+
+def _bad_tet_inputs():
+    x = np.random.default_rng(3).standard_normal((3, 4, 5))
+    t = np.array([0, 4, -100, 2])
+    for where, value in [((1, 2, 3), np.nan), ((0, 0, 0), np.inf), ((2, 3, 4), -np.inf)]:
+        bad = x.copy()
+        bad[where] = value
+        yield "x", bad, t
+    yield "class 5", x, np.array([0, 5, 1, 2])
+    yield "class -1", x, np.array([0, -1, 1, 2])
+    yield "all ignored", x, np.full(4, -100)
+    yield "no time step", x[:0], t
+    yield "no class", x[:, :, :0], np.full(4, -100)
+
+
+class _Sub(np.ndarray):
+    """An ndarray subclass: not an exact ndarray, so it takes the full validation path."""
+
+
+@pytest.mark.parametrize("k", range(len(_TET_FUNCS)))
+def test_tet_fast_path_raises_the_validation_error(k):
+    """Exact float64/int64 inputs take the one-call path; a bad value there must raise the full validation's error
+    (the same message as for an ndarray subclass, which always takes the full validation), and never read out of
+    range."""
+    f = _TET_FUNCS[k]
+    for label, x, t in _bad_tet_inputs():
+        with pytest.raises(ValueError) as fast:
+            f(x, t)
+        with pytest.raises(ValueError) as slow:
+            f(x.view(_Sub), t.view(_Sub))
+        assert str(fast.value) == str(slow.value), label
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(4, 6, 7), (3, 5, 4, 2, 3)])
+def test_tet_fast_path_same_bits_as_the_validated_path(dtype, shape):
+    """The one-call path and the full validation path give the same loss and gradient, bit for bit."""
+    from refnsm.spiking import _kernels as K
+
+    gen = np.random.default_rng(11)
+    x = (3 * gen.standard_normal(shape)).astype(dtype)
+    t = gen.integers(0, shape[2], (shape[1],) + shape[3:])
+    t.flat[::3] = -100
+    T, N, C = shape[:3]
+    S = int(np.prod(shape[3:], dtype=np.int64))
+    ref = K.cross_entropy_steps(x.reshape(T, N, C, S), t.reshape(N, S), -100, 0.7, True)
+    got = K.cross_entropy_steps_checked(x.reshape(T, N, C, S), t.reshape(N, S), -100, 0.7, True)
+    assert got[3] and got[0] == ref[0] and got[2] == ref[2]
+    np.testing.assert_array_equal(got[1], ref[1])
+    loss, grad = sp.temporal_efficient_training_cross_entropy_value_and_grad(x, t)
+    loss_slow, grad_slow = sp.temporal_efficient_training_cross_entropy_value_and_grad(x.tolist(), t.tolist())
+    if dtype == np.float64:  # a list is converted to float64
+        assert loss == loss_slow
+        np.testing.assert_array_equal(grad, grad_slow)

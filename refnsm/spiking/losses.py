@@ -611,6 +611,31 @@ def _ce_prepare(x_seq, target, ignore_index, xp=HOST):
     return x, x.reshape(T, N, C, S), xp.from_host(tgt.reshape(N, S)), ignore_index
 
 
+def _ce_run(kernels, xp, x_seq, target, ignore_index, g, want_grad):
+    """``(x, loss, grad)`` of ``cross_entropy_steps`` on the validated inputs (``grad`` [T, N, C, S], empty unless
+    ``want_grad``).
+
+    On the CPU an exact C-contiguous float array ``x_seq`` and int64 ``target`` of matching shapes go straight to
+    ``cross_entropy_steps_checked``, which checks the values (targets in range, at least one position, finite
+    logits) in the same compiled call; when that check fails, or the inputs need converting, the full validation
+    (:func:`_ce_prepare`) runs and raises its usual error.  The arithmetic is the same on both paths."""
+    if (xp is HOST and type(x_seq) is np.ndarray and type(target) is np.ndarray and x_seq.ndim >= 3
+            and x_seq.dtype in _checks._FLOAT_DTYPE_SET and target.dtype == np.int64
+            and x_seq.flags.c_contiguous and target.flags.c_contiguous):
+        shape = x_seq.shape
+        if target.shape == shape[1:2] + shape[3:]:
+            ii = _checks.check_int(ignore_index, "ignore_index")
+            T, N, C = shape[:3]
+            S = 1 if len(shape) == 3 else math.prod(shape[3:])
+            loss, grad, _, ok = _kernels.cross_entropy_steps_checked(x_seq.reshape(T, N, C, S),
+                                                                     target.reshape(N, S), ii, g, want_grad)
+            if ok:
+                return x_seq, loss, grad
+    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index, xp)
+    loss, grad, _ = kernels.cross_entropy_steps(x4, t2, ii, g, want_grad)
+    return x, loss, grad
+
+
 @_checks.finite_result
 def temporal_efficient_training_cross_entropy(x_seq, target, ignore_index=IGNORE_INDEX, *, device="cpu"):
     r"""TET loss: the cross-entropy at every time step, averaged (Deng et al., ICLR 2022).
@@ -648,8 +673,7 @@ def temporal_efficient_training_cross_entropy(x_seq, target, ignore_index=IGNORE
     1.098612
     """
     kernels, xp = _backend.get("spiking", device, x_seq, target)
-    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index, xp)
-    loss, _, _ = kernels.cross_entropy_steps(x4, t2, ii, 1.0, False)
+    x, loss, _ = _ce_run(kernels, xp, x_seq, target, ignore_index, 1.0, False)
     return np.asarray(loss, dtype=x.dtype)
 
 
@@ -672,8 +696,7 @@ def temporal_efficient_training_cross_entropy_vjp(grad_out, x_seq, target, ignor
     """
     kernels, xp = _backend.get("spiking", device, x_seq, target)
     g = _checks.scalar_grad_out(grad_out)
-    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index, xp)
-    _, grad, _ = kernels.cross_entropy_steps(x4, t2, ii, g, True)
+    x, _, grad = _ce_run(kernels, xp, x_seq, target, ignore_index, g, True)
     return xp.give_back(grad.reshape(*x.shape)), _ce_grad_is_finite(g, x.dtype)
 
 
@@ -705,8 +728,7 @@ def temporal_efficient_training_cross_entropy_value_and_grad(x_seq, target, igno
     (0.693147, (2, 1, 2))
     """
     kernels, xp = _backend.get("spiking", device, x_seq, target)
-    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index, xp)
-    loss, grad, _ = kernels.cross_entropy_steps(x4, t2, ii, 1.0, True)
+    x, loss, grad = _ce_run(kernels, xp, x_seq, target, ignore_index, 1.0, True)
     # the gradient is finite by construction (_ce_grad_is_finite); only the loss (rounded to x's dtype) needs its test
     loss = np.asarray(loss, dtype=x.dtype)
     return (loss, xp.give_back(grad.reshape(*x.shape))), math.isfinite(loss)
@@ -785,8 +807,7 @@ def tet_loss(x_seq, target, mean=1.0, tet_lambda=1e-3, ignore_index=IGNORE_INDEX
     """
     kernels, xp = _backend.get("spiking", device, x_seq, target)
     phi, lam = _tet_params(mean, tet_lambda)
-    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index, xp)
-    ce, _, _ = kernels.cross_entropy_steps(x4, t2, ii, 1.0, False)
+    x, ce, _ = _ce_run(kernels, xp, x_seq, target, ignore_index, 1.0, False)
     reg = kernels.mse_to_constant(x, phi, 1.0, False)[0] if lam != 0 else 0.0
     return np.asarray((1.0 - lam) * ce + lam * reg, dtype=x.dtype)
 
@@ -806,8 +827,7 @@ def tet_loss_vjp(grad_out, x_seq, target, mean=1.0, tet_lambda=1e-3, ignore_inde
     kernels, xp = _backend.get("spiking", device, x_seq, target)
     g = _checks.scalar_grad_out(grad_out)
     phi, lam = _tet_params(mean, tet_lambda)
-    x, x4, t2, ii = _ce_prepare(x_seq, target, ignore_index, xp)
-    _, grad, _ = kernels.cross_entropy_steps(x4, t2, ii, g * (1.0 - lam), True)
+    x, _, grad = _ce_run(kernels, xp, x_seq, target, ignore_index, g * (1.0 - lam), True)
     grad = grad.reshape(*x.shape)
     if lam != 0:
         grad = xp.add(grad, kernels.mse_to_constant(x, phi, g * lam, True)[1].reshape(*x.shape))
