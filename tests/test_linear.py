@@ -468,7 +468,7 @@ def test_fused_affine_checks_match_the_plain_kernels():
                 assert K.add_bias_finite(z, b) is True
                 K.add_bias(z0, b)
                 np.testing.assert_array_equal(z, z0)
-            cs, ok = K.col_sums_finite(y, x)
+            cs, ok = K.col_sums_finite(y, x, np.empty((1, cols), dtype))
             assert ok is True and cs.dtype == dtype and cs.shape == (1, cols)
             np.testing.assert_array_equal(cs[0], K.col_sums(y))
             if rows == 0:
@@ -480,9 +480,9 @@ def test_fused_affine_checks_match_the_plain_kernels():
                     assert K.add_bias_finite(yb.copy(), b) is False
                     xb = x.copy()
                     xb[idx] = bad
-                    cs, ok = K.col_sums_finite(y, xb)
-                    assert ok is False
-                    np.testing.assert_array_equal(cs[0], K.col_sums(y))
+                    cs, ok = K.col_sums_finite(y, xb, np.empty(cols, dtype))  # a (n,) bias: sums of its shape
+                    assert ok is False and cs.shape == (cols,)
+                    np.testing.assert_array_equal(cs, K.col_sums(y))
             big = np.full((rows, cols), np.finfo(dtype).max, dtype=dtype)  # finite, but the bias sum overflows
             assert K.add_bias_finite(big, np.full(cols, np.finfo(dtype).max, dtype=dtype)) is False
 

@@ -309,14 +309,16 @@ def add_bias_finite(y, b):
 
 
 @njit(cache=True)
-def col_sums_finite(g, gx):
+def col_sums_finite(g, gx, b):
     """``col_sums(g)`` (the same sums, in the same order), and whether ``gx`` is finite (the test of
-    ``add_bias_finite``), in one call.  Returns (sums, finite), the sums of shape (1, columns): the bias's shape,
-    so that ``backward`` needs no reshape.  The CPU path of ``backward`` only."""
-    out = np.zeros((1, g.shape[1]), dtype=g.dtype)
+    ``add_bias_finite``), in one call.  Returns (sums, finite), the sums in a new array of the bias ``b``'s shape
+    ((n,) or (1, n), with ``b.size`` = the columns of ``g``; only its shape is read), so that ``backward`` needs no
+    reshape.  The CPU path of ``backward`` only."""
+    out = np.zeros_like(b)
+    flat = out.reshape(out.size)  # a view (out is new and C-contiguous)
     for i in range(g.shape[0]):
         for j in range(g.shape[1]):
-            out[0, j] += g[i, j]
+            flat[j] += g[i, j]
     acc = np.zeros(gx.shape[1], dtype=gx.dtype)
     for i in range(gx.shape[0]):
         for j in range(gx.shape[1]):

@@ -294,7 +294,7 @@ class LinearBase:
             g = partial.get(k)
             if g is None or (frozen and k in frozen):
                 out[k] = np.zeros(v.shape, dtype=v.dtype)
-            elif type(g) is np.ndarray and g.dtype == v.dtype and g.shape == v.shape:
+            elif type(g) is np.ndarray and (g.dtype is v.dtype or g.dtype == v.dtype) and g.shape == v.shape:
                 out[k] = g
             else:
                 out[k] = np.asarray(g, dtype=self.dtype).reshape(v.shape)
@@ -407,12 +407,18 @@ class LinearBase:
             G = xp.matmul_at(x2, g2)
         verified = False
         bkey = self._bias_key
-        if xp is _backend.HOST and bkey in self.params:  # the bias gradient and the test of gx in one call
-            gb, verified = _kernels.col_sums_finite(g2, gx if gx.ndim == 2 else gx.reshape(g2.shape[0], self.insize))
+        b = self.params.get(bkey)
+        if xp is _backend.HOST and b is not None:  # the bias gradient (in the bias's shape) and the test of gx
+            gx2 = gx if gx.ndim == 2 else gx.reshape(g2.shape[0], self.insize)
+            if b.size == self.outsize:
+                gb, verified = _kernels.col_sums_finite(g2, gx2, b)
+            else:  # neuromancer's scalar butterfly bias (compat)
+                gb, verified = _kernels.col_sums_finite(g2, gx2, np.empty((1, self.outsize), dtype=b.dtype))
+                gb = self._shape_bias_grad(gb)
         grads = self._weight_vjp_on(kernels, xp, G, cache)
-        if bkey in self.params:
+        if b is not None:
             grads = dict(grads)
-            grads[bkey] = self._bias_grad(g2, kernels, xp) if xp is not _backend.HOST else self._shape_bias_grad(gb)
+            grads[bkey] = self._bias_grad(g2, kernels, xp) if xp is not _backend.HOST else gb
         self.grads = self._full(grads)
         return xp.give_back(gx), verified
 
