@@ -84,9 +84,19 @@ def as_float_array(
     allow_empty : bool
         Accept arrays with a zero-length axis.
     """
+    global _fast_all_finite
     if (type(value) is np.ndarray and value.dtype in _FLOAT_DTYPE_SET and value.flags.c_contiguous
             and (dtype is None or value.dtype == dtype)):
-        arr = value  # what a training loop passes: no conversion, only the rank, size and finiteness checks below
+        arr = value  # what a training loop passes: no conversion, only the rank, size and finiteness checks
+        nd = arr.ndim
+        if (ndim is None or nd == ndim) and (min_ndim is None or nd >= min_ndim) and (allow_empty or arr.size):
+            if not finite or not arr.size:
+                return arr
+            if _fast_all_finite is None:
+                from ._fastchecks import all_finite as _fast_all_finite
+            if _fast_all_finite(arr.ravel()):  # a view of a C-contiguous array
+                return arr
+        # a check fails: the general checks below raise the error that names it
     else:
         arr = _converted_float_array(value, name, dtype)
     check_rank(arr, name, ndim=ndim, min_ndim=min_ndim, shape_hint=shape_hint)
@@ -195,13 +205,16 @@ def check_option(value, name: str, valid: Iterable[str]) -> str:
 
 def check_real(value, name: str, *, positive: bool = False, nonnegative: bool = False, finite: bool = True) -> float:
     """Check a real scalar and return it as a Python float."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+    t = type(value)
+    if t is float or t is int:  # the common case, without the abstract-class tests below
+        pass
+    elif isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
         if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
             value = value.item()
         else:
             raise TypeError(f"{name}: expected a real number, got {_describe(value)}")
     value = float(value)
-    if finite and not np.isfinite(value):
+    if finite and not math.isfinite(value):  # a Python float: math's test, not a NumPy ufunc call
         raise ValueError(f"{name}: expected a finite number, got {value}")
     if positive and not value > 0:
         raise ValueError(f"{name}: expected a positive number (> 0), got {value}")

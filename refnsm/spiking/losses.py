@@ -72,6 +72,8 @@ LOSSES = ("mse", "l1", "bce")
 _KERNEL_CODE = {"linear": _kernels.LINEAR, "polynomial": _kernels.POLYNOMIAL, "sigmoid": _kernels.SIGMOID,
                 "gaussian": _kernels.GAUSSIAN}
 _KERNEL_ARG = {"polynomial": "d (the exponent)", "sigmoid": "alpha (the slope)", "gaussian": "sigma (the width)"}
+#: the name the kernel argument goes by in error messages (built once, not per call)
+_KERNEL_ARG_NAME = {k: f"{k} kernel argument {v.split()[0]}" for k, v in _KERNEL_ARG.items()}
 _LOSS_CODE = {"mse": _kernels.MSE, "l1": _kernels.L1, "bce": _kernels.BCE}
 
 #: epsilon of the cosine normalisation, added after the outer product of the row norms (spikingjelly)
@@ -105,7 +107,7 @@ def _kernel_spec(kernel, args, name="kernel"):
             f"{name}: {kernel!r} needs exactly one kernel argument, {what}, passed positionally after the "
             f"kernel name; got {len(args)}: {args!r}"
         )
-    p = _checks.check_real(args[0], f"{kernel} kernel argument {what.split()[0]}", positive=kernel == "gaussian")
+    p = _checks.check_real(args[0], _KERNEL_ARG_NAME[kernel], positive=kernel == "gaussian")
     return _KERNEL_CODE[kernel], p
 
 
