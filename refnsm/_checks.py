@@ -444,6 +444,14 @@ def finite_result(fn):
         try:
             out = fn(*args, **kwargs)
         except RuntimeWarning as w:  # numpy's overflow warning, raised because warnings are errors (e.g. in tests)
+            if str(w).startswith("invalid value encountered in matmul"):
+                # some OpenBLAS kernels raise the invalid flag on finite operands (docs/reliability.md): say so
+                raise NonFiniteResultError(
+                    f"{name}: NumPy reported {w!s} (largest input magnitude {_largest_input(args, kwargs)}) and "
+                    "warnings are errors: either an intermediate overflowed (rescale the inputs) or the BLAS raised "
+                    "the invalid flag on finite operands, which some OpenBLAS kernels do; run without turning this "
+                    "warning into an error to get the result, which the result check still guards"
+                ) from w
             raise NonFiniteResultError(
                 f"{name}: an intermediate overflowed the working precision ({w}; largest input magnitude "
                 f"{_largest_input(args, kwargs)}); rescale the inputs"
