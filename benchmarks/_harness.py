@@ -8,7 +8,8 @@
   the same cores).
 
 * Machine limits: each family's run measures, in its own process, the DGEMM and SGEMM rate (SciPy's BLAS, the
-  one Numba's ``np.dot`` calls, at 2048^3, best of 3) and the copy bandwidth (``np.copyto`` of 256 MiB, bytes
+  one Numba's ``np.dot`` calls, at 2048^3, best of 3; on a CPU with AVX-512 whose OpenBLAS runs narrower kernels,
+  also with OpenBLAS's AVX-512 kernels in a child process, the higher rate being the limit) and the copy bandwidth (``np.copyto`` of 256 MiB, bytes
   read + written, best of 5).  A large-size row that states its work (``Row.work``: the floating-point operations
   of one call, or the bytes it must move for a memory-bound kernel) gets the fraction of that limit it reaches.
 * The CPU (model, flags, LLVM's target name) is written to ``benchmarks/results/_machine.md``.
@@ -120,23 +121,67 @@ def _fmt_t(s: float) -> str:
 _LIMITS: dict | None = None
 
 
+def _gemm_rates(n: int) -> dict:
+    """{"dgemm": flop/s, "sgemm": flop/s} of SciPy's BLAS in this process, n^3 products, best of 3."""
+    import numpy as np
+    from scipy.linalg import blas
+
+    out = {}
+    rng = np.random.default_rng(0)
+    for name, dt, gemm in (("dgemm", np.float64, blas.dgemm), ("sgemm", np.float32, blas.sgemm)):
+        a = np.asfortranarray(rng.standard_normal((n, n)).astype(dt))
+        b = np.asfortranarray(rng.standard_normal((n, n)).astype(dt))
+        gemm(1.0, a, b)
+        best = min(first_call(lambda: gemm(1.0, a, b)) for _ in range(3))
+        out[name] = 2.0 * n ** 3 / best
+    return out
+
+
+def _narrow_blas_kernels() -> str | None:
+    """The kernel set of the loaded OpenBLAS when the CPU has AVX-512 and that set does not use it (e.g. an
+    ``OPENBLAS_CORETYPE=Haswell`` in the environment), else None (see ``refnsm.cli.blas_kernel_hint``)."""
+    import scipy.linalg  # noqa: F401 - SciPy's BLAS loaded, to be reported
+
+    from refnsm import cli
+
+    if "avx512f" not in cli.cpu_flags():
+        return None
+    narrow = sorted({arch for lib, _, arch, _ in cli.blas_libraries()
+                     if "openblas" in lib.lower() and arch != "?" and arch.lower() not in cli._AVX512_CORES})
+    return ", ".join(narrow) or None
+
+
 def machine_limits() -> dict:
-    """Measured once per process: {"dgemm": flop/s, "sgemm": flop/s, "copy": bytes/s} (see the module docstring)."""
+    """Measured once per process: {"dgemm": flop/s, "sgemm": flop/s, "copy": bytes/s} (see the module docstring).
+
+    The GEMM limit is the machine's, not only the kernels this process runs: where the CPU has AVX-512 and the
+    loaded OpenBLAS runs narrower kernels, the rates are measured again in a child process with
+    ``OPENBLAS_CORETYPE=SkylakeX`` (OpenBLAS's AVX-512 kernels) and the higher ones are the limit; the rates of
+    this process's own kernels are kept under "own" (refnsm's products run at those)."""
     global _LIMITS
     if _LIMITS is None:
-        import numpy as np
-        from scipy.linalg import blas
+        import json
+        import subprocess
+        import sys
 
-        out = {}
+        import numpy as np
+
         n = 1024 if quick_mode() else 2048
-        rng = np.random.default_rng(0)
-        for name, dt, gemm in (("dgemm", np.float64, blas.dgemm), ("sgemm", np.float32, blas.sgemm)):
-            a = np.asfortranarray(rng.standard_normal((n, n)).astype(dt))
-            b = np.asfortranarray(rng.standard_normal((n, n)).astype(dt))
-            gemm(1.0, a, b)
-            best = min(first_call(lambda: gemm(1.0, a, b)) for _ in range(3))
-            out[name] = 2.0 * n ** 3 / best
+        out = _gemm_rates(n)
         out["n"] = n
+        narrow = _narrow_blas_kernels()
+        if narrow is not None:
+            env = dict(os.environ, OPENBLAS_CORETYPE="SkylakeX")
+            code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import _harness; "
+                    "print(json.dumps(_harness._gemm_rates(int(sys.argv[2]))))")
+            res = subprocess.run([sys.executable, "-c", code, str(Path(__file__).resolve().parent), str(n)],
+                                 env=env, capture_output=True, text=True, timeout=600)
+            if res.returncode == 0:
+                wide = json.loads(res.stdout.strip().splitlines()[-1])
+                out["own"] = {"kernels": narrow, "dgemm": out["dgemm"], "sgemm": out["sgemm"],
+                              "env": os.environ.get("OPENBLAS_CORETYPE")}
+                out["dgemm"] = max(out["dgemm"], wide["dgemm"])
+                out["sgemm"] = max(out["sgemm"], wide["sgemm"])
         src = np.ones((32 if quick_mode() else 256) << 17)  # 256 MiB of float64
         dst = np.empty_like(src)
         np.copyto(dst, src)
@@ -148,9 +193,19 @@ def machine_limits() -> dict:
 
 def limits_line() -> str:
     lim = machine_limits()
-    return (f"Machine limits measured in this run: DGEMM {lim['dgemm'] / 1e9:.1f} GFLOP/s, SGEMM "
+    line = (f"Machine limits measured in this run: DGEMM {lim['dgemm'] / 1e9:.1f} GFLOP/s, SGEMM "
             f"{lim['sgemm'] / 1e9:.1f} GFLOP/s (SciPy BLAS, {lim['n']}^3, best of 3), copy "
             f"{lim['copy'] / 1e9:.1f} GB/s (read + write, {32 if quick_mode() else 256} MiB, best of 5).")
+    own = lim.get("own")
+    if own is not None:
+        line += (f"  The GEMM limits are those of OpenBLAS's AVX-512 kernels (a child process with "
+                 f"OPENBLAS_CORETYPE=SkylakeX); the benchmarks' own processes run its {own['kernels']} kernels ("
+                 + (f"OPENBLAS_CORETYPE={own['env']} in this machine's environment" if own["env"] else
+                    "OpenBLAS's own choice on this CPU")
+                 + f"), at DGEMM {own['dgemm'] / 1e9:.1f} and "
+                 f"SGEMM {own['sgemm'] / 1e9:.1f} GFLOP/s, and refnsm's products with them "
+                 "(`python -m refnsm info` says which).")
+    return line
 
 
 def fraction(r: Row) -> str:
@@ -198,8 +253,19 @@ def cpu_info() -> str:
         load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     except OSError:
         pass
+    blas = "unknown"
+    try:
+        import scipy.linalg  # noqa: F401 - SciPy's BLAS loaded, to be reported
+
+        from refnsm import cli
+
+        blas = "; ".join(f"{lib} {ver} ({arch} kernels, {threads} threads)"
+                         for lib, ver, arch, threads in cli.blas_libraries()) or "not reported"
+    except Exception:  # noqa: BLE001 - informational only
+        pass
     return (f"CPU: {model}; {os.cpu_count()} logical cores; LLVM/Numba target {target}; load average {load} "
-            f"(1/5/15 min).  SIMD flags: {' '.join(simd) or 'unknown'}.  All flags: {' '.join(flags) or 'unknown'}.")
+            f"(1/5/15 min).  BLAS: {blas}; OPENBLAS_CORETYPE {os.environ.get('OPENBLAS_CORETYPE') or 'unset'}.  "
+            f"SIMD flags: {' '.join(simd) or 'unknown'}.  All flags: {' '.join(flags) or 'unknown'}.")
 
 
 def write_results(family: str, title: str, upstream: str, rows: list[Row], notes: str = "") -> str:

@@ -54,6 +54,56 @@ def gpu_status() -> str:
         return f"no GPU ({type(exc).__name__}: {exc})"
 
 
+#: OpenBLAS's x86-64 kernel sets (``OPENBLAS_CORETYPE`` names) that use AVX-512
+_AVX512_CORES = ("skylakex", "cooperlake", "sapphirerapids")
+
+
+def cpu_flags() -> set:
+    """The CPU's feature flags from /proc/cpuinfo (an empty set where that file does not exist)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, val = line.partition(":")
+                if key.strip() == "flags":
+                    return set(val.split())
+    except OSError:
+        pass
+    return set()
+
+
+def blas_libraries() -> list:
+    """``(library, version, kernel set, threads)`` of each BLAS loaded in this process (threadpoolctl's report; an
+    empty list without threadpoolctl).  Call it after NumPy and SciPy's BLAS are loaded."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        return []
+    return [(os.path.basename(d.get("filepath") or d.get("prefix", "?")), d.get("version") or "?",
+             d.get("architecture") or "?", d.get("num_threads"))
+            for d in threadpoolctl.threadpool_info() if d.get("user_api") == "blas"]
+
+
+def blas_kernel_hint(libraries, flags, environ=None) -> str | None:
+    """A line for ``refnsm info`` when an OpenBLAS runs kernels narrower than the CPU's (AVX-512 in the CPU's flags,
+    not in the kernel set OpenBLAS runs), saying why where it can (an ``OPENBLAS_CORETYPE`` in the environment);
+    ``None`` otherwise."""
+    environ = os.environ if environ is None else environ
+    if "avx512f" not in flags:
+        return None
+    narrow = sorted({arch for lib, _, arch, _ in libraries
+                     if "openblas" in lib.lower() and arch != "?" and arch.lower() not in _AVX512_CORES})
+    if not narrow:
+        return None
+    where = "docs/performance.md, \"The BLAS kernels\""
+    forced = environ.get("OPENBLAS_CORETYPE")
+    if forced:
+        return (f"note: OPENBLAS_CORETYPE={forced} in the environment keeps OpenBLAS on its {', '.join(narrow)} "
+                "kernels although this CPU has AVX-512; OPENBLAS_CORETYPE=SkylakeX set before Python "
+                f"starts selects its AVX-512 ones ({where})")
+    return (f"note: this CPU has AVX-512 but OpenBLAS chose its {', '.join(narrow)} kernels; "
+            f"OPENBLAS_CORETYPE=SkylakeX set before Python starts selects its AVX-512 ones ({where})")
+
+
 def cmd_info(args) -> int:
     import numba
     import numpy
@@ -65,6 +115,16 @@ def cmd_info(args) -> int:
     print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores")
     print(f"numpy {numpy.__version__}, scipy {scipy.__version__}, numba {numba.__version__}")
     print(f"numba threads: {numba.get_num_threads()} (NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS})")
+    import scipy.linalg  # noqa: F401 - loads SciPy's BLAS, so that it is reported too
+
+    libs = blas_libraries()
+    for lib, ver, arch, threads in libs:
+        print(f"BLAS: {lib} {ver}, kernels {arch}, {threads} threads")
+    if not libs:
+        print("BLAS: not reported (threadpoolctl is not installed)")
+    hint = blas_kernel_hint(libs, cpu_flags())
+    if hint:
+        print(hint)
     print(f"CUDA: {gpu_status()}")
     from .crosscheck import _upstream
 

@@ -56,3 +56,36 @@ def test_crosscheck_with_no_upstream_says_so_and_fails_unless_allowed():
     assert "nothing was checked" in allowed.stderr
     under_ci = _cli("crosscheck", "--allow-missing", env=dict(env, CI="true"))
     assert under_ci.returncode == 1
+
+
+def test_blas_kernel_hint_names_a_narrow_openblas_on_an_avx512_cpu():
+    from refnsm import cli
+
+    haswell = [("libscipy_openblas64_.so", "0.3.31", "Haswell", 2)]
+    wide = [("libscipy_openblas64_.so", "0.3.31", "SkylakeX", 2)]
+    avx512 = {"avx2", "avx512f"}
+    # forced by the environment: the hint names the variable and its value
+    hint = cli.blas_kernel_hint(haswell, avx512, {"OPENBLAS_CORETYPE": "Haswell"})
+    assert hint.startswith("note: OPENBLAS_CORETYPE=Haswell in the environment keeps OpenBLAS on its Haswell")
+    # OpenBLAS's own choice
+    hint = cli.blas_kernel_hint(haswell, avx512, {})
+    assert hint.startswith("note: this CPU has AVX-512 but OpenBLAS chose its Haswell kernels")
+    assert "OPENBLAS_CORETYPE=SkylakeX" in hint
+    # nothing to say: AVX-512 kernels, a CPU without AVX-512, no OpenBLAS, an unknown kernel set
+    assert cli.blas_kernel_hint(wide, avx512, {}) is None
+    assert cli.blas_kernel_hint(haswell, {"avx2"}, {"OPENBLAS_CORETYPE": "Haswell"}) is None
+    assert cli.blas_kernel_hint([("libmkl_rt.so", "2025", "?", 2)], avx512, {}) is None
+    assert cli.blas_kernel_hint([("libscipy_openblas.so", "0.3.31", "?", 2)], avx512, {}) is None
+
+
+def test_info_reports_the_blas_libraries(capsys):
+    from refnsm import cli
+
+    assert cli.main(["info", "--no-upstream"]) == 0
+    out = capsys.readouterr().out
+    libs = cli.blas_libraries()
+    if libs:
+        for lib, ver, arch, _ in libs:
+            assert f"BLAS: {lib} {ver}, kernels {arch}" in out
+    else:
+        assert "BLAS: not reported (threadpoolctl is not installed)" in out
