@@ -891,17 +891,8 @@ def cross_entropy_steps_checked(x, target, ignore_index, g, want_grad):
     problem.  One compiled call instead of three (``check_targets``, the finiteness pass, the loss): the targets are
     checked before any of them is used as an index.  ``x`` and ``target`` are C-contiguous."""
     T, N, C, S = x.shape
-    flat = target.ravel()
-    valid = 0
-    for k in range(flat.size):
-        t = flat[k]
-        if t == ignore_index:
-            continue
-        if t < 0 or t >= C:
-            valid = -1
-            break
-        valid += 1
-    if valid <= 0 or T == 0 or not all_finite(x.ravel()):
+    valid, bad = check_targets(target, C, ignore_index)
+    if bad >= 0 or valid == 0 or T == 0 or not all_finite(x.ravel()):
         return np.nan, np.zeros((0, 0, 0, 0), dtype=x.dtype), 0, False
     loss, grad, count = cross_entropy_steps(x, target, ignore_index, g, want_grad)
     return loss, grad, count, True
