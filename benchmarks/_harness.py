@@ -9,9 +9,10 @@
 
 * Machine limits: each family's run measures, in its own process, the DGEMM and SGEMM rate (SciPy's BLAS, the
   one Numba's ``np.dot`` calls, at 2048^3, best of 3; on a CPU with AVX-512 whose OpenBLAS runs narrower kernels,
-  also with OpenBLAS's AVX-512 kernels in a child process, the higher rate being the limit) and the copy bandwidth (``np.copyto`` of 256 MiB, bytes
-  read + written, best of 5).  A large-size row that states its work (``Row.work``: the floating-point operations
-  of one call, or the bytes it must move for a memory-bound kernel) gets the fraction of that limit it reaches.
+  also with OpenBLAS's AVX-512 kernels in a child process, the higher rate being the limit) and the copy
+  bandwidth (``np.copyto`` of 256 MiB, bytes read + written, best of 5).  A large-size row that states its work
+  (``Row.work``: the floating-point operations of one call, or the bytes it must move for a memory-bound kernel)
+  gets the fraction of that limit it reaches.
 * The CPU (model, flags, LLVM's target name) is written to ``benchmarks/results/_machine.md``.
 
 Each benchmark script writes its table to ``benchmarks/results/<family>.md``; ``python -m refnsm bench``
@@ -144,11 +145,7 @@ def _narrow_blas_kernels() -> str | None:
 
     from refnsm import cli
 
-    if "avx512f" not in cli.cpu_flags():
-        return None
-    narrow = sorted({arch for lib, _, arch, _ in cli.blas_libraries()
-                     if "openblas" in lib.lower() and arch != "?" and arch.lower() not in cli._AVX512_CORES})
-    return ", ".join(narrow) or None
+    return ", ".join(cli.narrow_openblas_kernels(cli.blas_libraries(), cli.cpu_flags())) or None
 
 
 def machine_limits() -> dict:
@@ -182,6 +179,8 @@ def machine_limits() -> dict:
                               "env": os.environ.get("OPENBLAS_CORETYPE")}
                 out["dgemm"] = max(out["dgemm"], wide["dgemm"])
                 out["sgemm"] = max(out["sgemm"], wide["sgemm"])
+            else:  # said in the limits line: the limit is then only that of the kernels this process runs
+                out["wide_failed"] = {"kernels": narrow, "error": (res.stderr.strip().splitlines() or ["?"])[-1]}
         src = np.ones((32 if quick_mode() else 256) << 17)  # 256 MiB of float64
         dst = np.empty_like(src)
         np.copyto(dst, src)
@@ -205,6 +204,10 @@ def limits_line() -> str:
                  + f"), at DGEMM {own['dgemm'] / 1e9:.1f} and "
                  f"SGEMM {own['sgemm'] / 1e9:.1f} GFLOP/s, and refnsm's products with them "
                  "(`python -m refnsm info` says which).")
+    failed = lim.get("wide_failed")
+    if failed is not None:
+        line += (f"  The GEMM limits are those of OpenBLAS's {failed['kernels']} kernels only, which do not use this "
+                 f"CPU's AVX-512: measuring its AVX-512 kernels in a child process failed ({failed['error']}).")
     return line
 
 

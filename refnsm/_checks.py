@@ -84,17 +84,12 @@ def as_float_array(
     allow_empty : bool
         Accept arrays with a zero-length axis.
     """
-    global _fast_all_finite
     if (type(value) is np.ndarray and value.dtype in _FLOAT_DTYPE_SET and value.flags.c_contiguous
             and (dtype is None or value.dtype == dtype)):
         arr = value  # what a training loop passes: no conversion, only the rank, size and finiteness checks
         nd = arr.ndim
         if (ndim is None or nd == ndim) and (min_ndim is None or nd >= min_ndim) and (allow_empty or arr.size):
-            if not finite or not arr.size:
-                return arr
-            if _fast_all_finite is None:
-                from ._fastchecks import all_finite as _fast_all_finite
-            if _fast_all_finite(arr.ravel()):  # a view of a C-contiguous array
+            if not finite or not arr.size or _finite_c(arr):
                 return arr
         # a check fails: the general checks below raise the error that names it
     else:
@@ -169,12 +164,17 @@ _fast_all_finite = None  # refnsm._fastchecks.all_finite (Numba), loaded on the 
 _FLOAT_DTYPE_SET = frozenset(FLOAT_DTYPES)  # a set lookup: ``dtype in tuple`` compares dtypes one by one
 
 
-def _all_finite(arr: np.ndarray) -> bool:
+def _finite_c(arr: np.ndarray) -> bool:
+    """Whether a C-contiguous float32/float64 array holds no NaN/Inf: one compiled pass."""
     global _fast_all_finite
+    if _fast_all_finite is None:
+        from ._fastchecks import all_finite as _fast_all_finite
+    return _fast_all_finite(arr.ravel())  # a view of a C-contiguous array
+
+
+def _all_finite(arr: np.ndarray) -> bool:
     if arr.dtype in _FLOAT_DTYPE_SET and arr.flags.c_contiguous:
-        if _fast_all_finite is None:
-            from ._fastchecks import all_finite as _fast_all_finite
-        return _fast_all_finite(arr.ravel())  # a view of a C-contiguous array
+        return _finite_c(arr)
     return bool(np.isfinite(arr).all())
 
 

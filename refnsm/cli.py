@@ -83,15 +83,21 @@ def blas_libraries() -> list:
             for d in threadpoolctl.threadpool_info() if d.get("user_api") == "blas"]
 
 
+def narrow_openblas_kernels(libraries, flags) -> list:
+    """The kernel sets, among the OpenBLAS ``libraries`` (:func:`blas_libraries`), that do not use AVX-512 although
+    the CPU's ``flags`` have it (an empty list on a CPU without AVX-512)."""
+    if "avx512f" not in flags:
+        return []
+    return sorted({arch for lib, _, arch, _ in libraries
+                   if "openblas" in lib.lower() and arch != "?" and arch.lower() not in _AVX512_CORES})
+
+
 def blas_kernel_hint(libraries, flags, environ=None) -> str | None:
     """A line for ``refnsm info`` when an OpenBLAS runs kernels narrower than the CPU's (AVX-512 in the CPU's flags,
     not in the kernel set OpenBLAS runs), saying why where it can (an ``OPENBLAS_CORETYPE`` in the environment);
     ``None`` otherwise."""
     environ = os.environ if environ is None else environ
-    if "avx512f" not in flags:
-        return None
-    narrow = sorted({arch for lib, _, arch, _ in libraries
-                     if "openblas" in lib.lower() and arch != "?" and arch.lower() not in _AVX512_CORES})
+    narrow = narrow_openblas_kernels(libraries, flags)
     if not narrow:
         return None
     where = "docs/performance.md, \"The BLAS kernels\""

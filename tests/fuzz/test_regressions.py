@@ -526,7 +526,8 @@ def test_blas_invalid_flag_on_finite_operands(guard):
           else _checks.finite_result_verified(lambda x: (_matmul_flag_warns(x), False)))
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        with pytest.raises(_checks.NonFiniteResultError, match=r"invalid value encountered in matmul.*BLAS raised the invalid flag on finite operands"):
+        with pytest.raises(_checks.NonFiniteResultError,
+                           match=r"invalid value encountered in matmul.*BLAS raised the invalid flag on finite operands"):
             fn(x)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
