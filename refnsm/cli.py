@@ -127,7 +127,8 @@ def cmd_info(args) -> int:
     for lib, ver, arch, threads in libs:
         print(f"BLAS: {lib} {ver}, kernels {arch}, {threads} threads")
     if not libs:
-        print("BLAS: not reported (threadpoolctl is not installed)")
+        print("BLAS: not reported (threadpoolctl is not installed; `pip install threadpoolctl` to see each BLAS "
+              "and its kernels)")
     hint = blas_kernel_hint(libs, cpu_flags())
     if hint:
         print(hint)

@@ -88,4 +88,4 @@ def test_info_reports_the_blas_libraries(capsys):
         for lib, ver, arch, _ in libs:
             assert f"BLAS: {lib} {ver}, kernels {arch}" in out
     else:
-        assert "BLAS: not reported (threadpoolctl is not installed)" in out
+        assert "BLAS: not reported (threadpoolctl is not installed; `pip install threadpoolctl`" in out
