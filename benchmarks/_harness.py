@@ -13,6 +13,10 @@
   bandwidth (``np.copyto`` of 256 MiB, bytes read + written, best of 5).  A large-size row that states its work
   (``Row.work``: the floating-point operations of one call, or the bytes it must move for a memory-bound kernel)
   gets the fraction of that limit it reaches.
+* Bounds: a row may also give ``Row.floor_s``, the time of the BLAS products its refnsm call makes, alone (the
+  same calls, shapes and dtype, timed in the same process).  No implementation that makes those products with
+  this BLAS can be faster, so ``upstream / floor`` is the best ratio this machine's BLAS allows; a table of these
+  bounds follows the main one (what the products are is said in each family's notes).
 * The CPU (model, flags, LLVM's target name) is written to ``benchmarks/results/_machine.md``.
 
 Each benchmark script writes its table to ``benchmarks/results/<family>.md``; ``python -m refnsm bench``
@@ -103,6 +107,7 @@ class Row:
     goal: float | None = None  # required ratio upstream/refnsm (e.g. 5.0 for "5x faster", 1.0 for "not slower")
     work: float | None = None  # work of one refnsm call: flops (limit "dgemm"/"sgemm") or bytes moved ("copy")
     limit: str | None = None  # the machine limit ``work`` is compared with: "dgemm", "sgemm" or "copy"
+    floor_s: float | None = None  # the call's BLAS products alone, timed in the same process (see "Bounds")
 
     @property
     def ratio(self) -> float:
@@ -230,6 +235,23 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def bounds_table(rows: list[Row]) -> str:
+    """The rows that give ``floor_s``: their BLAS products alone against the whole call, and the best ratio those
+    products allow (``upstream / floor``), with whether the goal is within it."""
+    lines = ["| case | size | refnsm (warm) | its BLAS products alone | share of the call | upstream (warm) | "
+             "best ratio with these products | goal | within reach |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r.floor_s is None:
+            continue
+        best = r.upstream_s / r.floor_s
+        goal = "" if r.goal is None else f">= {r.goal:g}x"
+        reach = "" if r.goal is None else ("yes" if best >= r.goal else "NO")
+        lines.append(f"| {r.case} | {r.size} | {_fmt_t(r.refnsm_s)} | {_fmt_t(r.floor_s)} | "
+                     f"{100 * r.floor_s / r.refnsm_s:.0f}% | {_fmt_t(r.upstream_s)} | {best:.2f}x | {goal} | {reach} |")
+    return "\n".join(lines)
+
+
 def cpu_info() -> str:
     """CPU model, SIMD flags (from /proc/cpuinfo) and LLVM's target CPU (the one Numba compiles for)."""
     model, flags = platform.processor() or platform.machine(), []
@@ -277,6 +299,10 @@ def write_results(family: str, title: str, upstream: str, rows: list[Row], notes
             f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n\n{table(rows)}\n")
     if any(r.work is not None for r in rows):
         text += f"\n{limits_line()}  Load average at the end: {' / '.join(f'{x:.1f}' for x in os.getloadavg())}.\n"
+    if any(r.floor_s is not None for r in rows):
+        text += ("\nBounds: refnsm's BLAS products alone (the same calls, shapes and dtype, timed in this run), and "
+                 "the best ratio an implementation making them with this BLAS could reach.\n\n"
+                 f"{bounds_table(rows)}\n")
     if notes:
         text += f"\n{notes.strip()}\n"
     print(text)

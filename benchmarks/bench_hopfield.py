@@ -36,6 +36,38 @@ BLAS_THREADS = None
 SIZES = [("small", 64, 128, 1, 10.0), ("large", 784, 1024, 1024, 1.0)]
 
 
+def products_alone(rule, X, W):
+    """A callable making the BLAS products of one refnsm step, with nothing else: the same ``np.dot`` calls from
+    compiled code (so the same BLAS library), shapes, dtype and layouts as ``refnsm.hopfield._kernels`` --
+    retrieval ``S = X W`` and ``Xhat = A W^T``; delta ``dW = E^T A``; contrastive also ``Shat = Xhat W``,
+    ``X^T A`` and ``Xhat^T Ahat``.  The operands have the step's shapes and values of its kind (a softmax, an
+    error), so the BLAS work timed is the step's."""
+    from numba import njit
+
+    @njit
+    def products(rule, X, W, A, E, S, Xhat, Shat, dW, T):
+        np.dot(X, W, S)
+        np.dot(A, W.T, Xhat)
+        if rule == 0:
+            np.dot(E.T, A, dW)
+        else:
+            np.dot(Xhat, W, Shat)
+            np.dot(X.T, A, dW)
+            np.dot(Xhat.T, A, T)
+
+    B, D = X.shape
+    H = W.shape[1]
+    dt = X.dtype
+    gen = np.random.default_rng(1)
+    A = gen.random((B, H)).astype(dt)
+    A /= A.sum(axis=1, keepdims=True)
+    E = (0.01 * gen.standard_normal((B, D))).astype(dt)
+    args = (0 if rule == "delta" else 1, X, W, A, E, np.empty((B, H), dt), np.empty((B, D), dt),
+            np.empty((B, H), dt), np.empty((D, H), dt), np.empty((D, H), dt))
+    products(*args)  # compiled before timing
+    return lambda: products(*args)
+
+
 def bench(label, D, H, B, goal, rule, dtype):
     _, jnp, *_ = adapter._ngc()
     rng = np.random.default_rng(0)
@@ -68,10 +100,11 @@ def bench(label, D, H, B, goal, rule, dtype):
         raise AssertionError(f"{label} {rule} {np.dtype(dtype).name}: weights differ after one step (rel err {err:.2e})")
     t_ref = warm_time(ref_step)
     t_up = warm_time(up_step)
+    floor = warm_time(products_alone(rule, X, W0)) if label == "large" else None
     # large size: the BLAS products of one step (delta: XW, AW^T, E^T A; contrastive also Xhat W and Xhat^T Ahat)
     work = (6 if rule == "delta" else 10) * B * D * H if label == "large" else None
     return Row(f"advance+evolve [{rule}, {np.dtype(dtype).name}]", f"{label} D={D} H={H} B={B}", t_ref, t_up,
-               compile_s, goal, work, "dgemm" if dtype == np.float64 else "sgemm")
+               compile_s, goal, work, "dgemm" if dtype == np.float64 else "sgemm", floor)
 
 
 def cases():
@@ -117,7 +150,10 @@ def main():
         f"relative in float64, 1e-4 in float32).  The compile column is the first refnsm step in the process "
         f"(Numba JIT or its on-disk cache).  Small-size ratios vary by about 10% from run to run.  Machine-limit column "
         f"(large size): the flops of the step's matrix products (delta 3, contrastive 5 products of 2BDH flops) per "
-        f"refnsm second, against the GEMM rate measured in this run."
+        f"refnsm second, against the GEMM rate measured in this run.  Bounds (large size): those products alone, through "
+        f"the BLAS this process runs (NumPy's np.dot and Numba's both go to OpenBLAS with the same kernel set here); "
+        f"where the best ratio is below the goal, no step that makes these products with this BLAS can meet it, "
+        f"whatever the rest of the step costs."
     )
     write_results("hopfield", "Hopfield memory (refnsm.hopfield vs ngclearn HopfieldSynapse)",
                   f"ngclearn {version('ngclearn')} (jax {version('jax')})", rows, notes)
