@@ -705,3 +705,87 @@ def test_label_matrix_skipping_zero_labels_equals_the_triple_loop(dtype):
         ref = triple_loop(L)
         np.testing.assert_array_equal(Y, ref)
         assert np.array_equal(np.signbit(Y), np.signbit(ref))
+
+
+# ------------------------------------------------------ the CPU fast path of the loss (spike_similar_loss_checked)
+class _SubArray(np.ndarray):
+    """An ndarray subclass: not an exact ndarray, so it always takes the full validation path."""
+
+
+_SSL_FUNCS = [
+    lambda X, L, *a: sp.spike_similar_loss(X, L, *a),
+    lambda X, L, *a: sp.spike_similar_loss_vjp(None, X, L, *a),
+    lambda X, L, *a: sp.spike_similar_loss_value_and_grad(X, L, *a),
+]
+_SSL_SETTINGS = [("linear", "mse"), ("linear", "bce"), ("polynomial", "l1", 2.0), ("sigmoid", "bce", 0.3),
+                 ("gaussian", "mse", 4.0), ("gaussian", "bce", 2.0)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("setting", _SSL_SETTINGS)
+def test_ssl_fast_path_same_bits_as_the_validated_path(dtype, setting):
+    """Exact arrays take the one-call path; an ndarray subclass takes the full validation path.  Both give the same
+    value and gradient, bit for bit, float64 labels with float32 spikes included (converted the same way)."""
+    gen = np.random.default_rng(5)
+    X = (gen.random((9, 4, 6)) < 0.3).astype(dtype)
+    L = np.eye(3)[gen.integers(0, 3, 9)]
+    from refnsm.spiking import losses
+
+    # the two paths are the ones compared: exact arrays take the one-call path, the subclass does not
+    assert losses._ssl_fast(X, L, setting[0], setting[1], setting[2:], 1.0, True) is not None
+    assert losses._ssl_fast(X.view(_SubArray), L, setting[0], setting[1], setting[2:], 1.0, True) is None
+    for f in _SSL_FUNCS:
+        fast = f(X, L, *setting)
+        slow = f(X.view(_SubArray), L.view(_SubArray), *setting)
+        for a, b in zip(fast if isinstance(fast, tuple) else (fast,), slow if isinstance(slow, tuple) else (slow,)):
+            assert type(a) is np.ndarray and a.dtype == dtype
+            np.testing.assert_array_equal(a, b)
+
+
+def _bad_ssl_inputs():
+    gen = np.random.default_rng(6)
+    X = (gen.random((6, 2, 5)) < 0.4).astype(np.float64)
+    L = np.eye(2)[gen.integers(0, 2, 6)]
+    for where, value in [((1, 0, 3), np.nan), ((0, 1, 0), np.inf), ((5, 1, 4), -np.inf)]:
+        bad = X.copy()
+        bad[where] = value
+        yield "spikes", bad, L, ("linear", "mse")
+    bad = L.copy()
+    bad[2, 1] = np.nan
+    yield "labels", X, bad, ("linear", "mse")
+    yield "bce outside [0, 1]", X, L, ("polynomial", "bce", 2.0)
+    signed = L.copy()
+    signed[0] = [-1.0, 1.0]  # Y = min(L L^T, 1) is -1 for a pair whose other row has class 0
+    yield "signed labels for bce", X, signed, ("sigmoid", "bce", 0.3)
+    yield "batch mismatch", X, L[:5], ("linear", "mse")
+
+
+@pytest.mark.parametrize("k", range(len(_SSL_FUNCS)))
+def test_ssl_fast_path_raises_the_validation_error(k):
+    """A bad value on the one-call path raises the full validation's error, with the same message."""
+    f = _SSL_FUNCS[k]
+    for label, X, L, setting in _bad_ssl_inputs():
+        with pytest.raises(ValueError) as fast:
+            f(X, L, *setting)
+        with pytest.raises(ValueError) as slow:
+            f(X.view(_SubArray), L.view(_SubArray), *setting)
+        assert str(fast.value) == str(slow.value), label
+
+
+def test_ssl_fast_path_rescales_like_the_validated_path():
+    """Cosine inputs large enough for X X^T to overflow are rescaled (the one-call path steps aside for them), and
+    a result that overflows for other reasons is refused by the result check on both paths."""
+    from refnsm._checks import NonFiniteResultError
+
+    gen = np.random.default_rng(7)
+    X = 1e300 * gen.random((5, 3, 4))
+    L = np.eye(2)[gen.integers(0, 2, 5)]
+    fast = sp.spike_similar_loss_value_and_grad(X, L, "linear", "mse")
+    slow = sp.spike_similar_loss_value_and_grad(X.view(_SubArray), L.view(_SubArray), "linear", "mse")
+    assert np.isfinite(fast[0]) and np.all(np.isfinite(fast[1]))
+    np.testing.assert_array_equal(fast[0], slow[0])
+    np.testing.assert_array_equal(fast[1], slow[1])
+    big = 1e10 * gen.random((5, 3, 4))  # (x_i . x_j)^40 overflows
+    for Xb in (big, big.view(_SubArray)):
+        with pytest.raises(NonFiniteResultError, match="spike_similar_loss_value_and_grad"):
+            sp.spike_similar_loss_value_and_grad(Xb, L, "polynomial", "mse", 40.0)

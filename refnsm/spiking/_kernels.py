@@ -745,6 +745,28 @@ def spike_similar_loss_fused(X, G, L, kind, p, eps, exact_diagonal, loss, g, bce
 
 
 @njit(cache=True)
+def spike_similar_loss_checked(X, L, kind, p, eps, exact_diagonal, loss, g, bce_eps, want_grad, cosine_limit):
+    """``spike_similar_loss_fused`` (G formed in the kernel) behind the checks of the inputs' values, for the CPU
+    path of the public functions at small sizes.  Returns (status, value, dL/dX, verified).
+
+    status -1, and nothing computed, when ``X`` or ``L`` holds NaN or Inf, or when the linear kernel's ``X`` has an
+    entry above ``cosine_limit`` (its Gram matrix could overflow: the caller rescales first); the caller then runs
+    the full validation, which raises the error that names the problem or rescales.  Otherwise the fused
+    kernel's status (0, or 1 / 2 for a bce input outside [0, 1]).  ``verified``: status 0 and every gradient entry
+    finite (when ``want_grad``), tested here so that the caller's result check only has the value left to test.  One compiled
+    call instead of five (the finiteness passes of X and L, the cosine's max |X|, the loss, the result's
+    finiteness)."""
+    if not all_finite(X.ravel()) or not all_finite(L.ravel()):
+        return -1, np.nan, np.zeros((0, 0), dtype=X.dtype), False
+    if kind == LINEAR and max_abs(X) > cosine_limit:
+        return -1, np.nan, np.zeros((0, 0), dtype=X.dtype), False
+    status, value, grad = spike_similar_loss_fused(X, np.zeros((0, 0), dtype=X.dtype), L, kind, p, eps,
+                                                   exact_diagonal, loss, g, bce_eps, want_grad)
+    verified = status == 0 and (not want_grad or all_finite(grad.ravel()))
+    return status, value, grad, verified
+
+
+@njit(cache=True)
 def check_targets(target, n_classes, ignore_index):
     """(number of valid targets, flat index of the first target outside [0, C) and != ignore_index, or -1)."""
     flat = target.ravel()

@@ -438,8 +438,44 @@ def label_similarity_matrix(labels, dtype=np.float64, *, compat=None, device="cp
     return xp.give_back(kernels.label_matrix(_labels_for(L, L.shape[0], dtype, compat, xp), xp.empty(0, dtype=dtype)))
 
 
+def _ssl_fast(spikes, labels, kernel_type, loss_type, args, g, want_grad):
+    """The CPU path for what a training loop passes: exact C-contiguous float32/float64 arrays, ``compat=None``, a
+    problem small enough for the kernel to form G itself.  Returns ``(value, grad, verified)``, or None when the
+    inputs are of another kind or a value check fails (NaN/Inf, a cosine that needs rescaling, a bce input outside
+    [0, 1]): the full path then runs and raises its usual error, or computes.  Labels of the other float dtype are
+    converted as the full path converts them (one ``astype``)."""
+    X = spikes
+    if (type(X) is not np.ndarray or type(labels) is not np.ndarray or X.dtype not in _checks._FLOAT_DTYPE_SET
+            or labels.dtype not in _checks._FLOAT_DTYPE_SET or X.ndim < 2 or labels.ndim != 2
+            or not X.flags.c_contiguous or not labels.flags.c_contiguous):
+        return None
+    n = X.shape[0]
+    if n == 0 or labels.shape[0] != n or n * X.size >= _GRAM_IN_KERNEL_BELOW:  # N^2 D
+        return None
+    if labels.dtype != X.dtype:
+        labels = labels.astype(X.dtype)
+    code, p = _kernel_spec(kernel_type, args, "kernel_type")
+    _checks.check_option(loss_type, "loss_type", LOSSES)
+    X2 = X.reshape(n, X.size // n)
+    if code != _kernels.LINEAR:
+        _check_kernel_domain(code, p, X.dtype, (X2, "spikes"))
+    limit = math.sqrt(_FLOAT_MAX[X.dtype.itemsize] / (4.0 * max(X2.shape[1], 1)))  # as _cosine_scaled
+    status, value, grad, verified = _kernels.spike_similar_loss_checked(
+        X2, labels, code, p, COSINE_EPS, True, _LOSS_CODE[loss_type], g, BCE_EPS, want_grad, limit)
+    if status:
+        return None
+    value = np.asarray(value, dtype=X.dtype)
+    return value, (grad.reshape(X.shape) if want_grad else None), verified and math.isfinite(value)
+
+
 def _ssl_run(device, spikes, labels, kernel_type, loss_type, args, compat, g, want_grad):
-    """Validate, then run the fused kernel on ``device``; returns (value, dL/dspikes or None)."""
+    """Validate, then run the fused kernel on ``device``; returns (value, dL/dspikes or None, verified): verified
+    when the kernel already tested the value and the gradient for NaN/Inf (see
+    :func:`refnsm._checks.finite_result_verified`)."""
+    if device == "cpu" and compat is None:
+        fast = _ssl_fast(spikes, labels, kernel_type, loss_type, args, g, want_grad)
+        if fast is not None:
+            return fast
     kernels, xp = _backend.get("spiking", device, spikes, labels)
     _check_compat(compat)
     code, p = _kernel_spec(kernel_type, args, "kernel_type")
@@ -458,10 +494,10 @@ def _ssl_run(device, spikes, labels, kernel_type, loss_type, args, compat, g, wa
         _bce_range_check(xp.to_host(S), xp.to_host(kernels.label_matrix(L, X)), kernel_type, np.dtype(X.dtype))
     if want_grad and inv_c != 1.0:
         grad *= grad.dtype.type(inv_c)
-    return np.asarray(value, dtype=X.dtype), (xp.give_back(grad.reshape(*shaped.shape)) if want_grad else None)
+    return np.asarray(value, dtype=X.dtype), (xp.give_back(grad.reshape(*shaped.shape)) if want_grad else None), False
 
 
-@_checks.finite_result
+@_checks.finite_result_verified
 def spike_similar_loss(spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None, device="cpu"):
     r"""Similarity-matching loss between output spike trains and their labels (spikingjelly's ``spike_similar_loss``).
 
@@ -522,10 +558,11 @@ def spike_similar_loss(spikes, labels, kernel_type="linear", loss_type="mse", *a
     >>> float(spiking.spike_similar_loss(spikes, labels[::-1], "linear", "mse")) > 0
     True
     """
-    return _ssl_run(device, spikes, labels, kernel_type, loss_type, args, compat, 1.0, False)[0]
+    value, _, verified = _ssl_run(device, spikes, labels, kernel_type, loss_type, args, compat, 1.0, False)
+    return value, verified
 
 
-@_checks.finite_result
+@_checks.finite_result_verified
 def spike_similar_loss_vjp(grad_out, spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None,
                            device="cpu"):
     r"""Gradient of :func:`spike_similar_loss` with respect to ``spikes`` (same shape as ``spikes``).
@@ -552,10 +589,11 @@ def spike_similar_loss_vjp(grad_out, spikes, labels, kernel_type="linear", loss_
     True
     """
     g = _checks.scalar_grad_out(grad_out)
-    return _ssl_run(device, spikes, labels, kernel_type, loss_type, args, compat, g, True)[1]
+    _, grad, verified = _ssl_run(device, spikes, labels, kernel_type, loss_type, args, compat, g, True)
+    return grad, verified
 
 
-@_checks.finite_result
+@_checks.finite_result_verified
 def spike_similar_loss_value_and_grad(spikes, labels, kernel_type="linear", loss_type="mse", *args, compat=None,
                                       device="cpu"):
     """``(spike_similar_loss(...), spike_similar_loss_vjp(None, ...))`` sharing one forward pass (for training).
@@ -573,7 +611,8 @@ def spike_similar_loss_value_and_grad(spikes, labels, kernel_type="linear", loss
     >>> np.allclose(g, spiking.spike_similar_loss_vjp(None, spikes, labels, "linear", "mse"))
     True
     """
-    return _ssl_run(device, spikes, labels, kernel_type, loss_type, args, compat, 1.0, True)
+    value, grad, verified = _ssl_run(device, spikes, labels, kernel_type, loss_type, args, compat, 1.0, True)
+    return (value, grad), verified
 
 
 # --------------------------------------------------------------------------------------------- TET losses
