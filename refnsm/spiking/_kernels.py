@@ -10,6 +10,7 @@ from numba import njit
 
 from refnsm._fastchecks import all_finite
 from refnsm._vexp import exp as vexp
+from refnsm._vlog import log as vlog
 
 # kernel codes
 LINEAR, POLYNOMIAL, SIGMOID, GAUSSIAN = 0, 1, 2, 3
@@ -716,7 +717,7 @@ def symmetric_similarity_vjp(A, X, S, C, G, r, kind, p, eps):
     return _pull_back(W, X, r, h, False)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def spike_similar_loss_fused(X, G, L, kind, p, eps, exact_diagonal, loss, g, bce_eps, want_grad):
     """The whole spike similarity loss in one call: (status, value, dL/dX).
 
@@ -725,6 +726,11 @@ def spike_similar_loss_fused(X, G, L, kind, p, eps, exact_diagonal, loss, g, bce
     costs less than one from Python) and made exactly symmetric from its upper triangle (the caller's syrk
     output already is).  S, Y and A = dL/dS are then symmetric, so each is formed on the upper triangle only
     (``symmetric_similarity``, ``symmetric_loss_and_grad``, ``symmetric_similarity_vjp``).
+
+    On the CPU the public functions call it through ``spike_similar_loss_checked``, into which it is inlined (a
+    compiled function that calls another compiled function links and emits the callee's machine code again: as a
+    second layer the first call with an empty cache took 6.4-6.7 s instead of 5.4-5.7 s, inlined 5.7-6.1 s).  The
+    CUDA twin has this signature.
     """
     if G.shape[0] != X.shape[0]:
         G = np.dot(X, X.T)
@@ -745,23 +751,24 @@ def spike_similar_loss_fused(X, G, L, kind, p, eps, exact_diagonal, loss, g, bce
 
 
 @njit(cache=True)
-def spike_similar_loss_checked(X, L, kind, p, eps, exact_diagonal, loss, g, bce_eps, want_grad, cosine_limit):
-    """``spike_similar_loss_fused`` (G formed in the kernel) behind the checks of the inputs' values, for the CPU
-    path of the public functions at small sizes.  Returns (status, value, dL/dX, verified).
+def spike_similar_loss_checked(X, G, L, kind, p, eps, exact_diagonal, loss, g, bce_eps, want_grad, cosine_limit):
+    """``spike_similar_loss_fused`` behind the checks of the inputs' values: the CPU entry point of the loss.
+    Returns (status, value, dL/dX, verified).
 
     status -1, and nothing computed, when ``X`` or ``L`` holds NaN or Inf, or when the linear kernel's ``X`` has an
     entry above ``cosine_limit`` (its Gram matrix could overflow: the caller rescales first); the caller then runs
-    the full validation, which raises the error that names the problem or rescales.  Otherwise the fused
-    kernel's status (0, or 1 / 2 for a bce input outside [0, 1]).  ``verified``: status 0 and every gradient entry
-    finite (when ``want_grad``), tested here so that the caller's result check only has the value left to test.  One compiled
-    call instead of five (the finiteness passes of X and L, the cosine's max |X|, the loss, the result's
-    finiteness)."""
+    the full validation, which raises the error that names the problem or rescales (and calls this again with
+    ``cosine_limit = inf``).  Otherwise the fused kernel's status (0, or 1 / 2 for a bce input outside [0, 1]).
+    ``verified``: status 0 and every gradient entry finite (when ``want_grad``), tested here so that the caller's
+    result check only has the value left to test.  One compiled call instead of five (the finiteness passes of X
+    and L, the cosine's max |X|, the loss, the result's finiteness) for what a training loop passes; the fused
+    kernel is inlined here (``inline="always"``), so this entry point compiles once, not as a second layer over
+    it."""
     if not all_finite(X.ravel()) or not all_finite(L.ravel()):
         return -1, np.nan, np.zeros((0, 0), dtype=X.dtype), False
     if kind == LINEAR and max_abs(X) > cosine_limit:
         return -1, np.nan, np.zeros((0, 0), dtype=X.dtype), False
-    status, value, grad = spike_similar_loss_fused(X, np.zeros((0, 0), dtype=X.dtype), L, kind, p, eps,
-                                                   exact_diagonal, loss, g, bce_eps, want_grad)
+    status, value, grad = spike_similar_loss_fused(X, G, L, kind, p, eps, exact_diagonal, loss, g, bce_eps, want_grad)
     verified = status == 0 and (not want_grad or all_finite(grad.ravel()))
     return status, value, grad, verified
 
@@ -787,12 +794,14 @@ def _ce_steps_flat(x, target, ignore_index, scale, want_grad, grad):
     layout), writing ``grad`` (when ``want_grad``): the same arithmetic as its general loop, in unit-stride loops.
     Per time step: every row's maximum (a select, not a branch: with random logits the branch mispredicts, 1 µs
     at 8 x 32 x 10), the shifted logits in one flat buffer and their exponentials in one loop that vectorises, every
-    row's sum in class order with the rows side by side (independent chains instead of one long one), then the
-    gradient (the divisions vectorise) and the log-sum-exp."""
+    row's sum in class order with the rows side by side (independent chains instead of one long one), their
+    logarithms in one loop (``refnsm._vlog.log``, within 1 ulp: it vectorises), then the gradient (the divisions
+    vectorise) and the log-sum-exp."""
     T, N, C = x.shape[0], x.shape[1], x.shape[2]
     NC = N * C
     M = np.empty(N)
     SE = np.empty(N)
+    LSE = np.empty(N)
     e = np.empty(NC)
     xf = np.ascontiguousarray(x).ravel()  # x is C-contiguous from the public layer: a view
     gf = grad.ravel()  # a view (grad is new and C-contiguous)
@@ -817,6 +826,8 @@ def _ce_steps_flat(x, target, ignore_index, scale, want_grad, grad):
             for n in range(N):
                 SE[n] += e[n * C + c]
         for n in range(N):
+            LSE[n] = vlog(SE[n])  # a loop of its own: it vectorises
+        for n in range(N):
             tg = target[n, 0]
             b = n * C
             if tg == ignore_index:
@@ -830,7 +841,7 @@ def _ce_steps_flat(x, target, ignore_index, scale, want_grad, grad):
                     # the exponential rounded to x's dtype, then normalised (float32 gradients as torch rounds them)
                     pc = float(x.dtype.type(e[b + c])) / se - (1.0 if c == tg else 0.0)
                     gf[x0 + b + c] = pc * scale
-            total += (M[n] + np.log(se)) - float(xf[x0 + b + tg])
+            total += (M[n] + LSE[n]) - float(xf[x0 + b + tg])
     return total
 
 
@@ -842,7 +853,8 @@ def cross_entropy_steps(x, target, ignore_index, g, want_grad):
     (see ``check_targets``).  Returns (loss, grad, count) with grad = g * (softmax - onehot) / count at valid
     positions, 0 elsewhere.  Per time step: the max of every position, then every shifted logit of the step in one
     flat float64 buffer and its exponentials in one loop (``refnsm._vexp.exp``, within 1 ulp; a loop with no
-    reduction, so it vectorises), then per position the sum in class order, the log-sum-exp and the gradient.
+    reduction, so it vectorises), then per position the sum in class order, the log-sum-exp (its logarithm by
+    ``refnsm._vlog.log``, within 1 ulp) and the gradient.
     Each exponential is computed once.  Single-threaded: a ``parallel=True`` kernel would run on Numba's threading
     layer, and under its OpenMP layer (the default where libgomp is present) a process that forks afterwards
     (multiprocessing, data-loader workers) has its children terminated by the GNU OpenMP runtime.
@@ -899,7 +911,7 @@ def cross_entropy_steps(x, target, ignore_index, g, want_grad):
                         if c == tg:
                             pc -= 1.0
                         grad[t, n, c, s] = pc * scale
-                total += (M[n, s] + np.log(se)) - float(x[t, n, tg, s])
+                total += (M[n, s] + vlog(se)) - float(x[t, n, tg, s])
     return total / count, grad, count
 
 

@@ -178,6 +178,8 @@ def _labels_for(labels, n, dtype, compat, xp=HOST):
 
 
 _GRAM_IN_KERNEL_BELOW = 1 << 20  # N^2 D
+#: "form G in the kernel", by item size (only the shape is read; never written)
+_NO_GRAM = {4: np.zeros((0, 0), np.float32), 8: np.zeros((0, 0), np.float64)}
 
 
 def _gram(X):
@@ -461,7 +463,8 @@ def _ssl_fast(spikes, labels, kernel_type, loss_type, args, g, want_grad):
         _check_kernel_domain(code, p, X.dtype, (X2, "spikes"))
     limit = math.sqrt(_FLOAT_MAX[X.dtype.itemsize] / (4.0 * max(X2.shape[1], 1)))  # as _cosine_scaled
     status, value, grad, verified = _kernels.spike_similar_loss_checked(
-        X2, labels, code, p, COSINE_EPS, True, _LOSS_CODE[loss_type], g, BCE_EPS, want_grad, limit)
+        X2, _NO_GRAM[X.dtype.itemsize], labels, code, p, COSINE_EPS, True, _LOSS_CODE[loss_type], g, BCE_EPS,
+        want_grad, limit)
     if status:
         return None
     value = np.asarray(value, dtype=X.dtype)
@@ -487,8 +490,13 @@ def _ssl_run(device, spikes, labels, kernel_type, loss_type, args, compat, g, wa
     # small problems: the kernel forms G itself (on the host a Python-level BLAS call costs more than the product)
     big = X.shape[0] ** 2 * X.shape[1] >= _GRAM_IN_KERNEL_BELOW
     G = _gram_matrix(kernels, xp, X) if big else xp.empty((0, 0), dtype=X.dtype)
-    status, value, grad = kernels.spike_similar_loss_fused(X, G, L, code, p, eps, compat is None,
-                                                           _LOSS_CODE[loss_type], g, BCE_EPS, want_grad)
+    if xp is HOST:  # the CPU entry point (its checks pass here: the inputs are validated and rescaled)
+        status, value, grad, _ = kernels.spike_similar_loss_checked(X, G, L, code, p, eps, compat is None,
+                                                                    _LOSS_CODE[loss_type], g, BCE_EPS, want_grad,
+                                                                    math.inf)
+    else:
+        status, value, grad = kernels.spike_similar_loss_fused(X, G, L, code, p, eps, compat is None,
+                                                               _LOSS_CODE[loss_type], g, BCE_EPS, want_grad)
     if status:  # bce outside [0, 1]: recompute S and Y to say where and why
         S, _ = kernels.similarity_forward(X, _gram_matrix(kernels, xp, X), code, p, eps, compat is None)
         _bce_range_check(xp.to_host(S), xp.to_host(kernels.label_matrix(L, X)), kernel_type, np.dtype(X.dtype))
