@@ -789,3 +789,36 @@ def test_ssl_fast_path_rescales_like_the_validated_path():
     for Xb in (big, big.view(_SubArray)):
         with pytest.raises(NonFiniteResultError, match="spike_similar_loss_value_and_grad"):
             sp.spike_similar_loss_value_and_grad(Xb, L, "polynomial", "mse", 40.0)
+
+
+def test_abs_bits_range32_is_the_smallest_nonzero_and_largest_magnitude():
+    """The integer scan behind dot_lifted gives the float scan's answer: signs, zeros and subnormals included."""
+    from refnsm.spiking import _kernels as K
+
+    gen = np.random.default_rng(8)
+    for _ in range(200):
+        w = (gen.standard_normal(gen.integers(1, 300)) * 10.0 ** gen.integers(-46, 30)).astype(np.float32)
+        w[gen.random(w.size) < 0.3] = 0.0
+        if gen.random() < 0.3:
+            w[gen.integers(0, w.size)] = -np.float32(1e-45)  # the smallest subnormal, negative
+        lo, hi = K._abs_bits_range32(w.view(np.uint32))
+        a = np.abs(w)
+        nz = a[a != 0]
+        if nz.size:
+            assert np.uint32(lo).view(np.float32) == nz.min()
+        else:
+            assert lo == 0xFFFFFFFF
+        assert np.uint32(hi).view(np.float32) == a.max()
+    lo, hi = K._abs_bits_range32(np.array([1.0, -np.inf], np.float32).view(np.uint32))
+    assert hi == 0x7F800000
+    lo, hi = K._abs_bits_range32(np.array([1.0, np.nan], np.float32).view(np.uint32))
+    assert hi > 0x7F800000  # a NaN's pattern exceeds Inf's: dot_lifted then takes no lift
+
+
+def test_dot_lifted_passes_non_finite_weights_through():
+    from refnsm.spiking import _kernels as K
+
+    W = np.array([[1e-42, 0.0], [np.inf, 1.0]], np.float32)
+    X = np.ones((2, 3), np.float32)
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(K.dot_lifted(W, X, 2.0), np.dot(W, X))
