@@ -62,6 +62,23 @@ def _bits_as_float64(typingctx, v):
     return sig, codegen
 
 
+@intrinsic
+def fdiv(typingctx, a, b):
+    """``a / b`` for two floats of the same type (float32 or float64) as the plain IEEE division, one LLVM
+    ``fdiv``: the same result as ``/`` wherever ``/`` returns.  Numba's ``/`` first tests ``b == 0`` to raise
+    ``ZeroDivisionError`` as Python does, and that branch, taken per element, keeps a loop from vectorising (a
+    logarithm's loop: 7.4 ns per element with it, 1.0 ns without).  For divisors that cannot be zero (``1 + e``
+    with ``e >= 0``, a norm product plus a positive epsilon), or where IEEE's inf/nan is the wanted answer."""
+    if not (isinstance(a, types.Float) and a == b):
+        return None
+    sig = a(a, b)
+
+    def codegen(context, builder, signature, args):
+        return builder.fdiv(args[0], args[1])
+
+    return sig, codegen
+
+
 @njit(cache=True, inline="always")
 def exp(x):
     """``e**x`` for a float64 ``x``, within 1 ulp, in arithmetic a loop can vectorise (see the module docstring)."""

@@ -38,7 +38,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
 
-from refnsm._vexp import LN2_HI, LN2_LO, _bits_as_float64
+from refnsm._vexp import LN2_HI, LN2_LO, _bits_as_float64, fdiv
 
 _TINY = 2.0 ** -1022  # the smallest normal float64
 _TWO54 = 2.0 ** 54
@@ -63,20 +63,6 @@ def _float64_bits(typingctx, v):
     return sig, codegen
 
 
-@intrinsic
-def _fdiv(typingctx, a, b):
-    """``a / b`` for float64s as the plain IEEE division (one LLVM ``fdiv``).  Numba's ``/`` first tests ``b == 0``
-    to raise ``ZeroDivisionError`` as Python does, and that branch keeps a loop from vectorising (measured: 7.4 ns
-    per logarithm with it, 1.0 ns without).  Here ``b = 2 + f`` with ``m`` built in [1/2, 2) whatever ``x`` is
-    (special values included), so ``b >= 1.5``: never zero."""
-    sig = types.float64(types.float64, types.float64)
-
-    def codegen(context, builder, signature, args):
-        return builder.fdiv(args[0], args[1])
-
-    return sig, codegen
-
-
 @njit(cache=True, inline="always")
 def log(x):
     """``ln(x)`` for a float64 ``x``, within 1 ulp, in arithmetic a loop can vectorise (see the module docstring)."""
@@ -88,7 +74,7 @@ def log(x):
     e = ((bits >> 52) & 0x7FF) - (1022 if up else 1023) - (54 if sub else 0)
     m = _bits_as_float64(mant | (_HALF_EXP if up else _ONE_EXP))
     f = m - 1.0  # exact
-    s = _fdiv(f, 2.0 + f)
+    s = fdiv(f, 2.0 + f)  # Numba's / would test for 0 and keep the loop scalar; here 2 + f >= 1.5 (m in [1/2, 2))
     z = s * s
     z2 = z * z
     z4 = z2 * z2

@@ -2,7 +2,10 @@
 
 Arithmetic stays in the input dtype (constants are cast with ``X.dtype.type``) so a float32 call follows
 float32 rounding as torch does; scalar losses are accumulated in float64.  Matrix products use BLAS
-through ``np.dot``.  See ``refnsm/spiking/losses.py`` for the math and the public API.
+through ``np.dot``.  The sigmoid kernel's exponentials are ``refnsm._vexp.exp`` (float64, within 1 ulp, then
+rounded to the dtype) and its divisions ``refnsm._vexp.fdiv`` (``/`` without Numba's zero test; the divisor is
+at least 1), so that their loops vectorise; the TET loss's logarithms are ``refnsm._vlog.log``.  See
+``refnsm/spiking/losses.py`` for the math and the public API.
 """
 
 import numpy as np
@@ -10,6 +13,7 @@ from numba import njit
 
 from refnsm._fastchecks import all_finite
 from refnsm._vexp import exp as vexp
+from refnsm._vexp import fdiv
 from refnsm._vlog import log as vlog
 
 # kernel codes
@@ -86,7 +90,7 @@ def kernel_from_gram(G, x, y, kind, p):
     elif kind == SIGMOID:
         for i in range(nx):
             for j in range(ny):
-                K[i, j] = one / (one + np.exp(-(pp * G[i, j])))
+                K[i, j] = fdiv(one, one + G.dtype.type(vexp(float(-(pp * G[i, j])))))
     else:  # GAUSSIAN: exp(-((|x_i|^2 + |y_j|^2) - 2 G_ij) / (2 sigma^2)), in torch's order of operations
         x2 = row_sqnorms(x)
         y2 = row_sqnorms(y)
@@ -127,7 +131,7 @@ def _kernel_coupling(A, K, G, kind, p):
         # derivative K (1 - K) is tiny but not 0
         for i in range(nx):
             for j in range(ny):
-                B[i, j] = pp * (A[i, j] * (K[i, j] * (one / (one + np.exp(pp * G[i, j])))))
+                B[i, j] = pp * (A[i, j] * (K[i, j] * fdiv(one, one + A.dtype.type(vexp(float(pp * G[i, j]))))))
     else:
         c = A.dtype.type(2.0 * p * p)
         for i in range(nx):
@@ -440,7 +444,7 @@ def similarity_complement(X, G, kind, p):
     if kind == SIGMOID:
         for i in range(n):
             for j in range(n):
-                C[i, j] = one / (one + np.exp(pp * G[i, j]))
+                C[i, j] = fdiv(one, one + X.dtype.type(vexp(float(pp * G[i, j]))))
         return C
     x2 = row_sqnorms(X)
     two = X.dtype.type(2.0)
@@ -579,7 +583,7 @@ def symmetric_similarity(X, G, kind, p, eps, exact_diagonal, want_complement):
         e = dt(eps)
         for i in range(n):
             for j in range(i, n):
-                S[i, j] = G[i, j] / (r[i] * r[j] + e)
+                S[i, j] = fdiv(G[i, j], r[i] * r[j] + e)  # the divisor is at least e > 0
             if exact_diagonal:
                 S[i, i] = (r[i] * r[i]) / (r[i] * r[i] + e)
     elif kind == POLYNOMIAL:
@@ -587,11 +591,27 @@ def symmetric_similarity(X, G, kind, p, eps, exact_diagonal, want_complement):
             for j in range(i, n):
                 S[i, j] = G[i, j] ** pp
     elif kind == SIGMOID:
+        # the exponentials of the upper triangle's -pG (and pG for C) in one flat loop, which vectorises (rows of
+        # the triangle are too short for it), then S = 1 / (1 + e^{-pG}) and C = 1 / (1 + e^{pG}) in the dtype
+        m = n * (n + 1) // 2
+        buf = np.empty(2 * m if want_complement else m)
+        k = 0
         for i in range(n):
             for j in range(i, n):
-                S[i, j] = one / (one + np.exp(-(pp * G[i, j])))
+                buf[k] = float(-(pp * G[i, j]))
+                k += 1
+        if want_complement:
+            for q in range(m):
+                buf[m + q] = -buf[q]  # float(pp G) exactly
+        for q in range(buf.size):
+            buf[q] = vexp(buf[q])
+        k = 0
+        for i in range(n):
+            for j in range(i, n):
+                S[i, j] = fdiv(one, one + dt(buf[k]))
                 if want_complement:
-                    C[i, j] = one / (one + np.exp(pp * G[i, j]))
+                    C[i, j] = fdiv(one, one + dt(buf[m + k]))
+                k += 1
     else:
         c = dt(2.0 * p * p)
         lim = dt(NEAR)
@@ -718,7 +738,7 @@ def symmetric_similarity_vjp(A, X, S, C, G, r, kind, p, eps):
                     else:
                         b = A[i, j] * (pp * G[i, j] ** dt(p - 1.0))
                 elif kind == SIGMOID:
-                    cc = C[i, j] if C.shape[0] == n else one / (one + np.exp(pp * G[i, j]))
+                    cc = C[i, j] if C.shape[0] == n else fdiv(one, one + dt(vexp(float(pp * G[i, j]))))
                     b = pp * (A[i, j] * (S[i, j] * cc))
                 else:
                     b = -((A[i, j] * S[i, j]) / dt(2.0 * p * p))
