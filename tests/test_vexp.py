@@ -105,3 +105,24 @@ def test_vector_loop_matches_scalar_calls(rng, n):
     x = rng.uniform(-50, 50, n)
     one = np.array([_vexp_of(np.array([v]))[0] for v in x])
     assert np.array_equal(_vexp_of(x), one)
+
+
+@njit(cache=True)
+def _div_all(a, b, out):
+    for i in range(a.size):
+        out[i] = _vexp.fdiv(a[i], b[i])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fdiv_is_the_ieee_division(rng, dtype):
+    """fdiv gives the bits of / wherever / returns, and IEEE's inf/nan (no exception) for a zero divisor."""
+    a = (rng.standard_normal(5000) * 10.0 ** rng.integers(-30, 30, 5000)).astype(dtype)
+    b = (rng.standard_normal(5000) * 10.0 ** rng.integers(-30, 30, 5000)).astype(dtype)
+    a[:4] = [1.0, -1.0, 0.0, np.inf]
+    b[:4] = 0.0
+    out = np.empty_like(a)
+    _div_all(a, b, out)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        want = a / b
+    assert out.dtype == dtype and np.array_equal(out, want, equal_nan=True)
+    assert out[0] == np.inf and out[1] == -np.inf and np.isnan(out[2])
