@@ -101,7 +101,8 @@ def test_agrees_with_libm_to_one_ulp(rng):
     """Most results are the C library's bits; the others differ by one unit in the last place, never more."""
     x = np.concatenate([2.0 ** rng.uniform(-1074, 1024, 100_000), rng.uniform(0.0, 4.0, 100_000)])
     x = x[np.isfinite(x) & (x > 0)]
-    got, want = _vlog_of(x), np.log(x)
+    got = _vlog_of(x)
+    want = np.array([math.log(v) for v in x.tolist()])  # the C library's log (NumPy may use its own SIMD one)
     steps = np.abs(got.view(np.int64) - want.view(np.int64))
     assert steps.max() <= 1
     assert np.mean(steps == 0) > 0.9
