@@ -51,15 +51,23 @@ _LO = -746.0  # exp(-746) rounds to 0
 _C2, _C3, _C4, _C5, _C6, _C7, _C8, _C9, _C10, _C11, _C12, _C13 = (1.0 / math.factorial(i) for i in range(2, 14))
 
 
-@intrinsic
-def _bits_as_float64(typingctx, v):
-    """Reinterpret an int64 as the float64 with the same bits (one LLVM ``bitcast``; vectorises)."""
-    sig = types.float64(types.int64)
+def _bitcast(src, dst, doc):
+    """An intrinsic that reinterprets a ``src`` value as the ``dst`` value with the same bits (one LLVM ``bitcast``;
+    vectorises)."""
 
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float64))
+    @intrinsic
+    def cast(typingctx, v):
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], context.get_value_type(dst))
 
-    return sig, codegen
+        return dst(src), codegen
+
+    cast.__doc__ = doc
+    return cast
+
+
+_bits_as_float64 = _bitcast(types.int64, types.float64, "The float64 whose bit pattern is the int64 ``v``.")
+_float64_bits = _bitcast(types.float64, types.int64, "The bit pattern of the float64 ``v``, as an int64.")
 
 
 @intrinsic

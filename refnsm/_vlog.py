@@ -35,10 +35,9 @@ the ``__pycache__`` folders under ``refnsm/`` before measuring or testing.
 """
 
 import numpy as np
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
 
-from refnsm._vexp import LN2_HI, LN2_LO, _bits_as_float64, fdiv
+from refnsm._vexp import LN2_HI, LN2_LO, _bits_as_float64, _float64_bits, fdiv
 
 _TINY = 2.0 ** -1022  # the smallest normal float64
 _TWO54 = 2.0 ** 54
@@ -50,17 +49,6 @@ _HALF_EXP = 1022 << 52  # the exponent field of 0.5
 _R1, _R2, _R3, _R4, _R5, _R6, _R7, _R8, _R9, _R10 = (2.0 / (2 * i + 1) for i in range(1, 11))
 _INF = float("inf")
 _NAN = float("nan")
-
-
-@intrinsic
-def _float64_bits(typingctx, v):
-    """Reinterpret a float64 as the int64 with the same bits (one LLVM ``bitcast``; vectorises)."""
-    sig = types.int64(types.float64)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.int64))
-
-    return sig, codegen
 
 
 @njit(cache=True, inline="always")
