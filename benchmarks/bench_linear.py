@@ -58,12 +58,13 @@ def build(refname, key, n, batch, seed=0):
             up.effective_W()
         up(tx).backward(tg)
 
+    W = ref.effective_W()
+
     def products():  # the affine layer's three BLAS products, as refnsm.linear.base makes them (np.dot)
         np.dot(x, W)
         np.dot(g, W.T)
         np.dot(x.T, g)
 
-    W = ref.effective_W()
     return run_ours, run_theirs, products
 
 

@@ -791,9 +791,10 @@ def test_ssl_fast_path_rescales_like_the_validated_path():
             sp.spike_similar_loss_value_and_grad(Xb, L, "polynomial", "mse", 40.0)
 
 
-def test_abs_bits_range32_is_the_smallest_nonzero_and_largest_magnitude():
-    """The integer scan behind dot_lifted gives the float scan's answer: signs, zeros and subnormals included."""
-    from refnsm.spiking import _kernels as K
+def test_bit_scans_give_the_smallest_nonzero_and_largest_magnitude():
+    """The integer scans behind dot_lifted (refnsm._bits32) give the float scan's answer: signs, zeros and
+    subnormals included."""
+    from refnsm import _bits32 as B
 
     gen = np.random.default_rng(8)
     for _ in range(200):
@@ -801,18 +802,16 @@ def test_abs_bits_range32_is_the_smallest_nonzero_and_largest_magnitude():
         w[gen.random(w.size) < 0.3] = 0.0
         if gen.random() < 0.3:
             w[gen.integers(0, w.size)] = -np.float32(1e-45)  # the smallest subnormal, negative
-        lo, hi = K._abs_bits_range32(w.view(np.uint32))
+        lo, hi = B.min_abs_bits32(w), B.max_abs_bits32(w)
         a = np.abs(w)
         nz = a[a != 0]
         if nz.size:
-            assert np.uint32(lo).view(np.float32) == nz.min()
+            assert np.uint32(lo).view(np.float32) == nz.min() and B.abs_bits_value(lo) == float(nz.min())
         else:
-            assert lo == 0xFFFFFFFF
-        assert np.uint32(hi).view(np.float32) == a.max()
-    lo, hi = K._abs_bits_range32(np.array([1.0, -np.inf], np.float32).view(np.uint32))
-    assert hi == 0x7F800000
-    lo, hi = K._abs_bits_range32(np.array([1.0, np.nan], np.float32).view(np.uint32))
-    assert hi > 0x7F800000  # a NaN's pattern exceeds Inf's: dot_lifted then takes no lift
+            assert lo == 0x80000000
+        assert np.uint32(hi).view(np.float32) == a.max() and B.abs_bits_value(hi) == float(a.max())
+    assert B.max_abs_bits32(np.array([1.0, -np.inf], np.float32)) == B.BITS_INF32
+    assert B.max_abs_bits32(np.array([1.0, np.nan], np.float32)) > B.BITS_INF32  # dot_lifted then takes no lift
 
 
 def test_dot_lifted_passes_non_finite_weights_through():

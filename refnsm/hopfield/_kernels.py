@@ -12,6 +12,7 @@ Notation: ``X`` is a batch of probes, one per row (B, D); ``W`` is the memory ma
 import numpy as np
 from numba import njit
 
+from refnsm._bits32 import BITS_INF32, BITS_MIN_NORMAL32, abs_bits_value, max_abs_bits32, min_abs_bits32
 from refnsm._vexp import exp as vexp
 
 
@@ -95,36 +96,9 @@ def softmax_rows(S, beta, A, rowmax, lse):
 # bits.  With subnormal weights the lifted product is more accurate than the direct one, which rounds every
 # subnormal term to a multiple of 2**-149: its error is the usual relative bound plus one rounding of the result
 # (tests/test_hopfield_subnormal.py checks both against the exact product).  float64 is passed through.
-_BITS_MAG = 0x7FFFFFFF
-_BITS_MIN_NORMAL32 = 0x00800000  # 2**-126
+# The integer scans of the bit patterns (min_abs_bits32, max_abs_bits32) are in refnsm._bits32, shared with the
+# spiking losses' lifted product.
 _BITS_SQUARE_NORMAL32 = 0x20000000  # 2**-63: a float32 at or above it has a normal square
-_BITS_INF32 = 0x7F800000
-
-
-@njit(cache=True)
-def min_abs_bits32(W):
-    """The smallest non-zero ``|w|`` of a float32 ``W`` as its bit pattern (0x7FFFFFFF + 1 when W is all zero).
-
-    A scan of integers (``(|bits| - 1) mod 2**31`` maps 0 to the largest value), so it vectorises and never touches
-    a subnormal as a float.  float64 ``W`` returns 2**31 (nothing to do).
-    """
-    if W.itemsize != 4:
-        return np.int64(_BITS_MAG) + 1
-    bits = np.ascontiguousarray(W).ravel().view(np.int32)
-    mag = np.int32(_BITS_MAG)
-    one = np.int32(1)
-    lo = mag
-    for i in range(bits.size):
-        lo = min(lo, ((bits[i] & mag) - one) & mag)
-    return np.int64(lo) + 1
-
-
-@njit(cache=True, inline="always")
-def _abs_bits_value(a):
-    """The float64 value of the finite float32 whose magnitude bits (sign cleared) are ``a``."""
-    if a >= _BITS_MIN_NORMAL32:
-        return (1.0 + (a & 0x7FFFFF) * 2.0 ** -23) * 2.0 ** ((a >> 23) - 127)
-    return a * 2.0 ** -149
 
 
 @njit(cache=True)
@@ -134,16 +108,12 @@ def _lift_exponent(W, lo, bound):
     ``lo`` is ``min_abs_bits32(W)``; ``bound`` >= every |sum of terms| / max|w| (n max|x| for a product of length
     n).  Lifts as far as is safe (then products of the smallest weights with small |x| stay normal too).
     """
-    if lo >= _BITS_MIN_NORMAL32 or W.itemsize != 4:
+    if lo >= BITS_MIN_NORMAL32 or W.itemsize != 4:
         return 0
-    bits = np.ascontiguousarray(W).ravel().view(np.int32)
-    mag = np.int32(_BITS_MAG)
-    hi = np.int32(0)
-    for i in range(bits.size):
-        hi = max(hi, bits[i] & mag)
-    if hi >= _BITS_INF32 or not bound < np.inf:
+    hi = max_abs_bits32(W)
+    if hi >= BITS_INF32 or not bound < np.inf:
         return 0  # an inf or NaN weight: no scaling keeps it finite, the direct product says what it is
-    room = int(np.floor(120.0 - np.log2(_abs_bits_value(hi) * max(bound, 1.0))))
+    room = int(np.floor(120.0 - np.log2(abs_bits_value(hi) * max(bound, 1.0))))
     return max(min(room, 250), 0)
 
 
@@ -182,7 +152,7 @@ def _absmax(X):
 @njit(cache=True)
 def retrieval_lift(X, W, lo):
     """The lift exponent k of ``retrieve_k`` for probes ``X`` and memories ``W`` (``lo = min_abs_bits32(W)``)."""
-    if lo >= _BITS_MIN_NORMAL32:
+    if lo >= BITS_MIN_NORMAL32:
         return 0
     # X W sums D terms |x| |w|; A W^T sums H terms a |w| with sum(a) = 1
     return _lift_exponent(W, lo, max(W.shape[0] * _absmax(X), 1.0))

@@ -11,6 +11,7 @@ at least 1), so that their loops vectorise; the TET loss's logarithms are ``refn
 import numpy as np
 from numba import njit
 
+from refnsm._bits32 import BITS_INF32, BITS_MIN_NORMAL32, abs_bits_value, max_abs_bits32, min_abs_bits32
 from refnsm._fastchecks import all_finite
 from refnsm._vexp import exp as vexp
 from refnsm._vexp import fdiv
@@ -74,6 +75,22 @@ def symmetric_from_upper(U):
     return G
 
 
+@njit(cache=True, inline="always")
+def _one_over_one_plus(e, dt):
+    """``1 / (1 + e)`` in the dtype ``dt`` for a float64 ``e >= 0`` (rounded to ``dt`` first); ``fdiv``: the divisor
+    is at least 1."""
+    one = dt(1.0)
+    return fdiv(one, one + dt(e))
+
+
+@njit(cache=True, inline="always")
+def _logistic(u, dt):
+    """``1 / (1 + e^u)`` in the dtype ``dt``, the exponential by ``refnsm._vexp.exp`` in float64: the sigmoid kernel
+    is ``_logistic(-p G)``, its complement ``1 - S`` is ``_logistic(p G)``.  Every sigmoid site uses it (or, where the
+    exponentials are formed in a loop of their own, ``_one_over_one_plus``), so all paths agree bit for bit."""
+    return _one_over_one_plus(vexp(float(u)), dt)
+
+
 @njit(cache=True)
 def kernel_from_gram(G, x, y, kind, p):
     """K[i, j] = kappa(x_i, y_j) from the Gram matrix G = x y^T (linear: a copy of G)."""
@@ -81,7 +98,6 @@ def kernel_from_gram(G, x, y, kind, p):
         return G.copy()
     nx, ny = G.shape
     K = np.empty_like(G)
-    one = G.dtype.type(1.0)
     pp = G.dtype.type(p)
     if kind == POLYNOMIAL:
         for i in range(nx):
@@ -90,7 +106,7 @@ def kernel_from_gram(G, x, y, kind, p):
     elif kind == SIGMOID:
         for i in range(nx):
             for j in range(ny):
-                K[i, j] = fdiv(one, one + G.dtype.type(vexp(float(-(pp * G[i, j])))))
+                K[i, j] = _logistic(-(pp * G[i, j]), G.dtype.type)
     else:  # GAUSSIAN: exp(-((|x_i|^2 + |y_j|^2) - 2 G_ij) / (2 sigma^2)), in torch's order of operations
         x2 = row_sqnorms(x)
         y2 = row_sqnorms(y)
@@ -115,7 +131,6 @@ def _kernel_coupling(A, K, G, kind, p):
     nx, ny = A.shape
     B = np.empty_like(A)
     pp = A.dtype.type(p)
-    one = A.dtype.type(1.0)
     if kind == LINEAR:
         B[:, :] = A
     elif kind == POLYNOMIAL:
@@ -131,7 +146,7 @@ def _kernel_coupling(A, K, G, kind, p):
         # derivative K (1 - K) is tiny but not 0
         for i in range(nx):
             for j in range(ny):
-                B[i, j] = pp * (A[i, j] * (K[i, j] * fdiv(one, one + A.dtype.type(vexp(float(pp * G[i, j]))))))
+                B[i, j] = pp * (A[i, j] * (K[i, j] * _logistic(pp * G[i, j], A.dtype.type)))
     else:
         c = A.dtype.type(2.0 * p * p)
         for i in range(nx):
@@ -247,29 +262,6 @@ def gaussian_near_pairs(near, X, out):
                     out[i, k] += m * (X[i, k] - X[j, k])
 
 
-@njit(cache=True, inline="always")
-def _bits_as_float32(b):
-    """The float32 whose bit pattern is the uint32 ``b``."""
-    a = np.empty(1, dtype=np.uint32)
-    a[0] = b
-    return a.view(np.float32)[0]
-
-
-@njit(cache=True)
-def _abs_bits_range32(u):
-    """(smallest non-zero, largest) of the float32 magnitudes whose bit patterns are ``u`` (uint32, 1-D), as bit
-    patterns (0xFFFFFFFF for the first when every entry is 0).  With the sign bit masked off, the patterns of
-    non-negative floats order as their values (Inf below every NaN), and the integer minimum and maximum
-    vectorise where the float ones, with a branch per entry, do not (1024 entries: 0.65 -> 0.09 µs)."""
-    lo = np.uint32(0xFFFFFFFF)
-    hi = np.uint32(0)
-    for k in range(u.size):
-        b = u[k] & np.uint32(0x7FFFFFFF)
-        hi = max(hi, b)
-        lo = min(lo, b if b != 0 else np.uint32(0xFFFFFFFF))
-    return lo, hi
-
-
 @njit(cache=True)
 def dot_lifted(W, X, xbound):
     r"""``W @ X`` (BLAS), with a float32 ``W`` that holds subnormal entries first multiplied by an exact power of two.
@@ -288,11 +280,12 @@ def dot_lifted(W, X, xbound):
     """
     if W.itemsize != 4 or W.size == 0:
         return np.dot(W, X)
-    lo_bits, hi_bits = _abs_bits_range32(W.ravel().view(np.uint32))
-    if lo_bits >= 0x00800000 or hi_bits >= 0x7F800000:  # no subnormal entry (2^-126), or an Inf/NaN: no lift
+    lo_bits = min_abs_bits32(W)  # integer scans of the bit patterns: they vectorise (refnsm._bits32)
+    hi_bits = max_abs_bits32(W)
+    if lo_bits >= BITS_MIN_NORMAL32 or hi_bits >= BITS_INF32:  # no subnormal entry, or an Inf/NaN: no lift
         return np.dot(W, X)
-    lo = np.float64(_bits_as_float32(lo_bits))  # the smallest non-zero |W| and the largest, exactly
-    hi = np.float64(_bits_as_float32(hi_bits))
+    lo = abs_bits_value(lo_bits)  # the smallest non-zero |W| and the largest, exactly
+    hi = abs_bits_value(hi_bits)
     if not xbound > 0.0:
         return np.dot(W, X)
     k = min(int(np.ceil(-126.0 - np.log2(lo))), int(np.floor(120.0 - np.log2(hi * W.shape[1] * xbound))), 126)
@@ -439,12 +432,11 @@ def similarity_complement(X, G, kind, p):
     (bce); see ``pairwise_loss_exact``."""
     n = X.shape[0]
     C = np.empty((n, n), dtype=X.dtype)
-    one = X.dtype.type(1.0)
     pp = X.dtype.type(p)
     if kind == SIGMOID:
         for i in range(n):
             for j in range(n):
-                C[i, j] = fdiv(one, one + X.dtype.type(vexp(float(pp * G[i, j]))))
+                C[i, j] = _logistic(pp * G[i, j], X.dtype.type)
         return C
     x2 = row_sqnorms(X)
     two = X.dtype.type(2.0)
@@ -608,9 +600,9 @@ def symmetric_similarity(X, G, kind, p, eps, exact_diagonal, want_complement):
         k = 0
         for i in range(n):
             for j in range(i, n):
-                S[i, j] = fdiv(one, one + dt(buf[k]))
+                S[i, j] = _one_over_one_plus(buf[k], dt)
                 if want_complement:
-                    C[i, j] = fdiv(one, one + dt(buf[m + k]))
+                    C[i, j] = _one_over_one_plus(buf[m + k], dt)
                 k += 1
     else:
         c = dt(2.0 * p * p)
@@ -707,7 +699,6 @@ def symmetric_similarity_vjp(A, X, S, C, G, r, kind, p, eps):
     bits as ``similarity_vjp``), which halves the divisions (linear) and the exponentials (sigmoid)."""
     n = X.shape[0]
     dt = X.dtype.type
-    one = dt(1.0)
     pp = dt(p)
     W = np.empty_like(A)
     h = np.zeros(n, dtype=X.dtype)
@@ -738,7 +729,7 @@ def symmetric_similarity_vjp(A, X, S, C, G, r, kind, p, eps):
                     else:
                         b = A[i, j] * (pp * G[i, j] ** dt(p - 1.0))
                 elif kind == SIGMOID:
-                    cc = C[i, j] if C.shape[0] == n else fdiv(one, one + dt(vexp(float(pp * G[i, j]))))
+                    cc = C[i, j] if C.shape[0] == n else _logistic(pp * G[i, j], dt)
                     b = pp * (A[i, j] * (S[i, j] * cc))
                 else:
                     b = -((A[i, j] * S[i, j]) / dt(2.0 * p * p))

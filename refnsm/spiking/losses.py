@@ -126,8 +126,10 @@ def _check_kernel_domain(code, p, dtype, *named):
                     f"((x_i . y_j)^d is undefined for a negative dot product), got {arr[idx]!r} at index {idx}; "
                     f"use an integer d or non-negative inputs"
                 )
+    if code != _kernels.GAUSSIAN:
+        return
     smallest = float(np.finfo(dtype).smallest_normal)
-    if code == _kernels.GAUSSIAN and not float(np.dtype(dtype).type(2.0 * p * p)) >= smallest:
+    if not float(np.dtype(dtype).type(2.0 * p * p)) >= smallest:
         raise ValueError(
             f"gaussian kernel argument sigma: 2 * sigma**2 underflows in {np.dtype(dtype)} (the kernel divides "
             f"by it); expected sigma >= {np.sqrt(smallest / 2):.4g}, got {p!r}"
@@ -136,6 +138,11 @@ def _check_kernel_domain(code, p, dtype, *named):
 
 #: the largest float32 and float64 by item size (np.finfo per call costs a microsecond at training-step sizes)
 _FLOAT_MAX = {4: float(np.finfo(np.float32).max), 8: float(np.finfo(np.float64).max)}
+
+
+def _cosine_limit(dtype, D):
+    """The largest max|X| for which the cosine's Gram matrix of rows of length D cannot overflow in ``dtype``."""
+    return math.sqrt(_FLOAT_MAX[np.dtype(dtype).itemsize] / (4.0 * max(D, 1)))
 
 
 def _cosine_scaled(X, code):
@@ -150,7 +157,7 @@ def _cosine_scaled(X, code):
     if code != _kernels.LINEAR or X.size == 0 or not isinstance(X, np.ndarray):  # device arrays: not rescaled
         return X, COSINE_EPS, 1.0
     big = _kernels.max_abs(X)  # one pass, no |X| temporary (16 MB at N=512, D=4096)
-    if big <= math.sqrt(_FLOAT_MAX[X.dtype.itemsize] / (4.0 * max(X.shape[1], 1))):
+    if big <= _cosine_limit(X.dtype, X.shape[1]):
         return X, COSINE_EPS, 1.0
     fi = np.finfo(X.dtype)
     k = int(np.frexp(big)[1])
@@ -459,12 +466,10 @@ def _ssl_fast(spikes, labels, kernel_type, loss_type, args, g, want_grad):
     code, p = _kernel_spec(kernel_type, args, "kernel_type")
     _checks.check_option(loss_type, "loss_type", LOSSES)
     X2 = X.reshape(n, X.size // n)
-    if code != _kernels.LINEAR:
-        _check_kernel_domain(code, p, X.dtype, (X2, "spikes"))
-    limit = math.sqrt(_FLOAT_MAX[X.dtype.itemsize] / (4.0 * max(X2.shape[1], 1)))  # as _cosine_scaled
+    _check_kernel_domain(code, p, X.dtype, (X2, "spikes"))
     status, value, grad, verified = _kernels.spike_similar_loss_checked(
         X2, _NO_GRAM[X.dtype.itemsize], labels, code, p, COSINE_EPS, True, _LOSS_CODE[loss_type], g, BCE_EPS,
-        want_grad, limit)
+        want_grad, _cosine_limit(X.dtype, X2.shape[1]))
     if status:
         return None
     value = np.asarray(value, dtype=X.dtype)
