@@ -9,20 +9,17 @@ Used by the lifted products of subnormal float32 operands, ``2**-k (A (2**k W))`
 import numpy as np
 from numba import njit
 
+from refnsm._specialise import float32_variant
+
 BITS_MAG = 0x7FFFFFFF  # the magnitude bits (sign cleared)
 BITS_MIN_NORMAL32 = 0x00800000  # 2**-126, float32's smallest normal
 BITS_INF32 = 0x7F800000  # inf; a NaN's magnitude bits are larger
 
 
 @njit(cache=True)
-def min_abs_bits32(W):
-    """The smallest non-zero ``|w|`` of a float32 ``W`` as its bit pattern (0x7FFFFFFF + 1 when W is all zero).
-
-    A scan of integers (``(|bits| - 1) mod 2**31`` maps 0 to the largest value), so it vectorises and never touches
-    a subnormal as a float.  float64 ``W`` returns 2**31 (nothing to do).
-    """
-    if W.itemsize != 4:
-        return np.int64(BITS_MAG) + 1
+def _min_abs_bits32(W):
+    """``min_abs_bits32`` of a float32 ``W``: a scan of integers (``(|bits| - 1) mod 2**31`` maps 0 to the largest
+    value), so it vectorises and never touches a subnormal as a float."""
     bits = np.ascontiguousarray(W).ravel().view(np.int32)
     mag = np.int32(BITS_MAG)
     one = np.int32(1)
@@ -30,6 +27,15 @@ def min_abs_bits32(W):
     for i in range(bits.size):
         lo = min(lo, ((bits[i] & mag) - one) & mag)
     return np.int64(lo) + 1
+
+
+@float32_variant(_min_abs_bits32)
+@njit(cache=True)
+def min_abs_bits32(W):
+    """The smallest non-zero ``|w|`` of a float32 ``W`` as its bit pattern (0x7FFFFFFF + 1 when W is all zero), by
+    ``_min_abs_bits32``.  Any other dtype gives 2**31, above every float32 pattern: no float32 subnormal, nothing to
+    lift (and a float64 signature compiles no scan, see ``refnsm._specialise``)."""
+    return np.int64(BITS_MAG) + 1
 
 
 @njit(cache=True)

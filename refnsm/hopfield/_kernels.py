@@ -13,6 +13,7 @@ import numpy as np
 from numba import njit
 
 from refnsm._bits32 import BITS_INF32, BITS_MIN_NORMAL32, abs_bits_value, max_abs_bits32, min_abs_bits32
+from refnsm._specialise import float32_variant
 from refnsm._vexp import exp as vexp
 
 
@@ -108,7 +109,7 @@ def _lift_exponent(W, lo, bound):
     ``lo`` is ``min_abs_bits32(W)``; ``bound`` >= every |sum of terms| / max|w| (n max|x| for a product of length
     n).  Lifts as far as is safe (then products of the smallest weights with small |x| stay normal too).
     """
-    if lo >= BITS_MIN_NORMAL32 or W.itemsize != 4:
+    if lo >= BITS_MIN_NORMAL32:
         return 0
     hi = max_abs_bits32(W)
     if hi >= BITS_INF32 or not bound < np.inf:
@@ -150,28 +151,51 @@ def _absmax(X):
 
 
 @njit(cache=True)
-def retrieval_lift(X, W, lo):
-    """The lift exponent k of ``retrieve_k`` for probes ``X`` and memories ``W`` (``lo = min_abs_bits32(W)``)."""
+def _retrieval_lift32(X, W, lo):
+    """``retrieval_lift`` of a float32 ``W``."""
     if lo >= BITS_MIN_NORMAL32:
         return 0
     # X W sums D terms |x| |w|; A W^T sums H terms a |w| with sum(a) = 1
     return _lift_exponent(W, lo, max(W.shape[0] * _absmax(X), 1.0))
 
 
+@float32_variant(_retrieval_lift32, arg=1)
+@njit(cache=True)
+def retrieval_lift(X, W, lo):
+    """The lift exponent k of ``retrieve_k`` for probes ``X`` and memories ``W`` (``lo = min_abs_bits32(W)``):
+    ``_retrieval_lift32`` for a float32 ``W``, 0 (no lift) for any other dtype, whose signatures then compile none
+    of the lift (``refnsm._specialise``)."""
+    return 0
+
+
+@njit(cache=True, inline="always")
+def _retrieve_plain(X, W, beta, S, A, Xhat, rowmax, lse):
+    """The retrieval step's plain BLAS products and softmax."""
+    np.dot(X, W, S)
+    softmax_rows(S, beta, A, rowmax, lse)
+    np.dot(A, W.T, Xhat)
+
+
+@njit(cache=True)
+def _retrieve_k32(X, W, k, beta, S, A, Xhat, rowmax, lse):
+    """``retrieve_k`` of a float32 ``W``: the products lifted by ``2**k`` when k > 0."""
+    if k <= 0:
+        _retrieve_plain(X, W, beta, S, A, Xhat, rowmax, lse)
+        return
+    Wk = _lift(W, k)
+    np.dot(X, Wk, S)
+    _scale_down(S, k)
+    softmax_rows(S, beta, A, rowmax, lse)
+    np.dot(A, Wk.T, Xhat)
+    _scale_down(Xhat, k)
+
+
+@float32_variant(_retrieve_k32, arg=1)
 @njit(cache=True)
 def retrieve_k(X, W, k, beta, S, A, Xhat, rowmax, lse):
-    """``retrieve_into`` with the products lifted by ``2**k`` (k = 0: the plain BLAS products)."""
-    if k > 0:
-        Wk = _lift(W, k)
-        np.dot(X, Wk, S)
-        _scale_down(S, k)
-        softmax_rows(S, beta, A, rowmax, lse)
-        np.dot(A, Wk.T, Xhat)
-        _scale_down(Xhat, k)
-    else:
-        np.dot(X, W, S)
-        softmax_rows(S, beta, A, rowmax, lse)
-        np.dot(A, W.T, Xhat)
+    """``retrieve_into`` with the products lifted by ``2**k`` (k = 0: the plain BLAS products).  A float32 ``W``
+    runs ``_retrieve_k32``; any other dtype has k = 0 (``retrieval_lift``) and compiles the plain products only."""
+    _retrieve_plain(X, W, beta, S, A, Xhat, rowmax, lse)
 
 
 @njit(cache=True)
@@ -181,7 +205,7 @@ def retrieve_into(X, W, beta, S, A, Xhat, rowmax, lse):
     A float32 ``W`` holding subnormal weights is multiplied in lifted form (``_lift_exponent``, above); the same
     bits otherwise.
     """
-    k = retrieval_lift(X, W, min_abs_bits32(W)) if W.itemsize == 4 else 0
+    k = retrieval_lift(X, W, min_abs_bits32(W))
     retrieve_k(X, W, k, beta, S, A, Xhat, rowmax, lse)
 
 

@@ -13,6 +13,7 @@ from numba import njit
 
 from refnsm._bits32 import BITS_INF32, BITS_MIN_NORMAL32, abs_bits_value, max_abs_bits32, min_abs_bits32
 from refnsm._fastchecks import all_finite
+from refnsm._specialise import float32_variant
 from refnsm._vexp import exp as vexp
 from refnsm._vexp import fdiv
 from refnsm._vlog import log as vlog
@@ -45,22 +46,32 @@ def _max_bits(u, mask):
     return m
 
 
+@njit(cache=True, inline="always")
+def _max_abs_as(x, utype, mask):
+    """``max_abs`` with the bit patterns read as the unsigned integer type ``utype`` of x's width."""
+    f = x.ravel()
+    out = np.empty(1, dtype=f.dtype)
+    o = out.view(utype)
+    o[0] = _max_bits(f.view(utype), mask)
+    return float(out[0])
+
+
+@njit(cache=True)
+def _max_abs32(x):
+    """``max_abs`` of a float32 array."""
+    return _max_abs_as(x, np.uint32, np.uint32(0x7FFFFFFF))
+
+
+@float32_variant(_max_abs32)
 @njit(cache=True)
 def max_abs(x):
     """max |x| of a C-contiguous float array (0.0 when empty) as a float, in one pass without a temporary.
 
     The sign bit is masked off and the bit patterns compared as unsigned integers, which orders non-negative
     floats (Inf included; a NaN's pattern exceeds Inf's, so a NaN makes the result NaN) exactly as their values;
-    the integer maximum vectorises where the float one, NaN-aware, does not (5x faster)."""
-    f = x.ravel()
-    out = np.empty(1, dtype=f.dtype)
-    if f.itemsize == 8:
-        o = out.view(np.uint64)
-        o[0] = _max_bits(f.view(np.uint64), np.uint64(0x7FFFFFFFFFFFFFFF))
-    else:
-        o = out.view(np.uint32)
-        o[0] = _max_bits(f.view(np.uint32), np.uint32(0x7FFFFFFF))
-    return float(out[0])
+    the integer maximum vectorises where the float one, NaN-aware, does not (5x faster).  float64 here, float32 by
+    ``_max_abs32`` (``refnsm._specialise``: each signature compiles one width's code)."""
+    return _max_abs_as(x, np.uint64, np.uint64(0x7FFFFFFFFFFFFFFF))
 
 
 @njit(cache=True)
@@ -263,22 +274,9 @@ def gaussian_near_pairs(near, X, out):
 
 
 @njit(cache=True)
-def dot_lifted(W, X, xbound):
-    r"""``W @ X`` (BLAS), with a float32 ``W`` that holds subnormal entries first multiplied by an exact power of two.
-
-    The saturated sigmoid's derivative :math:`S(1-S)` is formed from :math:`\sigma(-pG)` (not flushed to 0, see
-    ``_kernel_coupling``), so the pull-back matrix ``W`` of a saturated batch holds float32 subnormals, and SGEMM on
-    subnormal operands takes a microcode assist per product: 78 ms instead of 7 ms at N = 512, D = 4096.  Scaling
-    by :math:`2^k` is exact (a subnormal times :math:`2^k` is a normal number with the same digits) and rounding is
-    invariant under it, so the product of the scaled matrix is the same computation without subnormal arithmetic;
-    the result is scaled back by :math:`2^{-k}` (one multiplication, exact unless the entry is itself subnormal:
-    then it is rounded a second time, within one unit of float32's smallest subnormal, 1.4e-45, of the exact
-    product of the stored entries; the direct product rounds each subnormal term instead).  ``k`` lifts the smallest non-zero entry to the normal range, but never so far that
-    :math:`2^k \max|W| \cdot n \cdot` ``xbound`` could leave it (``xbound`` >= max|X|, e.g. the largest row norm
-    of ``X``); float64 (subnormals below 1e-308) is passed through, and so is a ``W`` holding Inf or NaN (its
-    product is not finite either way, and the caller's result check refuses it).
-    """
-    if W.itemsize != 4 or W.size == 0:
+def _dot_lifted32(W, X, xbound):
+    """``dot_lifted`` of a float32 ``W``."""
+    if W.size == 0:
         return np.dot(W, X)
     lo_bits = min_abs_bits32(W)  # integer scans of the bit patterns: they vectorise (refnsm._bits32)
     hi_bits = max_abs_bits32(W)
@@ -302,6 +300,27 @@ def dot_lifted(W, X, xbound):
     for i in range(o.size):
         o[i] = o[i] * down
     return out
+
+
+@float32_variant(_dot_lifted32)
+@njit(cache=True)
+def dot_lifted(W, X, xbound):
+    r"""``W @ X`` (BLAS), with a float32 ``W`` that holds subnormal entries first multiplied by an exact power of two.
+
+    The saturated sigmoid's derivative :math:`S(1-S)` is formed from :math:`\sigma(-pG)` (not flushed to 0, see
+    ``_kernel_coupling``), so the pull-back matrix ``W`` of a saturated batch holds float32 subnormals, and SGEMM on
+    subnormal operands takes a microcode assist per product: 78 ms instead of 7 ms at N = 512, D = 4096.  Scaling
+    by :math:`2^k` is exact (a subnormal times :math:`2^k` is a normal number with the same digits) and rounding is
+    invariant under it, so the product of the scaled matrix is the same computation without subnormal arithmetic;
+    the result is scaled back by :math:`2^{-k}` (one multiplication, exact unless the entry is itself subnormal:
+    then it is rounded a second time, within one unit of float32's smallest subnormal, 1.4e-45, of the exact
+    product of the stored entries; the direct product rounds each subnormal term instead).  ``k`` lifts the smallest non-zero entry to the normal range, but never so far that
+    :math:`2^k \max|W| \cdot n \cdot` ``xbound`` could leave it (``xbound`` >= max|X|, e.g. the largest row norm
+    of ``X``).  A ``W`` holding Inf or NaN is passed through (its product is not finite either way, and the caller's
+    result check refuses it), and so is float64 (subnormals below 1e-308): this function is the plain product, and a
+    float32 ``W`` compiles ``_dot_lifted32`` in its place (``refnsm._specialise``).
+    """
+    return np.dot(W, X)
 
 
 @njit(cache=True, inline="always")
