@@ -324,12 +324,22 @@ def dot_lifted(W, X, xbound):
 
 
 @njit(cache=True, inline="always")
+def _largest_norm(r):
+    """max of the row norms ``r`` (>= 0, never NaN; 0.0 when empty), as a float: a plain loop, where ``r.max()``
+    would compile NumPy's NaN-aware maximum into every signature (0.2 s of a first call with an empty cache)."""
+    m = 0.0
+    for i in range(r.size):
+        m = max(m, float(r[i]))
+    return m
+
+
+@njit(cache=True, inline="always")
 def _pull_back(W, X, r, h, all_rows):
     """The last step of both similarity VJPs: ``dX = W X + diag(h) X`` (``dot_lifted``, ``r`` the row norms
     bounding ``|X|``), the ``h_i x_i`` term added to every row (``all_rows``, the gaussian's) or where
     ``h_i != 0``."""
     n = X.shape[0]
-    out = dot_lifted(W, X, r.max() if n else 0.0)
+    out = dot_lifted(W, X, _largest_norm(r))
     for i in range(n):
         if all_rows or h[i] != 0:
             for k in range(X.shape[1]):
