@@ -3,8 +3,8 @@
 Numba compiles every branch of a kernel for every signature it is called with, including a branch that a test of
 the dtype (``if W.itemsize == 4:``) never takes for that signature: the test is a run-time value to Numba, not a
 type.  The float32 paths that avoid subnormal arithmetic (the lifted products of ``refnsm._bits32``'s users) were
-therefore typed, lowered and optimised in every float64 signature too, where they never run: about 1.3 s of a
-Hopfield first call's 3 s with an empty cache (``benchmarks/bench_cold_start.py``).
+therefore typed, lowered and optimised in every float64 signature too, where they never run: about 40% of the
+Hopfield family's float64 first call with an empty cache (``benchmarks/bench_cold_start.py`` times that call).
 
 ``float32_variant(f32, arg)`` decorates an ``@njit`` function ``f`` and returns a function that compiled code calls
 like ``f``.  Numba's ``overload`` resolves each call when it types it: a float32 array in position ``arg`` selects
