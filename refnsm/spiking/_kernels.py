@@ -314,8 +314,9 @@ def dot_lifted(W, X, xbound):
     invariant under it, so the product of the scaled matrix is the same computation without subnormal arithmetic;
     the result is scaled back by :math:`2^{-k}` (one multiplication, exact unless the entry is itself subnormal:
     then it is rounded a second time, within one unit of float32's smallest subnormal, 1.4e-45, of the exact
-    product of the stored entries; the direct product rounds each subnormal term instead).  ``k`` lifts the smallest non-zero entry to the normal range, but never so far that
-    :math:`2^k \max|W| \cdot n \cdot` ``xbound`` could leave it (``xbound`` >= max|X|, e.g. the largest row norm
+    product of the stored entries; the direct product rounds each subnormal term instead).  ``k`` lifts the
+    smallest non-zero entry to the normal range, but never so far that :math:`2^k \max|W| \cdot n \cdot`
+    ``xbound`` could leave it (``xbound`` >= max|X|, e.g. the largest row norm
     of ``X``).  A ``W`` holding Inf or NaN is passed through (its product is not finite either way, and the caller's
     result check refuses it), and so is float64 (subnormals below 1e-308): this function is the plain product, and a
     float32 ``W`` compiles ``_dot_lifted32`` in its place (``refnsm._specialise``).
@@ -787,8 +788,8 @@ def spike_similar_loss_fused(X, G, L, kind, p, eps, exact_diagonal, loss, g, bce
 
     On the CPU the public functions call it through ``spike_similar_loss_checked``, into which it is inlined (a
     compiled function that calls another compiled function links and emits the callee's machine code again: as a
-    second layer the first call with an empty cache took 6.4-6.7 s instead of 5.4-5.7 s, inlined 5.7-6.1 s).  The
-    CUDA twin has this signature.
+    second compiled layer it added about 1 s to the first call with an empty cache).  The CUDA twin has this
+    signature.
     """
     if G.shape[0] != X.shape[0]:
         G = np.dot(X, X.T)
