@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import _backend
 from .. import _checks
+from .._blas import matmul
 
 __all__ = [
     "Retrieval",
@@ -249,10 +250,11 @@ def retrieve_vjp(grad_out, X, W, beta, *, device="cpu"):
     S, A, _, _, _ = _retrieve_raw(kernels, xp, X2, W, beta)
     G, S, A, X2, W = (xp.to_host(a) for a in (G, S, A, X2, W))
     G = G.reshape(X2.shape)
-    Abar = G @ W
+    # the products through the BLAS of the retrieval kernel (refnsm._blas: one OpenBLAS thread pool per call)
+    Abar = matmul(G, W)
     T = A * (Abar - np.sum(A * Abar, axis=1, keepdims=True))
-    gX = beta * (T @ W.T)
-    gW = G.T @ A + beta * (X2.T @ T)
+    gX = beta * matmul(T, W.T)
+    gW = matmul(G.T, A) + beta * matmul(X2.T, T)
     gbeta = float(np.sum(S.astype(np.float64) * T))
     return xp.give_back_host(_squeeze(gX, was_1d)), xp.give_back_host(gW), gbeta
 
@@ -409,7 +411,7 @@ def energy_vjp(grad_out, X, W, beta, *, device="cpu"):
     S, A, Xhat, lse, X2, W = (xp.to_host(a) for a in (S, A, Xhat, lse, X2, W))
     gl = g.astype(X2.dtype)
     gX = gl[:, None] * (X2 - Xhat)
-    gW = -(X2.T @ (gl[:, None] * A))
+    gW = -matmul(X2.T, gl[:, None] * A)  # the retrieval kernel's BLAS (refnsm._blas)
     gW[:, jstar] += np.sum(gl) * W[:, jstar]
     gbeta = float(np.sum(g * _energy_dbeta(S, A, lse, beta, H)))
     return xp.give_back_host(_squeeze(gX, was_1d)), xp.give_back_host(gW), gbeta
