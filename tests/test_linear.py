@@ -388,6 +388,45 @@ def test_perron_frobenius_sigmoid_saturates_without_warnings():
     assert np.all(np.isfinite(W)) and all(np.all(np.isfinite(v)) for v in g.values())
 
 
+@pytest.mark.parametrize("name, shape, kw", [("SVDLinear", (7, 5), {}), ("SVDLinear", (5, 7), {}),
+                                             ("SVDLinearLearnBounds", (6, 6), {}), ("SymmetricSVDLinear", (6, 6), {}),
+                                             ("SymmetricSVDLinear", (6, 6), {"compat": "neuromancer"})])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_svd_products_outside_the_kernels_match(monkeypatch, name, shape, kw, dtype):
+    """From 64**3 multiply-adds per product the soft-SVD maps make their products with NumPy's BLAS instead of inside
+    the kernels (``svd._PRODUCTS_IN_KERNEL_BELOW``).  Forcing that path at a small size gives the same W, output,
+    input gradient and parameter gradients, to the error bound of the length-r products (the two BLAS builds may
+    round differently); the symmetric map's U is an F-ordered view (V.T), which the split kernels read as it is."""
+    from refnsm.linear import svd
+
+    gen = np.random.default_rng(4)
+    m = getattr(L, name)(*shape, True, rng=3, dtype=dtype, **kw)
+    x = gen.standard_normal((9, shape[0])).astype(dtype)
+    g = gen.standard_normal((9, shape[1])).astype(dtype)
+
+    def run():
+        W = m.effective_W()
+        y = m.forward(x)
+        return [W, y, m.backward(g)] + [m.grads[k] for k in sorted(m.grads)]
+
+    assert m._products_in_kernel()
+    in_kernel = run()
+    monkeypatch.setattr(svd, "_PRODUCTS_IN_KERNEL_BELOW", 0)
+    assert not m._products_in_kernel()
+    outside = run()
+    tol = 1e-13 if dtype == np.float64 else 2e-6
+    for a, b in zip(in_kernel, outside):
+        assert a.dtype == b.dtype == dtype and a.shape == b.shape
+        np.testing.assert_allclose(b, a, rtol=tol, atol=tol * np.abs(a).max())
+
+
+def test_svd_products_leave_the_kernels_at_64_cubed():
+    assert L.SVDLinear(63, 63)._products_in_kernel()  # 63**3 multiply-adds per product
+    assert not L.SVDLinear(64, 64)._products_in_kernel()
+    assert L.SVDLinear(63, 66)._products_in_kernel()  # r * in * out = 63 * 63 * 66 = 261954 < 64**3
+    assert not L.SVDLinear(67, 63)._products_in_kernel()  # 63 * 67 * 63 = 265923
+
+
 @pytest.mark.parametrize("shape", [(5, 3), (3, 5), (4, 4)])
 def test_svd_kernels_match_naive_numpy(shape):
     """The fused soft-SVD kernels (svd_weight, svd_weight_vjp) against the NumPy expressions of the docstring, and

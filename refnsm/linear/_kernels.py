@@ -31,13 +31,14 @@ warnings) and :math:`\sigma = 0` exactly, as the limit says.
 
 Soft SVD
 --------
-``svd_weight`` forms :math:`\sigma(\theta_{:r})`, :math:`s = \sigma_\max - (\sigma_\max-\sigma_\min)\sigma(\theta)`,
-:math:`U_{:, :r}\,\mathrm{diag}(s)` and its BLAS product with :math:`V_{:r}` in one call; ``svd_weight_vjp`` forms
-:math:`G V_{:r}^\top` and :math:`U_{:, :r}^\top G` (BLAS) and the elementwise rest of the VJP (see
-:class:`refnsm.linear.SVDLinear`).  The products are BLAS calls made from inside the kernel, which saves three
-Python-level calls' fixed cost (2.7 -> 1.9 µs for a 16x16 weight, 4.5 -> 3.2 µs for its VJP).  They go to the BLAS
-that Numba links (SciPy's OpenBLAS build), not NumPy's own build: both are correctly rounded products up to the
-usual dot-product error bound, and on the benchmark machine their bits agreed on every shape tested.
+``svd_scaled_factor`` forms :math:`\sigma(\theta_{:r})`, :math:`s = \sigma_\max - (\sigma_\max-\sigma_\min)
+\sigma(\theta)` and :math:`U_{:, :r}\,\mathrm{diag}(s)`; ``svd_vjp_from_products`` is the elementwise rest of the
+VJP, given :math:`G V_{:r}^\top` and :math:`U_{:, :r}^\top G` (see :class:`refnsm.linear.SVDLinear`).
+``svd_weight`` and ``svd_weight_vjp`` wrap them with the products made inside the kernel, which saves three
+Python-level calls' fixed cost (2.7 -> 1.9 µs for a 16x16 weight, 4.5 -> 3.2 µs for its VJP).  Those products go to
+the BLAS that Numba links (SciPy's OpenBLAS build), not NumPy's own build: both are correctly rounded products up to
+the usual dot-product error bound.  The maps use the wrappers only for products below 64**3 multiply-adds; larger
+ones are NumPy's, the BLAS of the maps' own products (``refnsm.linear.svd._PRODUCTS_IN_KERNEL_BELOW`` says why).
 
 The affine layer (every map)
 ----------------------------
@@ -229,9 +230,9 @@ def pf_weight_vjp(G, M, SC, lo, hi):
 
 
 @njit(cache=True)
-def svd_weight(U, V, theta, lo, hi, r):
-    """Soft-SVD weight: sg = sigmoid(theta[:r, 0]), s = hi - (hi - lo) sg (each rounded to U's dtype) and
-    W = (U[:, :r] diag(s)) V[:r] (one BLAS product, of C-contiguous factors).  Returns (W, s, sg)."""
+def svd_scaled_factor(U, theta, lo, hi, r):
+    """The elementwise part of the soft-SVD weight: sg = sigmoid(theta[:r, 0]), s = hi - (hi - lo) sg (each rounded
+    to U's dtype) and Us = U[:, :r] diag(s), C-contiguous.  Returns (Us, s, sg); W = Us V[:r]."""
     n = U.shape[0]
     sg = np.empty(r, dtype=U.dtype)
     s = np.empty(r, dtype=U.dtype)
@@ -242,23 +243,30 @@ def svd_weight(U, V, theta, lo, hi, r):
     for i in range(n):
         for q in range(r):
             Us[i, q] = U[i, q] * s[q]
+    return Us, s, sg
+
+
+@njit(cache=True)
+def svd_weight(U, V, theta, lo, hi, r):
+    """Soft-SVD weight in one call: ``svd_scaled_factor`` and W = Us V[:r] (one BLAS product from the kernel, of
+    C-contiguous factors).  Returns (W, s, sg)."""
+    Us, s, sg = svd_scaled_factor(U, theta, lo, hi, r)
     return np.dot(Us, np.ascontiguousarray(V[:r, :])), s, sg
 
 
 @njit(cache=True)
-def svd_weight_vjp(G, U, V, s, sg, lo, hi, r, ntheta):
-    """VJP of ``svd_weight`` for a cotangent G [in, out]: with GVt = G V[:r]^T [in, r] and UtG = U[:, :r]^T G
-    [r, out] (two BLAS products), dU = [GVt diag(s), 0], dV = [diag(s) UtG; 0], g_q = sum_i U[i, q] GVt[i, q]
-    (in order i = 0, 1, ...) = (U^T G V^T)_qq and dtheta[q, 0] = -(hi - lo) sg_q (1 - sg_q) g_q for q < r (zero
-    below).  Returns (dU, dV, dtheta, g)."""
-    nin = U.shape[0]
-    nout = V.shape[0]
-    GVt = np.dot(G, np.ascontiguousarray(V[:r, :]).T)
-    UtG = np.dot(np.ascontiguousarray(U[:, :r]).T, G)
-    dU = np.zeros((nin, nin), dtype=G.dtype)
-    dV = np.zeros((nout, nout), dtype=G.dtype)
-    dtheta = np.zeros((ntheta, 1), dtype=G.dtype)
-    g = np.zeros(r, dtype=G.dtype)
+def svd_vjp_from_products(GVt, UtG, U, s, sg, lo, hi, r, ntheta):
+    """The elementwise part of the soft-SVD VJP, from GVt = G V[:r]^T [in, r] and UtG = U[:, :r]^T G [r, out]:
+    dU = [GVt diag(s), 0], dV = [diag(s) UtG; 0], g_q = sum_i U[i, q] GVt[i, q] (in order i = 0, 1, ...)
+    = (U^T G V^T)_qq and dtheta[q, 0] = -(hi - lo) sg_q (1 - sg_q) g_q for q < r (zero below).  Returns
+    (dU, dV, dtheta, g)."""
+    nin = GVt.shape[0]
+    nout = UtG.shape[1]
+    dt = GVt.dtype
+    dU = np.zeros((nin, nin), dtype=dt)
+    dV = np.zeros((nout, nout), dtype=dt)
+    dtheta = np.zeros((ntheta, 1), dtype=dt)
+    g = np.zeros(r, dtype=dt)
     for i in range(nin):
         for q in range(r):
             dU[i, q] = GVt[i, q] * s[q]
@@ -268,6 +276,15 @@ def svd_weight_vjp(G, U, V, s, sg, lo, hi, r, ntheta):
             dV[q, j] = s[q] * UtG[q, j]
         dtheta[q, 0] = -(hi - lo) * sg[q] * (1 - sg[q]) * g[q]
     return dU, dV, dtheta, g
+
+
+@njit(cache=True)
+def svd_weight_vjp(G, U, V, s, sg, lo, hi, r, ntheta):
+    """VJP of ``svd_weight`` for a cotangent G [in, out] in one call: GVt = G V[:r]^T and UtG = U[:, :r]^T G (two
+    BLAS products from the kernel), then ``svd_vjp_from_products``.  Returns (dU, dV, dtheta, g)."""
+    GVt = np.dot(G, np.ascontiguousarray(V[:r, :]).T)
+    UtG = np.dot(np.ascontiguousarray(U[:, :r]).T, G)
+    return svd_vjp_from_products(GVt, UtG, U, s, sg, lo, hi, r, ntheta)
 
 
 @njit(cache=True)

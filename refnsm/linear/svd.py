@@ -24,6 +24,19 @@ from .functional import check_bounds, frob_norm, sigmoid
 __all__ = ["SVDLinear", "SVDLinearLearnBounds", "SymmetricSVDLinear", "orthogonal_init", "orthogonality_error"]
 
 
+#: Below this many multiply-adds per product (r * insize * outsize), the soft-SVD products are BLAS calls made from
+#: inside the Numba kernels, which saves the fixed cost of three Python-level calls (2.7 -> 1.9 us for a 16x16
+#: weight, 4.5 -> 3.2 us for its VJP).  Those calls go to the BLAS that Numba links (SciPy's OpenBLAS), while
+#: ``forward`` and ``backward`` multiply by W with NumPy's (a second OpenBLAS with its own thread pool, in NumPy's
+#: wheels).  From this size on OpenBLAS runs a product on several threads, and alternating the two libraries makes
+#: both pools' spinning threads fight over the cores (``docs/contributing.md``, "One BLAS per hot path"): at
+#: 512x512, batch 1024, on 2 cores, effective_W + forward + backward took 48-80 ms with the products in the
+#: kernels against 23 ms with them in NumPy's BLAS, and at 96x96 16 ms against 0.2 ms
+#: (``benchmarks/bench_blas_pools.py`` measures both).  So the larger products are NumPy's ``np.dot``; below the
+#: threshold the two paths differ by 1-2 µs, and the pools stayed apart up to 80x80.
+_PRODUCTS_IN_KERNEL_BELOW = 64**3
+
+
 def orthogonal_init(gen, n):
     """torch's ``orthogonal_`` law: Q of the QR of an N(0, 1) matrix, columns multiplied by sign(diag R)."""
     q, r = np.linalg.qr(gen.standard_normal((n, n)))
@@ -135,20 +148,34 @@ class SVDLinear(_OrthogonalErrorMethod, LinearBase):
     def _factors(self):
         return self.params["U"], self.params["V"]
 
+    def _products_in_kernel(self):
+        """Whether the weight's products (r * insize * outsize multiply-adds each) are made inside the Numba kernels;
+        see :data:`_PRODUCTS_IN_KERNEL_BELOW`."""
+        return self.r * self.insize * self.outsize < _PRODUCTS_IN_KERNEL_BELOW
+
     def _weight(self):
-        # one Numba call: sigma(theta), s, U[:, :r] diag(s) and its BLAS product with V[:r]
+        # sigma(theta), s, Us = U[:, :r] diag(s) (Numba) and the product Us V[:r] (BLAS)
         U, V = self._factors()
         lo, hi = self._bounds()
-        W, s, sg = _kernels.svd_weight(U, V, self.params["sigma"], float(lo), float(hi), self.r)
+        if self._products_in_kernel():
+            W, s, sg = _kernels.svd_weight(U, V, self.params["sigma"], float(lo), float(hi), self.r)
+        else:
+            Us, s, sg = _kernels.svd_scaled_factor(U, self.params["sigma"], float(lo), float(hi), self.r)
+            W = np.dot(Us, V[: self.r])
         return W, (U, V, s, sg)
 
     def _core_vjp(self, G, cache):
         U, V, s, sg = cache
         lo, hi = self._bounds()
+        r, ntheta = self.r, self.params["sigma"].shape[0]
         # G V^T and U^T G (BLAS), then dU = [G V^T diag(s), 0], dV = [diag(s) U^T G; 0], g_i = (U^T G V^T)_ii
-        # and dtheta: one Numba call
-        dU, dV, dtheta, g = _kernels.svd_weight_vjp(np.ascontiguousarray(G), U, V, s, sg, float(lo), float(hi),
-                                                    self.r, self.params["sigma"].shape[0])
+        # and dtheta (Numba)
+        G = np.ascontiguousarray(G)
+        if self._products_in_kernel():
+            dU, dV, dtheta, g = _kernels.svd_weight_vjp(G, U, V, s, sg, float(lo), float(hi), r, ntheta)
+        else:
+            GVt, UtG = np.dot(G, V[:r].T), np.dot(U[:, :r].T, G)
+            dU, dV, dtheta, g = _kernels.svd_vjp_from_products(GVt, UtG, U, s, sg, float(lo), float(hi), r, ntheta)
         return dU, dV, dtheta, g, sg
 
     def _weight_vjp(self, G, cache):
