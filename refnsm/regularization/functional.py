@@ -217,7 +217,10 @@ def _spectral_value_grad(P: np.ndarray, name: str, scale: float = 1.0):
             x = np.empty(d.shape[0])
             lam1, lam2_hi, resid = K.tridiagonal_top_eigpair(d, e, tau, c.T, x, 2.0 * _GAP)
             if lam1 > 0 and lam1 - lam2_hi > 2.0 * _GAP * lam1 and resid <= _RESID * x.shape[0] * lam1:
-                y = np.dot(x, Pd) if wide else np.dot(Pd, x)
+                # y = x P (wide) or P x, by SciPy's gemv: the library of syrk and sytrd above.  NumPy's np.dot
+                # would wake NumPy's own OpenBLAS thread pool while SciPy's threads still spin (1024x1024 on 2
+                # cores: 62-76 ms instead of 36 ms; docs/contributing.md, "One BLAS per hot path")
+                y = blas.dgemv(1.0, Pd.T, x, trans=0 if wide else 1)
                 s1 = float(np.sqrt(np.dot(y, y)))
                 y /= s1
                 if scale != 1.0:
