@@ -28,7 +28,7 @@ __all__ = ["SVDLinear", "SVDLinearLearnBounds", "SymmetricSVDLinear", "orthogona
 #: inside the Numba kernels, which saves the fixed cost of three Python-level calls (2.7 -> 1.9 us for a 16x16
 #: weight, 4.5 -> 3.2 us for its VJP).  Those calls go to the BLAS that Numba links (SciPy's OpenBLAS), while
 #: ``forward`` and ``backward`` multiply by W with NumPy's (a second OpenBLAS with its own thread pool, in NumPy's
-#: wheels).  From this size on OpenBLAS runs a product on several threads, and alternating the two libraries makes
+#: wheels).  Where OpenBLAS runs a product on several threads, alternating the two libraries makes
 #: both pools' spinning threads fight over the cores (``docs/contributing.md``, "One BLAS per hot path"): at
 #: 512x512, batch 1024, on 2 cores, effective_W + forward + backward took 48-80 ms with the products in the
 #: kernels against 23 ms with them in NumPy's BLAS, and at 96x96 16 ms against 0.2 ms

@@ -221,7 +221,7 @@ def _spectral_value_grad(P: np.ndarray, name: str, scale: float = 1.0):
                 # would wake NumPy's own OpenBLAS thread pool while SciPy's threads still spin (1024x1024 on 2
                 # cores: 62-76 ms instead of 36 ms; docs/contributing.md, "One BLAS per hot path")
                 y = blas.dgemv(1.0, Pd.T, x, trans=0 if wide else 1)
-                s1 = float(np.sqrt(np.dot(y, y)))
+                s1 = float(np.sqrt(blas.ddot(y, y)))
                 y /= s1
                 if scale != 1.0:
                     y *= scale
